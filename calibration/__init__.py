@@ -1,0 +1,1 @@
+"""ChipTwin calibration layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""ChipTwin instruments layer (see DESIGN.md)."""

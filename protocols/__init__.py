@@ -1,0 +1,1 @@
+"""ChipTwin protocols layer (see DESIGN.md)."""

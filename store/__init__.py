@@ -1,0 +1,1 @@
+"""ChipTwin store layer (see DESIGN.md)."""

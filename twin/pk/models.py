@@ -1,0 +1,5 @@
+"""pk models of the catalogue."""
+
+from twin.model import ModelSpec
+
+MODELS: tuple[ModelSpec, ...] = ()

@@ -1,0 +1,1 @@
+"""ChipTwin ui layer (see DESIGN.md)."""
