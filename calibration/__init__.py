@@ -1,1 +1,5 @@
-"""ChipTwin calibration layer (see DESIGN.md)."""
+"""Calibration: fitting the twin with honest uncertainty, experiment design, dose optimisation."""
+
+
+class CalibrationError(ValueError):
+    """Root of every error calibration raises for bad input (the message says what to change)."""

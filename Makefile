@@ -1,0 +1,39 @@
+# The two commands of the README:
+#   make demo   the main job (simulated rig, closed loop, panel)
+#   make test   install everything the tests need, then run the whole suite
+# Plain pip into a local virtual environment; nothing else is required.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+
+.PHONY: test demo install system-deps lint bench clean
+
+test: install system-deps
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/pytest
+
+demo: install
+	$(VENV)/bin/chiptwin demo
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+system-deps:
+	./scripts/system-deps.sh
+
+lint: install
+	$(VENV)/bin/lint-imports
+
+# Benchmarks are not part of the test suite: they take minutes and print tables.
+bench: install
+	$(PY) -m benchmarks.bench_store
+
+clean:
+	rm -rf $(VENV) .pytest_cache

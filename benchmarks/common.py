@@ -1,0 +1,30 @@
+"""Small helpers shared by the benchmarks: timing medians and writing results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def median_seconds(work: Callable[[], object], repeats: int) -> float:
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def write_results(name: str, figures: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    figures = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+               "note": "shared, noisy 2-core machine: medians and ratios measured in one run", **figures}
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    return path

@@ -1,0 +1,1 @@
+"""Alembic migrations of the lab store (run through store.migrate, never by hand)."""

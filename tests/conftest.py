@@ -1,0 +1,52 @@
+"""Shared fixtures: real databases (a SQLite file per test, a PostgreSQL schema per test)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO.parent / "shared" / "reference"
+PG_ADMIN_DSN = os.environ.get("CHIPTWIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_unavailable() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn() -> str:
+    reason = _postgres_unavailable()
+    if reason:
+        pytest.skip(f"!!! PostgreSQL at {PG_ADMIN_DSN} did not answer ({reason}); PostgreSQL tests SKIPPED !!!")
+    return PG_ADMIN_DSN
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'lab.db'}"
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_dsn: str):
+    """A fresh schema per test, chosen through search_path so the store code is unchanged."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_dsn, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    yield postgres_admin_dsn.replace("postgresql://", "postgresql+psycopg://") + f"?options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_admin_dsn, autocommit=True) as connection:
+        connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request) -> str:
+    """Run the test once on each backend."""
+    return request.getfixturevalue(f"{request.param}_url")
