@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from ui import cli_simulate
 from ui.cli_store import audit_app, db_app
 from ui.errors import USER_ERRORS, EXIT_USER_ERROR, not_built, report
 
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+cli_simulate.register(app)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
@@ -38,7 +40,6 @@ _UNBUILT = {
     "fit": ("Fit a model to chip or patient data.", _CALIBRATION),
     "design": ("Rank candidate experiments by expected information gain.", _CALIBRATION),
     "dose": ("Optimise a dosing regimen for a chip or a virtual patient.", _CALIBRATION),
-    "simulate": ("Simulate a NONMEM-style dataset with a model of the catalogue.", _TWIN),
     "predict": ("A virtual patient's exposure and a dose recommendation.", _TWIN),
     "population": ("Exposure across N virtual patients.", _TWIN),
     "sim-rig": ("Run the simulated rig on its own (ptys and a Modbus TCP server).", _INSTRUMENTS),
