@@ -1,5 +1,5 @@
 """Calibration: fitting the twin with honest uncertainty, experiment design, dose optimisation."""
 
+from calibration.errors import CalibrationError
 
-class CalibrationError(ValueError):
-    """Root of every error calibration raises for bad input (the message says what to change)."""
+__all__ = ["CalibrationError"]

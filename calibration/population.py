@@ -1,0 +1,262 @@
+"""Population fits by FOCE-I (first-order conditional estimation with interaction).
+
+Replicate chips are a population just as patients are. For subject i with random
+effects η_i ~ N(0, Ω) and observations y_ij ~ N(f_ij(θ, η_i), V_ij), V depending on f
+(the interaction), the objective (NONMEM's OFV, −2 log L without the N·log 2π constant) is
+
+    OFV = Σ_i [ Σ_j (log V_ij + (y_ij − f_ij)²/V_ij) + η̂_iᵀ Ω⁻¹ η̂_i
+                + log|Ω| + log|Ω⁻¹ + Σ_j (g_ij g_ijᵀ / V_ij + ½ h_ij h_ijᵀ / V_ij²)| ]
+
+evaluated at each subject's conditional mode η̂_i, with g = ∂f/∂η and h = ∂V/∂η there:
+a Laplace approximation whose Hessian is the expected information of the data (the
+h-term is the interaction's own share). This form reproduces NONMEM 7's FOCE-I OFV for
+phenobarbital (586.27606) to the printed digits; without the h-term it is 1.6 lower
+(see tests/calibration/test_population_reference.py). The conditional modes of all subjects are found
+together by a batched Newton iteration; the outer problem (log θ, log ω², log σ) by a
+quasi-Newton method with warm-started inner solves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy.optimize import minimize
+
+from calibration.error_models import ErrorModel, minus2ll_terms
+from calibration.errors import FitFailedError, NoObservationsError
+from calibration.record import FitRecord
+
+Predict = Callable[[np.ndarray], np.ndarray]  # φ (n_subjects, n_phi) → f (n_subjects, n_obs_max)
+Individual = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (θ, η (n_subjects, n_eta)) → φ
+_JACOBIAN_STEP = 1e-5
+
+
+@dataclass
+class PopulationModel:
+    theta_names: tuple[str, ...]
+    eta_names: tuple[str, ...]
+    individual: Individual
+    predict: Predict
+    error: ErrorModel
+    phi_names: tuple[str, ...] = ()  # names of the individual parameters; default: theta_names
+
+    @property
+    def individual_names(self) -> tuple[str, ...]:
+        return self.phi_names or self.theta_names
+
+
+@dataclass
+class PopulationData:
+    """Observations padded to a rectangle; ``mask`` marks the real ones."""
+
+    ids: list
+    dv: np.ndarray
+    mask: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not self.mask.any():
+            raise NoObservationsError("the dataset has no observations to fit (all rows are doses or MDV=1)")
+
+    @property
+    def n_observations(self) -> int:
+        return int(self.mask.sum())
+
+
+def lognormal_individual(theta_names: tuple[str, ...], eta_names: tuple[str, ...]) -> Individual:
+    """φ_k = θ_k · exp(η_k) for parameters with a random effect, φ_k = θ_k otherwise."""
+    columns = [theta_names.index(name) for name in eta_names]
+
+    def individual(theta: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        phi = np.repeat(theta[None, :], eta.shape[0], axis=0)
+        phi[:, columns] *= np.exp(eta)
+        return phi
+
+    return individual
+
+
+@dataclass
+class FoceState:
+    """The inner solution at one outer point: modes, predictions and their η-gradients."""
+
+    eta: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    ofv_by_subject: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+class Foce:
+    """The FOCE-I objective for one model and dataset; keeps the last modes for warm starts."""
+
+    def __init__(self, model: PopulationModel, data: PopulationData) -> None:
+        self.model, self.data = model, data
+        self.n_theta, self.n_eta = len(model.theta_names), len(model.eta_names)
+        self.n_sigma = len(model.error.parameter_names)
+        self.eta = np.zeros((len(data.ids), self.n_eta))
+        self.evaluations = 0
+
+    # --- parameter vector: [log θ, log ω² (diagonal Ω), log σ] ---------------------------
+    def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        theta = np.exp(x[: self.n_theta])
+        omega = np.diag(np.exp(x[self.n_theta : self.n_theta + self.n_eta]))
+        sigma = np.exp(x[self.n_theta + self.n_eta :])
+        return theta, omega, sigma
+
+    def pack(self, theta: np.ndarray, omega_variances: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        return np.log(np.concatenate([theta, omega_variances, sigma]))
+
+    # --- predictions and their η-Jacobian -------------------------------------------------
+    def _predict(self, theta: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        f = self.model.predict(self.model.individual(theta, eta))
+        return np.where(self.data.mask, f, 0.0)
+
+    def _jacobian(self, theta: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """∂f/∂η by central differences (all subjects at once): (n, m, q)."""
+        columns = []
+        for k in range(self.n_eta):
+            step = np.zeros(self.n_eta)
+            step[k] = _JACOBIAN_STEP
+            columns.append((self._predict(theta, eta + step) - self._predict(theta, eta - step)) / (2 * _JACOBIAN_STEP))
+        return np.stack(columns, axis=-1)
+
+    def _inner_objective(self, theta, omega_inv, sigma, eta) -> np.ndarray:
+        f = self._predict(theta, eta)
+        variance = self.model.error.variance(f, sigma)
+        data_term = np.where(self.data.mask, minus2ll_terms(self.data.dv, f, variance), 0.0).sum(axis=1)
+        return data_term + np.einsum("ni,ij,nj->n", eta, omega_inv, eta)
+
+    def conditional_modes(self, theta, omega, sigma, eta0, max_iterations: int = 50) -> FoceState:
+        """Batched Newton (expected-information Hessian) with per-subject backtracking."""
+        omega_inv = np.linalg.inv(omega)
+        eta = eta0.copy()
+        objective = self._inner_objective(theta, omega_inv, sigma, eta)
+        mask, y, error = self.data.mask[..., None], self.data.dv, self.model.error
+        for _ in range(max_iterations):
+            f, g = self._predict(theta, eta), self._jacobian(theta, eta)
+            variance = error.variance(f, sigma)
+            dv = (error.dvariance_df(f, sigma) / variance)[..., None] * g  # ∂V/∂η / V
+            r = (y - f)[..., None]
+            grad = (mask * (-2 * r / variance[..., None] * g + (1 - r**2 / variance[..., None]) * dv)).sum(1)
+            grad += 2 * eta @ omega_inv
+            gw = mask * g / np.sqrt(variance)[..., None]
+            dvw = mask * dv
+            hessian = 2 * np.einsum("nmi,nmj->nij", gw, gw) + np.einsum("nmi,nmj->nij", dvw, dvw) + 2 * omega_inv
+            step = np.linalg.solve(hessian, grad[..., None])[..., 0]
+            eta, objective, moved = self._backtrack(theta, omega_inv, sigma, eta, step, objective)
+            if np.max(np.abs(moved)) < 1e-8:
+                break
+        f, g = self._predict(theta, eta), self._jacobian(theta, eta)
+        return FoceState(eta, f, g)
+
+    def _backtrack(self, theta, omega_inv, sigma, eta, step, objective):
+        scale = np.ones(eta.shape[0])
+        accepted = np.zeros(eta.shape[0], dtype=bool)
+        new_eta, new_objective = eta.copy(), objective.copy()
+        for _ in range(30):
+            candidate = eta - scale[:, None] * step
+            value = self._inner_objective(theta, omega_inv, sigma, candidate)
+            better = ~accepted & np.isfinite(value) & (value <= objective + 1e-12)
+            new_eta[better], new_objective[better] = candidate[better], value[better]
+            accepted |= better
+            if accepted.all():
+                break
+            scale[~accepted] /= 2
+        return new_eta, new_objective, new_eta - eta
+
+    def ofv(self, x: np.ndarray) -> float:
+        """OFV without the constant; non-finite values become +inf so optimisers back off."""
+        theta, omega, sigma = self.unpack(x)
+        self.evaluations += 1
+        with np.errstate(all="ignore"):
+            state = self.conditional_modes(theta, omega, sigma, self.eta)
+            by_subject = self.subject_ofv(state, omega, sigma)
+        total = float(by_subject.sum())
+        if not np.isfinite(total):
+            return np.inf
+        self.eta = state.eta
+        return total
+
+    def subject_ofv(self, state: FoceState, omega: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        variance = self.model.error.variance(state.f, sigma)
+        data_term = np.where(self.data.mask, minus2ll_terms(self.data.dv, state.f, variance), 0.0).sum(axis=1)
+        omega_inv = np.linalg.inv(omega)
+        prior = np.einsum("ni,ij,nj->n", state.eta, omega_inv, state.eta)
+        mask = self.data.mask[..., None]
+        gw = mask * state.g / np.sqrt(variance)[..., None]
+        hw = mask * (self.model.error.dvariance_df(state.f, sigma) / variance)[..., None] * state.g  # h / V
+        information = omega_inv + np.einsum("nmi,nmj->nij", gw, gw) + 0.5 * np.einsum("nmi,nmj->nij", hw, hw)
+        _, logdet_information = np.linalg.slogdet(information)
+        _, logdet_omega = np.linalg.slogdet(omega)
+        return data_term + prior + logdet_omega + logdet_information
+
+
+@dataclass
+class PopulationEstimate:
+    x: np.ndarray
+    ofv: float
+    converged: bool
+    message: str
+    eta: np.ndarray
+    evaluations: int
+
+
+def estimate_foce(objective: Foce, x0: np.ndarray, max_iterations: int = 200) -> PopulationEstimate:
+    """Minimise the OFV from ``x0``: BFGS on central-difference gradients, restarted once if needed.
+
+    Central differences matter: the OFV moves with the inner modes, and forward
+    differences stall BFGS short of the optimum (seen on phenobarbital: 1e-3 in OFV, 1 % in θ).
+    """
+    if not np.isfinite(objective.ofv(x0)):
+        raise FitFailedError("the objective is not finite at the initial estimates; give initial values closer to the data")
+    options = {"maxiter": max_iterations, "gtol": 1e-3}
+    result = minimize(objective.ofv, x0, method="BFGS", jac="3-point", options=options)
+    if not result.success:
+        result = minimize(objective.ofv, result.x, method="BFGS", jac="3-point", options=options)
+    value = objective.ofv(result.x)  # leaves the modes at the optimum
+    return PopulationEstimate(result.x, value, bool(result.success), str(result.message),
+                              objective.eta.copy(), objective.evaluations)
+
+
+def fit_population(
+    model: PopulationModel, data: PopulationData, theta0: dict[str, float],
+    omega0: dict[str, float] | None = None, sigma0: np.ndarray | None = None,
+    model_name: str = "custom", model_version: str = "", covariance: bool = True,
+) -> FitRecord:
+    """FOCE-I fit with a covariance step; returns the fit record."""
+    import time
+
+    from calibration.uncertainty import from_hessian, natural_scale, numerical_hessian
+
+    started = time.perf_counter()
+    objective = Foce(model, data)
+    theta = np.array([theta0[name] for name in model.theta_names], dtype=float)
+    omega = np.array([(omega0 or {}).get(name, 0.1) for name in model.eta_names], dtype=float)
+    sigma = model.error.default_sigma(data.dv[data.mask]) if sigma0 is None else np.asarray(sigma0, float)
+    estimate = estimate_foce(objective, objective.pack(theta, omega, sigma))
+    names = [*model.theta_names, *(f"omega2_{n}" for n in model.eta_names), *model.error.parameter_names]
+    uncertainty = from_hessian(numerical_hessian(objective.ofv, estimate.x), names) if covariance else None
+    objective.ofv(estimate.x)  # modes back at the optimum after the Hessian's excursions
+    sd = uncertainty.log_sd if uncertainty and uncertainty.covariance is not None else np.full(len(names), np.nan)
+    x = estimate.x
+    n_theta, n_eta = len(model.theta_names), len(model.eta_names)
+    theta_hat, omega_hat, sigma_hat = objective.unpack(x)
+    phi = model.individual(theta_hat, objective.eta)
+    warnings = [] if estimate.converged else [f"the optimiser did not converge: {estimate.message}"]
+    warnings += uncertainty.warnings if uncertainty else []
+    correlation = uncertainty.correlation() if uncertainty else None
+    return FitRecord(
+        model=model_name, model_version=model_version, method="population-foce-i",
+        converged=estimate.converged, minus2ll=estimate.ofv,
+        n_observations=data.n_observations, n_subjects=len(data.ids), n_estimated=len(x),
+        theta={name: natural_scale(x[i], sd[i]) for i, name in enumerate(model.theta_names)},
+        omega={name: {"variance": float(np.diag(omega_hat)[k]),
+                      "cv_percent": float(100 * np.sqrt(np.exp(np.diag(omega_hat)[k]) - 1)),
+                      "se_variance": (float(np.diag(omega_hat)[k] * sd[n_theta + k]) if np.isfinite(sd[n_theta + k]) else None)}
+               for k, name in enumerate(model.eta_names)},
+        sigma=dict(zip(model.error.parameter_names, map(float, sigma_hat))),
+        individual={str(i): {name: float(phi[s, k]) for k, name in enumerate(model.individual_names)}
+                    for s, i in enumerate(data.ids)},
+        correlation={"names": names, "matrix": None if correlation is None else correlation.tolist()},
+        warnings=warnings, wall_time_s=time.perf_counter() - started,
+    )
