@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ui import cli_simulate
+from ui import cli_fit, cli_sbml, cli_simulate
 from ui.cli_store import audit_app, db_app
 from ui.errors import USER_ERRORS, EXIT_USER_ERROR, not_built, report
 
@@ -17,6 +17,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 cli_simulate.register(app)
+cli_sbml.register(app)
+cli_fit.register(app)
+cli_patients.register(app)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
@@ -28,7 +31,6 @@ app.add_typer(protocol_app, name="protocol")
 _LOOP = "issue #6, protocols and the closed loop"
 _INSTRUMENTS = "issue #4, instruments and the simulated rig"
 _CALIBRATION = "issue #5, calibration and experiment design"
-_TWIN = "issue #3, the twin"
 _PANEL = "issue #7, the control panel"
 
 _UNBUILT = {
@@ -37,11 +39,8 @@ _UNBUILT = {
     "run": ("Run a protocol on a rig (survives being killed; see resume).", _LOOP),
     "resume": ("Continue a run after a crash without dosing twice.", _LOOP),
     "panel": ("Serve the control panel (localhost by default).", _PANEL),
-    "fit": ("Fit a model to chip or patient data.", _CALIBRATION),
     "design": ("Rank candidate experiments by expected information gain.", _CALIBRATION),
     "dose": ("Optimise a dosing regimen for a chip or a virtual patient.", _CALIBRATION),
-    "predict": ("A virtual patient's exposure and a dose recommendation.", _TWIN),
-    "population": ("Exposure across N virtual patients.", _TWIN),
     "sim-rig": ("Run the simulated rig on its own (ptys and a Modbus TCP server).", _INSTRUMENTS),
 }
 
