@@ -1,0 +1,107 @@
+"""`chiptwin fit`: fit a catalogue model to a dataset, with honest uncertainty and visible warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from calibration.datasets import detect_format
+from calibration.errors import CalibrationError
+from calibration.fit_nonmem import fit_nonmem
+from calibration.record import FitRecord
+from ui.errors import user_errors
+
+
+def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
+    """'kla=5' or 'kla=5,ocr=2' (repeatable) → {'kla': 5.0, 'ocr': 2.0}."""
+    values: dict[str, float] = {}
+    for item in items or []:
+        for part in filter(None, (p.strip() for p in item.split(","))):
+            name, sep, text = part.partition("=")
+            try:
+                values[name.strip()] = float(text)
+            except ValueError:
+                raise CalibrationError(f"{option} {part!r}: write name=number, e.g. {option} kla=5") from None
+            if not sep or not name.strip():
+                raise CalibrationError(f"{option} {part!r}: write name=number, e.g. {option} kla=5")
+    return values
+
+
+def parse_names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+@user_errors
+def fit(
+    data: Annotated[Path, typer.Argument(help="NONMEM-style or lab dataset (CSV); the format is detected.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Catalogue model, e.g. oral_1cpt or liver_chip.")],
+    individual: Annotated[bool, typer.Option("--individual", help="One fit per subject/chip.")] = False,
+    pooled: Annotated[bool, typer.Option("--pooled", help="One parameter set for all subjects/chips.")] = False,
+    population: Annotated[bool, typer.Option("--population", help="Mixed effects (FOCE-I); the default.")] = False,
+    error: Annotated[str, typer.Option("--error", help="Residual error: add, prop or comb.")] = "prop",
+    random: Annotated[Optional[str], typer.Option(help="Random effects, e.g. ka,cl,v (default: all estimated).")] = None,
+    estimate: Annotated[Optional[str], typer.Option(help="Parameters to estimate, e.g. ps,vmax,km.")] = None,
+    fix: Annotated[Optional[list[str]], typer.Option(help="Fixed values, e.g. --fix kla=5 (repeatable).")] = None,
+    init: Annotated[Optional[list[str]], typer.Option(help="Initial values, e.g. --init cl=4.")] = None,
+    starts: Annotated[int, typer.Option(help="Optimiser starts (individual and pooled fits).")] = 1,
+    scale: Annotated[float, typer.Option(help="Multiply predictions to match DV units.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fit record as JSON.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the fit record (JSON) here.")] = None,
+) -> None:
+    """Fit a model to data; warnings are printed, never buried."""
+    chosen = [name for name, flag in (("individual", individual), ("pooled", pooled), ("population", population)) if flag]
+    if len(chosen) > 1:
+        raise CalibrationError(f"choose one of --individual, --pooled, --population (got {', '.join(chosen)})")
+    method = chosen[0] if chosen else "population"
+    if detect_format(data) == "lab":
+        raise CalibrationError("lab datasets (chip, time_h, event, …) are fitted with the organ-chip models; "
+                               "that path is not built yet (issue #5)")
+    console = Console(stderr=True)
+    with Progress(console=console, transient=True, disable=as_json) as bar:
+        task = bar.add_task(f"fitting {model} ({method})", total=None)
+        record = fit_nonmem(
+            data, model, method, error=error, estimate=parse_names(estimate), random=parse_names(random),
+            fix=parse_assignments(fix, "--fix"), init=parse_assignments(init, "--init"), n_starts=starts,
+            scale=scale, progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if out:
+        out.write_text(record.to_json())
+    if as_json:
+        typer.echo(record.to_json())
+    else:
+        print_record(record, Console())
+
+
+def print_record(record: FitRecord, console: Console) -> None:
+    table = Table(title=f"{record.model} — {record.method} fit ({record.n_subjects} subjects, "
+                        f"{record.n_observations} observations)")
+    for column in ("parameter", "estimate", "SE", "95 % interval", "RSE %"):
+        table.add_column(column, justify="right" if column != "parameter" else "left")
+    for name, value in record.theta.items():
+        ci = value.get("ci95")
+        table.add_row(name, f"{value['estimate']:.5g}", _fmt(value.get("se")),
+                      f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else "—", _fmt(value.get("rse_percent"), ".1f"))
+    for name, value in record.omega.items():
+        table.add_row(f"ω² {name}", f"{value['variance']:.4g}", _fmt(value.get("se_variance")), "",
+                      f"CV {value['cv_percent']:.1f} %")
+    for name, value in record.sigma.items():
+        table.add_row(name, f"{value:.4g}", "", "", "")
+    console.print(table)
+    console.print(f"−2LL {record.minus2ll:.3f} (without N·log 2π; {record.minus2ll_with_constant:.3f} with it)   "
+                  f"AIC {record.aic:.2f}   BIC {record.bic:.2f}   converged: {'yes' if record.converged else 'NO'}   "
+                  f"{record.wall_time_s:.1f} s")
+    for warning in record.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
+
+
+def _fmt(value, spec: str = ".4g") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit)
