@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ui import cli_fit, cli_sbml, cli_simulate
+from ui import cli_fit, cli_patients, cli_sbml, cli_simulate
 from ui.cli_store import audit_app, db_app
 from ui.errors import USER_ERRORS, EXIT_USER_ERROR, not_built, report
 
