@@ -113,6 +113,20 @@ def rhs(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> np.ndarray:
     return dx
 
 
+def rhs_one(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """``rhs`` for one chip in plain floats (the same equations; ~10× less overhead per call)."""
+    a_m, a_c, a_p, _, phi, o2, v_m = x.tolist()
+    ps, vmax, km, kon, koff, kmax, ec50, hill, ocr = p.tolist()
+    _, v_c, _, o2_sat, kla = c.tolist()
+    c_m, c_c = a_m / v_m, a_c / v_c
+    flux = ps * (c_m - c_c)
+    v = vmax * phi * c_c / (km + c_c)
+    hn = max(c_c, 0.0) ** hill
+    kill = kmax * hn / (ec50**hill + hn)
+    return np.array([-flux - kon * a_m + koff * a_p, flux - v, kon * a_m - koff * a_p, v, -kill * phi,
+                     kla * (o2_sat - o2) - ocr * phi, 0.0])
+
+
 def _dkill_dcc(t: dict[str, np.ndarray]) -> np.ndarray:
     """∂(kmax·C^h/(e + C^h))/∂C, zero where C ≤ 0 (see the clipping note in _terms)."""
     safe = np.where(t["cc_pos"] > 0, t["cc_pos"], 1.0)
@@ -199,6 +213,6 @@ def dobs_dx(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray
 
 
 LIVER_SYSTEM = ChipSystem(
-    spec=LIVER_CHIP, media={"medium": MEDIUM}, rhs=rhs, jac=jac, dfdp=dfdp, initial=initial,
+    spec=LIVER_CHIP, media={"medium": MEDIUM}, rhs=rhs, rhs_one=rhs_one, jac=jac, dfdp=dfdp, initial=initial,
     dinitial_dp=dinitial_dp, observe=observe, dobs_dx=dobs_dx, drug_states=("A_m", "A_c", "A_p", "M_m"),
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import odeint, solve_ivp
 
 from twin.chip.events import Event, event_jump, ledger_keys
 from twin.chip.system import ChipSystem
@@ -25,6 +25,9 @@ Jump = Callable[[np.ndarray, Event], tuple[np.ndarray, dict[str, float]]]
 
 @dataclass(frozen=True)
 class Tolerances:
+    """``method``: a solve_ivp method (BDF, Radau, LSODA), or "odeint" — LSODA stepping in
+    Fortran through scipy's odeint, 10–40× faster for one chip; the path fits use."""
+
     rtol: float = 1e-8
     atol: float = 1e-10
     method: str = "BDF"
@@ -78,6 +81,25 @@ def scipy_integrator(fun: Callable, jac: Callable, tol: Tolerances) -> Integrate
     return integrate
 
 
+def odeint_integrator(fun: Callable, jac: Callable, tol: Tolerances) -> Integrate:
+    """An ``Integrate`` on odeint (LSODA): it interpolates to output times without stopping there."""
+
+    def integrate(t0: float, t1: float, y: np.ndarray, t_eval: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        later = t_eval > t0
+        grid, where = np.unique(np.concatenate([[t0], t_eval[later], [t1]]), return_inverse=True)
+        out = np.empty((len(t_eval), len(y)))
+        out[~later] = y
+        solution, info = odeint(lambda x, t: fun(t, x), y, grid, Dfun=lambda x, t: jac(t, x), rtol=tol.rtol,
+                                atol=tol.atol, mxstep=200_000, full_output=True)
+        if info["message"] != "Integration successful.":
+            raise InvalidValueError(f"the integrator failed between {t0:g} h and {t1:g} h: {info['message']}; "
+                                    "check the parameters are in a plausible range")
+        out[later] = solution[where[1:1 + int(later.sum())]]
+        return solution[-1], out
+
+    return integrate
+
+
 def check_times(times_h: np.ndarray) -> np.ndarray:
     times_h = np.asarray(times_h, dtype=float).ravel()
     if times_h.size == 0 or not np.all(np.isfinite(times_h)):
@@ -93,6 +115,8 @@ def solve_one(system: ChipSystem, p: np.ndarray, c: np.ndarray, x0: np.ndarray, 
     pp, cc = p[None, :], c[None, :]
 
     def fun(t: float, y: np.ndarray) -> np.ndarray:
+        if system.rhs_one is not None:
+            return system.rhs_one(y, p, c)
         return system.rhs(y[None, :], pp, cc)[0]
 
     def jac(t: float, y: np.ndarray) -> np.ndarray:
@@ -101,4 +125,5 @@ def solve_one(system: ChipSystem, p: np.ndarray, c: np.ndarray, x0: np.ndarray, 
     def jump(y: np.ndarray, event: Event) -> tuple[np.ndarray, dict[str, float]]:
         return event_jump(y, event, system)
 
-    return run_segments(x0, events, times_h, scipy_integrator(fun, jac, tol), jump, ledger_keys(system))
+    integrator = odeint_integrator if tol.method == "odeint" else scipy_integrator
+    return run_segments(x0, events, times_h, integrator(fun, jac, tol), jump, ledger_keys(system))

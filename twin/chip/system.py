@@ -54,6 +54,9 @@ class ChipSystem:
     observe: Callable[[Array, Array, Array], dict[str, Array]]
     dobs_dx: Callable[[Array, Array, Array], dict[str, Array]]
     drug_states: tuple[str, ...] = field(default=())
+    # Optional one-chip right-hand side on a 1-D state (plain floats): no batch overhead per
+    # call, for the odeint fast path; must equal rhs(x[None], p[None], c[None])[0].
+    rhs_one: Callable[[Array, Array, Array], Array] | None = None
 
     @property
     def state_index(self) -> dict[str, int]:
