@@ -52,3 +52,42 @@ class ErrorModel:
 def minus2ll_terms(y: np.ndarray, f: np.ndarray, variance: np.ndarray) -> np.ndarray:
     """Per-observation −2 log L without the log 2π constant."""
     return np.log(variance) + (y - f) ** 2 / variance
+
+
+@dataclass(frozen=True)
+class Residuals:
+    """One error model per observable (drug in µM and oxygen in % need their own SDs).
+
+    ``groups`` names the observable of each observation; ``models`` the error model of each
+    observable. The SD parameters are named ``<observable>.<name>`` (plain ``<name>`` when
+    there is a single unnamed group).
+    """
+
+    groups: np.ndarray
+    models: dict[str, ErrorModel]
+
+    @classmethod
+    def single(cls, model: ErrorModel, n: int) -> "Residuals":
+        return cls(np.full(n, "", dtype=object), {"": model})
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(name if group == "" else f"{group}.{name}"
+                     for group, model in self.models.items() for name in model.parameter_names)
+
+    def _slices(self):
+        start = 0
+        for group, model in self.models.items():
+            size = len(model.parameter_names)
+            yield group, model, slice(start, start + size)
+            start += size
+
+    def variance(self, f: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        variance = np.empty_like(f, dtype=float)
+        for group, model, part in self._slices():
+            rows = self.groups == group
+            variance[rows] = model.variance(f[rows], sigma[part])
+        return variance
+
+    def default_sigma(self, dv: np.ndarray) -> np.ndarray:
+        return np.concatenate([model.default_sigma(dv[self.groups == group]) for group, model, _ in self._slices()])

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import minimize
 
-from calibration.error_models import ErrorModel, minus2ll_terms
+from calibration.error_models import ErrorModel, Residuals, minus2ll_terms
 from calibration.errors import FitFailedError, NoObservationsError, UnidentifiableError
 from calibration.record import FitRecord
 from calibration.uncertainty import from_hessian, natural_scale, numerical_hessian
@@ -30,7 +30,7 @@ class IndividualProblem:
     names: tuple[str, ...]  # estimated, in order
     predict: Callable[[dict[str, float]], np.ndarray]  # all parameters by name → predictions at the observations
     dv: np.ndarray
-    error: ErrorModel
+    error: ErrorModel | Residuals  # one model, or one per observable
     fixed: dict[str, float] = field(default_factory=dict)
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)
     prior: dict[str, tuple[float, float]] = field(default_factory=dict)  # name → (median, log-scale SD)
@@ -39,6 +39,8 @@ class IndividualProblem:
 
     def __post_init__(self) -> None:
         self.dv = np.asarray(self.dv, dtype=float)
+        if isinstance(self.error, ErrorModel):
+            self.error = Residuals.single(self.error, self.dv.size)
         if self.dv.size == 0:
             raise NoObservationsError("there are no observations to fit; check the observable and the data window")
         n_free = len(self.names) + len(self.error.parameter_names)

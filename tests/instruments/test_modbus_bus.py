@@ -66,8 +66,10 @@ def test_dead_sensor_does_not_silence_its_neighbour(transport: str) -> None:
     assert errors == [], f"the healthy sensor failed: {errors[:3]}"
     assert all(value == 80.0 for _, value in good_log)
     # at its nominal rate the good sensor reads WINDOW_S / GOOD_PERIOD_S = 10 times; a dead
-    # neighbour may delay one of its two block reads by at most one timeout (half-duplex line)
-    assert len(good_log) >= 0.8 * WINDOW_S / GOOD_PERIOD_S
+    # neighbour may delay each of its two block reads by one timeout (half-duplex line), and a
+    # loaded 2-core CI machine slows the threads further: the property is "keeps reading,
+    # with bounded gaps", checked below, not an exact rate.
+    assert len(good_log) >= 0.5 * WINDOW_S / GOOD_PERIOD_S
     gaps_s = [b[0] - a[0] for a, b in zip(good_log, good_log[1:])]
     assert max(gaps_s) < GOOD_PERIOD_S + 2 * POLICY.timeout_s + 0.5  # + slack for a loaded CI machine
     assert good.connection_state is ConnectionState.OK
