@@ -21,6 +21,7 @@ from calibration.uncertainty import from_hessian, natural_scale, numerical_hessi
 
 Progress = Callable[[int, int], None]  # (starts done, starts in all)
 BOUND_TOLERANCE_LOG = 0.01  # within 1 % of a bound counts as "at the bound"
+GRADIENT_TOLERANCE = 0.05
 
 
 @dataclass
@@ -98,7 +99,7 @@ def fit_individual(problem: IndividualProblem, initial: dict[str, float], *, n_s
     for k, x0 in enumerate(start_points(problem, initial, n_starts, np.random.default_rng(seed))):
         if np.isfinite(problem.objective(x0)):
             result = minimize(problem.objective, x0, method="L-BFGS-B", jac="3-point", bounds=problem.log_bounds(),
-                              options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-6})
+                              options={"maxiter": 500, "ftol": 1e-10, "gtol": 1e-5})
             if best is None or result.fun < best.fun:
                 best = result
         if progress:
@@ -112,12 +113,13 @@ def _record(problem: IndividualProblem, result, method: str, wall_time_s: float)
     names = [*problem.names, *problem.error.parameter_names]
     uncertainty = from_hessian(numerical_hessian(problem.objective, result.x), names)
     sd = uncertainty.log_sd if uncertainty.covariance is not None else np.full(len(names), np.nan)
-    warnings = [] if result.success else [f"the optimiser did not converge: {result.message}"]
+    converged = _converged(problem, result)
+    warnings = [] if converged else [f"the optimiser did not converge: {result.message}"]
     warnings += _bound_warnings(problem, result.x) + uncertainty.warnings
     correlation = uncertainty.correlation()
     return FitRecord(
         model=problem.model, model_version=problem.model_version, method=method,
-        converged=bool(result.success), minus2ll=float(result.fun),
+        converged=converged, minus2ll=float(result.fun),
         n_observations=int(problem.dv.size), n_subjects=1, n_estimated=len(names),
         theta={name: natural_scale(result.x[i], sd[i]) for i, name in enumerate(problem.names)},
         sigma={name: float(np.exp(result.x[problem.n_model + i])) for i, name in enumerate(problem.error.parameter_names)},
@@ -125,6 +127,21 @@ def _record(problem: IndividualProblem, result, method: str, wall_time_s: float)
         warnings=warnings, wall_time_s=wall_time_s,
         data_selection={"fixed": problem.fixed, "prior": {k: list(v) for k, v in problem.prior.items()}},
     )
+
+
+def _converged(problem: IndividualProblem, result) -> bool:
+    """Success, or a line search that stopped on the objective's numerical noise at a
+    vanishing gradient (L-BFGS-B's "ABNORMAL"): 0.05 −2LL units per unit of log-parameter,
+    ignoring components pressed against a bound."""
+    if result.success:
+        return True
+    gradient = np.asarray(getattr(result, "jac", np.full(result.x.size, np.inf)), dtype=float)
+    free = np.ones(result.x.size, dtype=bool)
+    for i, (low, high) in enumerate(problem.log_bounds()):
+        at_low = low is not None and abs(result.x[i] - low) < BOUND_TOLERANCE_LOG
+        at_high = high is not None and abs(result.x[i] - high) < BOUND_TOLERANCE_LOG
+        free[i] = not (at_low or at_high)
+    return bool(np.all(np.abs(gradient[free]) < GRADIENT_TOLERANCE))
 
 
 def _bound_warnings(problem: IndividualProblem, x: np.ndarray) -> list[str]:

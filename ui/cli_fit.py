@@ -12,6 +12,7 @@ from rich.table import Table
 
 from calibration.datasets import detect_format
 from calibration.errors import CalibrationError
+from calibration.fit_lab import fit_lab
 from calibration.fit_nonmem import fit_nonmem
 from calibration.record import FitRecord
 from ui.errors import user_errors
@@ -32,6 +33,13 @@ def parse_assignments(items: list[str] | None, option: str) -> dict[str, float]:
     return values
 
 
+def parse_errors(text: str) -> str | dict[str, str]:
+    """'prop' for every observable, or per observable: 'drug_medium=prop,oxygen=add'."""
+    if "=" not in text:
+        return text
+    return {name.strip(): kind.strip() for name, _, kind in (part.partition("=") for part in text.split(","))}
+
+
 def parse_names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
@@ -42,8 +50,8 @@ def fit(
     model: Annotated[str, typer.Option("--model", "-m", help="Catalogue model, e.g. oral_1cpt or liver_chip.")],
     individual: Annotated[bool, typer.Option("--individual", help="One fit per subject/chip.")] = False,
     pooled: Annotated[bool, typer.Option("--pooled", help="One parameter set for all subjects/chips.")] = False,
-    population: Annotated[bool, typer.Option("--population", help="Mixed effects (FOCE-I); the default.")] = False,
-    error: Annotated[str, typer.Option("--error", help="Residual error: add, prop or comb.")] = "prop",
+    population: Annotated[bool, typer.Option("--population", help="Mixed effects (FOCE-I); default for NONMEM data.")] = False,
+    error: Annotated[str, typer.Option("--error", help="add, prop or comb; per observable: drug_medium=prop,oxygen=add.")] = "prop",
     random: Annotated[Optional[str], typer.Option(help="Random effects, e.g. ka,cl,v (default: all estimated).")] = None,
     estimate: Annotated[Optional[str], typer.Option(help="Parameters to estimate, e.g. ps,vmax,km.")] = None,
     fix: Annotated[Optional[list[str]], typer.Option(help="Fixed values, e.g. --fix kla=5 (repeatable).")] = None,
@@ -57,18 +65,20 @@ def fit(
     chosen = [name for name, flag in (("individual", individual), ("pooled", pooled), ("population", population)) if flag]
     if len(chosen) > 1:
         raise CalibrationError(f"choose one of --individual, --pooled, --population (got {', '.join(chosen)})")
-    method = chosen[0] if chosen else "population"
-    if detect_format(data) == "lab":
-        raise CalibrationError("lab datasets (chip, time_h, event, …) are fitted with the organ-chip models; "
-                               "that path is not built yet (issue #5)")
+    method = chosen[0] if chosen else ""
+    lab = detect_format(data) == "lab"
+    if not chosen:
+        method = "individual" if lab else "population"
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task(f"fitting {model} ({method})", total=None)
-        record = fit_nonmem(
-            data, model, method, error=error, estimate=parse_names(estimate), random=parse_names(random),
-            fix=parse_assignments(fix, "--fix"), init=parse_assignments(init, "--init"), n_starts=starts,
-            scale=scale, progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+        common = dict(estimate=parse_names(estimate), random=parse_names(random), fix=parse_assignments(fix, "--fix"),
+                      init=parse_assignments(init, "--init"), n_starts=starts,
+                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if lab:
+            record = fit_lab(data, model, method, error=parse_errors(error), **common)
+        else:
+            record = fit_nonmem(data, model, method, error=error, scale=scale, **common)
     if out:
         out.write_text(record.to_json())
     if as_json:

@@ -74,3 +74,18 @@ def test_bad_requests_name_the_fix(dataset, args, message):
     result = runner.invoke(app, ["fit", str(dataset), "-m", "oral_1cpt", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_lab_dataset_is_detected_and_fitted_per_chip(tmp_path):
+    from calibration.insilico import Experiment, lab_rows, write_lab_dataset
+
+    truth = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
+    rows = lab_rows("chip-A", Experiment(60.0, (0.5, 1, 2, 4, 8, 12, 24, 36, 48)), truth, 0.05,
+                    np.random.default_rng(3))
+    path = write_lab_dataset(rows, tmp_path / "lab.csv")
+    result = runner.invoke(app, ["fit", str(path), "-m", "liver_chip", "--estimate", "vmax,km",
+                                 "--fix", "ps=0.5,kon=0.05,koff=0.02", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["method"] == "individual" and "chip-A" in record["individual"]
+    assert record["theta"]["vmax"]["ci95"][0] < 2.0 < record["theta"]["vmax"]["ci95"][1]
