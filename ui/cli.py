@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from protocols import cli_protocol, cli_rig
 from ui import cli_fit, cli_patients, cli_sbml, cli_simulate
 from ui.cli_store import audit_app, db_app
 from ui.errors import USER_ERRORS, EXIT_USER_ERROR, not_built, report
@@ -29,19 +30,16 @@ app.add_typer(devices_app, name="devices")
 app.add_typer(protocol_app, name="protocol")
 
 _LOOP = "issue #6, protocols and the closed loop"
-_INSTRUMENTS = "issue #4, instruments and the simulated rig"
 _CALIBRATION = "issue #5, calibration and experiment design"
-_PANEL = "issue #7, the control panel"
 
 _UNBUILT = {
     # command name: (help, issue)
     "demo": ("The main job: simulated rig + closed loop + panel, ending with a summary.", _LOOP),
     "run": ("Run a protocol on a rig (survives being killed; see resume).", _LOOP),
     "resume": ("Continue a run after a crash without dosing twice.", _LOOP),
-    "panel": ("Serve the control panel (localhost by default).", _PANEL),
     "design": ("Rank candidate experiments by expected information gain.", _CALIBRATION),
     "dose": ("Optimise a dosing regimen for a chip or a virtual patient.", _CALIBRATION),
-    "sim-rig": ("Run the simulated rig on its own (ptys and a Modbus TCP server).", _INSTRUMENTS),
+    "panel": ("Serve the control panel (localhost by default).", "issue #7, the control panel"),
 }
 
 
@@ -55,8 +53,8 @@ def _register_unbuilt(target: typer.Typer, name: str, help_text: str, issue: str
 
 for _name, (_help, _issue) in _UNBUILT.items():
     _register_unbuilt(app, _name, _help, _issue, _name)
-_register_unbuilt(devices_app, "check", "Talk to every instrument of a rig and report its state.", _INSTRUMENTS, "devices check")
-_register_unbuilt(protocol_app, "check", "Validate a protocol and dry-run it on the twin.", _LOOP, "protocol check")
+cli_rig.register(app, devices_app)  # devices check, sim-rig (they touch instruments, so they live in protocols)
+cli_protocol.register(protocol_app)
 
 
 def main() -> None:

@@ -8,10 +8,11 @@ from typing import Callable, TypeVar
 import typer
 
 from calibration import CalibrationError
+from protocols.errors import ProtocolError
 from store.errors import StoreError
 from twin.errors import TwinError
 
-USER_ERRORS: tuple[type[Exception], ...] = (StoreError, TwinError, CalibrationError)
+USER_ERRORS: tuple[type[Exception], ...] = (StoreError, TwinError, CalibrationError, ProtocolError)
 EXIT_USER_ERROR = 2
 EXIT_NOT_BUILT = 3
 

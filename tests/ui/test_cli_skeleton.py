@@ -29,9 +29,9 @@ def test_help_lists_the_commands_of_the_design():
 
 
 def test_a_command_not_built_yet_says_so_and_exits_non_zero():
-    result = chiptwin("sim-rig", "--rig", "rig.toml")
+    result = chiptwin("resume", "42")
     assert result.returncode == 3
-    assert "not built yet" in result.stderr and "issue #4" in result.stderr and "Traceback" not in result.stderr
+    assert "not built yet" in result.stderr and "issue #6" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_the_store_defaults_to_a_file_in_the_working_directory(tmp_path):
