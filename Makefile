@@ -33,7 +33,7 @@ lint: install
 
 # Benchmarks are not part of the test suite: they take minutes and print tables.
 bench: install
-	$(PY) -m benchmarks.bench_store
+	for b in benchmarks/bench_*.py; do $(PY) -m benchmarks.$$(basename $$b .py) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
