@@ -34,6 +34,7 @@ class User(SQLModel, table=True):
     role_name: str = Field(foreign_key="role.name")
     created_utc_s: float
     active: bool = True
+    password_hash: Optional[str] = Field(default=None, max_length=256)  # scrypt, see ui.panel.auth
 
 
 class Rig(SQLModel, table=True):

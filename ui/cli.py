@@ -7,7 +7,7 @@ import sys
 import typer
 
 from protocols import cli_protocol, cli_rig
-from ui import cli_fit, cli_patients, cli_sbml, cli_simulate
+from ui import cli_fit, cli_panel, cli_patients, cli_sbml, cli_simulate, cli_users
 from ui.cli_store import audit_app, db_app
 from ui.errors import USER_ERRORS, EXIT_USER_ERROR, not_built, report
 
@@ -21,6 +21,8 @@ cli_simulate.register(app)
 cli_sbml.register(app)
 cli_fit.register(app)
 cli_patients.register(app)
+cli_panel.register(app)
+cli_users.register(app)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
@@ -39,7 +41,6 @@ _UNBUILT = {
     "resume": ("Continue a run after a crash without dosing twice.", _LOOP),
     "design": ("Rank candidate experiments by expected information gain.", _CALIBRATION),
     "dose": ("Optimise a dosing regimen for a chip or a virtual patient.", _CALIBRATION),
-    "panel": ("Serve the control panel (localhost by default).", "issue #7, the control panel"),
 }
 
 

@@ -1,0 +1,145 @@
+"""Fixtures for the panel tests: a real lab store (SQLite in tmp_path) filled like a running lab.
+
+Imported by the other test_panel* modules (no tests of its own). The store holds a rig with
+two instruments, two chips of three channels each, two hours of readings per channel through
+``ingest_readings``, a running protocol run with a dose and a sample, two fits of that run,
+a pending proposal, an open alarm, and three users (scientist, technician, admin).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from calibration.record import FitRecord
+from store import make_engine
+from store.engine import session
+from store.ingest import ReadingIn, ingest_readings
+from store.migrate import upgrade
+from store.schema import Alarm, Channel, Chip, DoseEvent, Fit, Instrument, Proposal, ProtocolRun, Rig, Sample
+from ui.panel.auth import add_user
+from ui.panel.context import dispose_engines
+
+APP = Path(__file__).resolve().parents[2] / "ui" / "panel" / "app.py"
+T0 = 1.8e9
+PASSWORDS = {"sam": "scientist-pw-1", "tina": "technician-pw-1", "ada": "admin-pw-123"}
+ROLES = {"sam": "scientist", "tina": "technician", "ada": "admin"}
+
+
+@dataclass
+class Lab:
+    url: str
+    rig_id: int
+    run_id: int
+    chip_ids: list[int]
+    channel_ids: list[int]
+    fit_ids: list[int]
+    proposal_id: int
+    alarm_id: int
+
+
+def fit_record(estimate: float, sd: float) -> dict:
+    theta = {name: {"estimate": estimate * k, "se": estimate * k * sd,
+                    "ci95": [estimate * k * np.exp(-1.96 * sd), estimate * k * np.exp(1.96 * sd)], "rse_percent": 100 * sd}
+             for name, k in (("vmax", 1.0), ("km", 10.0))}
+    return FitRecord(model="liver_chip", model_version="1.0.0", method="individual", converged=True, minus2ll=12.5,
+                     n_observations=40, n_subjects=1, n_estimated=3, theta=theta, sigma={"prop": 0.1},
+                     correlation={"names": ["vmax", "km", "prop"], "matrix": [[1, 0.8, 0.1], [0.8, 1, 0.0], [0.1, 0, 1]]},
+                     warnings=["km is poorly identified (RSE > 50 %)"]).to_dict()
+
+
+def _fill(url: str) -> Lab:
+    engine = make_engine(url, create=True)
+    upgrade(engine)
+    with session(engine) as s:
+        rig = Rig(name="bench-1", created_utc_s=T0)
+        s.add(rig)
+        s.flush()
+        pump = Instrument(rig_id=rig.id, name="pump-1", driver="ne1000", address="/dev/ttyUSB0", connection_state="ok")
+        sensor = Instrument(rig_id=rig.id, name="o2-bus", driver="modbus", address="tcp://127.0.0.1:5020",
+                            connection_state="lost")
+        chips = [Chip(rig_id=rig.id, name=f"liver-{i}", organ="liver", v_medium_ml=1.0, v_cell_ml=0.05)
+                 for i in (1, 2)]
+        s.add_all([pump, sensor, *chips])
+        s.flush()
+        channels = [Channel(rig_id=rig.id, chip_id=chip.id, instrument_id=sensor.id, name=f"{chip.name}/{q}",
+                            quantity=q, unit=u, poll_period_s=10.0)
+                    for chip in chips for q, u in (("oxygen", "percent"), ("teer", "ohm*cm^2"), ("pressure", "mbar"))]
+        run = ProtocolRun(rig_id=rig.id, protocol_text="dose then sample", protocol_sha256="0" * 64, state="running",
+                          started_utc_s=T0, clock_rate=1.0)
+        s.add_all([*channels, run])
+        s.flush()
+        s.add_all([DoseEvent(run_id=run.id, chip_id=chips[0].id, drug="acetaminophen", t_utc_s=T0 + 1800,
+                             amount_nmol=50.0, volume_ml=0.01),
+                   Sample(label="S-1", run_id=run.id, chip_id=chips[0].id, t_utc_s=T0 + 3600, volume_ml=0.05)])
+        fits = [Fit(run_id=run.id, model="liver_chip", model_version="1.0.0", method="individual",
+                    record_json=json.dumps(fit_record(e, sd)), minus2ll=12.5, converged=True,
+                    warnings_json='["km is poorly identified (RSE > 50 %)"]', created_utc_s=T0 + k * 600)
+                for k, (e, sd) in enumerate(((2.0, 0.6), (1.6, 0.3)))]
+        s.add_all(fits)
+        s.flush()
+        proposal = Proposal(run_id=run.id, fit_id=fits[-1].id, design_json=json.dumps({"dose_nmol": 80, "at_h": 2}),
+                            predicted_json=json.dumps({"viability_24h": 0.8}), expected_information_gain=0.42,
+                            created_utc_s=T0 + 1300)
+        alarm = Alarm(rig_id=rig.id, run_id=run.id, t_utc_s=T0 + 900, severity="warning", source="o2-bus",
+                      message="oxygen sensor silent for 60 s")
+        s.add_all([proposal, alarm])
+        s.commit()
+        lab = Lab(url, rig.id, run.id, [c.id for c in chips], [c.id for c in channels], [f.id for f in fits],
+                  proposal.id, alarm.id)
+    times = T0 + np.arange(0, 7200, 10.0)
+    ingest_readings(engine, (ReadingIn(cid, float(t), 80.0 + np.sin(t / 600) + k) for k, cid in enumerate(lab.channel_ids)
+                             for t in times))
+    for name, password in PASSWORDS.items():
+        add_user(engine, name, ROLES[name], password, display_name=name.title())
+    engine.dispose()
+    return lab
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch) -> Lab:
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    monkeypatch.setenv("CHIPTWIN_DB", url)
+    yield _fill(url)
+    dispose_engines()
+
+
+def app_signed_in(username: str | None) -> AppTest:
+    """The panel after signing in through its own form (None: a visitor who did not sign in)."""
+    app = AppTest.from_file(str(APP), default_timeout=60)
+    app.run()
+    if username is not None:
+        app.text_input(key="username").input(username)
+        app.text_input(key="password").input(PASSWORDS[username])
+        app.button[0].click().run()
+        assert not app.exception, app.exception
+    return app
+
+
+def on_page(app: AppTest, page: str) -> AppTest:
+    app.switch_page(f"pages/{page}.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def texts(app: AppTest) -> str:
+    """Every visible text of the page, for assertions about what a user reads."""
+    parts = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "success", "warning", "error")
+             for e in getattr(app, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def charts(app: AppTest) -> list:
+    return list(app.get("vega_lite_chart"))
+
+
+def chart_frames(chart) -> list:
+    """The data frames a chart was sent with (Streamlit moves Altair's datasets into Arrow tables)."""
+    import pyarrow as pa
+
+    return [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]

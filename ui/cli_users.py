@@ -1,0 +1,76 @@
+"""`chiptwin user …`: the people who may sign in to the panel, and their roles.
+
+    chiptwin user add ana --role scientist            # asks for the password twice
+    printf '%s\n' "$PASSWORD" | chiptwin user add ana --role scientist --password-stdin
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from store import open_store
+from ui.cli_store import DbOption
+from ui.errors import EXIT_USER_ERROR, report, user_errors
+from ui.panel.auth import add_user, list_users, set_password
+from ui.panel.errors import PanelError
+
+user_app = typer.Typer(help="Users of the panel: add them, set passwords, list them.", no_args_is_help=True)
+StdinOption = Annotated[bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")]
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _refusals(action) -> None:
+    try:
+        action()
+    except PanelError as exc:
+        report(exc)
+        raise typer.Exit(EXIT_USER_ERROR) from None
+
+
+@user_app.command("add")
+@user_errors
+def user_add(
+    username: Annotated[str, typer.Argument(help="Sign-in name (1–64 characters).")],
+    role: Annotated[str, typer.Option("--role", help="technician, scientist or admin.")] = "technician",
+    display_name: Annotated[Optional[str], typer.Option("--display-name", help="Name shown in the panel.")] = None,
+    password_stdin: StdinOption = False,
+    db: DbOption = None,
+) -> None:
+    """Add a user who can sign in to the panel (recorded in the audit trail)."""
+    engine = open_store(db)
+    password = _password(password_stdin)
+    _refusals(lambda: add_user(engine, username, role, password, display_name=display_name or ""))
+    typer.echo(f"user {username!r} added with role {role}")
+
+
+@user_app.command("passwd")
+@user_errors
+def user_passwd(username: Annotated[str, typer.Argument(help="Sign-in name.")], password_stdin: StdinOption = False,
+                db: DbOption = None) -> None:
+    """Set a user's password (recorded in the audit trail)."""
+    engine = open_store(db)
+    password = _password(password_stdin)
+    _refusals(lambda: set_password(engine, username, password))
+    typer.echo(f"password of {username!r} set")
+
+
+@user_app.command("list")
+@user_errors
+def user_list(db: DbOption = None) -> None:
+    """Every user, their role, and whether they can sign in."""
+    for user in list_users(open_store(db)):
+        state = "can sign in" if user["can_sign_in"] else ("inactive" if not user["active"] else "no password")
+        typer.echo(f"{user['username']:<24} {user['role']:<12} {state}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `user` to ``app``."""
+    app.add_typer(user_app, name="user")

@@ -1,0 +1,83 @@
+"""Figures: live readings with min–max bands and event marks (plain Vega-Lite, the hot path);
+correlation heatmaps, learning curves, simulations and population histograms (Altair, which
+ships with Streamlit — plotly is not installed)."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+
+from ui.panel.live import ChannelWindow
+
+
+def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180) -> dict:
+    """Vega-Lite for one channel: mean line over the bucket's min–max band; doses and samples as rules.
+
+    Written as a plain spec (for ``st.vega_lite_chart(channel.frame, spec)``) rather than through
+    Altair: this is the live page's hot path, and Altair's schema validation costs more than the
+    database query. The readings travel as the chart's Arrow data; the few marks inline.
+    """
+    x = {"field": "time", "type": "temporal", "title": None}
+    layers: list[dict] = [
+        {"mark": {"type": "area", "opacity": 0.25},
+         "encoding": {"x": x, "y": {"field": "min", "type": "quantitative", "title": channel.unit,
+                                    "scale": {"zero": False}}, "y2": {"field": "max"}}},
+        {"mark": {"type": "line"},
+         "encoding": {"x": x, "y": {"field": "value", "type": "quantitative"},
+                      "tooltip": [{"field": f, "type": "temporal" if f == "time" else "quantitative"}
+                                  for f in ("time", "value", "min", "max", "n")]}},
+    ]
+    if not marks.empty:
+        values = [{"time": t.isoformat(), "kind": k, "label": label}
+                  for t, k, label in zip(marks["time"], marks["kind"], marks["label"])]
+        layers.append({"data": {"values": values}, "mark": {"type": "rule", "strokeDash": [4, 3]},
+                       "encoding": {"x": x, "color": {"field": "kind", "type": "nominal", "title": None,
+                                                      "scale": {"domain": ["dose", "sample"],
+                                                                "range": ["#d62728", "#1f77b4"]}},
+                                    "tooltip": [{"field": "kind"}, {"field": "label"}]}})
+    return {"title": f"{channel.name} ({channel.unit})", "height": height, "layer": layers}
+
+
+def channel_data(channel: ChannelWindow) -> pd.DataFrame:
+    """The columns the channel spec plots (what is sent to the browser)."""
+    return channel.frame[["time", "value", "min", "max", "n"]]
+
+
+def correlation_heatmap(names: list[str], matrix: list[list[float]]) -> alt.LayerChart:
+    rows = [{"row": a, "column": b, "r": matrix[i][j]} for i, a in enumerate(names) for j, b in enumerate(names)]
+    frame = pd.DataFrame(rows)
+    base = alt.Chart(frame).encode(x=alt.X("column:N", sort=names, title=None), y=alt.Y("row:N", sort=names, title=None))
+    cells = base.mark_rect().encode(color=alt.Color("r:Q", scale=alt.Scale(domain=[-1, 1], scheme="redblue",
+                                                                         reverse=True)), tooltip=["row", "column", "r"])
+    text = base.mark_text(fontSize=11).encode(text=alt.Text("r:Q", format=".2f"))
+    return (cells + text).properties(width=alt.Step(48), height=alt.Step(32))
+
+
+def learning_curve(frame: pd.DataFrame) -> alt.FacetChart:
+    """Estimates with 95 % intervals, fit after fit, one panel per parameter (log scale)."""
+    base = alt.Chart(frame).encode(x=alt.X("fit:O", title="fit (oldest → newest)"))
+    points = base.mark_point(filled=True).encode(y=alt.Y("estimate:Q", scale=alt.Scale(type="log"), title=None),
+                                                 tooltip=["parameter", "fit", "estimate", "low", "high"])
+    bars = base.mark_errorbar().encode(y="low:Q", y2="high:Q")
+    return alt.layer(bars, points, data=frame).properties(height=120, width=260).facet(
+        facet="parameter:N", columns=3).resolve_scale(y="independent")
+
+
+def time_courses(frame: pd.DataFrame, unit: str, title: str, log: bool = False) -> alt.Chart:
+    """Long-form (time_h, series, value) lines, one colour per series."""
+    scale = alt.Scale(type="symlog") if log else alt.Scale()
+    return alt.Chart(frame, title=title).mark_line().encode(
+        x=alt.X("time_h:Q", title="time (h)"), y=alt.Y("value:Q", title=unit, scale=scale),
+        color=alt.Color("series:N", title=None), tooltip=["series", "time_h", "value"]).properties(height=260)
+
+
+def histogram(frame: pd.DataFrame, metric: str, unit: str, target: tuple[float, float] | None) -> alt.LayerChart:
+    """A distribution from (low, high, fraction) bins on a log axis; the target window shaded."""
+    bars = alt.Chart(frame).mark_rect(opacity=0.8).encode(
+        x=alt.X("low:Q", scale=alt.Scale(type="log"), title=f"{metric} ({unit})"), x2="high:Q",
+        y=alt.Y("fraction:Q", title="fraction of patients"), tooltip=["low", "high", "fraction"])
+    layers = [bars]
+    if target is not None:
+        shade = pd.DataFrame({"low": [target[0]], "high": [target[1]]})
+        layers.insert(0, alt.Chart(shade).mark_rect(color="#2ca02c", opacity=0.15).encode(x="low:Q", x2="high:Q"))
+    return alt.layer(*layers).properties(height=240)

@@ -1,0 +1,64 @@
+"""Every channel of every chip of a run's rig, downsampled in the database and refreshed every few
+seconds; doses and samples marked; pause / resume / abort requests and their state."""
+
+import os
+
+import streamlit as st
+
+from ui.panel import charts, live
+from ui.panel.page import attempt, engine, signed_in
+
+REFRESH_S = float(os.environ.get("CHIPTWIN_PANEL_REFRESH_S", "3"))
+who = signed_in()
+db = engine()
+st.title("Live run")
+
+runs = live.runs(db)
+if runs.empty:
+    st.info("No protocol run in the store yet; `chiptwin run` starts one (the runner comes with issue #6).")
+    st.stop()
+labels = {row.id: f"run {row.id} on {row.rig} — {row.state}" for row in runs.itertuples()}
+run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="live_run")
+run = runs.set_index("id").loc[run_id]
+span_name = st.segmented_control("Window", list(live.SPANS_S), default="last 6 h", key="live_span") or "last 6 h"
+auto = st.toggle(f"Refresh every {REFRESH_S:g} s", value=True, key="live_auto")
+every = REFRESH_S if auto else None
+
+
+@st.fragment(run_every=every)
+def controls() -> None:
+    pause, resume, abort, confirm = st.columns([1, 1, 1, 2])
+    kind = None
+    if pause.button("Pause", icon=":material/pause:", disabled=not who.can_control, key="pause"):
+        kind = "pause"
+    if resume.button("Resume", icon=":material/play_arrow:", disabled=not who.can_control, key="resume"):
+        kind = "resume"
+    sure = confirm.checkbox("I mean to abort this run", key="abort_confirm")
+    if abort.button("Abort", icon=":material/stop:", disabled=not (who.can_control and sure), key="abort"):
+        kind = "abort"
+    if kind:
+        request_id = attempt(lambda: live.request_control(db, who, int(run_id), kind))
+        if request_id is not None:
+            st.success(f"{kind} requested (request {request_id}); it stays pending until the runner acknowledges it.")
+    st.dataframe(live.requests_of(db, int(run_id)), hide_index=True, width="stretch")
+
+
+@st.fragment(run_every=every)
+def plots() -> None:
+    end = live.latest_time(db, int(run.rig_id))
+    if end is None:
+        st.info("No readings on this rig yet.")
+        return
+    start = end - live.SPANS_S[span_name]
+    for chip in live.rig_chips(db, int(run.rig_id)).itertuples():
+        windows = live.chip_windows(db, int(chip.id), start, end + 1e-6)
+        st.subheader(f"{windows.chip} ({windows.organ})")
+        columns = st.columns(2)
+        for i, channel in enumerate(windows.channels):
+            columns[i % 2].vega_lite_chart(charts.channel_data(channel), charts.channel_spec(channel, windows.marks),
+                                           width="stretch")
+
+
+st.subheader(f"Requests to the runner — run {run_id} is {run.state}")
+controls()
+plots()

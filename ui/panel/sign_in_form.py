@@ -1,0 +1,25 @@
+"""The only thing a signed-out visitor sees: the sign-in form (`chiptwin user add` creates users)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.panel.auth import sign_in
+from ui.panel.page import USER_KEY, engine
+
+
+def render() -> None:
+    st.title("ChipTwin")
+    st.write("Organ-on-chip rigs with a calibrated twin in the loop. Sign in to watch, steer and review.")
+    with st.form("sign_in"):
+        username = st.text_input("Username", key="username")
+        password = st.text_input("Password", type="password", key="password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        who = sign_in(engine(), username, password)
+        if who is None:
+            st.error("Unknown user, inactive user, or wrong password.")
+        else:
+            st.session_state[USER_KEY] = who
+            st.rerun()
+    st.caption("No account? An administrator adds one with `chiptwin user add NAME --role scientist`.")
