@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -12,6 +13,7 @@ from calibration.errors import CalibrationError
 from calibration.individual import IndividualProblem, fit_individual
 from calibration.lab import ChipData, read_lab_dataset
 from calibration.population import PopulationData, PopulationModel, fit_population, lognormal_individual
+from calibration.profile import requested_uncertainty
 from calibration.record import FitRecord
 from twin.catalogue import get_model
 from twin.chip import simulate_chip
@@ -53,7 +55,14 @@ def fit_lab(
     error: str | Mapping[str, str] | None = None, estimate: Sequence[str] | None = None,
     fix: Mapping[str, float] | None = None, init: Mapping[str, float] | None = None,
     random: Sequence[str] | None = None, n_starts: int = 1, progress: Callable[[int, int], None] | None = None,
+    profile: bool = False, mcmc: int = 0, problems: dict | None = None,
+    prior: Mapping[str, tuple[float, float]] | None = None, observables: Sequence[str] | None = None,
 ) -> FitRecord:
+    """``profile``: profile-likelihood intervals of flagged parameters; ``mcmc``: emcee steps; ``problems``
+    collects ``key -> (problem, record)`` (individual and pooled fits; see calibration.profile).
+    ``prior`` (name → (median, log-scale SD)) makes it a MAP fit; ``observables`` keeps only
+    those observations (e.g. leave viability out when no PD parameter is estimated)."""
+    post = partial(requested_uncertainty, profile=profile, mcmc=mcmc, problems=problems)
     spec = get_model(model)
     fix = dict(fix or {})
     names = tuple(estimate or ("ps", "vmax", "km", "kon", "koff"))
@@ -61,30 +70,43 @@ def fit_lab(
     if unknown:
         raise CalibrationError(f"model {model!r} has no parameter {', '.join(unknown)}; "
                                f"its parameters are {', '.join(spec.parameter_names)}")
-    chips = {name: chip for name, chip in read_lab_dataset(path).items() if chip.n_observations}
+    chips = {name: _only(chip, observables) for name, chip in read_lab_dataset(path).items()}
+    chips = {name: chip for name, chip in chips.items() if chip.n_observations}
+    if not chips:
+        raise CalibrationError(f"{path}: no observations of {', '.join(observables or [])} to fit")
     start = {n: (init or {}).get(n, spec.parameter(n).default) for n in names}
     bounds = {n: (spec.parameter(n).lower, spec.parameter(n).upper) for n in names}
     if method == "population":
         return _population(chips, spec, names, fix, start, error, random)
     if method == "pooled":
-        return _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress)
+        return _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior)
     if method == "individual":
-        return _each(chips, spec, names, fix, start, bounds, error, n_starts, progress)
+        return _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior)
     raise CalibrationError(f"unknown method {method!r}; use individual, pooled or population")
 
 
-def chip_problem(chip: ChipData, spec, names, fix, bounds, error) -> IndividualProblem:
+def _only(chip: ChipData, observables: Sequence[str] | None) -> ChipData:
+    if not observables:
+        return chip
+    keep = [k for k, name in enumerate(chip.observables) if name in observables]
+    return ChipData(chip.chip, chip.events, chip.constants, [chip.times_h[k] for k in keep],
+                    [chip.observables[k] for k in keep], [chip.values[k] for k in keep])
+
+
+def chip_problem(chip: ChipData, spec, names, fix, bounds, error, prior=None) -> IndividualProblem:
     groups = np.asarray(chip.observables, dtype=object)
     residuals = Residuals(groups, residuals_for(chip.observables, error))
     predictor = ChipPredictor(chip, spec.name)
     return IndividualProblem(tuple(names), predictor, np.asarray(chip.values), residuals, fixed=dict(fix),
-                             bounds=bounds, model=spec.name, model_version=spec.version)
+                             bounds=bounds, prior=dict(prior or {}), model=spec.name, model_version=spec.version)
 
 
-def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress) -> FitRecord:
+def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, post=requested_uncertainty,
+          prior=None) -> FitRecord:
     records = {}
     for k, (name, chip) in enumerate(chips.items()):
-        records[name] = fit_individual(chip_problem(chip, spec, names, fix, bounds, error), start, n_starts=n_starts)
+        problem = chip_problem(chip, spec, names, fix, bounds, error, prior)
+        records[name] = post(problem, fit_individual(problem, start, n_starts=n_starts), name)
         if progress:
             progress(k + 1, len(chips))
     if len(records) == 1:
@@ -107,7 +129,8 @@ def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress) -> 
     )
 
 
-def _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress) -> FitRecord:
+def _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, post=requested_uncertainty,
+            prior=None) -> FitRecord:
     predictors = [ChipPredictor(chip, spec.name) for chip in chips.values()]
     observables = [o for chip in chips.values() for o in chip.observables]
     residuals = Residuals(np.asarray(observables, dtype=object), residuals_for(observables, error))
@@ -117,10 +140,10 @@ def _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress) -
         return np.concatenate([predictor(values) for predictor in predictors])
 
     problem = IndividualProblem(tuple(names), predict, dv, residuals, fixed=dict(fix), bounds=bounds,
-                                model=spec.name, model_version=spec.version)
+                                prior=dict(prior or {}), model=spec.name, model_version=spec.version)
     record = fit_individual(problem, start, n_starts=n_starts, progress=progress, method="pooled")
     record.n_subjects = len(chips)
-    return record
+    return post(problem, record, "pooled")
 
 
 def _population(chips, spec, names, fix, start, error, random) -> FitRecord:

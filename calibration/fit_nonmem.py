@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -13,6 +14,7 @@ from calibration.errors import CalibrationError
 from calibration.individual import IndividualProblem, fit_individual
 from calibration.nonmem import NonmemProblem
 from calibration.population import PopulationModel, fit_population, lognormal_individual
+from calibration.profile import requested_uncertainty
 from calibration.record import FitRecord
 from twin.catalogue import get_model
 
@@ -24,8 +26,11 @@ def fit_nonmem(
     estimate: Sequence[str] | None = None, random: Sequence[str] | None = None,
     fix: Mapping[str, float] | None = None, init: Mapping[str, float] | None = None,
     n_starts: int = 1, observable: str = "cp", scale: float = 1.0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, profile: bool = False, mcmc: int = 0,
+    problems: dict | None = None,
 ) -> FitRecord:
+    """``profile``/``mcmc``/``problems``: as in ``fit_lab`` (individual and pooled fits)."""
+    post = partial(requested_uncertainty, profile=profile, mcmc=mcmc, problems=problems)
     if method not in METHODS:
         raise CalibrationError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     spec = get_model(model)
@@ -44,9 +49,9 @@ def fit_nonmem(
         pop = PopulationModel(names, random, lognormal_individual(names, random), problem.predict, error_model)
         record = fit_population(pop, problem.population_data(), start, model_name=spec.name, model_version=spec.version)
     elif method == "pooled":
-        record = _fit_pooled(problem, names, error_model, start, spec, n_starts, progress)
+        record = _fit_pooled(problem, names, error_model, start, spec, n_starts, progress, post)
     else:
-        record = _fit_each(problem, names, error_model, start, spec, n_starts, progress)
+        record = _fit_each(problem, names, error_model, start, spec, n_starts, progress, post)
     record.data_selection.update(selection.as_dict())
     return record
 
@@ -62,7 +67,8 @@ def _bounds(spec, names):
     return {n: (spec.parameter(n).lower, spec.parameter(n).upper) for n in names}
 
 
-def _fit_pooled(problem: NonmemProblem, names, error_model, start, spec, n_starts, progress) -> FitRecord:
+def _fit_pooled(problem: NonmemProblem, names, error_model, start, spec, n_starts, progress,
+                post=requested_uncertainty) -> FitRecord:
     n_subjects = len(problem.ids)
 
     def predict(values: dict[str, float]) -> np.ndarray:
@@ -73,10 +79,11 @@ def _fit_pooled(problem: NonmemProblem, names, error_model, start, spec, n_start
                                    model=spec.name, model_version=spec.version)
     record = fit_individual(individual, start, n_starts=n_starts, progress=progress, method="pooled")
     record.n_subjects = n_subjects
-    return record
+    return post(individual, record, "pooled")
 
 
-def _fit_each(problem: NonmemProblem, names, error_model, start, spec, n_starts, progress) -> FitRecord:
+def _fit_each(problem: NonmemProblem, names, error_model, start, spec, n_starts, progress,
+              post=requested_uncertainty) -> FitRecord:
     """One fit per subject; the top-level theta is the median of the individual estimates."""
     records = {}
     for s, subject in enumerate(problem.ids):
@@ -88,7 +95,7 @@ def _fit_each(problem: NonmemProblem, names, error_model, start, spec, n_starts,
 
         individual = IndividualProblem(names, predict, problem.dv[s][mask], error_model, bounds=_bounds(spec, names),
                                        model=spec.name, model_version=spec.version)
-        records[str(subject)] = fit_individual(individual, start, n_starts=n_starts)
+        records[str(subject)] = post(individual, fit_individual(individual, start, n_starts=n_starts), str(subject))
         if progress:
             progress(s + 1, len(problem.ids))
     first = next(iter(records.values()))

@@ -60,6 +60,9 @@ def fit(
     scale: Annotated[float, typer.Option(help="Multiply predictions to match DV units.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit record as JSON.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the fit record (JSON) here.")] = None,
+    profile: Annotated[bool, typer.Option("--profile", help="Profile likelihood of flagged parameters.")] = False,
+    mcmc: Annotated[int, typer.Option("--mcmc", help="Also sample the posterior with N emcee steps.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Save fit and profile plots (PNG) here.")] = None,
 ) -> None:
     """Fit a model to data; warnings are printed, never buried."""
     chosen = [name for name, flag in (("individual", individual), ("pooled", pooled), ("population", population)) if flag]
@@ -69,22 +72,34 @@ def fit(
     lab = detect_format(data) == "lab"
     if not chosen:
         method = "individual" if lab else "population"
+    if method == "population" and (profile or mcmc or plot):
+        raise CalibrationError("--profile, --mcmc and --plot work with --individual or --pooled fits")
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task(f"fitting {model} ({method})", total=None)
         common = dict(estimate=parse_names(estimate), random=parse_names(random), fix=parse_assignments(fix, "--fix"),
                       init=parse_assignments(init, "--init"), n_starts=starts,
                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+        if profile or mcmc or plot:
+            common.update(profile=profile, mcmc=mcmc, problems=(problems := {}))
         if lab:
             record = fit_lab(data, model, method, error=parse_errors(error), **common)
         else:
             record = fit_nonmem(data, model, method, error=error, scale=scale, **common)
+    if plot and method != "population":
+        from ui.cli_petab import save_plots
+
+        save_plots(problems, plot)
     if out:
         out.write_text(record.to_json())
     if as_json:
         typer.echo(record.to_json())
     else:
         print_record(record, Console())
+        if profile or mcmc:
+            from ui.cli_petab import print_uncertainty
+
+            print_uncertainty(record, Console())
 
 
 def print_record(record: FitRecord, console: Console) -> None:
