@@ -6,10 +6,10 @@ import sys
 
 import typer
 
-from protocols import cli_protocol, cli_rig
-from ui import cli_fit, cli_panel, cli_patients, cli_sbml, cli_simulate, cli_users
+from protocols import cli_protocol, cli_rig, cli_run
+from ui import cli_design, cli_dose, cli_fit, cli_panel, cli_patients, cli_petab, cli_sbml, cli_simulate, cli_users
 from ui.cli_store import audit_app, db_app
-from ui.errors import USER_ERRORS, EXIT_USER_ERROR, not_built, report
+from ui.errors import EXIT_USER_ERROR, USER_ERRORS, report
 
 app = typer.Typer(
     help="ChipTwin: organ-on-chip rigs with a calibrated computational twin in the loop.",
@@ -20,6 +20,9 @@ app = typer.Typer(
 cli_simulate.register(app)
 cli_sbml.register(app)
 cli_fit.register(app)
+cli_design.register(app)
+cli_petab.register(app)
+cli_dose.register(app)
 cli_patients.register(app)
 cli_panel.register(app)
 cli_users.register(app)
@@ -31,31 +34,9 @@ protocol_app = typer.Typer(help="Protocol files.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
 app.add_typer(protocol_app, name="protocol")
 
-_LOOP = "issue #6, protocols and the closed loop"
-_CALIBRATION = "issue #5, calibration and experiment design"
-
-_UNBUILT = {
-    # command name: (help, issue)
-    "demo": ("The main job: simulated rig + closed loop + panel, ending with a summary.", _LOOP),
-    "run": ("Run a protocol on a rig (survives being killed; see resume).", _LOOP),
-    "resume": ("Continue a run after a crash without dosing twice.", _LOOP),
-    "design": ("Rank candidate experiments by expected information gain.", _CALIBRATION),
-    "dose": ("Optimise a dosing regimen for a chip or a virtual patient.", _CALIBRATION),
-}
-
-
-def _register_unbuilt(target: typer.Typer, name: str, help_text: str, issue: str, full_name: str) -> None:
-    def command(ctx: typer.Context) -> None:
-        not_built(full_name, issue)
-
-    command.__doc__ = f"{help_text} [not built yet]"
-    target.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)
-
-
-for _name, (_help, _issue) in _UNBUILT.items():
-    _register_unbuilt(app, _name, _help, _issue, _name)
 cli_rig.register(app, devices_app)  # devices check, sim-rig (they touch instruments, so they live in protocols)
 cli_protocol.register(protocol_app)
+cli_run.register(app)  # run, resume, demo (they touch instruments, so they live in protocols)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from twin.errors import TwinError
 
 USER_ERRORS: tuple[type[Exception], ...] = (StoreError, TwinError, CalibrationError, ProtocolError)
 EXIT_USER_ERROR = 2
-EXIT_NOT_BUILT = 3
 
 F = TypeVar("F", bound=Callable)
 
@@ -35,9 +34,3 @@ def user_errors(command: F) -> F:
             raise typer.Exit(EXIT_USER_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def not_built(command: str, issue: str) -> None:
-    """Say plainly that a command does not exist yet, and exit non-zero."""
-    typer.echo(f"chiptwin {command}: not built yet ({issue}). Nothing was done.", err=True)
-    raise typer.Exit(EXIT_NOT_BUILT)

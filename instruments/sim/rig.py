@@ -35,7 +35,7 @@ from instruments.sim.pty_device import PtyDevice
 from instruments.sim.reglo_sim import RegloSim
 from instruments.sim.scenario import Scenario, SensorNoise
 from instruments.sim.teer_sim import TeerSim
-from twin.chip import ChipState, Dose, Sample, advance, apply_event, initial_state
+from twin.chip import ChipState, Dose, MediaChange, Sample, advance, apply_event, initial_state
 
 STEP_WALL_S = 0.02              # the chips are advanced to clock time this often (wall seconds)
 DO_SATURATION_MG_L_37C = 6.73   # mg/L of O2 at 100 % air saturation, 37 °C (for a mg/L sensor)
@@ -74,6 +74,12 @@ class SimChip:
             before = self._state.observables(self.params)
             self._state = apply_event(self._state, Sample(self._state.time_h, volume_ml))
             return before
+
+    def media_change(self, t_s: float, volume_ml: float, concentration_um: float = 0.0) -> None:
+        """Replace the medium by ``volume_ml`` of fresh medium at ``concentration_um``."""
+        with self._lock:
+            self._advance_to(t_s)
+            self._state = apply_event(self._state, MediaChange(self._state.time_h, volume_ml, concentration_um))
 
 
 class SimulatedRig:
@@ -166,6 +172,10 @@ class SimulatedRig:
         truth = self.chips[chip].sample(now_s, volume_ml)
         return {"t_s": now_s, "available_at_s": now_s + self.scenario.assay_delay_h * 3600.0,
                 "drug_medium_um": truth["drug_medium"], "metabolite_medium_um": truth["metabolite_medium"]}
+
+    def media_change(self, chip: str, volume_ml: float, concentration_um: float = 0.0) -> None:
+        """A media change on the bench (a person's or a liquid handler's job on a real rig)."""
+        self.chips[chip].media_change(self.rig_time_s(), volume_ml, concentration_um)
 
     # -- building the devices -----------------------------------------------------------
     def _start_devices(self) -> None:

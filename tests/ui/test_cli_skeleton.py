@@ -28,10 +28,12 @@ def test_help_lists_the_commands_of_the_design():
         assert f" {command} " in result.stdout, command
 
 
-def test_a_command_not_built_yet_says_so_and_exits_non_zero():
-    result = chiptwin("resume", "42")
-    assert result.returncode == 3
-    assert "not built yet" in result.stderr and "issue #6" in result.stderr and "Traceback" not in result.stderr
+@pytest.mark.parametrize("command", [["demo"], ["run"], ["fit"], ["design"], ["dose"], ["sim-rig"],
+                                     ["devices", "check"], ["protocol", "check"], ["panel"]])
+def test_every_command_explains_itself(command):
+    result = chiptwin(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout and "--help" in result.stdout
 
 
 def test_the_store_defaults_to_a_file_in_the_working_directory(tmp_path):

@@ -1,0 +1,161 @@
+"""`chiptwin run`, `chiptwin resume` and `chiptwin demo`: the commands that drive a rig.
+
+They live in ``protocols`` (the ``ui`` package never imports ``instruments``); ``ui.cli``
+registers them with ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from instruments.clock import AcceleratedClock, clock_from_dict
+from instruments.errors import InstrumentError
+from instruments.rig import endpoints_resolver, load_rig, open_rig
+from instruments.rig_factory import rig_file_resolver
+from protocols.errors import ProtocolError
+from protocols.runner import Runner
+from store import open_store
+from store.errors import StoreError
+
+EXIT_USER_ERROR = 2
+DEFAULT_DEMO_DB = "chiptwin-demo.db"
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _devices_and_clock(rig: Any, endpoints: Optional[Path], clock_rate: float) -> tuple[Any, Any]:
+    if endpoints is None:
+        return open_rig(rig, rig_file_resolver), AcceleratedClock.starting_now(clock_rate)
+    document = json.loads(endpoints.read_text(encoding="utf-8"))
+    return open_rig(rig, endpoints_resolver(document)), clock_from_dict(document.get("clock", {"kind": "real"}))
+
+
+def run(
+    protocol_path: Annotated[Path, typer.Argument(help="The protocol file (TOML).")],
+    rig_path: Annotated[Path, typer.Option("--rig", help="The rig file (TOML).")],
+    db: Annotated[Optional[str], typer.Option(help="Store URL or SQLite path (default $CHIPTWIN_DB / ./chiptwin.db).")] = None,
+    endpoints: Annotated[Optional[Path], typer.Option(help="Endpoints file of `chiptwin sim-rig` (its clock too).")] = None,
+    clock_rate: Annotated[float, typer.Option(help="Clock rate without --endpoints (1 = real time).")] = 1.0,
+) -> None:
+    """Run a protocol on a rig; prints the run id first (for `chiptwin resume RUN`)."""
+    try:
+        rig = load_rig(rig_path)
+        engine = open_store(db)
+        devices, clock = _devices_and_clock(rig, endpoints, clock_rate)
+        with devices:
+            runner = Runner.create(protocol_path.read_text(encoding="utf-8"), rig, engine, devices, clock,
+                                   filename=protocol_path.name)
+            typer.echo(f"run {runner.run_id}", err=True)
+            state = runner.run()
+    except (ProtocolError, StoreError, InstrumentError, OSError) as exc:
+        _fail(exc)
+    typer.echo(json.dumps({"run_id": runner.run_id, "state": state}))
+    raise typer.Exit(0 if state == "done" else 1)
+
+
+def resume(
+    run_id: Annotated[int, typer.Argument(help="The run to continue.")],
+    rig_path: Annotated[Path, typer.Option("--rig", help="The rig file (TOML).")],
+    db: Annotated[Optional[str], typer.Option(help="Store URL or SQLite path.")] = None,
+    endpoints: Annotated[Optional[Path], typer.Option(help="Endpoints file of `chiptwin sim-rig`.")] = None,
+    clock_rate: Annotated[float, typer.Option(help="Clock rate without --endpoints.")] = 1.0,
+) -> None:
+    """Reconcile the run's unfinished dose intents against the pumps, then continue it."""
+    try:
+        rig = load_rig(rig_path)
+        engine = open_store(db)
+        devices, clock = _devices_and_clock(rig, endpoints, clock_rate)
+        with devices:
+            runner = Runner.attach(run_id, rig, engine, devices, clock)
+            outcomes, state = runner.resume()
+    except (ProtocolError, StoreError, InstrumentError, OSError) as exc:
+        _fail(exc)
+    typer.echo(json.dumps({"run_id": run_id, "state": state, "reconciled": outcomes}))
+    raise typer.Exit(0 if state == "done" else 1)
+
+
+def demo(
+    no_panel: Annotated[bool, typer.Option("--no-panel", help="Do not open the control panel.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
+    db: Annotated[str, typer.Option(help="SQLite file for the demo's store.")] = DEFAULT_DEMO_DB,
+    clock_rate: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 3600.0,
+) -> None:
+    """The main job: simulated rig + closed loop (calibrate → propose → approve → execute) + summary."""
+    from protocols.demo import run_demo
+    console = Console(stderr=True)
+    panel = None if no_panel else _open_panel(db, console)
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
+                      disable=as_json and not console.is_terminal) as bar:
+            task = bar.add_task("closed loop", total=None)
+
+            def progress(index: int, total: int, kind: str) -> None:
+                bar.update(task, total=total, completed=index, description=f"step {index + 1}/{total}: {kind}")
+            summary = run_demo(db, clock_rate, progress)
+    except (ProtocolError, StoreError, InstrumentError) as exc:
+        _fail(exc)
+    finally:
+        if panel is not None:
+            console.print(f"the panel keeps serving the store {db} (pid {panel.pid}); stop it with Ctrl-C")
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        Console().print(_summary_table(summary))
+    raise typer.Exit(0 if summary["state"] == "done" else 1)
+
+
+def _open_panel(db: str, console: Console) -> Any:
+    exe = shutil.which("chiptwin") or str(Path(sys.executable).with_name("chiptwin"))
+    try:
+        return subprocess.Popen([exe, "panel", "--db", db], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        console.print(f"open the panel with: chiptwin panel --db {db}")
+        return None
+
+
+def _summary_table(summary: dict) -> Table:
+    table = Table(title=f"chiptwin demo: run {summary['run_id']} {summary['state']} in {summary['wall_time_s']:.0f} s; "
+                        f"{summary['readings_stored']} readings, {summary['doses_executed']} doses, "
+                        f"{len(summary['alarms'])} alarms")
+    table.add_column("round")
+    names = sorted({n for r in summary["per_round"] for n in r["error"]})
+    for name in names:
+        table.add_column(f"{name}: |log err| / CI ratio")
+    for r in summary["per_round"]:
+        table.add_row(str(r["round"]), *[f"{r['error'].get(n, float('nan')):.2f} / "
+                                         f"{_fmt(r['ci_width'].get(n))}" for n in names])
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("resume")(resume)
+    app.command("demo")(demo)
+
+
+def main() -> None:
+    """``python -m protocols.cli_run run|resume|demo …`` (the same commands without the rest of the CLI)."""
+    app = typer.Typer(no_args_is_help=True)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The runner: one process per rig executes a protocol's steps on the shared clock.
+
+    with Runner.start(protocol_path, rig_path, engine, devices, clock, bench=SimBench(sim)) as runner:
+        state = runner.run()           # done | aborted | parked | failed
+
+Threads: the step thread (the caller), the acquisition poller (readings → interlocks →
+store), the request watcher (panel requests → control). The run's progress is a
+checkpoint in ``ProtocolRun.checkpoint_json`` (the step index and the step's start time),
+written before each step; everything a step does is idempotent by key (dose intents,
+sample labels, one fit / proposal / approval per step), so ``Runner.resume`` first
+reconciles unfinished dose intents against the pumps and then re-enters the checkpointed
+step without doing anything twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from instruments.rig import Rig
+from protocols.acquire import StoreSink, start_poller
+from protocols.control import Aborted, Control
+from protocols.intents import IntentLog, NeedsPerson
+from protocols.interlock import Interlock
+from protocols.interlocks_runtime import Monitor
+from protocols.language import parse_protocol
+from protocols.protocol import Protocol
+from protocols.record import Recorder
+from protocols.requests import RequestWatcher
+from protocols.rig_view import rig_view_from_rig_file
+from protocols.steps import expand
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class RunContext:
+    protocol: Protocol
+    rig: Rig
+    recorder: Recorder
+    ids: dict[str, dict[str, int]]
+    run_id: int
+    clock: Any
+    devices: Any
+    bench: Any = None
+    notifier: Any = None
+    progress: Progress | None = None
+    state: dict = field(default_factory=dict)  # per-run scratch: latest fit, per-chip fits, rounds
+
+    @property
+    def rig_id(self) -> int:
+        return next(iter(self.ids["rig"].values()))
+
+
+class Runner:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.steps = expand(ctx.protocol.steps)
+        self.intents = IntentLog(ctx.recorder, ctx.devices, ctx.clock, ctx.ids["instruments"])
+        self.control = Control(ctx.clock, ctx.devices.safe_state)
+        self.monitor = Monitor(rig_view_from_rig_file(ctx.rig.spec), ctx.protocol.interlocks, ctx.clock, self._trip)
+        self.sink = StoreSink(ctx.recorder, ctx.ids["channels"], self.monitor)
+        self.watcher = RequestWatcher(ctx.recorder, ctx.run_id, self.control, self.intents.busy)
+        self.poller: Any = None
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def create(cls, protocol_text: str, rig: Rig, engine: Any, devices: Any, clock: Any, *,
+               filename: str = "protocol.toml", **extra: Any) -> Runner:
+        protocol = parse_protocol(protocol_text, rig_view_from_rig_file(rig.spec), filename)
+        recorder = Recorder(engine, clock.now_s)
+        ids = recorder.sync_rig(rig)
+        run_id = recorder.create_run(next(iter(ids["rig"].values())), protocol_text, float(clock.rate))
+        return cls(RunContext(protocol, rig, recorder, ids, run_id, clock, devices, **extra))
+
+    @classmethod
+    def attach(cls, run_id: int, rig: Rig, engine: Any, devices: Any, clock: Any, **extra: Any) -> Runner:
+        recorder = Recorder(engine, clock.now_s)
+        row = recorder.run_row(run_id)
+        protocol = parse_protocol(row.protocol_text, rig_view_from_rig_file(rig.spec), f"run {run_id}")
+        return cls(RunContext(protocol, rig, recorder, recorder.sync_rig(rig), run_id, clock, devices, **extra))
+
+    # -- running ------------------------------------------------------------------------
+    def run(self) -> str:
+        """Run from the checkpoint to the end (or a stop); returns the run's final state."""
+        from protocols.step_exec import execute_step
+        ctx, recorder = self.ctx, self.ctx.recorder
+        point = json.loads(recorder.run_row(ctx.run_id).checkpoint_json or "{}")
+        self._start_threads()
+        try:
+            recorder.set_state(ctx.run_id, "running")
+            for index in range(int(point.get("step", 0)), len(self.steps)):
+                step = self.steps[index]
+                started = point.get("started_utc_s") if point.get("step") == index else None
+                started = started if started is not None else ctx.clock.now_s()
+                recorder.checkpoint(ctx.run_id, {"step": index, "started_utc_s": started, "pid": os.getpid()})
+                self.control.check()
+                if ctx.progress:
+                    ctx.progress(index, len(self.steps), step.kind)
+                recorder.step_started(ctx.run_id, index, step.kind)
+                detail = execute_step(self, index, step, started)
+                recorder.step_ended(ctx.run_id, index, "done", detail)
+            recorder.checkpoint(ctx.run_id, {"step": len(self.steps)})
+            recorder.set_state(ctx.run_id, "done")
+            return "done"
+        except Aborted as exc:
+            recorder.set_state(ctx.run_id, "aborted", str(exc))
+            return "aborted"
+        except NeedsPerson as exc:
+            return self.park(str(exc))
+        finally:
+            self._stop_threads()
+
+    def resume(self) -> tuple[list[dict], str]:
+        """Reconcile unfinished dose intents first, then continue from the checkpoint."""
+        try:
+            outcomes = self.intents.reconcile(self.ctx.run_id)
+        except NeedsPerson as exc:
+            return [], self.park(str(exc))
+        self.ctx.recorder.audit_entry("run.reconciled", {"intents": outcomes}, self.ctx.run_id)
+        return outcomes, self.run()
+
+    def park(self, why: str) -> str:
+        ctx = self.ctx
+        ctx.devices.safe_state()
+        ctx.recorder.set_state(ctx.run_id, "parked", why)
+        ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "critical", "runner", f"run {ctx.run_id} parked: {why}")
+        return "parked"
+
+    def _trip(self, interlock: Interlock, channel: str, condition_t_s: float) -> None:
+        ctx = self.ctx
+        if interlock.stops:
+            state = "aborted" if "abort" in interlock.actions else "paused" if "pause" in interlock.actions else "parked"
+            self.control.stop(state, f"interlock {interlock} on {channel}")
+        if "alarm" in interlock.actions or interlock.stops:
+            ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "critical", f"interlock:{channel}",
+                               f"{interlock} held on {channel} (reading at clock {condition_t_s:.0f} s); "
+                               "instruments put in their safe state" if interlock.stops else f"{interlock} on {channel}")
+        if interlock.stops and self.control.state != "aborted":
+            ctx.recorder.set_state(ctx.run_id, self.control.state, f"interlock {interlock}")
+
+    def _start_threads(self) -> None:
+        self.poller, skipped = start_poller(self.ctx.rig, self.ctx.devices, self.sink, self.ctx.clock)
+        for why in skipped:
+            self.ctx.recorder.alarm(self.ctx.rig_id, self.ctx.run_id, "warning", "acquisition", f"not polled: {why}")
+        self.watcher.start()
+
+    def _stop_threads(self) -> None:
+        self.watcher.stop()
+        if self.poller is not None:
+            self.poller.stop()
+            self.poller = None
+
+    # -- convenience --------------------------------------------------------------------
+    @property
+    def run_id(self) -> int:
+        return self.ctx.run_id
+
+
+def read_text(path: str | Path) -> str:
+    return Path(path).read_text(encoding="utf-8")

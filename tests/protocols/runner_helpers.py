@@ -1,0 +1,81 @@
+"""Shared helpers of the runner tests: an in-process simulated rig and a runner in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from instruments.clock import AcceleratedClock
+from instruments.rig import endpoints_resolver, load_rig, open_rig
+from instruments.sim.rig import SimulatedRig
+from instruments.sim.scenario import load_scenario
+from protocols.bench import SimBench
+from protocols.runner import Runner
+from store.engine import make_engine
+from store.migrate import upgrade
+
+REPO = Path(__file__).resolve().parents[2]
+RIG = REPO / "examples" / "rigs" / "liver4.toml"
+
+HEADER = """
+[protocol]
+name = "test"
+chips = ["chip1", "chip2"]
+
+[drug]
+name = "acetaminophen"
+molecular_weight = "151.16 g/mol"
+
+[safety]
+interlocks = [{interlocks}]
+"""
+
+
+def protocol_text(steps: str, interlocks: str = "") -> str:
+    return HEADER.replace("{interlocks}", interlocks) + steps
+
+
+@contextmanager
+def sim_runner(tmp_path: Path, protocol: str, scenario: str = "seed = 1\n", rate: float = 3600.0
+               ) -> Iterator[tuple[Runner, SimulatedRig]]:
+    engine = make_engine(str(tmp_path / "lab.db"), create=True)
+    upgrade(engine)
+    rig = load_rig(RIG)
+    (tmp_path / "scenario.toml").write_text(scenario)
+    names = {"chips": [c.name for c in rig.chips], "instruments": [i.name for i in rig.instruments]}
+    sim = SimulatedRig(rig, load_scenario(tmp_path / "scenario.toml", **names), AcceleratedClock.starting_now(rate))
+    sim.start()
+    try:
+        with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
+            yield Runner.create(protocol, rig, engine, devices, sim.clock, bench=SimBench(sim)), sim
+    finally:
+        sim.stop()
+        engine.dispose()
+
+
+class Background:
+    """``runner.run()`` in a thread; ``result()`` joins it (bounded)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.state: str | None = None
+        self.thread = threading.Thread(target=self._run, args=(runner,), daemon=True)
+        self.thread.start()
+
+    def _run(self, runner: Runner) -> None:
+        self.state = runner.run()
+
+    def result(self, timeout_s: float = 60.0) -> str | None:
+        self.thread.join(timeout_s)
+        return self.state
+
+
+def wait_until(predicate, timeout_s: float = 10.0, poll_s: float = 0.02):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (found := predicate()):
+            return found
+        time.sleep(poll_s)
+    return None
