@@ -9,9 +9,10 @@ transaction per batch, idempotent on (channel, time)).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from instruments.acquisition import Channel as PollChannel, Poller, Reading
+from instruments.acquisition_types import ReadingQuality
 from instruments.rig import Rig
 from protocols.interlocks_runtime import Monitor
 from protocols.record import Recorder
@@ -20,16 +21,41 @@ from store.ingest import ReadingIn, ingest_readings
 BATCH_WALL_S = 0.05
 
 
+AlarmFn = Callable[[str, str, str], None]  # (severity, source, message)
+
+
 class StoreSink:
-    def __init__(self, recorder: Recorder, channel_ids: dict[str, int], monitor: Monitor) -> None:
+    """Interlocks first, then the store; a channel whose device stops answering raises a
+    warning alarm once (and an info alarm when it answers again), so a fault the drivers
+    ride out by retrying is still on the record for the people watching."""
+
+    def __init__(self, recorder: Recorder, channel_ids: dict[str, int], monitor: Monitor,
+                 alarm: AlarmFn | None = None) -> None:
         self.recorder, self.channel_ids, self.monitor = recorder, channel_ids, monitor
+        self.alarm = alarm
+        self.failing: set[str] = set()
         self.stored = 0
 
     def __call__(self, batch: list[Reading]) -> None:
         self.monitor.feed(batch)
+        self._watch_devices(batch)
         rows = [ReadingIn(self.channel_ids[r.channel], r.t_utc_s, r.value, r.quality) for r in batch]
         with self.recorder._lock:
             self.stored += ingest_readings(self.recorder.engine, rows).stored
+
+    def _watch_devices(self, batch: list[Reading]) -> None:
+        if self.alarm is None:
+            return
+        for reading in batch:
+            failed = bool(reading.quality & ReadingQuality.DEVICE_ERROR)
+            if failed and reading.channel not in self.failing:
+                self.failing.add(reading.channel)
+                self.alarm("warning", f"instrument:{reading.channel}",
+                           f"{reading.channel}: the device is not answering ({reading.error or 'read failed'}); "
+                           "the last good value is held and flagged DEVICE_ERROR")
+            elif not failed and reading.channel in self.failing:
+                self.failing.discard(reading.channel)
+                self.alarm("info", f"instrument:{reading.channel}", f"{reading.channel}: the device answers again")
 
 
 def poll_channels(rig: Rig, devices: Any) -> tuple[list[PollChannel], list[str]]:

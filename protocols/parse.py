@@ -17,10 +17,11 @@ from instruments.rig_toml import read_toml
 from protocols.errors import FieldError, Problem
 from protocols.fields import convert_fields
 from protocols.interlock import parse_interlock
+from protocols.notify import NotifyConfig, check_config
 from protocols.protocol import Drug, Header, Path, Protocol
 from protocols.steps import STEP_TYPES, Step
 
-TOP_LEVEL = ("protocol", "drug", "safety", "steps")
+TOP_LEVEL = ("protocol", "drug", "safety", "steps", "notify")
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
@@ -91,6 +92,14 @@ class _Parser:
                 self.problems.append(Problem(after, exc.message, exc.fix))
         return found
 
+    def notify(self) -> NotifyConfig | None:
+        if "notify" not in self.data:
+            return None
+        config, problems = check_config(self.data["notify"])
+        for path, message, fix in problems:
+            self.problem(("notify", *path), message, fix)
+        return config
+
     def _element_line(self, rule: object, after: int) -> int:
         lines = self.text.splitlines()
         for number in range(after, len(lines) + 1):
@@ -142,6 +151,7 @@ def parse_text(text: str, filename: str = "protocol.toml") -> tuple[Protocol | N
             parser.problem((key,), f"unknown section '{key}'", f"use {', '.join(TOP_LEVEL)}")
     header, drug = parser.header()
     interlocks = parser.interlocks()
+    notify = parser.notify()
     steps = parser.steps(data.get("steps", []), ("steps",))
     if not steps:
         parser.problem(("steps",), "the protocol has no steps", "add [[steps]] sections (kind = 'perfuse', ...)")
@@ -149,7 +159,7 @@ def parse_text(text: str, filename: str = "protocol.toml") -> tuple[Protocol | N
         return None, parser.problems
     try:
         protocol = Protocol(header["name"], drug, header["chips"], steps, tuple(interlocks),
-                            header.get("clock_rate"), header.get("description", ""), parser.lines)
+                            header.get("clock_rate"), header.get("description", ""), parser.lines, notify)
     except FieldError as exc:
         parser.problem(("protocol", "clock_rate"), exc.message, exc.fix)
         return None, parser.problems

@@ -16,6 +16,7 @@ import pint
 from protocols.errors import FieldError
 from protocols.fields import names, normalise, qfield, required_q, text
 from protocols.interlock import Interlock, parse_interlock
+from protocols.notify import NotifyConfig
 from protocols.steps import Repeat, Step
 
 Path = tuple[str | int, ...]
@@ -53,6 +54,7 @@ class Protocol:
     clock_rate: float | None = None
     description: str = ""
     lines: dict[Path, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    notify: NotifyConfig | None = None  # the optional [notify] table (protocols.notify)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "chips", (self.chips,) if isinstance(self.chips, str) else tuple(self.chips))

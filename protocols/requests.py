@@ -92,6 +92,6 @@ class RequestWatcher:
                 return "refused", "approve/reject needs payload {\"proposal_id\": N}"
             self.control.decide(int(payload["proposal_id"]), {
                 "decision": "approved" if kind == "approve" else "rejected", "actor": who,
-                "reason": str(payload.get("reason", ""))})
+                "reason": str(payload.get("reason", "")), "approval_id": payload.get("approval_id")})
             return "done", f"{kind} of proposal {payload['proposal_id']} passed to the runner"
         return "refused", f"unknown request kind {kind!r}; use one of {', '.join(KINDS)}"

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from instruments.rig import Rig
+from protocols import notify
 from protocols.acquire import StoreSink, start_poller
 from protocols.control import Aborted, Control
 from protocols.intents import IntentLog, NeedsPerson
@@ -62,9 +63,12 @@ class Runner:
         self.intents = IntentLog(ctx.recorder, ctx.devices, ctx.clock, ctx.ids["instruments"])
         self.control = Control(ctx.clock, ctx.devices.safe_state)
         self.monitor = Monitor(rig_view_from_rig_file(ctx.rig.spec), ctx.protocol.interlocks, ctx.clock, self._trip)
-        self.sink = StoreSink(ctx.recorder, ctx.ids["channels"], self.monitor)
+        self.sink = StoreSink(ctx.recorder, ctx.ids["channels"], self.monitor,
+                              alarm=lambda severity, source, message: ctx.recorder.alarm(
+                                  ctx.rig_id, ctx.run_id, severity, source, message))
         self.watcher = RequestWatcher(ctx.recorder, ctx.run_id, self.control, self.intents.busy)
         self.poller: Any = None
+        notify.attach(ctx)  # [notify]: alarms and "waiting for approval" to people off-site
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -153,6 +157,8 @@ class Runner:
         if self.poller is not None:
             self.poller.stop()
             self.poller = None
+        if self.ctx.notifier is not None:
+            self.ctx.notifier.flush(10.0)  # bounded: a dead mail server never holds the run's end
 
     # -- convenience --------------------------------------------------------------------
     @property

@@ -111,11 +111,14 @@ def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict:
     return {"proposal_id": pid, "designer": loop.DESIGNER}
 
 
-def _decide(ctx: Any, proposal_id: int, decision: str, actor: str, reason: str) -> None:
+def _decide(ctx: Any, proposal_id: int, decision: str, actor: str, reason: str,
+            approval_id: int | None = None) -> None:
+    """Record the decision; a signed Approval the panel already wrote is not written twice."""
     with ctx.recorder.tx() as c:
-        approval_id = c.execute(insert(Approval).values(
-            proposal_id=proposal_id, decided_by=actor, decision=decision, reason=reason,
-            decided_utc_s=ctx.clock.now_s())).inserted_primary_key[0]
+        if approval_id is None:
+            approval_id = c.execute(insert(Approval).values(
+                proposal_id=proposal_id, decided_by=actor, decision=decision, reason=reason,
+                decided_utc_s=ctx.clock.now_s())).inserted_primary_key[0]
         c.execute(update(Proposal).where(Proposal.id == proposal_id).values(status=decision))
         ctx.recorder.audit(c, f"proposal.{decision}", "proposal", proposal_id,
                            {"approval_id": approval_id, "reason": reason}, actor=actor)
@@ -144,6 +147,8 @@ def _wait_for_person(runner: Any, proposal_id: int, step: Approve, dose: float, 
     ctx.devices.safe_state()  # the safe holding step (no recirculation pump to set to hold_flow on this rig)
     ctx.recorder.set_state(ctx.run_id, "parked", f"waiting for approval: {why}")
     ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "info", "approval", f"waiting for approval: {why}")
+    if ctx.notifier is not None:
+        ctx.notifier.approval(proposal_id, f"waiting for approval: {why}")
     timeout_h = magnitude(step.timeout, "time") if step.timeout is not None else DEFAULT_APPROVAL_TIMEOUT_H
     decided = runner.control.wait_for(lambda: runner.control.decisions.get(proposal_id),
                                       ctx.clock.now_s() + timeout_h * HOURS, 0.05)
@@ -153,7 +158,8 @@ def _wait_for_person(runner: Any, proposal_id: int, step: Approve, dose: float, 
         ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "warning", "approval", f"proposal {proposal_id} expired unapproved")
         decided = {"decision": "expired", "actor": "runner"}
     else:
-        _decide(ctx, proposal_id, decided["decision"], decided["actor"], decided.get("reason", ""))
+        _decide(ctx, proposal_id, decided["decision"], decided["actor"], decided.get("reason", ""),
+                decided.get("approval_id"))
     ctx.recorder.set_state(ctx.run_id, "running", f"proposal {proposal_id} {decided['decision']}")
     return {"proposal_id": proposal_id, "decision": decided["decision"], "by": decided["actor"]}
 
