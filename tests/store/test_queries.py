@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from store.ingest import ReadingIn, ingest_readings
-from store.queries import latest_readings, window
+from store.queries import latest_readings, window, windows
 
 
 def test_latest_reading_of_every_channel(engine, channels):
@@ -44,3 +44,22 @@ def test_a_sparse_window_comes_back_reading_for_reading(engine, channels):
 def test_window_rejects_an_empty_interval(engine, channels):
     with pytest.raises(ValueError, match="end must be after its start"):
         window(engine, channels["o2"], 5.0, 5.0)
+
+
+def test_windows_of_several_channels_equal_one_window_each(engine, channels):
+    rng = np.random.default_rng(11)
+    t = np.arange(0.0, 1800.0, 1.0)
+    for name in ("o2", "pressure"):
+        ingest_readings(engine, [ReadingIn(channels[name], float(a), float(b))
+                                 for a, b in zip(t, rng.normal(50, 5, t.size))])
+    ids = [channels["o2"], channels["pressure"], channels["temperature"]]
+    frames = windows(engine, ids, 100.0, 1700.0, max_points=64)
+    assert list(frames) == ids
+    for name in ("o2", "pressure"):
+        one = window(engine, channels[name], 100.0, 1700.0, max_points=64)
+        assert len(one) == 64 and np.allclose(frames[channels[name]].to_numpy(), one.to_numpy(), rtol=1e-12)
+    assert frames[channels["temperature"]].empty
+    assert list(frames[channels["temperature"]].columns) == ["t_utc_s", "value", "min", "max", "n"]
+    assert windows(engine, [], 0.0, 1.0) == {}
+    with pytest.raises(ValueError, match="end must be after its start"):
+        windows(engine, ids, 5.0, 5.0)

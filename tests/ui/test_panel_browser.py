@@ -134,7 +134,7 @@ def test_the_panel_in_a_real_browser(panel):
                                    "a PanelRequest row")
             assert [tuple(r) for r in requests] == [("pause", "pending")]
             page.get_by_text("pause requested").wait_for()
-            _shot(page, "panel-live", docs=True)
+            _shot(page, "panel-live-fixture")  # docs/img/panel-live.png: a real run (test_panel_browser_runner)
 
             _go(page, "Proposals", "Proposals")
             page.get_by_label("Reason (kept with the decision)").fill("most informative next dose")

@@ -4,6 +4,7 @@ sample marks, and the pause / resume / abort requests the runner picks up."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -11,7 +12,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, select
 
 from store.audit import append_audit
-from store.queries import window
+from store.queries import window, windows
 from store.schema import Channel, Chip, DoseEvent, PanelRequest, ProtocolRun, Reading, Rig, Sample
 from ui.panel.auth import SignedIn, require
 from ui.panel.errors import PanelError
@@ -90,6 +91,93 @@ def chip_windows(engine: Engine, chip_id: int, start_utc_s: float, end_utc_s: fl
     return result
 
 
+@dataclass
+class LiveWindow:
+    """A chip's downsampled window kept between refreshes (in the session): fixed-width buckets on a
+    grid of whole multiples of ``width_s``, covering [start, stop); ``stop`` ends the newest bucket."""
+
+    chip_id: int
+    span_s: float
+    max_points: int
+    width_s: float
+    start_utc_s: float
+    stop_utc_s: float
+    windows: ChipWindows
+
+
+def bucket_width(span_s: float, max_points: int = DEFAULT_POINTS) -> float:
+    """Whole seconds (so grid points are exact floats and every query buckets alike), ≥ 1 s."""
+    return float(max(1, math.ceil(span_s / max_points)))
+
+
+def _bounds(end_utc_s: float, span_s: float, width_s: float) -> tuple[float, float]:
+    """The grid-aligned window holding (end − span, end]: its first bucket's start, its last bucket's end."""
+    return math.floor((end_utc_s - span_s) / width_s) * width_s, (math.floor(end_utc_s / width_s) + 1) * width_s
+
+
+def _query(engine: Engine, channel_ids: list[int], start: float, stop: float,
+           width_s: float) -> dict[int, pd.DataFrame]:
+    frames = windows(engine, channel_ids, start, stop, max_points=max(1, round((stop - start) / width_s)))
+    for frame in frames.values():
+        frame["time"] = utc(frame["t_utc_s"])
+    return frames
+
+
+def full_window(engine: Engine, chip_id: int, end_utc_s: float, span_s: float,
+                max_points: int = DEFAULT_POINTS) -> LiveWindow:
+    """Every channel of the chip over the grid-aligned window ending with the bucket that holds ``end``."""
+    width = bucket_width(span_s, max_points)
+    start, stop = _bounds(end_utc_s, span_s, width)
+    with engine.connect() as connection:
+        chip = connection.execute(select(Chip.name, Chip.organ).where(Chip.id == chip_id)).one()
+        channels = connection.execute(select(Channel.id, Channel.name, Channel.quantity, Channel.unit)
+                                      .where(Channel.chip_id == chip_id).order_by(Channel.name)).all()
+        marks = _marks(connection, chip_id, start, stop)
+    frames = _query(engine, [c.id for c in channels], start, stop, width)
+    result = ChipWindows(chip_id, chip.name, chip.organ, marks=marks,
+                         channels=[ChannelWindow(i, n, q, u, frames[i]) for i, n, q, u in channels])
+    return LiveWindow(chip_id, span_s, max_points, width, start, stop, result)
+
+
+def tail_start(cached: LiveWindow) -> float:
+    """Where the refresh re-reads from: the start of the earliest channel's last bucket (it may have
+    been incomplete when read), or the window's last bucket when a channel has nothing yet."""
+    width, starts = cached.width_s, [cached.stop_utc_s - cached.width_s]
+    for channel in cached.windows.channels:
+        if not channel.frame.empty:
+            last = float(channel.frame["t_utc_s"].iloc[-1])
+            starts.append(cached.start_utc_s + math.floor((last - cached.start_utc_s) / width) * width)
+    return max(cached.start_utc_s, min(starts))
+
+
+def refresh_window(engine: Engine, cached: LiveWindow | None, chip_id: int, end_utc_s: float, span_s: float,
+                   max_points: int = DEFAULT_POINTS) -> LiveWindow:
+    """The chip's window ending at ``end``: from ``cached``, only the tail since its last complete bucket
+    is queried, appended, and the buckets that slid out are dropped. A full query when there is nothing
+    cached, the chip, span or resolution changed, or the new window no longer overlaps the cached one."""
+    if (cached is None or cached.chip_id != chip_id or cached.span_s != span_s or cached.max_points != max_points):
+        return full_window(engine, chip_id, end_utc_s, span_s, max_points)
+    width = cached.width_s
+    start, stop = _bounds(end_utc_s, span_s, width)
+    tail = tail_start(cached)
+    if start < cached.start_utc_s or start >= tail or stop < cached.stop_utc_s:
+        return full_window(engine, chip_id, end_utc_s, span_s, max_points)
+    frames = _query(engine, [c.channel_id for c in cached.windows.channels], tail, stop, width)
+    channels = []
+    for channel in cached.windows.channels:
+        old = channel.frame
+        keep = old[(old["t_utc_s"] >= start) & (old["t_utc_s"] < tail)]
+        new = frames[channel.channel_id]
+        frame = pd.concat([keep, new], ignore_index=True) if not keep.empty and not new.empty else (
+            new if keep.empty else keep.reset_index(drop=True))
+        channels.append(ChannelWindow(channel.channel_id, channel.name, channel.quantity, channel.unit, frame))
+    with engine.connect() as connection:
+        marks = _marks(connection, chip_id, start, stop)
+    chip = cached.windows
+    return LiveWindow(chip_id, span_s, max_points, width, start, stop,
+                      ChipWindows(chip_id, chip.chip, chip.organ, channels=channels, marks=marks))
+
+
 def request_control(engine: Engine, user: SignedIn | None, run_id: int, kind: str) -> int:
     """Write a pause/resume/abort request for the run's runner; returns the request id."""
     who = require(user, "control")
@@ -109,6 +197,18 @@ def request_control(engine: Engine, user: SignedIn | None, run_id: int, kind: st
         return request_id
 
     return audited(engine, work)
+
+
+def request_status(requests: pd.DataFrame) -> str | None:
+    """One line on the newest request: pending, or what the runner answered and when it acknowledged."""
+    if requests.empty:
+        return None
+    last = requests.iloc[0]
+    if last["state"] == "pending":
+        return f"Request {last['id']} ({last['kind']}) is pending: the runner has not acknowledged it yet."
+    when = "" if pd.isna(last["acknowledged"]) else f" at {last['acknowledged']:%Y-%m-%d %H:%M:%S} UTC"
+    answer = f" — {last['response']}" if last["response"] else ""
+    return f"Request {last['id']} ({last['kind']}) {last['state']}: acknowledged by the runner{when}{answer}"
 
 
 def requests_of(engine: Engine, run_id: int, limit: int = 20) -> pd.DataFrame:

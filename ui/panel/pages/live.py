@@ -40,7 +40,10 @@ def controls() -> None:
         request_id = attempt(lambda: live.request_control(db, who, int(run_id), kind))
         if request_id is not None:
             st.success(f"{kind} requested (request {request_id}); it stays pending until the runner acknowledges it.")
-    st.dataframe(live.requests_of(db, int(run_id)), hide_index=True, width="stretch")
+    requests = live.requests_of(db, int(run_id))
+    if (status := live.request_status(requests)) is not None:
+        st.caption(status)
+    st.dataframe(requests, hide_index=True, width="stretch")
 
 
 @st.fragment(run_every=every)
@@ -49,9 +52,14 @@ def plots() -> None:
     if end is None:
         st.info("No readings on this rig yet.")
         return
-    start = end - live.SPANS_S[span_name]
-    for chip in live.rig_chips(db, int(run.rig_id)).itertuples():
-        windows = live.chip_windows(db, int(chip.id), start, end + 1e-6)
+    caches = st.session_state.setdefault("live_windows", {})  # chip id → live.LiveWindow, refreshed by its tail
+    chips = live.rig_chips(db, int(run.rig_id))
+    for stale in set(caches) - set(chips["id"].astype(int)):
+        del caches[stale]  # another run's rig: its chips' windows go
+    for chip in chips.itertuples():
+        cached = live.refresh_window(db, caches.get(int(chip.id)), int(chip.id), end, live.SPANS_S[span_name])
+        caches[int(chip.id)] = cached
+        windows = cached.windows
         st.subheader(f"{windows.chip} ({windows.organ})")
         columns = st.columns(2)
         for i, channel in enumerate(windows.channels):
