@@ -29,8 +29,8 @@ from collections import defaultdict
 from typing import Hashable, Iterable
 
 from instruments.acquisition_batch import Batcher
-from instruments.acquisition_types import (Channel, ChannelStats, PollerStats, Reading, ReadingQuality, Sink,
-                                           worker_key, worker_name)
+from instruments.acquisition_types import (Channel, ChannelStats, HealthHook, PollerStats, Reading, ReadingQuality,
+                                           Sink, worker_key, worker_name)
 from instruments.acquisition_worker import BusWorker, ChannelState, PollGroup
 from instruments.clock import Clock
 from instruments.acquisition_check import check_sequences
@@ -38,13 +38,14 @@ from instruments.errors import ConfigError
 
 STAGGER = True
 
-__all__ = ["Channel", "Poller", "PollerStats", "Reading", "ReadingQuality", "Sink", "check_sequences"]
+__all__ = ["Channel", "HealthHook", "Poller", "PollerStats", "Reading", "ReadingQuality", "Sink", "check_sequences"]
 
 
 class Poller:
     def __init__(self, channels: Iterable[Channel], sink: Sink, clock: Clock, *, batch_readings: int = 500,
                  batch_interval_s: float = 1.0, start_utc_s: float | None = None,
-                 join_timeout_s: float = 10.0, stagger: bool = STAGGER) -> None:
+                 join_timeout_s: float = 10.0, stagger: bool = STAGGER,
+                 on_health: HealthHook | None = None) -> None:
         """``batch_interval_s`` is real (wall) time; ``start_utc_s`` (clock time) anchors slot 0.
 
         ``stagger`` spreads the groups of one worker that share a period evenly over that
@@ -55,6 +56,7 @@ class Poller:
         _check_unique(self.channels)
         self.clock, self.join_timeout_s, self._start_utc_s = clock, join_timeout_s, start_utc_s
         self.stagger = stagger
+        self.on_health = on_health  # called after every poll of a channel: see HealthHook
         self._batcher = Batcher(sink, batch_readings, batch_interval_s)
         self._states = {channel.name: ChannelState(channel) for channel in self.channels}
         self._stop = threading.Event()
@@ -65,7 +67,8 @@ class Poller:
         if self._running or self._workers:
             raise RuntimeError("this poller was already started; make a new one")
         start_s = self.clock.now_s() if self._start_utc_s is None else self._start_utc_s
-        self._workers = [BusWorker(name, groups, self.clock, self._stop, self._batcher.add)
+        self._workers = [BusWorker(name, groups, self.clock, self._stop, self._batcher.add,
+                                   self.on_health)
                          for name, groups in self._plan(start_s).items()]
         self._batcher.start()
         for worker in self._workers:

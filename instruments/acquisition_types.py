@@ -49,6 +49,10 @@ class Reading(NamedTuple):
 
 
 Sink = Callable[[list[Reading]], None]
+# (channel name, error text) after every poll of the channel; "" when the read succeeded.
+# Called even when a failed read yields no reading (no good value yet), so a device that
+# never answered is as visible as one that stopped answering.
+HealthHook = Callable[[str, str], None]
 
 
 @dataclass(frozen=True, eq=False)

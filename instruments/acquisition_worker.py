@@ -20,15 +20,17 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from instruments.acquisition_types import Channel, ChannelStats, Reading, ReadingQuality
+from instruments.acquisition_types import Channel, ChannelStats, HealthHook, Reading, ReadingQuality
 from instruments.capabilities import Measurement
 from instruments.clock import Clock
 from twin.units import ureg
 
+log = logging.getLogger(__name__)
 _BAD = int(ReadingQuality.DEVICE_ERROR | ReadingQuality.STALE)
 
 
@@ -48,6 +50,7 @@ class ChannelState:
     channel: Channel
     stats: ChannelStats = field(default_factory=ChannelStats)
     last_good: float | None = None
+    poll_error: str = ""  # the last poll's error ("" = it read fine)
     _converters: dict[str, Callable[[float], float]] = field(default_factory=dict)
 
     def reading(self, slot: int, t_utc_s: float, by_quantity: dict[str, Measurement] | None,
@@ -57,6 +60,7 @@ class ChannelState:
         value, quality = None, int(ReadingQuality.OK)
         if not error:
             value, error = self._value(by_quantity or {})
+        self.poll_error = error
         if error:
             self.stats.errors += 1
             self.stats.last_error = error
@@ -133,8 +137,9 @@ class BusWorker:
     """A thread polling its groups in due order; readings go to ``emit`` (the batcher)."""
 
     def __init__(self, name: str, groups: list[PollGroup], clock: Clock, stop: threading.Event,
-                 emit: Callable[[list[Reading]], None]) -> None:
+                 emit: Callable[[list[Reading]], None], on_health: HealthHook | None = None) -> None:
         self.name, self.groups, self.clock, self._stop, self._emit = name, groups, clock, stop, emit
+        self._on_health = on_health
         self._order = itertools.count()
         self.thread = threading.Thread(target=self._run, name=f"poll {name}", daemon=True)
 
@@ -162,3 +167,9 @@ class BusWorker:
             error = f"{type(exc).__name__}: {exc}"
         readings = [state.reading(slot, t_utc_s, by_quantity, error) for state in group.states]
         self._emit([r for r in readings if r is not None])
+        if self._on_health is not None:
+            for state in group.states:
+                try:
+                    self._on_health(state.channel.name, state.poll_error)
+                except Exception:  # noqa: BLE001 - a watcher's failure must not stop acquisition
+                    log.exception("health hook failed for %s", state.channel.name)

@@ -9,10 +9,10 @@ transaction per batch, idempotent on (channel, time)).
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 from instruments.acquisition import Channel as PollChannel, Poller, Reading
-from instruments.acquisition_types import ReadingQuality
 from instruments.rig import Rig
 from protocols.interlocks_runtime import Monitor
 from protocols.record import Recorder
@@ -25,37 +25,43 @@ AlarmFn = Callable[[str, str, str], None]  # (severity, source, message)
 
 
 class StoreSink:
-    """Interlocks first, then the store; a channel whose device stops answering raises a
-    warning alarm once (and an info alarm when it answers again), so a fault the drivers
-    ride out by retrying is still on the record for the people watching."""
+    """Interlocks first, then the store; a channel whose device stops answering (or never
+    answered) raises a warning alarm once, and an info alarm when it answers again, so a
+    fault the drivers ride out by retrying is still on the record for the people watching.
+
+    Device health comes from the poller's health hook (:meth:`health`), not from readings:
+    a read that fails before the first good value yields no reading but is still a fault.
+    """
 
     def __init__(self, recorder: Recorder, channel_ids: dict[str, int], monitor: Monitor,
                  alarm: AlarmFn | None = None) -> None:
         self.recorder, self.channel_ids, self.monitor = recorder, channel_ids, monitor
         self.alarm = alarm
         self.failing: set[str] = set()
+        self._failing_lock = threading.Lock()  # one worker thread per bus calls health()
         self.stored = 0
 
     def __call__(self, batch: list[Reading]) -> None:
         self.monitor.feed(batch)
-        self._watch_devices(batch)
         rows = [ReadingIn(self.channel_ids[r.channel], r.t_utc_s, r.value, r.quality) for r in batch]
         with self.recorder._lock:
             self.stored += ingest_readings(self.recorder.engine, rows).stored
 
-    def _watch_devices(self, batch: list[Reading]) -> None:
+    def health(self, channel: str, error: str) -> None:
+        """After every poll of ``channel``: ``error`` is "" when the read succeeded."""
         if self.alarm is None:
             return
-        for reading in batch:
-            failed = bool(reading.quality & ReadingQuality.DEVICE_ERROR)
-            if failed and reading.channel not in self.failing:
-                self.failing.add(reading.channel)
-                self.alarm("warning", f"instrument:{reading.channel}",
-                           f"{reading.channel}: the device is not answering ({reading.error or 'read failed'}); "
-                           "the last good value is held and flagged DEVICE_ERROR")
-            elif not failed and reading.channel in self.failing:
-                self.failing.discard(reading.channel)
-                self.alarm("info", f"instrument:{reading.channel}", f"{reading.channel}: the device answers again")
+        with self._failing_lock:
+            was_failing = channel in self.failing
+            if bool(error) == was_failing:
+                return  # no change: one alarm per transition
+            (self.failing.add if error else self.failing.discard)(channel)
+        if error:
+            self.alarm("warning", f"instrument:{channel}",
+                       f"{channel}: the device is not answering ({error}); "
+                       "the last good value (if any) is held and flagged DEVICE_ERROR")
+        else:
+            self.alarm("info", f"instrument:{channel}", f"{channel}: the device answers again")
 
 
 def poll_channels(rig: Rig, devices: Any) -> tuple[list[PollChannel], list[str]]:
@@ -76,5 +82,6 @@ def poll_channels(rig: Rig, devices: Any) -> tuple[list[PollChannel], list[str]]
 
 def start_poller(rig: Rig, devices: Any, sink: StoreSink, clock: Any) -> tuple[Poller, list[str]]:
     channels, skipped = poll_channels(rig, devices)
-    poller = Poller(channels, sink, clock, batch_readings=500, batch_interval_s=BATCH_WALL_S)
+    poller = Poller(channels, sink, clock, batch_readings=500, batch_interval_s=BATCH_WALL_S,
+                    on_health=sink.health)
     return poller.start(), skipped

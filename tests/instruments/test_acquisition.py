@@ -133,6 +133,25 @@ def test_no_reading_before_the_first_good_value() -> None:
     assert stats.channels["x"].errors_without_value == 3
 
 
+def test_health_hook_sees_every_poll_even_without_a_reading() -> None:
+    # reads 0–2 fail before any good value (no reading), read 3 succeeds, read 5 fails again
+    sensor = FakeSensor("s", {"x": 5.0}, fail=lambda n: n < 3 or n == 5)
+    seen: list[tuple[str, str]] = []
+    sink, stats = run([Channel("x", sensor, "x", "percent", 1.0)], 0.15, on_health=lambda c, e: seen.append((c, e)))
+    assert len(seen) == stats.channels["x"].polls >= 6
+    assert [bool(error) for _, error in seen[:6]] == [True, True, True, False, False, True]
+    assert all(channel == "x" for channel, _ in seen) and "no reply (scripted)" in seen[0][1]
+    assert len(sink.of("x")) == stats.channels["x"].polls - 3  # the hook saw the three polls with no reading
+
+
+def test_a_failing_health_hook_does_not_stop_acquisition() -> None:
+    def broken(channel: str, error: str) -> None:
+        raise RuntimeError("watcher bug")
+
+    sink, stats = run([Channel("x", FakeSensor("s", {"x": 1.0}), "x", "percent", 1.0)], 0.1, on_health=broken)
+    assert stats.channels["x"].readings >= 5 and len(sink.of("x")) == stats.channels["x"].readings
+
+
 def test_missing_quantity_and_unit_conversion() -> None:
     sensor = FakeSensor("s", {"temperature": 37.0}, unit="degC")
     channels = [Channel("t_k", sensor, "temperature", "kelvin", 1.0), Channel("ph", sensor, "pH", "dimensionless", 1.0)]

@@ -68,10 +68,14 @@ def test_dead_sensor_does_not_silence_its_neighbour(transport: str) -> None:
     # at its nominal rate the good sensor reads WINDOW_S / GOOD_PERIOD_S = 10 times; a dead
     # neighbour may delay each of its two block reads by one timeout (half-duplex line), and a
     # loaded 2-core CI machine slows the threads further: the property is "keeps reading,
-    # with bounded gaps", checked below, not an exact rate.
+    # with bounded gaps", checked below, not an exact rate. In a long test session the
+    # simulator thread (same process) can answer later than the 0.1 s timeout once, so the
+    # good sensor may itself need one retry (a timeout and a back-off) — it still never fails.
     assert len(good_log) >= 0.5 * WINDOW_S / GOOD_PERIOD_S
     gaps_s = [b[0] - a[0] for a, b in zip(good_log, good_log[1:])]
-    assert max(gaps_s) < GOOD_PERIOD_S + 2 * POLICY.timeout_s + 0.5  # + slack for a loaded CI machine
+    dead_neighbour_s = 2 * POLICY.timeout_s
+    own_retry_s = POLICY.timeout_s + POLICY.backoff_max_s
+    assert max(gaps_s) < GOOD_PERIOD_S + dead_neighbour_s + own_retry_s + 0.5  # + slack for a loaded CI machine
     assert good.connection_state is ConnectionState.OK
     assert dead.connection_state is ConnectionState.LOST
     assert any(isinstance(entry, DeviceLost) for _, entry in dead_log)

@@ -102,9 +102,9 @@ def test_overnight_dosing_with_faults_completes_or_parks_safely(overnight) -> No
         assert len(confirmed) == 8  # 4 rounds x 2 chips, none skipped, none twice
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap (issue #6): at 7200× a failed read blocks the bus worker for its real-time timeouts, "
-    "so the fault shows as missed poll slots rather than DEVICE_ERROR readings, and the runner raises "
-    "alarms only from readings; alarms on missed slots / connection-state changes are still to do"))
 def test_faults_the_drivers_cannot_ride_out_raise_alarms(overnight) -> None:
-    assert overnight["alarms"], f"faults {sorted(overnight['fired'])} fired but no alarm was raised"
+    # the oxygen dropout outlasts the drivers' retries; it may even start before chip1_o2's
+    # first good reading (the rig starts at 7200×), when the failed read yields no reading —
+    # the alarm comes from the poller's health hook, not from the stored readings
+    sources = {alarm.source for alarm in overnight["alarms"] if alarm.severity == "warning"}
+    assert "instrument:chip1_o2" in sources, f"faults {sorted(overnight['fired'])} fired; alarms: {sources}"
