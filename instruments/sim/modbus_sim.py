@@ -18,8 +18,10 @@ Usage::
 RTU byte timing (option ``enforce_timing``): a pty delivers bytes instantly, so the
 server releases each reply at the moment its last byte would arrive on a real line —
 (request chars + 3.5 + reply chars) × char time after the request arrived, with char
-time = bits per char / baud (11 bits for 8N2 or 8E1, 10 for 8N1) — and never answers
-earlier than 3.5 chars after its previous reply ended.
+time = bits per char / baud (11 bits for 8N2 or 8E1, 10 for 8N1). The line is half-duplex:
+a request sent before the line had 3.5 chars of silence after the previous reply is
+charged as if its first byte went out only then, so a client ignoring the gap cannot beat
+the line rate; such requests are counted in ``early_requests`` (with or without timing).
 """
 
 from __future__ import annotations
@@ -168,7 +170,8 @@ class ModbusRtuSim(_ServerThread):
         self.char_time_s = rtu_bits_per_char(parity, stopbits) / baudrate
         self.port = ""
         self._master = self._slave = -1
-        self._bus_free_at_s = 0.0
+        self._bus_free_at_s = 0.0  # end of the previous reply + 3.5 chars of silence
+        self.early_requests = 0  # requests that broke the 3.5-char silence after a reply
 
     def start(self) -> Self:
         self._master, self._slave = os.openpty()
@@ -199,12 +202,15 @@ class ModbusRtuSim(_ServerThread):
         if reply.pdu is None:
             return
         frame = self._corrupt(with_crc(bytes([request[0]]) + reply.pdu), reply.corrupt)
+        if received_s < self._bus_free_at_s:
+            self.early_requests += 1
         if self.enforce_timing:
             chars = len(request) + 3.5 + len(frame)
-            release_s = max(received_s + chars * self.char_time_s,
-                            self._bus_free_at_s + (3.5 + len(frame)) * self.char_time_s)
+            release_s = max(received_s, self._bus_free_at_s) + chars * self.char_time_s
             time.sleep(max(0.0, release_s - time.monotonic()))
-            self._bus_free_at_s = release_s + 3.5 * self.char_time_s
+        # stamped before the write: a client cannot see the reply earlier than this
+        released_s = time.monotonic()
+        self._bus_free_at_s = released_s + 3.5 * self.char_time_s
         os.write(self._master, frame)
 
     @staticmethod

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 import serial
-from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from instruments.connection import ConnectionHealth, ConnectionState, RetryPolicy
 from instruments.errors import DeviceLost, DeviceRejected, DeviceTimeout, InstrumentError, ProtocolError, TransportError
+from instruments.transport.rtu_client import RtuClient
 
 READ_FUNCTIONS = (3, 4)  # read holding registers, read input registers
 _NEVER_DISCONNECT = 2**31  # pymodbus' per-client "close after N unanswered" counter, disabled
@@ -97,15 +98,15 @@ class ModbusBus:
         self._opened_once = False
         self._client = self._make_client()
 
-    def _make_client(self) -> ModbusTcpClient | ModbusSerialClient:
+    def _make_client(self) -> ModbusTcpClient | RtuClient:
         timeout_s = self.policy.timeout_s
         if isinstance(self.endpoint, TcpEndpoint):
-            client: ModbusTcpClient | ModbusSerialClient = ModbusTcpClient(
+            client: ModbusTcpClient | RtuClient = ModbusTcpClient(
                 self.endpoint.host, port=self.endpoint.port, timeout=timeout_s, retries=0,
                 trace_packet=self._trace_packet, name=self.name)
         else:
             line = self.endpoint
-            client = ModbusSerialClient(
+            client = RtuClient(  # frame-driven receive, t3.5 silence before each request
                 line.port, baudrate=line.baudrate, parity=line.parity, stopbits=line.stopbits,
                 bytesize=line.bytesize, timeout=timeout_s, retries=0,
                 trace_packet=self._trace_packet, name=self.name)
