@@ -10,7 +10,7 @@ from store import make_engine
 from store.audit import verify_audit
 from store.schema import Alarm, Approval, AuditEntry, PanelRequest, Proposal
 from tests.ui.test_panel_support import (  # noqa: F401 (lab is a fixture)
-    PASSWORDS, app_signed_in, chart_frames, charts, lab, on_page, texts,
+    PASSWORDS, app_signed_in, calibrated_lab, chart_frames, charts, lab, on_page, texts,
 )
 
 
@@ -183,3 +183,33 @@ def test_audit_page_filters_and_verifies(lab):
     assert _actions(lab.url)[-1] == "audit.verify"
     assert "2,160 readings in the window" in texts(app)  # 3 channels × 720 readings, the last day by default
     assert verify_audit(make_engine(lab.url)).intact
+
+
+def test_model_review_plots_a_chip_fit_against_its_data_with_band_residuals_and_profile(calibrated_lab):
+    app = on_page(app_signed_in("sam"), "review")  # the newest fit first: the calibrate step's
+    assert not app.error, [e.value for e in app.error]
+    assert app.selectbox(key="review_fit").value == calibrated_lab.fit_ids[-1]
+    frames = {title: chart_frames(chart) for chart in charts(app) if (title := _title(chart))}
+    band_titles = [t for t in frames if "data, prediction and 90 % band" in t]
+    assert sorted(t.split(":")[0] for t in band_titles) == ["drug_medium", "metabolite_medium"]
+    curve, points = frames[band_titles[0]][0], frames[band_titles[0]][-1]
+    assert len(points) == 6 and len(curve) > 100  # six assays; a dense prediction
+    assert (curve["low"] <= curve["prediction"]).all() and (curve["prediction"] <= curve["high"]).all()
+    assert any("Weighted residuals" in c.value for c in app.caption)
+    app.selectbox(key="review_profile_name").set_value("km").run()
+    app.button(key="review_profile_go").click().run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert any(t.startswith("profile likelihood of km") for t in map(_title, charts(app)))
+    assert any("95 % profile interval of km" in c.value for c in app.caption)
+
+
+def test_model_review_of_a_fit_without_chip_data_says_why(lab):
+    app = on_page(app_signed_in("sam"), "review")
+    assert any("store holds no data to plot it against" in e.value for e in app.error)
+    assert app.dataframe[0].value["parameter"].tolist() == ["vmax", "km", "prop"]  # the rest still shows
+
+
+def _title(chart) -> str:
+    spec = json.loads(chart.proto.spec)
+    title = spec.get("title") or {}
+    return title.get("text", "") if isinstance(title, dict) else str(title)

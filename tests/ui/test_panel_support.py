@@ -143,3 +143,47 @@ def chart_frames(chart) -> list:
     import pyarrow as pa
 
     return [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+
+
+TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
+ASSAY_TIMES_H = (0.75, 1.5, 2.5, 4.0, 6.0, 8.0)  # since the run started; the dose is at 0.5 h
+
+
+@pytest.fixture
+def calibrated_lab(lab: Lab) -> Lab:
+    """``lab`` plus what a calibrate step leaves: drug and metabolite assays of chip liver-1 (the
+    twin's truth, 10 % noise) and a Fit of vmax and km made by the closed loop's own calibrate."""
+    from sqlalchemy import insert, update
+
+    from protocols.loop import calibrate
+    from store.schema import AssayResult
+    from twin.chip import Dose, Sample as SampleEvent, simulate_chip
+
+    engine = make_engine(lab.url)
+    chip_id = lab.chip_ids[0]
+    samples = sorted([(1.0, 0.05)] + [(t, 0.02) for t in ASSAY_TIMES_H])  # the fixture's S-1, then the assays
+    events = [Dose(0.5, 50.0, 0.01)] + [SampleEvent(t, v) for t, v in samples]
+    truth = simulate_chip(TRUTH, events, np.array(ASSAY_TIMES_H) - 1e-9, {"V_m0": 1.0, "V_c": 0.05, "N_cells": 1.0},
+                          ["drug_medium", "metabolite_medium"])
+    rng = np.random.default_rng(7)
+    with engine.begin() as c:
+        c.execute(update(Chip).where(Chip.id == chip_id).values(n_cells_million=1.0))
+        for k, t_h in enumerate(ASSAY_TIMES_H):
+            sample_id = c.execute(insert(Sample).values(label=f"A-{k}", run_id=lab.run_id, chip_id=chip_id,
+                                                        t_utc_s=T0 + 3600 * t_h, volume_ml=0.02)).inserted_primary_key[0]
+            for analyte in ("drug_medium", "metabolite_medium"):
+                value = float(truth[analyte][k]) * (1 + 0.1 * rng.standard_normal())
+                c.execute(insert(AssayResult).values(sample_id=sample_id, analyte=analyte, value=value, unit="uM",
+                                                     imported_utc_s=T0 + 3600 * 9))
+    now = T0 + 3600 * 10
+    per_chip, rows = calibrate(engine, lab.run_id, now, ["vmax", "km"], ["liver-1"])
+    record = dict(per_chip["liver-1"], data_selection={"chips": per_chip})
+    with engine.begin() as c:
+        fit_id = c.execute(insert(Fit).values(
+            run_id=lab.run_id, model="liver_chip", model_version=record["model_version"], method="individual",
+            data_selection_json=json.dumps({"rows": rows, "chips": ["liver-1"]}), record_json=json.dumps(record),
+            minus2ll=record["minus2ll"], converged=record["converged"], warnings_json=json.dumps(record["warnings"]),
+            created_utc_s=now)).inserted_primary_key[0]
+    engine.dispose()
+    lab.fit_ids.append(fit_id)
+    return lab

@@ -81,3 +81,38 @@ def histogram(frame: pd.DataFrame, metric: str, unit: str, target: tuple[float, 
         shade = pd.DataFrame({"low": [target[0]], "high": [target[1]]})
         layers.insert(0, alt.Chart(shade).mark_rect(color="#2ca02c", opacity=0.15).encode(x="low:Q", x2="high:Q"))
     return alt.layer(*layers).properties(height=240)
+
+
+def fit_band(curves: pd.DataFrame, data: pd.DataFrame, observable: str, has_band: bool) -> alt.LayerChart:
+    """One observable: the data, the fit's prediction and its 90 % band (parameter uncertainty)."""
+    curve = curves[curves["observable"] == observable]
+    points = data[data["observable"] == observable]
+    x = alt.X("time_h:Q", title="time (h)")
+    layers = []
+    if has_band:
+        layers.append(alt.Chart(curve).mark_area(opacity=0.25).encode(
+            x=x, y=alt.Y("low:Q", title=observable), y2="high:Q"))
+    layers.append(alt.Chart(curve).mark_line().encode(x=x, y=alt.Y("prediction:Q", title=observable)))
+    layers.append(alt.Chart(points).mark_point(filled=True, color="#ff7f0e").encode(
+        x=x, y="value:Q", tooltip=["time_h", "value", "prediction", "weighted_residual"]))
+    return alt.layer(*layers).properties(height=220, title=f"{observable}: data, prediction"
+                                                           + (" and 90 % band" if has_band else ""))
+
+
+def residuals(data: pd.DataFrame) -> alt.LayerChart:
+    """Weighted residuals (y − f)/SD against time, one colour per observable; ±2 guides."""
+    guides = pd.DataFrame({"y": [-2.0, 0.0, 2.0]})
+    rules = alt.Chart(guides).mark_rule(strokeDash=[4, 3], color="#888").encode(y="y:Q")
+    points = alt.Chart(data).mark_point(filled=True).encode(
+        x=alt.X("time_h:Q", title="time (h)"), y=alt.Y("weighted_residual:Q", title="weighted residual"),
+        color=alt.Color("observable:N", title=None), tooltip=["observable", "time_h", "value", "prediction"])
+    return alt.layer(rules, points).properties(height=200)
+
+
+def profile(values: list[float], delta: list[float], name: str, threshold: float) -> alt.LayerChart:
+    """Δ(−2LL) against the parameter (log axis) with the 95 % threshold."""
+    frame = pd.DataFrame({name: values, "delta": delta})
+    curve = alt.Chart(frame).mark_line(point=True).encode(
+        x=alt.X(f"{name}:Q", scale=alt.Scale(type="log")), y=alt.Y("delta:Q", title="Δ(−2 log L)"))
+    line = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(color="#d62728", strokeDash=[4, 3]).encode(y="y:Q")
+    return alt.layer(curve, line).properties(height=220, title=f"profile likelihood of {name}")

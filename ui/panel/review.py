@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 from sqlalchemy import Engine, select
@@ -34,6 +35,14 @@ def record_of(row) -> dict:
         return json.loads(row.record_json or "{}")
     except json.JSONDecodeError:
         return {}
+
+
+def summary_of(row, record: dict, chip: str = ""):
+    """converged, −2LL, AIC and warnings of what is shown: the row, or one chip's record of it."""
+    if not chip:
+        return row
+    return SimpleNamespace(converged=bool(record.get("converged")), minus2ll=_number(record.get("minus2ll")),
+                           aic=_number(record.get("aic")), warnings_json=json.dumps(record.get("warnings") or []))
 
 
 def warnings_of(row, record: dict) -> list[str]:
@@ -75,14 +84,16 @@ def correlation(record: dict) -> tuple[list[str], list[list[float]] | None]:
     return list(block.get("names") or []), block.get("matrix")
 
 
-def learning_frame(engine: Engine, run_id: int | None, model: str) -> pd.DataFrame:
-    """Estimates and intervals of every θ across the fits of one run (same model), oldest first."""
+def learning_frame(engine: Engine, run_id: int | None, model: str, chip: str = "") -> pd.DataFrame:
+    """Estimates and intervals of every θ across the fits of one run (same model), oldest first;
+    with ``chip``, that chip's record of each fit (a calibrate step fits every chip)."""
     query = select(Fit.id, Fit.record_json).where(Fit.model == model).order_by(Fit.created_utc_s, Fit.id)
     query = query.where(Fit.run_id.is_(None) if run_id is None else Fit.run_id == run_id)
     rows = []
     with engine.connect() as connection:
         for number, (fit_id, text) in enumerate(connection.execute(query).all(), start=1):
             record = json.loads(text or "{}")
+            record = ((record.get("data_selection") or {}).get("chips") or {}).get(chip, record) if chip else record
             for name, theta in (record.get("theta") or {}).items():
                 ci = theta.get("ci95") or [theta.get("estimate")] * 2
                 rows.append({"fit": number, "fit_id": fit_id, "parameter": name, "estimate": theta.get("estimate"),

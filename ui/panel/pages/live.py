@@ -36,13 +36,16 @@ def controls() -> None:
     sure = confirm.checkbox("I mean to abort this run", key="abort_confirm")
     if abort.button("Abort", icon=":material/stop:", disabled=not (who.can_control and sure), key="abort"):
         kind = "abort"
+    # fixed slots: a message that comes and goes must not shift the table (a stale copy of it
+    # would show until the fragment's next run ends)
+    message, caption = st.empty(), st.empty()
     if kind:
         request_id = attempt(lambda: live.request_control(db, who, int(run_id), kind))
         if request_id is not None:
-            st.success(f"{kind} requested (request {request_id}); it stays pending until the runner acknowledges it.")
+            message.success(f"{kind} requested (request {request_id}); it stays pending until the runner acknowledges it.")
     requests = live.requests_of(db, int(run_id))
     if (status := live.request_status(requests)) is not None:
-        st.caption(status)
+        caption.caption(status)
     st.dataframe(requests, hide_index=True, width="stretch")
 
 

@@ -1,9 +1,12 @@
-"""Each fit: parameters with intervals, every warning, correlations, the learning curve, and exports."""
+"""Each fit (each chip's, for a run's calibrate step): parameters with intervals, every warning, data
+against the prediction with its band, residuals, correlations, profile likelihoods on request, the
+learning curve, and exports."""
 
 import streamlit as st
 
-from ui.panel import charts, review
-from ui.panel.page import engine, signed_in
+from calibration.profile import CHI2_95
+from ui.panel import charts, fit_view, review
+from ui.panel.page import attempt, engine, signed_in
 from ui.panel.records import export_readings
 
 who = signed_in()
@@ -18,18 +21,37 @@ labels = {f.id: f"fit {f.id} — {f.model} {f.method}, run {f.run_id}, {f.create
           for f in fits.itertuples()}
 fit_id = st.selectbox("Fit", list(labels), format_func=labels.get, key="review_fit")
 row = review.fit_row(db, fit_id)
-record = review.record_of(row)
+per_chip = fit_view.chip_records(review.record_of(row))
+chip = next(iter(per_chip))
+if len(per_chip) > 1:
+    chip = st.selectbox("Chip (each chip has its own fit: cells from different donors)", list(per_chip),
+                        key="review_chip")
+record = per_chip[chip]
 
-for warning in review.warnings_of(row, record):
+summary = review.summary_of(row, record, chip)
+for warning in review.warnings_of(summary, record):
     st.warning(warning, icon=":material/warning:")
 cols = st.columns(4)
-cols[0].metric("converged", "yes" if row.converged else "NO")
-cols[1].metric("−2LL", "—" if row.minus2ll is None else f"{row.minus2ll:.4g}")
-cols[2].metric("AIC", "—" if row.aic is None else f"{row.aic:.4g}")
+cols[0].metric("converged", "yes" if summary.converged else "NO")
+cols[1].metric("−2LL", "—" if summary.minus2ll is None else f"{summary.minus2ll:.4g}")
+cols[2].metric("AIC", "—" if summary.aic is None else f"{summary.aic:.4g}")
 cols[3].metric("observations", record.get("n_observations", "—"))
 
 st.subheader("Parameters")
 st.dataframe(review.parameter_table(record), hide_index=True, width="stretch")
+
+st.subheader("Data and prediction")
+view = attempt(lambda: fit_view.review(db, row, chip, record))
+if view is not None:
+    if not view.has_band:
+        st.caption("No band: the fit has no covariance (see the warnings above).")
+    observables = sorted(view.data["observable"].unique())
+    for column, observable in zip(st.columns(len(observables)), observables):
+        column.altair_chart(charts.fit_band(view.curves, view.data, observable, view.has_band), width="stretch")
+    st.subheader("Residuals")
+    st.altair_chart(charts.residuals(view.data), width="stretch")
+    st.caption("Weighted residuals (data − prediction) / SD: a fit that describes the data scatters about 0, "
+               "mostly within ±2, with no trend in time.")
 
 names, matrix = review.correlation(record)
 st.subheader("Correlation of the estimates")
@@ -38,8 +60,24 @@ if matrix is None:
 else:
     st.altair_chart(charts.correlation_heatmap(names, matrix))
 
+st.subheader("Profile likelihood")
+profiles = st.session_state.setdefault("review_profiles", {})
+left, right = st.columns([2, 1])
+name = left.selectbox("Parameter", list(record.get("theta") or {}), key="review_profile_name")
+if right.button("Compute profile", key="review_profile_go", help="Re-fits the other parameters at each point"):
+    with st.spinner(f"profiling {name}: each point re-fits the other parameters…"):
+        found = attempt(lambda: fit_view.profile(db, row, chip, record, name))
+    if found is not None:
+        profiles[(fit_id, chip, name)] = found
+if (shown := profiles.get((fit_id, chip, name))) is not None:
+    low, high = shown.interval
+    st.altair_chart(charts.profile(shown.values.tolist(), shown.delta.tolist(), name, CHI2_95), width="stretch")
+    st.caption(f"95 % profile interval of {name}: [{'open' if low is None else f'{low:.4g}'}, "
+               f"{'open' if high is None else f'{high:.4g}'}] (Δ(−2LL) = {CHI2_95:.2f})"
+               + "".join(f"; {note}" for note in shown.notes))
+
 st.subheader("Learning curve (fits of the same run)")
-curve = review.learning_frame(db, row.run_id, row.model)
+curve = review.learning_frame(db, row.run_id, row.model, chip)
 if curve["fit"].nunique() < 2:
     st.info("Only one fit of this model in this run so far.")
 st.altair_chart(charts.learning_curve(curve))
