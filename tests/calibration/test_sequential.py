@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.optimize import least_squares
 
+from calibration.error_models import ErrorModel
 from calibration.errors import CalibrationError
-from calibration.individual import fit_individual
+from calibration.individual import IndividualProblem, fit_individual
 from calibration.insilico import CHIP_CONSTANTS
-from calibration.sequential import LabProblemFactory, SequentialFit
+from calibration.record import FitRecord
+from calibration.sequential import LabProblemFactory, SequentialFit, _into_box, _levenberg
 from twin.chip import Dose, Sample, simulate_chip
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02, "kmax": 0.1, "ec50": 50.0, "hill": 2.0,
@@ -74,3 +77,52 @@ def test_rows_out_of_order_and_other_chips_are_refused():
         factory([{"chip": "c", "time_h": 1.0, "event": "observation", "observable": "oxygen", "value": 70}])
     with pytest.raises(CalibrationError, match="this stream follows 'c'"):
         factory([{"chip": "d", "time_h": 5.0, "event": "observation", "observable": "oxygen", "value": 70}])
+
+
+def _two_exponentials(bounds=None, seed=1):
+    """y = e^(−a·t) + e^(−b·t): the textbook sloppy model, a long valley curved in log a, log b."""
+    t = np.linspace(0.1, 5.0, 40)
+    rng = np.random.default_rng(seed)
+    dv = np.exp(-1.0 * t) + np.exp(-3.0 * t) + 0.01 * rng.standard_normal(t.size)
+    problem = IndividualProblem(("a", "b"), lambda p: np.exp(-p["a"] * t) + np.exp(-p["b"] * t), dv,
+                                ErrorModel("add"), bounds=bounds or {})
+    reference = least_squares(lambda x: problem.predict(problem.parameters(x)) - dv, [-0.5, 0.5], xtol=1e-14,
+                              ftol=1e-14, gtol=1e-14,
+                              bounds=np.log([[1e-3, 1e-3], [1e3, bounds["b"][1] if bounds else 1e3]]))
+    return problem, reference.x
+
+
+def _start(a, b):
+    return FitRecord(model="custom", model_version="", method="individual", converged=True, minus2ll=0.0,
+                     n_observations=0, n_subjects=1, n_estimated=3,
+                     theta={"a": {"estimate": a}, "b": {"estimate": b}}, sigma={"add_sd": 0.01})
+
+
+def test_scoring_follows_a_curved_valley_to_the_least_squares_optimum():
+    """Straight damped steps stalled here (8 iterations, not converged); bent ones reach the optimum."""
+    problem, best = _two_exponentials()
+    tracker = SequentialFit(lambda rows=(): problem, _start(0.3, 8.0))
+    record = tracker.update([])
+    assert record.converged, record.warnings
+    for k, name in enumerate(("a", "b")):
+        se = record.theta[name]["rse_percent"] / 100
+        assert abs(np.log(record.theta[name]["estimate"]) - best[k]) < 0.15 * se
+
+
+def test_an_optimum_beyond_a_bound_ends_on_the_bound_and_converges():
+    problem, best = _two_exponentials(bounds={"a": (1e-3, 1e3), "b": (1e-3, 2.0)})
+    record = SequentialFit(lambda rows=(): problem, _start(0.3, 1.0)).update([])
+    assert record.converged, record.warnings
+    assert record.theta["b"]["estimate"] == pytest.approx(2.0, rel=1e-9)
+    assert np.log(record.theta["a"]["estimate"]) == pytest.approx(best[0], abs=1e-3)
+
+
+def test_the_trust_region_step_has_the_requested_scaled_length():
+    h = np.array([[1e4, 99.0], [99.0, 1.0]])  # condition number ~1e6, as in the sloppy chip fits
+    g, scale = np.array([3.0, -2.0]), np.sqrt(np.diag(h))
+    assert _levenberg(h, g, scale, np.inf) == 0.0
+    for radius in (10.0, 1.0, 0.01):
+        step = np.linalg.solve(h + _levenberg(h, g, scale, radius) * np.diag(scale**2), -g)
+        assert np.linalg.norm(step * scale) == pytest.approx(radius, rel=1e-6)
+    inside = _into_box(np.array([0.0, 1.0]), np.array([4.0, 1.0]), np.array([-1.0, -1.0]), np.array([1.0, 1.0]))
+    assert inside == pytest.approx([1.0, 0.0])  # the second component already presses on its bound
