@@ -4,9 +4,10 @@
 chips come from different donors) to the run's data exported from the store.
 ``propose(fit, space)`` asks ``calibration.design.Designer`` for the most informative next
 experiment (Bayesian D-optimal over the fit's posterior); a parameter the fit could not
-give a standard error for enters the posterior with a broad prior (log SD 1). Only if the
-designer cannot be imported does it fall back to ranking the candidates by the twin's
-predicted sensitivity spread. ``within_bounds`` is the auto-approval policy.
+give a standard error for enters the posterior with a broad prior (log SD 1). Each
+proposal carries its predicted outcome (90 % band over the posterior) and the safety checks
+a person approving it would make (``safety_checks``). ``within_bounds`` is the auto-approval
+policy.
 """
 
 from __future__ import annotations
@@ -18,19 +19,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from calibration.design import Designer
+from calibration.design_space import DesignSpace
 from calibration.fit_lab import fit_lab
 from calibration.record import FitRecord
 from protocols.export_lab import write_lab_dataset
-from twin.chip import Dose, Sample, simulate_chip
+from protocols.quantities import magnitude
+from protocols.rig_view import ChipView
 
-try:  # the designer is the right tool; the fallback is only for a tree without it
-    from calibration.design import Designer
-    from calibration.design_space import DesignSpace
-    DESIGNER = "calibration.design.Designer (Bayesian D-optimal)"
-except ImportError:  # pragma: no cover - exercised only on a tree without calibration/design.py
-    Designer = None  # type: ignore[assignment,misc]
-    DesignSpace = None  # type: ignore[assignment,misc]
-    DESIGNER = "fallback: twin sensitivity spread"
+DESIGNER = "calibration.design.Designer (Bayesian D-optimal)"
 
 BROAD_RSE_PERCENT = 100.0
 DESIGN_DRAWS = 8
@@ -93,48 +90,37 @@ def _with_broad_prior(fit: FitRecord) -> FitRecord:
     return fit
 
 
-def propose(fit: FitRecord, space: Any) -> dict:
-    """The best candidate of ``space`` for ``fit``: dose_um, schedule, sample_times_h, utility, method."""
-    if Designer is None:
-        return _fallback(fit, space)
+def propose(fit: FitRecord, space: DesignSpace) -> dict:
+    """The best candidate of ``space`` for ``fit``: dose_um, schedule, sample_times_h, utility, method,
+    the parameters' current and expected SDs (``expected``) and the predicted observables with their
+    90 % band over the posterior (``predicted``)."""
     best = Designer(space, _with_broad_prior(fit), draws=DESIGN_DRAWS).ask(1)[0]
     return {**best.candidate.to_dict(), "utility": best.utility, "method": best.utility_kind,
-            "expected": best.parameters}
+            "expected": best.parameters, "predicted": best.predicted}
 
 
 def design_space(chip: str, doses_um: Sequence[float], schedules_h: Sequence[Sequence[float]], sample_ml: float,
-                 constants: Mapping[str, float]) -> Any:
+                 constants: Mapping[str, float]) -> DesignSpace:
     schedules = {f"s{i}": tuple(s) for i, s in enumerate(schedules_h)}
-    if DesignSpace is None:
-        return {"chip": chip, "doses": tuple(doses_um), "schedules": schedules, "sample_ml": sample_ml,
-                "constants": dict(constants)}
     return DesignSpace(tuple(doses_um), schedules, (sample_ml,), (chip,), ("drug_medium", "metabolite_medium"),
                        constants=dict(constants), errors=ASSAY_ERRORS)
 
 
-def _fallback(fit: FitRecord, space: Any) -> dict:
-    """Rank by the spread of the twin's relative sensitivities at the sample times."""
-    estimate = {n: v["estimate"] for n, v in fit.theta.items()}
-    best = None
-    for dose in space["doses"]:
-        for name, times in space["schedules"].items():
-            score = _sensitivity_spread(estimate, dose, times, space["sample_ml"])
-            if best is None or score > best["utility"]:
-                best = {"chip": space["chip"], "dose_um": dose, "schedule": name, "sample_times_h": list(times),
-                        "sample_volume_ml": space["sample_ml"], "utility": score, "method": "sensitivity-spread"}
-    return best  # type: ignore[return-value]
-
-
-def _sensitivity_spread(estimate: dict[str, float], dose_um: float, times: Sequence[float], sample_ml: float) -> float:
-    events = [Dose(0.0, dose_um, 0.0)] + [Sample(t, sample_ml) for t in times]
-    t = np.asarray(times) - 1e-9
-
-    def run(p: dict[str, float]) -> np.ndarray:
-        return np.log(np.maximum(simulate_chip(p, events, t, observables=["drug_medium"])["drug_medium"], 1e-12))
-
-    base = run(estimate)
-    rows = [(run({**estimate, n: v * 1.1}) - base) / np.log(1.1) for n, v in estimate.items()]
-    return float(np.linalg.slogdet(np.atleast_2d(np.cov(np.asarray(rows))) + 1e-9 * np.eye(len(rows)))[1])
+def safety_checks(chip: ChipView, design: Mapping[str, Any]) -> list[dict]:
+    """What a person approving the proposal checks against the rig file: the dose against the
+    chip's concentration limit, and the medium left after the samples against its minimum."""
+    checks = []
+    dose_um = float(design["dose_um"])
+    if chip.max_concentration is not None:
+        limit_um = magnitude(chip.max_concentration, "concentration")
+        checks.append({"chip": chip.name, "check": "dose concentration", "value": f"{dose_um:g} uM",
+                       "limit": f"<= {limit_um:g} uM", "ok": dose_um <= limit_um * (1 + 1e-9)})
+    sampled_ml = len(design["sample_times_h"]) * float(design["sample_volume_ml"])
+    left_ml = magnitude(chip.medium_volume, "volume") - sampled_ml
+    minimum_ml = magnitude(chip.min_medium_volume, "volume")
+    checks.append({"chip": chip.name, "check": "medium left after sampling", "value": f"{left_ml * 1000:.4g} uL",
+                   "limit": f">= {minimum_ml * 1000:.4g} uL", "ok": left_ml >= minimum_ml - 1e-12})
+    return checks
 
 
 def within_bounds(dose_um: float, sampled_ml: float, max_dose_um: float | None, max_sampled_ml: float | None) -> bool:

@@ -17,6 +17,7 @@ from calibration.errors import CalibrationError
 from calibration.record import FitRecord
 from protocols import loop
 from protocols.quantities import magnitude
+from protocols.rig_view import rig_view_from_rig_file
 from protocols.step_exec import HOURS, chips_of, dose_chips, take_sample
 from protocols.steps import Approve, Calibrate, Dose, Propose, Step
 from store.schema import Approval, AssayResult, Fit, Proposal, Sample
@@ -101,10 +102,15 @@ def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict:
         except CalibrationError as exc:
             design[chip] = {"chip": chip, "dose_um": min(doses), "schedule": "s0", "sample_times_h": schedules[0],
                             "sample_volume_ml": sample_ml, "utility": 0.0, "method": f"default ({exc})"}
+    view = rig_view_from_rig_file(ctx.rig.spec)
+    predicted = {chip: {"observables": d.pop("predicted", {}), "parameters": d.pop("expected", {})}
+                 for chip, d in design.items()}
+    checks = [check for chip, d in design.items() for check in loop.safety_checks(view.chips[chip], d)]
     with ctx.recorder.tx() as c:
         pid = c.execute(insert(Proposal).values(
             run_id=ctx.run_id, fit_id=_latest(ctx, Fit).id, design_json=json.dumps({"step": index, "chips": design},
                                                                                    default=float),
+            predicted_json=json.dumps({"chips": predicted, "checks": checks}, default=float),
             expected_information_gain=sum(d["utility"] for d in design.values()), status="pending",
             created_utc_s=ctx.clock.now_s())).inserted_primary_key[0]
         ctx.recorder.audit(c, "proposal.created", "proposal", pid, {"step": index, "designer": loop.DESIGNER})

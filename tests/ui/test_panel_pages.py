@@ -213,3 +213,30 @@ def _title(chart) -> str:
     spec = json.loads(chart.proto.spec)
     title = spec.get("title") or {}
     return title.get("text", "") if isinstance(title, dict) else str(title)
+
+
+OUTCOME = {"chips": {"liver-1": {
+    "observables": {"drug_medium": {"time_h": [0.5, 2, 8], "mean": [40.0, 30.0, 9.0], "p05": [35.0, 24.0, 5.0],
+                                    "p95": [45.0, 36.0, 14.0]}},
+    "parameters": {"vmax": {"estimate": 1.6, "rse_percent": 30.0, "expected_rse_percent": 12.0},
+                   "km": {"estimate": 16.0, "rse_percent": 80.0, "expected_rse_percent": 25.0}}}},
+    "checks": [{"chip": "liver-1", "check": "dose concentration", "value": "50 uM", "limit": "<= 200 uM", "ok": True},
+               {"chip": "liver-1", "check": "medium left after sampling", "value": "440 uL", "limit": ">= 500 uL",
+                "ok": False}]}
+
+
+def test_a_proposal_shows_its_predicted_band_what_it_teaches_and_a_failed_check(lab):
+    from sqlalchemy import update
+
+    engine = make_engine(lab.url)
+    with engine.begin() as c:
+        c.execute(update(Proposal).where(Proposal.id == lab.proposal_id).values(predicted_json=json.dumps(OUTCOME)))
+    engine.dispose()
+    app = on_page(app_signed_in("sam"), "proposals")
+    (chart,) = charts(app)
+    band = chart_frames(chart)[0]
+    assert list(band["p05"]) == [35.0, 24.0, 5.0] and list(band["p95"]) == [45.0, 36.0, 14.0]
+    taught = app.dataframe[0].value
+    assert list(taught["rse expected %"]) == [12.0, 25.0]
+    assert "1 of 2 pass" in app.error[0].value and "medium left after sampling 440 uL (limit >= 500 uL)" in app.error[0].value
+    assert list(app.dataframe[1].value["ok"]) == [True, False]

@@ -116,3 +116,14 @@ def profile(values: list[float], delta: list[float], name: str, threshold: float
         x=alt.X(f"{name}:Q", scale=alt.Scale(type="log")), y=alt.Y("delta:Q", title="Δ(−2 log L)"))
     line = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(color="#d62728", strokeDash=[4, 3]).encode(y="y:Q")
     return alt.layer(curve, line).properties(height=220, title=f"profile likelihood of {name}")
+
+
+def predicted_outcome(frame: pd.DataFrame, chip: str) -> alt.LayerChart:
+    """One chip's predicted observables at the proposed sample times: mean and 90 % band (posterior)."""
+    data = frame[frame["chip"] == chip]
+    x = alt.X("time_h:Q", title="time after the dose (h)")
+    color = alt.Color("observable:N", title=None)
+    band = alt.Chart(data).mark_area(opacity=0.2).encode(x=x, y=alt.Y("p05:Q", title="µM"), y2="p95:Q", color=color)
+    line = alt.Chart(data).mark_line(point=True).encode(x=x, y="mean:Q", color=color,
+                                                       tooltip=["observable", "time_h", "mean", "p05", "p95"])
+    return alt.layer(band, line).properties(height=200, title=f"{chip}: predicted outcome (mean, 90 % band)")

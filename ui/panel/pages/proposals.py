@@ -1,8 +1,9 @@
-"""Each pending proposal: its design, predicted outcome and information gain; approve or reject with a signature."""
+"""Each pending proposal: its predicted outcome with the 90 % band, why it was chosen (what it is expected
+to teach), its safety checks against the rig file, the design; approve or reject with a signature."""
 
 import streamlit as st
 
-from ui.panel import decisions, lab
+from ui.panel import charts, decisions, lab, outcome
 from ui.panel.page import attempt, engine, flash, show_flash, signed_in
 
 who = signed_in()
@@ -21,11 +22,29 @@ for proposal in pending.itertuples():
         st.subheader(f"Proposal {proposal.id}")
         st.caption(f"run {proposal.run_id} · fit {proposal.fit_id} · created {proposal.created:%Y-%m-%d %H:%M:%S} UTC · "
                    f"expected information gain {'—' if gain is None else f'{gain:.3g}'}")
-        design, predicted = st.columns(2)
-        design.markdown("**Design**")
-        design.json(decisions.pretty_json(proposal.design_json))
-        predicted.markdown("**Predicted outcome**")
-        predicted.json(decisions.pretty_json(proposal.predicted_json), expanded=False)
+        bands = outcome.bands(proposal.predicted_json)
+        if bands.empty:  # a proposal without the propose step's outcome document
+            st.markdown("**Predicted outcome**")
+            st.json(decisions.pretty_json(proposal.predicted_json), expanded=False)
+        else:
+            chips = list(dict.fromkeys(bands["chip"]))
+            for column, chip in zip(st.columns(min(len(chips), 2)) * len(chips), chips):
+                column.altair_chart(charts.predicted_outcome(bands, chip), width="stretch")
+        learnt = outcome.parameters(proposal.predicted_json)
+        if not learnt.empty:
+            st.markdown("**Why this experiment** — the parameters it targets, their uncertainty now and "
+                        "expected after it (relative SE from the posterior)")
+            st.dataframe(learnt, hide_index=True, width="stretch")
+        checks = outcome.checks(proposal.predicted_json)
+        if not checks.empty:
+            failed = checks[~checks["ok"].astype(bool)]
+            (st.error if len(failed) else st.success)(
+                f"Safety checks against the rig file: {len(checks) - len(failed)} of {len(checks)} pass"
+                + ("" if failed.empty else " — " + "; ".join(f"{r.chip}: {r.check} {r.value} (limit {r.limit})"
+                                                             for r in failed.itertuples())))
+            st.dataframe(checks, hide_index=True, width="stretch")
+        with st.expander("Design (as the runner will execute it)"):
+            st.json(decisions.pretty_json(proposal.design_json))
         if not who.can_approve:
             continue
         with st.form(f"decide_{proposal.id}", clear_on_submit=True):
