@@ -69,7 +69,10 @@ def _problem(chip: ChipData, record: FitRecord, errors: dict[str, str]) -> Indiv
     return chip_problem(chip, spec, names, selection.get("fixed") or {}, bounds, errors, prior)
 
 
-def review_chip_fit(chip: ChipData, record: FitRecord, points: int = CURVE_POINTS) -> FitView:
+def review_chip_fit(chip: ChipData, record: FitRecord, points: int = CURVE_POINTS,
+                    until_h: float | None = None) -> FitView:
+    """``until_h``: draw the prediction that far (a forecast past the data, through the events
+    given since); by default to the last observation."""
     problem = record_problem(chip, record)
     x_hat = optimum(problem, record)
     covariance = record_covariance(problem, record)
@@ -77,16 +80,15 @@ def review_chip_fit(chip: ChipData, record: FitRecord, points: int = CURVE_POINT
     sd = np.sqrt(problem.error.variance(f, np.exp(x_hat[problem.n_model:])))
     data = pd.DataFrame({"time_h": problem.predict.chip.times_h, "observable": problem.predict.chip.observables,
                          "value": problem.dv, "prediction": f, "weighted_residual": (problem.dv - f) / sd})
-    return FitView(data, _curves(problem, record, x_hat, covariance, points), covariance is not None)
+    return FitView(data, _curves(problem, record, x_hat, covariance, points, until_h), covariance is not None)
 
 
 def _curves(problem: IndividualProblem, record: FitRecord, x_hat: np.ndarray, covariance: np.ndarray | None,
-            points: int) -> pd.DataFrame:
-    """The prediction on a dense grid from 0 to the last observation, with its band (events
-    after the data — doses given since — are outside what this fit was judged on)."""
+            points: int, until_h: float | None) -> pd.DataFrame:
+    """The prediction on a dense grid from 0 to ``until_h`` (default: the last observation), with its band."""
     chip = problem.predict.chip
     observables = sorted(set(chip.observables))
-    grid = np.linspace(0.0, max(chip.times_h), points)
+    grid = np.linspace(0.0, max(chip.times_h) if until_h is None else until_h, points)
     dense = ChipData(chip.chip, chip.events, chip.constants, [*grid] * len(observables),
                      [o for o in observables for _ in grid], [1.0] * (len(grid) * len(observables)))
     dense_problem = _problem(dense, record, errors_of(record))

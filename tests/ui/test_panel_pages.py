@@ -240,3 +240,37 @@ def test_a_proposal_shows_its_predicted_band_what_it_teaches_and_a_failed_check(
     assert list(taught["rse expected %"]) == [12.0, 25.0]
     assert "1 of 2 pass" in app.error[0].value and "medium left after sampling 440 uL (limit >= 500 uL)" in app.error[0].value
     assert list(app.dataframe[1].value["ok"]) == [True, False]
+
+
+def test_live_page_draws_the_twin_forecast_over_the_assays(calibrated_lab, monkeypatch):
+    from ui.panel import fit_view
+
+    computed = []
+    original = fit_view.forecast
+    monkeypatch.setattr(fit_view, "forecast", lambda *args: computed.append(args[2]) or original(*args))
+    app = on_page(app_signed_in("tina"), "live")
+    assert not app.error, [e.value for e in app.error]
+    titles = [_title(chart) for chart in charts(app)]
+    forecasts = [t for t in titles if "twin forecast" in t]
+    fit_id = calibrated_lab.fit_ids[-1]
+    assert sorted(forecasts) == [f"liver-1 drug_medium: twin forecast (fit {fit_id}) and assays",
+                                 f"liver-1 metabolite_medium: twin forecast (fit {fit_id}) and assays"]
+    assert len(titles) == 6 + 2  # every channel, and the forecast of the one fitted chip
+    assert sorted(computed) == ["liver-1", "liver-2"]
+    app.run()  # a refresh with nothing new reuses the forecast (no recomputation, same charts)
+    assert [t for t in map(_title, charts(app)) if "twin forecast" in t] == forecasts
+    assert sorted(computed) == ["liver-1", "liver-2"]
+
+
+def test_a_finished_run_offers_no_controls(lab):
+    from sqlalchemy import update
+
+    from store.schema import ProtocolRun
+
+    engine = make_engine(lab.url)
+    with engine.begin() as c:
+        c.execute(update(ProtocolRun).where(ProtocolRun.id == lab.run_id).values(state="done"))
+    engine.dispose()
+    app = on_page(app_signed_in("tina"), "live")
+    assert all(app.button(key=k).disabled for k in ("pause", "resume", "abort"))
+    assert app.checkbox(key="abort_confirm").disabled

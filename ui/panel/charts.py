@@ -83,11 +83,12 @@ def histogram(frame: pd.DataFrame, metric: str, unit: str, target: tuple[float, 
     return alt.layer(*layers).properties(height=240)
 
 
-def fit_band(curves: pd.DataFrame, data: pd.DataFrame, observable: str, has_band: bool) -> alt.LayerChart:
+def fit_band(curves: pd.DataFrame, data: pd.DataFrame, observable: str, has_band: bool,
+             title: str | None = None) -> alt.LayerChart:
     """One observable: the data, the fit's prediction and its 90 % band (parameter uncertainty)."""
     curve = curves[curves["observable"] == observable]
     points = data[data["observable"] == observable]
-    x = alt.X("time_h:Q", title="time (h)")
+    x = alt.X("time_h:Q", title="time since the run started (h)")
     layers = []
     if has_band:
         layers.append(alt.Chart(curve).mark_area(opacity=0.25).encode(
@@ -95,8 +96,8 @@ def fit_band(curves: pd.DataFrame, data: pd.DataFrame, observable: str, has_band
     layers.append(alt.Chart(curve).mark_line().encode(x=x, y=alt.Y("prediction:Q", title=observable)))
     layers.append(alt.Chart(points).mark_point(filled=True, color="#ff7f0e").encode(
         x=x, y="value:Q", tooltip=["time_h", "value", "prediction", "weighted_residual"]))
-    return alt.layer(*layers).properties(height=220, title=f"{observable}: data, prediction"
-                                                           + (" and 90 % band" if has_band else ""))
+    title = title or f"{observable}: data, prediction" + (" and 90 % band" if has_band else "")
+    return alt.layer(*layers).properties(height=220, title=title)
 
 
 def residuals(data: pd.DataFrame) -> alt.LayerChart:

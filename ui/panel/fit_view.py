@@ -8,10 +8,11 @@ time), so data, prediction and residuals are exactly what the fit was judged on.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
 from calibration.errors import CalibrationError
 from calibration.lab import ChipData, read_lab_dataset
@@ -19,6 +20,7 @@ from calibration.profile import Profile
 from calibration.record import FitRecord
 from calibration.review import FitView, profile_chip_fit, review_chip_fit
 from protocols.export_lab import write_lab_dataset
+from store.schema import AssayResult, DoseEvent, Fit, ProtocolRun, Sample
 from ui.panel.errors import PanelError
 
 
@@ -64,3 +66,34 @@ def _data(engine: Engine, row, chip: str) -> ChipData:
         raise PanelError("this fit was not made on a run's chips, so the store holds no data to plot it against; "
                          "its parameter table and correlations are below")
     return chip_data(engine, int(row.run_id), float(row.created_utc_s), chip)
+
+
+def forecast_key(engine: Engine, run_id: int) -> tuple:
+    """Changes when a forecast must be redrawn: a new fit, dose or assay result (one cheap query each)."""
+    with engine.connect() as c:
+        fit = c.execute(select(func.max(Fit.id)).where(Fit.run_id == run_id)).scalar()
+        doses = c.execute(select(func.count(DoseEvent.id)).where(DoseEvent.run_id == run_id)).scalar()
+        assays = c.execute(select(func.count(AssayResult.id)).join(Sample, Sample.id == AssayResult.sample_id)
+                           .where(Sample.run_id == run_id)).scalar()
+    return run_id, fit, doses, assays
+
+
+def forecast(engine: Engine, run_id: int, chip: str, now_utc_s: float) -> tuple[int, FitView] | None:
+    """The run's latest fit of ``chip`` drawn to ``now`` over all the chip's data so far (data that
+    arrived after the fit show how well it forecast them); None before the first fit of the chip."""
+    with engine.connect() as c:
+        row = c.execute(select(Fit).where(Fit.run_id == run_id).order_by(Fit.created_utc_s.desc(), Fit.id.desc())
+                        .limit(1)).first()
+        started = c.execute(select(ProtocolRun.started_utc_s).where(ProtocolRun.id == run_id)).scalar()
+    if row is None or started is None:
+        return None
+    document = chip_records(json.loads(row.record_json or "{}")).get(chip)
+    if document is None:
+        return None
+    now_utc_s = max(now_utc_s, float(row.created_utc_s))  # at least what the fit itself saw
+    data = chip_data(engine, run_id, now_utc_s, chip)
+    until_h = max((now_utc_s - started) / 3600.0, max(data.times_h, default=0.0))
+    try:
+        return int(row.id), review_chip_fit(data, FitRecord.from_dict(document), until_h=until_h)
+    except CalibrationError as exc:
+        raise PanelError(str(exc)) from None

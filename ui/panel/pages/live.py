@@ -1,13 +1,15 @@
 """Every channel of every chip of a run's rig, downsampled in the database and refreshed every few
-seconds; doses and samples marked; pause / resume / abort requests and their state."""
+seconds; doses and samples marked; the twin's forecast (latest fit, 90 % band) over the assays;
+pause / resume / abort requests and their state."""
 
 import os
 
 import streamlit as st
 
-from ui.panel import charts, live
+from ui.panel import charts, fit_view, live
 from ui.panel.page import attempt, engine, signed_in
 
+FINISHED = ("done", "aborted", "failed")
 REFRESH_S = float(os.environ.get("CHIPTWIN_PANEL_REFRESH_S", "3"))
 who = signed_in()
 db = engine()
@@ -29,12 +31,13 @@ every = REFRESH_S if auto else None
 def controls() -> None:
     pause, resume, abort, confirm = st.columns([1, 1, 1, 2])
     kind = None
-    if pause.button("Pause", icon=":material/pause:", disabled=not who.can_control, key="pause"):
+    can = who.can_control and run.state not in FINISHED  # a finished run has no runner to answer
+    if pause.button("Pause", icon=":material/pause:", disabled=not can, key="pause"):
         kind = "pause"
-    if resume.button("Resume", icon=":material/play_arrow:", disabled=not who.can_control, key="resume"):
+    if resume.button("Resume", icon=":material/play_arrow:", disabled=not can, key="resume"):
         kind = "resume"
-    sure = confirm.checkbox("I mean to abort this run", key="abort_confirm")
-    if abort.button("Abort", icon=":material/stop:", disabled=not (who.can_control and sure), key="abort"):
+    sure = confirm.checkbox("I mean to abort this run", key="abort_confirm", disabled=not can)
+    if abort.button("Abort", icon=":material/stop:", disabled=not (can and sure), key="abort"):
         kind = "abort"
     # fixed slots: a message that comes and goes must not shift the table (a stale copy of it
     # would show until the fragment's next run ends)
@@ -57,6 +60,7 @@ def plots() -> None:
         return
     caches = st.session_state.setdefault("live_windows", {})  # chip id → live.LiveWindow, refreshed by its tail
     chips = live.rig_chips(db, int(run.rig_id))
+    forecast_key = fit_view.forecast_key(db, int(run_id))  # new fit, dose or assay: redraw the forecasts
     for stale in set(caches) - set(chips["id"].astype(int)):
         del caches[stale]  # another run's rig: its chips' windows go
     for chip in chips.itertuples():
@@ -68,6 +72,24 @@ def plots() -> None:
         for i, channel in enumerate(windows.channels):
             columns[i % 2].vega_lite_chart(charts.channel_data(channel), charts.channel_spec(channel, windows.marks),
                                            width="stretch")
+        twin_forecast(windows.chip, end, forecast_key)
+
+
+def twin_forecast(chip: str, end_utc_s: float, key: tuple) -> None:
+    """The latest fit's forecast for the chip with its band, over the assays so far; recomputed
+    only when ``key`` changes (a fit, dose or assay result arrived), not on every refresh."""
+    cache = st.session_state.setdefault("live_forecasts", {})
+    if cache.get(chip, (None,))[0] != key:
+        cache[chip] = (key, attempt(lambda: fit_view.forecast(db, int(run_id), chip, end_utc_s)))
+    found = cache[chip][1]
+    if found is None:
+        return
+    fit_id, view = found
+    observables = sorted(view.data["observable"].unique())
+    for column, observable in zip(st.columns(2) * len(observables), observables):
+        column.altair_chart(charts.fit_band(view.curves, view.data, observable, view.has_band,
+                                           f"{chip} {observable}: twin forecast (fit {fit_id}) and assays"),
+                            width="stretch")
 
 
 st.subheader(f"Requests to the runner — run {run_id} is {run.state}")
