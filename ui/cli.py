@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -39,7 +40,14 @@ cli_protocol.register(protocol_app)
 cli_run.register(app)  # run, resume, demo (they touch instruments, so they live in protocols)
 
 
+def _quiet_third_party_logs() -> None:
+    """pymodbus logs every unanswered request at ERROR; the transport maps those failures into our
+    own errors, connection states and alarms, so its lines would only repeat them to a technician."""
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
 def main() -> None:
+    _quiet_third_party_logs()
     try:
         app()
     except USER_ERRORS as exc:  # a command without its own handler still ends in one line
