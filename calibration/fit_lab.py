@@ -70,7 +70,7 @@ def fit_lab(
     if unknown:
         raise CalibrationError(f"model {model!r} has no parameter {', '.join(unknown)}; "
                                f"its parameters are {', '.join(spec.parameter_names)}")
-    chips = {name: _only(chip, observables) for name, chip in read_lab_dataset(path).items()}
+    chips = {name: keep_observables(chip, observables) for name, chip in read_lab_dataset(path).items()}
     chips = {name: chip for name, chip in chips.items() if chip.n_observations}
     if not chips:
         raise CalibrationError(f"{path}: no observations of {', '.join(observables or [])} to fit")
@@ -85,7 +85,8 @@ def fit_lab(
     raise CalibrationError(f"unknown method {method!r}; use individual, pooled or population")
 
 
-def _only(chip: ChipData, observables: Sequence[str] | None) -> ChipData:
+def keep_observables(chip: ChipData, observables: Sequence[str] | None) -> ChipData:
+    """The chip's data with only the observations of ``observables`` (all when None); events kept."""
     if not observables:
         return chip
     keep = [k for k, name in enumerate(chip.observables) if name in observables]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from calibration.errors import CalibrationError
-from calibration.fit_lab import chip_problem
+from calibration.fit_lab import chip_problem, keep_observables
 from calibration.individual import IndividualProblem
 from calibration.lab import ChipData
 from calibration.plots import Z90, prediction_band, record_covariance
@@ -51,12 +51,10 @@ def errors_of(record: FitRecord) -> dict[str, str]:
 def record_problem(chip: ChipData, record: FitRecord) -> IndividualProblem:
     """The problem ``record`` was fitted on, for the observables it has residual SDs for."""
     errors = errors_of(record)
-    keep = [k for k, name in enumerate(chip.observables) if name in errors]
-    if not keep:
+    fitted = keep_observables(chip, list(errors))
+    if not errors or not fitted.n_observations:
         raise CalibrationError(f"chip {chip.chip}: no observation of {', '.join(errors) or 'the fitted observables'} "
                                "in the data of this fit")
-    fitted = ChipData(chip.chip, chip.events, chip.constants, [chip.times_h[k] for k in keep],
-                      [chip.observables[k] for k in keep], [chip.values[k] for k in keep])
     return _problem(fitted, record, errors)
 
 
