@@ -13,6 +13,13 @@ from instruments.transport.framing import Framing
 
 Parser = Callable[[bytes], Any]
 
+# pyserial checks a write's deadline after ``os.write`` returns, so a thread descheduled
+# for a read timeout's length on a busy machine gets SerialTimeoutException for bytes that
+# were written (and a retry would send a command twice). A write that cannot finish in
+# WRITE_TIMEOUT_S means a wedged port (flow control, a dead adapter), never load: every
+# request here is < 260 bytes, 0.14 s even at 19,200 baud.
+WRITE_TIMEOUT_S = 2.0
+
 
 @runtime_checkable
 class ByteTransport(Protocol):

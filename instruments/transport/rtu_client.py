@@ -11,6 +11,9 @@ Why a subclass (pymodbus 3.16):
   over serial line (V1.02 §2.5.1.1) requires t3.5 of silence between frames — 3.5 char
   times, fixed 1.75 ms above 19,200 baud — or a slave may merge or drop the request. Here
   each send waits until the line has been quiet that long since the last byte seen.
+- It gives writes the read timeout (0.1 s here): a thread descheduled that long on a busy
+  machine got a write timeout for a written request, and the link was dropped and
+  reopened under every device on the line. Writes get ``WRITE_TIMEOUT_S`` (base.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from pymodbus.client import ModbusSerialClient
 from pymodbus.exceptions import ConnectionException
 
+from instruments.transport.base import WRITE_TIMEOUT_S
 from instruments.transport.modbus_codec import rtu_bits_per_char
 
 
@@ -40,6 +44,12 @@ class RtuClient(ModbusSerialClient):
         self.silence_s = rtu_silence_s(baudrate, parity, stopbits, bytesize)
         self._char_s = rtu_bits_per_char(parity, stopbits, bytesize) / baudrate
         self._quiet_at_s = 0.0  # monotonic time from which the line counts as silent
+
+    def connect(self) -> bool:
+        opened = super().connect()
+        if opened and self.socket is not None:
+            self.socket.write_timeout = WRITE_TIMEOUT_S
+        return opened
 
     def send(self, request: bytes, addr: tuple | None = None) -> int:
         if request:

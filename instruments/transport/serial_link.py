@@ -27,7 +27,7 @@ import serial
 from instruments.connection import ConnectionHealth, ConnectionState, RetryPolicy
 from instruments.errors import (DeviceAlarm, DeviceLost, DeviceRejected, DeviceTimeout, InstrumentError,
                                 ProtocolError, TransportError)
-from instruments.transport.base import Parser
+from instruments.transport.base import WRITE_TIMEOUT_S, Parser
 from instruments.transport.framing import Framing
 from instruments.transport.usb import PortLocator, UsbIdentity, fixed_port, usb_locator
 
@@ -158,7 +158,7 @@ class SerialLink:
         try:
             port = serial.Serial(path, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
                                  stopbits=s.stopbits, timeout=self.policy.timeout_s,
-                                 write_timeout=self.policy.timeout_s)
+                                 write_timeout=WRITE_TIMEOUT_S)
         except (*_PORT_ERRORS, ValueError) as exc:
             raise DeviceLost(f"{self.name}: cannot open {path} ({exc}); will look for the device again") from None
         log.info("%s: opened %s", self.name, path)
