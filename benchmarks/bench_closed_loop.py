@@ -1,6 +1,6 @@
 """Closed-loop design benchmark (issue #5): how many experiments until the twin is pinned down?
 
-    .venv/bin/python -m benchmarks.bench_closed_loop [--seeds 20] [--cap 15] [--workers 2]
+    .venv/bin/python -m benchmarks.bench_closed_loop [--seeds 20] [--cap 40] [--workers 2]
 
 Setting where design matters: ``liver_chip``, only the parent drug measured, 4 samples per
 experiment from a menu of schedules (early, spread, late), 15 % proportional noise, dose
@@ -113,7 +113,7 @@ def _summary(values: list[int]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--cap", type=int, default=15)
+    parser.add_argument("--cap", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--arms", default=",".join(ARMS))
     args = parser.parse_args()

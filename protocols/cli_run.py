@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -51,19 +51,13 @@ def run(
     clock_rate: Annotated[float, typer.Option(help="Clock rate without --endpoints (1 = real time).")] = 1.0,
 ) -> None:
     """Run a protocol on a rig; prints the run id first (for `chiptwin resume RUN`)."""
-    try:
-        rig = load_rig(rig_path)
-        engine = open_store(db)
-        devices, clock = _devices_and_clock(rig, endpoints, clock_rate)
-        with devices:
-            runner = Runner.create(protocol_path.read_text(encoding="utf-8"), rig, engine, devices, clock,
-                                   filename=protocol_path.name)
-            typer.echo(f"run {runner.run_id}", err=True)
-            state = runner.run()
-    except (ProtocolError, StoreError, InstrumentError, OSError) as exc:
-        _fail(exc)
-    typer.echo(json.dumps({"run_id": runner.run_id, "state": state}))
-    raise typer.Exit(0 if state == "done" else 1)
+    def start(rig: Any, engine: Any, devices: Any, clock: Any) -> dict:
+        runner = Runner.create(protocol_path.read_text(encoding="utf-8"), rig, engine, devices, clock,
+                               filename=protocol_path.name)
+        typer.echo(f"run {runner.run_id}", err=True)
+        return {"run_id": runner.run_id, "state": runner.run()}
+
+    _drive(rig_path, db, endpoints, clock_rate, start)
 
 
 def resume(
@@ -74,17 +68,26 @@ def resume(
     clock_rate: Annotated[float, typer.Option(help="Clock rate without --endpoints.")] = 1.0,
 ) -> None:
     """Reconcile the run's unfinished dose intents against the pumps, then continue it."""
+    def go_on(rig: Any, engine: Any, devices: Any, clock: Any) -> dict:
+        outcomes, state = Runner.attach(run_id, rig, engine, devices, clock).resume()
+        return {"run_id": run_id, "state": state, "reconciled": outcomes}
+
+    _drive(rig_path, db, endpoints, clock_rate, go_on)
+
+
+def _drive(rig_path: Path, db: Optional[str], endpoints: Optional[Path], clock_rate: float,
+           action: Callable[[Any, Any, Any, Any], dict]) -> None:
+    """Open the rig and the store, do ``action``, print its outcome as JSON; exit 0 only when done."""
     try:
         rig = load_rig(rig_path)
         engine = open_store(db)
         devices, clock = _devices_and_clock(rig, endpoints, clock_rate)
         with devices:
-            runner = Runner.attach(run_id, rig, engine, devices, clock)
-            outcomes, state = runner.resume()
+            outcome = action(rig, engine, devices, clock)
     except (ProtocolError, StoreError, InstrumentError, OSError) as exc:
         _fail(exc)
-    typer.echo(json.dumps({"run_id": run_id, "state": state, "reconciled": outcomes}))
-    raise typer.Exit(0 if state == "done" else 1)
+    typer.echo(json.dumps(outcome))
+    raise typer.Exit(0 if outcome["state"] == "done" else 1)
 
 
 def demo(
