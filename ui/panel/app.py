@@ -12,6 +12,7 @@ import streamlit as st
 
 from ui.panel import sign_in_form
 from ui.panel.auth import sign_out
+from ui.panel.context import warm_up_in_background
 from ui.panel.page import USER_KEY, engine, user
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +46,7 @@ def _sidebar() -> None:
 
 
 st.set_page_config(page_title="ChipTwin panel", page_icon=":material/biotech:", layout="wide")
+warm_up_in_background()
 if user() is None:
     sign_in_form.render()
     st.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 
@@ -12,6 +13,10 @@ from store.engine import ENV_VAR, resolve_url
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+_warm_up_started = threading.Event()
+# The twin and calibration stack (scipy, the chip solvers) takes seconds to import; the pages
+# that draw the twin (live forecast, model review, proposals, simulators) all need it.
+HEAVY_MODULES = ("ui.panel.fit_view", "ui.panel.twin_tools")
 
 
 def store_url() -> str:
@@ -26,6 +31,21 @@ def engine_for(url: str | None = None) -> Engine:
         if key not in _engines:
             _engines[key] = open_store(key)
         return _engines[key]
+
+
+def warm_up_in_background() -> None:
+    """Import HEAVY_MODULES once per panel process, off the script thread, starting when the first
+    visitor arrives: by the time someone signs in and opens a twin page, the import is paid (a page
+    that asks earlier waits on Python's import lock for the rest of it, never imports twice)."""
+    if _warm_up_started.is_set():
+        return
+    _warm_up_started.set()
+
+    def import_all() -> None:
+        for name in HEAVY_MODULES:
+            importlib.import_module(name)
+
+    threading.Thread(target=import_all, name="panel-warm-up", daemon=True).start()
 
 
 def dispose_engines() -> None:
