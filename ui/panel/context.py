@@ -37,9 +37,10 @@ def warm_up_in_background() -> None:
     """Import HEAVY_MODULES once per panel process, off the script thread, starting when the first
     visitor arrives: by the time someone signs in and opens a twin page, the import is paid (a page
     that asks earlier waits on Python's import lock for the rest of it, never imports twice)."""
-    if _warm_up_started.is_set():
-        return
-    _warm_up_started.set()
+    with _lock:  # two first visitors at once start one thread
+        if _warm_up_started.is_set():
+            return
+        _warm_up_started.set()
 
     def import_all() -> None:
         for name in HEAVY_MODULES:
