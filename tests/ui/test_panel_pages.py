@@ -10,7 +10,7 @@ from store import make_engine
 from store.audit import verify_audit
 from store.schema import Alarm, Approval, AuditEntry, PanelRequest, Proposal
 from tests.ui.test_panel_support import (  # noqa: F401 (lab is a fixture)
-    PASSWORDS, app_signed_in, calibrated_lab, chart_frames, charts, lab, on_page, texts,
+    PASSWORDS, T0, app_signed_in, calibrated_lab, chart_frames, charts, lab, on_page, texts,
 )
 
 
@@ -113,6 +113,23 @@ def test_live_page_plots_every_channel_and_pause_writes_a_request(lab):
     table = app.dataframe[0].value
     assert list(table["state"]) == ["pending"] and table["acknowledged"].isna().all()
     assert _actions(lab.url)[-1] == "run.pause_request"
+
+
+def test_the_request_confirmation_stays_until_the_runner_answers(lab):
+    app = on_page(app_signed_in("tina"), "live")
+    app.button(key="pause").click().run()
+    app.run()  # the refresh after the click (every second in a live run) keeps the confirmation
+    assert "pause requested (request" in app.success[0].value
+    engine = make_engine(lab.url)
+    try:
+        with engine.begin() as connection:  # the runner's answer
+            connection.execute(PanelRequest.__table__.update().values(
+                state="done", acknowledged_utc_s=T0 + 60.0, response="paused"))
+    finally:
+        engine.dispose()
+    app.run()
+    assert not app.success
+    assert any("(pause) done: acknowledged by the runner" in c.value for c in app.caption)
 
 
 def test_abort_needs_a_confirmation(lab):

@@ -199,6 +199,12 @@ def request_control(engine: Engine, user: SignedIn | None, run_id: int, kind: st
     return audited(engine, work)
 
 
+def is_pending(requests: pd.DataFrame, request_id: int) -> bool:
+    """Whether request ``request_id`` is among ``requests`` (from :func:`requests_of`) and still pending."""
+    row = requests[requests["id"] == request_id]
+    return not row.empty and row["state"].iloc[0] == "pending"
+
+
 def request_status(requests: pd.DataFrame) -> str | None:
     """One line on the newest request: pending, or what the runner answered and when it acknowledged."""
     if requests.empty:
