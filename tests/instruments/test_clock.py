@@ -15,10 +15,18 @@ from instruments.clock import AcceleratedClock, RealClock, clock_from_dict
 
 def test_accelerated_clock_runs_rate_times_faster():
     clock = AcceleratedClock.starting_now(rate=3600.0, start_utc_s=1.8e9)
+    wall_before = time.time()
     start = clock.now_s()
+    wall_inner = time.time()
     time.sleep(0.05)
+    wall_inner_end = time.time()
     elapsed_s = clock.now_s() - start
-    assert 0.05 * 3600 * 0.9 < elapsed_s < 0.05 * 3600 * 3  # generous upper bound for a loaded machine
+    wall_after = time.time()
+    # bracketed by the wall time measured inside and outside the two readings, so a loaded
+    # machine that oversleeps cannot fail it; only a wrong rate can
+    rounding_s = 0.01  # time.time() near 1.8e9 s has float64 steps of ~2.4e-7 s, times the rate 3600
+    assert 3600 * (wall_inner_end - wall_inner) - rounding_s <= elapsed_s <= 3600 * (wall_after - wall_before) + rounding_s
+    assert elapsed_s >= 3600 * 0.05 * 0.99
 
 
 def test_sleep_and_wait_take_clock_time():

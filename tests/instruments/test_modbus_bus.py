@@ -94,7 +94,7 @@ def test_lost_device_fails_fast_until_its_next_probe_then_comes_back() -> None:
         started = time.monotonic()
         with pytest.raises(DeviceLost, match="next probe"):
             link.read_registers(2089, 10)
-        assert time.monotonic() - started < 0.01  # no bus time spent on a lost device
+        assert time.monotonic() - started < POLICY.timeout_s  # no bus time: one try would wait a timeout
         sim_bus.devices[3] = visiferm_do_sim(name="late", unit_id=3)  # plugged back in
         time.sleep(POLICY.backoff_max_s)
         assert len(link.read_registers(2089, 10)) == 10

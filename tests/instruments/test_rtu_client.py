@@ -19,7 +19,7 @@ from instruments.transport.modbus_codec import with_crc
 from instruments.transport.modbus_link import ModbusBus, RtuLine
 from instruments.transport.rtu_client import RtuClient, rtu_silence_s
 
-SLOW_BAUD = 600  # 18.3 ms per 8N2 char: pymodbus' own recv polls 4 chars (73 ms) past a reply
+SLOW_BAUD = 110  # 100 ms per 8N2 char: pymodbus' own recv polls 4 chars (400 ms) past a reply
 REQUEST = with_crc(bytes([1, 3]) + struct.pack(">HH", 2089, 10))  # VisiFerm block, 8 bytes
 REPLY_BYTES = 5 + 2 * 10
 
@@ -49,7 +49,7 @@ def test_recv_returns_the_bytes_that_arrived_without_waiting_for_a_silence(pty_c
     started = time.monotonic()
     data = client.recv(None)
     assert len(data) == REPLY_BYTES
-    assert time.monotonic() - started < 0.03  # pymodbus' polling would take ≥ 73 ms here
+    assert time.monotonic() - started < 0.2  # pymodbus' polling would take ≥ 400 ms here (slack for a loaded machine)
 
 
 def test_recv_times_out_empty_when_nothing_arrives(pty_client) -> None:
@@ -64,7 +64,7 @@ def test_send_keeps_the_silence_after_the_last_byte_received(pty_client) -> None
     client.recv(None)
     started = time.monotonic()
     client.send(REQUEST)
-    assert time.monotonic() - started >= 0.9 * client.silence_s  # 3.5 chars = 64 ms at 600 baud
+    assert time.monotonic() - started >= 0.9 * client.silence_s  # 3.5 chars = 350 ms at 110 baud
     assert os.read(master, 64) == REQUEST
 
 
