@@ -89,8 +89,10 @@ def _read_reply(fd: int) -> bytes:
 
 
 def test_simulator_charges_a_request_that_broke_the_silence_to_the_line() -> None:
-    char_s = 11 / 9600
-    with ModbusRtuSim(SimModbusBus([visiferm_do_sim()]), baudrate=9600, enforce_timing=True) as sim:
+    # 600 baud: the 3.5-char silence is 64 ms, so the simulator thread waking late on a loaded
+    # machine still stamps the second request inside it (at 9600 baud it was 4 ms)
+    char_s = 11 / 600
+    with ModbusRtuSim(SimModbusBus([visiferm_do_sim()]), baudrate=600, enforce_timing=True) as sim:
         fd = os.open(sim.port, os.O_RDWR | os.O_NOCTTY)
         try:
             tty.setraw(fd)
