@@ -11,9 +11,9 @@ Why a subclass (pymodbus 3.16):
   over serial line (V1.02 §2.5.1.1) requires t3.5 of silence between frames — 3.5 char
   times, fixed 1.75 ms above 19,200 baud — or a slave may merge or drop the request. Here
   each send waits until the line has been quiet that long since the last byte seen.
-- It gives writes the read timeout (0.1 s here): a thread descheduled that long on a busy
-  machine got a write timeout for a written request, and the link was dropped and
-  reopened under every device on the line. Writes get ``WRITE_TIMEOUT_S`` (base.py).
+- pymodbus gives writes the read timeout (0.1 s here): a thread descheduled that long on a
+  busy machine got a write timeout for a written request, and the link was dropped and
+  reopened under every device on the line. Here writes get ``WRITE_TIMEOUT_S`` (base.py).
 """
 
 from __future__ import annotations

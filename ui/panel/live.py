@@ -199,10 +199,11 @@ def request_control(engine: Engine, user: SignedIn | None, run_id: int, kind: st
     return audited(engine, work)
 
 
-def is_pending(requests: pd.DataFrame, request_id: int) -> bool:
-    """Whether request ``request_id`` is among ``requests`` (from :func:`requests_of`) and still pending."""
-    row = requests[requests["id"] == request_id]
-    return not row.empty and row["state"].iloc[0] == "pending"
+def pending_kind(requests: pd.DataFrame, request_id: int | None) -> str | None:
+    """The kind of request ``request_id`` if it is among ``requests`` (from :func:`requests_of`) and
+    still pending, else None."""
+    row = requests[(requests["id"] == request_id) & (requests["state"] == "pending")]
+    return None if row.empty else str(row["kind"].iloc[0])
 
 
 def request_status(requests: pd.DataFrame) -> str | None:

@@ -42,15 +42,16 @@ def controls() -> None:
     # fixed slots: a message that comes and goes must not shift the table (a stale copy of it
     # would show until the fragment's next run ends)
     message, caption = st.empty(), st.empty()
-    mine = st.session_state.setdefault("live_my_requests", {})  # run id → (request id, kind) this visitor sent
+    mine = st.session_state.setdefault("live_my_requests", {})  # run id → the last request this visitor sent
     if kind:
         request_id = attempt(lambda: live.request_control(db, who, int(run_id), kind))
         if request_id is not None:
-            mine[int(run_id)] = (request_id, kind)
+            mine[int(run_id)] = request_id
     requests = live.requests_of(db, int(run_id))
     # the confirmation stays until the runner answers (the refresh every second must not wipe it)
-    if (sent := mine.get(int(run_id))) is not None and live.is_pending(requests, sent[0]):
-        message.success(f"{sent[1]} requested (request {sent[0]}); it stays pending until the runner acknowledges it.")
+    sent = mine.get(int(run_id))
+    if (pending := live.pending_kind(requests, sent)) is not None:
+        message.success(f"{pending} requested (request {sent}); it stays pending until the runner acknowledges it.")
     if (status := live.request_status(requests)) is not None:
         caption.caption(status)
     st.dataframe(requests, hide_index=True, width="stretch")
