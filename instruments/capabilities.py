@@ -57,5 +57,14 @@ class Pump(Device, Protocol):
 
 
 @runtime_checkable
+class MeteredPump(Pump, Protocol):
+    """A pump whose setpoints and counter have a known resolution (the intent log's tolerance)."""
+
+    def commanded_volume(self, volume: pint.Quantity) -> pint.Quantity: ...
+
+    def counter_resolution(self, reading: pint.Quantity) -> pint.Quantity: ...
+
+
+@runtime_checkable
 class Stoppable(Protocol):
     def stop(self) -> None: ...

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from instruments.capabilities import MeteredPump
 from instruments.errors import InstrumentError
 from protocols.errors import ProtocolError
 from protocols.record import Recorder
@@ -63,7 +64,21 @@ class DoseOrder:
 
 
 def tolerance_ul(requested_ul: float) -> float:
+    """How far a pump may deliver from its setpoint and still count as a whole dose."""
     return max(0.02 * requested_ul, 0.05)
+
+
+@dataclass(frozen=True)
+class CounterReading:
+    """The pump's dispensed counter (µL) and the step its display reads to at that value."""
+
+    value_ul: float
+    step_ul: float = 0.0
+
+
+def quantisation_ul(before: float, after: float) -> float:
+    """The most a counter difference can be off by display rounding: half a step at each end."""
+    return 0.5 * (before + after)
 
 
 class IntentLog:
@@ -73,42 +88,56 @@ class IntentLog:
 
     # -- dosing -------------------------------------------------------------------------
     def dose(self, order: DoseOrder) -> float:
-        """Dose once (idempotently): returns the device-reported volume (µL) of the confirmed intent."""
-        with self.busy:
-            rows = self._intents(order.prefix)
-            for row in rows:
-                if row.state == "confirmed":
-                    return float(row.device_reported_amount or 0.0)
-                if row.state in ("pending", "sent"):
-                    if self._reconcile_row(row) == "confirmed":
-                        return float(self._row(row.id).device_reported_amount or 0.0)
-            attempt = len(rows) + 1
-            if attempt > MAX_ATTEMPTS:
-                raise NeedsPerson(f"{order.prefix}: the pump did not dose in {MAX_ATTEMPTS} attempts; "
-                                  f"check {order.pump} and its line, then resume")
-            return self._issue(order, attempt)
+        """Dose once (idempotently): returns the ledger volume (µL) of the confirmed intent.
 
-    def _issue(self, order: DoseOrder, attempt: int) -> float:
+        The retry loop lives here, outside any per-attempt work, so a "not dosed" outcome
+        is followed by the next attempt (never by a second acquisition of ``busy``); every
+        pass adds one intent row, so the loop ends by MAX_ATTEMPTS at the latest.
+        """
+        with self.busy:
+            while True:
+                dosed = self._attempt(order)
+                if dosed is not None:
+                    return dosed
+
+    def _attempt(self, order: DoseOrder) -> float | None:
+        """One pass: an earlier confirmed or reconcilable intent wins; else a new attempt.
+        None when this attempt did not dose (the pump's counter did not move)."""
+        rows = self._intents(order.prefix)
+        for row in rows:
+            if row.state == "confirmed":
+                return self._ledger_ul(row.id)
+            if row.state in ("pending", "sent") and self._reconcile_row(row) == "confirmed":
+                return self._ledger_ul(row.id)
+        attempt = len(rows) + 1
+        if attempt > MAX_ATTEMPTS:
+            raise NeedsPerson(f"{order.prefix}: the pump did not dose in {MAX_ATTEMPTS} attempts; "
+                              f"check {order.pump} and its line, then resume")
+        return self._issue(order, attempt)
+
+    def _issue(self, order: DoseOrder, attempt: int) -> float | None:
         pump = self.devices[order.pump]
-        baseline_ul = self._counter_ul(pump, order.pump)
+        commanded_ul = _commanded_ul(pump, order.volume_ul)
+        baseline = self._counter(pump, order.pump)
+        _check_resolvable(order, commanded_ul, baseline)
         now = self.recorder.now_s()
-        args = {**asdict(order), "attempt": attempt, "baseline_ul": baseline_ul, "rate_ul_min": DOSE_RATE_UL_MIN}
+        args = {**asdict(order), "attempt": attempt, "baseline_ul": baseline.value_ul,
+                "baseline_step_ul": baseline.step_ul, "rate_ul_min": DOSE_RATE_UL_MIN}
         with self.recorder.tx() as c:  # committed before any byte goes to the pump
             command_id = c.execute(insert(Command).values(
                 run_id=order.run_id, idempotency_key=order.key(attempt), instrument_id=self.instrument_ids[order.pump],
-                command="dispense", args_json=json.dumps(args), state="pending", requested_amount=order.volume_ul,
+                command="dispense", args_json=json.dumps(args), state="pending", requested_amount=commanded_ul,
                 amount_unit="uL", created_utc_s=now, updated_utc_s=now)).inserted_primary_key[0]
         try:
-            pump.dispense(Q_(order.volume_ul, "uL"), Q_(DOSE_RATE_UL_MIN, "uL/min"))
+            pump.dispense(Q_(commanded_ul, "uL"), Q_(DOSE_RATE_UL_MIN, "uL/min"))
         except InstrumentError as exc:
             self._set(command_id, "sent", error=f"send raised: {exc}")
         else:
             self._set(command_id, "sent")
         _maybe_kill_after_send()
-        outcome = self._reconcile_row(self._row(command_id))
-        if outcome == "confirmed":
-            return float(self._row(command_id).device_reported_amount or 0.0)
-        return self.dose(order)  # not dosed: the next attempt (bounded by MAX_ATTEMPTS)
+        if self._reconcile_row(self._row(command_id)) == "confirmed":
+            return self._ledger_ul(command_id)
+        return None
 
     # -- reconciliation -----------------------------------------------------------------
     def reconcile(self, run_id: int) -> list[dict]:
@@ -122,17 +151,24 @@ class IntentLog:
         return self.recorder.engine.connect()
 
     def _reconcile_row(self, row: Command) -> str:
+        """Confirmed, not dosed, or NeedsPerson: the counter's move against the setpoint, with
+        the pump's tolerance plus the display rounding at both readings as the margin."""
         args = json.loads(row.args_json)
         pump = self.devices[args["pump"]]
         requested = float(row.requested_amount or 0.0)
         try:
             self._wait_stopped(pump)
-            delta = self._counter_ul(pump, args["pump"]) - float(args["baseline_ul"])
+            now = self._counter(pump, args["pump"])
         except NeedsPerson as exc:
             return self._undecided(row, str(exc))
-        tol = tolerance_ul(requested)
+        delta = now.value_ul - float(args["baseline_ul"])
+        rounding = quantisation_ul(float(args.get("baseline_step_ul", 0.0)), now.step_ul)
+        tol = tolerance_ul(requested) + rounding
         if abs(delta - requested) <= tol:
-            self._confirm(row, args, delta)
+            # Within the display's rounding the counter cannot tell the setpoint from what it
+            # shows, and the pump stops at its setpoint: the ledger takes the setpoint then.
+            ledger_ul = requested if abs(delta - requested) <= rounding else delta
+            self._confirm(row, args, delta, ledger_ul)
             return "confirmed"
         if abs(delta) <= tol:
             self._set(row.id, "failed", error="not dosed: the pump's counter did not move")
@@ -146,18 +182,18 @@ class IntentLog:
         raise NeedsPerson(f"dose {row.idempotency_key}: {why}; a person must check the chip and the pump "
                           "(the run is parked; never guessed)")
 
-    def _confirm(self, row: Command, args: dict, delta_ul: float) -> None:
+    def _confirm(self, row: Command, args: dict, delta_ul: float, ledger_ul: float) -> None:
         now = self.recorder.now_s()
         with self.recorder.tx() as c:
             c.execute(update(Command).where(Command.id == row.id).values(
                 state="confirmed", device_reported_amount=delta_ul, updated_utc_s=now))
             c.execute(insert(DoseEvent).values(
                 run_id=row.run_id, chip_id=args["chip_id"], command_id=row.id, drug=args["drug"],
-                t_utc_s=row.created_utc_s, amount_nmol=delta_ul / 1000.0 * float(args["stock_um"]),
-                volume_ml=delta_ul / 1000.0))
+                t_utc_s=row.created_utc_s, amount_nmol=ledger_ul / 1000.0 * float(args["stock_um"]),
+                volume_ml=ledger_ul / 1000.0))
             self.recorder.audit(c, "dose.confirmed", "command", row.id,
                                 {"key": row.idempotency_key, "requested_ul": row.requested_amount,
-                                 "device_reported_ul": delta_ul})
+                                 "device_reported_ul": delta_ul, "ledger_ul": ledger_ul})
 
     # -- helpers ------------------------------------------------------------------------
     def _set(self, command_id: int, state: str, error: str = "") -> None:
@@ -175,11 +211,17 @@ class IntentLog:
                              .order_by(Command.id)).all()
         return [Command(**r._mapping) for r in rows]
 
-    def _counter_ul(self, pump: Any, name: str, attempts: int = 3) -> float:
-        """The pump's infused counter (µL); a standing pump alarm is acknowledged by the retry."""
+    def _ledger_ul(self, command_id: int) -> float:
+        with self.recorder.engine.connect() as c:
+            volume_ml = c.execute(select(DoseEvent.volume_ml).where(DoseEvent.command_id == command_id)).scalar()
+        return float(volume_ml or 0.0) * 1000.0
+
+    def _counter(self, pump: Any, name: str, attempts: int = 3) -> CounterReading:
+        """The pump's infused counter and its display step; a standing alarm is acknowledged by the retry."""
         for attempt in range(attempts):
             try:
-                return float(pump.dispensed().to("uL").magnitude)
+                reading = pump.dispensed()
+                return CounterReading(float(reading.to("uL").magnitude), _step_ul(pump, reading))
             except InstrumentError as exc:
                 if attempt == attempts - 1:
                     raise NeedsPerson(f"{name}: the dispensed counter cannot be read ({exc})") from None
@@ -195,6 +237,32 @@ class IntentLog:
                 time.sleep(0.005)
         except InstrumentError as exc:
             raise NeedsPerson(f"{pump.name}: no status ({exc})") from None
+
+
+def _commanded_ul(pump: Any, volume_ul: float) -> float:
+    """The volume the pump will actually deliver for a request (its setpoint resolution)."""
+    if not isinstance(pump, MeteredPump):
+        return volume_ul
+    try:
+        return float(pump.commanded_volume(Q_(volume_ul, "uL")).to("uL").magnitude)
+    except InstrumentError as exc:  # a setpoint the pump cannot take: nothing was sent
+        raise NeedsPerson(f"{pump.name} cannot dose {volume_ul:g} uL ({exc}); fix the step or the rig") from None
+
+
+def _step_ul(pump: Any, reading: Any) -> float:
+    if isinstance(pump, MeteredPump):
+        return float(pump.counter_resolution(reading).to("uL").magnitude)
+    return 0.0
+
+
+def _check_resolvable(order: DoseOrder, commanded_ul: float, baseline: CounterReading) -> None:
+    """Refuse (before any byte is sent) a dose the counter could not tell from no dose at all."""
+    margin = tolerance_ul(commanded_ul) + quantisation_ul(baseline.step_ul, baseline.step_ul)
+    if commanded_ul <= 2.0 * margin:
+        raise NeedsPerson(
+            f"{order.prefix}: {order.pump}'s counter reads to {baseline.step_ul:g} uL at {baseline.value_ul:g} uL, "
+            f"too coarse to confirm a {commanded_ul:g} uL dose; clear the pump's counter or dose a larger "
+            "volume of a weaker stock, then resume")
 
 
 def instrument_names(recorder: Recorder, rig_id: int) -> dict[int, str]:

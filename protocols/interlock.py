@@ -13,6 +13,7 @@ A condition without ``for`` holds as soon as one reading crosses the threshold.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -76,6 +77,10 @@ def _threshold(text: str, what: str) -> pint.Quantity:
         raise FieldError(f"{what} {text!r} is not a quantity", "write a number and a unit, like '250 mbar'") from None
     if not isinstance(value, pint.Quantity) or str(value.units) == "dimensionless":
         raise FieldError(f"{what} {text.strip()!r} has no unit", f"write '{text.strip()} mbar' (or the channel's unit)")
+    if not math.isfinite(float(value.magnitude)):
+        # NaN compares false with everything and ±inf is never crossed: the rule could never trip
+        raise FieldError(f"{what} {text.strip()!r} is not a finite number, so the rule could never hold",
+                         "write a real threshold, like '250 mbar'")
     return value
 
 
@@ -89,6 +94,9 @@ def parse_condition(text: str, what: str = "condition") -> Condition:
                          "write it like 'oxygen > 80 % for 10 min'")
     duration = match["duration"]
     for_s = magnitude(quantity(duration, "time", f"{what} duration"), "time") * 3600.0 if duration else 0.0
+    if not (math.isfinite(for_s) and for_s >= 0.0):
+        raise FieldError(f"{what} duration {duration!r} is not a finite, non-negative time, so the rule could "
+                         "never hold", "write a duration like '10 s' or '30 min'")
     return Condition(match["channel"], match["op"], _threshold(match["threshold"], f"{what} threshold"), for_s)
 
 

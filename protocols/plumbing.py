@@ -16,18 +16,46 @@ from protocols.rig_view import InstrumentView, RigView, pumps
 from protocols.steps import Dose
 
 
-def pump_for(rig: RigView, chip: str, named: str | None, prefer: str) -> InstrumentView | None:
-    """The pump a step names, else one of kind ``prefer`` that feeds ``chip``, else any of that kind;
-    doses (``syringe_pump``) fall back to any pump feeding the chip, flows only to a peristaltic pump."""
+def dosing_pump(rig: RigView, chip: str, named: str | None) -> InstrumentView:
+    """The one pump that doses ``chip``: the step's named pump if it feeds the chip, else the
+    chip's own syringe pump (or a pump that feeds that chip alone). No fallback to another
+    chip's pump: a dose through the wrong line is worse than no dose, so a chip with no pump
+    of its own, or with two, is a FieldError the checker reports before anything runs."""
+    if named is not None:
+        pump = rig.instruments.get(named)
+        if pump is None or not pump.is_pump:
+            raise FieldError(f"the step names pump '{named}', which rig '{rig.name}' does not have",
+                             f"use one of {', '.join(p.name for p in pumps(rig)) or '(none)'}")
+        if chip not in pump.feeds:
+            raise FieldError(f"pump '{named}' does not feed chip '{chip}' (it feeds {_listed(pump.feeds)})",
+                             f"name the pump that feeds '{chip}', or add '{chip}' to feeds of '{named}' in the rig file")
+        return pump
+    feeding = [p for p in pumps(rig) if chip in p.feeds]
+    candidates = [p for p in feeding if p.kind == "syringe_pump"] or [p for p in feeding if p.feeds == (chip,)]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise FieldError(f"no pump of rig '{rig.name}' feeds chip '{chip}', so nothing can dose it",
+                         f"add feeds = [\"{chip}\"] to the syringe pump that doses it in the rig file")
+    raise FieldError(f"pumps {', '.join(repr(p.name) for p in candidates)} all feed chip '{chip}'",
+                     "name the one that doses it in the step: pump = '...'")
+
+
+def flow_pump(rig: RigView, chip: str, named: str | None) -> InstrumentView | None:
+    """The perfusion pump of a flow step: the named one, else a peristaltic pump feeding the
+    chip, else one feeding no chip in particular; None means on-chip recirculation."""
     if named is not None:
         return rig.instruments.get(named)
-    candidates = [p for p in pumps(rig) if prefer == "syringe_pump" or p.kind == prefer]
-    for test in (lambda p: chip in p.feeds and p.kind == prefer, lambda p: chip in p.feeds and not p.feeds[1:],
-                 lambda p: p.kind == prefer and not p.feeds, lambda p: p.kind == prefer, lambda p: True):
-        found = [p for p in candidates if test(p)]
+    peristaltic = [p for p in pumps(rig) if p.kind == "peristaltic_pump"]
+    for test in (lambda p: chip in p.feeds, lambda p: not p.feeds, lambda p: True):
+        found = [p for p in peristaltic if test(p)]
         if found:
             return found[0]
     return None
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    return ", ".join(repr(n) for n in names) if names else "no chip"
 
 
 def stock_um(protocol: Protocol, pump: InstrumentView | None) -> float | None:

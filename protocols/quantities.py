@@ -88,7 +88,7 @@ def quantity(value: object, kind_name: str, what: str, *, allow_negative: bool =
                          f"give {kind.word} like '10 {kind.example_unit}'")
     magnitude = float(parsed.magnitude)
     if not math.isfinite(magnitude):
-        raise FieldError(f"{what} '{value!s}' is not a finite number", f"write a finite {kind.word}")
+        raise FieldError(f"{what} '{value!s}' is not a finite number", f"write {kind.word} like '10 {kind.example_unit}'")
     if magnitude < 0 and not allow_negative:
         raise FieldError(f"{what} '{value!s}' is negative", f"give a zero or positive {kind.word}")
     return parsed

@@ -21,6 +21,7 @@ from store.audit import append_audit
 from store.schema import Alarm, Channel, Chip, Instrument, ProtocolRun, Rig as RigRow, Step
 
 ACTOR = "runner"
+FINAL_STATES = frozenset({"done", "aborted", "failed"})  # a run never leaves these
 
 
 class Recorder:
@@ -80,15 +81,21 @@ class Recorder:
             raise ProtocolError(f"there is no run {run_id} in this store; fix: check the run id and --db")
         return ProtocolRun(**row._mapping)
 
-    def set_state(self, run_id: int, state: str, why: str = "", actor: str = ACTOR) -> None:
+    def set_state(self, run_id: int, state: str, why: str = "", actor: str = ACTOR) -> bool:
+        """Record the run's new state; False (nothing written) once the run has ended: an
+        aborted run stays aborted, whichever thread reports a later state."""
+        row = self.run_row(run_id)
+        if row.state in FINAL_STATES:
+            return False
         values: dict[str, Any] = {"state": state}
         if state == "running":
-            values["started_utc_s"] = self.run_row(run_id).started_utc_s or self.now_s()
+            values["started_utc_s"] = row.started_utc_s or self.now_s()
         if state in ("done", "aborted", "failed"):
             values["ended_utc_s"] = self.now_s()
         with self.tx() as c:
             c.execute(update(ProtocolRun).where(ProtocolRun.id == run_id).values(**values))
             self.audit(c, f"run.{state}", "protocolrun", run_id, {"why": why} if why else None, actor=actor)
+        return True
 
     def checkpoint(self, run_id: int, point: dict) -> None:
         with self.tx() as c:

@@ -86,7 +86,9 @@ class RequestWatcher:
             return "done", "resumed"
         if kind == "abort":
             self.control.stop("aborted", f"aborted by {who}")
-            return "done", "aborting; instruments in their safe state"
+            # recorded at once: a runner killed before its step thread notices is still aborted
+            self.recorder.set_state(self.run_id, "aborted", f"aborted by {who}", actor=who)
+            return "done", "aborted; instruments in their safe state"
         if kind in ("approve", "reject"):
             if "proposal_id" not in payload:
                 return "refused", "approve/reject needs payload {\"proposal_id\": N}"

@@ -29,12 +29,17 @@ from protocols.interlock import Interlock
 from protocols.interlocks_runtime import Monitor
 from protocols.language import parse_protocol
 from protocols.protocol import Protocol
-from protocols.record import Recorder
+from protocols.errors import ProtocolError
+from protocols.record import FINAL_STATES, Recorder
 from protocols.requests import RequestWatcher
 from protocols.rig_view import rig_view_from_rig_file
 from protocols.steps import expand
 
 Progress = Callable[[int, int, str], None]
+
+
+class RunEnded(ProtocolError):
+    """``resume`` of a run that is done, aborted or failed: those states are final."""
 
 
 @dataclass
@@ -62,7 +67,8 @@ class Runner:
         self.steps = expand(ctx.protocol.steps)
         self.intents = IntentLog(ctx.recorder, ctx.devices, ctx.clock, ctx.ids["instruments"])
         self.control = Control(ctx.clock, ctx.devices.safe_state)
-        self.monitor = Monitor(rig_view_from_rig_file(ctx.rig.spec), ctx.protocol.interlocks, ctx.clock, self._trip)
+        self.monitor = Monitor(rig_view_from_rig_file(ctx.rig.spec), ctx.protocol.interlocks, ctx.clock, self._trip,
+                               on_blind=self._blind, poll_periods_s={c.name: c.poll_period_s for c in ctx.rig.channels})
         self.sink = StoreSink(ctx.recorder, ctx.ids["channels"], self.monitor,
                               alarm=lambda severity, source, message: ctx.recorder.alarm(
                                   ctx.rig_id, ctx.run_id, severity, source, message))
@@ -119,7 +125,12 @@ class Runner:
             self._stop_threads()
 
     def resume(self) -> tuple[list[dict], str]:
-        """Reconcile unfinished dose intents first, then continue from the checkpoint."""
+        """Reconcile unfinished dose intents first, then continue from the checkpoint.
+        A run that has ended (done, aborted, failed) is final: refused before any device is touched."""
+        row = self.ctx.recorder.run_row(self.ctx.run_id)
+        if row.state in FINAL_STATES:
+            raise RunEnded(f"run {self.ctx.run_id} is {row.state}, and an ended run is final (nothing was "
+                           "reconciled or sent); fix: start a new run of the protocol with `chiptwin run`")
         try:
             outcomes = self.intents.reconcile(self.ctx.run_id)
         except NeedsPerson as exc:
@@ -135,24 +146,38 @@ class Runner:
         return "parked"
 
     def _trip(self, interlock: Interlock, channel: str, condition_t_s: float) -> None:
+        held = f"{interlock} held on {channel} (reading at clock {condition_t_s:.0f} s)"
+        self._act(interlock, channel, held if interlock.stops else f"{interlock} on {channel}",
+                  f"interlock {interlock}", alarm="alarm" in interlock.actions)
+
+    def _blind(self, interlock: Interlock, channel: str, unseen_s: float) -> None:
+        """A watched channel without a good reading for its grace period: the interlock cannot
+        see, so it acts as if it held (stopping ones stop the run; every one raises an alarm)."""
+        why = (f"interlock {interlock} is blind: {channel} has had no good reading for {unseen_s:.0f} s "
+               f"(grace {self.monitor.grace_s[channel]:.0f} s)")
+        self._act(interlock, channel, why, why, alarm=True)
+
+    def _act(self, interlock: Interlock, channel: str, message: str, why: str, *, alarm: bool) -> None:
+        """The interlock's actions: stopping ones put the rig in its safe state first, then the alarm."""
         ctx = self.ctx
         if interlock.stops:
             state = "aborted" if "abort" in interlock.actions else "paused" if "pause" in interlock.actions else "parked"
-            self.control.stop(state, f"interlock {interlock} on {channel}")
-        if "alarm" in interlock.actions or interlock.stops:
+            self.control.stop(state, why)
+        if alarm or interlock.stops:
             ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "critical", f"interlock:{channel}",
-                               f"{interlock} held on {channel} (reading at clock {condition_t_s:.0f} s); "
-                               "instruments put in their safe state" if interlock.stops else f"{interlock} on {channel}")
+                               message + ("; instruments put in their safe state" if interlock.stops else ""))
         if interlock.stops and self.control.state != "aborted":
-            ctx.recorder.set_state(ctx.run_id, self.control.state, f"interlock {interlock}")
+            ctx.recorder.set_state(ctx.run_id, self.control.state, why)
 
     def _start_threads(self) -> None:
         self.poller, skipped = start_poller(self.ctx.rig, self.ctx.devices, self.sink, self.ctx.clock)
         for why in skipped:
             self.ctx.recorder.alarm(self.ctx.rig_id, self.ctx.run_id, "warning", "acquisition", f"not polled: {why}")
         self.watcher.start()
+        self.monitor.start_watchdog()
 
     def _stop_threads(self) -> None:
+        self.monitor.stop_watchdog()
         self.watcher.stop()
         if self.poller is not None:
             self.poller.stop()

@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from protocols.control import Aborted
-from protocols.intents import DoseOrder
-from protocols.plumbing import dose_amount, pump_for, stock_um
+from protocols.errors import FieldError
+from protocols.intents import DoseOrder, NeedsPerson
+from protocols.plumbing import dose_amount, dosing_pump, stock_um
 from protocols.quantities import magnitude
 from protocols.rig_view import rig_view_from_rig_file
 from protocols.steps import Dose, HoldUntil, MediaChange, Sample as SampleStep, Step
@@ -73,7 +74,10 @@ def dose_chips(runner: Any, index: int, step: Dose, chips: tuple[str, ...]) -> d
     out = {}
     for chip in chips:
         runner.control.check()
-        pump = pump_for(view, chip, step.pump, "syringe_pump")
+        try:
+            pump = dosing_pump(view, chip, step.pump)
+        except FieldError as exc:  # the rig file changed since the check: never guess a line
+            raise NeedsPerson(f"step {index + 1}: {exc.message}; {exc.fix}") from None
         stock = stock_um(ctx.protocol, pump)
         amount = dose_amount(step, magnitude(view.chips[chip].medium_volume, "volume"), stock)
         order = DoseOrder(ctx.run_id, index, chip, ctx.ids["chips"][chip], pump.name, amount.volume_ml * 1000.0,

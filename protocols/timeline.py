@@ -17,7 +17,7 @@ import numpy as np
 
 from protocols.errors import FieldError, Problem
 from protocols.interlock import Condition
-from protocols.plumbing import dose_amount, pump_for, stock_um
+from protocols.plumbing import dose_amount, dosing_pump, flow_pump, stock_um
 from protocols.protocol import Protocol
 from protocols.quantities import magnitude
 from protocols.rig_view import RigView, matching_channels
@@ -92,7 +92,7 @@ class Walker:
 
     def _pumped(self, step: Prime | Perfuse, volume_ml: float) -> None:
         for chip in self._chips(step):
-            pump = pump_for(self.rig, chip, step.pump, "peristaltic_pump")
+            pump = flow_pump(self.rig, chip, step.pump)
             if pump is None:
                 self._assume(f"line {step.line}: no perfusion pump feeds the chips; the {step.kind} flow is "
                              "taken as on-chip recirculation (no pump volume counted)")
@@ -121,8 +121,8 @@ class Walker:
 
     def _dose(self, step: Dose) -> None:
         for chip in self._chips(step):
-            pump = pump_for(self.rig, chip, step.pump, "syringe_pump")
             try:
+                pump = dosing_pump(self.rig, chip, step.pump)
                 dose = dose_amount(step, self.tl.volume(chip), stock_um(self.protocol, pump))
             except FieldError as exc:
                 self.tl.problems.append(Problem(step.line, exc.message, exc.fix))

@@ -15,7 +15,7 @@ import pint
 
 from protocols.errors import FieldError, Problem
 from protocols.interlock import Condition
-from protocols.plumbing import dose_amount, pump_for, stock_um
+from protocols.plumbing import dose_amount, dosing_pump, flow_pump, stock_um
 from protocols.protocol import Path, Protocol
 from protocols.quantities import magnitude
 from protocols.rig_view import RigView, matching_channels
@@ -140,12 +140,15 @@ def _channel(rig: RigView, condition: Condition, path: Path, what: str) -> Found
 
 def _dose(protocol: Protocol, rig: RigView, step: Dose, path: Path, chips: list[str]) -> Found:
     field = "concentration" if step.concentration is not None else "amount"
+    if step.pump is not None and step.pump not in rig.instruments:
+        return  # reported once, by the check of the step's references
     for name in chips:
         chip = rig.chips[name]
-        pump = pump_for(rig, name, step.pump, "syringe_pump")
-        if pump is None:
-            yield path, f"rig '{rig.name}' has no pump to dose chip '{name}' from", "add a syringe pump to the rig file"
-            return
+        try:
+            pump = dosing_pump(rig, name, step.pump)
+        except FieldError as exc:
+            yield path + (("pump",) if step.pump is not None else ()), exc.message, exc.fix
+            continue
         medium_ml = magnitude(chip.medium_volume, "volume")
         try:
             dose = dose_amount(step, medium_ml, stock_um(protocol, pump))
@@ -166,7 +169,7 @@ def _dose(protocol: Protocol, rig: RigView, step: Dose, path: Path, chips: list[
 def _flow(rig: RigView, step: Perfuse | Prime, path: Path, chips: list[str]) -> Found:
     flow = magnitude(step.flow, "flow")
     for name in chips:
-        pump = pump_for(rig, name, step.pump, "peristaltic_pump")
+        pump = flow_pump(rig, name, step.pump)
         limits = [(rig.chips[name].max_flow, f"chip '{name}'")]
         limits += [(pump.max_rate, f"pump '{pump.name}'")] if pump is not None else []
         for limit, owner in limits:

@@ -136,6 +136,19 @@ class NE1000:
         self.command("VOL", volume_text)
         self.command("RUN")
 
+    def commanded_volume(self, volume: pint.Quantity) -> pint.Quantity:
+        """What the pump will infuse for ``volume``: ``VOL`` takes four digits (10.101 µL → 10.10 µL)."""
+        unit = self._volume_unit()
+        return Q_(float(self._checked_volume_text(volume, allow_zero=False)), unit)
+
+    def counter_resolution(self, reading: pint.Quantity) -> pint.Quantity:
+        """The step of the ``DIS`` counter at ``reading`` (four digits: 1 µL from 1,000 µL on)."""
+        unit = self._volume_unit()
+        return Q_(proto.display_step(float(reading.to(unit).magnitude)), unit)
+
+    def _volume_unit(self) -> str:
+        return {"UL": "uL", "ML": "mL"}[proto.volume_units(self._diameter())]
+
     def status(self) -> str:
         """Status character (I W S P T U X), from an empty command."""
         return self.command("").status

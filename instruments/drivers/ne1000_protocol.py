@@ -99,6 +99,14 @@ def format_number(value: float) -> str | None:
     return None
 
 
+def display_step(value: float) -> float:
+    """The step of a four-digit display at ``value``: 0.001 below 10, 0.01 below 100, 0.1 below
+    1000, 1 from 1000 on (a 1 mL syringe's µL counter reads to 1 µL once it passes 1,000 µL)."""
+    text = format_number(max(value, MIN_NUMBER)) or f"{MAX_NUMBER:.0f}"
+    decimals = len(text.split(".")[1]) if "." in text else 0
+    return 10.0 ** -decimals
+
+
 def volume_units(diameter_mm: float) -> str:
     """``UL`` when the syringe diameter is ≤ 14 mm, else ``ML`` (NE-1000 rule)."""
     return "UL" if diameter_mm <= UL_VOLUME_MAX_DIAMETER_MM else "ML"

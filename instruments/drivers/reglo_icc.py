@@ -69,6 +69,7 @@ class RegloICC:
         self.max_speed_rpm = max_speed_rpm
         self.chip_limits = chip_limits or ChipLimits()
         self._flow_with_e = flow_format == "mmmmEse"
+        self._total_step = Q_(0.001, "mL")  # until a ``:`` reply shows the display's own step
         self._ack_framing, self._line_framing = SingleByteFraming(), TerminatorFraming(b"\r\n")
 
     # -- Device -------------------------------------------------------------------------
@@ -146,13 +147,23 @@ class RegloICC:
         self._ack(f"v{volume_text}")
         self._ack("H")
 
+    def commanded_volume(self, volume: pint.Quantity) -> pint.Quantity:
+        """What the pump will deliver for ``volume``: ``v`` takes a four-digit mantissa."""
+        volume_ml = magnitude(volume, "mL", f"{self.name} volume")
+        return Q_(decode_flow(encode_flow(volume_ml, self._flow_with_e)), "mL")
+
+    def counter_resolution(self, reading: pint.Quantity) -> pint.Quantity:
+        """The step of the ``:`` total: the last reply's last decimal (``4.983 ml`` → 1 µL)."""
+        return self._total_step
+
     def is_running(self) -> bool:
         """``E`` → ``+`` running, ``-`` not."""
         return self._flag("E")
 
     def dispensed(self) -> pint.Quantity:
         """``:`` total volume since the last ``W`` (e.g. ``4.983 ml``)."""
-        return self._line(":", _parse_total)
+        total, self._total_step = self._line(":", _parse_total)
+        return total
 
     def reset_dispensed(self) -> None:
         self._ack("W")
@@ -174,11 +185,15 @@ def _parse_flag(frame: bytes) -> bool:
     return frame == b"+"
 
 
-def _parse_total(text: str) -> pint.Quantity:
+def _parse_total(text: str) -> tuple[pint.Quantity, pint.Quantity]:
+    """``'4.983 ml'`` → (4.983 mL, its display step 0.001 mL)."""
     match = TOTAL_VOLUME.match(text)
     if match is None:
         raise ProtocolError(f"Reglo: cannot read total volume {text!r} (expected e.g. '4.983 ml')")
-    return Q_(float(match.group(1)), "mL" if match.group(2).lower() == "ml" else "uL")
+    unit = "mL" if match.group(2).lower() == "ml" else "uL"
+    number = match.group(1)
+    decimals = len(number.split(".")[1]) if "." in number else 0
+    return Q_(float(number), unit), Q_(10.0 ** -decimals, unit)
 
 
 def _parse_line(frame: bytes) -> str:
