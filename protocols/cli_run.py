@@ -7,6 +7,7 @@ registers them with ``register(app)``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,12 +24,19 @@ from instruments.errors import InstrumentError
 from instruments.rig import endpoints_resolver, load_rig, open_rig
 from instruments.rig_factory import rig_file_resolver
 from protocols.errors import ProtocolError
+from protocols.language import load_rig_view, parse_protocol, read_protocol_text
 from protocols.runner import Runner
 from store import open_store
 from store.errors import StoreError
+from store.lease import Holder, RigLease, hold_rig, refuse_if_run_alive
 
 EXIT_USER_ERROR = 2
 DEFAULT_DEMO_DB = "chiptwin-demo.db"
+TAKE_OVER_HELP = ("Take the rig from a holder that is gone (heartbeat expired, or its pid absent on this host); "
+                  "refused while it is alive; audited. Lease times: $CHIPTWIN_LEASE_EXPIRY_S (30), "
+                  "$CHIPTWIN_LEASE_HEARTBEAT_S (5).")
+TakeOver = Annotated[bool, typer.Option("--take-over", help=TAKE_OVER_HELP)]
+Action = Callable[[Any, Any, Any, Any, RigLease], dict]
 
 
 def _fail(exc: Exception) -> None:
@@ -49,15 +57,22 @@ def run(
     db: Annotated[Optional[str], typer.Option(help="Store URL or SQLite path (default $CHIPTWIN_DB / ./chiptwin.db).")] = None,
     endpoints: Annotated[Optional[Path], typer.Option(help="Endpoints file of `chiptwin sim-rig` (its clock too).")] = None,
     clock_rate: Annotated[float, typer.Option(help="Clock rate without --endpoints (1 = real time).")] = 1.0,
+    take_over: TakeOver = False,
 ) -> None:
     """Run a protocol on a rig; prints the run id first (for `chiptwin resume RUN`)."""
-    def start(rig: Any, engine: Any, devices: Any, clock: Any) -> dict:
-        runner = Runner.create(protocol_path.read_text(encoding="utf-8"), rig, engine, devices, clock,
-                               filename=protocol_path.name)
+    try:  # a protocol that cannot run is refused before the lease is taken or a port opened
+        text = read_protocol_text(protocol_path)
+        parse_protocol(text, load_rig_view(rig_path), protocol_path.name)
+    except ProtocolError as exc:
+        _fail(exc)
+
+    def start(rig: Any, engine: Any, devices: Any, clock: Any, lease: RigLease) -> dict:
+        runner = Runner.create(text, rig, engine, devices, clock, filename=protocol_path.name)
+        lease.attach_run(runner.run_id)  # before any step: a later resume knows whose lease this was
         typer.echo(f"run {runner.run_id}", err=True)
         return {"run_id": runner.run_id, "state": runner.run()}
 
-    _drive(rig_path, db, endpoints, clock_rate, start)
+    _drive(rig_path, db, endpoints, clock_rate, start, command="run", take_over=take_over)
 
 
 def resume(
@@ -66,28 +81,53 @@ def resume(
     db: Annotated[Optional[str], typer.Option(help="Store URL or SQLite path.")] = None,
     endpoints: Annotated[Optional[Path], typer.Option(help="Endpoints file of `chiptwin sim-rig`.")] = None,
     clock_rate: Annotated[float, typer.Option(help="Clock rate without --endpoints.")] = 1.0,
+    take_over: TakeOver = False,
 ) -> None:
-    """Reconcile the run's unfinished dose intents against the pumps, then continue it."""
-    def go_on(rig: Any, engine: Any, devices: Any, clock: Any) -> dict:
+    """Reconcile the run's unfinished dose intents against the pumps, then continue it.
+
+    Refused while the run's runner is alive; its own lease is taken over once it is gone."""
+    def go_on(rig: Any, engine: Any, devices: Any, clock: Any, lease: RigLease) -> dict:
         outcomes, state = Runner.attach(run_id, rig, engine, devices, clock).resume()
         return {"run_id": run_id, "state": state, "reconciled": outcomes}
 
-    _drive(rig_path, db, endpoints, clock_rate, go_on)
+    _drive(rig_path, db, endpoints, clock_rate, go_on, command="resume", take_over=take_over, run_id=run_id)
 
 
-def _drive(rig_path: Path, db: Optional[str], endpoints: Optional[Path], clock_rate: float,
-           action: Callable[[Any, Any, Any, Any], dict]) -> None:
-    """Open the rig and the store, do ``action``, print its outcome as JSON; exit 0 only when done."""
+def _drive(rig_path: Path, db: Optional[str], endpoints: Optional[Path], clock_rate: float, action: Action, *,
+           command: str, take_over: bool = False, run_id: Optional[int] = None) -> None:
+    """Lease the rig, open it and the store, do ``action``, print its outcome as JSON; exit 0 only when done.
+
+    The lease comes first: a second runner is refused before it opens a single port, and a
+    resume before it reconciles anything.
+    """
     try:
         rig = load_rig(rig_path)
         engine = open_store(db)
-        devices, clock = _devices_and_clock(rig, endpoints, clock_rate)
-        with devices:
-            outcome = action(rig, engine, devices, clock)
+        if run_id is not None:
+            refuse_if_run_alive(engine, run_id)
+        with hold_rig(engine, rig.name, command=command, run_id=run_id, take_over=take_over,
+                      adopt_run=run_id, on_lost=_lost_lease) as lease:
+            if lease.taken_over is not None:
+                typer.echo(f"took rig {rig.name} over from {lease.taken_over.who()} (audited)", err=True)
+            devices, clock = _devices_and_clock(rig, endpoints, clock_rate)
+            with devices:
+                outcome = action(rig, engine, devices, clock, lease)
     except (ProtocolError, StoreError, InstrumentError, OSError) as exc:
         _fail(exc)
     typer.echo(json.dumps(outcome))
     raise typer.Exit(0 if outcome["state"] == "done" else 1)
+
+
+def _lost_lease(holder: Optional[Holder]) -> None:
+    """Another process took the rig (our heartbeat was silent past the expiry): stop at once.
+
+    Exiting without touching the devices or the store is a crash the run is built to survive
+    (the intent log); putting the pumps in their safe state now would stop the new holder's.
+    """
+    who = holder.who() if holder is not None else "nobody (the lease row was removed)"
+    typer.echo(f"error: lost the lease on the rig to {who}; stopping at once without touching the devices — "
+               "check `chiptwin rig status` before resuming", err=True)
+    os._exit(EXIT_USER_ERROR)
 
 
 def demo(

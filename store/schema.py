@@ -275,3 +275,21 @@ class AuditEntry(SQLModel, table=True):
 
 Index("ix_alarm_open", Alarm.rig_id, Alarm.acknowledged_utc_s)
 Index("ix_request_pending", PanelRequest.run_id, PanelRequest.state)
+
+
+class RigLease(SQLModel, table=True):
+    """Who drives a rig now: one row per held rig, so a second runner is refused (store.lease).
+
+    Times are wall-clock (``time.time()``), never the accelerated run clock: expiry must
+    mean that the holder has been silent for real seconds.
+    """
+
+    rig_name: str = Field(primary_key=True, max_length=128)
+    token: str = Field(max_length=32)  # random per holder: renew/release/take-over compare it
+    holder_host: str = Field(max_length=255)
+    holder_pid: int
+    holder_command: str = Field(default="", max_length=32)  # run / resume
+    run_id: Optional[int] = Field(default=None, index=True)
+    acquired_utc_s: float
+    heartbeat_utc_s: float
+    expires_utc_s: float

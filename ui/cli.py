@@ -8,7 +8,8 @@ import sys
 import typer
 
 from protocols import cli_protocol, cli_rig, cli_run
-from ui import cli_design, cli_dose, cli_fit, cli_panel, cli_patients, cli_petab, cli_sbml, cli_simulate, cli_users
+from ui import (cli_design, cli_dose, cli_fit, cli_lease, cli_panel, cli_patients, cli_petab, cli_sbml, cli_simulate,
+                cli_users)
 from ui.cli_store import audit_app, db_app
 from ui.errors import EXIT_USER_ERROR, USER_ERRORS, report
 
@@ -29,6 +30,7 @@ cli_panel.register(app)
 cli_users.register(app)
 app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
+cli_lease.register(app)  # rig status: who holds each rig
 
 devices_app = typer.Typer(help="Instruments of a rig.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Protocol files.", no_args_is_help=True)

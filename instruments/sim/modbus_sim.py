@@ -36,6 +36,7 @@ import time
 import tty
 from typing import Callable, Self
 
+from instruments.sim.clients import ClientLog, device_id, flock_holder, tcp_client_pid
 from instruments.sim.modbus_devices import SimModbusBus, SimReply
 from instruments.transport.modbus_codec import crc16_modbus, rtu_bits_per_char, with_crc
 
@@ -48,6 +49,7 @@ class _ServerThread:
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.clients = ClientLog()  # connections accepted, bytes received per client pid
 
     def _spawn(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True, name=f"{type(self).__name__}")
@@ -103,15 +105,17 @@ class ModbusTcpSim(_ServerThread):
         assert self._listener is not None
         while not self._stop.is_set():
             try:
-                connection, _ = self._listener.accept()
+                connection, peer = self._listener.accept()
             except (socket.timeout, OSError):
                 continue
             connection.settimeout(POLL_S)
             self._connections.append(connection)
-            self._spawn(self._serve, connection)
+            self.clients.connected()
+            self._spawn(self._serve, connection, peer)
 
-    def _serve(self, connection: socket.socket) -> None:
+    def _serve(self, connection: socket.socket, peer: tuple[str, int]) -> None:
         buffer = b""
+        client_pid = tcp_client_pid(peer, (self.host, self.port))  # while the client is surely connected
         while not self._stop.is_set():
             try:
                 chunk = connection.recv(4096)
@@ -121,6 +125,7 @@ class ModbusTcpSim(_ServerThread):
                 break
             if not chunk:
                 break
+            self.clients.received(len(chunk), client_pid)
             buffer += chunk
             while len(buffer) >= 7:
                 tid, pid, length, unit = struct.unpack(">HHHB", buffer[:7])
@@ -177,6 +182,7 @@ class ModbusRtuSim(_ServerThread):
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # kept open: the line stays up while clients come and go
         self.port = os.ttyname(self._slave)
+        self._slave_key = device_id(self._slave)
         self._spawn(self._serve)
         return self
 
@@ -187,10 +193,12 @@ class ModbusRtuSim(_ServerThread):
             ready, _, _ = select.select([self._master], [], [], POLL_S / 5)
             if ready:
                 try:
-                    buffer += os.read(self._master, 1024)
+                    chunk = os.read(self._master, 1024)
                 except OSError:
                     continue
                 last_rx_s = time.monotonic()
+                self.clients.received(len(chunk), flock_holder(self._slave_key))
+                buffer += chunk
             while len(buffer) >= 8 and crc16_modbus(buffer[:8]) == 0:  # CRC over frame+CRC is 0
                 request, buffer = buffer[:8], buffer[8:]
                 self._answer(request, last_rx_s)

@@ -27,6 +27,7 @@ import time
 import tty
 from typing import Callable
 
+from instruments.sim.clients import ClientLog, device_id, flock_holder
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.transport.framing import Framing
 
@@ -46,6 +47,8 @@ class PtyDevice:
         self.now_s = now_s
         self.lock = threading.RLock()  # guards the subclass's device state
         self.requests: list[bytes] = []
+        self.clients = ClientLog()  # bytes received per client pid (the flock on the slave names it)
+        self._slave_key = ""
         self._framing = request_framing
         self._poll_s = poll_s
         self._master: int | None = None
@@ -130,9 +133,11 @@ class PtyDevice:
             readable, _, _ = select.select([master], [], [], self._poll_s)
             if readable:
                 try:
-                    buffer += os.read(master, 4096)
+                    chunk = os.read(master, 4096)
                 except OSError:
                     continue
+                self.clients.received(len(chunk), flock_holder(self._slave_key))
+                buffer += chunk
                 while (request := self._framing.extract(buffer)) is not None:
                     self._serve(request)
                     if self._master != master:  # vanished while serving
@@ -181,6 +186,7 @@ class PtyDevice:
         master, slave = os.openpty()
         tty.setraw(slave)
         self._master, self._slave, self._path = master, slave, os.ttyname(slave)
+        self._slave_key = device_id(slave)
         self._reappear_at = None
         self._path_changed.set()
 

@@ -18,6 +18,7 @@ Why a subclass (pymodbus 3.16):
 
 from __future__ import annotations
 
+import fcntl
 import time
 
 from pymodbus.client import ModbusSerialClient
@@ -48,6 +49,9 @@ class RtuClient(ModbusSerialClient):
     def connect(self) -> bool:
         opened = super().connect()
         if opened and self.socket is not None:
+            if not _lock_exclusively(self.socket):  # another process drives this line: never share it
+                self.close()
+                return False
             self.socket.write_timeout = WRITE_TIMEOUT_S
         return opened
 
@@ -77,3 +81,14 @@ class RtuClient(ModbusSerialClient):
         if data:
             self._quiet_at_s = time.monotonic() + self.silence_s
         return data
+
+
+def _lock_exclusively(port: object) -> bool:
+    """The flock pyserial's ``exclusive=True`` takes (pymodbus opens the port without it)."""
+    try:
+        fcntl.flock(port.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[attr-defined]
+    except BlockingIOError:
+        return False
+    except (OSError, AttributeError):  # not a lockable file (a URL handler): the store's lease still guards it
+        return True
+    return True

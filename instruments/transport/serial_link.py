@@ -11,11 +11,13 @@ One request, one reply (every device here answers each command). Per call:
    reappeared is found there.
 
 pyserial's exceptions (SerialException, SerialTimeoutException, OSError) are mapped into
-``instruments.errors`` in ``_map_serial_error`` and nowhere else.
+``instruments.errors`` in ``_map_serial_error`` and ``_ensure_open`` and nowhere else.
+Ports are opened exclusively (an flock): a port another process holds is ``PortBusy``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -48,6 +50,14 @@ class SerialSettings:
     bytesize: int = 8
     parity: str = "N"
     stopbits: float = 1
+
+
+class PortBusy(DeviceLost):
+    """Another process holds the port's exclusive lock (retried like a lost device: it may let go)."""
+
+
+def _is_lock_refusal(exc: BaseException) -> bool:
+    return getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK) or "exclusively lock" in str(exc)
 
 
 def _map_serial_error(exc: BaseException, where: str) -> TransportError:
@@ -156,10 +166,16 @@ class SerialLink:
             raise DeviceLost(f"{self.name}: no serial port matches; is the device plugged in?")
         s = self.settings
         try:
+            # exclusive: an flock on the port, so a second process (a second runner, a stray
+            # terminal program using pyserial) can never interleave its frames with ours
             port = serial.Serial(path, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
                                  stopbits=s.stopbits, timeout=self.policy.timeout_s,
-                                 write_timeout=WRITE_TIMEOUT_S)
+                                 write_timeout=WRITE_TIMEOUT_S, exclusive=True)
         except (*_PORT_ERRORS, ValueError) as exc:
+            if _is_lock_refusal(exc):
+                raise PortBusy(f"{self.name}: {path} is in use by another process (its exclusive lock was "
+                               "refused); only one program may talk to a device — is another runner driving "
+                               "this rig? see `chiptwin rig status`") from None
             raise DeviceLost(f"{self.name}: cannot open {path} ({exc}); will look for the device again") from None
         log.info("%s: opened %s", self.name, path)
         self._serial = port

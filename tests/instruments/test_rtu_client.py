@@ -108,3 +108,16 @@ def test_simulator_charges_a_request_that_broke_the_silence_to_the_line() -> Non
     # two transactions of 8 + 3.5 + 25 chars, and the second request could not start before
     # the line had been silent 3.5 chars after the first reply
     assert elapsed_s >= (2 * (8 + 3.5 + 25) + 3.5) * char_s
+
+
+def test_an_rtu_line_is_never_shared_with_a_second_client(pty_client) -> None:
+    # the flock pyserial's exclusive=True takes: a second runner (or anything else) cannot open the line
+    master, first = pty_client
+    second = RtuClient(first.comm_params.host, baudrate=SLOW_BAUD, parity="N", stopbits=2, bytesize=8,
+                       timeout=0.2, retries=0)
+    try:
+        assert not second.connect() and second.socket is None
+        first.close()
+        assert second.connect(), "the line stays locked after its holder closed it"
+    finally:
+        second.close()

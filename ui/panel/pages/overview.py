@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from store.lease import lease_rows
 from ui.panel import lab
 from ui.panel.page import attempt, engine, flash, show_flash, signed_in
 
@@ -18,6 +19,15 @@ cols[1].metric("chips", len(chips))
 cols[2].metric("instruments not ok", int((instruments["connection_state"] != "ok").sum()))
 cols[3].metric("open alarms", len(alarms))
 cols[4].metric("proposals waiting", len(proposals))
+
+# One runner per rig (store.lease): who drives each rig now, and whether its heartbeat is fresh.
+for held in lease_rows(db, rigs["name"].tolist()):
+    if not held["held"]:
+        st.caption(f"🔓 rig {held['rig']}: free")
+        continue
+    state = "🔴 expired — its runner looks gone" if held["expired"] else "🟢 alive"
+    st.caption(f"🔒 rig {held['rig']}: held by {held['holder']} since {held['since_utc']}; "
+               f"heartbeat {held['heartbeat_age_s']:.0f} s ago ({state})")
 
 left, right = st.columns(2)
 with left:
