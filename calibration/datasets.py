@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from calibration.errors import CalibrationError, NoObservationsError
-from twin.dataset import read_dataset
+from twin.dataset import read_csv_text, read_dataset
+from twin.userfile import MAX_DATASET_BYTES, read_user_text
 
 LAB_COLUMNS = {"chip", "time_h", "event"}
 NONMEM_COLUMNS = {"id", "time"}
@@ -37,12 +38,10 @@ class Selection:
 
 
 def detect_format(path: str | Path) -> str:
-    try:
-        header = pd.read_csv(path, nrows=0)
-    except FileNotFoundError:
-        raise CalibrationError(f"{path}: no such file; give the path of a CSV dataset") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"{path}: not a readable CSV ({exc})") from None
+    """'lab' or 'nonmem' from the header; an unreadable file (not UTF-8, a directory, empty,
+    header only, a repeated column) is one CalibrationError line."""
+    text = read_user_text(path, "dataset", max_bytes=MAX_DATASET_BYTES, error=CalibrationError)
+    header = read_csv_text(text, Path(path), CalibrationError)
     columns = {str(c).strip().lower() for c in header.columns}
     if LAB_COLUMNS <= columns:
         return "lab"

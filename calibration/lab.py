@@ -18,13 +18,16 @@ import pint
 
 from calibration.errors import CalibrationError, NoObservationsError
 from twin.chip import Dose, MediaChange, Sample
+from twin.dataset import MAX_TIME_H, read_csv_text
 from twin.errors import TwinError
 from twin.units import ureg
+from twin.userfile import MAX_DATASET_BYTES, read_user_text
 
 EVENTS = ("dose", "sample", "media_change", "observation")
 OBSERVABLE_UNITS = {"drug_medium": "uM", "metabolite_medium": "uM", "oxygen": "percent", "viability": "dimensionless"}
 CONSTANT_COLUMNS = {"v_medium_ml": "V_m0", "v_cell_ml": "V_c", "n_cells_million": "N_cells", "kla_per_h": "kla"}
 BEFORE_EVENT_H = 1e-9  # an observation listed before a same-time event is placed just before it
+MAX_LAB_VALUE = 1e12   # no lab number (nmol, mL, µM, hours) is larger; beyond is a corrupt cell
 
 
 @dataclass
@@ -50,6 +53,9 @@ def read_lab_dataset(path: str | Path) -> dict[str, ChipData]:
         where = f"{path} line {line}"
         chip = chips.setdefault(str(row.chip), ChipData(str(row.chip)))
         time_h = _number(row.time_h, where, "time_h")
+        if not 0 <= time_h <= MAX_TIME_H:
+            raise CalibrationError(f"{where}: time_h {time_h:g} is outside 0–{MAX_TIME_H:g} h (a century); "
+                                   "give hours since the chip's start")
         if time_h < last_time.get(chip.chip, 0.0):
             raise CalibrationError(f"{where}: time {time_h:g} h is before the chip's previous row; sort each chip's rows by time")
         last_time[chip.chip] = time_h
@@ -62,10 +68,9 @@ def read_lab_dataset(path: str | Path) -> dict[str, ChipData]:
 
 
 def _read(path: str | Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise CalibrationError(f"{path}: no such file") from None
+    # UTF-8, a file, not empty, ≤ 256 MiB, no repeated column, at least one row: one line each
+    text = read_user_text(path, "lab dataset", max_bytes=MAX_DATASET_BYTES, error=CalibrationError)
+    frame = read_csv_text(text, Path(path), CalibrationError)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     missing = {"chip", "time_h", "event"} - set(frame.columns)
     if missing:
@@ -84,9 +89,13 @@ def _number(text: str, where: str, column: str, required: bool = True) -> float:
             raise CalibrationError(f"{where}: {column} is empty; this row needs it")
         return float("nan")
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise CalibrationError(f"{where}: {column} {text!r} is not a number") from None
+    if not np.isfinite(value) or abs(value) > MAX_LAB_VALUE:
+        raise CalibrationError(f"{where}: {column} {text!r} is not a finite number within ±{MAX_LAB_VALUE:g}; "
+                               "write a number, or leave the cell empty")
+    return value
 
 
 def _constants(chip: ChipData, row, where: str) -> None:

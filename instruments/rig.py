@@ -23,6 +23,7 @@ from instruments.rig_schema import (PUMP_DRIVERS, ChannelSpec, ChipSpec, Instrum
 from instruments.rig_toml import TomlDocument, read_toml
 from instruments.rig_validate import measurements_of, validate
 from twin.units import Q_
+from twin.userfile import read_user_text
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,9 @@ def parse_rig(text: str, filename: str = "rig.toml", path: Path | None = None) -
 
 
 def load_rig(path: str | Path) -> Rig:
+    """Read and validate a rig file: not UTF-8, a directory, empty or over 1 MiB is one ConfigError."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read rig file {path} ({exc.strerror}); fix: check the path") from None
-    return parse_rig(text, path.name, path)
+    return parse_rig(read_user_text(path, "rig file", error=ConfigError), path.name, path)
 
 
 def _shape_error(doc: TomlDocument, exc: pydantic.ValidationError) -> ConfigError:

@@ -3,12 +3,13 @@
 Run after the pydantic shape check (``rig_schema``): unknown drivers, connections that do
 not suit the driver, duplicated addresses on one bus, overlapping register maps,
 references to missing chips/instruments, channel units that do not convert to the
-measurement's unit, and limits outside what the device can do.
+measurement's unit, limits outside what the device can do, and two pumps feeding one
+chip (a chip's dose would be the sum of two commands the runner cannot tell apart). A chip
+that no pump feeds is valid here (sensing-only rigs); dosing it is refused by the protocol
+check.
 """
 
 from __future__ import annotations
-
-import pint
 
 from instruments.drivers import ne1000_protocol as ne1000
 from instruments.drivers.teer import TEER_UNIT
@@ -16,7 +17,8 @@ from instruments.rig_schema import (DRIVERS, MODBUS_DRIVERS, PUMP_DRIVERS, SERIA
                                     InstrumentSpec, RigFile)
 from instruments.rig_toml import TomlDocument
 from instruments.transport.modbus_codec import register_count
-from twin.units import Q_, ureg
+from twin.errors import TwinError
+from twin.units import PINT_PARSE_ERRORS, Q_, parse_quantity, parse_unit
 
 REGLO_MAX_FLOW_ML_MIN = 35.0  # the driver's default tubing limit (*unconfirmed*, see reglo_icc)
 _DO_PRIMARY = {"%-sat": ("oxygen_air_saturation", "percent"), "mg/L": ("dissolved_oxygen", "mg/L")}
@@ -52,6 +54,7 @@ def validate(rig: RigFile, doc: TomlDocument) -> None:
     for index, instrument in enumerate(rig.instruments):
         _instrument(doc, index, instrument, chips)
     _bus_addresses(doc, rig.instruments)
+    _one_pump_per_chip(doc, rig.instruments)
     instruments = {i.name: i for i in rig.instruments}
     for index, channel in enumerate(rig.channels):
         _channel(doc, index, channel, instruments, chips)
@@ -73,19 +76,38 @@ def _unique_names(doc: TomlDocument, section: str, names: list[str]) -> None:
         seen[name] = index
 
 
-def _quantity(doc: TomlDocument, path: tuple, text: str | None, dimension: str) -> pint.Quantity | None:
+_EXAMPLES = {"[volume] / [time]": "50 uL/min", "[volume]": "0.2 mL", "[substance] / [volume]": "500 uM"}
+
+
+def _quantity(doc: TomlDocument, path: tuple, text: str | None, dimension: str):
+    """A positive, finite limit of ``dimension`` (None when the key is absent)."""
     if text is None:
         return None
+    example = _EXAMPLES[dimension]
     try:
-        value = Q_(text)
-    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, AttributeError,
-            TypeError, AssertionError):
-        raise doc.error(path, f"cannot read {text!r} as a quantity", "write a number and a unit, e.g. '50 uL/min'")
-    if not isinstance(value, pint.Quantity) or not value.check(dimension):
-        raise doc.error(path, f"{text!r} is not a {dimension} quantity", f"give it in units of {dimension}")
+        value = parse_quantity(text, what=str(path[-1]), example=example)
+    except TwinError:
+        raise doc.error(path, f"{path[-1]}: cannot read {text!r} as a finite number and a unit",
+                        f"write e.g. {example!r}") from None
+    if not value.check(dimension):
+        raise doc.error(path, f"{text!r} is not a {dimension} quantity", f"give it in units of {dimension}, "
+                        f"e.g. {example!r}")
     if value.magnitude <= 0:
         raise doc.error(path, f"{text!r} must be positive", "give a positive limit or remove the line")
     return value
+
+
+def _one_pump_per_chip(doc: TomlDocument, instruments: list[InstrumentSpec]) -> None:
+    """A chip is fed by at most one pump: two would dose it with commands the runner cannot tell apart."""
+    feeder: dict[str, int] = {}
+    for index, instrument in enumerate(instruments):
+        for chip in instrument.feeds:
+            if chip in feeder and feeder[chip] != index:
+                first = instruments[feeder[chip]]
+                raise doc.error(("instruments", index, "feeds"), f"chip {chip!r} is fed by two pumps: "
+                                f"{first.name!r} (line {doc.line(('instruments', feeder[chip]))}) and "
+                                f"{instrument.name!r}", f"let one pump feed {chip!r}; remove it from the other's feeds")
+            feeder[chip] = index
 
 
 def _instrument(doc: TomlDocument, index: int, instrument: InstrumentSpec, chips: set[str]) -> None:
@@ -93,7 +115,9 @@ def _instrument(doc: TomlDocument, index: int, instrument: InstrumentSpec, chips
     if instrument.driver not in DRIVERS:
         raise doc.error(here + ("driver",), f"unknown driver {instrument.driver!r}", f"use one of: {', '.join(DRIVERS)}")
     _connection(doc, index, instrument)
-    for position, chip in enumerate(instrument.feeds):
+    _no_repeats(doc, here + ("feeds",), instrument.feeds, f"{instrument.name!r} feeds")
+    _no_repeats(doc, here + ("wells",), instrument.wells, f"{instrument.name!r} wells")
+    for chip in instrument.feeds:
         if chip not in chips:
             raise doc.error(here + ("feeds",), f"{instrument.name!r} feeds chip {chip!r}, which is not in [[chips]]",
                             f"use one of: {', '.join(sorted(chips)) or '(no chips)'}")
@@ -110,6 +134,12 @@ def _instrument(doc: TomlDocument, index: int, instrument: InstrumentSpec, chips
         _registers(doc, index, instrument)
     if instrument.driver == "teer" and not instrument.wells:
         raise doc.error(here, f"TEER meter {instrument.name!r} has no wells", "add wells = [\"A1\", …]")
+
+
+def _no_repeats(doc: TomlDocument, path: tuple, items: list[str], what: str) -> None:
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    if repeated:
+        raise doc.error(path, f"{what} names {', '.join(map(repr, repeated))} twice", "list each once")
 
 
 def _connection(doc: TomlDocument, index: int, instrument: InstrumentSpec) -> None:
@@ -168,10 +198,13 @@ def _registers(doc: TomlDocument, index: int, instrument: InstrumentSpec) -> Non
     for number, point in enumerate(instrument.registers):
         path = here + ("registers", number, "address")
         try:
-            ureg.Unit(point.unit)
-        except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, AttributeError):
+            parse_unit(point.unit)
+        except TwinError:
             raise doc.error(here + ("registers", number, "unit"), f"register {point.name!r}: unit {point.unit!r} "
                             "is not a unit pint understands", "write e.g. 'kPa', 'uL/min', 'degC'") from None
+        if point.plausible is not None and point.plausible[0] >= point.plausible[1]:
+            raise doc.error(here + ("registers", number, "plausible"), f"register {point.name!r}: plausible range "
+                            f"{list(point.plausible)} is empty", "write [low, high] with low < high")
         for register in range(point.address, point.address + register_count(point.type)):
             key = (point.function, register)
             if key in owner:
@@ -224,9 +257,10 @@ def _channel(doc: TomlDocument, index: int, channel: ChannelSpec, instruments: d
                         f"use one of: {', '.join(reported)}")
     device_unit = reported[channel.measurement]
     try:
-        Q_(1.0, device_unit).to(channel.unit)
-    except (pint.DimensionalityError, pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError,
-            ValueError, AttributeError):
+        factor = Q_(1.0, device_unit).to(parse_unit(channel.unit)).magnitude
+        if not 0 < abs(factor) < float("inf"):
+            raise ValueError(factor)
+    except (TwinError, *PINT_PARSE_ERRORS):
         raise doc.error(here + ("unit",), f"channel {channel.name!r}: unit {channel.unit!r} cannot hold "
                         f"{channel.measurement!r}, which the device reports in {device_unit}",
                         f"use a unit convertible from {device_unit}") from None

@@ -79,6 +79,9 @@ class DryRunReport:
         }
 
 
+MAX_RUN_H = 8760.0  # a year: the longest run ChipTwin plans
+
+
 def dry_run(protocol: Protocol, rig: RigView, params: Mapping[str, float] | None = None,
             chip_params: Mapping[str, Mapping[str, float]] | None = None, grid_h: float = GRID_H) -> DryRunReport:
     """Walk ``protocol`` on the twin of each chip of ``rig``; the protocol must have passed its checks.
@@ -93,6 +96,10 @@ def dry_run(protocol: Protocol, rig: RigView, params: Mapping[str, float] | None
     report = DryRunReport(timeline.time_h, dict(timeline.pumped_ml), {c: timeline.sampled_ml.get(c, 0.0) for c in chips},
                           {c: timeline.dosed_nmol.get(c, 0.0) for c in chips}, timeline.medium_ml, {},
                           holds=timeline.holds, assumptions=timeline.assumptions, problems=timeline.problems)
+    if timeline.time_h > MAX_RUN_H:  # the twin is not run over decades of grid points
+        report.problems.append(Problem(0, f"the protocol runs for {timeline.time_h:,.0f} h, more than a year "
+                                          f"({MAX_RUN_H:,.0f} h)", "split it into shorter runs"))
+        return report
     for chip in chips:
         _simulate(protocol, rig, timeline, chip, grid_h, report)
     _untwinned_interlocks(protocol, rig, report)

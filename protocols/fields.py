@@ -67,22 +67,33 @@ def _schedules(value: Any, kind: str, what: str) -> tuple:
 def _names(value: Any, what: str) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
-    if not hasattr(value, "__iter__") or not all(isinstance(v, str) and v for v in value):
+    if not hasattr(value, "__iter__") or not all(isinstance(v, str) and v.strip() for v in value):
         raise FieldError(f"{what} {value!r} is not a list of names", "write a list like ['liver1', 'liver2']")
+    twice = sorted({v for v in value if list(value).count(v) > 1})
+    if twice:
+        raise FieldError(f"{what} names {', '.join(repr(v) for v in twice)} more than once",
+                         "name each only once (a chip listed twice would be dosed twice)")
     return tuple(value)
 
 
 def _text(value: Any, choices: tuple[str, ...], what: str) -> str:
     if not isinstance(value, str):
         raise FieldError(f"{what} {value!r} is not text", f"write it in quotes, e.g. '{choices[0] if choices else 'name'}'")
+    if not value.strip():
+        raise FieldError(f"{what} is empty", f"write it in quotes, e.g. '{choices[0] if choices else 'name'}'")
     if choices and value not in choices:
         raise FieldError(f"{what} {value!r} is not one of {', '.join(choices)}", f"use one of {', '.join(choices)}")
     return value
 
 
+MAX_COUNT = 10_000  # a repeat beyond this is a typo; the expanded protocol is bounded too (steps.MAX_STEPS)
+
+
 def _count(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise FieldError(f"{what} {value!r} is not a positive whole number", "write a count like 3")
+    if value > MAX_COUNT:
+        raise FieldError(f"{what} {value} is more than {MAX_COUNT:,}", f"repeat at most {MAX_COUNT:,} times")
     return value
 
 

@@ -23,7 +23,7 @@ import pint
 
 from protocols.errors import FieldError
 from protocols.quantities import magnitude, quantity
-from twin.units import Q_
+from twin.units import BIG_EXPONENT, MAX_QUANTITY_TEXT, Q_
 
 ACTIONS = ("safe_state", "alarm", "pause", "abort")
 STOPPING_ACTIONS = frozenset({"safe_state", "pause", "abort"})
@@ -71,6 +71,8 @@ class Interlock(Condition):
 
 def _threshold(text: str, what: str) -> pint.Quantity:
     """Any quantity with a unit; whether it fits the channel's unit is checked against the rig."""
+    if len(text) > MAX_QUANTITY_TEXT or BIG_EXPONENT.search(text):  # pint would compute 9**9**9 for ever
+        raise FieldError(f"{what} {text[:40]!r} is not a quantity", "write a number and a unit, like '250 mbar'")
     try:
         value = Q_(text.strip().replace("µ", "u").replace("μ", "u"))
     except Exception:  # pint raises several unrelated types for garbage

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from protocols.errors import Problem, ProtocolFileError
+from protocols.errors import Problem, ProtocolError, ProtocolFileError
 from protocols.interlock import ACTIONS, Condition, Interlock, parse_condition, parse_interlock
 from protocols.parse import parse_text
 from protocols.protocol import Drug, Protocol
@@ -20,12 +20,13 @@ from protocols.rig_view import RigView, load_rig_view
 from protocols.steps import (STEP_TYPES, Approve, Calibrate, Dose, Execute, HoldUntil, MediaChange, Perfuse, Prime,
                              Propose, Repeat, Sample, Step, Wait, expand)
 from protocols.validate import check
+from twin.userfile import read_user_text
 
 __all__ = [
     "ACTIONS", "Approve", "Calibrate", "Condition", "Dose", "Drug", "Execute", "HoldUntil", "Interlock",
     "MediaChange", "Perfuse", "Prime", "Propose", "Protocol", "Repeat", "STEP_TYPES", "Sample", "Step", "Wait",
     "check_protocol", "expand", "load_protocol", "load_rig_view", "parse_condition", "parse_interlock",
-    "parse_protocol",
+    "parse_protocol", "read_protocol_text",
 ]
 
 
@@ -42,12 +43,12 @@ def parse_protocol(text: str, rig: RigView | None = None, filename: str = "proto
 def load_protocol(path: str | Path, rig: RigView | None = None) -> Protocol:
     """Read and check a protocol file; errors name the file and the line."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProtocolFileError([Problem(0, f"cannot read the file ({exc.strerror})", "check the path")],
-                                str(path)) from None
-    return parse_protocol(text, rig, path.name)
+    return parse_protocol(read_protocol_text(path), rig, path.name)
+
+
+def read_protocol_text(path: str | Path) -> str:
+    """The file's text: UTF-8, a real file, not empty, not huge — else one ProtocolError line."""
+    return read_user_text(path, "protocol file", error=ProtocolError)
 
 
 def check_protocol(protocol: Protocol, rig: RigView | None = None) -> Protocol:

@@ -22,6 +22,9 @@ from protocols.steps import Repeat, Step
 Path = tuple[str | int, ...]
 
 
+MAX_CLOCK_RATE = 86_400.0  # a day a second: faster and the buses cannot keep up with the clock
+
+
 @dataclass(frozen=True)
 class Drug:
     """The drug dosed: its molar mass and the concentration of the stock in the syringe."""
@@ -61,9 +64,12 @@ class Protocol:
         object.__setattr__(self, "steps", tuple(self.steps))
         object.__setattr__(self, "interlocks", tuple(
             parse_interlock(i) if isinstance(i, str) else i for i in self.interlocks))
-        if self.clock_rate is not None and (isinstance(self.clock_rate, bool) or not self.clock_rate > 0):
+        rate = self.clock_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                                 or not 0 < rate <= MAX_CLOCK_RATE):
             raise FieldError(f"protocol clock_rate {self.clock_rate!r} is not a positive number",
-                             "write e.g. clock_rate = 3600 (an hour a second) or leave it out")
+                             f"write a number up to {MAX_CLOCK_RATE:g}, e.g. clock_rate = 3600 (an hour a "
+                             "second), or leave it out")
 
     def line(self, path: Path) -> int:
         """The source line of ``path`` (or its nearest enclosing path); 0 for Python-built protocols."""

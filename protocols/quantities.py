@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pint
 
 from protocols.errors import FieldError
-from twin.units import Q_, ureg
+from twin.units import BIG_EXPONENT, MAX_QUANTITY_TEXT, PINT_PARSE_ERRORS, Q_, ureg
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,17 @@ KINDS: dict[str, Kind] = {
     "molar_mass": Kind("g/mol", "a molar mass", "g/mol"),
     "fraction": Kind("percent", "a fraction", "%"),
     "temperature": Kind("degC", "a temperature", "degC"),
+}
+
+
+# The largest value a protocol may state, in the kind's canonical unit: beyond these a number
+# is a typo (and would make the dry run's grid or the runner's waits absurd), not a plan.
+LARGEST: dict[str, tuple[float, str]] = {
+    "time": (8760.0, "a year"),
+    "volume": (1000.0, "a litre"),
+    "flow": (60_000.0, "a litre a minute"),
+    "concentration": (1e6, "1 M"),
+    "amount": (1e9, "1 mol"),
 }
 
 
@@ -67,9 +78,12 @@ def _parse(value: object, kind: Kind, what: str) -> pint.Quantity:
     if not isinstance(value, str):
         raise FieldError(f"{what} is {type(value).__name__} {value!r}, not {kind.word}",
                          f"write it as a string like '10 {kind.example_unit}'")
+    if len(value) > MAX_QUANTITY_TEXT or BIG_EXPONENT.search(value):  # pint would compute 9**9**9 for ever
+        raise FieldError(f"{what} {value[:40]!r} is not a quantity a protocol states",
+                         f"write a number and a unit, like '10 {kind.example_unit}'")
     try:
         parsed = Q_(value.replace("µ", "u").replace("μ", "u"))
-    except (pint.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, TypeError, AttributeError):
+    except PINT_PARSE_ERRORS:
         raise FieldError(f"{what} {value!r} is not a quantity pint can read",
                          f"write a number and a unit, like '10 {kind.example_unit}'") from None
     if not isinstance(parsed, pint.Quantity):
@@ -91,6 +105,12 @@ def quantity(value: object, kind_name: str, what: str, *, allow_negative: bool =
         raise FieldError(f"{what} '{value!s}' is not a finite number", f"write {kind.word} like '10 {kind.example_unit}'")
     if magnitude < 0 and not allow_negative:
         raise FieldError(f"{what} '{value!s}' is negative", f"give a zero or positive {kind.word}")
+    if kind_name in LARGEST:
+        largest, words = LARGEST[kind_name]
+        if abs(float(parsed.to(kind.unit).magnitude)) > largest:
+            raise FieldError(f"{what} '{value!s}' is more than {words} ({largest:g} {kind.unit})",
+                             f"give a realistic {kind.word.removeprefix('a ').removeprefix('an ')}, like "
+                             f"'10 {kind.example_unit}'")
     return parsed
 
 

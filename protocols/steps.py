@@ -181,8 +181,16 @@ STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in (
     Prime, Perfuse, Dose, Sample, MediaChange, Wait, HoldUntil, Repeat, Calibrate, Propose, Approve, Execute)}
 
 
+MAX_STEPS = 100_000  # steps after every repeat is unrolled: more is no lab protocol, and would not fit in memory
+
+
+def expanded_count(steps: Sequence[Step]) -> int:
+    """How many steps ``expand`` would give, computed without unrolling anything."""
+    return sum(step.count * expanded_count(step.steps) if isinstance(step, Repeat) else 1 for step in steps)
+
+
 def expand(steps: Sequence[Step]) -> list[Step]:
-    """The steps with every repeat unrolled, in execution order."""
+    """The steps with every repeat unrolled, in execution order (callers check ``expanded_count`` first)."""
     flat: list[Step] = []
     for step in steps:
         if isinstance(step, Repeat):

@@ -19,7 +19,7 @@ from protocols.plumbing import dose_amount, dosing_pump, flow_pump, stock_um
 from protocols.protocol import Path, Protocol
 from protocols.quantities import magnitude
 from protocols.rig_view import RigView, matching_channels
-from protocols.steps import Approve, Calibrate, Dose, Execute, HoldUntil, Perfuse, Prime, Propose, Sample, expand
+from protocols.steps import Approve, Calibrate, Dose, Execute, HoldUntil, MediaChange, Perfuse, Prime, Propose, Sample, MAX_STEPS, expand, expanded_count
 from twin.catalogue import get_model
 from twin.errors import TwinError
 
@@ -40,6 +40,7 @@ def _self_checks(protocol: Protocol) -> Found:
             if chip not in protocol.chips:
                 yield (path + ("chips",), f"{step.kind} step uses chip '{chip}', which [protocol] chips does not list",
                        f"use one of {', '.join(protocol.chips)} or add it to [protocol] chips")
+        yield from _positive(step, path)
         if isinstance(step, Calibrate):
             yield from _calibrate(step, path)
         if isinstance(step, Approve) and step.policy == "auto_within_bounds":
@@ -48,6 +49,19 @@ def _self_checks(protocol: Protocol) -> Found:
                     yield (path, f"approve policy auto_within_bounds needs {bound}",
                            f"add {bound} = {'50 uM' if bound == 'max_dose' else '200 uL'!r}")
     yield from _loop_order(protocol)
+
+
+# Quantities that do nothing at zero: a sample of 0 uL or a dose of 0 nmol is a slip, not a plan.
+MUST_BE_POSITIVE = {"sample": ("volume",), "dose": ("volume", "amount", "concentration"),
+                    "media_change": ("volume",), "prime": ("volume", "flow"), "perfuse": ("flow",)}
+
+
+def _positive(step: object, path: Path) -> Found:
+    for name in MUST_BE_POSITIVE.get(getattr(step, "kind", ""), ()):
+        value = getattr(step, name, None)
+        if value is not None and not value.magnitude > 0:
+            yield (path + (name,), f"{step.kind} {name} is {value:~g}, which does nothing",  # type: ignore[attr-defined]
+                   f"give a {name} above zero, or remove the step")
 
 
 def _calibrate(step: Calibrate, path: Path) -> Found:
@@ -63,6 +77,11 @@ def _calibrate(step: Calibrate, path: Path) -> Found:
 
 
 def _loop_order(protocol: Protocol) -> Found:
+    total = expanded_count(protocol.steps)
+    if total > MAX_STEPS:
+        yield (("steps",), f"the protocol unrolls to {total:,} steps, more than the {MAX_STEPS:,} a run may have",
+               "use fewer or shorter repeats")
+        return
     steps = expand(protocol.steps)
     if any(step.kind == "unbuilt" for step in steps):
         return  # a broken step may be the missing propose/approve; its own problem is reported
@@ -108,6 +127,8 @@ def _rig_checks(protocol: Protocol, rig: RigView) -> Found:
             yield from _flow(rig, step, path, chips)
         elif isinstance(step, Sample):
             yield from _sample(rig, step, path, chips)
+        elif isinstance(step, MediaChange) and step.volume is not None:
+            yield from _media_change(rig, step, path, chips)
         elif isinstance(step, HoldUntil):
             yield from _channel(rig, step.condition, path + ("condition",), f"hold_until '{step.condition}'")
         elif isinstance(step, Propose):
@@ -140,8 +161,6 @@ def _channel(rig: RigView, condition: Condition, path: Path, what: str) -> Found
 
 def _dose(protocol: Protocol, rig: RigView, step: Dose, path: Path, chips: list[str]) -> Found:
     field = "concentration" if step.concentration is not None else "amount"
-    if step.pump is not None and step.pump not in rig.instruments:
-        return  # reported once, by the check of the step's references
     for name in chips:
         chip = rig.chips[name]
         try:
@@ -185,6 +204,15 @@ def _sample(rig: RigView, step: Sample, path: Path, chips: list[str]) -> Found:
         if step.volume >= medium:
             yield (path + ("volume",), f"sample of {step.volume:~g} is as large as chip '{name}' medium ({medium:~g})",
                    "take a smaller sample")
+
+
+def _media_change(rig: RigView, step: MediaChange, path: Path, chips: list[str]) -> Found:
+    for name in chips:
+        medium = rig.chips[name].medium_volume
+        if step.volume > medium * (1 + 1e-9):
+            yield (path + ("volume",), f"media change to {step.volume:~g} is more than chip '{name}' holds "
+                   f"({medium:~g})", f"change at most {medium:~g} (or leave volume out for the chip's own)")
+            return
 
 
 def _propose(rig: RigView, step: Propose, path: Path, chips: list[str]) -> Found:

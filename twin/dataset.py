@@ -8,10 +8,19 @@ missing covariate wherever a parameter reads it (``twin.pk.params``). Every erro
 row — the 1-based line of the file for ``read_dataset``, else the 1-based row — and the fix.
 
 The frame returned keeps the input's row order; its index holds those row labels.
+
+Bounded work: a dataset whose dose records expand (ADDL repeats) to more than
+``MAX_DOSE_EVENTS`` doses, or that reaches past ``MAX_TIME_H`` (TIME, or the last
+additional dose), is refused before anything is simulated — ``ADDL = 1e9`` would
+otherwise exhaust memory. The file itself is read through ``twin.userfile`` (UTF-8, not a
+directory, at most ``MAX_DATASET_BYTES``); a header without rows, a column named twice,
+an infinite number or an MDV other than 0/1 are refused with the row and the fix.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -19,23 +28,40 @@ import pandas as pd
 
 from twin.errors import DatasetError
 from twin.model import ModelSpec
+from twin.userfile import MAX_DATASET_BYTES, read_user_text
 
 STANDARD = ("ID", "TIME", "AMT", "EVID", "CMT", "RATE", "II", "ADDL", "SS", "DV", "MDV")
 _DEFAULTS = {"AMT": 0.0, "RATE": 0.0, "II": 0.0, "ADDL": 0.0, "SS": 0.0, "CMT": 1.0}
 MISSING = {"", "."}
+MAX_DOSE_EVENTS = 1_000_000      # doses after ADDL expansion: a 10-year daily regimen is 3,650
+MAX_TIME_H = 100 * 365.25 * 24   # a century of hours: later is a unit mistake (seconds? minutes?)
 
 
 def read_dataset(path: str | Path) -> pd.DataFrame:
     """Read a NONMEM-style CSV; the index is each row's line number in the file (header = 1)."""
     path = Path(path)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file; give the path of a CSV dataset") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not a readable CSV ({exc}); save it as comma-separated text") from None
+    text = read_user_text(path, "dataset", max_bytes=MAX_DATASET_BYTES, error=DatasetError)
+    raw = read_csv_text(text, path, DatasetError)
     raw.index = pd.RangeIndex(2, len(raw) + 2, name="line")
-    return prepare_dataset(raw)
+    return prepare_dataset(raw)  # row errors start "line N:" (scripts match on it)
+
+
+def read_csv_text(text: str, path: Path, error: type[Exception] = DatasetError) -> pd.DataFrame:
+    """CSV text → all-string frame; a repeated column name or no data rows is ``error`` naming the file."""
+    header = next(csv.reader(io.StringIO(text)), [])
+    names = [name.strip() for name in header]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise error(f"{path}: column {', '.join(map(repr, repeated))} appears twice in the header (line 1); "
+                    "fix: keep one column of each name")
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise error(f"{path}: not a readable CSV ({reason}); fix: save it as comma-separated text") from None
+    if raw.empty:
+        raise error(f"{path}: the header has no rows under it; fix: add the data rows (one per dose or sample)")
+    return raw
 
 
 def prepare_dataset(frame: pd.DataFrame) -> pd.DataFrame:
@@ -46,8 +72,10 @@ def prepare_dataset(frame: pd.DataFrame) -> pd.DataFrame:
     data = _normalise_headers(data)
     for column in data.columns:
         data[column] = _numeric(data, column, strict=column in STANDARD)
+    _check_finite(data)
     _fill_defaults(data)
     _check_rows(data)
+    _check_bounded_work(data)
     return data
 
 
@@ -94,6 +122,33 @@ def _numeric(data: pd.DataFrame, column: str, strict: bool) -> pd.Series:
     return numbers.astype(float)
 
 
+def _check_finite(data: pd.DataFrame) -> None:
+    """'inf' and '1e999' parse as numbers; no NONMEM item may be infinite (NaN is '.' = missing)."""
+    for column in STANDARD:
+        if column in data:
+            _raise_first(data, np.isinf(data[column]), lambda r, c=column: f"{c} {r[c]:g} is not a finite number; "
+                         "write a number, or '.' for a missing value")
+
+
+def _check_bounded_work(data: pd.DataFrame) -> None:
+    """Refuse, before any expansion, datasets whose doses or times would run for ever."""
+    time = data["TIME"].abs()
+    _raise_first(data, time > MAX_TIME_H, lambda r: f"TIME {r.TIME:g} h is beyond the limit of {MAX_TIME_H:g} h "
+                 "(100 years); give TIME in hours")
+    dose = _is_dose(data)
+    last = data["TIME"] + data["ADDL"] * data["II"]
+    _raise_first(data, dose & (last > MAX_TIME_H), lambda r: f"ADDL {r.ADDL:g} doses every {r.II:g} h run to "
+                 f"{r.TIME + r.ADDL * r.II:g} h, beyond the limit of {MAX_TIME_H:g} h (100 years); lower ADDL or II")
+    infusion = dose & (data["RATE"] > 0) & (data["AMT"] > 0)
+    _raise_first(data, infusion & (data["AMT"] / data["RATE"].where(infusion, 1.0) > MAX_TIME_H),
+                 lambda r: f"AMT {r.AMT:g} at RATE {r.RATE:g} infuses for {r.AMT / r.RATE:g} h, beyond the limit of "
+                 f"{MAX_TIME_H:g} h; check the units of AMT and RATE")
+    events = float((data["ADDL"].where(dose, -1.0) + 1).sum())
+    if events > MAX_DOSE_EVENTS:
+        raise DatasetError(f"the dose records expand (with ADDL) to {events:,.0f} doses, above the limit of "
+                           f"{MAX_DOSE_EVENTS:,}; fix: lower ADDL, or use SS for a regimen at steady state")
+
+
 def _fill_defaults(data: pd.DataFrame) -> None:
     for column, default in _DEFAULTS.items():
         data[column] = data[column].fillna(default) if column in data else default
@@ -129,6 +184,7 @@ def _check_rows(data: pd.DataFrame) -> None:
         (data["AMT"] < 0, lambda r: f"AMT {r.AMT:g} is negative; amounts are doses given, ≥ 0"),
         (data["II"] < 0, lambda r: f"II {r.II:g} is negative; give the dosing interval in hours"),
         (~data["SS"].isin((0, 1, 2)), lambda r: f"SS {r.SS:g} is not 0, 1 or 2"),
+        (~data["MDV"].isin((0, 1)), lambda r: f"MDV {r.MDV:g} is not 0 (DV observed) or 1 (DV missing)"),
         ((data["ADDL"] < 0) | (data["ADDL"] % 1 != 0), lambda r: f"ADDL {r.ADDL:g} is not a whole number ≥ 0"),
         (~((data["RATE"] >= 0) | data["RATE"].isin((-1, -2))), lambda r: f"RATE {r.RATE:g} is not allowed; use "
          "> 0 (infusion rate), 0 (bolus), -1 (modelled rate rN) or -2 (modelled duration dN)"),

@@ -7,6 +7,8 @@ the instruments, the twin) can be compared and converted without sharing imports
 from __future__ import annotations
 
 import math
+import re
+import tokenize
 
 import pint
 
@@ -39,3 +41,54 @@ def to_unit(value: pint.Quantity | str | float, unit: str, *, what: str = "value
     if not math.isfinite(magnitude):
         raise InvalidValueError(f"{what}: {value!r} is not a finite number")
     return magnitude
+
+
+# -- quantities a user typed (rig, patient, design-space files) ------------------------------
+# A plain number, then a unit expression. The number is read by float(), never by pint's
+# evaluator: "9**9**9 mL" would make pint compute a 370-million-digit integer (a hang).
+_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)"
+_UNIT_TEXT = r"[A-Za-zµμΩ°%_/][A-Za-z0-9µμΩ°%_\s*/()^.·-]*"
+_QUANTITY_TEXT = re.compile(rf"^\s*(?P<number>{_NUMBER})\s*(?P<unit>{_UNIT_TEXT})?\s*$", re.IGNORECASE)
+BIG_EXPONENT = re.compile(r"(\*\*|\^)\s*[+-]?\(?\s*\d{3,}")
+# pint reports a bad unit expression through many exception types (its own, and whatever its
+# tokenizer and evaluator raise); a user's text must never escape as any of them.
+PINT_PARSE_ERRORS = (pint.errors.PintError, AssertionError, ValueError, TypeError, AttributeError, KeyError,
+                     ZeroDivisionError, OverflowError, SyntaxError, IndexError, tokenize.TokenError)
+MAX_QUANTITY_TEXT = 100
+
+
+def parse_unit(text: str, *, what: str = "unit") -> pint.Unit:
+    """``text`` as a pint unit; UnitError naming ``what`` when pint cannot read it."""
+    if not isinstance(text, str) or not text.strip():
+        raise UnitError(f"{what}: {text!r} is not a unit; write e.g. 'uL/min', 'kPa', 'percent' or 'dimensionless'")
+    if len(text) > MAX_QUANTITY_TEXT or BIG_EXPONENT.search(text):
+        raise UnitError(f"{what}: {text[:40]!r}… is not a unit a device reports; write e.g. 'uL/min'")
+    try:
+        unit = ureg.parse_units(text.strip())
+        factor = float(ureg.Quantity(1.0, unit).to_base_units().magnitude)
+    except PINT_PARSE_ERRORS:
+        raise UnitError(f"{what}: {text!r} is not a unit pint understands; write e.g. 'uL/min', 'kPa', 'degC'") from None
+    if not math.isfinite(factor) or factor == 0:
+        raise UnitError(f"{what}: {text!r} is not a usable unit; write e.g. 'uL/min', 'kPa', 'degC'")
+    return unit
+
+
+def parse_quantity(value: object, dimension: str | None = None, *, what: str = "value",
+                   example: str = "1.5 mL") -> pint.Quantity:
+    """A finite quantity of ``dimension`` (e.g. ``"[volume] / [time]"``) from a user's text.
+
+    Raises UnitError (no number, no unit, an unknown unit, the wrong kind of unit) or
+    InvalidValueError (NaN, infinite), each naming ``what`` and an accepted example.
+    """
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise UnitError(f"{what}: {value!r} has no unit; write a number and a unit as text, e.g. {example!r}")
+    match = _QUANTITY_TEXT.match(value) if len(value) <= MAX_QUANTITY_TEXT else None
+    if match is None or not match.group("unit"):
+        raise UnitError(f"{what}: cannot read {value[:60]!r} as a number and a unit; write e.g. {example!r}")
+    number = float(match.group("number"))
+    if not math.isfinite(number):
+        raise InvalidValueError(f"{what}: {value!r} is not a finite number; write e.g. {example!r}")
+    quantity = ureg.Quantity(number, parse_unit(match.group("unit"), what=what))
+    if dimension is not None and not quantity.check(dimension):
+        raise UnitError(f"{what}: {value!r} is not a {dimension} quantity; write e.g. {example!r}")
+    return quantity

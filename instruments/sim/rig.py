@@ -85,6 +85,8 @@ class SimChip:
 class SimulatedRig:
     def __init__(self, rig: Rig, scenario: Scenario | None = None, clock: Clock | None = None) -> None:
         self.rig, self.scenario = rig, scenario or Scenario()
+        # before any pty or socket exists: a fault the device cannot have is the user's error
+        self.scenario.check_against([c.name for c in rig.chips], {i.name: i.driver for i in rig.instruments})
         self.clock: Clock = clock or AcceleratedClock.starting_now(3600.0)
         self.plan: FaultPlan = self.scenario.plan()
         self.start_s = 0.0

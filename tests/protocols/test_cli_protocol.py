@@ -51,4 +51,4 @@ def test_missing_rig_or_protocol_file_is_a_user_error(tmp_path):
     result = _check(str(EXAMPLES / "overnight_dosing.toml"), "--rig", str(tmp_path / "nope.toml"))
     assert result.exit_code == 2 and "cannot read rig file" in result.stderr
     result = _check(str(tmp_path / "nope.toml"), "--rig", str(LIVER4))
-    assert result.exit_code == 2 and "cannot read the file" in result.stderr and "Traceback" not in result.output
+    assert result.exit_code == 2 and "nope.toml: it does not exist" in result.stderr and "Traceback" not in result.output

@@ -19,7 +19,10 @@ Format (quantities are strings with units; bare numbers are in the unit shown)::
     drug = "ketoconazole"             # a library entry with a [ki] table
     unbound_concentration = "0.02 µM"
 
-Errors name the file and the key.
+Errors name the file and the key. The shape (types, unknown keys, finite numbers) is a
+strict pydantic model: ``id = ["a"]``, ``abundance.CYP3A4 = nan`` or ``true`` as a weight
+are refused, not coerced. Abundances are 0–10,000 pmol/mg; a co-medication's unbound
+concentration is 0–10,000 µM and each drug is listed once.
 """
 
 from __future__ import annotations
@@ -28,74 +31,135 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
 from twin.drugs import load_inhibitor
 from twin.errors import TwinError
 from twin.patients.covariates import Comedication, Patient, PatientError
 from twin.patients.genotypes import parse_diplotype
-from twin.units import Q_, to_unit
+from twin.units import parse_quantity, to_unit
+from twin.userfile import read_user_text
 
 CREATININE_G_PER_MOL = 113.12
 _REQUIRED = {"age": "year", "weight": "kg", "serum_creatinine": "mg/dL"}
 _EXAMPLES = {"age": "54 years", "weight": "72 kg", "serum_creatinine": "0.9 mg/dL"}
 _KNOWN_KEYS = {"id", "sex", "genotype", "abundance", "comedication", *_REQUIRED}
+MAX_ABUNDANCE_PMOL_PER_MG = 1e4   # ~70× the mean CYP3A4 abundance: beyond is a unit mistake
+MAX_INHIBITOR_UM = 1e4            # 10 mM unbound at the liver is no patient
+# what each key accepts, for the message when its type is wrong
+_ACCEPTED = {
+    "id": "text, e.g. id = \"P-001\"", "sex": "\"male\" or \"female\"",
+    "genotype": "a table of star alleles, e.g. CYP2D6 = \"*1/*4\"",
+    "abundance": "a number of pmol per mg protein",
+    "comedication": "[[comedication]] entries with drug = \"…\" and unbound_concentration = \"… µM\"",
+    **{key: f"a quantity such as \"{example}\"" for key, example in _EXAMPLES.items()},
+}
+
+
+class _Strict(BaseModel):
+    # strict: TOML gives real types, so a bool as a number or a list as an id is a mistake, not a coercion
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+
+class _ComedicationEntry(_Strict):
+    drug: str = Field(min_length=1)
+    unbound_concentration: str | float
+
+
+class _PatientDocument(_Strict):
+    id: str | int = ""
+    sex: str = ""
+    age: str | float | None = None
+    weight: str | float | None = None
+    serum_creatinine: str | float | None = None
+    genotype: dict[str, str] = {}
+    abundance: dict[str, float] = {}
+    comedication: list[_ComedicationEntry] = []
+
+
+def _shape(data: dict[str, Any], where: str) -> _PatientDocument:
+    unknown = set(data) - _KNOWN_KEYS
+    if unknown:
+        raise PatientError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                           f"known: {', '.join(sorted(_KNOWN_KEYS))}")
+    try:
+        return _PatientDocument.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise PatientError(_shape_message(exc.errors()[0], where)) from None
+
+
+def _shape_message(error: dict[str, Any], where: str) -> str:
+    loc = [str(part) for part in error["loc"] if isinstance(part, (str, int))]
+    # drop pydantic's union branch names ("str", "float") from the location
+    loc = [part for part in loc if part not in ("str", "int", "float")]
+    key = ".".join(loc)
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key {key}; see twin/patients/patient_file.py for the format"
+    if error["type"] == "missing":
+        return f"{where}: {key} is missing; {_ACCEPTED.get(loc[0], 'see the format')}"
+    got = repr(error.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "…"
+    return f"{where}: {key} must be {_ACCEPTED.get(loc[0], 'a valid value')}; got {got}"
+
+
+def _to_unit(value: Any, unit: str, what: str, example: str) -> float:
+    """A string must be a number with a unit; a bare number is already in ``unit``."""
+    if isinstance(value, str):
+        return to_unit(parse_quantity(value, what=what, example=example), unit, what=what)
+    return to_unit(value, unit, what=what)
 
 
 def _serum_creatinine_mg_per_dl(value: Any, where: str) -> float:
-    quantity = Q_(value) if isinstance(value, str) else value
-    if hasattr(quantity, "dimensionality") and quantity.dimensionality == Q_("1 µM").dimensionality:
-        quantity = quantity * Q_(CREATININE_G_PER_MOL, "g/mol")
+    quantity = parse_quantity(value, what=where, example="0.9 mg/dL") if isinstance(value, str) else value
+    if hasattr(quantity, "dimensionality") and quantity.dimensionality == parse_quantity("1 µM").dimensionality:
+        quantity = quantity * parse_quantity(f"{CREATININE_G_PER_MOL} g/mol")
     return to_unit(quantity, "mg/dL", what=where)
 
 
-def _quantity(data: dict[str, Any], key: str, where: str) -> float:
-    if key not in data:
+def _quantity(document: _PatientDocument, key: str, where: str) -> float:
+    value = getattr(document, key)
+    if value is None:
         raise PatientError(f"{where}: {key} is missing (e.g. {key} = \"{_EXAMPLES[key]}\")")
     if key == "serum_creatinine":
-        return _serum_creatinine_mg_per_dl(data[key], f"{where}: {key}")
-    return to_unit(data[key], _REQUIRED[key], what=f"{where}: {key}")
+        return _serum_creatinine_mg_per_dl(value, f"{where}: {key}")
+    return _to_unit(value, _REQUIRED[key], f"{where}: {key}", _EXAMPLES[key])
 
 
-def _table(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
-    table = data.get(key, {})
-    if not isinstance(table, dict):
-        raise PatientError(f"{where}: [{key}] must be a table")
-    return table
-
-
-def _comedications(data: dict[str, Any], where: str) -> tuple[Comedication, ...]:
-    entries = data.get("comedication", [])
-    if not isinstance(entries, list):
-        raise PatientError(f"{where}: write co-medications as [[comedication]] entries")
-    found = []
+def _comedications(entries: list[_ComedicationEntry], where: str) -> tuple[Comedication, ...]:
+    found: list[Comedication] = []
     for i, entry in enumerate(entries):
         label = f"{where}: comedication #{i + 1}"
-        if not isinstance(entry, dict) or "drug" not in entry or "unbound_concentration" not in entry:
-            raise PatientError(f"{label} needs drug = \"…\" and unbound_concentration = \"… µM\"")
-        load_inhibitor(str(entry["drug"]))  # fails early, naming the known drugs
-        found.append(Comedication(str(entry["drug"]), to_unit(entry["unbound_concentration"], "µM", what=label)))
+        if entry.drug in (c.drug for c in found):
+            raise PatientError(f"{label}: {entry.drug!r} is listed twice; give each co-medication once")
+        load_inhibitor(entry.drug)  # fails early, naming the known drugs
+        unbound_um = _to_unit(entry.unbound_concentration, "µM", label, "0.02 µM")
+        if not 0 <= unbound_um <= MAX_INHIBITOR_UM:
+            raise PatientError(f"{label}: unbound concentration {entry.unbound_concentration!r} is outside "
+                               f"0–{MAX_INHIBITOR_UM:g} µM; give the unbound concentration at the liver, e.g. "
+                               "\"0.02 µM\"")
+        found.append(Comedication(entry.drug, unbound_um))
     return tuple(found)
 
 
-def _abundance(table: dict[str, Any], where: str) -> dict[str, float]:
+def _abundance(table: dict[str, float], where: str) -> dict[str, float]:
     for enzyme, value in table.items():
-        if not isinstance(value, (int, float)) or value < 0:
-            raise PatientError(f"{where}: abundance.{enzyme} must be a number of pmol per mg protein; got {value!r}")
-    return {enzyme: float(value) for enzyme, value in table.items()}
+        if not 0 <= value <= MAX_ABUNDANCE_PMOL_PER_MG:
+            raise PatientError(f"{where}: abundance.{enzyme} must be a number of pmol per mg protein, "
+                               f"0–{MAX_ABUNDANCE_PMOL_PER_MG:g}; got {value!r}")
+    return dict(table)
 
 
 def patient_from_dict(data: dict[str, Any], where: str = "patient") -> Patient:
-    unknown = set(data) - _KNOWN_KEYS
-    if unknown:
-        raise PatientError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; "
-                           f"known: {', '.join(sorted(_KNOWN_KEYS))}")
     try:
-        genotypes = {gene: parse_diplotype(gene, text) for gene, text in _table(data, "genotype", where).items()}
+        document = _shape(data, where)
+        genotypes = {gene: parse_diplotype(gene, text) for gene, text in document.genotype.items()}
         return Patient(
-            id=str(data.get("id", "")), age_years=_quantity(data, "age", where), sex=data.get("sex", ""),
-            weight_kg=_quantity(data, "weight", where),
-            scr_mg_per_dl=_quantity(data, "serum_creatinine", where), genotypes=genotypes,
-            abundance_pmol_per_mg=_abundance(_table(data, "abundance", where), where),
-            comedications=_comedications(data, where),
+            id=str(document.id), age_years=_quantity(document, "age", where), sex=document.sex,  # type: ignore[arg-type]
+            weight_kg=_quantity(document, "weight", where),
+            scr_mg_per_dl=_quantity(document, "serum_creatinine", where), genotypes=genotypes,
+            abundance_pmol_per_mg=_abundance(document.abundance, where),
+            comedications=_comedications(document.comedication, where),
         )
     except TwinError as exc:
         message = str(exc)
@@ -103,11 +167,11 @@ def patient_from_dict(data: dict[str, Any], where: str = "patient") -> Patient:
 
 
 def load_patient(path: str | Path) -> Patient:
+    """Read a patient file: not UTF-8, a directory, empty or over 1 MiB is one PatientError."""
     path = Path(path)
+    text = read_user_text(path, "patient file", error=PatientError)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PatientError(f"patient file {path} does not exist") from None
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PatientError(f"{path.name}: not valid TOML ({exc})") from None
     return patient_from_dict(data, path.name)

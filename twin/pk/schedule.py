@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from twin.dataset import row_label, subject_index
+from twin.dataset import MAX_DOSE_EVENTS, row_label, subject_index
 from twin.errors import DatasetError
 from twin.pk.params import ResolvedParameters
 
@@ -105,6 +105,7 @@ def build_schedule(data: pd.DataFrame, values: ResolvedParameters) -> Schedule:
     actions.add(steady_rows, t[steady_rows], SS, cmt[steady_rows], np.arange(len(steady_rows)), OWN, _SUB[SS])
     _add_doses(actions, data, dose & (amount > 0), amount, rate, duration, values.alag_h)
     steady = _steady_doses(data, steady_rows, amount, rate, values.alag_h)
+    _check_steady_tails_bounded(data, steady_rows, steady)
     _add_steady_tails(actions, steady_rows, t, steady)
     return _sorted(actions, data, reset, steady)
 
@@ -187,6 +188,21 @@ def _add_steady_tails(actions: _Actions, steady_rows, t, steady: SteadyDoses) ->
                 actions.add([row], start + duration, RATE, cmt, -rate, GENERATED, _CONTINUED)
             else:
                 actions.add([row], start, BOLUS, cmt, steady.amount_mg[i], GENERATED, _CONTINUED)
+
+
+def _check_steady_tails_bounded(data: pd.DataFrame, steady_rows: np.ndarray, steady: SteadyDoses) -> None:
+    """A steady-state infusion lasting a million intervals (tiny modelled rate, huge lag) would
+    make the tail loop below run for ever: refuse it, naming the row (bounded work)."""
+    for i, row in enumerate(steady_rows):
+        interval = steady.interval_h[i]
+        if interval == 0:
+            continue
+        span = (abs(steady.lag_h[i]) + steady.duration_h[i]) / interval
+        if not span <= MAX_DOSE_EVENTS:
+            raise DatasetError(f"{row_label(data, int(row))}: this steady-state dose's lag and infusion "
+                               f"({steady.lag_h[i]:g} h + {steady.duration_h[i]:g} h) span {span:g} intervals of "
+                               f"{interval:g} h, above the limit of {MAX_DOSE_EVENTS:,}; check the units of AMT, "
+                               "RATE and the lag")
 
 
 def past_doses(lag_h: float, duration_h: float, interval_h: float) -> tuple[int, int]:
