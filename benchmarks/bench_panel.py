@@ -37,14 +37,14 @@ from store.ingest import ingest_readings
 from store.migrate import upgrade
 from store.schema import Alarm, Channel, Chip, DoseEvent, Fit, Proposal, ProtocolRun, Rig, Sample
 from ui.panel import charts, live
-from ui.panel.auth import SignedIn, add_user
+from ui.panel.auth import SignedIn, add_user, sign_in
 from ui.panel.context import dispose_engines, engine_for
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "panel" / "app.py"
 PAGES = ["overview", "live", "proposals", "review", "simulator", "predictor", "population", "audit"]
 QUANTITIES = [("oxygen", "percent"), ("teer", "ohm*cm^2"), ("pressure", "mbar"), ("temperature", "degC"),
               ("ph", "dimensionless"), ("flow", "uL/min")]
-USER = SignedIn("bench", "Bench", "scientist", True, True, False)
+USER: SignedIn | None = None  # signed in once the store exists (a session carries its sign-in tag)
 
 
 def _fit_json(k: int) -> str:
@@ -86,6 +86,8 @@ def fill(folder: Path, total_readings: int, console: Console) -> tuple[str, int,
     ingest_readings(engine, _poller_stream(ids, seconds))
     console.print(f"filled {seconds * len(ids):,} readings in {time.perf_counter() - start:.1f} s")
     add_user(engine, "bench", "scientist", "bench-password")
+    global USER
+    USER = sign_in(engine, "bench", "bench-password")
     engine.dispose()
     return url, run_id, ids
 

@@ -128,6 +128,7 @@ class IntentLog:
                 run_id=order.run_id, idempotency_key=order.key(attempt), instrument_id=self.instrument_ids[order.pump],
                 command="dispense", args_json=json.dumps(args), state="pending", requested_amount=commanded_ul,
                 amount_unit="uL", created_utc_s=now, updated_utc_s=now)).inserted_primary_key[0]
+            self.recorder.seal(c, "command", command_id, "command.pending", {"key": order.key(attempt)})
         try:
             pump.dispense(Q_(commanded_ul, "uL"), Q_(DOSE_RATE_UL_MIN, "uL/min"))
         except InstrumentError as exc:
@@ -187,19 +188,21 @@ class IntentLog:
         with self.recorder.tx() as c:
             c.execute(update(Command).where(Command.id == row.id).values(
                 state="confirmed", device_reported_amount=delta_ul, updated_utc_s=now))
-            c.execute(insert(DoseEvent).values(
+            dose_id = c.execute(insert(DoseEvent).values(
                 run_id=row.run_id, chip_id=args["chip_id"], command_id=row.id, drug=args["drug"],
                 t_utc_s=row.created_utc_s, amount_nmol=ledger_ul / 1000.0 * float(args["stock_um"]),
-                volume_ml=ledger_ul / 1000.0))
-            self.recorder.audit(c, "dose.confirmed", "command", row.id,
-                                {"key": row.idempotency_key, "requested_ul": row.requested_amount,
-                                 "device_reported_ul": delta_ul, "ledger_ul": ledger_ul})
+                volume_ml=ledger_ul / 1000.0)).inserted_primary_key[0]
+            self.recorder.seal(c, "command", row.id, "dose.confirmed",
+                               {"key": row.idempotency_key, "requested_ul": row.requested_amount,
+                                "device_reported_ul": delta_ul, "ledger_ul": ledger_ul})
+            self.recorder.seal(c, "doseevent", dose_id, "dose.recorded", {"command_id": row.id, "ledger_ul": ledger_ul})
 
     # -- helpers ------------------------------------------------------------------------
     def _set(self, command_id: int, state: str, error: str = "") -> None:
         with self.recorder.tx() as c:
             c.execute(update(Command).where(Command.id == command_id).values(
                 state=state, error=error, updated_utc_s=self.recorder.now_s()))
+            self.recorder.seal(c, "command", command_id, f"command.{state}", {"error": error} if error else None)
 
     def _row(self, command_id: int) -> Command:
         with self.recorder.engine.connect() as c:

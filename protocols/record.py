@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from instruments.rig import Rig
-from store.audit import append_audit
+from store.audit import append_audit, seal_row
 from store.schema import Alarm, Channel, Chip, Instrument, ProtocolRun, Rig as RigRow, Step
 
 ACTOR = "runner"
@@ -37,8 +38,22 @@ class Recorder:
 
     def audit(self, connection: Connection, action: str, entity: str = "", entity_id: Any = "",
               payload: dict | None = None, actor: str = ACTOR) -> None:
-        append_audit(connection, actor, action, entity=entity, entity_id=entity_id, payload=payload,
-                     t_utc_s=self.now_s())
+        append_audit(connection, actor, action, entity=entity, entity_id=entity_id,
+                     payload=self._with_rig_time(payload))
+
+    def seal(self, connection: Connection, table: str, row_id: Any, action: str, payload: dict | None = None,
+             actor: str = ACTOR) -> None:
+        """An audit entry carrying the hash of a regulated row (command, doseevent, approval) as
+        written in this transaction, so `chiptwin audit verify` detects a later edit of it."""
+        seal_row(connection, table, row_id, actor, action, self._with_rig_time(payload))
+
+    def _with_rig_time(self, payload: dict | None) -> dict | None:
+        """Audit entries carry true wall-clock time (the chain's own); an accelerated rig clock's
+        time, which readings and doses use, goes in the payload so the two can be matched."""
+        rig_s = self.now_s()
+        if abs(rig_s - time.time()) < 1.0:
+            return payload
+        return {**(payload or {}), "rig_clock_utc_s": rig_s}
 
     def audit_entry(self, action: str, payload: dict, run_id: int) -> None:
         with self.tx() as c:

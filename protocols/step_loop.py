@@ -125,6 +125,8 @@ def _decide(ctx: Any, proposal_id: int, decision: str, actor: str, reason: str,
             approval_id = c.execute(insert(Approval).values(
                 proposal_id=proposal_id, decided_by=actor, decision=decision, reason=reason,
                 decided_utc_s=ctx.clock.now_s())).inserted_primary_key[0]
+            ctx.recorder.seal(c, "approval", approval_id, f"approval.{decision}", {"proposal_id": proposal_id},
+                              actor=actor)
         c.execute(update(Proposal).where(Proposal.id == proposal_id).values(status=decision))
         ctx.recorder.audit(c, f"proposal.{decision}", "proposal", proposal_id,
                            {"approval_id": approval_id, "reason": reason}, actor=actor)

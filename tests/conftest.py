@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -50,3 +51,28 @@ def postgres_url(postgres_admin_dsn: str):
 def store_url(request) -> str:
     """Run the test once on each backend."""
     return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _audit_key_and_anchors_in_tmp(tmp_path_factory):
+    """The audit trail's key and anchor files in the session's own folder, never the user's
+    ~/.config (session scope: set before any module-scoped fixture writes a store)."""
+    folder = tmp_path_factory.mktemp("audit")
+    saved = {name: os.environ.get(name) for name in ("CHIPTWIN_AUDIT_KEY_FILE", "CHIPTWIN_AUDIT_ANCHOR_DIR")}
+    os.environ["CHIPTWIN_AUDIT_KEY_FILE"] = str(folder / "audit.key")
+    os.environ["CHIPTWIN_AUDIT_ANCHOR_DIR"] = str(folder / "anchors")
+    yield
+    for name, value in saved.items():
+        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+_MAIN = sys.modules["__main__"]
+
+
+@pytest.fixture(autouse=True)
+def _main_module_restored():
+    """Streamlit's AppTest runs a page as ``__main__`` and leaves it there; a later spawn-based
+    process pool would then re-run that page in every child. Each test starts with pytest's own."""
+    yield
+    if sys.modules.get("__main__") is not _MAIN:
+        sys.modules["__main__"] = _MAIN

@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from store import make_engine, open_store
-from store.audit import verify_audit
+from store.audit import AuditReport, adopt_unsealed, verify_audit
+from store.audit_anchor import anchor_head, anchor_path
 from store.engine import parse_url
 from store.migrate import code_head, database_revision, upgrade
 from ui.errors import user_errors
@@ -19,9 +20,10 @@ DbOption = Annotated[
     typer.Option("--db", envvar="CHIPTWIN_DB", help="Store URL (default: ./chiptwin.db; or postgresql+psycopg://…)."),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+MAX_PROBLEM_LINES = 50
 
 db_app = typer.Typer(help="The lab store: create or upgrade its schema, show its version.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained, anchored audit trail.", no_args_is_help=True)
 
 
 def _where(db: str | None) -> str:
@@ -51,21 +53,61 @@ def db_current(db: DbOption = None) -> None:
 @audit_app.command("verify")
 @user_errors
 def audit_verify(db: DbOption = None, as_json: JsonOption = False) -> None:
-    """Walk the audit chain and report the first broken link (exit 1 if there is one)."""
+    """Check the chain, its head against the anchor file, and every regulated row against its entry;
+    one line per problem (exit 1 if there is one). Anchors and key: see docs/store.md."""
     report = verify_audit(open_store(db))
-    broken = report.first_broken
     if as_json:
-        typer.echo(json.dumps({
-            "intact": report.intact, "entries_checked": report.entries_checked, "last_hash": report.last_hash,
-            "first_broken": None if broken is None else broken.__dict__,
-        }))
-    elif broken is None:
-        typer.echo(f"audit trail intact: {report.entries_checked} entries, last hash {report.last_hash[:16]}…")
+        typer.echo(json.dumps(_report_json(report)))
+    elif report.intact:
+        anchored = "not anchored yet" if report.anchored_seq is None else f"head anchored at entry {report.anchored_seq}"
+        typer.echo(f"audit trail intact: {report.entries_checked} entries, last hash {report.last_hash[:16]}…, "
+                   f"{anchored}; {report.rows_checked} regulated rows match their entries")
     else:
-        when = datetime.fromtimestamp(broken.t_utc_s, timezone.utc).isoformat(timespec="seconds")
-        typer.echo(
-            f"audit trail BROKEN at entry {broken.seq} ({when}, {broken.actor}: {broken.action}): {broken.reason}. "
-            f"The {report.entries_checked} entries before it are intact.", err=True,
-        )
-    if broken is not None:
+        for line in _problem_lines(report):
+            typer.echo(line, err=True)
+    if not report.intact:
         raise typer.Exit(1)
+
+
+def _report_json(report: AuditReport) -> dict:
+    broken = report.first_broken
+    return {"intact": report.intact, "entries_checked": report.entries_checked, "last_hash": report.last_hash,
+            "first_broken": None if broken is None else broken.__dict__, "anchored_seq": report.anchored_seq,
+            "rows_checked": report.rows_checked, "problems": [p.__dict__ for p in report.problems]}
+
+
+def _problem_lines(report: AuditReport) -> list[str]:
+    lines = []
+    broken = report.first_broken
+    if broken is not None:
+        when = datetime.fromtimestamp(broken.t_utc_s, timezone.utc).isoformat(timespec="seconds")
+        lines.append(f"audit trail BROKEN at entry {broken.seq} ({when}, {broken.actor}: {broken.action}): "
+                     f"{broken.reason}. The {report.entries_checked} entries before it are intact.")
+    shown = report.problems[:MAX_PROBLEM_LINES]
+    lines += [f"audit trail BROKEN ({p.kind}): {p.message}" for p in shown]
+    if len(report.problems) > len(shown):
+        lines.append(f"… and {len(report.problems) - len(shown)} more problems (--json lists them all)")
+    return lines
+
+
+@audit_app.command("anchor")
+@user_errors
+def audit_anchor(db: DbOption = None) -> None:
+    """Anchor the trail's head now (every append does this itself; use it for a store from before anchoring)."""
+    engine = open_store(db)
+    outcome = anchor_head(engine)
+    if outcome == "refused":
+        typer.echo("error: the trail does not continue its last anchor, so its head was not anchored; "
+                   "run `chiptwin audit verify`", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{_where(db)}: head {outcome} in {anchor_path(engine.url)}")
+
+
+@audit_app.command("adopt")
+@user_errors
+def audit_adopt(actor: Annotated[str, typer.Option("--actor", help="Who accepts the rows as they are.")],
+                db: DbOption = None) -> None:
+    """Seal every regulated row that has no audit entry yet (a store from before seals). It accepts rows
+    written behind the program's back too: read `chiptwin audit verify` first."""
+    count = adopt_unsealed(open_store(db), actor)
+    typer.echo(f"{count} regulated rows sealed by {actor}")

@@ -2,6 +2,8 @@
 
     chiptwin user add ana --role scientist            # asks for the password twice
     printf '%s\n' "$PASSWORD" | chiptwin user add ana --role scientist --password-stdin
+    chiptwin user role ana technician                  # demote: her open panel sessions end
+    chiptwin user deactivate tom                       # he can no longer sign in; open sessions end
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import typer
 from store import open_store
 from ui.cli_store import DbOption
 from ui.errors import EXIT_USER_ERROR, report, user_errors
-from ui.panel.auth import add_user, list_users, set_password
+from ui.panel.auth import add_user, list_users, set_active, set_password, set_role
 from ui.panel.errors import PanelError
 
-user_app = typer.Typer(help="Users of the panel: add them, set passwords, list them.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of the panel: add them, set passwords and roles, deactivate them, list them.",
+                        no_args_is_help=True)
 StdinOption = Annotated[bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")]
 
 
@@ -60,6 +63,35 @@ def user_passwd(username: Annotated[str, typer.Argument(help="Sign-in name.")], 
     password = _password(password_stdin)
     _refusals(lambda: set_password(engine, username, password))
     typer.echo(f"password of {username!r} set")
+
+
+@user_app.command("role")
+@user_errors
+def user_role(username: Annotated[str, typer.Argument(help="Sign-in name.")],
+              role: Annotated[str, typer.Argument(help="technician, scientist or admin.")],
+              db: DbOption = None) -> None:
+    """Give a user another role (recorded in the audit trail); their open panel sessions end."""
+    engine = open_store(db)
+    _refusals(lambda: set_role(engine, username, role))
+    typer.echo(f"user {username!r} now has the role {role}; their open panel sessions have ended")
+
+
+@user_app.command("deactivate")
+@user_errors
+def user_deactivate(username: Annotated[str, typer.Argument(help="Sign-in name.")], db: DbOption = None) -> None:
+    """Stop a user from signing in (recorded in the audit trail); their open panel sessions end."""
+    engine = open_store(db)
+    _refusals(lambda: set_active(engine, username, False))
+    typer.echo(f"user {username!r} deactivated; their open panel sessions have ended")
+
+
+@user_app.command("activate")
+@user_errors
+def user_activate(username: Annotated[str, typer.Argument(help="Sign-in name.")], db: DbOption = None) -> None:
+    """Let a deactivated user sign in again (recorded in the audit trail)."""
+    engine = open_store(db)
+    _refusals(lambda: set_active(engine, username, True))
+    typer.echo(f"user {username!r} may sign in again")
 
 
 @user_app.command("list")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from protocols.errors import FieldError, ProtocolError
 from protocols.intents import DoseOrder, NeedsPerson
@@ -17,6 +17,7 @@ from protocols.language import parse_protocol
 from protocols.plumbing import dosing_pump
 from protocols.rig_view import ChannelView, ChipView, InstrumentView, SimpleRig
 from protocols.runner import RunEnded, Runner
+from store.audit import verify_audit
 from store.schema import Alarm, Command, DoseEvent, PanelRequest, ProtocolRun
 from tests.protocols.conftest import protocol_text as one_chip_protocol
 from tests.protocols.runner_helpers import Background, protocol_text, sim_runner, wait_until
@@ -80,6 +81,13 @@ def test_counter_past_1000_ul_keeps_an_exact_ledger_over_100_doses(tmp_path) -> 
                      for i in range(100)]
         delivered_ul = (state.infused_ml - 0.950) * 1000.0
         doses = _rows(runner, DoseEvent, DoseEvent.run_id == runner.run_id)
+        engine = runner.ctx.recorder.engine
+        engine.dispose()  # every pooled connection checked in: the audit head is anchored
+        report = verify_audit(engine)
+        assert report.intact and report.rows_checked >= 200, report.problems  # every command and dose sealed
+        with engine.begin() as c:  # an edit behind the program's back: 10.10 µL becomes 1.010 µL
+            c.execute(update(DoseEvent).where(DoseEvent.id == doses[0].id).values(volume_ml=0.00101))
+        assert any(p.kind == "row-edited" for p in verify_audit(engine).problems)
     assert len(doses) == 100 and all(c == 10.10 for c in ledger_ul)  # VOL takes four digits: 10.10 µL
     assert sum(d.volume_ml for d in doses) * 1000.0 == pytest.approx(delivered_ul, abs=1e-6)
     assert sum(d.amount_nmol for d in doses) == pytest.approx(delivered_ul / 1000.0 * 100.0, rel=1e-9)

@@ -20,6 +20,8 @@ from calibration.record import FitRecord
 from store import make_engine
 from store.engine import session
 from store.ingest import ReadingIn, ingest_readings
+from store.audit import seal_row
+from store.audit_anchor import KEY_FILE_ENV
 from store.migrate import upgrade
 from store.schema import Alarm, Channel, Chip, DoseEvent, Fit, Instrument, Proposal, ProtocolRun, Rig, Sample
 from ui.panel.auth import add_user
@@ -74,9 +76,9 @@ def _fill(url: str) -> Lab:
                           started_utc_s=T0, clock_rate=1.0)
         s.add_all([*channels, run])
         s.flush()
-        s.add_all([DoseEvent(run_id=run.id, chip_id=chips[0].id, drug="acetaminophen", t_utc_s=T0 + 1800,
-                             amount_nmol=50.0, volume_ml=0.01),
-                   Sample(label="S-1", run_id=run.id, chip_id=chips[0].id, t_utc_s=T0 + 3600, volume_ml=0.05)])
+        dose = DoseEvent(run_id=run.id, chip_id=chips[0].id, drug="acetaminophen", t_utc_s=T0 + 1800,
+                         amount_nmol=50.0, volume_ml=0.01)
+        s.add_all([dose, Sample(label="S-1", run_id=run.id, chip_id=chips[0].id, t_utc_s=T0 + 3600, volume_ml=0.05)])
         fits = [Fit(run_id=run.id, model="liver_chip", model_version="1.0.0", method="individual",
                     record_json=json.dumps(fit_record(e, sd)), minus2ll=12.5, converged=True,
                     warnings_json='["km is poorly identified (RSE > 50 %)"]', created_utc_s=T0 + k * 600)
@@ -89,6 +91,8 @@ def _fill(url: str) -> Lab:
         alarm = Alarm(rig_id=rig.id, run_id=run.id, t_utc_s=T0 + 900, severity="warning", source="o2-bus",
                       message="oxygen sensor silent for 60 s")
         s.add_all([proposal, alarm])
+        s.flush()
+        seal_row(s.connection(), "doseevent", dose.id, "runner", "dose.confirmed")  # as the runner's intent log does
         s.commit()
         lab = Lab(url, rig.id, run.id, [c.id for c in chips], [c.id for c in channels], [f.id for f in fits],
                   proposal.id, alarm.id)
@@ -105,6 +109,7 @@ def _fill(url: str) -> Lab:
 def lab(tmp_path, monkeypatch) -> Lab:
     url = f"sqlite:///{tmp_path / 'lab.db'}"
     monkeypatch.setenv("CHIPTWIN_DB", url)
+    monkeypatch.setenv(KEY_FILE_ENV, str(tmp_path / "audit.key"))  # the audit key stays in the test's folder
     yield _fill(url)
     dispose_engines()
 

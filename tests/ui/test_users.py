@@ -94,8 +94,8 @@ def test_migration_0002_adds_the_hash_column_and_keeps_users(store_url):
             connection.execute(text("INSERT INTO \"user\" (username, display_name, role_name, created_utc_s, active) "
                                     "VALUES ('old', 'Old Timer', 'technician', 1.0, true)"))
         assert "password_hash" not in {c["name"] for c in inspect(engine).get_columns("user")}
-        assert upgrade(engine) == ("0001", code_head())
-        assert database_revision(engine) == "0002" == code_head()
+        assert upgrade(engine, "0002") == ("0001", "0002")  # later revisions have tests of their own
+        assert database_revision(engine) == "0002"
         columns = {c["name"]: c for c in inspect(engine).get_columns("user")}
         assert columns["password_hash"]["nullable"]
         with engine.connect() as connection:

@@ -13,7 +13,7 @@ import streamlit as st
 from ui.panel import sign_in_form
 from ui.panel.auth import sign_out
 from ui.panel.context import warm_up_in_background
-from ui.panel.page import USER_KEY, engine, user
+from ui.panel.page import USER_KEY, engine, refresh_user, user
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,7 +47,7 @@ def _sidebar() -> None:
 
 st.set_page_config(page_title="ChipTwin panel", page_icon=":material/biotech:", layout="wide")
 warm_up_in_background()
-if user() is None:
+if refresh_user() is None:  # every request re-reads the user: a revoked session ends here
     sign_in_form.render()
     st.stop()
 navigation = st.navigation(_pages())

@@ -1,7 +1,7 @@
 """Approving or rejecting the twin's proposals, with a reason and a typed signature.
 
 One transaction writes all of it: the Approval row, the proposal's new status, the
-PanelRequest the runner picks up, and the audit entry. The stored signature is never the
+PanelRequest the runner picks up, and the audit entry that seals the Approval row. The stored signature is never the
 password: it is a SHA-256 over what was signed (proposal, its design, decision, reason,
 signer, time), checked against the signer's password before anything is written.
 """
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from store.audit import append_audit
+from store.audit import seal_row
 from store.schema import Approval, PanelRequest, Proposal
+from ui.panel import validators
 from ui.panel.auth import SignedIn, confirm_signature, require
 from ui.panel.errors import PanelError
 from ui.panel.transactions import audited
@@ -41,10 +42,10 @@ def signature_of(proposal_id: int, design_json: str, decision: str, reason: str,
 def decide(engine: Engine, user: SignedIn | None, proposal_id: int, action: str, reason: str,
            password: str) -> Decision:
     """``action`` is approve or reject; refuses roles that cannot approve, a blank reason, a bad signature."""
-    who = require(user, "approve")
+    who = require(engine, user, "approve")
     if action not in DECISIONS:
         raise PanelError(f"unknown decision {action!r}; approve or reject")
-    reason = reason.strip()
+    reason = validators.free_text("reason", reason)
     if not reason:
         raise PanelError("give a reason: it is kept with the decision")
     confirm_signature(engine, who, password)
@@ -68,8 +69,8 @@ def decide(engine: Engine, user: SignedIn | None, proposal_id: int, action: str,
         request_id = connection.execute(insert(PanelRequest).values(
             run_id=row.run_id, kind=action, payload_json=json.dumps(payload), requested_by=who.username,
             requested_utc_s=now, state="pending", response="")).inserted_primary_key[0]
-        append_audit(connection, who.username, f"proposal.{action}", entity="proposal", entity_id=proposal_id,
-                     payload={**payload, "request_id": request_id, "signature": signature}, t_utc_s=now)
+        seal_row(connection, "approval", approval_id, who.username, f"proposal.{action}",
+                 {**payload, "request_id": request_id, "signature": signature}, t_utc_s=now)
         return Decision(proposal_id, decision, approval_id, request_id, signature)
 
     return audited(engine, work)

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, select, update
 from store.audit import append_audit
 from store.queries import latest_readings
 from store.schema import Alarm, Channel, Chip, Instrument, Proposal, Rig
+from ui.panel import validators
 from ui.panel.auth import SignedIn, require
 from ui.panel.errors import PanelError
 from ui.panel.transactions import audited
@@ -76,8 +77,8 @@ def open_alarms(engine: Engine) -> pd.DataFrame:
 
 def acknowledge_alarm(engine: Engine, user: SignedIn | None, alarm_id: int, comment: str) -> int:
     """Mark an open alarm acknowledged with the user's comment; audited in the same transaction."""
-    who = require(user, "control")
-    comment = comment.strip()
+    who = require(engine, user, "control")
+    comment = validators.free_text("comment", comment)
     if not comment:
         raise PanelError("say what was done about the alarm: the comment is required")
     now = time.time()

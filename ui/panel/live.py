@@ -180,7 +180,7 @@ def refresh_window(engine: Engine, cached: LiveWindow | None, chip_id: int, end_
 
 def request_control(engine: Engine, user: SignedIn | None, run_id: int, kind: str) -> int:
     """Write a pause/resume/abort request for the run's runner; returns the request id."""
-    who = require(user, "control")
+    who = require(engine, user, "control")
     if kind not in CONTROL_KINDS:
         raise PanelError(f"unknown request {kind!r}; one of {', '.join(CONTROL_KINDS)}")
 

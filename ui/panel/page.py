@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Callable, TypeVar
 
 import streamlit as st
@@ -9,14 +10,16 @@ from sqlalchemy import Engine
 
 from store.errors import StoreError
 from twin.errors import TwinError
-from ui.panel.auth import SignedIn
+from ui.panel.auth import SignedIn, current, end_session
 from ui.panel.context import engine_for
-from ui.panel.errors import PanelError
+from ui.panel.errors import PanelError, SessionEnded
 
 T = TypeVar("T")
 USER_KEY = "user"
 FLASH_KEY = "flash"
+ENDED_KEY = "session_ended"  # why the last session ended, shown once on the sign-in page
 SHOWN_ERRORS = (PanelError, StoreError, TwinError)
+_log = logging.getLogger(__name__)
 
 
 def engine() -> Engine:
@@ -32,21 +35,58 @@ def user() -> SignedIn | None:
     return st.session_state.get(USER_KEY)
 
 
-def signed_in() -> SignedIn:
-    """The signed-in user; a signed-out visitor sees nothing but the request to sign in."""
+def refresh_user() -> SignedIn | None:
+    """The signed-in user re-read from the store (on every run of the app, not only at sign-in);
+    a session revoked since (deactivated, another role or password) ends here."""
     who = user()
     if who is None:
-        st.warning("Sign in to see the panel.")
+        return None
+    try:
+        fresh = current(engine(), who)
+    except SessionEnded as exc:
+        close_session(who, str(exc))
+        return None
+    st.session_state[USER_KEY] = fresh
+    return fresh
+
+
+def close_session(who: SignedIn, reason: str) -> None:
+    end_session(engine(), who, reason)
+    st.session_state.pop(USER_KEY, None)
+    st.session_state[ENDED_KEY] = reason[:1].upper() + reason[1:] + "."
+
+
+def signed_in() -> SignedIn:
+    """The signed-in user as the store has them now; a signed-out visitor (or one whose session was
+    revoked, told why) sees nothing but the request to sign in."""
+    who = refresh_user()
+    if who is None:
+        ended = st.session_state.pop(ENDED_KEY, None)
+        st.warning(ended or "Sign in to see the panel.")
         st.stop()
     return who
 
 
 def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
-    """Run a user action; a refusal becomes an error message on the page, not a traceback."""
+    """Run a user action; a refusal becomes an error message on the page, not a traceback.
+
+    A revoked session ends and the whole app reruns (to the sign-in page with the reason). Anything
+    else that goes wrong is a bug: it is logged with its traceback on the server, and the page says so
+    in one line.
+    """
     try:
         result = action()
+    except SessionEnded as exc:
+        if (who := user()) is not None:
+            close_session(who, str(exc))
+        st.rerun()
     except SHOWN_ERRORS as exc:
         st.error(str(exc))
+        return None
+    except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback on the page
+        _log.exception("panel action failed")
+        st.error(f"This failed inside ChipTwin ({type(exc).__name__}); the details are in the panel's log. "
+                 "Check what you typed, and report it if it happens again.")
         return None
     if success:
         st.success(success)

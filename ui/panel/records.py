@@ -9,7 +9,7 @@ from sqlalchemy import Engine, func, select
 
 from store.audit import AuditReport, audit, verify_audit
 from store.schema import AuditEntry, Channel, Chip, Reading
-from ui.panel.auth import SignedIn
+from ui.panel.auth import SignedIn, current
 from ui.panel.lab import _frame, utc
 
 AUDIT_PAGE_ROWS = 500
@@ -42,7 +42,7 @@ def audit_trail(engine: Engine, chosen: AuditFilter, limit: int = AUDIT_PAGE_ROW
     if chosen.actor:
         query = query.where(AuditEntry.actor == chosen.actor)
     if chosen.action_contains:
-        query = query.where(AuditEntry.action.contains(chosen.action_contains.strip()))
+        query = query.where(AuditEntry.action.contains(chosen.action_contains.strip(), autoescape=True))
     if chosen.entity:
         query = query.where(AuditEntry.entity == chosen.entity)
     if chosen.since_utc_s is not None:
@@ -56,12 +56,27 @@ def audit_trail(engine: Engine, chosen: AuditFilter, limit: int = AUDIT_PAGE_ROW
 
 
 def verify(engine: Engine, user: SignedIn) -> AuditReport:
-    """Walk the chain; the check itself is recorded (after it, so it never checks its own entry)."""
+    """Chain, anchors and regulated rows; the check itself is recorded (after it, so it never checks
+    its own entry)."""
+    who = current(engine, user)
     report = verify_audit(engine)
-    audit(engine, user.username, "audit.verify", entity="auditentry",
+    broken = report.first_broken
+    audit(engine, who.username, "audit.verify", entity="auditentry",
           payload={"intact": report.intact, "entries_checked": report.entries_checked,
-                   "first_broken": None if report.intact else report.first_broken.seq})
+                   "first_broken": None if broken is None else broken.seq, "problems": len(report.problems)})
     return report
+
+
+def problem_lines(report: AuditReport, limit: int = 50) -> list[str]:
+    """One line per problem verification found (the chain's first broken link first)."""
+    lines = []
+    if (broken := report.first_broken) is not None:
+        lines.append(f"BROKEN at entry {broken.seq} ({broken.actor}: {broken.action}): {broken.reason}. "
+                     f"The {report.entries_checked} entries before it are intact.")
+    lines += [f"BROKEN ({p.kind}): {p.message}" for p in report.problems[:limit]]
+    if len(report.problems) > limit:
+        lines.append(f"… and {len(report.problems) - limit} more (`chiptwin audit verify --json` lists them all)")
+    return lines
 
 
 def chip_channels(engine: Engine) -> pd.DataFrame:
@@ -94,7 +109,8 @@ def export_readings(engine: Engine, user: SignedIn, channel_ids: list[int], star
     """Raw readings as CSV or Parquet bytes; the export is recorded in the audit trail."""
     from ui.panel.review import readings, to_csv, to_parquet
 
+    who = current(engine, user)
     frame = readings(engine, channel_ids, start_utc_s, end_utc_s)
-    audit(engine, user.username, "data.export", entity="reading",
+    audit(engine, who.username, "data.export", entity="reading",
           payload={"channels": channel_ids, "start": start_utc_s, "end": end_utc_s, "format": fmt, "rows": len(frame)})
     return to_parquet(frame) if fmt == "parquet" else to_csv(frame)

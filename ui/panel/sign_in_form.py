@@ -5,11 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from ui.panel.auth import sign_in
-from ui.panel.page import USER_KEY, engine
+from ui.panel.page import ENDED_KEY, USER_KEY, engine
 
 
 def render() -> None:
     st.title("ChipTwin")
+    if ended := st.session_state.pop(ENDED_KEY, None):
+        st.warning(ended, icon=":material/lock_clock:")
     st.write("Organ-on-chip rigs with a calibrated twin in the loop. Sign in to watch, steer and review.")
     with st.form("sign_in"):
         username = st.text_input("Username", key="username")

@@ -18,6 +18,7 @@ from twin.errors import TwinError
 from twin.patients import Prediction, parse_regimen, parse_target, patient_from_dict, predict
 from twin.patients.runner import PopulationSummary, run_population
 from twin.patients.summaries import BINS, LOG10_HIGH, LOG10_LOW
+from ui.panel import validators
 
 # ---------------------------------------------------------------- body-on-chip
 
@@ -116,13 +117,19 @@ def patient_document(inputs: PatientInputs) -> dict:
 
 def target_of(metric: str, text: str):
     """'auc_tau_ss' or 'ctrough_ss' with 'LOW:HIGH' or 'X' (80–125 %); blank → no target."""
-    return parse_target(metric, text.strip()) if text and text.strip() else None
+    text = validators.target_window(text)
+    return parse_target(metric, text) if text else None
+
+
+def regimen_of(text: str):
+    return parse_regimen(validators.required_text("regimen", text, "100 mg q12h x14 oral"))
 
 
 def predict_patient(drug: str, inputs: PatientInputs, regimen: str, metric: str = "auc_tau_ss",
                     target: str = "", strengths_mg: str = "") -> Prediction:
-    strengths = [float(s) for s in strengths_mg.split(",") if s.strip()] or None
-    return predict(load_drug(drug), patient_from_dict(patient_document(inputs), "patient"), parse_regimen(regimen),
+    """Every typed field is checked (``validators``) before the twin sees it."""
+    strengths = validators.strengths_mg(strengths_mg)
+    return predict(load_drug(drug), patient_from_dict(patient_document(inputs), "patient"), regimen_of(regimen),
                    target_of(metric, target), strengths)
 
 
@@ -136,7 +143,7 @@ def prediction_table(prediction: Prediction) -> pd.DataFrame:
 def simulate_population(drug: str, regimen: str, n: int, seed: int = 0, metric: str = "auc_tau_ss",
                         target: str = "", workers: int = 1, progress=None) -> PopulationSummary:
     """N virtual patients, in this process by default (the panel's server has the cores it has)."""
-    return run_population(load_drug(drug), parse_regimen(regimen), n, seed=seed, target=target_of(metric, target),
+    return run_population(load_drug(drug), regimen_of(regimen), n, seed=seed, target=target_of(metric, target),
                           max_workers=workers, progress=progress)
 
 

@@ -4,29 +4,31 @@ from datetime import datetime, time, timedelta, timezone
 
 import streamlit as st
 
-from ui.panel import records
-from ui.panel.page import engine, signed_in
+from ui.panel import records, validators
+from ui.panel.page import attempt, engine, signed_in
 
 who = signed_in()
 db = engine()
 st.title("Audit and data")
 
 st.subheader("Audit trail")
-if st.button("Verify the hash chain", icon=":material/verified:", key="verify"):
-    report = records.verify(db, who)
-    if report.intact:
-        st.success(f"Intact: {report.entries_checked} entries, last hash {report.last_hash[:16]}…")
-    else:
-        broken = report.first_broken
-        st.error(f"BROKEN at entry {broken.seq} ({broken.actor}: {broken.action}): {broken.reason}. "
-                 f"The {report.entries_checked} entries before it are intact.")
+if st.button("Verify the trail and the records", icon=":material/verified:", key="verify"):
+    report = attempt(lambda: records.verify(db, who))
+    if report is not None and report.intact:
+        anchored = "not anchored yet" if report.anchored_seq is None else f"head anchored at entry {report.anchored_seq}"
+        st.success(f"Intact: {report.entries_checked} entries, last hash {report.last_hash[:16]}…, {anchored}; "
+                   f"{report.rows_checked} regulated rows match their entries")
+    elif report is not None:
+        for line in records.problem_lines(report):
+            st.error(line)
 a, b, c, d = st.columns(4)
 actor = a.selectbox("Actor", ["(any)", *records.audit_actors(db)], key="audit_actor")
-action = b.text_input("Action contains", key="audit_action")
+typed = b.text_input("Action contains", key="audit_action")
 entity = c.selectbox("Entity", ["(any)", *records.audit_entities(db)], key="audit_entity")
 since = d.date_input("Since (UTC)", value=None, key="audit_since")
+action = attempt(lambda: validators.free_text("Action contains", typed))
 chosen = records.AuditFilter(
-    actor=None if actor == "(any)" else actor, action_contains=action, entity=None if entity == "(any)" else entity,
+    actor=None if actor == "(any)" else actor, action_contains=action or "", entity=None if entity == "(any)" else entity,
     since_utc_s=None if since is None else datetime.combine(since, time(), timezone.utc).timestamp())
 trail = records.audit_trail(db, chosen)
 st.caption(f"newest {len(trail)} matching entries (at most {records.AUDIT_PAGE_ROWS})")
