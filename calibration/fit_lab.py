@@ -9,6 +9,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from calibration.error_models import ErrorModel, Residuals
+from calibration.chip_jacobian import ChipsJacobian
 from calibration.errors import CalibrationError
 from calibration.individual import IndividualProblem, fit_individual
 from calibration.lab import ChipData, read_lab_dataset
@@ -21,6 +22,7 @@ from twin.chip import simulate_chip
 # Offline assays scale with the concentration; online sensors have a constant noise floor.
 DEFAULT_ERRORS = {"drug_medium": "prop", "metabolite_medium": "prop", "oxygen": "add", "viability": "add"}
 SOLVER = {"method": "odeint", "rtol": 1e-8, "atol": 1e-10}
+ENGINES = ("sensitivities", "differences")
 
 
 class ChipPredictor:
@@ -57,11 +59,17 @@ def fit_lab(
     random: Sequence[str] | None = None, n_starts: int = 1, progress: Callable[[int, int], None] | None = None,
     profile: bool = False, mcmc: int = 0, problems: dict | None = None,
     prior: Mapping[str, tuple[float, float]] | None = None, observables: Sequence[str] | None = None,
+    engine: str = "sensitivities",
 ) -> FitRecord:
     """``profile``: profile-likelihood intervals of flagged parameters; ``mcmc``: emcee steps; ``problems``
     collects ``key -> (problem, record)`` (individual and pooled fits; see calibration.profile).
     ``prior`` (name → (median, log-scale SD)) makes it a MAP fit; ``observables`` keeps only
-    those observations (e.g. leave viability out when no PD parameter is estimated)."""
+    those observations (e.g. leave viability out when no PD parameter is estimated).
+    ``engine``: "sensitivities" (Fisher scoring on batched forward sensitivities, the default) or
+    "differences" (L-BFGS-B on finite differences of single-chip solves, the path before issue #11)."""
+    if engine not in ENGINES:
+        raise CalibrationError(f"unknown fit engine {engine!r}; use {' or '.join(ENGINES)}")
+    exact = engine == "sensitivities"
     post = partial(requested_uncertainty, profile=profile, mcmc=mcmc, problems=problems)
     spec = get_model(model)
     fix = dict(fix or {})
@@ -79,9 +87,9 @@ def fit_lab(
     if method == "population":
         return _population(chips, spec, names, fix, start, error, random)
     if method == "pooled":
-        return _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior)
+        return _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior, exact)
     if method == "individual":
-        return _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior)
+        return _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior, exact)
     raise CalibrationError(f"unknown method {method!r}; use individual, pooled or population")
 
 
@@ -94,19 +102,21 @@ def keep_observables(chip: ChipData, observables: Sequence[str] | None) -> ChipD
                     [chip.observables[k] for k in keep], [chip.values[k] for k in keep])
 
 
-def chip_problem(chip: ChipData, spec, names, fix, bounds, error, prior=None) -> IndividualProblem:
+def chip_problem(chip: ChipData, spec, names, fix, bounds, error, prior=None, exact: bool = True) -> IndividualProblem:
+    """One chip's problem; ``exact`` gives it the batched forward sensitivities (Fisher-scoring engine)."""
     groups = np.asarray(chip.observables, dtype=object)
     residuals = Residuals(groups, residuals_for(chip.observables, error))
     predictor = ChipPredictor(chip, spec.name)
     return IndividualProblem(tuple(names), predictor, np.asarray(chip.values), residuals, fixed=dict(fix),
-                             bounds=bounds, prior=dict(prior or {}), model=spec.name, model_version=spec.version)
+                             bounds=bounds, prior=dict(prior or {}), model=spec.name, model_version=spec.version,
+                             predict_jacobian=ChipsJacobian([chip], spec.name, names) if exact else None)
 
 
 def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, post=requested_uncertainty,
-          prior=None) -> FitRecord:
+          prior=None, exact=True) -> FitRecord:
     records = {}
     for k, (name, chip) in enumerate(chips.items()):
-        problem = chip_problem(chip, spec, names, fix, bounds, error, prior)
+        problem = chip_problem(chip, spec, names, fix, bounds, error, prior, exact)
         records[name] = post(problem, fit_individual(problem, start, n_starts=n_starts), name)
         if progress:
             progress(k + 1, len(chips))
@@ -131,7 +141,7 @@ def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, pos
 
 
 def _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, post=requested_uncertainty,
-            prior=None) -> FitRecord:
+            prior=None, exact=True) -> FitRecord:
     predictors = [ChipPredictor(chip, spec.name) for chip in chips.values()]
     observables = [o for chip in chips.values() for o in chip.observables]
     residuals = Residuals(np.asarray(observables, dtype=object), residuals_for(observables, error))
@@ -141,7 +151,8 @@ def _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, p
         return np.concatenate([predictor(values) for predictor in predictors])
 
     problem = IndividualProblem(tuple(names), predict, dv, residuals, fixed=dict(fix), bounds=bounds,
-                                prior=dict(prior or {}), model=spec.name, model_version=spec.version)
+                                prior=dict(prior or {}), model=spec.name, model_version=spec.version,
+                                predict_jacobian=ChipsJacobian(list(chips.values()), spec.name, names) if exact else None)
     record = fit_individual(problem, start, n_starts=n_starts, progress=progress, method="pooled")
     record.n_subjects = len(chips)
     return post(problem, record, "pooled")

@@ -3,6 +3,11 @@
 The objective is −2 log L without the constant (error_models), plus, for MAP fits, a
 Gaussian prior on each log parameter. Parameters and residual SDs are optimised on the
 log scale, from several starts when asked, with bounds respected.
+
+Two engines: a problem with ``predict_jacobian`` (exact forward sensitivities, e.g. the chip
+models) is fitted by Fisher scoring (``calibration.scoring``) and its covariance step is the
+observed Hessian from differences of the exact gradient (one batched run); a problem without
+one by L-BFGS-B on central differences and a central-difference Hessian of the objective.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from calibration.record import FitRecord
 from calibration.uncertainty import from_hessian, natural_scale, numerical_hessian
 
 Progress = Callable[[int, int], None]  # (starts done, starts in all)
+# parameter sets (all parameters by name) → [(predictions, ∂predictions/∂log θ_names)], one batched run;
+# called with ``tight=True`` where differences of its output are taken (the covariance step)
+PredictJacobian = Callable[..., list[tuple[np.ndarray, np.ndarray]]]
 BOUND_TOLERANCE_LOG = 0.01  # within 1 % of a bound counts as "at the bound"
 GRADIENT_TOLERANCE = 0.05
 
@@ -37,6 +45,7 @@ class IndividualProblem:
     prior: dict[str, tuple[float, float]] = field(default_factory=dict)  # name → (median, log-scale SD)
     model: str = "custom"
     model_version: str = ""
+    predict_jacobian: PredictJacobian | None = None  # exact sensitivities: the Fisher-scoring engine
 
     def __post_init__(self) -> None:
         self.dv = np.asarray(self.dv, dtype=float)
@@ -95,6 +104,8 @@ def fit_individual(problem: IndividualProblem, initial: dict[str, float], *, n_s
                    progress: Progress | None = None, method: str = "individual") -> FitRecord:
     """Best of ``n_starts`` bounded quasi-Newton runs, then the covariance step."""
     started = time.perf_counter()
+    if problem.predict_jacobian is not None:
+        return _fit_scoring(problem, initial, n_starts, seed, progress, method, started)
     best = None
     for k, x0 in enumerate(start_points(problem, initial, n_starts, np.random.default_rng(seed))):
         if np.isfinite(problem.objective(x0)):
@@ -109,9 +120,38 @@ def fit_individual(problem: IndividualProblem, initial: dict[str, float], *, n_s
     return _record(problem, best, method, time.perf_counter() - started)
 
 
-def _record(problem: IndividualProblem, result, method: str, wall_time_s: float) -> FitRecord:
+def _fit_scoring(problem: IndividualProblem, initial: dict[str, float], n_starts: int, seed: int,
+                 progress: Progress | None, method: str, started: float) -> FitRecord:
+    """Best of ``n_starts`` Fisher-scoring runs on exact sensitivities, then the observed information."""
+    from calibration.scoring import fisher_scoring, observed_information
+
+    best = None
+    for k, x0 in enumerate(start_points(problem, initial, n_starts, np.random.default_rng(seed))):
+        result = fisher_scoring(problem, x0)
+        if np.isfinite(result.value) and (best is None or result.value < best.value):
+            best = result
+        if progress:
+            progress(k + 1, n_starts)
+    if best is None:
+        raise FitFailedError("the model cannot be evaluated at any start; check the initial values and the data")
+    outcome = _Outcome(best.x, best.value, best.converged, f"no improving step after {best.iterations} iterations")
+    return _record(problem, outcome, method, time.perf_counter() - started,
+                   hessian=observed_information(problem, best.x))
+
+
+@dataclass
+class _Outcome:
+    x: np.ndarray
+    fun: float
+    success: bool
+    message: str
+
+
+def _record(problem: IndividualProblem, result, method: str, wall_time_s: float,
+            hessian: np.ndarray | None = None) -> FitRecord:
     names = [*problem.names, *problem.error.parameter_names]
-    uncertainty = from_hessian(numerical_hessian(problem.objective, result.x), names)
+    hessian = numerical_hessian(problem.objective, result.x) if hessian is None else hessian
+    uncertainty = from_hessian(hessian, names)
     sd = uncertainty.log_sd if uncertainty.covariance is not None else np.full(len(names), np.nan)
     converged = _converged(problem, result)
     warnings = [] if converged else [f"the optimiser did not converge: {result.message}"]
@@ -135,6 +175,8 @@ def _converged(problem: IndividualProblem, result) -> bool:
     ignoring components pressed against a bound."""
     if result.success:
         return True
+    if isinstance(result, _Outcome):
+        return False
     gradient = np.asarray(getattr(result, "jac", np.full(result.x.size, np.inf)), dtype=float)
     free = np.ones(result.x.size, dtype=bool)
     for i, (low, high) in enumerate(problem.log_bounds()):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 from sqlalchemy import select
 
@@ -216,7 +217,12 @@ def test_model_review_plots_a_chip_fit_against_its_data_with_band_residuals_and_
     app.selectbox(key="review_profile_name").set_value("km").run()
     app.button(key="review_profile_go").click().run()
     assert not app.exception and not app.error, [e.value for e in app.error]
-    assert any(t.startswith("profile likelihood of km") for t in map(_title, charts(app)))
+    deadline = time.monotonic() + 180  # the profile runs in a worker thread; the page refreshes its progress
+    while not any(t.startswith("profile likelihood of km") for t in map(_title, charts(app))):
+        assert app.get("progress") and time.monotonic() < deadline, "the profile neither runs nor ended"
+        time.sleep(0.5)
+        app.run()
+        assert not app.exception and not app.error, [e.value for e in app.error]
     assert any("95 % profile interval of km" in c.value for c in app.caption)
 
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from sqlalchemy import Engine, func, select
 
 from calibration.errors import CalibrationError
 from calibration.lab import ChipData, read_lab_dataset
-from calibration.profile import Profile
+from calibration.profile import Profile, optimum, profile_parameter
 from calibration.record import FitRecord
-from calibration.review import FitView, profile_chip_fit, review_chip_fit
+from calibration.review import FitView, record_problem, review_chip_fit
 from protocols.export_lab import write_lab_dataset
 from store.schema import AssayResult, DoseEvent, Fit, ProtocolRun, Sample
 from ui.panel.errors import PanelError
@@ -53,12 +54,36 @@ def review(engine: Engine, row, chip: str, document: dict) -> FitView:
         raise PanelError(str(exc)) from None
 
 
-def profile(engine: Engine, row, chip: str, document: dict, name: str) -> Profile:
+ProfileTask = Callable[[Callable[[], bool] | None, Callable[[int, int], None] | None], Profile]
+
+
+def profile_task(engine: Engine, row, chip: str, document: dict, name: str) -> ProfileTask:
+    """The profile likelihood of ``name`` as a task ``(should_stop, progress) -> Profile``: the data
+    are read and the problem built here (errors at once, in the caller's thread); the task only
+    computes, so it may run in a worker thread (``ui.panel.profile_worker``) and stop between points."""
     data = _data(engine, row, chip)
     try:
-        return profile_chip_fit(data, FitRecord.from_dict(document), name)
+        record = FitRecord.from_dict(document)
+        if name not in record.theta:
+            raise CalibrationError(f"{name!r} was not estimated in this fit; estimated: {', '.join(record.theta)}")
+        problem = record_problem(data, record)
+        x_hat = optimum(problem, record)
     except CalibrationError as exc:
         raise PanelError(str(exc)) from None
+
+    def compute(should_stop: Callable[[], bool] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Profile:
+        try:
+            return profile_parameter(problem, x_hat, name, should_stop=should_stop, progress=progress)
+        except CalibrationError as exc:
+            raise PanelError(str(exc)) from None
+
+    return compute
+
+
+def profile(engine: Engine, row, chip: str, document: dict, name: str) -> Profile:
+    """The profile likelihood of ``name``, computed in the caller's thread (the page uses a worker)."""
+    return profile_task(engine, row, chip, document, name)(None, None)
 
 
 def _data(engine: Engine, row, chip: str) -> ChipData:

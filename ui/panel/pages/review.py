@@ -1,12 +1,22 @@
 """Each fit (each chip's, for a run's calibrate step): parameters with intervals, every warning, data
 against the prediction with its band, residuals, correlations, profile likelihoods on request, the
-learning curve, and exports."""
+learning curve, and exports.
+
+A profile runs in a worker thread of the panel (``ui.panel.profile_worker``): the page shows its
+progress, refreshed every ``CHIPTWIN_PANEL_PROFILE_REFRESH_S`` s, offers Cancel, and the worker stops
+by itself when this browser session stops asking about it."""
+
+import os
+import uuid
 
 import streamlit as st
 
 from calibration.profile import CHI2_95
-from ui.panel import charts, fit_view, review
+from ui.panel import charts, fit_view, profile_worker, review
+from ui.panel.auth import require
 from ui.panel.page import attempt, engine, signed_in
+
+PROFILE_REFRESH_S = float(os.environ.get("CHIPTWIN_PANEL_PROFILE_REFRESH_S", "1"))
 from ui.panel.records import export_readings
 
 who = signed_in()
@@ -61,14 +71,54 @@ else:
     st.altair_chart(charts.correlation_heatmap(names, matrix))
 
 st.subheader("Profile likelihood")
-profiles = st.session_state.setdefault("review_profiles", {})
+profiles = st.session_state.setdefault("review_profiles", {})  # (fit, chip, parameter) → Profile
+ended = st.session_state.setdefault("review_profile_ended", [])  # how unfinished profiles ended, shown once
+browser = st.session_state.setdefault("review_session", uuid.uuid4().hex)  # this browser session's jobs
 left, right = st.columns([2, 1])
 name = left.selectbox("Parameter", list(record.get("theta") or {}), key="review_profile_name")
-if right.button("Compute profile", key="review_profile_go", help="Re-fits the other parameters at each point"):
-    with st.spinner(f"profiling {name}: each point re-fits the other parameters…"):
-        found = attempt(lambda: fit_view.profile(db, row, chip, record, name))
-    if found is not None:
-        profiles[(fit_id, chip, name)] = found
+busy = any(job.status().running for job in profile_worker.WORKERS.of_session(browser))
+if right.button("Compute profile", key="review_profile_go", disabled=busy or not who.can_control,
+                help="Runs in the background: each point re-fits the other parameters"
+                     + ("" if who.can_control else f" (your role, {who.role}, may not compute)")):
+
+    def start_profile():
+        require(db, who, "control")  # the role as the store has it now
+        task = fit_view.profile_task(db, row, chip, record, name)
+        return profile_worker.WORKERS.start((browser, fit_id, chip, name), task)
+
+    if attempt(start_profile) is not None:
+        st.rerun()  # drawn again: Compute disabled, the progress refreshing
+
+
+def profile_progress() -> None:
+    """The session's profile job: progress and Cancel while it runs; when it ends, the whole page again."""
+    for job in profile_worker.WORKERS.of_session(browser):
+        _, job_fit, job_chip, job_name = job.key
+        status = job.status()  # a heartbeat: this session still looks
+        if status.running:
+            total = status.total or 1
+            st.progress(min(status.done / total, 1.0),
+                        text=f"profiling {job_name} (fit {job_fit}): {status.done} of at most {total} points, "
+                             f"{status.elapsed_s:.0f} s")
+            if st.button("Cancel", key="review_profile_cancel", icon=":material/stop:"):
+                job.cancel()
+            st.caption("Cancel stops after the point being computed.")
+            continue
+        profile_worker.WORKERS.forget(job.key)
+        if status.state == "done":
+            profiles[(job_fit, job_chip, job_name)] = status.result
+        elif status.state == "failed":
+            ended.append(("error", f"profile of {job_name} failed: {status.error}"))
+        else:
+            ended.append(("info", f"profile of {job_name} {status.state} after {status.done} points "
+                                  f"({status.elapsed_s:.0f} s)"))
+        st.rerun()  # the result (or why there is none) is drawn by the page
+
+
+st.fragment(run_every=PROFILE_REFRESH_S if busy else None)(profile_progress)()
+while ended:
+    kind, message = ended.pop(0)
+    getattr(st, kind)(message)
 if (shown := profiles.get((fit_id, chip, name))) is not None:
     low, high = shown.interval
     st.altair_chart(charts.profile(shown.values.tolist(), shown.delta.tolist(), name, CHI2_95), width="stretch")

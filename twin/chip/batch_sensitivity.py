@@ -1,0 +1,253 @@
+"""Many chips at once, with forward sensitivities: Rodas4 on the augmented system, batched.
+
+For the log-parameters q = log p_free the state sensitivities S = ∂x/∂q solve
+S' = J(x)·S + (∂f/∂p)·diag(p), so (x, S) is one ODE; this module integrates it with the
+same Rodas4 (``twin.chip.batch``) that simulates many chips, each chip with its own step
+size, its own events and its own output times, so one solve gives every chip's
+predictions and their Jacobian — what a Gauss–Newton fit needs per iteration.
+
+The augmented Jacobian is block lower-triangular, [[J, 0], [B, I⊗J]] with
+B_k = ∂(J·s_k + F_k)/∂x, so every stage's linear solve needs only the chip's S×S matrix
+(I/(hγ) − J)⁻¹ — the "staggered" solve of CVODES — plus B·k_x, a directional derivative
+taken by one real difference of J·S + F along k_x. That difference only enters the
+Newton-like matrix of the method (its error is O(1e-7) in the matrix, not in the
+right-hand side), so the sensitivities are those of the augmented ODE to the
+integrator's tolerance, which controls the sensitivities too (as CVODES' errconS).
+
+Events have parameter-free times and sizes; they map S by ``twin.chip.events.sensitivity_jump``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from twin.chip.batch import A, C, FAC_MAX, FAC_MIN, FIRST_STEP_H, GAMMA, M, SAFETY
+from twin.chip.events import Event, event_jump, sensitivity_jump
+from twin.chip.solve import Tolerances
+from twin.chip.system import ChipSystem
+from twin.errors import InvalidValueError
+
+_COMPLEX_STEP = 1e-30  # far below rounding: Im f(x + i·h·v)/h is J·v to machine precision
+_DIRECTIONAL_STEP = 1e-7  # relative size of the difference that gives B·k_x
+TINY_STEP_H = 1e-7  # steps this short (an observation a hair before an event) are explicit Euler:
+#   the local error, O(h²·|x''|), is far below rounding, at a seventh of a Rodas step's cost
+
+
+def _complex_safe(system: ChipSystem, p: np.ndarray, c: np.ndarray) -> bool:
+    """Whether the right-hand side carries a complex step (numpy formulas do; a float-only one would not)."""
+    x = system.initial(p, c).astype(complex)
+    x[0, 0] += 1j * _COMPLEX_STEP
+    try:
+        out = system.rhs(x, p.astype(complex), c)
+    except (TypeError, ValueError):
+        return False
+    return np.iscomplexobj(out) and bool(np.allclose(out.imag / _COMPLEX_STEP, system.jac(x.real, p, c)[:, :, 0]))
+
+
+class _Augmented:
+    """The model's f, J and ∂f/∂p_free·p_free at many points in one call, and the staggered stage solve."""
+
+    def __init__(self, system: ChipSystem, p: np.ndarray, c: np.ndarray, free: np.ndarray) -> None:
+        self.system, self.p, self.c, self.free = system, p, c, free
+        self.p_free = p[:, free]
+        self._cached_chips: np.ndarray | None = None
+        self._cached: tuple[np.ndarray, np.ndarray] = (p, c)
+        self.complex_safe = free.size > 0 and _complex_safe(system, p[:1], c[:1])
+
+    def pieces(self, y: np.ndarray, ys: np.ndarray, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """f(y) and J(y)·ys + ∂f/∂p_free·p_free, by complex steps of the right-hand side alone.
+
+        Column k is Im f(y + i·h·ys_k, p + i·h·p_k·e_k)/h: exact to rounding (no difference is
+        taken), and one batched call of f on n·P rows replaces the calls of f, J and ∂f/∂p.
+        """
+        if not self.complex_safe:
+            f, jac, fp = self.evaluate(y, chips)
+            return f, _apply(jac, ys) + fp
+        n, n_s, n_p = ys.shape
+        z = y[:, None, :] + 1j * _COMPLEX_STEP * np.swapaxes(ys, 1, 2)  # (n, P, S)
+        pz, cz = self._complex_parameters(chips)
+        out = self.system.rhs(z.reshape(n * n_p, n_s), pz, cz).reshape(n, n_p, n_s)
+        return out[:, 0, :].real.copy(), np.swapaxes(out.imag, 1, 2) / _COMPLEX_STEP
+
+    def _complex_parameters(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters with the complex step on p_k in row k of each chip, and constants; cached per chip set."""
+        if self._cached_chips is None or not np.array_equal(self._cached_chips, chips):
+            n_p = self.free.size
+            pz = np.repeat(self.p[chips][:, None, :].astype(complex), n_p, axis=1)
+            pz[:, np.arange(n_p), self.free] += 1j * _COMPLEX_STEP * self.p_free[chips]
+            cz = np.repeat(self.c[chips][:, None, :], n_p, axis=1)
+            self._cached_chips = chips.copy()
+            self._cached = (pz.reshape(len(chips) * n_p, -1), cz.reshape(len(chips) * n_p, -1))
+        return self._cached
+
+    def evaluate(self, y: np.ndarray, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(f, J, F) at states ``y`` of ``chips`` (rows may repeat a chip): F = ∂f/∂p_free · p_free."""
+        p, c = self.p[chips], self.c[chips]
+        f, jac = self.system.rhs(y, p, c), self.system.jac(y, p, c)
+        return f, jac, self.system.dfdp(y, p, c)[:, :, self.free] * self.p_free[chips][:, None, :]
+
+
+    def starting_step(self, x: np.ndarray, chips: np.ndarray, tol: Tolerances) -> np.ndarray:
+        """Hairer & Wanner's first-step guess, 0.01·‖x‖/‖f(x)‖ in the error norm's scale."""
+        f = self.system.rhs(x, self.p[chips], self.c[chips])
+        scale = tol.atol + tol.rtol * np.abs(x)
+        d0 = np.sqrt(np.mean((x / scale) ** 2, axis=1))
+        d1 = np.sqrt(np.mean((f / scale) ** 2, axis=1))
+        guess = np.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / np.where(d1 > 0, d1, 1.0), 1e-6)
+        return np.clip(guess, 1e-6, FIRST_STEP_H * 1e3)
+
+
+def _apply(jac: np.ndarray, s: np.ndarray) -> np.ndarray:
+    return jac @ s  # (n, S, S) @ (n, S, P)
+
+
+def rodas4_sensitivity_step(aug: _Augmented, x: np.ndarray, s: np.ndarray, chips: np.ndarray,
+                            h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One Rodas4 step of (x, S) for the chips ``chips``; returns (x_new, S_new, err_x, err_S)."""
+    n, n_s = x.shape
+    w_inv = np.linalg.inv(np.eye(n_s)[None] / (GAMMA * h)[:, None, None] - aug.system.jac(x, aug.p[chips], aug.c[chips]))
+    f0, base = aug.pieces(x, s, chips)  # f and S' at the step's start
+    scale = _DIRECTIONAL_STEP * (1.0 + np.linalg.norm(x, axis=1))
+    kx: list[np.ndarray] = []
+    ks: list[np.ndarray] = []
+    for i in range(6):
+        if i:
+            y = x + sum(A[i, j] * kx[j] for j in range(i))
+            ys = s + sum(A[i, j] * ks[j] for j in range(i))
+            rx, rs = aug.pieces(y, ys, chips)
+            rx = rx + sum(C[i, j] * kx[j] for j in range(i)) / h[:, None]
+            rs = rs + sum(C[i, j] * ks[j] for j in range(i)) / h[:, None, None]
+        else:
+            rx, rs = f0, base
+        k_x = (w_inv @ rx[:, :, None])[:, :, 0]
+        size = np.linalg.norm(k_x, axis=1)
+        eps = scale / np.where(size > 0, size, 1.0)
+        directional = (aug.pieces(x + eps[:, None] * k_x, s, chips)[1] - base) / eps[:, None, None]  # B·k_x
+        kx.append(k_x)
+        ks.append(w_inv @ (rs + directional))
+    x_new = x + sum(M[j] * kx[j] for j in range(6))
+    s_new = s + sum(M[j] * ks[j] for j in range(6))
+    return x_new, s_new, kx[5], ks[5]
+
+
+def _error_norm(x, x_new, err, s, s_new, err_s, tol: Tolerances) -> np.ndarray:
+    scale = tol.atol + tol.rtol * np.maximum(np.abs(x), np.abs(x_new))
+    scale_s = tol.atol + tol.rtol * np.maximum(np.abs(s), np.abs(s_new))
+    total = np.sum((err / scale) ** 2, axis=1) + np.sum((err_s / scale_s) ** 2, axis=(1, 2))
+    return np.sqrt(total / (x.shape[1] * (1 + s.shape[2])))
+
+
+class _Schedule:
+    """Per chip: its events and its own output times (padded with inf), with pointers into both."""
+
+    def __init__(self, schedules: Sequence[Sequence[Event]], times_h: Sequence[np.ndarray]) -> None:
+        n = len(schedules)
+        self.n_times = np.array([len(t) for t in times_h])
+        self.times = np.full((n, max(self.n_times.max(initial=0), 0) + 1), np.inf)
+        for i, t in enumerate(times_h):
+            self.times[i, : len(t)] = t
+        t_end = np.array([t[-1] if len(t) else 0.0 for t in times_h])
+        self.events = [[e for e in sched if e.time_h <= t_end[i]] for i, sched in enumerate(schedules)]
+        self.event_times = np.full((n, max((len(e) for e in self.events), default=0) + 1), np.inf)
+        for i, sched in enumerate(self.events):
+            self.event_times[i, : len(sched)] = [e.time_h for e in sched]
+        self.next_event = np.zeros(n, dtype=int)
+        self.next_out = np.zeros(n, dtype=int)
+
+    def target(self, chips: np.ndarray) -> np.ndarray:
+        return np.minimum(self.times[chips, self.next_out[chips]], self.event_times[chips, self.next_event[chips]])
+
+    def apply_due(self, system: ChipSystem, chips, t, x, s) -> np.ndarray:
+        hit = self.event_times[chips, self.next_event[chips]] == t
+        for k in np.flatnonzero(hit):
+            i = chips[k]
+            while self.next_event[i] < len(self.events[i]) and self.events[i][self.next_event[i]].time_h == t[k]:
+                event = self.events[i][self.next_event[i]]
+                s[k] = sensitivity_jump(s[k], x[k], event, system)
+                x[k] = event_jump(x[k], event, system)[0]
+                self.next_event[i] += 1
+        return hit
+
+    def record(self, chips, t, x, s, out_x, out_s) -> None:
+        while True:
+            due = self.times[chips, self.next_out[chips]] == t
+            if not due.any():
+                return
+            for k in np.flatnonzero(due):
+                i = chips[k]
+                out_x[i][self.next_out[i]], out_s[i][self.next_out[i]] = x[k], s[k]
+            self.next_out[chips[due]] += 1
+
+
+def solve_batch_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, free: Sequence[int],
+                              schedules: Sequence[Sequence[Event]], times_h: Sequence[np.ndarray],
+                              tol: Tolerances = Tolerances(1e-7, 1e-10)) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """States (T_i, S) and ∂x/∂log p_free (T_i, S, P) of n chips, each at its own sorted times.
+
+    ``p`` (n, n_params) and ``c`` (n, n_constants) in spec order; ``free`` indexes the
+    parameters to differentiate by; schedules already validated.
+    """
+    free = np.asarray(free, dtype=int)
+    n = p.shape[0]
+    times_h = [np.asarray(t, dtype=float) for t in times_h]
+    book = _Schedule(schedules, times_h)
+    aug = _Augmented(system, p, c, free)
+    x = system.initial(p, c).astype(float)
+    s = system.dinitial_dp(p, c)[:, :, free] * p[:, None, free]
+    out_x = [np.empty((len(t), system.n_states)) for t in times_h]
+    out_s = [np.empty((len(t), system.n_states, free.size)) for t in times_h]
+    chips, t = np.arange(n), np.zeros(n)
+    book.apply_due(system, chips, t, x, s)
+    book.record(chips, t, x, s, out_x, out_s)
+    h = aug.starting_step(x, chips, tol)
+    while True:
+        live = book.next_out[chips] < book.n_times[chips]
+        chips, t, x, s, h = chips[live], t[live], x[live], s[live], h[live]
+        if chips.size == 0:
+            return out_x, out_s
+        t_target = book.target(chips)
+        lands = h >= t_target - t
+        step = np.where(lands, t_target - t, h)
+        tiny = lands & (step <= TINY_STEP_H)
+        x_new, s_new, norm = x.copy(), s.copy(), np.zeros(len(chips))
+        if tiny.any():
+            f, jac, fp = aug.evaluate(x[tiny], chips[tiny])
+            x_new[tiny] = x[tiny] + step[tiny, None] * f
+            s_new[tiny] = s[tiny] + step[tiny, None, None] * (_apply(jac, s[tiny]) + fp)
+        rest = ~tiny
+        if rest.any():
+            xr, sr, err, err_s = rodas4_sensitivity_step(aug, x[rest], s[rest], chips[rest], step[rest])
+            x_new[rest], s_new[rest] = xr, sr
+            norm[rest] = _error_norm(x[rest], xr, err, s[rest], sr, err_s, tol)
+        ok = np.isfinite(norm) & (norm <= 1.0)
+        factor = SAFETY * np.where(norm > 0, norm, 1e-10) ** -0.25
+        factor = np.where(np.isfinite(factor), factor, FAC_MIN)
+        h_next = step * np.clip(factor, FAC_MIN, np.where(ok, FAC_MAX, 1.0))
+        # a step cut short to land says little about the next one (nor does an Euler micro-step)
+        h = np.where(tiny, h, np.where(ok & lands, np.maximum(h_next, h), h_next))
+        if np.any(h < 1e-12 * np.maximum(1.0, t)):
+            raise InvalidValueError("the batched sensitivity integrator's step size underflowed; "
+                                    "check the parameters are in a plausible range")
+        t = np.where(ok, np.where(lands, t_target, t + step), t)
+        x[ok], s[ok] = x_new[ok], s_new[ok]
+        landed = np.flatnonzero(ok & lands)
+        if landed.size:
+            xl, sl = x[landed], s[landed]
+            hit = book.apply_due(system, chips[landed], t[landed], xl, sl)
+            x[landed], s[landed] = xl, sl
+            if hit.any():  # after a jump, a step suited to the new state (a dose: short; a sample: long)
+                jumped = landed[hit]
+                h[jumped] = np.minimum(h[jumped], aug.starting_step(x[jumped], chips[jumped], tol))
+            book.record(chips[landed], t[landed], x[landed], s[landed], out_x, out_s)
+
+
+def observe_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, states: np.ndarray,
+                          dstates: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One chip's observables (T,) and their ∂/∂log p_free (T, P) from states and ∂x/∂log p_free."""
+    n_times = states.shape[0]
+    pp, cc = np.repeat(p[None], n_times, 0), np.repeat(c[None], n_times, 0)
+    values = system.observe(states, pp, cc)
+    grads = system.dobs_dx(states, pp, cc)
+    return values, {name: np.einsum("ts,tsp->tp", grads[name], dstates) for name in values}
