@@ -1,6 +1,26 @@
-"""Calibration wall-time benchmark (issue #5): FOCE-I population fits and design ranking.
+"""Calibration benchmarks: chip fits on exact sensitivities (issue #11) and FOCE-I fits (issue #5).
 
+    .venv/bin/python -m benchmarks.bench_fit --chips [--repeats 3] [--skip-old]     # issue #11 → results/fit_engines.json
+    .venv/bin/python -m benchmarks.bench_fit --foce [--repeats 3] [--skip-old]      # issue #11 → results/foce_engines.json
     .venv/bin/python -m benchmarks.bench_fit [--cap 300] [--repeats 3] [--baselines L-BFGS-B,Nelder-Mead] [--skip-acop]
+
+Issue #11 (``--chips``), wall and CPU time (time.process_time), medians of ``--repeats``:
+a pooled liver_chip fit of 4 chips (vmax, km, kon, koff; ps fixed; 8 samples × drug and
+metabolite per chip; proportional errors) by the new engine (Fisher scoring on batched
+forward sensitivities) beside the old one (L-BFGS-B on central differences of single-chip
+odeint solves; ``fit_lab(engine="differences")``); a pooled fit of 96 chips; and a profile of
+km at 20 points (warm-started Fisher scoring). Targets: ≤ 2 s CPU and ≥ 20× for the 4-chip
+fit, ≤ 60 s for 96 chips, ≤ 10 s for the profile.
+
+Issue #11 item 3 (``--foce``), wall and CPU time, medians of ``--repeats``: the FOCE-I fits of
+phenobarbital and ACOP oral (multiple dose) by the new engine (``fit_population(gradient=
+"analytic")``: exact-Newton modes warm-started from the last outer point, the analytic outer
+gradient through the implicit function theorem, a covariance step differencing that gradient)
+beside the old one (``gradient="differences"``: expected-information Newton modes, BFGS on
+central differences of the OFV, a Hessian of second differences of the OFV), each with and
+without the covariance step, OFVs beside NONMEM's. Target: ACOP oral ≤ 3 s. Then theophylline
+(R's ``Theoph``) beside R ``nlme`` (``theophylline_vs_nlme``; Debian r-cran-nlme is installed with
+apt-get when Rscript is missing; ``--skip-theophylline`` leaves it out).
 
 Targets: phenobarbital population fit ≤ 5 s; ACOP oral multiple-dose fit ≤ 30 s; ranking
 200 candidate designs ≤ 5 s (``benchmarks.bench_closed_loop.time_ranking``).
@@ -26,6 +46,7 @@ predictor, the batched Newton modes and the central-difference BFGS.)
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from dataclasses import replace
@@ -171,13 +192,277 @@ def baseline_fit(case: str, method: str, cap_s: float, project_ofv: float) -> di
             "theta": dict(zip(objective.model.theta_names, map(float, objective.unpack(x)[0])))}
 
 
+CHIP_TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
+CHIP_ESTIMATE = ["vmax", "km", "kon", "koff"]
+CHIP_TARGETS = {"pooled_4_cpu_s": 2.0, "pooled_4_speedup": 20.0, "pooled_96_s": 60.0, "profile_20_s": 10.0}
+
+
+def chip_dataset(n_chips: int, folder: Path, seed: int = 1) -> Path:
+    """``n_chips`` liver chips at doses 5–150 µM, 8 samples each, drug and metabolite, 10 % noise."""
+    from calibration.insilico import Experiment, lab_rows, write_lab_dataset
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for k, dose in enumerate(np.resize([5.0, 20.0, 60.0, 150.0], n_chips)):
+        experiment = Experiment(float(dose), (0.5, 1, 2, 4, 8, 12, 24, 48),
+                                observables=("drug_medium", "metabolite_medium"))
+        rows += lab_rows(f"chip{k}", experiment, CHIP_TRUTH, 0.1, rng)
+    return write_lab_dataset(rows, folder / f"lab{n_chips}.csv")
+
+
+def timed(work, repeats: int) -> dict:
+    """Median wall and CPU seconds of ``repeats`` runs, and the last result."""
+    walls, cpus, result = [], [], None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = work()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {"wall_s": float(np.median(walls)), "cpu_s": float(np.median(cpus)), "repeats": repeats, "result": result}
+
+
+def chip_fit(path: Path, engine: str):
+    from calibration.fit_lab import fit_lab
+
+    return fit_lab(path, method="pooled", estimate=CHIP_ESTIMATE, fix={"ps": 0.5}, error="prop", engine=engine)
+
+
+def _summary(record) -> dict:
+    return {"minus2ll": record.minus2ll, "converged": record.converged,
+            "theta": {n: v["estimate"] for n, v in record.theta.items()},
+            "rse_percent": {n: v["rse_percent"] for n, v in record.theta.items()}}
+
+
+def profile_20(path: Path) -> dict:
+    """km's profile at 20 points spanning ±0.7 in log (the fit itself not timed)."""
+    from calibration.fit_lab import fit_lab
+    from calibration.profile import optimum, profile_grid
+
+    problems: dict = {}
+    record = fit_lab(path, method="pooled", estimate=CHIP_ESTIMATE, fix={"ps": 0.5}, error="prop", problems=problems)
+    problem, _ = problems["pooled"]
+    x_hat = optimum(problem, record)
+    grid = record.theta["km"]["estimate"] * np.exp(np.linspace(-0.7, 0.7, 20))
+    figures = timed(lambda: profile_grid(problem, x_hat, "km", grid), 1)
+    prof = figures.pop("result")
+    figures["delta_minus2ll"] = prof.delta.tolist()
+    figures["values"] = prof.values.tolist()
+    return figures
+
+
+def chip_benchmarks(repeats: int, skip_old: bool) -> dict:
+    console = Console()
+    figures: dict = {"targets": CHIP_TARGETS}
+    with tempfile.TemporaryDirectory() as folder:
+        four, many = chip_dataset(4, Path(folder)), chip_dataset(96, Path(folder))
+        console.print("pooled 4-chip fit, new engine …")
+        new = timed(lambda: chip_fit(four, "sensitivities"), repeats)
+        new["result"] = _summary(new["result"])
+        figures["pooled_4"] = {"new": new}
+        if not skip_old:
+            console.print("pooled 4-chip fit, old engine (one run) …")
+            old = timed(lambda: chip_fit(four, "differences"), 1)
+            old["result"] = _summary(old["result"])
+            figures["pooled_4"]["old"] = old
+            figures["pooled_4"]["speedup_cpu"] = old["cpu_s"] / new["cpu_s"]
+            figures["pooled_4"]["speedup_wall"] = old["wall_s"] / new["wall_s"]
+            figures["pooled_4"]["minus2ll_new_minus_old"] = new["result"]["minus2ll"] - old["result"]["minus2ll"]
+        console.print("pooled 96-chip fit, new engine …")
+        big = timed(lambda: chip_fit(many, "sensitivities"), 1)
+        big["result"] = _summary(big["result"])
+        figures["pooled_96"] = big
+        console.print("profile of km at 20 points …")
+        figures["profile_20"] = profile_20(four)
+    table = Table(title="liver_chip fits (s): new = Fisher scoring on batched sensitivities; old = L-BFGS-B on differences")
+    for column in ("task", "target", "new wall", "new CPU", "old wall", "old CPU", "ratio (CPU)"):
+        table.add_column(column)
+    p4 = figures["pooled_4"]
+    old = p4.get("old", {})
+    table.add_row("pooled, 4 chips", "≤ 2 CPU, ≥ 20×", f"{p4['new']['wall_s']:.2f}", f"{p4['new']['cpu_s']:.2f}",
+                  f"{old.get('wall_s', float('nan')):.1f}", f"{old.get('cpu_s', float('nan')):.1f}",
+                  f"{p4.get('speedup_cpu', float('nan')):.1f}×")
+    table.add_row("pooled, 96 chips", "≤ 60", f"{figures['pooled_96']['wall_s']:.1f}",
+                  f"{figures['pooled_96']['cpu_s']:.1f}", "", "", "")
+    table.add_row("profile km, 20 points", "≤ 10", f"{figures['profile_20']['wall_s']:.1f}",
+                  f"{figures['profile_20']['cpu_s']:.1f}", "", "", "")
+    console.print(table)
+    console.print(f"written to {write_results('fit_engines', figures)}")
+    return figures
+
+
+FOCE_TARGETS_S = {"acop_oral_md": 3.0}
+
+
+def foce_fit(case: str, gradient: str, covariance: bool):
+    """Set-up (dataset, superposition terms) and the fit, as ``project_fit`` times them."""
+    problem, model, theta0, sigma0 = CASES[case]()
+    return fit_population(model(problem.predict), problem.population_data(), theta0, sigma0=sigma0,
+                          covariance=covariance, gradient=gradient)
+
+
+NLME_SCRIPT = r"""
+suppressMessages(library(nlme))
+args <- commandArgs(trailingOnly = TRUE)
+d <- as.data.frame(Theoph)
+d$Subject <- as.integer(as.character(d$Subject))
+write.csv(d, args[1], row.names = FALSE)
+g <- groupedData(conc ~ Time | Subject, data = d)
+fol <- function(Dose, Time, lKa, lCl, lV) {
+  ka <- exp(lKa); k <- exp(lCl - lV)
+  Dose * ka / (exp(lV) * (ka - k)) * (exp(-k * Time) - exp(-ka * Time))
+}
+repeats <- as.integer(args[2])
+cpu <- numeric(repeats); wall <- numeric(repeats)
+for (i in seq_len(repeats)) {
+  t0 <- proc.time()
+  fit <- nlme(conc ~ fol(Dose, Time, lKa, lCl, lV), data = g, fixed = lKa + lCl + lV ~ 1,
+              random = pdDiag(lKa + lCl + lV ~ 1), start = c(lKa = 0.5, lCl = -3.2, lV = -0.8), method = "ML")
+  el <- proc.time() - t0
+  cpu[i] <- el[["user.self"]] + el[["sys.self"]]; wall[i] <- el[["elapsed"]]
+}
+vc <- as.numeric(VarCorr(fit)[1:3, "Variance"])
+cat(sprintf('{"minus2loglik": %.6f, "theta": {"ka": %.8g, "cl": %.8g, "v": %.8g}, "omega2": {"ka": %.8g, "cl": %.8g, "v": %.8g}, "add_sd": %.8g, "n_observations": %d, "cpu_s": %.4f, "wall_s": %.4f, "nlme_version": "%s"}\n',
+            -2 * as.numeric(logLik(fit)), exp(fixef(fit)[["lKa"]]), exp(fixef(fit)[["lCl"]]), exp(fixef(fit)[["lV"]]),
+            vc[1], vc[2], vc[3], fit$sigma, nrow(d), median(cpu), median(wall), as.character(packageVersion("nlme"))))
+"""
+
+
+def ensure_rscript() -> str | None:
+    """Rscript with nlme; on Debian, installs r-cran-nlme with apt-get when Rscript is missing."""
+    import shutil
+    import subprocess
+
+    if shutil.which("Rscript") is None and shutil.which("apt-get") is not None:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run([*sudo, "apt-get", "install", "-y", "--no-install-recommends", "r-cran-nlme"],
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, check=False)
+    return shutil.which("Rscript")
+
+
+def theophylline_vs_nlme(repeats: int, skip_old: bool) -> dict:
+    """R's built-in ``Theoph`` (12 subjects, 132 concentrations; dose in mg/kg, so CL in L/h/kg and
+    V in L/kg): nlme (Lindstrom–Bates, ML) with log-normal ka, CL, V (diagonal Ω) and an
+    additive error, beside our FOCE-I fit of oral_1cpt on the same data exported to CSV (with an
+    additive error FOCE-I is FOCE, the objective nlme's ML approximates). −2LL compared with
+    the N·log 2π constant added to our OFV."""
+    import json
+    import subprocess
+
+    rscript = ensure_rscript()
+    if rscript is None:
+        return {"error": "Rscript not available (apt-get install r-cran-nlme failed or no apt-get)"}
+    with tempfile.TemporaryDirectory() as folder:
+        script, raw = Path(folder) / "theoph.R", Path(folder) / "theoph.csv"
+        script.write_text(NLME_SCRIPT)
+        run = subprocess.run([rscript, str(script), str(raw), str(repeats)], capture_output=True, text=True)
+        if run.returncode != 0:
+            return {"error": f"Rscript failed: {run.stderr[-500:]}"}
+        nlme = json.loads(run.stdout.strip().splitlines()[-1])
+        frame = pd.read_csv(raw)
+        rows = []
+        for subject, d in frame.groupby("Subject", sort=True):
+            rows.append({"ID": subject, "TIME": 0.0, "AMT": d["Dose"].iloc[0], "EVID": 1, "CMT": 1, "DV": 0.0, "MDV": 1})
+            rows += [{"ID": subject, "TIME": t, "AMT": 0.0, "EVID": 0, "CMT": 2, "DV": c, "MDV": 0}
+                     for t, c in zip(d["Time"], d["conc"])]
+        path = Path(folder) / "theoph_nonmem.csv"
+        pd.DataFrame(rows).to_csv(path, index=False)
+        out: dict = {"nlme": nlme}
+        for engine, gradient in (("new", "analytic"), ("old", "differences")):
+            if engine == "old" and skip_old:
+                continue
+            run_ = timed(lambda: _theoph_fit(path, gradient), repeats)
+            record = run_.pop("result")
+            run_.update(minus2ll=record.minus2ll,
+                        minus2ll_with_constant=record.minus2ll + record.n_observations * np.log(2 * np.pi),
+                        theta={n: v["estimate"] for n, v in record.theta.items()},
+                        omega2={n: v["variance"] for n, v in record.omega.items()}, sigma=record.sigma,
+                        converged=record.converged)
+            out[engine] = run_
+    if "old" in out:
+        out["speedup_cpu"] = out["old"]["cpu_s"] / out["new"]["cpu_s"]
+    out["minus2ll_new_minus_nlme"] = out["new"]["minus2ll_with_constant"] - nlme["minus2loglik"]
+    return out
+
+
+def _theoph_fit(path: Path, gradient: str):
+    from calibration.datasets import load_nonmem
+    from calibration.population import fit_population
+
+    data, _ = load_nonmem(path)
+    names = ("ka", "cl", "v")
+    problem = NonmemProblem(data, "oral_1cpt", names)
+    model = PopulationModel(names, names, lognormal_individual(names, names), problem.predict, ErrorModel("add"))
+    return fit_population(model, problem.population_data(), {"ka": 1.5, "cl": 0.04, "v": 0.45}, gradient=gradient)
+
+
+def foce_benchmarks(repeats: int, skip_old: bool, theophylline: bool = True) -> dict:
+    console = Console()
+    figures: dict = {"targets_s": FOCE_TARGETS_S, "nonmem_ofv": NONMEM_OFV}
+    table = Table(title="FOCE-I fits (s, medians): new = analytic outer gradient + exact-Newton warm-started modes; "
+                        "old = central differences of the OFV")
+    for column in ("fit", "covariance", "new wall", "new CPU", "old wall", "old CPU", "ratio (CPU)", "OFV new",
+                   "OFV old", "NONMEM"):
+        table.add_column(column)
+    for case in CASES:
+        figures[case] = {}
+        for covariance in (False, True):
+            label = "with_covariance" if covariance else "estimation"
+            row: dict = {}
+            for engine, gradient in (("new", "analytic"), ("old", "differences")):
+                if engine == "old" and skip_old:
+                    continue
+                console.print(f"{case} ({label}), {engine} engine …")
+                run = timed(lambda: foce_fit(case, gradient, covariance), repeats)
+                record = run.pop("result")
+                run.update(ofv=record.minus2ll, converged=record.converged,
+                           theta={n: v["estimate"] for n, v in record.theta.items()},
+                           omega2={n: v["variance"] for n, v in record.omega.items()}, sigma=record.sigma,
+                           se={n: v["se"] for n, v in record.theta.items()})
+                row[engine] = run
+            if "old" in row:
+                row["speedup_cpu"] = row["old"]["cpu_s"] / row["new"]["cpu_s"]
+                row["speedup_wall"] = row["old"]["wall_s"] / row["new"]["wall_s"]
+                row["ofv_new_minus_old"] = row["new"]["ofv"] - row["old"]["ofv"]
+            row["ofv_new_minus_nonmem"] = row["new"]["ofv"] - NONMEM_OFV[case]
+            figures[case][label] = row
+            old = row.get("old", {})
+            table.add_row(case, "yes" if covariance else "no", f"{row['new']['wall_s']:.2f}",
+                          f"{row['new']['cpu_s']:.2f}", f"{old.get('wall_s', float('nan')):.2f}",
+                          f"{old.get('cpu_s', float('nan')):.2f}", f"{row.get('speedup_cpu', float('nan')):.1f}×",
+                          f"{row['new']['ofv']:.3f}", f"{old.get('ofv', float('nan')):.3f}", f"{NONMEM_OFV[case]:.3f}")
+    if theophylline:
+        console.print("theophylline: R nlme beside our FOCE-I fit …")
+        figures["theophylline"] = theophylline_vs_nlme(repeats, skip_old)
+        t = figures["theophylline"]
+        if "error" not in t:
+            table.add_row("theophylline (add)", "yes", f"{t['new']['wall_s']:.2f}", f"{t['new']['cpu_s']:.2f}",
+                          f"{t.get('old', {}).get('wall_s', float('nan')):.2f}",
+                          f"{t.get('old', {}).get('cpu_s', float('nan')):.2f}",
+                          f"{t.get('speedup_cpu', float('nan')):.1f}×", f"{t['new']['minus2ll_with_constant']:.3f}",
+                          f"{t.get('old', {}).get('minus2ll_with_constant', float('nan')):.3f}",
+                          f"nlme {t['nlme']['minus2loglik']:.3f}")
+    console.print(table)
+    console.print(f"written to {write_results('foce_engines', figures)}")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chips", action="store_true", help="issue #11: chip fits, new engine beside the old")
+    parser.add_argument("--foce", action="store_true", help="issue #11: FOCE-I fits, analytic gradient beside differences")
+    parser.add_argument("--skip-old", action="store_true", help="with --chips/--foce: leave out the old engine's fit")
+    parser.add_argument("--skip-theophylline", action="store_true", help="with --foce: leave out R nlme's Theoph")
     parser.add_argument("--cap", type=float, default=300.0, help="baseline time limit per fit (s)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the phenobarbital fits (median)")
     parser.add_argument("--baselines", default=",".join(BASELINES), help="scipy methods for the baseline")
     parser.add_argument("--skip-acop", action="store_true")
     args = parser.parse_args()
+    if args.chips:
+        chip_benchmarks(args.repeats, args.skip_old)
+        return
+    if args.foce:
+        foce_benchmarks(args.repeats, args.skip_old, not args.skip_theophylline)
+        return
     console = Console()
     figures: dict = {"targets_s": TARGETS_S, "nonmem_ofv": NONMEM_OFV, "baseline_cap_s": args.cap}
     for case in [c for c in CASES if not (args.skip_acop and c == "acop_oral_md")]:

@@ -91,6 +91,110 @@ class Superposition:
             out[mine] = full[self._wanted[mine]]
         return out[self._inverse].reshape(self._shape)
 
+    def predict_derivatives(self, structural: Mapping[str, np.ndarray], names: tuple[str, ...],
+                            step: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The observable at ``rows``, and its first and second derivatives in ψ = log p for the
+        structural parameters ``names``: shapes ``rows.shape``, (…, r) and (…, r, r).
+
+        In closed form for the one-compartment models (fixed eigenvalue order): each term is
+        R(λ)·coef, with ∂R/∂λ and ∂²R/∂λ² exact (bolus: τ·R, τ²·R; infusion: moments of e^{λs}
+        over the infusion; steady state: differences of the per-record geometric sums, a handful
+        of numbers per record); λ and coef, a few numbers per subject, are differenced in ψ.
+        ``None`` where that does not apply (other models, fallback or nearly defective subjects,
+        parameters not finite): differentiate ``predict`` instead.
+        """
+        if self.spec.name not in ("iv_1cpt", "oral_1cpt") or self._fallback_schedule is not None:
+            return None
+        base = {name: np.asarray(value, dtype=float) for name, value in structural.items()}
+        n, r = self.schedule.n_subjects, len(names)
+        # the shifted parameter sets, all in one batch: centre, ±a, then (±a, ±b) for b < a
+        shifts = [np.zeros(r)]
+        for a in range(r):
+            shifts += [step * np.eye(r)[a], -step * np.eye(r)[a]]
+        for a in range(r):
+            for b in range(a):
+                shifts += [step * (sa * np.eye(r)[a] + sb * np.eye(r)[b]) for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
+        shifts = np.array(shifts)
+        batch = {name: np.tile(np.broadcast_to(value, (n,)), len(shifts)) for name, value in base.items()}
+        for k, name in enumerate(names):
+            batch[name] = batch[name] * np.exp(np.repeat(shifts[:, k], n))
+        lam, coef, unsolved, invalid = decompose(self.spec.name, batch, observation_weights(self.spec, self.observable, batch))
+        if unsolved.any() or invalid.any():
+            return None
+        lam, coef = lam.reshape(len(shifts), n, *lam.shape[1:]), coef.reshape(len(shifts), n, *coef.shape[1:])
+        lam0, coef0 = lam[0], coef[0]
+        dlam, dcoef = np.zeros((r, *lam0.shape)), np.zeros((r, *coef0.shape))
+        d2lam, d2coef = np.zeros((r, r, *lam0.shape)), np.zeros((r, r, *coef0.shape))
+        for a in range(r):
+            up, down = 1 + 2 * a, 2 + 2 * a
+            dlam[a], dcoef[a] = (lam[up] - lam[down]) / (2 * step), (coef[up] - coef[down]) / (2 * step)
+            d2lam[a, a] = (lam[up] - 2 * lam0 + lam[down]) / step**2
+            d2coef[a, a] = (coef[up] - 2 * coef0 + coef[down]) / step**2
+        i = 1 + 2 * r
+        for a in range(r):
+            for b in range(a):
+                d2lam[a, b] = d2lam[b, a] = (lam[i] - lam[i + 1] - lam[i + 2] + lam[i + 3]) / (4 * step**2)
+                d2coef[a, b] = d2coef[b, a] = (coef[i] - coef[i + 1] - coef[i + 2] + coef[i + 3]) / (4 * step**2)
+                i += 4
+        f, d1, d2 = self._superpose_derivatives(lam0, coef0, dlam, dcoef, d2lam, d2coef)
+        shape = self._shape
+        return (f[self._inverse].reshape(shape), d1[self._inverse].reshape(*shape, r),
+                d2[self._inverse].reshape(*shape, r, r))
+
+    def _superpose_derivatives(self, lam, coef, dlam, dcoef, d2lam, d2coef):
+        """``_superpose`` with ∂/∂ψ and ∂²/∂ψ², for real eigenvalues.
+
+        f_o = Σ_{m,j} R_{m,o,j}·coef[s(o), j, m], with R_{m,o,j} the sum over the terms of output o
+        from input compartment j of each term's R_m(λ_m)·weight; R's λ-derivatives are summed the
+        same way, and the parameters' derivatives (per subject, through λ and coef) applied per output.
+        """
+        terms, n_outputs = self.terms, self.terms.n_outputs
+        n_eig, n_inputs = lam.shape[1], coef.shape[1]
+        sums = np.zeros((3, n_eig, n_outputs * n_inputs))  # R, ∂R/∂λ, ∂²R/∂λ² per (m, output, input)
+        steady = None
+        lam_t = np.ascontiguousarray(lam.T)
+        for family, kind in ((terms.bolus, "bolus"), (terms.infusion, "infusion"), (terms.steady, "steady")):
+            if not family.out.size:
+                continue
+            rates = np.take(lam_t, family.subject, axis=1)
+            tau = family.elapsed
+            base = np.exp(rates * tau) * family.weight
+            if kind == "bolus":
+                parts = (base, tau * base, tau**2 * base)
+            else:
+                if kind == "infusion":  # ∫₀ᵘ sᵏ e^{λs} ds, u = duration so far
+                    x0, x1, x2 = _infusion_moments(rates, family.extra)
+                else:
+                    if steady is None:
+                        steady = _steady_derivatives(terms.records, lam)
+                    x0, x1, x2 = (np.take(v.T, family.extra, axis=1) for v in steady)
+                parts = (base * x0, base * (tau * x0 + x1), base * (tau**2 * x0 + 2 * tau * x1 + x2))
+            key = family.out * n_inputs + (family.source - family.subject * n_inputs)
+            for k, part in enumerate(parts):
+                for m in range(n_eig):
+                    sums[k, m] += np.bincount(key, part[m], minlength=n_outputs * n_inputs)
+        r0, r1, r2 = (x.reshape(n_eig, n_outputs, n_inputs) for x in sums)  # (m, o, j)
+        subject = terms.output_subject
+        r = dlam.shape[0]
+        f, d1, d2 = np.zeros(n_outputs), np.zeros((n_outputs, r)), np.zeros((n_outputs, r, r))
+        for m in range(n_eig):
+            la = np.ascontiguousarray(dlam[:, subject, m].T)  # (o, a)
+            lab = np.ascontiguousarray(d2lam[:, :, subject, m].transpose(2, 0, 1))  # (o, a, b)
+            lala = la[:, :, None] * la[:, None, :]
+            for j in range(n_inputs):
+                if not (r0[m, :, j].any() or r1[m, :, j].any()):
+                    continue
+                c = coef[subject, j, m]
+                ca = np.ascontiguousarray(dcoef[:, subject, j, m].T)
+                cab = np.ascontiguousarray(d2coef[:, :, subject, j, m].transpose(2, 0, 1))
+                s0, s1, s2 = r0[m, :, j], r1[m, :, j], r2[m, :, j]
+                f += s0 * c
+                d1 += (s1 * c)[:, None] * la + s0[:, None] * ca
+                cross = la[:, :, None] * ca[:, None, :]
+                d2 += ((s2 * c)[:, None, None] * lala + (s1 * c)[:, None, None] * lab
+                       + s1[:, None, None] * (cross + cross.transpose(0, 2, 1)) + s0[:, None, None] * cab)
+        return f, d1, d2
+
     def _superpose(self, lam: np.ndarray, coef: np.ndarray) -> np.ndarray:
         """Sum of all terms per output. Arrays are (eigenvalue, term): contiguous rows are fastest."""
         terms, n_outputs = self.terms, self.terms.n_outputs
@@ -109,6 +213,26 @@ class Superposition:
             response *= np.take(coef_t, family.source, axis=1)
             out += np.bincount(family.out, np.real(response.sum(axis=0)) * family.weight, minlength=n_outputs)
         return out
+
+
+def _infusion_moments(lam: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """∫₀ᵘ sᵏ e^{λs} ds for k = 0, 1, 2 (the infusion's λ-derivatives), series near λu = 0."""
+    z = lam * u
+    small = np.abs(z) < 1e-3
+    safe = np.where(small, 1.0, lam)
+    e = np.exp(z)
+    x0 = u * phi1(z)
+    x1 = np.where(small, u**2 * (0.5 + z / 3 + z**2 / 8), (u * e - x0) / safe)
+    x2 = np.where(small, u**3 * (1 / 3 + z / 4 + z**2 / 10), (u**2 * e - 2 * x1) / safe)
+    return x0, x1, x2
+
+
+def _steady_derivatives(r: SteadyTerms, lam: np.ndarray, step: float = 1e-4) -> tuple[np.ndarray, ...]:
+    """``steady_states`` and its first and second λ-derivatives (per record; differences of closed forms)."""
+    h = step * np.maximum(np.abs(lam), 1e-12)
+    up, mid, down = steady_states(r, lam + h), steady_states(r, lam), steady_states(r, lam - h)
+    hs = h[r.subject]
+    return mid, (up - down) / (2 * hs), (up - 2 * mid + down) / hs**2
 
 
 def steady_states(r: SteadyTerms, lam: np.ndarray) -> np.ndarray:
