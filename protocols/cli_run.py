@@ -11,13 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from instruments.clock import AcceleratedClock, clock_from_dict
 from instruments.errors import InstrumentError
@@ -25,6 +25,7 @@ from instruments.rig import endpoints_resolver, load_rig, open_rig
 from instruments.rig_factory import rig_file_resolver
 from protocols.errors import ProtocolError
 from protocols.language import load_rig_view, parse_protocol, read_protocol_text
+from protocols.demo_summary import summary_tables
 from protocols.runner import Runner
 from store import open_store
 from store.errors import StoreError
@@ -135,11 +136,17 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
     db: Annotated[str, typer.Option(help="SQLite file for the demo's store.")] = DEFAULT_DEMO_DB,
     clock_rate: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 3600.0,
+    port: Annotated[int, typer.Option("--port", help="TCP port of the control panel.")] = 8501,
 ) -> None:
-    """The main job: simulated rig + closed loop (calibrate → propose → approve → execute) + summary."""
-    from protocols.demo import run_demo
+    """The main job: simulated rig + closed loop (calibrate → propose → approve → execute) + summary.
+
+    With the panel (the default), the store is made first, the panel starts on it with a demo
+    scientist and technician whose passwords are printed once, and after the summary the panel
+    keeps serving in the foreground until Ctrl-C, which stops it."""
+    from protocols.demo import prepare_store, run_demo
     console = Console(stderr=True)
-    panel = None if no_panel else _open_panel(db, console)
+    prepare_store(db)  # the panel refuses a store that does not exist yet
+    panel = None if no_panel else _open_panel(db, port, console)
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
                       disable=as_json and not console.is_terminal) as bar:
@@ -149,42 +156,57 @@ def demo(
                 bar.update(task, total=total, completed=index, description=f"step {index + 1}/{total}: {kind}")
             summary = run_demo(db, clock_rate, progress)
     except (ProtocolError, StoreError, InstrumentError) as exc:
+        _stop(panel)
         _fail(exc)
-    finally:
-        if panel is not None:
-            console.print(f"the panel keeps serving the store {db} (pid {panel.pid}); stop it with Ctrl-C")
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
-        Console().print(_summary_table(summary))
+        out = Console()
+        for table in summary_tables(summary):
+            out.print(table)
+    if panel is not None:
+        _serve_until_interrupted(panel, db, port, console)
     raise typer.Exit(0 if summary["state"] == "done" else 1)
 
 
-def _open_panel(db: str, console: Console) -> Any:
+def _open_panel(db: str, port: int, console: Console) -> Any:
+    """`chiptwin panel --demo-users` on the demo's store; its lines (URL, sign-ins) are relayed."""
     exe = shutil.which("chiptwin") or str(Path(sys.executable).with_name("chiptwin"))
     try:
-        return subprocess.Popen([exe, "panel", "--db", db], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen([exe, "panel", "--db", db, "--port", str(port), "--demo-users"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     except OSError:
-        console.print(f"open the panel with: chiptwin panel --db {db}")
+        console.print(f"open the panel with: chiptwin panel --db {db} --demo-users")
         return None
+    threading.Thread(target=_relay, args=(process, console), name="panel-lines", daemon=True).start()
+    return process
 
 
-def _summary_table(summary: dict) -> Table:
-    table = Table(title=f"chiptwin demo: run {summary['run_id']} {summary['state']} in {summary['wall_time_s']:.0f} s; "
-                        f"{summary['readings_stored']} readings, {summary['doses_executed']} doses, "
-                        f"{len(summary['alarms'])} alarms")
-    table.add_column("round")
-    names = sorted({n for r in summary["per_round"] for n in r["error"]})
-    for name in names:
-        table.add_column(f"{name}: |log err| / CI ratio")
-    for r in summary["per_round"]:
-        table.add_row(str(r["round"]), *[f"{r['error'].get(n, float('nan')):.2f} / "
-                                         f"{_fmt(r['ci_width'].get(n))}" for n in names])
-    return table
+def _relay(process: Any, console: Console) -> None:
+    for line in process.stderr:
+        console.print(f"[panel] {line.rstrip()}", highlight=False, markup=False)
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3g}"
+def _serve_until_interrupted(panel: Any, db: str, port: int, console: Console) -> None:
+    if panel.poll() is not None:
+        console.print(f"the panel stopped (exit {panel.returncode}); open it with: chiptwin panel --db {db}")
+        return
+    console.print(f"the panel serves the store {db} at http://127.0.0.1:{port} — Ctrl-C stops it and ends the demo")
+    try:
+        panel.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(panel)
+
+
+def _stop(panel: Any) -> None:
+    if panel is not None and panel.poll() is None:
+        panel.terminate()
+        try:
+            panel.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            panel.kill()
 
 
 def register(app: typer.Typer) -> None:

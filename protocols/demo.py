@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from instruments.clock import AcceleratedClock
 from instruments.rig import endpoints_resolver, load_rig, open_rig
@@ -17,12 +17,19 @@ from protocols.bench import SimBench
 from protocols.runner import Runner
 from store.engine import make_engine
 from store.migrate import upgrade
-from store.schema import Alarm, Command, DoseEvent, Fit, Reading
+from store.schema import Alarm, Command, DoseEvent, Fit, ProtocolRun, Reading
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 RIG = EXAMPLES / "rigs" / "liver4.toml"
 SCENARIO = EXAMPLES / "scenarios" / "liver4_truth.toml"
 PROTOCOL = EXAMPLES / "protocols" / "closed_loop_liver.toml"
+
+
+def prepare_store(db: str) -> None:
+    """The demo's store, created and migrated (the panel refuses a store that does not exist)."""
+    engine = make_engine(db, create=True)
+    upgrade(engine)
+    engine.dispose()
 
 
 def run_demo(db: str, clock_rate: float = 3600.0, progress: Callable[[int, int, str], None] | None = None,
@@ -53,8 +60,11 @@ def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> d
         doses = c.execute(select(func.count()).select_from(DoseEvent).where(DoseEvent.run_id == run_id)).scalar()
         confirmed = c.execute(select(func.count()).select_from(Command).where(
             Command.run_id == run_id, Command.state == "confirmed")).scalar()
-        alarms = [{"severity": a.severity, "source": a.source, "message": a.message}
-                  for a in c.execute(select(Alarm).where(Alarm.run_id == run_id)).all()]
+        started = c.execute(select(ProtocolRun.started_utc_s).where(ProtocolRun.id == run_id)).scalar() or 0.0
+        # the run's own alarms, and its rig's device alarms raised while it ran (they carry no run id)
+        alarms = [{"severity": a.severity, "source": a.source, "message": a.message, "run_id": a.run_id}
+                  for a in c.execute(select(Alarm).where(or_(Alarm.run_id == run_id, and_(
+                      Alarm.run_id.is_(None), Alarm.t_utc_s >= started))).order_by(Alarm.id)).all()]
     rounds = []
     for k, fit in enumerate(fits, 1):
         record = json.loads(fit.record_json)

@@ -118,7 +118,7 @@ class IntentLog:
     def _issue(self, order: DoseOrder, attempt: int) -> float | None:
         pump = self.devices[order.pump]
         commanded_ul = _commanded_ul(pump, order.volume_ul)
-        baseline = self._counter(pump, order.pump)
+        baseline = self._counter(pump, order.pump, order.run_id)
         _check_resolvable(order, commanded_ul, baseline)
         now = self.recorder.now_s()
         args = {**asdict(order), "attempt": attempt, "baseline_ul": baseline.value_ul,
@@ -159,7 +159,7 @@ class IntentLog:
         requested = float(row.requested_amount or 0.0)
         try:
             self._wait_stopped(pump)
-            now = self._counter(pump, args["pump"])
+            now = self._counter(pump, args["pump"], row.run_id)
         except NeedsPerson as exc:
             return self._undecided(row, str(exc))
         delta = now.value_ul - float(args["baseline_ul"])
@@ -219,7 +219,7 @@ class IntentLog:
             volume_ml = c.execute(select(DoseEvent.volume_ml).where(DoseEvent.command_id == command_id)).scalar()
         return float(volume_ml or 0.0) * 1000.0
 
-    def _counter(self, pump: Any, name: str, attempts: int = 3) -> CounterReading:
+    def _counter(self, pump: Any, name: str, run_id: int | None, attempts: int = 3) -> CounterReading:
         """The pump's infused counter and its display step; a standing alarm is acknowledged by the retry."""
         for attempt in range(attempts):
             try:
@@ -228,7 +228,7 @@ class IntentLog:
             except InstrumentError as exc:
                 if attempt == attempts - 1:
                     raise NeedsPerson(f"{name}: the dispensed counter cannot be read ({exc})") from None
-                self.recorder.alarm(None, None, "warning", name, f"{name}: {exc}; retrying")
+                self.recorder.alarm(None, run_id, "warning", name, f"{name}: {exc}; retrying")
         raise AssertionError("unreachable")
 
     def _wait_stopped(self, pump: Any) -> None:

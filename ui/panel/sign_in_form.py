@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import streamlit as st
+from sqlalchemy import make_url
 
+from store.engine import resolve_url
 from ui.panel.auth import sign_in
 from ui.panel.page import ENDED_KEY, USER_KEY, engine
 
@@ -24,4 +26,13 @@ def render() -> None:
         else:
             st.session_state[USER_KEY] = who
             st.rerun()
-    st.caption("No account? An administrator adds one with `chiptwin user add NAME --role scientist`.")
+    st.caption("No account? An administrator adds one with "
+               f"`chiptwin user add NAME --role scientist --db {_store_in_use()}`.")
+
+
+def _store_in_use() -> str:
+    """The store this panel serves, as `--db` takes it (the demo's is not ./chiptwin.db); no password."""
+    url = resolve_url(None)
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///")
+    return make_url(url).render_as_string(hide_password=True)
