@@ -48,7 +48,7 @@ def test_interlock_trip_puts_the_rig_in_safe_state_within_one_poll_period(tmp_pa
             assert trip.latency_wall_s <= PRESSURE_POLL_S / 600.0 + 0.1
             assert trip.command_t_s - trip.condition_t_s <= PRESSURE_POLL_S + 0.1 * 600.0
             assert runner.control.state == "parked" and runner.control.safe_state_log
-            assert wait_until(lambda: _state(runner) == "parked", 5.0)
+            assert wait_until(lambda: _state(runner) == "parked", 30.0)
             with runner.ctx.recorder.engine.connect() as c:
                 alarms = c.execute(select(Alarm).where(Alarm.run_id == runner.run_id)).all()
             assert any(a.source == "interlock:inlet_pressure" and a.severity == "critical" for a in alarms)
@@ -69,12 +69,12 @@ def test_pause_resume_abort_from_request_rows(tmp_path) -> None:
             assert runner.control.state == "paused" and _state(runner) == "paused"
             assert runner.control.safe_state_log[-1][1] == "paused by alice"
             resume = _request(runner, "resume")
-            assert wait_until(lambda: _acknowledged(runner, resume), 5.0).state == "done"
+            assert wait_until(lambda: _acknowledged(runner, resume), 30.0).state == "done"
             assert runner.control.state == "running"
             refused = _request(runner, "resume")  # not paused: refused, never silently dropped
-            assert wait_until(lambda: _acknowledged(runner, refused), 5.0).state == "refused"
+            assert wait_until(lambda: _acknowledged(runner, refused), 30.0).state == "refused"
             abort = _request(runner, "abort")
-            assert wait_until(lambda: _acknowledged(runner, abort), 5.0).state == "done"
+            assert wait_until(lambda: _acknowledged(runner, abort), 30.0).state == "done"
             assert background.result(10.0) == "aborted"
             assert _state(runner) == "aborted"
         finally:
@@ -88,7 +88,7 @@ def test_requests_queued_together_are_all_answered_in_order(tmp_path) -> None:
         try:
             assert wait_until(lambda: _state(runner) == "running", 10.0)
             ids = [_request(runner, kind) for kind in ("pause", "resume", "pause", "bogus")]
-            assert wait_until(lambda: all(_acknowledged(runner, i) for i in ids), 5.0)
+            assert wait_until(lambda: all(_acknowledged(runner, i) for i in ids), 30.0)  # bounded, not a latency figure: a busy machine is slow
             assert [s for _, _, s in runner.watcher.handled] == ["done", "done", "done", "refused"]
             assert runner.control.state == "paused"
         finally:
