@@ -88,7 +88,9 @@ def test_requests_queued_together_are_all_answered_in_order(tmp_path) -> None:
         try:
             assert wait_until(lambda: _state(runner) == "running", 10.0)
             ids = [_request(runner, kind) for kind in ("pause", "resume", "pause", "bogus")]
-            assert wait_until(lambda: all(_acknowledged(runner, i) for i in ids), 30.0)  # bounded, not a latency figure: a busy machine is slow
+            assert wait_until(lambda: all(_acknowledged(runner, i) for i in ids), 30.0)  # bounded, not a latency figure
+            # the watcher notes a request after its acknowledgement commits: wait for the note too
+            assert wait_until(lambda: len(runner.watcher.handled) == len(ids), 10.0)
             assert [s for _, _, s in runner.watcher.handled] == ["done", "done", "done", "refused"]
             assert runner.control.state == "paused"
         finally:
