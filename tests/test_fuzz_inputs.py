@@ -47,7 +47,7 @@ SPACE_BASE = {"observables": ["drug_medium"], "doses": {"levels_um": [1, 10]},
               "error": {"drug_medium": {"prop_cv": 0.15}}}
 DATASET_COLUMNS = ("ID", "TIME", "AMT", "EVID", "CMT", "RATE", "II", "ADDL", "SS", "DV", "MDV", "WT")
 CASE_TIME_LIMIT_S = 20  # one file through the CLI; far above the slowest accepted case (~1 s)
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                     print_blob=True)
 
 runner = CliRunner()
@@ -238,7 +238,7 @@ def test_dataset_files(workdir: Path, content: bytes) -> None:
              lambda r: r.exit_code == 0)
 
 
-@settings(SETTINGS, max_examples=20)
+@settings(SETTINGS, max_examples=15)
 @given(content=toml_file(SPACE_BASE))
 def test_design_space_files(workdir: Path, content: bytes) -> None:
     path = _write(workdir, "space.toml", content)

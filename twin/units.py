@@ -49,7 +49,8 @@ def to_unit(value: pint.Quantity | str | float, unit: str, *, what: str = "value
 _NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)"
 _UNIT_TEXT = r"[A-Za-zµμΩ°%_/][A-Za-z0-9µμΩ°%_\s*/()^.·-]*"
 _QUANTITY_TEXT = re.compile(rf"^\s*(?P<number>{_NUMBER})\s*(?P<unit>{_UNIT_TEXT})?\s*$", re.IGNORECASE)
-BIG_EXPONENT = re.compile(r"(\*\*|\^)\s*[+-]?\(?\s*\d{3,}")
+# an exponent of three digits, or a chain of exponents (9**9**9 is 9**387420489): pint would compute it for ever
+BIG_EXPONENT = re.compile(r"(\*\*|\^)\s*[+-]?\(?\s*(\d{3,}|[\d.]+\s*\)?\s*(\*\*|\^))")
 # pint reports a bad unit expression through many exception types (its own, and whatever its
 # tokenizer and evaluator raise); a user's text must never escape as any of them.
 PINT_PARSE_ERRORS = (pint.errors.PintError, AssertionError, ValueError, TypeError, AttributeError, KeyError,
