@@ -34,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import write_results
-from instruments.acquisition import Channel, Poller, Reading, check_sequences
+from instruments.acquisition.poller import Channel, Poller, Reading, check_sequences
 from instruments.clock import AcceleratedClock, RealClock
 from instruments.connection import RetryPolicy
 from instruments.drivers.hamilton import VisiFermDO

@@ -10,7 +10,7 @@ truth). Each experiment is a fresh chip; after each one all data so far are fitt
 factor per seed, log SD 1). Starting from one low-dose experiment (1 µM, spread), count
 the further experiments until every estimated parameter has CV (RSE) ≤ 10 %:
 
-    (a) designed: Bayesian D-optimal over the current posterior (calibration.design),
+    (a) designed: Bayesian D-optimal over the current posterior (calibration.design.rank),
     (b) random choices from the same space,
     (c) a fixed design: dose levels low → high, cycled, with the spread schedule,
     (d) with metabolite data as well: random vs designed.
@@ -31,11 +31,11 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import write_results
-from calibration.design import Designer
-from calibration.design_posterior import Posterior
-from calibration.design_space import DesignSpace
-from calibration.design_update import laplace_update, observed_from_rows
-from calibration.insilico import Experiment, lab_rows
+from calibration.design.rank import Designer
+from calibration.design.posterior import Posterior
+from calibration.design.space import DesignSpace
+from calibration.design.update import laplace_update, observed_from_rows
+from calibration.design.insilico import Experiment, lab_rows
 
 NAMES = ("vmax", "km", "kon", "koff")
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}

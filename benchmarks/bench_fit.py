@@ -34,7 +34,7 @@ BFGS on central differences), timed with its covariance step (the target) and wi
 (estimation only, the like-for-like figure for the comparison).
 
 Baseline, "plain scipy.optimize, no sensitivities": the same FOCE-I objective
-(``calibration.population.Foce``) on the lockstep predictor ``twin.pk.simulate.predict_resolved``,
+(``calibration.estimate.population.Foce``) on the lockstep predictor ``twin.pk.simulate.predict_resolved``,
 minimised by ``scipy.optimize.minimize`` with its default options — L-BFGS-B on scipy's own
 forward-difference gradient, and Nelder–Mead — without a covariance step; each stopped after
 ``--cap`` seconds (then reported as "> cap"). A baseline that stops away from the project's
@@ -60,10 +60,10 @@ from scipy.optimize import minimize
 
 from benchmarks.bench_closed_loop import time_ranking
 from benchmarks.common import median_seconds, write_results
-from calibration.datasets import load_nonmem
-from calibration.error_models import ErrorModel
-from calibration.nonmem import NonmemProblem
-from calibration.population import Foce, PopulationModel, default_sigma, fit_population, lognormal_individual
+from calibration.io.datasets import load_nonmem
+from calibration.estimate.error_models import ErrorModel
+from calibration.io.nonmem import NonmemProblem
+from calibration.estimate.population import Foce, PopulationModel, default_sigma, fit_population, lognormal_individual
 from twin.dataset import read_dataset
 from twin.pk.simulate import predict_resolved
 
@@ -199,7 +199,7 @@ CHIP_TARGETS = {"pooled_4_cpu_s": 2.0, "pooled_4_speedup": 20.0, "pooled_96_s": 
 
 def chip_dataset(n_chips: int, folder: Path, seed: int = 1) -> Path:
     """``n_chips`` liver chips at doses 5–150 µM, 8 samples each, drug and metabolite, 10 % noise."""
-    from calibration.insilico import Experiment, lab_rows, write_lab_dataset
+    from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 
     rng = np.random.default_rng(seed)
     rows = []
@@ -222,7 +222,7 @@ def timed(work, repeats: int) -> dict:
 
 
 def chip_fit(path: Path, engine: str):
-    from calibration.fit_lab import fit_lab
+    from calibration.estimate.lab_fit import fit_lab
 
     return fit_lab(path, method="pooled", estimate=CHIP_ESTIMATE, fix={"ps": 0.5}, error="prop", engine=engine)
 
@@ -235,8 +235,8 @@ def _summary(record) -> dict:
 
 def profile_20(path: Path) -> dict:
     """km's profile at 20 points spanning ±0.7 in log (the fit itself not timed)."""
-    from calibration.fit_lab import fit_lab
-    from calibration.profile import optimum, profile_grid
+    from calibration.estimate.lab_fit import fit_lab
+    from calibration.uncertainty.profile import optimum, profile_grid
 
     problems: dict = {}
     record = fit_lab(path, method="pooled", estimate=CHIP_ESTIMATE, fix={"ps": 0.5}, error="prop", problems=problems)
@@ -385,8 +385,8 @@ def theophylline_vs_nlme(repeats: int, skip_old: bool) -> dict:
 
 
 def _theoph_fit(path: Path, gradient: str):
-    from calibration.datasets import load_nonmem
-    from calibration.population import fit_population
+    from calibration.io.datasets import load_nonmem
+    from calibration.estimate.population import fit_population
 
     data, _ = load_nonmem(path)
     names = ("ka", "cl", "v")

@@ -30,7 +30,7 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.bench_store import T0, _poller_stream
 from benchmarks.common import RESULTS, median_seconds, write_results
-from calibration.record import FitRecord
+from calibration.io.record import FitRecord
 from store import make_engine
 from store.engine import session
 from store.ingest import ingest_readings

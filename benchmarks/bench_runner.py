@@ -5,7 +5,7 @@
 Interlock: the simulated pressure reads 30 kPa against "pressure > 250 mbar for 10 s", at
 600× the clock (poll period 60 s → 100 ms wall); the latency is the monitor's own measure
 from the reading that completed the condition to the safe-state command. Target: one
-poll period + 100 ms. The demo runs once, in-process (``protocols.demo.run_demo``).
+poll period + 100 ms. The demo runs once, in-process (``protocols.demo.setup.run_demo``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.common import write_results
-from protocols.demo import run_demo
+from protocols.demo.setup import run_demo
 from tests.protocols.runner_helpers import Background, protocol_text, sim_runner, wait_until
 
 RATE, POLL_S, TRIALS = 600.0, 60.0, 5

@@ -21,9 +21,9 @@ import time
 import numpy as np
 
 from benchmarks.common import write_results
-from calibration.individual import fit_individual
-from calibration.insilico import CHIP_CONSTANTS
-from calibration.sequential import LabProblemFactory, SequentialFit
+from calibration.estimate.individual import fit_individual
+from calibration.design.insilico import CHIP_CONSTANTS
+from calibration.estimate.sequential import LabProblemFactory, SequentialFit
 from twin.chip import Dose, Sample, simulate_chip
 
 ESTIMATE = ("vmax", "km", "kon", "koff", "ocr")

@@ -1,7 +1,9 @@
 """Calibration's exceptions: each says what to change, never NaN estimates dressed as results."""
 
+from twin.errors import ChipTwinError
 
-class CalibrationError(ValueError):
+
+class CalibrationError(ChipTwinError, ValueError):
     """Root of every error calibration raises for bad input."""
 
 

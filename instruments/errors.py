@@ -4,8 +4,10 @@ pyserial and pymodbus exceptions are mapped into this tree once, at the transpor
 boundary; nothing above the transports sees a third-party exception.
 """
 
+from twin.errors import ChipTwinError
 
-class InstrumentError(RuntimeError):
+
+class InstrumentError(ChipTwinError, RuntimeError):
     """Root: anything that went wrong talking to an instrument."""
 
 
@@ -21,7 +23,7 @@ class DeviceLost(TransportError):
     """The device is gone (unplugged, port vanished, server down) and could not be found again."""
 
 
-class ProtocolError(InstrumentError):
+class WireProtocolError(InstrumentError):
     """A reply that does not parse: garbled, truncated, bad CRC, unexpected frame."""
 
 

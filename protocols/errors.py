@@ -9,11 +9,13 @@ carries *every* problem found (``.problems``), each with its line and a fix::
 
 from __future__ import annotations
 
+from twin.errors import ChipTwinError
+
 from dataclasses import dataclass
 from typing import Sequence
 
 
-class ProtocolError(Exception):
+class ProtocolError(ChipTwinError):
     """Root: anything wrong with a protocol (a user can act on the message)."""
 
 
@@ -51,4 +53,4 @@ class FieldError(ProtocolError, ValueError):
 
 
 class RigFileError(ProtocolError, ValueError):
-    """A rig file the protocol layer cannot read (see protocols.rig_view)."""
+    """A rig file the protocol layer cannot read (see protocols.language.rig_view)."""

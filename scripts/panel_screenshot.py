@@ -58,7 +58,7 @@ def shoot(db: Path, page_name: str, out: Path, charts: int, width: int, height: 
         add_user(engine, USER, "scientist", PASSWORD, display_name="Docs")
         engine.dispose()
         port = _free_port()
-        panel = subprocess.Popen([sys.executable, "-m", "ui.cli", "panel", "--db", url, "--port", str(port)],
+        panel = subprocess.Popen([sys.executable, "-m", "ui.cli.app", "panel", "--db", url, "--port", str(port)],
                                  cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             base = f"http://127.0.0.1:{port}"

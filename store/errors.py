@@ -1,7 +1,9 @@
 """The store's exceptions: each message names the problem and the fix."""
 
+from twin.errors import ChipTwinError
 
-class StoreError(RuntimeError):
+
+class StoreError(ChipTwinError, RuntimeError):
     """Root of every error the store raises for a user to act on."""
 
 

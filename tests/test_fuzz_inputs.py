@@ -30,9 +30,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from calibration.record import FitRecord
+from calibration.io.record import FitRecord
 from tests.instruments.test_rig_file import BASE as RIG_BASE
-from ui.cli import app
+from ui.cli.app import app
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_RIG = REPO / "examples" / "rigs" / "liver4.toml"
@@ -267,7 +267,7 @@ def test_through_a_subprocess_exit_2_and_no_traceback(tmp_path: Path) -> None:
         "non-UTF-8 rig": ["devices", "check", "--rig", str(rig)],
         "ADDL 1e9": ["simulate", str(data), "-m", "iv_1cpt", "-p", "cl=1", "-p", "v=10"],
     }
-    entry = [sys.executable, "-c", "from ui.cli import main; main()"]
+    entry = [sys.executable, "-c", "from ui.cli.app import main; main()"]
     processes = {name: subprocess.Popen(entry + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         cwd=tmp_path) for name, args in commands.items()}
     for name, process in processes.items():

@@ -1,7 +1,16 @@
-"""The twin's exceptions: one root, small precise leaves, messages that say what to do."""
+"""The project's error root, and the twin's exceptions: small precise leaves, messages that say what to do.
+
+``ChipTwinError`` lives here because the twin is the layer every other package stands on: each
+package's root error derives from it, so the command line and the panel map user errors in one
+place (``ui.errors``) and a caller can catch everything ChipTwin raises on purpose with one name.
+"""
 
 
-class TwinError(ValueError):
+class ChipTwinError(Exception):
+    """Root of every error ChipTwin raises on purpose: the message names the problem and the fix."""
+
+
+class TwinError(ChipTwinError, ValueError):
     """Root of every error the twin raises for bad input (a user can act on the message)."""
 
 

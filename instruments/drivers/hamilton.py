@@ -16,7 +16,7 @@ codes — only 0x04 = °C is in the manual excerpt we have; the others are bit-c
 community driver's table (bit n → n-th unit) and are marked unconfirmed in UNIT_CODES.
 A wrong word order is *detected*: the unit code then decodes to an unknown code or to a
 unit this sensor cannot report (bit-coded units make 0x20 ↔ 0x00200000 collide, so the
-driver checks the unit against the sensor kind), and the read fails with a ProtocolError
+driver checks the unit against the sensor kind), and the read fails with a WireProtocolError
 that names ``word_order``.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from instruments.capabilities import Measurement
 from instruments.connection import ConnectionState
-from instruments.errors import ConfigError, ProtocolError
+from instruments.errors import ConfigError, WireProtocolError
 from instruments.transport.modbus_codec import check_word_order, decode, encode
 from instruments.transport.modbus_link import ModbusDeviceLink
 
@@ -100,18 +100,18 @@ def status_flags(status: int) -> list[str]:
 
 
 def decode_block(registers: list[int], word_order: str = "low_word_first") -> HamiltonBlock:
-    """Decode a block; ProtocolError if its unit code is unknown (often a wrong word order)."""
+    """Decode a block; WireProtocolError if its unit code is unknown (often a wrong word order)."""
     if len(registers) != BLOCK_REGISTERS:
-        raise ProtocolError(f"a Hamilton block has {BLOCK_REGISTERS} registers, got {len(registers)}")
+        raise WireProtocolError(f"a Hamilton block has {BLOCK_REGISTERS} registers, got {len(registers)}")
     words = [registers[i:i + 2] for i in range(0, BLOCK_REGISTERS, 2)]
     block = HamiltonBlock(int(decode(words[0], "uint32", word_order)), decode(words[1], "float32", word_order),
                           int(decode(words[2], "uint32", word_order)), decode(words[3], "float32", word_order),
                           decode(words[4], "float32", word_order))
     if block.unit_code not in UNIT_CODES:
-        raise ProtocolError(f"unit code 0x{block.unit_code:08X} is not a known Hamilton unit; if the "
+        raise WireProtocolError(f"unit code 0x{block.unit_code:08X} is not a known Hamilton unit; if the "
                             f"sensor is fine, its word order is probably not {word_order!r} (check word_order)")
     if not math.isfinite(block.value):
-        raise ProtocolError(f"value {block.value} is not finite (check word_order)")
+        raise WireProtocolError(f"value {block.value} is not finite (check word_order)")
     return block
 
 
@@ -153,7 +153,7 @@ class HamiltonArcSensor:
         registers = self.link.read_registers(address, BLOCK_REGISTERS, self.function)
         block = decode_block(registers, self.word_order)
         if block.unit_code not in expected_unit_codes:
-            raise ProtocolError(f"{self.name}: block {address} reports unit {block.unit.label}, which this "
+            raise WireProtocolError(f"{self.name}: block {address} reports unit {block.unit.label}, which this "
                                 f"sensor does not measure; check word_order (now {self.word_order!r})")
         return block
 

@@ -4,7 +4,7 @@ There is no standard register layout for industrial pressure/flow sensors, so th
 file describes each point: name, quantity, zero-based address, type (uint16, int16,
 uint32, int32, float32), ``value = raw × scale + offset``, unit (pint-parsable), word
 order for 32-bit types, read function (3 holding / 4 input), and optionally a plausible
-range (a value outside it is reported as a ProtocolError — the usual symptom of a wrong
+range (a value outside it is reported as a WireProtocolError — the usual symptom of a wrong
 word order or scale). Maps are validated at construction; errors name the point.
 """
 
@@ -18,7 +18,7 @@ import pint
 
 from instruments.capabilities import Measurement
 from instruments.connection import ConnectionState
-from instruments.errors import ConfigError, ProtocolError
+from instruments.errors import ConfigError, WireProtocolError
 from instruments.transport.modbus_codec import REGISTER_TYPES, WORD_ORDERS, decode, encode, register_count
 from instruments.transport.modbus_link import ModbusDeviceLink
 from twin.units import ureg
@@ -151,7 +151,7 @@ class ModbusRegisterSensor:
         value = point.value_from([image[(point.function, r)] for r in point.registers])
         low, high = point.plausible or (-math.inf, math.inf)
         if not (math.isfinite(value) and low <= value <= high):
-            raise ProtocolError(f"{self.name}: point {point.name!r} read {value!r} {point.unit}, outside "
+            raise WireProtocolError(f"{self.name}: point {point.name!r} read {value!r} {point.unit}, outside "
                                 f"the plausible {low}–{high}; check its word_order, type and scale")
         return Measurement(point.quantity, value, point.unit)
 

@@ -20,7 +20,7 @@ import pint
 from instruments.connection import ConnectionState
 from instruments.drivers import ne1000_protocol as proto
 from instruments.drivers.limits import ChipLimits, check_chip, check_range, magnitude
-from instruments.errors import ConfigError, ProtocolError, SetpointOutOfRange
+from instruments.errors import ConfigError, WireProtocolError, SetpointOutOfRange
 from instruments.transport.base import ByteTransport
 from instruments.transport.framing import StxEtxFraming
 from twin.units import Q_
@@ -72,7 +72,7 @@ class NE1000:
             request, framing, parse = data + b"\r", self._basic_framing, proto.parse_basic
         reply: proto.Reply = self.transport.query(request, parse, framing=framing, retry=retry)
         if reply.address != self.address:
-            raise ProtocolError(f"{self.name}: reply from address {reply.address}, expected {self.address}")
+            raise WireProtocolError(f"{self.name}: reply from address {reply.address}, expected {self.address}")
         self.last_status = reply.status
         return reply
 
@@ -167,7 +167,7 @@ class NE1000:
                 raise ValueError(data)
             return DispensedVolumes(Q_(float(infused), units), Q_(float(withdrawn), units))
         except (KeyError, ValueError):
-            raise ProtocolError(f"{self.name}: cannot read DIS reply {data!r} (expected I<inf>W<wdr>UL|ML)") from None
+            raise WireProtocolError(f"{self.name}: cannot read DIS reply {data!r} (expected I<inf>W<wdr>UL|ML)") from None
 
     def dispensed(self) -> pint.Quantity:
         """Volume infused since the last ``CLD INF``."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from instruments.errors import DeviceAlarm, DeviceRejected, ProtocolError
+from instruments.errors import DeviceAlarm, DeviceRejected, WireProtocolError
 from instruments.transport.framing import ETX, STX, LengthPrefixedStxFraming, TerminatorFraming
 
 CRC_POLY = 0x1021
@@ -62,12 +62,12 @@ def encode_safe(data: bytes) -> bytes:
 
 
 def decode_safe(frame: bytes) -> bytes:
-    """The data of a safe-mode frame; ProtocolError on a bad length, CRC or ETX."""
+    """The data of a safe-mode frame; WireProtocolError on a bad length, CRC or ETX."""
     if len(frame) < 5 or frame[0] != STX or frame[-1] != ETX or frame[1] != len(frame) - 1:
-        raise ProtocolError(f"malformed safe-mode frame {frame!r}")
+        raise WireProtocolError(f"malformed safe-mode frame {frame!r}")
     data, crc = frame[2:-3], (frame[-3] << 8) | frame[-2]
     if crc16_ccitt(data) != crc:
-        raise ProtocolError(f"safe-mode CRC mismatch in {frame!r}: got 0x{crc:04X}, "
+        raise WireProtocolError(f"safe-mode CRC mismatch in {frame!r}: got 0x{crc:04X}, "
                             f"computed 0x{crc16_ccitt(data):04X}")
     return data
 
@@ -128,7 +128,7 @@ class Reply:
 def parse_basic(frame: bytes) -> Reply:
     """Parse STX, address (2 digits), status, data, ETX; raise alarms and errors."""
     if len(frame) < 5 or frame[0] != STX or frame[-1] != ETX:
-        raise ProtocolError(f"NE-1000 reply {frame!r} is not STX…ETX")
+        raise WireProtocolError(f"NE-1000 reply {frame!r} is not STX…ETX")
     return parse_body(frame[1:-1])
 
 
@@ -136,18 +136,18 @@ def parse_body(body: bytes) -> Reply:
     try:
         text = body.decode("ascii")
     except UnicodeDecodeError:
-        raise ProtocolError(f"NE-1000 reply {body!r} is not ASCII") from None
+        raise WireProtocolError(f"NE-1000 reply {body!r} is not ASCII") from None
     if len(text) < 3 or not text[:2].isdigit() or text[2] not in STATUS and text[2] != "A":
-        raise ProtocolError(f"NE-1000 reply {body!r}: expected 2-digit address and a status character")
+        raise WireProtocolError(f"NE-1000 reply {body!r}: expected 2-digit address and a status character")
     address, status, data = int(text[:2]), text[2], text[3:]
     if status == "A" and data.startswith("?") and len(data) == 2 and data[1] in ALARMS:
         raise DeviceAlarm(f"NE-1000 #{address} alarm {data[1]}: {ALARMS[data[1]]}; "
                           "the next command acknowledges it", code=data[1])
     if status == "A":
-        raise ProtocolError(f"NE-1000 reply {body!r}: unknown alarm")
+        raise WireProtocolError(f"NE-1000 reply {body!r}: unknown alarm")
     if data.startswith("?"):
         code = data[1:]
         if code not in ERRORS:
-            raise ProtocolError(f"NE-1000 reply {body!r}: unknown error code {code!r}")
+            raise WireProtocolError(f"NE-1000 reply {body!r}: unknown error code {code!r}")
         raise DeviceRejected(f"NE-1000 #{address} refused the command: ?{code} ({ERRORS[code]})", code=f"?{code}")
     return Reply(address, status, data)

@@ -23,7 +23,7 @@ import pint
 
 from instruments.connection import ConnectionState
 from instruments.drivers.limits import ChipLimits, check_chip, check_range, magnitude
-from instruments.errors import ConfigError, DeviceRejected, ProtocolError, SetpointOutOfRange
+from instruments.errors import ConfigError, DeviceRejected, WireProtocolError, SetpointOutOfRange
 from instruments.transport.base import ByteTransport
 from instruments.transport.framing import SingleByteFraming, TerminatorFraming
 from twin.units import Q_
@@ -44,7 +44,7 @@ def encode_flow(value_ml_min: float, with_e: bool = True) -> str:
 def decode_flow(text: str) -> float:
     match = FLOW_VALUE.match(text.strip())
     if match is None:
-        raise ProtocolError(f"Reglo flow value {text!r} is not mmmm[E]±e")
+        raise WireProtocolError(f"Reglo flow value {text!r} is not mmmm[E]±e")
     return int(match.group(1)) / 1000.0 * 10 ** int(match.group(2))
 
 
@@ -96,13 +96,13 @@ class RegloICC:
             raise DeviceRejected(f"{self.name}: channel {self.channel} did not execute the command (#); "
                                  "why_not_running() asks the pump why", code="#")
         if frame != b"*":
-            raise ProtocolError(f"{self.name}: expected '*' or '#', got {frame!r}")
+            raise WireProtocolError(f"{self.name}: expected '*' or '#', got {frame!r}")
 
     def _flag(self, command: str) -> bool:
         return bool(self.transport.query(self._request(command), _parse_flag, framing=self._ack_framing))
 
     def _line(self, command: str, convert: Callable[[str], Any] = str) -> Any:
-        """A value query answered by a CR LF line; ``convert`` raising ProtocolError lets the link retry."""
+        """A value query answered by a CR LF line; ``convert`` raising WireProtocolError lets the link retry."""
         return self.transport.query(self._request(command), lambda frame: convert(_parse_line(frame)),
                                     framing=self._line_framing)
 
@@ -181,7 +181,7 @@ class RegloICC:
 
 def _parse_flag(frame: bytes) -> bool:
     if frame not in (b"+", b"-"):
-        raise ProtocolError(f"Reglo: expected '+' or '-', got {frame!r}")
+        raise WireProtocolError(f"Reglo: expected '+' or '-', got {frame!r}")
     return frame == b"+"
 
 
@@ -189,7 +189,7 @@ def _parse_total(text: str) -> tuple[pint.Quantity, pint.Quantity]:
     """``'4.983 ml'`` → (4.983 mL, its display step 0.001 mL)."""
     match = TOTAL_VOLUME.match(text)
     if match is None:
-        raise ProtocolError(f"Reglo: cannot read total volume {text!r} (expected e.g. '4.983 ml')")
+        raise WireProtocolError(f"Reglo: cannot read total volume {text!r} (expected e.g. '4.983 ml')")
     unit = "mL" if match.group(2).lower() == "ml" else "uL"
     number = match.group(1)
     decimals = len(number.split(".")[1]) if "." in number else 0
@@ -200,7 +200,7 @@ def _parse_line(frame: bytes) -> str:
     try:
         text = frame.decode("ascii").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise ProtocolError(f"Reglo: reply {frame!r} is not ASCII") from None
+        raise WireProtocolError(f"Reglo: reply {frame!r} is not ASCII") from None
     if not text:
-        raise ProtocolError(f"Reglo: unreadable reply {frame!r}")
+        raise WireProtocolError(f"Reglo: unreadable reply {frame!r}")
     return text

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from instruments.capabilities import Measurement
 from instruments.connection import ConnectionState
-from instruments.errors import ConfigError, DeviceRejected, ProtocolError
+from instruments.errors import ConfigError, DeviceRejected, WireProtocolError
 from instruments.transport.base import ByteTransport
 
 READING = re.compile(r"^TEER (\S+) (-?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?) (-?\d+(?:\.\d*)?)$")
@@ -57,11 +57,11 @@ def parse_line(frame: bytes) -> str:
     try:
         text = frame.decode("ascii").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise ProtocolError(f"TEER reply {frame!r} is not ASCII") from None
+        raise WireProtocolError(f"TEER reply {frame!r} is not ASCII") from None
     if (error := ERROR.match(text)) is not None:
         raise DeviceRejected(f"TEER meter error {error.group(1)}: {error.group(2)}", code=error.group(1))
     if not text:
-        raise ProtocolError("TEER meter sent an empty line")
+        raise WireProtocolError("TEER meter sent an empty line")
     return text
 
 
@@ -91,7 +91,7 @@ class TeerMeter:
     def device_wells(self) -> list[str]:
         text = str(self.transport.query(b"WELLS?\n", parse_line))
         if not text.startswith("WELLS "):
-            raise ProtocolError(f"{self.name}: expected 'WELLS …', got {text!r}")
+            raise WireProtocolError(f"{self.name}: expected 'WELLS …', got {text!r}")
         return text[6:].split(",")
 
     def measure(self, well: str) -> TeerReading:
@@ -118,5 +118,5 @@ class TeerMeter:
 def _reading(text: str, well: str) -> TeerReading:
     match = READING.match(text)
     if match is None or match.group(1) != well:
-        raise ProtocolError(f"TEER reply {text!r} is not 'TEER {well} <ohm_cm2> <temp_c>'")
+        raise WireProtocolError(f"TEER reply {text!r} is not 'TEER {well} <ohm_cm2> <temp_c>'")
     return TeerReading(well, float(match.group(2)), float(match.group(3)))

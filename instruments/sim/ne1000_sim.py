@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from instruments.drivers import ne1000_protocol as proto
-from instruments.errors import ProtocolError
+from instruments.errors import WireProtocolError
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.pty_device import PtyDevice
 from instruments.transport.framing import ETX, STX
@@ -113,7 +113,7 @@ class NE1000Sim(PtyDevice):
         safe = request[:1] == bytes([STX])
         try:
             data = proto.decode_safe(request) if safe else request.rstrip(b"\r")
-        except ProtocolError:
+        except WireProtocolError:
             return self._frame(f"{self.state.status}?COM", safe=True)
         text = data.decode("ascii", "replace").replace(" ", "").upper()
         match = COMMAND.match(text)

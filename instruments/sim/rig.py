@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 from instruments.clock import AcceleratedClock, Clock, RealClock
 from instruments.drivers.modbus_sensor import RegisterMap
-from instruments.rig import Rig
-from instruments.rig_schema import InstrumentSpec
+from instruments.rig.model import Rig
+from instruments.rig.schema import InstrumentSpec
 from instruments.sim.faults import FaultPlan
 from instruments.sim.modbus_devices import (RegisterMapSim, SimModbusBus, SimModbusDevice, SimSignal, ph_arc_sim,
                                             visiferm_do_sim)

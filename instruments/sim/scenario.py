@@ -35,7 +35,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from instruments.errors import ConfigError
-from instruments.rig_toml import TomlDocument, read_toml
+from instruments.rig.toml_lines import TomlDocument, read_toml
 from instruments.sim.faults import FAULT_KINDS, Fault, FaultPlan
 from twin.chip import initial_state
 from twin.errors import TwinError

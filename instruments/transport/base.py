@@ -29,7 +29,7 @@ class ByteTransport(Protocol):
               timeout_s: float | None = None, retry: bool = True) -> Any:
         """Send ``request``, read one frame, return ``parse(frame)`` (or the frame).
 
-        ``parse`` raises ProtocolError for a reply that does not parse (the transport
+        ``parse`` raises WireProtocolError for a reply that does not parse (the transport
         may then retry) and DeviceRejected/DeviceAlarm for a refusal (never retried).
         ``retry=False`` for commands that must not be sent twice.
         """

@@ -12,7 +12,7 @@ disabled; retries, back-off and "lost" are decided per device, back-off is slept
 the bus is re-opened transparently whenever pymodbus (or the OS) closed it.
 
 Errors are mapped here, once: exception reply → DeviceRejected(code); no reply →
-DeviceTimeout; bytes that never formed a valid frame (garbled, bad CRC) → ProtocolError;
+DeviceTimeout; bytes that never formed a valid frame (garbled, bad CRC) → WireProtocolError;
 port/socket failures → TransportError; a device past ``failures_until_lost`` → DeviceLost.
 """
 
@@ -28,7 +28,7 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from instruments.connection import ConnectionHealth, ConnectionState, RetryPolicy
-from instruments.errors import DeviceLost, DeviceRejected, DeviceTimeout, InstrumentError, ProtocolError, TransportError
+from instruments.errors import DeviceLost, DeviceRejected, DeviceTimeout, InstrumentError, WireProtocolError, TransportError
 from instruments.transport.rtu_client import RtuClient
 
 READ_FUNCTIONS = (3, 4)  # read holding registers, read input registers
@@ -152,14 +152,14 @@ class ModbusBus:
                 response = reader(address, count=count, device_id=unit_id)
             except ModbusIOException:
                 if self._rx_bytes:
-                    raise ProtocolError(f"{what}: {self._rx_bytes} bytes received but no valid "
+                    raise WireProtocolError(f"{what}: {self._rx_bytes} bytes received but no valid "
                                         "frame (garbled / CRC error)") from None
                 raise DeviceTimeout(f"{what}: no reply within {self.policy.timeout_s} s") from None
             except ConnectionException as exc:
                 self._drop()
                 raise TransportError(f"{what}: link closed ({exc.string})") from None
             except ModbusException as exc:
-                raise ProtocolError(f"{what}: {exc}") from None
+                raise WireProtocolError(f"{what}: {exc}") from None
             except (OSError, serial.SerialException) as exc:
                 self._drop()
                 raise TransportError(f"{what}: {exc}") from None
@@ -168,7 +168,7 @@ class ModbusBus:
             raise DeviceRejected(f"{what}: Modbus exception code {code}", code=str(code))
         registers = list(response.registers)
         if len(registers) != count:
-            raise ProtocolError(f"{what}: expected {count} registers, got {len(registers)}")
+            raise WireProtocolError(f"{what}: expected {count} registers, got {len(registers)}")
         return registers
 
     def _drop(self) -> None:
@@ -229,7 +229,7 @@ class ModbusDeviceLink:
             except DeviceRejected:
                 self.health.succeeded()  # it answered: the link is fine, the request was not
                 raise
-            except (TransportError, ProtocolError) as exc:
+            except (TransportError, WireProtocolError) as exc:
                 last = exc
                 if self.health.failed(str(exc)) is ConnectionState.LOST:
                     self._next_probe_s = self._clock_s() + policy.backoff_max_s

@@ -12,7 +12,7 @@ from collections import deque
 from typing import Any, Iterable
 
 from instruments.connection import ConnectionState
-from instruments.errors import DeviceTimeout, ProtocolError
+from instruments.errors import DeviceTimeout, WireProtocolError
 from instruments.transport.base import Parser
 from instruments.transport.framing import Framing
 
@@ -60,7 +60,7 @@ class ScriptedTransport:
         buffer = bytearray(reply)
         frame = framing.extract(buffer)
         if frame is None:
-            raise ProtocolError(f"{self.name}: truncated reply {reply!r} (scripted)")
+            raise WireProtocolError(f"{self.name}: truncated reply {reply!r} (scripted)")
         if buffer:
             raise AssertionError(f"{self.name}: scripted reply {reply!r} has bytes after the frame: {bytes(buffer)!r}")
         return frame

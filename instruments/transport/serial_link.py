@@ -28,7 +28,7 @@ import serial
 
 from instruments.connection import ConnectionHealth, ConnectionState, RetryPolicy
 from instruments.errors import (DeviceAlarm, DeviceLost, DeviceRejected, DeviceTimeout, InstrumentError,
-                                ProtocolError, TransportError)
+                                WireProtocolError, TransportError)
 from instruments.transport.base import WRITE_TIMEOUT_S, Parser
 from instruments.transport.framing import Framing
 from instruments.transport.usb import PortLocator, UsbIdentity, fixed_port, usb_locator
@@ -125,7 +125,7 @@ class SerialLink:
                 except (DeviceRejected, DeviceAlarm):
                     self.health.succeeded()  # the device answered: the link is fine
                     raise
-                except (TransportError, ProtocolError) as exc:
+                except (TransportError, WireProtocolError) as exc:
                     last = exc
                     if self._record_failure(exc) == ConnectionState.LOST:
                         break
@@ -213,7 +213,7 @@ class SerialLink:
             if frame is not None:
                 return frame
         if buffer:
-            raise ProtocolError(f"{where}: truncated reply {bytes(buffer)!r} (frame not complete in {timeout_s} s)")
+            raise WireProtocolError(f"{where}: truncated reply {bytes(buffer)!r} (frame not complete in {timeout_s} s)")
         raise DeviceTimeout(f"{where}: no reply within {timeout_s} s")
 
 

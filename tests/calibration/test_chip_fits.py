@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from calibration.errors import CalibrationError
-from calibration.fit_lab import fit_lab
-from calibration.insilico import Experiment, lab_rows, write_lab_dataset
+from calibration.estimate.lab_fit import fit_lab
+from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
 

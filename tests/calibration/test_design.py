@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.design import Designer
-from calibration.design_posterior import Posterior
-from calibration.design_space import DesignSpace, space_from_dict
+from calibration.design.rank import Designer
+from calibration.design.posterior import Posterior
+from calibration.design.space import DesignSpace, space_from_dict
 from calibration.errors import CalibrationError
-from calibration.record import FitRecord
+from calibration.io.record import FitRecord
 
 NAMES = ("vmax", "km", "kon", "koff")
 TRUTH = {"vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}

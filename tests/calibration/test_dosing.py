@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibration.dosing import (
+from calibration.dosing.optimise import (
     library_prior, map_posterior, optimise_chip_dose, optimise_regimen, parse_window, record_prior,
 )
 from calibration.errors import CalibrationError

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from calibration.design_space import MAX_CANDIDATES, load_space
+from calibration.design.space import MAX_CANDIDATES, load_space
 from calibration.errors import CalibrationError
-from calibration.record import FitRecord
-from ui.cli import app
+from calibration.io.record import FitRecord
+from ui.cli.app import app
 
 runner = CliRunner()
 SPACE = '''observables = ["drug_medium"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from calibration.errors import CalibrationError
-from calibration.fit_lab import chip_problem
-from calibration.insilico import Experiment, lab_rows, write_lab_dataset
-from calibration.lab import read_lab_dataset
-from calibration.petab_io import export_petab, import_petab, lint_petab
+from calibration.estimate.lab_fit import chip_problem
+from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
+from calibration.io.lab import read_lab_dataset
+from calibration.io.petab import export_petab, import_petab, lint_petab
 from twin.catalogue import get_model
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}

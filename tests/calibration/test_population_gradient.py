@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibration.error_models import ErrorModel
-from calibration.nonmem import NonmemProblem
-from calibration.population import Foce, PopulationModel, fit_population
+from calibration.estimate.error_models import ErrorModel
+from calibration.io.nonmem import NonmemProblem
+from calibration.estimate.population import Foce, PopulationModel, fit_population
 from twin.dataset import read_dataset
 
 PK = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "pk"
@@ -80,7 +80,7 @@ def test_exact_newton_finds_the_same_modes():
 
 def test_closed_form_prediction_derivatives_match_differences(tmp_path):
     """twin.pk.fast's closed-form ∂f/∂log p and ∂²f/∂log p² (iv_1cpt boluses; oral_1cpt with steady states)."""
-    from calibration.foce_gradient import predictor_derivatives
+    from calibration.estimate.foce_gradient import predictor_derivatives
 
     oral = PK / "Oral_1CPT.csv"
     if not oral.exists():
@@ -112,7 +112,7 @@ def test_auto_keeps_differences_for_predictors_without_closed_forms():
     """An arbitrary predictor (a chip's integrator, say) is not smooth to rounding: the former path."""
     from dataclasses import replace
 
-    from calibration.population import resolve_gradient
+    from calibration.estimate.population import resolve_gradient
 
     model, data = _pheno()
     assert Foce(model, data).smooth and Foce(model, data).newton == "exact"

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from calibration.errors import CalibrationError
-from calibration.fit_lab import fit_lab
-from calibration.insilico import Experiment, lab_rows, write_lab_dataset
-from calibration.lab import read_lab_dataset
-from calibration.profile import CHI2_95
-from calibration.review import errors_of, profile_chip_fit, record_problem, review_chip_fit
+from calibration.estimate.lab_fit import fit_lab
+from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
+from calibration.io.lab import read_lab_dataset
+from calibration.uncertainty.profile import CHI2_95
+from calibration.uncertainty.review import errors_of, profile_chip_fit, record_problem, review_chip_fit
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
 FIX = {"ps": 0.5, "kon": 0.05, "koff": 0.02}

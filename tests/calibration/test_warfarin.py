@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibration.error_models import ErrorModel
-from calibration.nonmem import MultiEndpointProblem
-from calibration.population import Foce, PopulationModel, lognormal_individual
-from calibration.saem import fit_saem
+from calibration.estimate.error_models import ErrorModel
+from calibration.io.nonmem import MultiEndpointProblem
+from calibration.estimate.population import Foce, PopulationModel, lognormal_individual
+from calibration.estimate.saem import fit_saem
 from twin.pk.ode import Integrator
 from twin.pk.simulate import predict_resolved
 

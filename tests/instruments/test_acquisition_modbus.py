@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from instruments.acquisition import Channel, Poller, Reading, ReadingQuality, check_sequences
+from instruments.acquisition.poller import Channel, Poller, Reading, ReadingQuality, check_sequences
 from instruments.clock import AcceleratedClock
 from instruments.connection import RetryPolicy
 from instruments.drivers.hamilton import VisiFermDO

@@ -15,9 +15,9 @@ import typer
 from typer.testing import CliRunner
 
 from instruments.clock import AcceleratedClock
-from instruments.rig import load_rig
+from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
-from protocols import cli_rig
+from ui.cli.app import app as chiptwin
 from tests.instruments.protocol_helpers import no_leaks  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,9 +27,7 @@ CHIPTWIN = Path(sys.executable).with_name("chiptwin")
 
 
 def app() -> typer.Typer:
-    application = typer.Typer()
-    cli_rig.register(application)
-    return application
+    return chiptwin  # the real command line: user errors are mapped where users meet them
 
 
 @pytest.mark.usefixtures("no_leaks")

@@ -12,7 +12,7 @@ from instruments.capabilities import Sensor
 from instruments.connection import ConnectionState, RetryPolicy
 from instruments.drivers.hamilton import (PRIMARY_BLOCK_ADDRESS, HamiltonBlock, PhArc, VisiFermDO, decode_block,
                                           encode_block, status_flags)
-from instruments.errors import DeviceRejected, ProtocolError
+from instruments.errors import DeviceRejected, WireProtocolError
 from instruments.sim.modbus_devices import SimModbusBus, SimSignal, ph_arc_sim, visiferm_do_sim
 from instruments.sim.modbus_sim import ModbusRtuSim, ModbusTcpSim
 from instruments.transport.modbus_link import ModbusBus, RtuLine, TcpEndpoint
@@ -42,7 +42,7 @@ def test_same_block_high_word_first_and_misconfigured_order_is_detected() -> Non
     high = encode_block(HamiltonBlock(0x04, 24.358, 0, -20.0, 130.0), "high_word_first")
     assert high == [0x0000, 0x0004, 0x41C2, 0xDD2F, 0x0000, 0x0000, 0xC1A0, 0x0000, 0x4302, 0x0000]
     assert decode_block(high, "high_word_first").value == pytest.approx(24.358, rel=1e-6)
-    with pytest.raises(ProtocolError, match="word_order"):
+    with pytest.raises(WireProtocolError, match="word_order"):
         decode_block(high, "low_word_first")
 
 
@@ -93,7 +93,7 @@ def test_driver_configured_with_the_wrong_word_order_fails_loudly() -> None:
     with ModbusTcpSim(SimModbusBus([visiferm_do_sim(word_order="low_word_first")])) as sim, \
             ModbusBus(TcpEndpoint("127.0.0.1", sim.port), POLICY) as bus:
         sensor = VisiFermDO("do", bus.device(1, "do"), word_order="high_word_first")
-        with pytest.raises(ProtocolError, match="word_order"):
+        with pytest.raises(WireProtocolError, match="word_order"):
             sensor.read()
 
 

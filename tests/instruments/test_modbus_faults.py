@@ -12,7 +12,7 @@ import pytest
 
 from instruments.connection import ConnectionState, RetryPolicy
 from instruments.drivers.hamilton import VisiFermDO
-from instruments.errors import DeviceRejected, DeviceTimeout, InstrumentError, ProtocolError
+from instruments.errors import DeviceRejected, DeviceTimeout, InstrumentError, WireProtocolError
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.modbus_devices import SimModbusBus, visiferm_do_sim
 from instruments.sim.modbus_sim import ModbusRtuSim, ModbusTcpSim
@@ -49,10 +49,10 @@ def rig(transport: str, plan: FaultPlan, clock: ManualClock, policy: RetryPolicy
 EXPECTED: dict[str, type[InstrumentError]] = {
     "timeout": DeviceTimeout,
     "modbus_exception": DeviceRejected,
-    "word_order": ProtocolError,   # detected by the driver: unit code decodes to nonsense
-    "garbled": ProtocolError,
-    "crc_error": ProtocolError,
-    "truncated": ProtocolError,
+    "word_order": WireProtocolError,   # detected by the driver: unit code decodes to nonsense
+    "garbled": WireProtocolError,
+    "crc_error": WireProtocolError,
+    "truncated": WireProtocolError,
 }
 
 

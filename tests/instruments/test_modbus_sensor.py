@@ -10,7 +10,7 @@ import pytest
 from instruments.capabilities import Sensor
 from instruments.connection import RetryPolicy
 from instruments.drivers.modbus_sensor import HACH_LDO_MAP, ModbusRegisterSensor, RegisterMap, RegisterPoint
-from instruments.errors import ConfigError, DeviceRejected, ProtocolError
+from instruments.errors import ConfigError, DeviceRejected, WireProtocolError
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.modbus_devices import RegisterMapSim, SimModbusBus
 from instruments.sim.modbus_sim import ModbusRtuSim, ModbusTcpSim
@@ -84,7 +84,7 @@ def test_word_order_fault_shows_as_implausible_value_then_recovers() -> None:
     with ModbusTcpSim(SimModbusBus([device], plan)) as sim, \
             ModbusBus(TcpEndpoint("127.0.0.1", sim.port), POLICY) as bus:
         sensor = ModbusRegisterSensor("fluidics", bus.device(5, "fluidics"), rig_map())
-        with pytest.raises(ProtocolError, match="inlet_pressure.*word_order"):
+        with pytest.raises(WireProtocolError, match="inlet_pressure.*word_order"):
             sensor.read()
         assert sensor.read()[0].value == pytest.approx(123.45)
     assert len(plan.fired("word_order")) == 1

@@ -10,7 +10,7 @@ from instruments.capabilities import Pump
 from instruments.drivers import ne1000_protocol as proto
 from instruments.drivers.ne1000 import NE1000
 from instruments.drivers.limits import ChipLimits
-from instruments.errors import ConfigError, DeviceAlarm, DeviceRejected, ProtocolError, SetpointOutOfRange
+from instruments.errors import ConfigError, DeviceAlarm, DeviceRejected, WireProtocolError, SetpointOutOfRange
 from instruments.transport.scripted import ScriptedTransport
 from tests.instruments.protocol_helpers import expected_protocol
 from twin.units import Q_
@@ -92,7 +92,7 @@ def test_alarms(alarm: str) -> None:
                                    b"\x0200SI1.2W\x03"])
 def test_unparseable_replies_are_protocol_errors(reply: bytes) -> None:
     with expected_protocol(pump(), [(b"00DIS\r", reply)]) as p:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(WireProtocolError):
             p.dispensed()
 
 
@@ -106,7 +106,7 @@ def test_safe_mode_frames_with_crc() -> None:
 
 def test_safe_mode_bad_crc_is_protocol_error() -> None:
     with expected_protocol(pump(safe_mode=True), [(b"\x02\x0900RUNH\xe9\x03", b"\x02\x0700S\xaa\xa7\x03")]) as p:
-        with pytest.raises(ProtocolError, match="CRC"):
+        with pytest.raises(WireProtocolError, match="CRC"):
             p.start()
 
 

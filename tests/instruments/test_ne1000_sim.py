@@ -9,7 +9,7 @@ import pytest
 from instruments.connection import ConnectionState
 from instruments.drivers.limits import ChipLimits
 from instruments.drivers.ne1000 import NE1000
-from instruments.errors import DeviceAlarm, DeviceRejected, ProtocolError, SetpointOutOfRange
+from instruments.errors import DeviceAlarm, DeviceRejected, WireProtocolError, SetpointOutOfRange
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.ne1000_sim import NE1000Sim
 from instruments.transport.framing import StxEtxFraming
@@ -153,7 +153,7 @@ def test_safe_mode_faults_are_retried(kind: str, pump: NE1000, plan: FaultPlan, 
 def test_crc_error_every_time_gives_protocol_error(pump: NE1000, plan: FaultPlan, clock: ManualClock) -> None:
     pump.enable_safe_mode(30)
     plan.add(Fault("crc_error", "pump1", at_s=clock.t_s, duration_s=5.0))
-    with pytest.raises(ProtocolError, match="CRC"):
+    with pytest.raises(WireProtocolError, match="CRC"):
         pump.identity()
     assert len(plan.fired("crc_error")) == 3      # 1 + 2 retries
 

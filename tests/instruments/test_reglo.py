@@ -10,7 +10,7 @@ from instruments.capabilities import Pump
 from instruments.connection import ConnectionState
 from instruments.drivers.limits import ChipLimits
 from instruments.drivers.reglo_icc import RegloICC, decode_flow, encode_flow
-from instruments.errors import ConfigError, DeviceRejected, ProtocolError, SetpointOutOfRange
+from instruments.errors import ConfigError, DeviceRejected, WireProtocolError, SetpointOutOfRange
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.reglo_sim import RegloSim
 from instruments.transport.framing import TerminatorFraming
@@ -29,7 +29,7 @@ def test_flow_number_format() -> None:
     assert encode_flow(0.1) == "1000E-1" and encode_flow(0.1, with_e=False) == "1000-1"
     assert encode_flow(12.5) == "1250E+1" and encode_flow(1.0) == "1000E+0"
     assert decode_flow("1000E-1") == pytest.approx(0.1) and decode_flow("9876-3") == pytest.approx(0.009876)
-    with pytest.raises(ProtocolError):
+    with pytest.raises(WireProtocolError):
         decode_flow("10E-1")
 
 
@@ -69,7 +69,7 @@ def test_not_executed_is_rejected_and_xe_explains() -> None:
 @pytest.mark.parametrize("reply", [b"?", b"\xff"])
 def test_unexpected_ack_is_protocol_error(reply: bytes) -> None:
     with expected_protocol(reglo(), [(b"1I\r", reply)]) as pump:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(WireProtocolError):
             pump.stop()
 
 

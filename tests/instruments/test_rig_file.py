@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from instruments.errors import ConfigError
-from instruments.rig import load_rig, parse_rig
+from instruments.rig.model import load_rig, parse_rig
 from instruments.sim.scenario import load_scenario, parse_scenario
 from twin.units import Q_
 

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.instruments.test_rig_file import BASE, EXAMPLE_RIG
-from ui.cli import app
+from ui.cli.app import app
 
 runner = CliRunner()
 NO_ENDPOINTS = {"rig": "none", "instruments": {}}

@@ -11,7 +11,7 @@ import pytest
 import serial
 
 from instruments.connection import ConnectionState
-from instruments.errors import DeviceLost, DeviceTimeout, ProtocolError, TransportError
+from instruments.errors import DeviceLost, DeviceTimeout, WireProtocolError, TransportError
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.pty_device import PtyDevice
 from instruments.transport.framing import (LengthPrefixedStxFraming, SingleByteFraming, StxEtxFraming,
@@ -40,9 +40,9 @@ def parse_pong(frame: bytes) -> str:
     try:
         text = frame.decode("ascii")
     except UnicodeDecodeError:
-        raise ProtocolError(f"not ASCII: {frame!r}") from None
+        raise WireProtocolError(f"not ASCII: {frame!r}") from None
     if not text.startswith("pong "):
-        raise ProtocolError(f"unexpected {frame!r}")
+        raise WireProtocolError(f"unexpected {frame!r}")
     return text.strip()
 
 
@@ -93,7 +93,7 @@ def test_scripted_transport_checks_bytes() -> None:
     assert fake.query(b"ping 1\n", parse_pong) == "pong 1"
     with pytest.raises(DeviceTimeout):
         fake.query(b"ping 2\n")
-    with pytest.raises(ProtocolError, match="truncated"):
+    with pytest.raises(WireProtocolError, match="truncated"):
         fake.query(b"ping 3\n")
     with pytest.raises(AssertionError, match="exhausted"):
         fake.query(b"ping 4\n")

@@ -7,7 +7,7 @@ import pytest
 from instruments.capabilities import Sensor
 from instruments.connection import ConnectionState
 from instruments.drivers.teer import TeerMeter, TemperatureCorrection
-from instruments.errors import ConfigError, DeviceRejected, ProtocolError
+from instruments.errors import ConfigError, DeviceRejected, WireProtocolError
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.teer_sim import TeerSim
 from instruments.transport.framing import TerminatorFraming
@@ -51,7 +51,7 @@ def test_errors_are_rejections(reply: bytes, code: str) -> None:
 @pytest.mark.parametrize("reply", [b"TEER A2 1.0 37.0\n", b"TEER A1 abc 37.0\n", b"\xff\xff\n", b"\n"])
 def test_bad_replies_are_protocol_errors(reply: bytes) -> None:
     with expected_protocol(meter(["A1"]), [(b"MEAS? A1\n", reply)], LF) as teer:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(WireProtocolError):
             teer.measure("A1")
 
 

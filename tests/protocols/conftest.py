@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from protocols.rig_view import ChannelView, ChipView, InstrumentView, SimpleRig, load_rig_view
+from protocols.language.rig_view import ChannelView, ChipView, InstrumentView, SimpleRig, load_rig_view
 from twin.units import Q_
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Iterator
 
 from instruments.clock import AcceleratedClock
-from instruments.rig import endpoints_resolver, load_rig, open_rig
+from instruments.rig.model import load_rig
+from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.sim.rig import SimulatedRig
 from instruments.sim.scenario import load_scenario
-from protocols.bench import SimBench
-from protocols.runner import Runner
+from protocols.run.bench import SimBench
+from protocols.run.runner import Runner
 from store.engine import make_engine
 from store.migrate import upgrade
 

@@ -7,7 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from tests.protocols.conftest import EXAMPLES, LIVER4
-from ui.cli import app
+from ui.cli.app import app
 
 runner = CliRunner()
 

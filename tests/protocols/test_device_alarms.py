@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from protocols.acquire import StoreSink
+from protocols.run.acquire import StoreSink
 
 
 def _sink() -> tuple[StoreSink, list[tuple[str, str, str]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from protocols.errors import FieldError, ProtocolError, ProtocolFileError
-from protocols.language import (Approve, Calibrate, Dose, Drug, Execute, HoldUntil, MediaChange, Perfuse, Propose,
+from protocols.language.api import (Approve, Calibrate, Dose, Drug, Execute, HoldUntil, MediaChange, Perfuse, Propose,
                                 Protocol, Repeat, Sample, Wait, check_protocol, expand, load_protocol,
                                 parse_condition, parse_interlock, parse_protocol)
 from tests.protocols.conftest import EXAMPLES

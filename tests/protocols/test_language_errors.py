@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from protocols.errors import ProtocolFileError
-from protocols.language import parse_protocol
+from protocols.language.api import parse_protocol
 from tests.protocols.conftest import protocol_text
 
 CASES = {

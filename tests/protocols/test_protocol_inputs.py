@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from typer.testing import CliRunner
 
 from tests.protocols.conftest import EXAMPLES, LIVER4
-from ui.cli import app
+from ui.cli.app import app
 
 BASE = (EXAMPLES / "overnight_dosing.toml").read_text(encoding="utf-8")
 cli = CliRunner()
@@ -74,7 +74,7 @@ def test_nonsense_is_refused_with_one_line_naming_it(tmp_path, case) -> None:
 def test_unreadable_files_get_one_line_through_the_real_command(tmp_path, content, expected) -> None:
     path = tmp_path / "p.toml"
     path.mkdir() if content is None else path.write_bytes(content)
-    done = subprocess.run([sys.executable, "-m", "ui.cli", "protocol", "check", str(path), "--rig", str(LIVER4)],
+    done = subprocess.run([sys.executable, "-m", "ui.cli.app", "protocol", "check", str(path), "--rig", str(LIVER4)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1

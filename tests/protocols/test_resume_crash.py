@@ -22,9 +22,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from instruments.clock import AcceleratedClock
-from instruments.rig import endpoints_resolver, load_rig, open_rig
+from instruments.rig.model import load_rig
+from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.sim.rig import SimulatedRig
-from protocols.intents import KILL_AFTER_SEND_ENV
+from protocols.run.intents import KILL_AFTER_SEND_ENV
 from store.engine import make_engine
 from store.migrate import upgrade
 from store.schema import Command, DoseEvent, ProtocolRun, Reading
@@ -45,7 +46,7 @@ duration = "{0.25 + 0.25 * (k % 2)} h"
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "protocols.cli_run", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "ui.cli.run", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, cwd=Path(RIG).parents[2])
 
 

@@ -2,7 +2,7 @@
 
 The simulated rig runs in this test process, so its devices' client logs (which process's
 bytes reached them: the flock on a pty, the socket of a TCP client) and the pumps' own
-counters survive the runners; the runners are `python -m protocols.cli_run` processes.
+counters survive the runners; the runners are `python -m ui.cli.run` processes.
 Checked: of two runs started together exactly one runs and the other exits 2 naming the
 holder before a byte of it reaches a device; a resume of a live run is refused; after a
 SIGKILL the resume goes ahead once the holder is gone (its pid, or its heartbeat) and the
@@ -27,7 +27,8 @@ from sqlalchemy import select
 
 from instruments.clock import AcceleratedClock
 from instruments.errors import InstrumentError
-from instruments.rig import endpoints_resolver, load_rig, open_rig
+from instruments.rig.model import load_rig
+from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.sim.rig import SimulatedRig
 from instruments.transport.framing import StxEtxFraming
 from instruments.transport.serial_link import PortBusy, SerialLink
@@ -86,7 +87,7 @@ def _pump_counters(sim: SimulatedRig, rig) -> dict[str, float]:  # noqa: ANN001
 
 
 def _cli(bench: dict, *args: str, env: dict | None = None) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-m", "protocols.cli_run", *args, *bench["common"]],
+    child = subprocess.Popen([sys.executable, "-m", "ui.cli.run", *args, *bench["common"]],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**os.environ, **(env or {})}, cwd=Path(RIG).parents[2])
     bench["children"].append(child)
@@ -185,7 +186,7 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         _wait_for(lambda: (h := run_holder(engine, 1)) is not None and h.holder_pid == runner.pid)
         _wait_for(lambda: _count_confirmed(engine) >= 2)
 
-        status = subprocess.run([sys.executable, "-m", "ui.cli", "rig", "status", "--db", bench["url"], "--json"],
+        status = subprocess.run([sys.executable, "-m", "ui.cli.app", "rig", "status", "--db", bench["url"], "--json"],
                                 capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=Path(RIG).parents[2])
         held = {r["rig"]: r for r in json.loads(status.stdout)}["liver4"]
         assert f"pid {runner.pid} (run 1, `chiptwin run`)" in held["holder"] and held["expired"] is False
@@ -262,7 +263,7 @@ def test_a_port_held_by_one_process_is_refused_to_another(tmp_path):
             assert f"{path} is in use by another process" in str(refused.value)
             endpoints = tmp_path / "ep.json"
             endpoints.write_text(json.dumps(sim.endpoints_document()))
-            check = subprocess.run([sys.executable, "-m", "ui.cli", "devices", "check", "--rig", str(RIG),
+            check = subprocess.run([sys.executable, "-m", "ui.cli.app", "devices", "check", "--rig", str(RIG),
                                     "--endpoints", str(endpoints), "--json", "--timeout-s", "0.5"],
                                    capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
             reports = {d["name"]: d for d in json.loads(check.stdout)["devices"]}

@@ -82,7 +82,7 @@ def test_concurrent_writers_never_fork_the_chain(engine):
 
 def test_cli_audit_verify_reports_the_edited_entry(engine, store_url):
     _fill(engine)
-    command = [sys.executable, "-m", "ui.cli", "audit", "verify", "--db", store_url]
+    command = [sys.executable, "-m", "ui.cli.app", "audit", "verify", "--db", store_url]
     ok = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "intact: 6 entries" in ok.stdout
     _drop_guard(engine)
@@ -185,7 +185,7 @@ def test_cli_audit_verify_names_each_problem_on_its_own_line(engine, store_url):
     _delete(engine, "WHERE seq > 3")
     with engine.begin() as connection:
         connection.execute(text("UPDATE role SET can_approve = true WHERE name = 'technician'"))
-    command = [sys.executable, "-m", "ui.cli", "audit", "verify", "--db", store_url]
+    command = [sys.executable, "-m", "ui.cli.app", "audit", "verify", "--db", store_url]
     broken = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert broken.returncode == 1 and "Traceback" not in broken.stderr
     lines = broken.stderr.strip().splitlines()

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from twin.dataset import MAX_DOSE_EVENTS, MAX_TIME_H
 from twin.errors import TwinError
 from twin.userfile import MAX_CONFIG_BYTES, UserFileError, read_user_text
-from ui.cli import app
+from ui.cli.app import app
 
 runner = CliRunner()
 PATIENT = '''id = "P-1"

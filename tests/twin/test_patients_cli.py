@@ -1,4 +1,4 @@
-"""`predict` and `population` on a Typer app built here (ui.cli calls the same `register`)."""
+"""`predict` and `population` on a Typer app built here (ui.cli.app calls the same `register`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from ui.cli_patients import register
+from ui.cli.app import app as chiptwin
 
 PATIENT = """age = "54 years"
 sex = "female"
@@ -21,9 +21,7 @@ CYP2D6 = "*4/*4"
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
+    return chiptwin  # the real command line: user errors are mapped where users meet them
 
 
 @pytest.fixture

@@ -11,21 +11,14 @@ import typer
 from typer.testing import CliRunner
 
 from twin.pk import simulate_dataset
-from ui.cli_simulate import register
+from ui.cli.app import app as chiptwin
 
 DATA = "ID,TIME,AMT,EVID,CMT,BIO,DV\n1,0,100,1,1,0.5,.\n1,2,.,0,2,0.5,1.5\n1,6,.,0,2,0.5,2.5\n"
 
 
 @pytest.fixture
 def app() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.command("other")  # a second command, so `simulate` is a named sub-command as in ui/cli.py
-    def other() -> None:
-        pass
-
-    return app
+    return chiptwin  # the real command line: user errors are mapped where users meet them
 
 
 @pytest.fixture

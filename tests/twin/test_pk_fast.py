@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibration.nonmem import NonmemProblem
+from calibration.io.nonmem import NonmemProblem
 from tests.twin.test_pk_exact import PARAMS as REGIMEN_PARAMS
 from tests.twin.test_pk_exact import _regimens
 from twin.catalogue import get_model

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from calibration.record import FitRecord
-from ui.cli import app
+from calibration.io.record import FitRecord
+from ui.cli.app import app
 
 runner = CliRunner()
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "design" / "space.toml"

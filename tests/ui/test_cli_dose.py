@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app
+from ui.cli.app import app
 
 runner = CliRunner()
 PATIENT = 'age = "54 years"\nsex = "female"\nweight = "72 kg"\nserum_creatinine = "0.9 mg/dL"\n'

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from ui.cli import app
+from ui.cli.app import app
 
 runner = CliRunner()
 TIMES_H = [0.5, 1, 2, 4, 6, 8, 12, 24]
@@ -77,7 +77,7 @@ def test_bad_requests_name_the_fix(dataset, args, message):
 
 
 def test_a_lab_dataset_is_detected_and_fitted_per_chip(tmp_path):
-    from calibration.insilico import Experiment, lab_rows, write_lab_dataset
+    from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 
     truth = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
     rows = lab_rows("chip-A", Experiment(60.0, (0.5, 1, 2, 4, 8, 12, 24, 36, 48)), truth, 0.05,

@@ -16,7 +16,7 @@ DESIGN_COMMANDS = ["demo", "run", "resume", "panel", "fit", "design", "simulate"
 
 def chiptwin(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     executable = shutil.which("chiptwin", path=str(Path(sys.executable).parent))
-    command = [executable] if executable else [sys.executable, "-m", "ui.cli"]
+    command = [executable] if executable else [sys.executable, "-m", "ui.cli.app"]
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
                           env={**os.environ, "COLUMNS": "200", **(env or {})})
 
@@ -38,7 +38,7 @@ def test_every_command_explains_itself(command):
 
 def test_the_store_defaults_to_a_file_in_the_working_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CHIPTWIN_DB"}
-    result = subprocess.run([sys.executable, "-m", "ui.cli", "db", "upgrade"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "ui.cli.app", "db", "upgrade"], capture_output=True, text=True,
                             timeout=120, cwd=tmp_path, env={**env, "PYTHONPATH": str(Path(__file__).parents[2])})
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "chiptwin.db").exists()

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from protocols.demo_summary import parameter_units, summary_tables
+from protocols.demo.summary import parameter_units, summary_tables
 from store import make_engine
 from store.migrate import upgrade
 from tests.ui.test_panel_support import app_signed_in, lab  # noqa: F401 (fixture)
-from ui.cli_panel import DEMO_USERS, demo_users
+from ui.cli.panel import DEMO_USERS, demo_users
 from ui.panel.auth import list_users, sign_in
 
 

@@ -78,7 +78,7 @@ def panel(tmp_path):
     lab = _fill(f"sqlite:///{tmp_path / 'lab.db'}")
     port = _free_port()
     env = {**os.environ, "CHIPTWIN_PANEL_REFRESH_S": "2"}
-    command = [sys.executable, "-m", "ui.cli", "panel", "--db", lab.url, "--port", str(port)]
+    command = [sys.executable, "-m", "ui.cli.app", "panel", "--db", lab.url, "--port", str(port)]
     process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     try:

@@ -52,7 +52,7 @@ def _count(url: str, table) -> int:  # noqa: ANN001
 def _panel(url: str, cwd: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "CHIPTWIN_PANEL_REFRESH_S": "1"}
-    command = [sys.executable, "-m", "ui.cli", "panel", "--db", url, "--port", str(port)]
+    command = [sys.executable, "-m", "ui.cli.app", "panel", "--db", url, "--port", str(port)]
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     return process, f"http://127.0.0.1:{port}"

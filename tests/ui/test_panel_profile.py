@@ -1,5 +1,5 @@
 """Profile likelihood in the panel: a background worker with progress, Cancel, and a stop of its own
-when the browser session goes away; the profile hook of calibration.profile it relies on."""
+when the browser session goes away; the profile hook of calibration.uncertainty.profile it relies on."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from calibration.error_models import ErrorModel
-from calibration.individual import IndividualProblem, fit_individual
-from calibration.profile import ProfileCancelled, optimum, profile_grid, profile_parameter
+from calibration.estimate.error_models import ErrorModel
+from calibration.estimate.individual import IndividualProblem, fit_individual
+from calibration.uncertainty.profile import ProfileCancelled, optimum, profile_grid, profile_parameter
 from ui.panel import fit_view, profile_worker
 from ui.panel.profile_worker import ProfileJob, ProfileWorkers
 from tests.ui.test_panel_support import (  # noqa: F401 (lab, calibrated_lab are fixtures)
@@ -68,7 +68,7 @@ def _wait(condition, timeout: float = WAIT_S, every: float = 0.01) -> None:
         time.sleep(every)
 
 
-# the hook in calibration.profile
+# the hook in calibration.uncertainty.profile
 
 
 def test_the_profile_reports_progress_and_stops_between_points(small):

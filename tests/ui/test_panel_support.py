@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from calibration.record import FitRecord
+from calibration.io.record import FitRecord
 from store import make_engine
 from store.engine import session
 from store.ingest import ReadingIn, ingest_readings
@@ -160,7 +160,7 @@ def calibrated_lab(lab: Lab) -> Lab:
     twin's truth, 10 % noise) and a Fit of vmax and km made by the closed loop's own calibrate."""
     from sqlalchemy import insert, update
 
-    from protocols.loop import calibrate
+    from protocols.loop.decide import calibrate
     from store.schema import AssayResult
     from twin.chip import Dose, Sample as SampleEvent, simulate_chip
 

@@ -14,7 +14,7 @@ from store.schema import Approval, AuditEntry, PanelRequest, Proposal
 from tests.ui.test_panel_support import (  # noqa: F401 (lab is a fixture)
     APP, PASSWORDS, app_signed_in, lab, on_page, texts,
 )
-from ui.cli import app as cli
+from ui.cli.app import app as cli
 from ui.panel import decisions, live
 from ui.panel.auth import set_active, set_password, set_role, sign_in
 from ui.panel.context import engine_for

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from twin.errors import ChipTwinError
 
-class PanelError(ValueError):
+
+class PanelError(ChipTwinError, ValueError):
     """A request the panel (or `chiptwin user`) cannot carry out; the message says why."""
 
 

@@ -2,7 +2,7 @@
 
 A calibrate step of a run stores one Fit row for all its chips: the record of the first chip
 at the top level and every chip's record under ``data_selection.chips``. The data are the
-run's lab dataset as the calibrate step saw it (``protocols.export_lab``, up to the fit's
+run's lab dataset as the calibrate step saw it (``protocols.loop.lab_data``, up to the fit's
 time), so data, prediction and residuals are exactly what the fit was judged on.
 """
 
@@ -16,11 +16,11 @@ from typing import Callable
 from sqlalchemy import Engine, func, select
 
 from calibration.errors import CalibrationError
-from calibration.lab import ChipData, read_lab_dataset
-from calibration.profile import Profile, optimum, profile_parameter
-from calibration.record import FitRecord
-from calibration.review import FitView, record_problem, review_chip_fit
-from protocols.export_lab import write_lab_dataset
+from calibration.io.lab import ChipData, read_lab_dataset
+from calibration.uncertainty.profile import Profile, optimum, profile_parameter
+from calibration.io.record import FitRecord
+from calibration.uncertainty.review import FitView, record_problem, review_chip_fit
+from protocols.loop.lab_data import write_lab_dataset
 from store.schema import AssayResult, DoseEvent, Fit, ProtocolRun, Sample
 from ui.panel.errors import PanelError
 

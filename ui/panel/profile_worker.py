@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
-from calibration.profile import Profile, ProfileCancelled
+from calibration.uncertainty.profile import Profile, ProfileCancelled
 from ui.panel.errors import PanelError
 
 TIMEOUT_S = float(os.environ.get("CHIPTWIN_PROFILE_TIMEOUT_S", "30"))  # no heartbeat this long: stop

@@ -1,4 +1,4 @@
-"""Model review: fits as records (calibration.record.FitRecord documents), their parameter tables,
+"""Model review: fits as records (calibration.io.record.FitRecord documents), their parameter tables,
 correlations, learning curves across a run, and the exports (fit JSON, readings CSV/Parquet)."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import uuid
 
 import streamlit as st
 
-from calibration.profile import CHI2_95
+from calibration.uncertainty.profile import CHI2_95
 from ui.panel import charts, fit_view, profile_worker, review
 from ui.panel.auth import require
 from ui.panel.page import attempt, engine, signed_in

@@ -1,0 +1,2 @@
+"""Dose optimisation under posterior uncertainty, for a patient or a chip (``optimise``).
+"""

@@ -1,0 +1,302 @@
+"""Profile likelihood (MODELS.md §4): the honest interval of a parameter the Hessian cannot pin down.
+
+For one parameter θ_i the profile is min over the others of −2LL, with θ_i fixed on a log
+grid walked outward from the estimate (each point warm-started from the previous one). The
+likelihood-based 95 % interval is where Δ(−2LL) = χ²₁(0.95) = 3.84. An end the profile
+never reaches is reported as open ("no upper limit within the bounds"), never invented.
+
+    profile = profile_parameter(problem, x_hat, "km")
+    attach_profiles(problem, record)            # every parameter the record flags
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy.optimize import minimize
+
+from calibration.estimate.individual import IndividualProblem
+from calibration.io.record import FitRecord
+from calibration.estimate.scoring import Evaluator, fisher_scoring, objective_from
+
+CHI2_95 = 3.841458820694124  # χ²₁ 95 % quantile
+MAX_STEPS = 14  # per side
+MAX_LOG_SPAN = np.log(1e3)  # without a bound, walk at most three decades each way
+_FLAGS = (re.compile(r"poorly identified: (\S+) has"), re.compile(r"not identified: the data do not separate (.+?);"))
+
+
+class ProfileCancelled(Exception):
+    """``should_stop`` said stop: raised between two profile points (no point is cut short)."""
+
+
+class _Hook:
+    """The caller's ``should_stop`` (asked before each point) and ``progress(done, total)`` (after each
+    point; ``total`` is the most points still possible, so it only falls, to ``done`` at the end)."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None, progress: Callable[[int, int], None] | None,
+                 total: int) -> None:
+        self.should_stop, self.progress, self.done, self.total = should_stop, progress, 0, total
+
+    def before(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise ProfileCancelled(f"stopped after {self.done} of at most {self.total} profile points")
+
+    def after(self) -> None:
+        self.done += 1
+        self._tell()
+
+    def shrink(self, unused: int) -> None:
+        if unused:
+            self.total -= unused
+            self._tell()
+
+    def _tell(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+@dataclass
+class Profile:
+    name: str
+    estimate: float
+    values: np.ndarray  # natural scale, ascending
+    delta: np.ndarray  # Δ(−2LL) against the optimum
+    lower: float | None = None
+    upper: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def interval(self) -> tuple[float | None, float | None]:
+        return self.lower, self.upper
+
+    def to_dict(self) -> dict:
+        return {"estimate": self.estimate, "ci95": [self.lower, self.upper], "threshold": CHI2_95,
+                "values": self.values.tolist(), "delta_minus2ll": self.delta.tolist(), "notes": list(self.notes)}
+
+
+def optimum(problem: IndividualProblem, record: FitRecord) -> np.ndarray:
+    """The record's estimates as the problem's log-scale vector (model parameters, then residual SDs)."""
+    return np.log([record.theta[n]["estimate"] for n in problem.names]
+                  + [record.sigma[s] for s in problem.error.parameter_names])
+
+
+def profile_parameter(problem: IndividualProblem, x_hat: np.ndarray, name: str, *, step: float | None = None,
+                      threshold: float = CHI2_95, max_steps: int = MAX_STEPS,
+                      should_stop: Callable[[], bool] | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> Profile:
+    """Walk θ_name down and up from the estimate until Δ(−2LL) passes ``threshold`` or a bound stops it.
+
+    Each point re-optimises the other parameters from the previous point's optimum (warm start):
+    by Fisher scoring on the exact sensitivities when the problem has them, else by L-BFGS-B.
+    ``should_stop`` is asked before each point (True: ``ProfileCancelled``); ``progress(done, total)``
+    is told after each one.
+    """
+    hook = _Hook(should_stop, progress, 2 * max_steps)
+    i = problem.names.index(name)
+    x_hat = np.asarray(x_hat, dtype=float)
+    if problem.predict_jacobian is not None:
+        problem = _Exact(problem)  # every value from the engine the fit used
+    f_hat = problem.objective(x_hat)
+    step = step or _first_step(problem, x_hat, i, f_hat)
+    low, high = problem.log_bounds()[i]
+    sides = {}
+    for direction, bound in ((-1, low), (1, high)):
+        sides[direction] = _walk(problem, x_hat, i, f_hat, direction, step, bound, threshold, max_steps, hook)
+        hook.shrink(max_steps - len(sides[direction][0]))  # the points this side did not need
+    points = sorted([*sides[-1][0], (x_hat[i], 0.0), *sides[1][0]])
+    values, delta = np.exp([p[0] for p in points]), np.array([p[1] for p in points])
+    prof = Profile(name, float(np.exp(x_hat[i])), values, delta)
+    prof.lower, note_low = _end(points[::-1], x_hat[i], threshold, sides[-1][1], "lower", low)
+    prof.upper, note_high = _end(points, x_hat[i], threshold, sides[1][1], "upper", high)
+    prof.notes += [n for n in (note_low, note_high) if n]
+    if delta.min() < -0.1:
+        better = values[int(np.argmin(delta))]
+        prof.notes.append(f"the profile found a lower −2LL ({delta.min():.2f}) at {name} = {better:.4g}: "
+                          "the fit had not reached the optimum; refit with more starts (--starts)")
+    return prof
+
+
+def _first_step(problem: IndividualProblem, x_hat: np.ndarray, i: int, f_hat: float) -> float:
+    """About a third of the log-scale SE from the curvature along θ_i (others held), within [0.02, 0.5]."""
+    h = 1e-2
+    e = np.zeros_like(x_hat)
+    e[i] = h
+    curvature = (problem.objective(x_hat + e) - 2 * f_hat + problem.objective(x_hat - e)) / h**2
+    if not np.isfinite(curvature) or curvature <= 0:
+        return 0.5
+    return float(np.clip(np.sqrt(2 / curvature) / 3, 0.02, 0.5))
+
+
+class _Exact:
+    """A problem with sensitivities, seen through one scoring evaluator: objective values and
+    restricted optima come from the same solver, so Δ(−2LL) is not a difference of two engines."""
+
+    def __init__(self, problem: IndividualProblem) -> None:
+        self.problem, self.evaluator = problem, Evaluator(problem)
+        self.names, self.predict_jacobian = problem.names, problem.predict_jacobian
+
+    def log_bounds(self):
+        return self.problem.log_bounds()
+
+    def objective(self, x: np.ndarray) -> float:
+        return objective_from(self.problem, x, self.evaluator.predict(x))
+
+    def restricted_optimum(self, x: np.ndarray, i: int) -> tuple[np.ndarray, float]:
+        held = np.zeros(x.size, dtype=bool)
+        held[i] = True
+        result = fisher_scoring(self.problem, x, evaluator=self.evaluator, held=held)
+        return result.x, result.value
+
+
+def _walk(problem, x_hat, i, f_hat, direction, step, bound, threshold, max_steps, hook=None):
+    """Points (log value, Δ) in one direction, and why the walk stopped: 'crossed', 'bound' or 'span'."""
+    hook = hook or _Hook(None, None, max_steps)
+    if isinstance(problem, _Exact):
+        return _walk_exact(problem, x_hat, i, f_hat, direction, step, bound, threshold, max_steps, hook)
+    others = [k for k in range(x_hat.size) if k != i]
+    bounds = [problem.log_bounds()[k] for k in others]
+    x, points = x_hat.copy(), []
+    limit = bound if bound is not None else x_hat[i] + direction * MAX_LOG_SPAN
+    for _ in range(max_steps):
+        hook.before()
+        target = x[i] + direction * step
+        at_end = direction * (target - limit) >= 0
+        target = limit if at_end else target
+        x[i] = target
+
+        def restricted(z, x=x):
+            full = x.copy()
+            full[others] = z
+            return problem.objective(full)
+
+        result = minimize(restricted, x[others], method="L-BFGS-B", jac="3-point", bounds=bounds,
+                          options={"maxiter": 200, "ftol": 1e-10, "gtol": 1e-5})
+        if np.isfinite(result.fun):
+            x[others] = result.x
+        delta = float(min(result.fun, restricted(x[others])) - f_hat)
+        points.append((float(x[i]), delta))
+        hook.after()
+        if delta > threshold:
+            return points, "crossed"
+        if at_end:
+            return points, "bound" if bound is not None else "span"
+        if len(points) >= 2 and delta - points[-2][1] < threshold / 8:
+            step = min(step * 1.6, 1.0)  # flat: stride out
+    return points, "span"
+
+
+def _walk_exact(problem: _Exact, x_hat, i, f_hat, direction, step, bound, threshold, max_steps, hook):
+    """``_walk`` by Fisher scoring with θ_i held, each point warm-started from the last optimum."""
+    x, points = x_hat.copy(), []
+    limit = bound if bound is not None else x_hat[i] + direction * MAX_LOG_SPAN
+    for _ in range(max_steps):
+        hook.before()
+        target = x[i] + direction * step
+        at_end = direction * (target - limit) >= 0
+        x[i] = limit if at_end else target
+        z, value = problem.restricted_optimum(x, i)
+        if np.isfinite(value):
+            x = z
+        delta = float(value - f_hat) if np.isfinite(value) else float("inf")
+        points.append((float(x[i]), delta))
+        hook.after()
+        if delta > threshold:
+            return points, "crossed"
+        if at_end:
+            return points, "bound" if bound is not None else "span"
+        if len(points) >= 2 and delta - points[-2][1] < threshold / 8:
+            step = min(step * 1.6, 1.0)  # flat: stride out
+    return points, "span"
+
+
+def _end(points, x0, threshold, why, side, bound):
+    """Interpolate the crossing (log scale) on the ``side`` of ``points`` ordered outward from x0."""
+    outward = [p for p in points if (p[0] >= x0 if side == "upper" else p[0] <= x0)]
+    for (xa, da), (xb, db) in zip(outward, outward[1:]):
+        if da <= threshold < db:
+            return float(np.exp(xa + (threshold - da) * (xb - xa) / (db - da))), None
+    reach = float(np.exp(outward[-1][0]))
+    last = outward[-1][1]
+    if why == "bound":
+        return None, (f"no {side} limit within the bounds: Δ(−2LL) is {last:.2f} at the {side} bound {reach:.4g}")
+    return None, f"no {side} limit found up to {reach:.4g} (Δ(−2LL) {last:.2f} there): the profile stays flat"
+
+
+def flagged_parameters(problem: IndividualProblem, record: FitRecord) -> list[str]:
+    """Model parameters named by the record's "poorly identified" / "not identified" warnings."""
+    names: list[str] = []
+    for warning in record.warnings:
+        for pattern in _FLAGS:
+            match = pattern.search(warning)
+            if match:
+                names += [n.strip() for n in match.group(1).split(" and ")]
+    return [n for n in dict.fromkeys(names) if n in problem.names]
+
+
+def attach_profiles(problem: IndividualProblem, record: FitRecord, names: list[str] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> dict[str, Profile]:
+    """Profile ``names`` (default: the flagged ones) and write them into the record.
+
+    Into ``record.data_selection["profiles"]`` (the whole profile), each ``theta[name]["ci95_profile"]``,
+    and ``record.warnings`` for an open end or a better optimum found on the way.
+    """
+    names = flagged_parameters(problem, record) if names is None else list(names)
+    x_hat = optimum(problem, record)
+    profiles = {}
+    for k, name in enumerate(names):
+        profiles[name] = prof = profile_parameter(problem, x_hat, name)
+        record.theta[name]["ci95_profile"] = [prof.lower, prof.upper]
+        record.warnings += [f"profile likelihood of {name}: {note}" for note in prof.notes]
+        if progress:
+            progress(k + 1, len(names))
+    record.data_selection.setdefault("profiles", {}).update({n: p.to_dict() for n, p in profiles.items()})
+    return profiles
+
+
+def profile_grid(problem: IndividualProblem, x_hat: np.ndarray, name: str, values: np.ndarray, *,
+                 should_stop: Callable[[], bool] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> Profile:
+    """Δ(−2LL) at given values of θ_name (natural scale), walking outward from the estimate on each
+    side so that each point is warm-started from its neighbour's optimum. ``should_stop`` and
+    ``progress`` as in ``profile_parameter``."""
+    i = problem.names.index(name)
+    x_hat = np.asarray(x_hat, dtype=float)
+    exact = _Exact(problem) if problem.predict_jacobian is not None else None
+    f_hat = exact.objective(x_hat) if exact else problem.objective(x_hat)
+    logs = np.log(np.asarray(values, dtype=float))
+    delta = np.empty(logs.size)
+    hook = _Hook(should_stop, progress, logs.size)
+    for side in (logs < x_hat[i], logs >= x_hat[i]):
+        order = np.flatnonzero(side)[np.argsort(np.abs(logs[side] - x_hat[i]))]
+        x = x_hat.copy()
+        for k in order:
+            hook.before()
+            x[i] = logs[k]
+            if exact:
+                z, value = exact.restricted_optimum(x, i)
+            else:
+                z, value = _restricted_lbfgs(problem, x, i)
+            x = z if np.isfinite(value) else x
+            delta[k] = value - f_hat
+            hook.after()
+    order = np.argsort(logs)
+    return Profile(name, float(np.exp(x_hat[i])), np.exp(logs[order]), delta[order])
+
+
+def _restricted_lbfgs(problem: IndividualProblem, x: np.ndarray, i: int) -> tuple[np.ndarray, float]:
+    others = [k for k in range(x.size) if k != i]
+
+    def restricted(z):
+        full = x.copy()
+        full[others] = z
+        return problem.objective(full)
+
+    result = minimize(restricted, x[others], method="L-BFGS-B", jac="3-point",
+                      bounds=[problem.log_bounds()[k] for k in others],
+                      options={"maxiter": 200, "ftol": 1e-10, "gtol": 1e-5})
+    full = x.copy()
+    full[others] = result.x
+    return full, float(result.fun)

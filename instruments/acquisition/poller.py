@@ -1,0 +1,149 @@
+"""The acquisition poller: every channel read at its period, flagged, batched to a sink.
+
+Usage::
+
+    channels = [Channel("chip1/o2", visiferm, "oxygen_air_saturation", "percent", 1.0, (0, 150)),
+                Channel("chip1/temp", visiferm, "temperature", "degC", 1.0, (20, 45))]
+    with Poller(channels, sink, clock, batch_readings=500, batch_interval_s=1.0) as poller:
+        ...                       # readings flow to sink(list[Reading]) from one thread
+    poller.stats()                # per channel: polls, readings, errors, missed slots, …
+
+Threads: one worker per bus (sensors sharing a ModbusBus — the line is half-duplex), one
+per stand-alone sensor, so a slow or dead device delays only itself and, at most, its bus
+neighbours by its timeout (ModbusBus fails a lost device fast). One flusher thread calls
+the sink (see ``acquisition_batch``). Timestamps come from the shared Clock (UTC
+seconds), scheduling is drift-free (``start + k·period``) and missed slots are counted,
+not filled (see ``acquisition_worker``). ``stop()`` joins the workers first, then flushes
+every reading they produced, then joins the flusher: after it returns, the sink has
+received each produced reading exactly once (``Reading.seq`` contiguous per channel),
+unless the sink kept raising (then ``undelivered()`` holds the rest).
+
+The instruments layer does not know the store: the runner adapts the sink, e.g.
+``ReadingIn(channel_ids[r.channel], r.t_utc_s, r.value, r.quality, r.unit)``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from typing import Hashable, Iterable
+
+from instruments.acquisition.batch import Batcher
+from instruments.acquisition.types import (Channel, ChannelStats, HealthHook, PollerStats, Reading, ReadingQuality,
+                                           Sink, worker_key, worker_name)
+from instruments.acquisition.worker import BusWorker, ChannelState, PollGroup
+from instruments.clock import Clock
+from instruments.acquisition.check import check_sequences
+from instruments.errors import ConfigError
+
+STAGGER = True
+
+__all__ = ["Channel", "HealthHook", "Poller", "PollerStats", "Reading", "ReadingQuality", "Sink", "check_sequences"]
+
+
+class Poller:
+    def __init__(self, channels: Iterable[Channel], sink: Sink, clock: Clock, *, batch_readings: int = 500,
+                 batch_interval_s: float = 1.0, start_utc_s: float | None = None,
+                 join_timeout_s: float = 10.0, stagger: bool = STAGGER,
+                 on_health: HealthHook | None = None) -> None:
+        """``batch_interval_s`` is real (wall) time; ``start_utc_s`` (clock time) anchors slot 0.
+
+        ``stagger`` spreads the groups of one worker that share a period evenly over that
+        period (group i of n starts i·period/n later), so a bus serves a steady stream
+        instead of a burst at every whole period in which the last device polled is late.
+        """
+        self.channels = list(channels)
+        _check_unique(self.channels)
+        self.clock, self.join_timeout_s, self._start_utc_s = clock, join_timeout_s, start_utc_s
+        self.stagger = stagger
+        self.on_health = on_health  # called after every poll of a channel: see HealthHook
+        self._batcher = Batcher(sink, batch_readings, batch_interval_s)
+        self._states = {channel.name: ChannelState(channel) for channel in self.channels}
+        self._stop = threading.Event()
+        self._workers: list[BusWorker] = []
+        self._running = False
+
+    def start(self) -> Poller:
+        if self._running or self._workers:
+            raise RuntimeError("this poller was already started; make a new one")
+        start_s = self.clock.now_s() if self._start_utc_s is None else self._start_utc_s
+        self._workers = [BusWorker(name, groups, self.clock, self._stop, self._batcher.add,
+                                   self.on_health)
+                         for name, groups in self._plan(start_s).items()]
+        self._batcher.start()
+        for worker in self._workers:
+            worker.thread.start()
+        self._running = True
+        return self
+
+    def _plan(self, start_s: float) -> dict[str, list[PollGroup]]:
+        """Workers by bus, each with its poll groups (one per sensor and period)."""
+        by_group: dict[tuple[Hashable, int, float], list[ChannelState]] = defaultdict(list)
+        names: dict[Hashable, str] = {}
+        for channel in self.channels:
+            key = worker_key(channel)
+            if key not in names:
+                name = worker_name(channel)
+                names[key] = name if name not in names.values() else f"{name} #{len(names)}"
+            by_group[(key, id(channel.sensor), channel.period_s)].append(self._states[channel.name])
+        workers: dict[str, list[PollGroup]] = defaultdict(list)
+        for (key, _, period_s), states in by_group.items():
+            workers[names[key]].append(PollGroup(states, period_s, start_s))
+        if self.stagger:
+            for groups in workers.values():
+                _stagger(groups)
+        return dict(workers)
+
+    def stop(self) -> PollerStats:
+        """Stop polling, join the workers, flush every produced reading, join the flusher."""
+        if not self._running:
+            return self.stats()
+        self._stop.set()
+        stuck = []
+        for worker in self._workers:
+            worker.thread.join(self.join_timeout_s)
+            if worker.thread.is_alive():
+                stuck.append(worker.name)
+        self._batcher.stop(self.join_timeout_s)
+        self._running = False
+        if stuck:
+            raise RuntimeError(f"poll workers {stuck} did not stop within {self.join_timeout_s} s "
+                               "(a driver read without a timeout?)")
+        return self.stats()
+
+    def stats(self) -> PollerStats:
+        """A snapshot (copies) of every channel's counters and the sink's."""
+        channels = {name: ChannelStats(**vars(state.stats)) for name, state in self._states.items()}
+        return PollerStats(channels, self._batcher.snapshot(), len(self._workers))
+
+    def undelivered(self) -> list[Reading]:
+        return self._batcher.undelivered()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def __enter__(self) -> Poller:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _stagger(groups: list[PollGroup]) -> None:
+    by_period: dict[float, list[PollGroup]] = defaultdict(list)
+    for group in groups:
+        by_period[group.period_s].append(group)
+    for period_s, same in by_period.items():
+        for index, group in enumerate(same):
+            group.start_s += index * period_s / len(same)
+
+
+def _check_unique(channels: list[Channel]) -> None:
+    if not channels:
+        raise ConfigError("the poller needs at least one channel")
+    seen: set[str] = set()
+    for channel in channels:
+        if channel.name in seen:
+            raise ConfigError(f"acquisition channel {channel.name!r} appears twice; channel names must be unique")
+        seen.add(channel.name)

@@ -1,0 +1,100 @@
+"""`chiptwin demo`: the simulated liver4 rig, the closed-loop protocol, a summary against the truth."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import and_, func, or_, select
+
+from instruments.clock import AcceleratedClock
+from instruments.rig.model import load_rig
+from instruments.rig.factory import endpoints_resolver, open_rig
+from instruments.sim.rig import SimulatedRig
+from instruments.sim.scenario import load_scenario
+from protocols.run.bench import SimBench
+from protocols.run.runner import Runner
+from store.engine import make_engine
+from store.migrate import upgrade
+from store.schema import Alarm, Command, DoseEvent, Fit, ProtocolRun, Reading
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+RIG = EXAMPLES / "rigs" / "liver4.toml"
+SCENARIO = EXAMPLES / "scenarios" / "liver4_truth.toml"
+PROTOCOL = EXAMPLES / "protocols" / "closed_loop_liver.toml"
+
+
+def prepare_store(db: str) -> None:
+    """The demo's store, created and migrated (the panel refuses a store that does not exist)."""
+    engine = make_engine(db, create=True)
+    upgrade(engine)
+    engine.dispose()
+
+
+def run_demo(db: str, clock_rate: float = 3600.0, progress: Callable[[int, int, str], None] | None = None,
+             protocol_path: Path = PROTOCOL) -> dict[str, Any]:
+    wall_start = time.perf_counter()
+    engine = make_engine(db, create=True)
+    upgrade(engine)
+    rig = load_rig(RIG)
+    names = {"chips": [c.name for c in rig.chips], "instruments": [i.name for i in rig.instruments]}
+    scenario = load_scenario(SCENARIO, **names)
+    with SimulatedRig(rig, scenario, AcceleratedClock.starting_now(clock_rate)) as sim:
+        with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
+            runner = Runner.create(protocol_path.read_text(encoding="utf-8"), rig, engine, devices, sim.clock,
+                                   filename=protocol_path.name, bench=SimBench(sim), progress=progress)
+            state = runner.run()
+    summary = summarise(engine, runner.run_id, {c: scenario.truth_for(c) for c in names["chips"]})
+    summary.update(state=state, wall_time_s=time.perf_counter() - wall_start, db=str(db),
+                   interlock_trips=[{"interlock": str(t.interlock), "channel": t.channel,
+                                     "latency_wall_s": t.latency_wall_s} for t in runner.monitor.trips])
+    engine.dispose()
+    return summary
+
+
+def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> dict[str, Any]:
+    with engine.connect() as c:
+        fits = c.execute(select(Fit).where(Fit.run_id == run_id).order_by(Fit.id)).all()
+        readings = c.execute(select(func.count()).select_from(Reading)).scalar()
+        doses = c.execute(select(func.count()).select_from(DoseEvent).where(DoseEvent.run_id == run_id)).scalar()
+        confirmed = c.execute(select(func.count()).select_from(Command).where(
+            Command.run_id == run_id, Command.state == "confirmed")).scalar()
+        started = c.execute(select(ProtocolRun.started_utc_s).where(ProtocolRun.id == run_id)).scalar() or 0.0
+        # the run's own alarms, and its rig's device alarms raised while it ran (they carry no run id)
+        alarms = [{"severity": a.severity, "source": a.source, "message": a.message, "run_id": a.run_id}
+                  for a in c.execute(select(Alarm).where(or_(Alarm.run_id == run_id, and_(
+                      Alarm.run_id.is_(None), Alarm.t_utc_s >= started))).order_by(Alarm.id)).all()]
+    rounds = []
+    for k, fit in enumerate(fits, 1):
+        record = json.loads(fit.record_json)
+        chips = (record.get("data_selection") or {}).get("chips") or {}
+        estimates = {chip: {n: {"estimate": v["estimate"], "ci95": v.get("ci95")} for n, v in doc["theta"].items()}
+                     for chip, doc in chips.items()}
+        rounds.append({"round": k, "fit_id": fit.id, "estimates": estimates,
+                       "error": _errors(estimates, truth), "ci_width": _widths(estimates)})
+    return {"run_id": run_id, "rounds": len(rounds), "readings_stored": readings, "doses_executed": doses,
+            "intents_confirmed": confirmed, "alarms": alarms, "per_round": rounds, "truth": truth}
+
+
+def _errors(estimates: dict, truth: dict) -> dict[str, float]:
+    """Median over chips of |log(estimate / truth)| per parameter."""
+    out: dict[str, list[float]] = {}
+    for chip, params in estimates.items():
+        for name, value in params.items():
+            if name in truth.get(chip, {}) and value["estimate"] > 0:
+                import math
+                out.setdefault(name, []).append(abs(math.log(value["estimate"] / truth[chip][name])))
+    return {n: sorted(v)[len(v) // 2] for n, v in out.items()}
+
+
+def _widths(estimates: dict) -> dict[str, float | None]:
+    """Median over chips of the 95 % interval's relative width (upper/lower ratio); None when not estimable."""
+    out: dict[str, list[float]] = {}
+    for params in estimates.values():
+        for name, value in params.items():
+            ci = value.get("ci95")
+            ratio = ci[1] / ci[0] if ci and ci[0] and ci[0] > 0 else float("inf")
+            out.setdefault(name, []).append(ratio)
+    return {n: sorted(v)[len(v) // 2] if sorted(v)[len(v) // 2] != float("inf") else None for n, v in out.items()}

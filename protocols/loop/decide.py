@@ -1,0 +1,129 @@
+"""The closed loop's three thinking steps: calibrate, propose, approve (the policy part).
+
+``calibrate`` fits each chip's twin (``calibration.estimate.lab_fit``, one fit per chip — the
+chips come from different donors) to the run's data exported from the store.
+``propose(fit, space)`` asks ``calibration.design.rank.Designer`` for the most informative next
+experiment (Bayesian D-optimal over the fit's posterior); a parameter the fit could not
+give a standard error for enters the posterior with a broad prior (log SD 1). Each
+proposal carries its predicted outcome (90 % band over the posterior) and the safety checks
+a person approving it would make (``safety_checks``). ``within_bounds`` is the auto-approval
+policy.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from calibration.design.rank import Designer
+from calibration.design.space import DesignSpace
+from calibration.estimate.lab_fit import fit_lab
+from calibration.io.record import FitRecord
+from protocols.loop.lab_data import write_lab_dataset
+from protocols.language.quantities import magnitude
+from protocols.language.rig_view import ChipView
+
+DESIGNER = "calibration.design.rank.Designer (Bayesian D-optimal)"
+
+BROAD_RSE_PERCENT = 100.0
+DESIGN_DRAWS = 8
+ASSAY_ERRORS = {"drug_medium": {"prop_cv": 0.10}, "metabolite_medium": {"prop_cv": 0.10}}
+
+
+def calibrate(engine: Any, run_id: int, now_utc_s: float, parameters: Sequence[str], chips: Sequence[str],
+              model: str = "liver_chip", previous: Mapping[str, Mapping[str, float]] | None = None,
+              ) -> tuple[dict[str, dict], int]:
+    """(each chip's fit as a dict, rows fitted) on the run's data so far; each chip warm-started
+    from its previous estimates (inside the bounds), so later rounds cost a few iterations."""
+    per_chip: dict[str, dict] = {}
+    n_rows = 0
+    with tempfile.TemporaryDirectory() as folder:
+        for chip in chips:
+            path = Path(folder) / f"{chip}.csv"
+            n_rows += write_lab_dataset(engine, run_id, now_utc_s, path, [chip])
+            init = _inside((previous or {}).get(chip, {}), model)
+            record = fit_lab(path, model, method="individual", estimate=list(parameters) or None, init=init,
+                             prior=weak_prior(parameters, model), observables=_informative(parameters))
+            per_chip[chip] = record.to_dict()
+    return per_chip, n_rows
+
+
+PRIOR_LOG_SD = 1.0  # weakly informative: the catalogue default ×/÷ 7 covers 95 %
+PD_PARAMETERS = {"kmax", "ec50", "hill", "ocr"}
+
+
+def weak_prior(parameters: Sequence[str], model: str) -> dict[str, tuple[float, float]]:
+    """MAP rather than ML: one low dose cannot pin km or the PDMS uptake, and a flat
+    likelihood must not walk a chip's estimates off to the parameter bounds."""
+    from twin.catalogue import get_model
+    spec = get_model(model)
+    return {name: (spec.parameter(name).default, PRIOR_LOG_SD) for name in parameters}
+
+
+def _informative(parameters: Sequence[str]) -> list[str] | None:
+    """Viability (from TEER) informs only PD parameters; otherwise leave it out (it is slow to fit)."""
+    return None if PD_PARAMETERS & set(parameters) else ["drug_medium", "metabolite_medium"]
+
+
+def _inside(values: Mapping[str, float], model: str) -> dict[str, float]:
+    from twin.catalogue import get_model
+    spec = get_model(model)
+    out = {}
+    for name, value in values.items():
+        p = spec.parameter(name)
+        if p.lower * 1.01 < value < p.upper / 1.01:
+            out[name] = float(value)
+    return out
+
+
+def _with_broad_prior(fit: FitRecord) -> FitRecord:
+    fit = copy.deepcopy(fit)
+    for entry in fit.theta.values():
+        rse = entry.get("rse_percent")
+        if rse is None or not np.isfinite(rse) or rse > BROAD_RSE_PERCENT:
+            entry["rse_percent"] = BROAD_RSE_PERCENT
+    fit.correlation = {}  # with patched SDs the recorded correlations no longer belong together
+    return fit
+
+
+def propose(fit: FitRecord, space: DesignSpace) -> dict:
+    """The best candidate of ``space`` for ``fit``: dose_um, schedule, sample_times_h, utility, method,
+    the parameters' current and expected SDs (``expected``) and the predicted observables with their
+    90 % band over the posterior (``predicted``)."""
+    best = Designer(space, _with_broad_prior(fit), draws=DESIGN_DRAWS).ask(1)[0]
+    return {**best.candidate.to_dict(), "utility": best.utility, "method": best.utility_kind,
+            "expected": best.parameters, "predicted": best.predicted}
+
+
+def design_space(chip: str, doses_um: Sequence[float], schedules_h: Sequence[Sequence[float]], sample_ml: float,
+                 constants: Mapping[str, float]) -> DesignSpace:
+    schedules = {f"s{i}": tuple(s) for i, s in enumerate(schedules_h)}
+    return DesignSpace(tuple(doses_um), schedules, (sample_ml,), (chip,), ("drug_medium", "metabolite_medium"),
+                       constants=dict(constants), errors=ASSAY_ERRORS)
+
+
+def safety_checks(chip: ChipView, design: Mapping[str, Any]) -> list[dict]:
+    """What a person approving the proposal checks against the rig file: the dose against the
+    chip's concentration limit, and the medium left after the samples against its minimum."""
+    checks = []
+    dose_um = float(design["dose_um"])
+    if chip.max_concentration is not None:
+        limit_um = magnitude(chip.max_concentration, "concentration")
+        checks.append({"chip": chip.name, "check": "dose concentration", "value": f"{dose_um:g} uM",
+                       "limit": f"<= {limit_um:g} uM", "ok": dose_um <= limit_um * (1 + 1e-9)})
+    sampled_ml = len(design["sample_times_h"]) * float(design["sample_volume_ml"])
+    left_ml = magnitude(chip.medium_volume, "volume") - sampled_ml
+    minimum_ml = magnitude(chip.min_medium_volume, "volume")
+    checks.append({"chip": chip.name, "check": "medium left after sampling", "value": f"{left_ml * 1000:.4g} uL",
+                   "limit": f">= {minimum_ml * 1000:.4g} uL", "ok": left_ml >= minimum_ml - 1e-12})
+    return checks
+
+
+def within_bounds(dose_um: float, sampled_ml: float, max_dose_um: float | None, max_sampled_ml: float | None) -> bool:
+    if max_dose_um is None or max_sampled_ml is None:
+        return False
+    return dose_um <= max_dose_um + 1e-9 and sampled_ml <= max_sampled_ml + 1e-12

@@ -1,0 +1,153 @@
+"""What a run writes to the store: the rig's rows, the run, its steps, alarms, audit entries.
+
+One ``Recorder`` per runner process. Every write goes through ``Recorder.tx()``: one
+process-wide lock around one transaction, so the runner's threads (steps, poller sink,
+request watcher) never fight over SQLite's single writer, and a write that records an
+action commits together with its audit entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from instruments.rig.model import Rig
+from store.audit import append_audit, seal_row
+from store.schema import Alarm, Channel, Chip, Instrument, ProtocolRun, Rig as RigRow, Step
+
+ACTOR = "runner"
+FINAL_STATES = frozenset({"done", "aborted", "failed"})  # a run never leaves these
+
+
+class Recorder:
+    def __init__(self, engine: Engine, now_s: Callable[[], float]) -> None:
+        self.engine, self.now_s = engine, now_s
+        self._lock = threading.Lock()
+        self.alarm_hook: Callable[[str, str, str], None] | None = None  # (severity, source, message)
+
+    @contextmanager
+    def tx(self) -> Iterator[Connection]:
+        with self._lock, self.engine.begin() as connection:
+            yield connection
+
+    def audit(self, connection: Connection, action: str, entity: str = "", entity_id: Any = "",
+              payload: dict | None = None, actor: str = ACTOR) -> None:
+        append_audit(connection, actor, action, entity=entity, entity_id=entity_id,
+                     payload=self._with_rig_time(payload))
+
+    def seal(self, connection: Connection, table: str, row_id: Any, action: str, payload: dict | None = None,
+             actor: str = ACTOR) -> None:
+        """An audit entry carrying the hash of a regulated row (command, doseevent, approval) as
+        written in this transaction, so `chiptwin audit verify` detects a later edit of it."""
+        seal_row(connection, table, row_id, actor, action, self._with_rig_time(payload))
+
+    def _with_rig_time(self, payload: dict | None) -> dict | None:
+        """Audit entries carry true wall-clock time (the chain's own); an accelerated rig clock's
+        time, which readings and doses use, goes in the payload so the two can be matched."""
+        rig_s = self.now_s()
+        if abs(rig_s - time.time()) < 1.0:
+            return payload
+        return {**(payload or {}), "rig_clock_utc_s": rig_s}
+
+    def audit_entry(self, action: str, payload: dict, run_id: int) -> None:
+        with self.tx() as c:
+            self.audit(c, action, "protocolrun", run_id, payload)
+
+    # -- the rig --------------------------------------------------------------------------
+    def sync_rig(self, rig: Rig) -> dict[str, dict[str, int]]:
+        """Rig, chip, instrument and channel rows for ``rig`` (created once); ids by name."""
+        text = rig.path.read_text(encoding="utf-8") if rig.path else ""
+        with self.tx() as c:
+            rig_id = c.execute(select(RigRow.id).where(RigRow.name == rig.name)).scalar()
+            if rig_id is None:
+                rig_id = c.execute(insert(RigRow).values(name=rig.name, description=rig.spec.rig.description,
+                                                         config_toml=text, created_utc_s=self.now_s())).inserted_primary_key[0]
+            chips = _ensure(c, Chip, rig_id, {ch.name: dict(organ=ch.organ, n_cells_million=ch.n_cells_million,
+                                                            v_medium_ml=ch.v_medium_ml, v_cell_ml=ch.v_cell_ml)
+                                               for ch in rig.chips})
+            instruments = _ensure(c, Instrument, rig_id, {i.name: dict(driver=i.driver) for i in rig.instruments})
+            channels = _ensure(c, Channel, rig_id, {ch.name: dict(
+                instrument_id=instruments[ch.instrument], chip_id=chips.get(ch.chip) if ch.chip else None,
+                quantity=ch.measurement, unit=_store_unit(ch.unit), poll_period_s=ch.poll_period_s)
+                for ch in rig.channels})
+        return {"rig": {rig.name: rig_id}, "chips": chips, "instruments": instruments, "channels": channels}
+
+    # -- the run --------------------------------------------------------------------------
+    def create_run(self, rig_id: int, protocol_text: str, clock_rate: float) -> int:
+        sha = hashlib.sha256(protocol_text.encode()).hexdigest()
+        with self.tx() as c:
+            run_id = c.execute(insert(ProtocolRun).values(
+                rig_id=rig_id, protocol_text=protocol_text, protocol_sha256=sha, state="created",
+                checkpoint_json=json.dumps({"step": 0}), clock_rate=clock_rate)).inserted_primary_key[0]
+            self.audit(c, "run.created", "protocolrun", run_id, {"sha256": sha})
+        return int(run_id)
+
+    def run_row(self, run_id: int) -> ProtocolRun:
+        with self.engine.connect() as c:
+            row = c.execute(select(ProtocolRun).where(ProtocolRun.id == run_id)).first()
+        if row is None:
+            from protocols.errors import ProtocolError
+            raise ProtocolError(f"there is no run {run_id} in this store; fix: check the run id and --db")
+        return ProtocolRun(**row._mapping)
+
+    def set_state(self, run_id: int, state: str, why: str = "", actor: str = ACTOR) -> bool:
+        """Record the run's new state; False (nothing written) once the run has ended: an
+        aborted run stays aborted, whichever thread reports a later state."""
+        row = self.run_row(run_id)
+        if row.state in FINAL_STATES:
+            return False
+        values: dict[str, Any] = {"state": state}
+        if state == "running":
+            values["started_utc_s"] = row.started_utc_s or self.now_s()
+        if state in ("done", "aborted", "failed"):
+            values["ended_utc_s"] = self.now_s()
+        with self.tx() as c:
+            c.execute(update(ProtocolRun).where(ProtocolRun.id == run_id).values(**values))
+            self.audit(c, f"run.{state}", "protocolrun", run_id, {"why": why} if why else None, actor=actor)
+        return True
+
+    def checkpoint(self, run_id: int, point: dict) -> None:
+        with self.tx() as c:
+            c.execute(update(ProtocolRun).where(ProtocolRun.id == run_id).values(checkpoint_json=json.dumps(point)))
+
+    def step_started(self, run_id: int, index: int, kind: str, detail: dict | None = None) -> None:
+        with self.tx() as c:
+            found = c.execute(select(Step.id).where(Step.run_id == run_id, Step.index == index)).scalar()
+            if found is None:
+                c.execute(insert(Step).values(run_id=run_id, index=index, kind=kind, state="running",
+                                              detail_json=json.dumps(detail or {}), started_utc_s=self.now_s()))
+
+    def step_ended(self, run_id: int, index: int, state: str = "done", detail: dict | None = None) -> None:
+        values: dict[str, Any] = {"state": state, "ended_utc_s": self.now_s()}
+        if detail is not None:
+            values["detail_json"] = json.dumps(detail, default=str)
+        with self.tx() as c:
+            c.execute(update(Step).where(Step.run_id == run_id, Step.index == index).values(**values))
+
+    def alarm(self, rig_id: int | None, run_id: int | None, severity: str, source: str, message: str) -> None:
+        with self.tx() as c:
+            alarm_id = c.execute(insert(Alarm).values(rig_id=rig_id, run_id=run_id, t_utc_s=self.now_s(),
+                                                      severity=severity, source=source,
+                                                      message=message)).inserted_primary_key[0]
+            self.audit(c, "alarm.raised", "alarm", alarm_id, {"severity": severity, "source": source,
+                                                              "message": message})
+        if self.alarm_hook is not None:
+            self.alarm_hook(severity, source, message)
+
+
+def _store_unit(unit: str) -> str:
+    return "percent" if unit.strip().startswith("%") else unit
+
+
+def _ensure(c: Connection, table: Any, rig_id: int, wanted: dict[str, dict]) -> dict[str, int]:
+    ids = dict(c.execute(select(table.name, table.id).where(table.rig_id == rig_id)).all())
+    for name, values in wanted.items():
+        if name not in ids:
+            ids[name] = c.execute(insert(table).values(rig_id=rig_id, name=name, **values)).inserted_primary_key[0]
+    return ids

@@ -1,0 +1,198 @@
+"""The runner: one process per rig executes a protocol's steps on the shared clock.
+
+    with Runner.start(protocol_path, rig_path, engine, devices, clock, bench=SimBench(sim)) as runner:
+        state = runner.run()           # done | aborted | parked | failed
+
+Threads: the step thread (the caller), the acquisition poller (readings → interlocks →
+store), the request watcher (panel requests → control). The run's progress is a
+checkpoint in ``ProtocolRun.checkpoint_json`` (the step index and the step's start time),
+written before each step; everything a step does is idempotent by key (dose intents,
+sample labels, one fit / proposal / approval per step), so ``Runner.resume`` first
+reconciles unfinished dose intents against the pumps and then re-enters the checkpointed
+step without doing anything twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from instruments.rig.model import Rig
+from protocols.loop.steps import LOOP_STEPS
+from protocols.run import notify
+from protocols.run.acquire import StoreSink, start_poller
+from protocols.run.control import Aborted, Control
+from protocols.run.intents import IntentLog, NeedsPerson
+from protocols.language.interlock import Interlock
+from protocols.run.interlocks import Monitor
+from protocols.language.api import parse_protocol
+from protocols.language.protocol import Protocol
+from protocols.errors import ProtocolError
+from protocols.run.record import FINAL_STATES, Recorder
+from protocols.run.requests import RequestWatcher
+from protocols.run.step_exec import RIG_STEPS
+from protocols.language.rig_view import rig_view_from_rig_file
+from protocols.language.steps import expand
+
+STEPS = {**RIG_STEPS, **LOOP_STEPS}  # every step kind of the language, and what it does
+
+Progress = Callable[[int, int, str], None]
+
+
+class RunEnded(ProtocolError):
+    """``resume`` of a run that is done, aborted or failed: those states are final."""
+
+
+@dataclass
+class RunContext:
+    protocol: Protocol
+    rig: Rig
+    recorder: Recorder
+    ids: dict[str, dict[str, int]]
+    run_id: int
+    clock: Any
+    devices: Any
+    bench: Any = None
+    notifier: Any = None
+    progress: Progress | None = None
+    state: dict = field(default_factory=dict)  # per-run scratch: latest fit, per-chip fits, rounds
+
+    @property
+    def rig_id(self) -> int:
+        return next(iter(self.ids["rig"].values()))
+
+
+class Runner:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.steps = expand(ctx.protocol.steps)
+        self.intents = IntentLog(ctx.recorder, ctx.devices, ctx.clock, ctx.ids["instruments"])
+        self.control = Control(ctx.clock, ctx.devices.safe_state)
+        self.monitor = Monitor(rig_view_from_rig_file(ctx.rig.spec), ctx.protocol.interlocks, ctx.clock, self._trip,
+                               on_blind=self._blind, poll_periods_s={c.name: c.poll_period_s for c in ctx.rig.channels})
+        self.sink = StoreSink(ctx.recorder, ctx.ids["channels"], self.monitor,
+                              alarm=lambda severity, source, message: ctx.recorder.alarm(
+                                  ctx.rig_id, ctx.run_id, severity, source, message))
+        self.watcher = RequestWatcher(ctx.recorder, ctx.run_id, self.control, self.intents.busy)
+        self.poller: Any = None
+        notify.attach(ctx)  # [notify]: alarms and "waiting for approval" to people off-site
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def create(cls, protocol_text: str, rig: Rig, engine: Any, devices: Any, clock: Any, *,
+               filename: str = "protocol.toml", **extra: Any) -> Runner:
+        protocol = parse_protocol(protocol_text, rig_view_from_rig_file(rig.spec), filename)
+        recorder = Recorder(engine, clock.now_s)
+        ids = recorder.sync_rig(rig)
+        run_id = recorder.create_run(next(iter(ids["rig"].values())), protocol_text, float(clock.rate))
+        return cls(RunContext(protocol, rig, recorder, ids, run_id, clock, devices, **extra))
+
+    @classmethod
+    def attach(cls, run_id: int, rig: Rig, engine: Any, devices: Any, clock: Any, **extra: Any) -> Runner:
+        recorder = Recorder(engine, clock.now_s)
+        row = recorder.run_row(run_id)
+        protocol = parse_protocol(row.protocol_text, rig_view_from_rig_file(rig.spec), f"run {run_id}")
+        return cls(RunContext(protocol, rig, recorder, recorder.sync_rig(rig), run_id, clock, devices, **extra))
+
+    # -- running ------------------------------------------------------------------------
+    def run(self) -> str:
+        """Run from the checkpoint to the end (or a stop); returns the run's final state."""
+        ctx, recorder = self.ctx, self.ctx.recorder
+        point = json.loads(recorder.run_row(ctx.run_id).checkpoint_json or "{}")
+        self._start_threads()
+        try:
+            recorder.set_state(ctx.run_id, "running")
+            for index in range(int(point.get("step", 0)), len(self.steps)):
+                step = self.steps[index]
+                started = point.get("started_utc_s") if point.get("step") == index else None
+                started = started if started is not None else ctx.clock.now_s()
+                recorder.checkpoint(ctx.run_id, {"step": index, "started_utc_s": started, "pid": os.getpid()})
+                self.control.check()
+                if ctx.progress:
+                    ctx.progress(index, len(self.steps), step.kind)
+                recorder.step_started(ctx.run_id, index, step.kind)
+                detail = STEPS[step.kind](self, index, step, started)
+                recorder.step_ended(ctx.run_id, index, "done", detail)
+            recorder.checkpoint(ctx.run_id, {"step": len(self.steps)})
+            recorder.set_state(ctx.run_id, "done")
+            return "done"
+        except Aborted as exc:
+            recorder.set_state(ctx.run_id, "aborted", str(exc))
+            return "aborted"
+        except NeedsPerson as exc:
+            return self.park(str(exc))
+        finally:
+            self._stop_threads()
+
+    def resume(self) -> tuple[list[dict], str]:
+        """Reconcile unfinished dose intents first, then continue from the checkpoint.
+        A run that has ended (done, aborted, failed) is final: refused before any device is touched."""
+        row = self.ctx.recorder.run_row(self.ctx.run_id)
+        if row.state in FINAL_STATES:
+            raise RunEnded(f"run {self.ctx.run_id} is {row.state}, and an ended run is final (nothing was "
+                           "reconciled or sent); fix: start a new run of the protocol with `chiptwin run`")
+        try:
+            outcomes = self.intents.reconcile(self.ctx.run_id)
+        except NeedsPerson as exc:
+            return [], self.park(str(exc))
+        self.ctx.recorder.audit_entry("run.reconciled", {"intents": outcomes}, self.ctx.run_id)
+        return outcomes, self.run()
+
+    def park(self, why: str) -> str:
+        ctx = self.ctx
+        ctx.devices.safe_state()
+        ctx.recorder.set_state(ctx.run_id, "parked", why)
+        ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "critical", "runner", f"run {ctx.run_id} parked: {why}")
+        return "parked"
+
+    def _trip(self, interlock: Interlock, channel: str, condition_t_s: float) -> None:
+        held = f"{interlock} held on {channel} (reading at clock {condition_t_s:.0f} s)"
+        self._act(interlock, channel, held if interlock.stops else f"{interlock} on {channel}",
+                  f"interlock {interlock}", alarm="alarm" in interlock.actions)
+
+    def _blind(self, interlock: Interlock, channel: str, unseen_s: float) -> None:
+        """A watched channel without a good reading for its grace period: the interlock cannot
+        see, so it acts as if it held (stopping ones stop the run; every one raises an alarm)."""
+        why = (f"interlock {interlock} is blind: {channel} has had no good reading for {unseen_s:.0f} s "
+               f"(grace {self.monitor.grace_s[channel]:.0f} s)")
+        self._act(interlock, channel, why, why, alarm=True)
+
+    def _act(self, interlock: Interlock, channel: str, message: str, why: str, *, alarm: bool) -> None:
+        """The interlock's actions: stopping ones put the rig in its safe state first, then the alarm."""
+        ctx = self.ctx
+        if interlock.stops:
+            state = "aborted" if "abort" in interlock.actions else "paused" if "pause" in interlock.actions else "parked"
+            self.control.stop(state, why)
+        if alarm or interlock.stops:
+            ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "critical", f"interlock:{channel}",
+                               message + ("; instruments put in their safe state" if interlock.stops else ""))
+        if interlock.stops and self.control.state != "aborted":
+            ctx.recorder.set_state(ctx.run_id, self.control.state, why)
+
+    def _start_threads(self) -> None:
+        self.poller, skipped = start_poller(self.ctx.rig, self.ctx.devices, self.sink, self.ctx.clock)
+        for why in skipped:
+            self.ctx.recorder.alarm(self.ctx.rig_id, self.ctx.run_id, "warning", "acquisition", f"not polled: {why}")
+        self.watcher.start()
+        self.monitor.start_watchdog()
+
+    def _stop_threads(self) -> None:
+        self.monitor.stop_watchdog()
+        self.watcher.stop()
+        if self.poller is not None:
+            self.poller.stop()
+            self.poller = None
+        if self.ctx.notifier is not None:
+            self.ctx.notifier.flush(10.0)  # bounded: a dead mail server never holds the run's end
+
+    # -- convenience --------------------------------------------------------------------
+    @property
+    def run_id(self) -> int:
+        return self.ctx.run_id
+
+
+def read_text(path: str | Path) -> str:
+    return Path(path).read_text(encoding="utf-8")
