@@ -10,8 +10,7 @@ STAMP   := $(VENV)/.installed
 
 .PHONY: test demo install system-deps lint bench clean
 
-test: install system-deps
-	$(VENV)/bin/lint-imports
+test: install system-deps lint
 	$(VENV)/bin/pytest
 
 demo: install
@@ -28,8 +27,11 @@ $(STAMP): pyproject.toml
 system-deps:
 	./scripts/system-deps.sh
 
+# the layers (import-linter), lint and format (ruff), types on the typed boundaries (mypy)
 lint: install
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # Benchmarks are not part of the test suite: they take minutes and print tables.
 bench: install

@@ -31,11 +31,11 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.common import write_results
-from calibration.design.rank import Designer
+from calibration.design.insilico import Experiment, lab_rows
 from calibration.design.posterior import Posterior
+from calibration.design.rank import Designer
 from calibration.design.space import DesignSpace
 from calibration.design.update import laplace_update, observed_from_rows
-from calibration.design.insilico import Experiment, lab_rows
 
 NAMES = ("vmax", "km", "kon", "koff")
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}

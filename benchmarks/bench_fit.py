@@ -60,10 +60,10 @@ from scipy.optimize import minimize
 
 from benchmarks.bench_closed_loop import time_ranking
 from benchmarks.common import median_seconds, write_results
-from calibration.io.datasets import load_nonmem
 from calibration.estimate.error_models import ErrorModel
-from calibration.io.nonmem import NonmemProblem
 from calibration.estimate.population import Foce, PopulationModel, default_sigma, fit_population, lognormal_individual
+from calibration.io.datasets import load_nonmem
+from calibration.io.nonmem import NonmemProblem
 from twin.dataset import read_dataset
 from twin.pk.simulate import predict_resolved
 
@@ -385,8 +385,8 @@ def theophylline_vs_nlme(repeats: int, skip_old: bool) -> dict:
 
 
 def _theoph_fit(path: Path, gradient: str):
-    from calibration.io.datasets import load_nonmem
     from calibration.estimate.population import fit_population
+    from calibration.io.datasets import load_nonmem
 
     data, _ = load_nonmem(path)
     names = ("ka", "cl", "v")

@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from benchmarks.common import write_results
-from calibration.estimate.individual import fit_individual
 from calibration.design.insilico import CHIP_CONSTANTS
+from calibration.estimate.individual import fit_individual
 from calibration.estimate.sequential import LabProblemFactory, SequentialFit
 from twin.chip import Dose, Sample, simulate_chip
 

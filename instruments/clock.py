@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
 class Clock(Protocol):
-    rate: float
+    @property
+    def rate(self) -> float:
+        """Clock seconds per wall-clock second (1 = real time)."""
 
     def now_s(self) -> float:
         """Current (possibly simulated) time, seconds since the Unix epoch, UTC."""
@@ -40,7 +42,7 @@ class RealClock:
     def wait(self, event: threading.Event, timeout_s: float) -> bool:
         return event.wait(max(timeout_s, 0.0))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"kind": "real"}
 
 
@@ -68,12 +70,12 @@ class AcceleratedClock:
     def wait(self, event: threading.Event, timeout_s: float) -> bool:
         return event.wait(max(timeout_s, 0.0) / self.rate)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"kind": "accelerated", "rate": self.rate, "start_utc_s": self.start_utc_s,
                 "anchor_unix_s": self.anchor_unix_s}
 
 
-def clock_from_dict(document: dict) -> RealClock | AcceleratedClock:
+def clock_from_dict(document: dict[str, Any]) -> RealClock | AcceleratedClock:
     """The clock another process described with ``to_dict()``."""
     if document.get("kind", "real") == "real":
         return RealClock()

@@ -9,10 +9,10 @@ carries *every* problem found (``.problems``), each with its line and a fix::
 
 from __future__ import annotations
 
-from twin.errors import ChipTwinError
-
 from dataclasses import dataclass
 from typing import Sequence
+
+from twin.errors import ChipTwinError
 
 
 class ProtocolError(ChipTwinError):
@@ -31,7 +31,7 @@ class Problem:
         where = f"{filename} line {self.line}" if self.line > 0 else filename
         return f"{where}: {self.message}" + (f"; fix: {self.fix}" if self.fix else "")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"line": self.line, "message": self.message, "fix": self.fix}
 
 

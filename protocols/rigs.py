@@ -14,10 +14,9 @@ from typing import Any
 from instruments.clock import AcceleratedClock, Clock, clock_from_dict
 from instruments.connection import RetryPolicy
 from instruments.errors import InstrumentError
-from instruments.rig.factory import rig_file_resolver
+from instruments.rig.factory import RigDevices, endpoints_resolver, open_rig, rig_file_resolver
 from instruments.rig.health import DeviceReport, check_rig
 from instruments.rig.model import Rig, load_rig
-from instruments.rig.factory import RigDevices, endpoints_resolver, open_rig
 from instruments.sim.rig import SimulatedRig
 from instruments.sim.scenario import Scenario, load_scenario
 
@@ -40,10 +39,13 @@ class DevicesCheck:
 def read_endpoints(path: Path) -> dict[str, Any]:
     """The endpoints file `chiptwin sim-rig` writes (device → pty or TCP address, and its clock)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InstrumentError(f"cannot read endpoints file {path} ({exc}); fix: start `chiptwin sim-rig "
                               "--endpoints-file` first and pass the file it writes") from None
+    if not isinstance(document, dict):
+        raise InstrumentError(f"endpoints file {path} is not a JSON object; fix: pass the file `chiptwin sim-rig` writes")
+    return document
 
 
 def check_devices(rig_path: Path, endpoints: Path | None, timeout_s: float) -> DevicesCheck:

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlmodel import col
 
 from store.audit import append_audit
 from store.errors import StoreError
@@ -153,17 +154,17 @@ def _holder(row: Any) -> Holder:
 
 
 def holder_of(engine: Engine | Connection, rig_name: str) -> Holder | None:
-    return _first(engine, select(LeaseRow).where(LeaseRow.rig_name == rig_name))
+    return _first(engine, select(LeaseRow).where(col(LeaseRow.rig_name) == rig_name))
 
 
 def run_holder(engine: Engine | Connection, run_id: int) -> Holder | None:
     """The lease (on any rig) whose holder drives ``run_id``, if any."""
-    return _first(engine, select(LeaseRow).where(LeaseRow.run_id == run_id))
+    return _first(engine, select(LeaseRow).where(col(LeaseRow.run_id) == run_id))
 
 
 def holders(engine: Engine) -> list[Holder]:
     with engine.connect() as connection:
-        return [_holder(row) for row in connection.execute(select(LeaseRow).order_by(LeaseRow.rig_name))]
+        return [_holder(row) for row in connection.execute(select(LeaseRow).order_by(col(LeaseRow.rig_name)))]
 
 
 def _first(engine: Engine | Connection, query: Any) -> Holder | None:
@@ -175,7 +176,7 @@ def _first(engine: Engine | Connection, query: Any) -> Holder | None:
     return None if row is None else _holder(row)
 
 
-def lease_rows(engine: Engine, rig_names: Iterable[str] = (), now_utc_s: float | None = None) -> list[dict]:
+def lease_rows(engine: Engine, rig_names: Iterable[str] = (), now_utc_s: float | None = None) -> list[dict[str, Any]]:
     """Each rig's holder for the panel and ``chiptwin rig status``; ``rig_names`` adds free rigs."""
     now = time.time() if now_utc_s is None else now_utc_s
     held = {h.rig_name: h for h in holders(engine)}
@@ -268,7 +269,7 @@ class RigLease:
             return
 
     def _mine(self) -> tuple[Any, ...]:
-        return LeaseRow.rig_name == self.rig_name, LeaseRow.token == self.token
+        return col(LeaseRow.rig_name) == self.rig_name, col(LeaseRow.token) == self.token
 
     def __enter__(self) -> RigLease:
         return self
@@ -317,21 +318,21 @@ def acquire(engine: Engine, rig_name: str, *, command: str = "", run_id: int | N
                        "another runner is starting — check with `chiptwin rig status`")
 
 
-def _insert_if_free(engine: Engine, values: dict) -> bool:
+def _insert_if_free(engine: Engine, values: dict[str, Any]) -> bool:
     """INSERT … ON CONFLICT DO NOTHING: exactly one of any number of racers inserts the row."""
     insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
     with engine.begin() as connection:
         # RETURNING, not rowcount: psycopg reports -1 for an INSERT … ON CONFLICT
-        statement = insert(LeaseRow).values(**values).on_conflict_do_nothing().returning(LeaseRow.rig_name)
+        statement = insert(LeaseRow).values(**values).on_conflict_do_nothing().returning(col(LeaseRow.rig_name))
         return connection.execute(statement).first() is not None
 
 
-def _swap_holder(engine: Engine, old: Holder, new: dict, why_gone: str, *, explicit: bool) -> bool:
+def _swap_holder(engine: Engine, old: Holder, new: dict[str, Any], why_gone: str, *, explicit: bool) -> bool:
     """Compare-and-swap on the gone holder's token, audited in the same transaction."""
     try:
         with engine.begin() as connection:
             swapped = connection.execute(update(LeaseRow).where(
-                LeaseRow.rig_name == old.rig_name, LeaseRow.token == old.token).values(**new)).rowcount
+                col(LeaseRow.rig_name) == old.rig_name, col(LeaseRow.token) == old.token).values(**new)).rowcount
             if swapped != 1:
                 return False  # another claimant swapped first; nothing was changed
             append_audit(connection, _actor(), "rig.lease_taken_over", entity="rig", entity_id=old.rig_name,

@@ -191,6 +191,7 @@ class Fit(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: Optional[int] = Field(default=None, foreign_key="protocolrun.id", index=True)
     experiment_id: Optional[int] = Field(default=None, foreign_key="experiment.id")
+    step_index: Optional[int] = Field(default=None, index=True)  # the calibrate step that made it
     model: str = Field(max_length=64)
     model_version: str = Field(max_length=32)
     method: str = Field(max_length=32)
@@ -209,6 +210,7 @@ class Proposal(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: Optional[int] = Field(default=None, foreign_key="protocolrun.id", index=True)
     fit_id: Optional[int] = Field(default=None, foreign_key="fit.id")
+    step_index: Optional[int] = Field(default=None, index=True)  # the propose step that made it
     design_json: str
     predicted_json: str = "{}"
     expected_information_gain: Optional[float] = None

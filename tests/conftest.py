@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 import uuid
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -76,3 +79,55 @@ def _main_module_restored():
     yield
     if sys.modules.get("__main__") is not _MAIN:
         sys.modules["__main__"] = _MAIN
+
+
+LEAK_GRACE_S = 10.0  # a thread or child told to stop at teardown gets this long (busy CI machines)
+
+
+def _leftovers(threads_before: set[threading.Thread], children_before: set[int], ports_before: set[int]) -> list[str]:
+    me = psutil.Process()
+    found = [f"thread {t.name!r}" for t in threading.enumerate()
+             if t not in threads_before and t.is_alive() and not t.daemon]
+    found += [f"child process {p.pid} ({' '.join(p.cmdline()[:3])})" for p in _children(me)
+              if p.pid not in children_before and not _multiprocessing_helper(p)]
+    found += [f"listening port {port}" for port in _listening(me) - ports_before]
+    return found
+
+
+def _children(me: psutil.Process) -> list[psutil.Process]:
+    alive = []
+    for child in me.children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _multiprocessing_helper(process: psutil.Process) -> bool:
+    """multiprocessing's resource tracker and forkserver live as long as the test process, by design."""
+    try:
+        command = " ".join(process.cmdline())
+    except psutil.NoSuchProcess:
+        return True
+    return "multiprocessing.resource_tracker" in command or "multiprocessing.forkserver" in command
+
+
+def _listening(me: psutil.Process) -> set[int]:
+    return {c.laddr.port for c in me.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_leaks_per_module(request):
+    """Like ophyd-async's leak check: when a test module (its tests and its fixtures) is done, no
+    non-daemon thread, child process or listening socket it started is left behind."""
+    me = psutil.Process()
+    threads, children, ports = set(threading.enumerate()), {p.pid for p in _children(me)}, _listening(me)
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_S
+    while (left := _leftovers(threads, children, ports)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if left:
+        pytest.fail(f"{request.module.__name__} left behind: {', '.join(left)}", pytrace=False)
+

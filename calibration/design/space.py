@@ -23,8 +23,8 @@ from typing import Annotated, Any, Literal, Mapping
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from calibration.errors import CalibrationError
 from calibration.design.insilico import CHIP_CONSTANTS, Experiment
+from calibration.errors import CalibrationError
 from twin.errors import TwinError
 from twin.units import parse_quantity, to_unit
 from twin.userfile import read_user_text

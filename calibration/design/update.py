@@ -17,10 +17,10 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
+from calibration.design.insilico import Experiment
 from calibration.design.posterior import Posterior
 from calibration.design.sensitivity import LOG_STEP, TOLERANCES, twin_constants
 from calibration.errors import FitFailedError
-from calibration.design.insilico import Experiment
 from twin.catalogue import get_model
 from twin.chip import ChipRun, Dose, Sample, simulate_chips
 

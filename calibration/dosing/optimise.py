@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from calibration.estimate.error_models import ErrorModel
 from calibration.errors import CalibrationError
+from calibration.estimate.error_models import ErrorModel
 from calibration.estimate.individual import IndividualProblem
 from calibration.io.nonmem import NonmemProblem
 from calibration.uncertainty.information import numerical_hessian

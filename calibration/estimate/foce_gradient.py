@@ -143,12 +143,12 @@ def foce_gradient(y: np.ndarray, mask: np.ndarray, eta: np.ndarray, omega_varian
         return on * ell, on * (dvs / vs - 2 * res / vs - res**2 * dvs / vs**2), on / vs + 0.5 * on * (dvs / vs) ** 2
 
     dell_s, da_s, dw_s = (np.zeros((*f.shape, n_sigma)) for _ in range(3))
-    for l in range(n_sigma):
+    for k in range(n_sigma):
         up, down = sigma.copy(), sigma.copy()
-        up[l] *= np.exp(SIGMA_STEP)
-        down[l] *= np.exp(-SIGMA_STEP)
+        up[k] *= np.exp(SIGMA_STEP)
+        down[k] *= np.exp(-SIGMA_STEP)
         for out, hi, lo in zip((dell_s, da_s, dw_s), terms(up), terms(down)):
-            out[..., l] = (hi - lo) / (2 * SIGMA_STEP)
+            out[..., k] = (hi - lo) / (2 * SIGMA_STEP)
 
     omega_inv = 1.0 / omega_variances
     # inner gradient and exact Hessian of L in η

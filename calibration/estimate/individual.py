@@ -19,11 +19,11 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import minimize
 
-from calibration.estimate.error_models import ErrorModel, Residuals, minus2ll_terms
 from calibration.errors import FitFailedError, NoObservationsError, UnidentifiableError
+from calibration.estimate.error_models import ErrorModel, Residuals, minus2ll_terms
+from calibration.estimate.scoring import fisher_scoring, observed_information
 from calibration.io.record import FitRecord
 from calibration.uncertainty.information import from_hessian, natural_scale, numerical_hessian
-from calibration.estimate.scoring import fisher_scoring, observed_information
 
 Progress = Callable[[int, int], None]  # (starts done, starts in all)
 # parameter sets (all parameters by name) → [(predictions, ∂predictions/∂log θ_names)], one batched run;

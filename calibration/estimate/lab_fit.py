@@ -8,14 +8,14 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from calibration.estimate.error_models import ErrorModel, Residuals
-from calibration.estimate.chip_jacobian import ChipsJacobian
 from calibration.errors import CalibrationError
+from calibration.estimate.chip_jacobian import ChipsJacobian
+from calibration.estimate.error_models import ErrorModel, Residuals
 from calibration.estimate.individual import IndividualProblem, fit_individual
-from calibration.io.lab import ChipData, read_lab_dataset
 from calibration.estimate.population import PopulationData, PopulationModel, fit_population, lognormal_individual
-from calibration.uncertainty.requested import requested_uncertainty
+from calibration.io.lab import ChipData, LabData, read_lab_dataset
 from calibration.io.record import FitRecord
+from calibration.uncertainty.requested import requested_uncertainty
 from twin.catalogue import get_model
 from twin.chip import simulate_chip
 
@@ -53,7 +53,7 @@ def residuals_for(observables: Sequence[str], error: str | Mapping[str, str] | N
 
 
 def fit_lab(
-    path: str | Path, model: str = "liver_chip", method: str = "individual", *,
+    data: str | Path | LabData, model: str = "liver_chip", method: str = "individual", *,
     error: str | Mapping[str, str] | None = None, estimate: Sequence[str] | None = None,
     fix: Mapping[str, float] | None = None, init: Mapping[str, float] | None = None,
     random: Sequence[str] | None = None, n_starts: int = 1, progress: Callable[[int, int], None] | None = None,
@@ -61,7 +61,8 @@ def fit_lab(
     prior: Mapping[str, tuple[float, float]] | None = None, observables: Sequence[str] | None = None,
     engine: str = "sensitivities",
 ) -> FitRecord:
-    """``profile``: profile-likelihood intervals of flagged parameters; ``mcmc``: emcee steps; ``problems``
+    """``data``: a lab dataset file, or the same dataset in memory (``calibration.io.lab.lab_dataset``).
+    ``profile``: profile-likelihood intervals of flagged parameters; ``mcmc``: emcee steps; ``problems``
     collects ``key -> (problem, record)`` (individual and pooled fits; see calibration.uncertainty.profile).
     ``prior`` (name → (median, log-scale SD)) makes it a MAP fit; ``observables`` keeps only
     those observations (e.g. leave viability out when no PD parameter is estimated).
@@ -78,10 +79,12 @@ def fit_lab(
     if unknown:
         raise CalibrationError(f"model {model!r} has no parameter {', '.join(unknown)}; "
                                f"its parameters are {', '.join(spec.parameter_names)}")
-    chips = {name: keep_observables(chip, observables) for name, chip in read_lab_dataset(path).items()}
+    dataset = data if isinstance(data, Mapping) else read_lab_dataset(data)
+    chips = {name: keep_observables(chip, observables) for name, chip in dataset.items()}
     chips = {name: chip for name, chip in chips.items() if chip.n_observations}
     if not chips:
-        raise CalibrationError(f"{path}: no observations of {', '.join(observables or [])} to fit")
+        where = "the dataset" if isinstance(data, Mapping) else str(data)
+        raise CalibrationError(f"{where}: no observations of {', '.join(observables or [])} to fit")
     start = {n: (init or {}).get(n, spec.parameter(n).default) for n in names}
     bounds = {n: (spec.parameter(n).lower, spec.parameter(n).upper) for n in names}
     if method == "population":

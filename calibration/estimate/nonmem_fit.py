@@ -8,14 +8,14 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from calibration.io.datasets import load_nonmem
-from calibration.estimate.error_models import ErrorModel
 from calibration.errors import CalibrationError
+from calibration.estimate.error_models import ErrorModel
 from calibration.estimate.individual import IndividualProblem, fit_individual
-from calibration.io.nonmem import NonmemProblem
 from calibration.estimate.population import PopulationModel, fit_population, lognormal_individual
-from calibration.uncertainty.requested import requested_uncertainty
+from calibration.io.datasets import load_nonmem
+from calibration.io.nonmem import NonmemProblem
 from calibration.io.record import FitRecord
+from calibration.uncertainty.requested import requested_uncertainty
 from twin.catalogue import get_model
 
 METHODS = ("individual", "pooled", "population")

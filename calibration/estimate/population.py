@@ -29,10 +29,15 @@ from typing import Callable
 import numpy as np
 from scipy.optimize import minimize
 
-from calibration.estimate.error_models import ErrorModel, Residuals, minus2ll_terms
 from calibration.errors import FitFailedError, NoObservationsError
-from calibration.estimate.foce_gradient import (chain, foce_gradient, individual_derivatives, loss_derivatives,
-                                       predictor_derivatives)
+from calibration.estimate.error_models import ErrorModel, Residuals, minus2ll_terms
+from calibration.estimate.foce_gradient import (
+    chain,
+    foce_gradient,
+    individual_derivatives,
+    loss_derivatives,
+    predictor_derivatives,
+)
 from calibration.io.record import FitRecord
 
 Predict = Callable[[np.ndarray], np.ndarray]  # φ (n_subjects, n_phi) → f (n_subjects, n_obs_max)
@@ -444,7 +449,7 @@ def fit_population(
     objective.ofv(estimate.x)  # modes back at the optimum after the Hessian's excursions
     sd = uncertainty.log_sd if uncertainty and uncertainty.covariance is not None else np.full(len(names), np.nan)
     x = estimate.x
-    n_theta, n_eta = len(model.theta_names), len(model.eta_names)
+    n_theta = len(model.theta_names)
     theta_hat, omega_hat, sigma_hat = objective.unpack(x)
     phi = model.individual(theta_hat, objective.eta)
     warnings = [] if estimate.converged else [f"the optimiser did not converge: {estimate.message}"]

@@ -27,8 +27,8 @@ from typing import Mapping
 import numpy as np
 from scipy.optimize import minimize
 
-from calibration.estimate.error_models import minus2ll_terms
 from calibration.errors import FitFailedError
+from calibration.estimate.error_models import minus2ll_terms
 from calibration.estimate.population import Foce, PopulationData, PopulationModel, default_sigma
 from calibration.io.record import FitRecord
 

@@ -155,7 +155,7 @@ def fisher_scoring(problem: "IndividualProblem", x0: np.ndarray, *, evaluator: E
     converged, iterations, hessian, gradient = False, 0, None, None
     if not np.isfinite(value):
         return ScoringResult(x, np.inf, None, None, 0, False, evaluator.runs - runs_before)
-    for iterations in range(1, max_iterations + 1):
+    for iterations in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
         gradient, hessian, df, weights = derivatives(problem, x, f, evaluator.jacobian(x, f))
         free = ~held & ~(((x <= low + 1e-9) & (gradient > 0)) | ((x >= high - 1e-9) & (gradient < 0)))
         g, h = gradient[free], hessian[np.ix_(free, free)]

@@ -22,11 +22,11 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from calibration.errors import CalibrationError
-from calibration.estimate.lab_fit import chip_problem
 from calibration.estimate.individual import IndividualProblem, _bound_warnings
-from calibration.io.lab import ChipData, _apply_row, _constants, CONSTANT_COLUMNS
-from calibration.io.record import FitRecord
+from calibration.estimate.lab_fit import chip_problem
 from calibration.estimate.scoring import Evaluator, box, fisher_scoring, into_box, levenberg, objective_from
+from calibration.io.lab import CONSTANT_COLUMNS, ChipData, _apply_row, _constants
+from calibration.io.record import FitRecord
 from calibration.uncertainty.information import from_hessian, natural_scale
 from twin.catalogue import get_model
 

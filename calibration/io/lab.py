@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,8 @@ from twin.units import ureg
 from twin.userfile import MAX_DATASET_BYTES, read_user_text
 
 EVENTS = ("dose", "sample", "media_change", "observation")
+COLUMNS = ("chip", "time_h", "event", "amount_nmol", "volume_ml", "conc_um", "observable", "value", "unit",
+           "v_medium_ml", "v_cell_ml", "n_cells_million", "kla_per_h")
 OBSERVABLE_UNITS = {"drug_medium": "uM", "metabolite_medium": "uM", "oxygen": "percent", "viability": "dimensionless"}
 CONSTANT_COLUMNS = {"v_medium_ml": "V_m0", "v_cell_ml": "V_c", "n_cells_million": "N_cells", "kla_per_h": "kla"}
 BEFORE_EVENT_H = 1e-9  # an observation listed before a same-time event is placed just before it
@@ -44,13 +47,31 @@ class ChipData:
         return len(self.values)
 
 
-def read_lab_dataset(path: str | Path) -> dict[str, ChipData]:
+LabData = dict[str, ChipData]  # chip name → its events, constants and observations
+
+
+def read_lab_dataset(path: str | Path) -> LabData:
     """Chips by name, each with its events, constants and observations (values in model units)."""
-    frame = _read(path)
+    return _chips(_read(path), f"{path} line")
+
+
+def lab_dataset(rows: Iterable[Mapping[str, object]], source: str) -> LabData:
+    """The same dataset from rows in memory (as the store exports them), with the same checks;
+    a message names ``source`` and the row's number."""
+    frame = pd.DataFrame([{c: _cell(row.get(c)) for c in COLUMNS} for row in rows], columns=list(COLUMNS), dtype=object)
+    frame.index = pd.RangeIndex(1, len(frame) + 1)
+    return _chips(frame, f"{source} row")
+
+
+def _cell(value: object) -> object:
+    return "" if value is None else value
+
+
+def _chips(frame: pd.DataFrame, where_prefix: str) -> LabData:
     chips: dict[str, ChipData] = {}
     last_time: dict[str, float] = {}
     for line, row in zip(frame.index, frame.itertuples(index=False)):
-        where = f"{path} line {line}"
+        where = f"{where_prefix} {line}"
         chip = chips.setdefault(str(row.chip), ChipData(str(row.chip)))
         time_h = _number(row.time_h, where, "time_h")
         if not 0 <= time_h <= MAX_TIME_H:
@@ -63,7 +84,7 @@ def read_lab_dataset(path: str | Path) -> dict[str, ChipData]:
         _apply_row(chip, row, time_h, where)
     empty = [c.chip for c in chips.values() if c.n_observations == 0]
     if len(empty) == len(chips):
-        raise NoObservationsError(f"{path}: no observation rows; nothing to fit")
+        raise NoObservationsError(f"{where_prefix.rsplit(' ', 1)[0]}: no observation rows; nothing to fit")
     return chips
 
 

@@ -13,8 +13,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from calibration.estimate.error_models import ErrorModel, Residuals
 from calibration.errors import CalibrationError, NoObservationsError
+from calibration.estimate.error_models import ErrorModel, Residuals
 from calibration.estimate.population import PopulationData
 from twin.catalogue import get_model
 from twin.dataset import check_dataset_for_model, prepare_dataset, subject_index

@@ -27,11 +27,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from calibration.io.datasets import detect_format, load_nonmem
-from calibration.estimate.error_models import ErrorModel, Residuals
 from calibration.errors import CalibrationError
-from calibration.estimate.lab_fit import ChipPredictor, residuals_for
+from calibration.estimate.error_models import ErrorModel, Residuals
 from calibration.estimate.individual import IndividualProblem
+from calibration.estimate.lab_fit import ChipPredictor, residuals_for
+from calibration.io.datasets import detect_format, load_nonmem
 from calibration.io.lab import ChipData, read_lab_dataset
 from calibration.io.nonmem import NonmemProblem
 from twin.catalogue import get_model

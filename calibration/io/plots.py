@@ -14,8 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from calibration.estimate.individual import IndividualProblem
-from calibration.uncertainty.profile import CHI2_95, Profile, optimum
 from calibration.io.record import FitRecord
+from calibration.uncertainty.profile import CHI2_95, Profile, optimum
 
 Z90 = 1.6448536269514722
 

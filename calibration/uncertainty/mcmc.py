@@ -19,9 +19,9 @@ import numpy as np
 
 from calibration.errors import CalibrationError
 from calibration.estimate.individual import IndividualProblem
-from calibration.uncertainty.profile import optimum
 from calibration.io.record import FitRecord
 from calibration.uncertainty.information import from_hessian, numerical_hessian
+from calibration.uncertainty.profile import optimum
 
 MIN_CHAIN_TAUS = 50  # emcee's rule: τ is trustworthy when the chain is ≥ 50 τ long
 ACCEPTANCE_RANGE = (0.1, 0.8)

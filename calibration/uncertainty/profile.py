@@ -19,8 +19,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from calibration.estimate.individual import IndividualProblem
-from calibration.io.record import FitRecord
 from calibration.estimate.scoring import Evaluator, fisher_scoring, objective_from
+from calibration.io.record import FitRecord
 
 CHI2_95 = 3.841458820694124  # χ²₁ 95 % quantile
 MAX_STEPS = 14  # per side

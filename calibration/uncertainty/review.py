@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from calibration.errors import CalibrationError
-from calibration.estimate.lab_fit import chip_problem, keep_observables
 from calibration.estimate.individual import IndividualProblem
+from calibration.estimate.lab_fit import chip_problem, keep_observables
 from calibration.io.lab import ChipData
 from calibration.io.plots import Z90, prediction_band, record_covariance
-from calibration.uncertainty.profile import Profile, optimum, profile_parameter
 from calibration.io.record import FitRecord
+from calibration.uncertainty.profile import Profile, optimum, profile_parameter
 from twin.catalogue import get_model
 
 CURVE_POINTS = 200

@@ -29,11 +29,20 @@ from collections import defaultdict
 from typing import Hashable, Iterable
 
 from instruments.acquisition.batch import Batcher
-from instruments.acquisition.types import (Channel, ChannelStats, HealthHook, PollerStats, Reading, ReadingQuality,
-                                           Sink, worker_key, worker_name)
+from instruments.acquisition.check import check_sequences
+from instruments.acquisition.types import (
+    Channel,
+    ChannelStats,
+    HealthHook,
+    PollerStats,
+    Reading,
+    ReadingQuality,
+    Sink,
+    worker_key,
+    worker_name,
+)
 from instruments.acquisition.worker import BusWorker, ChannelState, PollGroup
 from instruments.clock import Clock
-from instruments.acquisition.check import check_sequences
 from instruments.errors import ConfigError
 
 STAGGER = True

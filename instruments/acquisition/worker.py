@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Callable

@@ -20,7 +20,7 @@ import pint
 from instruments.connection import ConnectionState
 from instruments.drivers import ne1000_protocol as proto
 from instruments.drivers.limits import ChipLimits, check_chip, check_range, magnitude
-from instruments.errors import ConfigError, WireProtocolError, SetpointOutOfRange
+from instruments.errors import ConfigError, SetpointOutOfRange, WireProtocolError
 from instruments.transport.base import ByteTransport
 from instruments.transport.framing import StxEtxFraming
 from twin.units import Q_

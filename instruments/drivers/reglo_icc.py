@@ -23,7 +23,7 @@ import pint
 
 from instruments.connection import ConnectionState
 from instruments.drivers.limits import ChipLimits, check_chip, check_range, magnitude
-from instruments.errors import ConfigError, DeviceRejected, WireProtocolError, SetpointOutOfRange
+from instruments.errors import ConfigError, DeviceRejected, SetpointOutOfRange, WireProtocolError
 from instruments.transport.base import ByteTransport
 from instruments.transport.framing import SingleByteFraming, TerminatorFraming
 from twin.units import Q_

@@ -19,7 +19,7 @@ import pydantic
 
 from instruments.drivers.limits import ChipLimits
 from instruments.errors import ConfigError
-from instruments.rig.schema import (PUMP_DRIVERS, ChannelSpec, ChipSpec, InstrumentSpec, RigFile)
+from instruments.rig.schema import PUMP_DRIVERS, ChannelSpec, ChipSpec, InstrumentSpec, RigFile
 from instruments.rig.toml_lines import TomlDocument, read_toml
 from instruments.rig.validate import measurements_of, validate
 from twin.units import Q_

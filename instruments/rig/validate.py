@@ -13,8 +13,15 @@ from __future__ import annotations
 
 from instruments.drivers import ne1000_protocol as ne1000
 from instruments.drivers.teer import TEER_UNIT
-from instruments.rig.schema import (DRIVERS, MODBUS_DRIVERS, PUMP_DRIVERS, SERIAL_DRIVERS, ChannelSpec,
-                                    InstrumentSpec, RigFile)
+from instruments.rig.schema import (
+    DRIVERS,
+    MODBUS_DRIVERS,
+    PUMP_DRIVERS,
+    SERIAL_DRIVERS,
+    ChannelSpec,
+    InstrumentSpec,
+    RigFile,
+)
 from instruments.rig.toml_lines import TomlDocument
 from instruments.transport.modbus_codec import register_count
 from twin.errors import TwinError

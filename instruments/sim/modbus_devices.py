@@ -17,8 +17,14 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from instruments.drivers.hamilton import (BLOCK_REGISTERS, PRIMARY_BLOCK_ADDRESS, TEMPERATURE_BLOCK_ADDRESS,
-                                          UNIT_CODE_BY_LABEL, HamiltonBlock, encode_block)
+from instruments.drivers.hamilton import (
+    BLOCK_REGISTERS,
+    PRIMARY_BLOCK_ADDRESS,
+    TEMPERATURE_BLOCK_ADDRESS,
+    UNIT_CODE_BY_LABEL,
+    HamiltonBlock,
+    encode_block,
+)
 from instruments.drivers.modbus_sensor import RegisterMap, RegisterPoint
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.transport.modbus_codec import swapped

@@ -27,8 +27,14 @@ from instruments.drivers.modbus_sensor import RegisterMap
 from instruments.rig.model import Rig
 from instruments.rig.schema import InstrumentSpec
 from instruments.sim.faults import FaultPlan
-from instruments.sim.modbus_devices import (RegisterMapSim, SimModbusBus, SimModbusDevice, SimSignal, ph_arc_sim,
-                                            visiferm_do_sim)
+from instruments.sim.modbus_devices import (
+    RegisterMapSim,
+    SimModbusBus,
+    SimModbusDevice,
+    SimSignal,
+    ph_arc_sim,
+    visiferm_do_sim,
+)
 from instruments.sim.modbus_sim import ModbusRtuSim, ModbusTcpSim
 from instruments.sim.ne1000_sim import NE1000Sim, PumpState
 from instruments.sim.pty_device import PtyDevice

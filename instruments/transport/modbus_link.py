@@ -28,7 +28,14 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from instruments.connection import ConnectionHealth, ConnectionState, RetryPolicy
-from instruments.errors import DeviceLost, DeviceRejected, DeviceTimeout, InstrumentError, WireProtocolError, TransportError
+from instruments.errors import (
+    DeviceLost,
+    DeviceRejected,
+    DeviceTimeout,
+    InstrumentError,
+    TransportError,
+    WireProtocolError,
+)
 from instruments.transport.rtu_client import RtuClient
 
 READ_FUNCTIONS = (3, 4)  # read holding registers, read input registers

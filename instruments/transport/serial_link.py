@@ -27,8 +27,15 @@ from typing import Any, Callable
 import serial
 
 from instruments.connection import ConnectionHealth, ConnectionState, RetryPolicy
-from instruments.errors import (DeviceAlarm, DeviceLost, DeviceRejected, DeviceTimeout, InstrumentError,
-                                WireProtocolError, TransportError)
+from instruments.errors import (
+    DeviceAlarm,
+    DeviceLost,
+    DeviceRejected,
+    DeviceTimeout,
+    InstrumentError,
+    TransportError,
+    WireProtocolError,
+)
 from instruments.transport.base import WRITE_TIMEOUT_S, Parser
 from instruments.transport.framing import Framing
 from instruments.transport.usb import PortLocator, UsbIdentity, fixed_port, usb_locator

@@ -10,17 +10,18 @@ from typing import Any, Callable
 from sqlalchemy import and_, func, or_, select
 
 from instruments.clock import AcceleratedClock
-from instruments.rig.model import load_rig
 from instruments.rig.factory import endpoints_resolver, open_rig
+from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
 from instruments.sim.scenario import load_scenario
 from protocols.run.bench import SimBench
 from protocols.run.runner import Runner
 from store.engine import make_engine
 from store.migrate import upgrade
-from store.schema import Alarm, Command, DoseEvent, Fit, ProtocolRun, Reading
+from store.repositories import fits, runs
+from store.schema import Alarm, Command, DoseEvent, Reading
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RIG = EXAMPLES / "rigs" / "liver4.toml"
 SCENARIO = EXAMPLES / "scenarios" / "liver4_truth.toml"
 PROTOCOL = EXAMPLES / "protocols" / "closed_loop_liver.toml"
@@ -56,18 +57,18 @@ def run_demo(db: str, clock_rate: float = 3600.0, progress: Callable[[int, int, 
 
 def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> dict[str, Any]:
     with engine.connect() as c:
-        fits = c.execute(select(Fit).where(Fit.run_id == run_id).order_by(Fit.id)).all()
+        run_fits = fits.of_run(c, run_id)
         readings = c.execute(select(func.count()).select_from(Reading)).scalar()
         doses = c.execute(select(func.count()).select_from(DoseEvent).where(DoseEvent.run_id == run_id)).scalar()
         confirmed = c.execute(select(func.count()).select_from(Command).where(
             Command.run_id == run_id, Command.state == "confirmed")).scalar()
-        started = c.execute(select(ProtocolRun.started_utc_s).where(ProtocolRun.id == run_id)).scalar() or 0.0
+        started = runs.get(c, run_id).started_utc_s or 0.0
         # the run's own alarms, and its rig's device alarms raised while it ran (they carry no run id)
         alarms = [{"severity": a.severity, "source": a.source, "message": a.message, "run_id": a.run_id}
                   for a in c.execute(select(Alarm).where(or_(Alarm.run_id == run_id, and_(
                       Alarm.run_id.is_(None), Alarm.t_utc_s >= started))).order_by(Alarm.id)).all()]
     rounds = []
-    for k, fit in enumerate(fits, 1):
+    for k, fit in enumerate(run_fits, 1):
         record = json.loads(fit.record_json)
         chips = (record.get("data_selection") or {}).get("chips") or {}
         estimates = {chip: {n: {"estimate": v["estimate"], "ci95": v.get("ci95")} for n, v in doc["theta"].items()}

@@ -17,8 +17,23 @@ from protocols.language.interlock import ACTIONS, Condition, Interlock, parse_co
 from protocols.language.parse import parse_text
 from protocols.language.protocol import Drug, Protocol
 from protocols.language.rig_view import RigView, load_rig_view
-from protocols.language.steps import (STEP_TYPES, Approve, Calibrate, Dose, Execute, HoldUntil, MediaChange, Perfuse, Prime,
-                             Propose, Repeat, Sample, Step, Wait, expand)
+from protocols.language.steps import (
+    STEP_TYPES,
+    Approve,
+    Calibrate,
+    Dose,
+    Execute,
+    HoldUntil,
+    MediaChange,
+    Perfuse,
+    Prime,
+    Propose,
+    Repeat,
+    Sample,
+    Step,
+    Wait,
+    expand,
+)
 from protocols.language.validate import check
 from twin.userfile import read_user_text
 

@@ -83,7 +83,7 @@ class _Parser:
         self.unknown_keys(safety, ("interlocks",), ("safety",), "[safety]")
         rules, found = safety.get("interlocks", []), []
         after = self.line(("safety", "interlocks"))
-        for index, rule in enumerate(rules if isinstance(rules, list) else [rules]):
+        for rule in rules if isinstance(rules, list) else [rules]:
             after = self._element_line(rule, after)
             try:
                 self.lines[("safety", "interlocks", len(found))] = after

@@ -75,10 +75,19 @@ class ChannelView:
 
 @runtime_checkable
 class RigView(Protocol):
-    name: str
-    chips: Mapping[str, ChipView]
-    instruments: Mapping[str, InstrumentView]
-    channels: Mapping[str, ChannelView]
+    """What the language needs of a rig (read-only)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def chips(self) -> Mapping[str, ChipView]: ...
+
+    @property
+    def instruments(self) -> Mapping[str, InstrumentView]: ...
+
+    @property
+    def channels(self) -> Mapping[str, ChannelView]: ...
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,17 @@ from typing import ClassVar, Sequence
 import pint
 
 from protocols.errors import FieldError
-from protocols.language.fields import condition, count, names, normalise, qfield, qlist, required_q, schedules_field, text
+from protocols.language.fields import (
+    condition,
+    count,
+    names,
+    normalise,
+    qfield,
+    qlist,
+    required_q,
+    schedules_field,
+    text,
+)
 from protocols.language.interlock import Condition
 from twin.units import Q_
 

@@ -21,10 +21,26 @@ from protocols.language.plumbing import dose_amount, dosing_pump, flow_pump, sto
 from protocols.language.protocol import Protocol
 from protocols.language.quantities import magnitude
 from protocols.language.rig_view import RigView, matching_channels
-from protocols.language.steps import (Approve, Calibrate, Dose, Execute, HoldUntil, MediaChange, Perfuse, Prime, Propose,
-                             Sample, Step, Wait, expand)
-from twin.chip import Dose as DoseEvent, Event, MediaChange as MediaChangeEvent, Sample as SampleEvent, simulate_chip
+from protocols.language.steps import (
+    Approve,
+    Calibrate,
+    Dose,
+    Execute,
+    HoldUntil,
+    MediaChange,
+    Perfuse,
+    Prime,
+    Propose,
+    Sample,
+    Step,
+    Wait,
+    expand,
+)
 from twin.catalogue import get_model
+from twin.chip import Dose as DoseEvent
+from twin.chip import Event, simulate_chip
+from twin.chip import MediaChange as MediaChangeEvent
+from twin.chip import Sample as SampleEvent
 
 
 @dataclass(frozen=True)

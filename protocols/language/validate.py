@@ -19,7 +19,21 @@ from protocols.language.plumbing import dose_amount, dosing_pump, flow_pump, sto
 from protocols.language.protocol import Path, Protocol
 from protocols.language.quantities import magnitude
 from protocols.language.rig_view import RigView, matching_channels
-from protocols.language.steps import Approve, Calibrate, Dose, Execute, HoldUntil, MediaChange, Perfuse, Prime, Propose, Sample, MAX_STEPS, expand, expanded_count
+from protocols.language.steps import (
+    MAX_STEPS,
+    Approve,
+    Calibrate,
+    Dose,
+    Execute,
+    HoldUntil,
+    MediaChange,
+    Perfuse,
+    Prime,
+    Propose,
+    Sample,
+    expand,
+    expanded_count,
+)
 from twin.catalogue import get_model
 from twin.errors import TwinError
 

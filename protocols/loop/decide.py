@@ -1,10 +1,11 @@
 """The closed loop's three thinking steps: calibrate, propose, approve (the policy part).
 
 ``calibrate`` fits each chip's twin (``calibration.estimate.lab_fit``, one fit per chip — the
-chips come from different donors) to the run's data exported from the store.
+chips come from different donors) to the run's data, built in memory from the store.
 ``propose(fit, space)`` asks ``calibration.design.rank.Designer`` for the most informative next
-experiment (Bayesian D-optimal over the fit's posterior); a parameter the fit could not
-give a standard error for enters the posterior with a broad prior (log SD 1). Each
+experiment (Bayesian D-optimal over the fit's posterior), a typed ``ChipDesign`` whose dose is a
+quantity; a parameter the fit could not give a standard error for enters the posterior with a
+broad prior (log SD 1). Each
 proposal carries its predicted outcome (90 % band over the posterior) and the safety checks
 a person approving it would make (``safety_checks``). ``within_bounds`` is the auto-approval
 policy.
@@ -13,19 +14,21 @@ policy.
 from __future__ import annotations
 
 import copy
-import tempfile
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import pint
 
 from calibration.design.rank import Designer
 from calibration.design.space import DesignSpace
 from calibration.estimate.lab_fit import fit_lab
 from calibration.io.record import FitRecord
-from protocols.loop.lab_data import write_lab_dataset
 from protocols.language.quantities import magnitude
 from protocols.language.rig_view import ChipView
+from protocols.loop.lab_data import run_dataset
+from twin.catalogue import get_model
+from twin.units import Q_
 
 DESIGNER = "calibration.design.rank.Designer (Bayesian D-optimal)"
 
@@ -36,19 +39,17 @@ ASSAY_ERRORS = {"drug_medium": {"prop_cv": 0.10}, "metabolite_medium": {"prop_cv
 
 def calibrate(engine: Any, run_id: int, now_utc_s: float, parameters: Sequence[str], chips: Sequence[str],
               model: str = "liver_chip", previous: Mapping[str, Mapping[str, float]] | None = None,
-              ) -> tuple[dict[str, dict], int]:
-    """(each chip's fit as a dict, rows fitted) on the run's data so far; each chip warm-started
-    from its previous estimates (inside the bounds), so later rounds cost a few iterations."""
-    per_chip: dict[str, dict] = {}
-    n_rows = 0
-    with tempfile.TemporaryDirectory() as folder:
-        for chip in chips:
-            path = Path(folder) / f"{chip}.csv"
-            n_rows += write_lab_dataset(engine, run_id, now_utc_s, path, [chip])
-            init = _inside((previous or {}).get(chip, {}), model)
-            record = fit_lab(path, model, method="individual", estimate=list(parameters) or None, init=init,
-                             prior=weak_prior(parameters, model), observables=_informative(parameters))
-            per_chip[chip] = record.to_dict()
+              ) -> tuple[dict[str, FitRecord], int]:
+    """(each chip's fit, rows fitted) on the run's data so far, read once from the store into memory;
+    each chip warm-started from its previous estimates (inside the bounds), so later rounds cost a
+    few iterations."""
+    dataset, n_rows = run_dataset(engine, run_id, now_utc_s, list(chips))
+    per_chip: dict[str, FitRecord] = {}
+    for chip in chips:
+        init = _inside((previous or {}).get(chip, {}), model)
+        per_chip[chip] = fit_lab({chip: dataset[chip]} if chip in dataset else {}, model, method="individual",
+                                 estimate=list(parameters) or None, init=init, prior=weak_prior(parameters, model),
+                                 observables=_informative(parameters))
     return per_chip, n_rows
 
 
@@ -59,7 +60,6 @@ PD_PARAMETERS = {"kmax", "ec50", "hill", "ocr"}
 def weak_prior(parameters: Sequence[str], model: str) -> dict[str, tuple[float, float]]:
     """MAP rather than ML: one low dose cannot pin km or the PDMS uptake, and a flat
     likelihood must not walk a chip's estimates off to the parameter bounds."""
-    from twin.catalogue import get_model
     spec = get_model(model)
     return {name: (spec.parameter(name).default, PRIOR_LOG_SD) for name in parameters}
 
@@ -70,7 +70,6 @@ def _informative(parameters: Sequence[str]) -> list[str] | None:
 
 
 def _inside(values: Mapping[str, float], model: str) -> dict[str, float]:
-    from twin.catalogue import get_model
     spec = get_model(model)
     out = {}
     for name, value in values.items():
@@ -90,13 +89,54 @@ def _with_broad_prior(fit: FitRecord) -> FitRecord:
     return fit
 
 
-def propose(fit: FitRecord, space: DesignSpace) -> dict:
-    """The best candidate of ``space`` for ``fit``: dose_um, schedule, sample_times_h, utility, method,
-    the parameters' current and expected SDs (``expected``) and the predicted observables with their
-    90 % band over the posterior (``predicted``)."""
+@dataclass(frozen=True)
+class ChipDesign:
+    """The next experiment for one chip: a dose that is a quantity, when to sample and how much."""
+
+    chip: str
+    dose: pint.Quantity  # concentration in the medium
+    schedule: str
+    sample_times_h: tuple[float, ...]
+    sample_volume_ml: float
+    utility: float
+    method: str
+    expected: dict[str, Any] = field(default_factory=dict)  # parameters' current and expected SDs
+    predicted: dict[str, Any] = field(default_factory=dict)  # observables' 90 % band over the posterior
+
+    @property
+    def dose_um(self) -> float:
+        return magnitude(self.dose, "concentration")
+
+    @property
+    def sampled_ml(self) -> float:
+        return len(self.sample_times_h) * self.sample_volume_ml
+
+    def to_document(self) -> dict[str, Any]:
+        """What the proposal row stores for this chip (and the panel shows): plain numbers in named units."""
+        return {"chip": self.chip, "dose_um": self.dose_um, "schedule": self.schedule,
+                "sample_times_h": list(self.sample_times_h), "sample_volume_ml": self.sample_volume_ml,
+                "utility": self.utility, "method": self.method}
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> ChipDesign:
+        return cls(str(document["chip"]), Q_(float(document["dose_um"]), "uM"), str(document["schedule"]),
+                   tuple(float(t) for t in document["sample_times_h"]), float(document["sample_volume_ml"]),
+                   float(document["utility"]), str(document["method"]))
+
+
+def propose(fit: FitRecord, space: DesignSpace) -> ChipDesign:
+    """The best candidate of ``space`` for ``fit``, with the parameters' current and expected SDs and
+    the predicted observables with their 90 % band over the posterior."""
     best = Designer(space, _with_broad_prior(fit), draws=DESIGN_DRAWS).ask(1)[0]
-    return {**best.candidate.to_dict(), "utility": best.utility, "method": best.utility_kind,
-            "expected": best.parameters, "predicted": best.predicted}
+    c = best.candidate
+    return ChipDesign(c.chip, Q_(c.dose_um, "uM"), c.schedule, tuple(c.sample_times_h), c.sample_volume_ml,
+                      best.utility, best.utility_kind, best.parameters, best.predicted)
+
+
+def fallback_design(chip: str, doses_um: Sequence[float], schedules_h: Sequence[Sequence[float]], sample_ml: float,
+                    why: str) -> ChipDesign:
+    """The lowest dose on the first schedule, when the designer cannot rank (the reason is kept)."""
+    return ChipDesign(chip, Q_(min(doses_um), "uM"), "s0", tuple(schedules_h[0]), sample_ml, 0.0, f"default ({why})")
 
 
 def design_space(chip: str, doses_um: Sequence[float], schedules_h: Sequence[Sequence[float]], sample_ml: float,
@@ -106,16 +146,16 @@ def design_space(chip: str, doses_um: Sequence[float], schedules_h: Sequence[Seq
                        constants=dict(constants), errors=ASSAY_ERRORS)
 
 
-def safety_checks(chip: ChipView, design: Mapping[str, Any]) -> list[dict]:
+def safety_checks(chip: ChipView, design: ChipDesign) -> list[dict[str, Any]]:
     """What a person approving the proposal checks against the rig file: the dose against the
     chip's concentration limit, and the medium left after the samples against its minimum."""
     checks = []
-    dose_um = float(design["dose_um"])
+    dose_um = design.dose_um
     if chip.max_concentration is not None:
         limit_um = magnitude(chip.max_concentration, "concentration")
         checks.append({"chip": chip.name, "check": "dose concentration", "value": f"{dose_um:g} uM",
                        "limit": f"<= {limit_um:g} uM", "ok": dose_um <= limit_um * (1 + 1e-9)})
-    sampled_ml = len(design["sample_times_h"]) * float(design["sample_volume_ml"])
+    sampled_ml = design.sampled_ml
     left_ml = magnitude(chip.medium_volume, "volume") - sampled_ml
     minimum_ml = magnitude(chip.min_medium_volume, "volume")
     checks.append({"chip": chip.name, "check": "medium left after sampling", "value": f"{left_ml * 1000:.4g} uL",

@@ -1,4 +1,4 @@
-"""Store → lab dataset (``calibration.io.lab`` format): what the calibrate step fits.
+"""Store → lab dataset (``calibration.io.lab``), in memory: what the calibrate step fits.
 
 Rows per chip of the run, times in hours since the run started: confirmed doses
 (``DoseEvent``: the device-reported volume × stock), samples, media changes that were
@@ -11,22 +11,20 @@ module sits in protocols, above both.
 
 from __future__ import annotations
 
-import csv
 import json
-from pathlib import Path
 
 from sqlalchemy import Engine, select
 
-from store.schema import AssayResult, Channel, Chip, DoseEvent, ProtocolRun, Reading, Sample, Step
+from calibration.io.lab import LabData, lab_dataset
+from store.repositories import runs
+from store.schema import AssayResult, Channel, Chip, DoseEvent, Reading, Sample, Step
 
-COLUMNS = ("chip", "time_h", "event", "amount_nmol", "volume_ml", "conc_um", "observable", "value", "unit",
-           "v_medium_ml", "v_cell_ml", "n_cells_million")
 ORDER = {"observation": 0, "sample": 1, "dose": 2, "media_change": 3}
 
 
 def lab_rows(engine: Engine, run_id: int, now_utc_s: float, chips: list[str] | None = None) -> list[dict]:
     with engine.connect() as c:
-        run = c.execute(select(ProtocolRun).where(ProtocolRun.id == run_id)).one()
+        run = runs.get(c, run_id)
         t0 = run.started_utc_s or 0.0
         chip_rows = {r.id: r for r in c.execute(select(Chip).where(Chip.rig_id == run.rig_id)).all()
                      if chips is None or r.name in chips}
@@ -89,12 +87,7 @@ def _viability(c, rig_id: int, chip_rows: dict, rows: list[dict], t0: float, now
     return out
 
 
-def write_lab_dataset(engine: Engine, run_id: int, now_utc_s: float, path: str | Path,
-                      chips: list[str] | None = None) -> int:
+def run_dataset(engine: Engine, run_id: int, now_utc_s: float, chips: list[str] | None = None) -> tuple[LabData, int]:
+    """The run's lab dataset so far, in memory (no file): chips by name, and the number of rows."""
     rows = lab_rows(engine, run_id, now_utc_s, chips)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in COLUMNS})
-    return len(rows)
+    return lab_dataset(rows, f"run {run_id}"), len(rows)

@@ -1,9 +1,12 @@
 """The loop steps on the rig: calibrate → propose → approve → execute, each once per step index.
 
-A fit, a proposal and an approval are rows keyed by the step that made them, so a resumed
-run finds them instead of redoing them. An approval outside the policy's bounds parks the
-run (instruments in their safe state), tells people, and waits for a PanelRequest
-approve/reject (or the step's timeout) — while the request watcher keeps answering.
+A fit, a proposal and an approval are rows keyed by the step that made them (a real column,
+``step_index``), so a resumed run finds them instead of redoing them. They are written through
+``store.repositories`` only; the fit travels as a ``FitRecord`` and the proposal as typed
+``ChipDesign``s (their dose a quantity) and are serialised once, at the store's edge. An
+approval outside the policy's bounds parks the run (instruments in their safe state), tells
+people, and waits for a PanelRequest approve/reject (or the step's timeout) — while the request
+watcher keeps answering.
 """
 
 from __future__ import annotations
@@ -11,36 +14,28 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 
 from calibration.errors import CalibrationError
 from calibration.io.record import FitRecord
-from protocols.loop import decide as loop
 from protocols.language.quantities import magnitude
 from protocols.language.rig_view import rig_view_from_rig_file
-from protocols.run.actions import HOURS, chips_of, dose_chips, take_sample
 from protocols.language.steps import Approve, Calibrate, Dose, Propose, Step
-from store.schema import Approval, AssayResult, Fit, Proposal, Sample
+from protocols.loop import decide as loop
+from protocols.loop.decide import ChipDesign
+from protocols.run.actions import HOURS, StepAction, chips_of, dose_chips, sample_exists, take_sample
+from store.repositories import fits, proposals
+from store.repositories.fits import NewFit
+from store.repositories.proposals import NewProposal
+from store.schema import AssayResult, Sample
+from store.states import ProposalStatus
 
 DEFAULT_APPROVAL_TIMEOUT_H = 12.0
 
 
-def _latest(ctx: Any, table: Any) -> Any:
-    with ctx.recorder.engine.connect() as c:
-        return c.execute(select(table).where(table.run_id == ctx.run_id).order_by(table.id.desc()).limit(1)).first()
-
-
-def _for_step(ctx: Any, table: Any, column: Any, index: int) -> Any:
-    with ctx.recorder.engine.connect() as c:
-        for row in c.execute(select(table).where(table.run_id == ctx.run_id)).all():
-            if json.loads(getattr(row, column) or "{}").get("step") == index:
-                return row
-    return None
-
-
-def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dict:
+def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dict[str, Any]:
     ctx = runner.ctx
-    if (row := _for_step(ctx, Fit, "data_selection_json", index)) is not None:
+    if (row := fits.for_step(ctx.recorder.engine, ctx.run_id, index)) is not None:
         return {"fit_id": row.id, "reused": True}
     with ctx.recorder.engine.connect() as c:  # wait for the assay results of the samples already taken
         due = c.execute(select(func.max(AssayResult.imported_utc_s)).join(Sample, Sample.id == AssayResult.sample_id)
@@ -48,33 +43,38 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
     if due is not None:
         runner.control.sleep_until(max(due, ctx.clock.now_s()))
     chips = chips_of(runner, step)
-    previous: dict = {}
+    previous: dict[str, dict[str, float]] = {}
     try:
         previous = {c: {n: r.theta[n]["estimate"] for n in r.theta} for c, r in _chip_fits(ctx).items()}
     except CalibrationError:
         pass
     per_chip, n_rows = loop.calibrate(ctx.recorder.engine, ctx.run_id, ctx.clock.now_s(), step.parameters,
                                       chips, step.model, previous)
-    record = FitRecord.from_dict(next(iter(per_chip.values())))
-    record.method, record.data_selection = "individual", {"chips": per_chip}
-    record.wall_time_s = sum(r.get("wall_time_s", 0.0) for r in per_chip.values())
-    record.minus2ll = sum(r["minus2ll"] for r in per_chip.values())
-    record.converged = all(r["converged"] for r in per_chip.values())
-    estimates = {chip: {n: {"estimate": v["estimate"], "ci95": v.get("ci95")} for n, v in r["theta"].items()}
+    record = _combined(per_chip)
+    estimates = {chip: {n: {"estimate": v["estimate"], "ci95": v.get("ci95")} for n, v in r.theta.items()}
                  for chip, r in per_chip.items()}
     with ctx.recorder.tx() as c:
-        fit_id = c.execute(insert(Fit).values(
-            run_id=ctx.run_id, model=record.model, model_version=record.model_version, method=record.method,
-            data_selection_json=json.dumps({"step": index, "rows": n_rows, "chips": list(chips)}),
+        fit_id = fits.add(c, NewFit(
+            model=record.model, model_version=record.model_version, method=record.method,
             record_json=record.to_json(), minus2ll=record.minus2ll, aic=record.aic, bic=record.bic,
-            converged=record.converged, warnings_json=json.dumps(record.warnings), wall_time_s=record.wall_time_s,
-            created_utc_s=ctx.clock.now_s())).inserted_primary_key[0]
+            converged=record.converged, wall_time_s=record.wall_time_s, created_utc_s=ctx.clock.now_s(),
+            warnings=record.warnings, run_id=ctx.run_id, step_index=index, chips=tuple(chips), n_rows=n_rows))
         ctx.recorder.audit(c, "fit.recorded", "fit", fit_id, {"step": index, "estimates": estimates})
     return {"fit_id": fit_id, "rows": n_rows, "wall_time_s": record.wall_time_s}
 
 
+def _combined(per_chip: dict[str, FitRecord]) -> FitRecord:
+    """One record for the step: the first chip's, summed over chips, with every chip's record inside."""
+    record = FitRecord.from_dict(next(iter(per_chip.values())).to_dict())
+    record.method, record.data_selection = "individual", {"chips": {c: r.to_dict() for c, r in per_chip.items()}}
+    record.wall_time_s = sum(r.wall_time_s for r in per_chip.values())
+    record.minus2ll = sum(r.minus2ll for r in per_chip.values())
+    record.converged = all(r.converged for r in per_chip.values())
+    return record
+
+
 def _chip_fits(ctx: Any) -> dict[str, FitRecord]:
-    row = _latest(ctx, Fit)
+    row = fits.latest(ctx.recorder.engine, ctx.run_id)
     if row is None:
         raise CalibrationError("propose needs a fit first; put a calibrate step before it")
     record = json.loads(row.record_json)
@@ -84,72 +84,75 @@ def _chip_fits(ctx: Any) -> dict[str, FitRecord]:
     return {chip: FitRecord.from_dict(doc) for chip, doc in chips.items()}
 
 
-def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict:
+def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict[str, Any]:
     ctx = runner.ctx
-    if (row := _for_step(ctx, Proposal, "design_json", index)) is not None:
+    engine = ctx.recorder.engine
+    if (row := proposals.for_step(engine, ctx.run_id, index)) is not None:
         return {"proposal_id": row.id, "reused": True}
-    fits = _chip_fits(ctx)
+    chip_fits = _chip_fits(ctx)
     doses = [magnitude(d, "concentration") for d in step.doses]
     schedules = [[magnitude(t, "time") for t in s] for s in step.schedules]
     sample_ml = magnitude(step.sample_volume, "volume") if step.sample_volume is not None else 0.02
-    design: dict[str, dict] = {}
+    designs: dict[str, ChipDesign] = {}
     for chip in chips_of(runner, step):
         spec = ctx.rig.chip(chip)
         constants = {"v_medium_ml": spec.v_medium_ml, "v_cell_ml": spec.v_cell_ml,
                      "n_cells_million": spec.n_cells_million, "kla_per_h": spec.kla_per_h or 5.0}
         try:
-            design[chip] = loop.propose(fits[chip], loop.design_space(chip, doses, schedules, sample_ml, constants))
+            designs[chip] = loop.propose(chip_fits[chip], loop.design_space(chip, doses, schedules, sample_ml, constants))
         except CalibrationError as exc:
-            design[chip] = {"chip": chip, "dose_um": min(doses), "schedule": "s0", "sample_times_h": schedules[0],
-                            "sample_volume_ml": sample_ml, "utility": 0.0, "method": f"default ({exc})"}
+            designs[chip] = loop.fallback_design(chip, doses, schedules, sample_ml, str(exc))
     view = rig_view_from_rig_file(ctx.rig.spec)
-    predicted = {chip: {"observables": d.pop("predicted", {}), "parameters": d.pop("expected", {})}
-                 for chip, d in design.items()}
-    checks = [check for chip, d in design.items() for check in loop.safety_checks(view.chips[chip], d)]
+    predicted = {chip: {"observables": d.predicted, "parameters": d.expected} for chip, d in designs.items()}
+    checks = [check for chip, d in designs.items() for check in loop.safety_checks(view.chips[chip], d)]
+    latest_fit = fits.latest(engine, ctx.run_id)
     with ctx.recorder.tx() as c:
-        pid = c.execute(insert(Proposal).values(
-            run_id=ctx.run_id, fit_id=_latest(ctx, Fit).id, design_json=json.dumps({"step": index, "chips": design},
-                                                                                   default=float),
-            predicted_json=json.dumps({"chips": predicted, "checks": checks}, default=float),
-            expected_information_gain=sum(d["utility"] for d in design.values()), status="pending",
-            created_utc_s=ctx.clock.now_s())).inserted_primary_key[0]
+        pid = proposals.add(c, NewProposal(
+            run_id=ctx.run_id, fit_id=None if latest_fit is None else latest_fit.id, step_index=index,
+            design={chip: d.to_document() for chip, d in designs.items()},
+            predicted={"chips": predicted, "checks": checks},
+            expected_information_gain=sum(d.utility for d in designs.values()), created_utc_s=ctx.clock.now_s()))
         ctx.recorder.audit(c, "proposal.created", "proposal", pid, {"step": index, "designer": loop.DESIGNER})
     return {"proposal_id": pid, "designer": loop.DESIGNER}
 
 
-def _decide(ctx: Any, proposal_id: int, decision: str, actor: str, reason: str,
+def _designs(proposal: Any) -> dict[str, ChipDesign]:
+    """The proposal's typed designs, from the row's JSON (the store's edge)."""
+    return {chip: ChipDesign.from_document({"chip": chip, **d})
+            for chip, d in json.loads(proposal.design_json)["chips"].items()}
+
+
+def _decide(ctx: Any, proposal_id: int, decision: ProposalStatus, actor: str, reason: str,
             approval_id: int | None = None) -> None:
     """Record the decision; a signed Approval the panel already wrote is not written twice."""
     with ctx.recorder.tx() as c:
         if approval_id is None:
-            approval_id = c.execute(insert(Approval).values(
-                proposal_id=proposal_id, decided_by=actor, decision=decision, reason=reason,
-                decided_utc_s=ctx.clock.now_s())).inserted_primary_key[0]
+            approval_id = proposals.add_approval(c, proposal_id, actor, decision, reason, ctx.clock.now_s())
             ctx.recorder.seal(c, "approval", approval_id, f"approval.{decision}", {"proposal_id": proposal_id},
                               actor=actor)
-        c.execute(update(Proposal).where(Proposal.id == proposal_id).values(status=decision))
+        proposals.set_status(c, proposal_id, decision)
         ctx.recorder.audit(c, f"proposal.{decision}", "proposal", proposal_id,
                            {"approval_id": approval_id, "reason": reason}, actor=actor)
 
 
-def approve(runner: Any, index: int, step: Approve, started_s: float) -> dict:
+def approve(runner: Any, index: int, step: Approve, started_s: float) -> dict[str, Any]:
     ctx = runner.ctx
-    proposal = _latest(ctx, Proposal)
-    if proposal is None or proposal.status != "pending":
+    proposal = proposals.latest(ctx.recorder.engine, ctx.run_id)
+    if proposal is None or proposal.status != ProposalStatus.PENDING:
         return {"proposal": None if proposal is None else proposal.status}
-    chips = json.loads(proposal.design_json)["chips"].values()
-    dose = max(d["dose_um"] for d in chips)
-    sampled = max(len(d["sample_times_h"]) * d["sample_volume_ml"] for d in chips)
+    designs = _designs(proposal).values()
+    dose = max(d.dose_um for d in designs)
+    sampled = max(d.sampled_ml for d in designs)
     max_dose = magnitude(step.max_dose, "concentration") if step.max_dose is not None else None
     max_ml = magnitude(step.max_sampled_volume_per_chip, "volume") if step.max_sampled_volume_per_chip else None
     if step.policy == "auto_within_bounds" and loop.within_bounds(dose, sampled, max_dose, max_ml):
         why = f"dose {dose:g} uM <= {max_dose:g} uM; sampled {sampled * 1000:g} uL <= {max_ml * 1000:g} uL per chip"
-        _decide(ctx, proposal.id, "approved", f"policy:{step.policy}", why)
+        _decide(ctx, proposal.id, ProposalStatus.APPROVED, f"policy:{step.policy}", why)
         return {"proposal_id": proposal.id, "decision": "approved", "by": f"policy:{step.policy}"}
     return _wait_for_person(runner, proposal.id, step, dose, sampled)
 
 
-def _wait_for_person(runner: Any, proposal_id: int, step: Approve, dose: float, sampled: float) -> dict:
+def _wait_for_person(runner: Any, proposal_id: int, step: Approve, dose: float, sampled: float) -> dict[str, Any]:
     ctx = runner.ctx
     why = f"proposal {proposal_id} ({dose:g} uM, {sampled * 1000:g} uL sampled per chip) needs a person ({step.policy})"
     ctx.devices.safe_state()  # the safe holding step (no recirculation pump to set to hold_flow on this rig)
@@ -162,37 +165,36 @@ def _wait_for_person(runner: Any, proposal_id: int, step: Approve, dose: float, 
                                       ctx.clock.now_s() + timeout_h * HOURS, 0.05)
     if decided is None:
         with ctx.recorder.tx() as c:
-            c.execute(update(Proposal).where(Proposal.id == proposal_id).values(status="expired"))
+            proposals.set_status(c, proposal_id, ProposalStatus.EXPIRED)
         ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "warning", "approval", f"proposal {proposal_id} expired unapproved")
         decided = {"decision": "expired", "actor": "runner"}
     else:
-        _decide(ctx, proposal_id, decided["decision"], decided["actor"], decided.get("reason", ""),
+        _decide(ctx, proposal_id, ProposalStatus(decided["decision"]), decided["actor"], decided.get("reason", ""),
                 decided.get("approval_id"))
     ctx.recorder.set_state(ctx.run_id, "running", f"proposal {proposal_id} {decided['decision']}")
     return {"proposal_id": proposal_id, "decision": decided["decision"], "by": decided["actor"]}
 
 
-def execute(runner: Any, index: int, step: Step, started_s: float) -> dict:
+def execute(runner: Any, index: int, step: Step, started_s: float) -> dict[str, Any]:
     ctx = runner.ctx
-    proposal = _latest(ctx, Proposal)
-    if proposal is None or proposal.status not in ("approved", "executed"):
+    proposal = proposals.latest(ctx.recorder.engine, ctx.run_id)
+    if proposal is None or proposal.status not in (ProposalStatus.APPROVED, ProposalStatus.EXECUTED):
         return {"skipped": "no approved proposal" if proposal is None else f"proposal {proposal.status}"}
-    design = json.loads(proposal.design_json)["chips"]
-    for chip, d in design.items():
-        dose_chips(runner, index, Dose(concentration=f"{d['dose_um']} uM", chips=(chip,)), (chip,))
-    plan = sorted((t, chip, k) for chip, d in design.items() for k, t in enumerate(d["sample_times_h"]))
+    designs = _designs(proposal)
+    for chip, design in designs.items():
+        dose_chips(runner, index, Dose(concentration=design.dose, chips=(chip,)), (chip,))
+    plan = sorted((t, chip, k) for chip, d in designs.items() for k, t in enumerate(d.sample_times_h))
     taken = 0
     for t_h, chip, k in plan:
         runner.control.sleep_until(started_s + t_h * HOURS)
         label = f"run{ctx.run_id}/step{index}/{chip}/{k}"
-        with ctx.recorder.engine.connect() as c:
-            if c.execute(select(Sample.id).where(Sample.label == label)).first() is not None:
-                continue
-        taken += take_sample(runner, label, chip, design[chip]["sample_volume_ml"], "lcms")
+        if sample_exists(ctx, label):
+            continue
+        taken += take_sample(runner, label, chip, designs[chip].sample_volume_ml, "lcms")
     with ctx.recorder.tx() as c:
-        c.execute(update(Proposal).where(Proposal.id == proposal.id).values(status="executed"))
+        proposals.set_status(c, proposal.id, ProposalStatus.EXECUTED)
         ctx.recorder.audit(c, "proposal.executed", "proposal", proposal.id, {"step": index})
     return {"proposal_id": proposal.id, "samples": taken}
 
 
-LOOP_STEPS = {"calibrate": calibrate, "propose": propose, "approve": approve, "execute": execute}
+LOOP_STEPS: dict[str, StepAction] = {"calibrate": calibrate, "propose": propose, "approve": approve, "execute": execute}

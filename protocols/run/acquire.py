@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable
 
-from instruments.acquisition.poller import Channel as PollChannel, Poller, Reading
+from instruments.acquisition.poller import Channel as PollChannel
+from instruments.acquisition.poller import Poller, Reading
 from instruments.rig.model import Rig
 from protocols.run.interlocks import Monitor
 from protocols.run.record import Recorder

@@ -6,7 +6,7 @@ each is safe to re-enter after a crash (a dose goes through the intent log, a sa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import insert, select
 
@@ -19,6 +19,9 @@ from protocols.run.intents import DoseOrder, NeedsPerson
 from store.schema import AssayResult, Sample
 
 HOURS = 3600.0
+
+# what a step kind does: (runner, step index, step, its start in clock seconds) -> the step's detail
+StepAction = Callable[[Any, int, Any, float], dict[str, Any]]
 
 
 def chips_of(runner: Any, step: Step) -> tuple[str, ...]:

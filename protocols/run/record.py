@@ -8,7 +8,6 @@ action commits together with its audit entry.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -19,10 +18,13 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from instruments.rig.model import Rig
 from store.audit import append_audit, seal_row
-from store.schema import Alarm, Channel, Chip, Instrument, ProtocolRun, Rig as RigRow, Step
+from store.repositories import runs
+from store.schema import Alarm, Channel, Chip, Instrument, ProtocolRun, Step
+from store.schema import Rig as RigRow
+from store.states import FINAL_RUN_STATES, RunState
 
 ACTOR = "runner"
-FINAL_STATES = frozenset({"done", "aborted", "failed"})  # a run never leaves these
+FINAL_STATES = FINAL_RUN_STATES  # a run never leaves these
 
 
 class Recorder:
@@ -80,41 +82,27 @@ class Recorder:
 
     # -- the run --------------------------------------------------------------------------
     def create_run(self, rig_id: int, protocol_text: str, clock_rate: float) -> int:
-        sha = hashlib.sha256(protocol_text.encode()).hexdigest()
         with self.tx() as c:
-            run_id = c.execute(insert(ProtocolRun).values(
-                rig_id=rig_id, protocol_text=protocol_text, protocol_sha256=sha, state="created",
-                checkpoint_json=json.dumps({"step": 0}), clock_rate=clock_rate)).inserted_primary_key[0]
+            run_id, sha = runs.create(c, rig_id, protocol_text, clock_rate)
             self.audit(c, "run.created", "protocolrun", run_id, {"sha256": sha})
-        return int(run_id)
+        return run_id
 
     def run_row(self, run_id: int) -> ProtocolRun:
-        with self.engine.connect() as c:
-            row = c.execute(select(ProtocolRun).where(ProtocolRun.id == run_id)).first()
-        if row is None:
-            from protocols.errors import ProtocolError
-            raise ProtocolError(f"there is no run {run_id} in this store; fix: check the run id and --db")
-        return ProtocolRun(**row._mapping)
+        return runs.get(self.engine, run_id)
 
-    def set_state(self, run_id: int, state: str, why: str = "", actor: str = ACTOR) -> bool:
+    def set_state(self, run_id: int, state: RunState | str, why: str = "", actor: str = ACTOR) -> bool:
         """Record the run's new state; False (nothing written) once the run has ended: an
         aborted run stays aborted, whichever thread reports a later state."""
-        row = self.run_row(run_id)
-        if row.state in FINAL_STATES:
-            return False
-        values: dict[str, Any] = {"state": state}
-        if state == "running":
-            values["started_utc_s"] = row.started_utc_s or self.now_s()
-        if state in ("done", "aborted", "failed"):
-            values["ended_utc_s"] = self.now_s()
+        state = RunState(state)
         with self.tx() as c:
-            c.execute(update(ProtocolRun).where(ProtocolRun.id == run_id).values(**values))
+            if not runs.set_state(c, runs.get(c, run_id), state, self.now_s()):
+                return False
             self.audit(c, f"run.{state}", "protocolrun", run_id, {"why": why} if why else None, actor=actor)
         return True
 
-    def checkpoint(self, run_id: int, point: dict) -> None:
+    def checkpoint(self, run_id: int, point: dict[str, Any]) -> None:
         with self.tx() as c:
-            c.execute(update(ProtocolRun).where(ProtocolRun.id == run_id).values(checkpoint_json=json.dumps(point)))
+            runs.checkpoint(c, run_id, point)
 
     def step_started(self, run_id: int, index: int, kind: str, detail: dict | None = None) -> None:
         with self.tx() as c:

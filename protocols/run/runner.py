@@ -20,24 +20,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from instruments.clock import Clock
+from instruments.rig.factory import RigDevices
 from instruments.rig.model import Rig
+from protocols.errors import ProtocolError
+from protocols.language.api import parse_protocol
+from protocols.language.interlock import Interlock
+from protocols.language.protocol import Protocol
+from protocols.language.rig_view import rig_view_from_rig_file
+from protocols.language.steps import expand
 from protocols.loop.steps import LOOP_STEPS
 from protocols.run import notify
 from protocols.run.acquire import StoreSink, start_poller
+from protocols.run.actions import StepAction
+from protocols.run.bench import Bench
 from protocols.run.control import Aborted, Control
 from protocols.run.intents import IntentLog, NeedsPerson
-from protocols.language.interlock import Interlock
 from protocols.run.interlocks import Monitor
-from protocols.language.api import parse_protocol
-from protocols.language.protocol import Protocol
-from protocols.errors import ProtocolError
+from protocols.run.notify import Notifier
 from protocols.run.record import FINAL_STATES, Recorder
 from protocols.run.requests import RequestWatcher
 from protocols.run.step_exec import RIG_STEPS
-from protocols.language.rig_view import rig_view_from_rig_file
-from protocols.language.steps import expand
 
-STEPS = {**RIG_STEPS, **LOOP_STEPS}  # every step kind of the language, and what it does
+STEPS: dict[str, StepAction] = {**RIG_STEPS, **LOOP_STEPS}  # every step kind of the language, and what it does
 
 Progress = Callable[[int, int, str], None]
 
@@ -53,12 +58,12 @@ class RunContext:
     recorder: Recorder
     ids: dict[str, dict[str, int]]
     run_id: int
-    clock: Any
-    devices: Any
-    bench: Any = None
-    notifier: Any = None
+    clock: Clock
+    devices: RigDevices
+    bench: Bench | None = None
+    notifier: Notifier | None = None
     progress: Progress | None = None
-    state: dict = field(default_factory=dict)  # per-run scratch: latest fit, per-chip fits, rounds
+    state: dict[str, Any] = field(default_factory=dict)  # per-run scratch: latest fit, per-chip fits, rounds
 
     @property
     def rig_id(self) -> int:
@@ -127,7 +132,7 @@ class Runner:
         finally:
             self._stop_threads()
 
-    def resume(self) -> tuple[list[dict], str]:
+    def resume(self) -> tuple[list[dict[str, Any]], str]:
         """Reconcile unfinished dose intents first, then continue from the checkpoint.
         A run that has ended (done, aborted, failed) is final: refused before any device is touched."""
         row = self.ctx.recorder.run_row(self.ctx.run_id)

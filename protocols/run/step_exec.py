@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from protocols.run.actions import HOURS, chips_of, dose_chips, sample_exists, take_sample
-from protocols.run.control import Aborted
 from protocols.language.quantities import magnitude
 from protocols.language.rig_view import rig_view_from_rig_file
-from protocols.language.steps import Dose, HoldUntil, MediaChange, Sample as SampleStep, Step
+from protocols.language.steps import Dose, HoldUntil, MediaChange, Step
+from protocols.language.steps import Sample as SampleStep
+from protocols.run.actions import HOURS, StepAction, chips_of, dose_chips, sample_exists, take_sample
+from protocols.run.control import Aborted
+
 
 def _duration_h(step: Step) -> float:
     if getattr(step, "duration", None) is not None:
@@ -91,5 +92,5 @@ def _media_change(runner: Any, index: int, step: MediaChange, started_s: float) 
 
 
 # step kind → what it does on the rig; the runner adds the closed loop's four (protocols.loop.steps)
-RIG_STEPS = {"prime": _timed, "perfuse": _timed, "wait": _timed, "hold_until": _hold_until, "dose": _dose,
+RIG_STEPS: dict[str, StepAction] = {"prime": _timed, "perfuse": _timed, "wait": _timed, "hold_until": _hold_until, "dose": _dose,
              "sample": _sample, "media_change": _media_change}

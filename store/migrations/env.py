@@ -1,9 +1,9 @@
 """Alembic environment: runs on the engine that store.migrate hands over (never from a .ini)."""
 
 from alembic import context
+from sqlmodel import SQLModel
 
 from store import schema  # noqa: F401  (registers every table on SQLModel.metadata)
-from sqlmodel import SQLModel
 
 engine = context.config.attributes["engine"]
 

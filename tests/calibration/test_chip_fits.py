@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 from calibration.errors import CalibrationError
 from calibration.estimate.lab_fit import fit_lab
-from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
 

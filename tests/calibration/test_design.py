@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.design.rank import Designer
 from calibration.design.posterior import Posterior
+from calibration.design.rank import Designer
 from calibration.design.space import DesignSpace, space_from_dict
 from calibration.errors import CalibrationError
 from calibration.io.record import FitRecord

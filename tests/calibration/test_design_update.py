@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from calibration.design.update import laplace_update, observed_from_rows
 from calibration.design.insilico import Experiment, lab_rows
+from calibration.design.update import laplace_update, observed_from_rows
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
 NAMES = ("vmax", "km", "kon", "koff")

@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 
 from calibration.dosing.optimise import (
-    library_prior, map_posterior, optimise_chip_dose, optimise_regimen, parse_window, record_prior,
+    library_prior,
+    map_posterior,
+    optimise_chip_dose,
+    optimise_regimen,
+    parse_window,
+    record_prior,
 )
 from calibration.errors import CalibrationError
 from twin.drugs import load_drug

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from calibration.estimate.error_models import ErrorModel, minus2ll_terms
 from calibration.errors import NoObservationsError, UnidentifiableError
+from calibration.estimate.error_models import ErrorModel, minus2ll_terms
 from calibration.estimate.individual import IndividualProblem, fit_individual
 
 TIMES_H = np.array([0.25, 0.5, 1, 2, 4, 6, 8, 12, 24])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 from calibration.errors import CalibrationError
 from calibration.estimate.lab_fit import chip_problem
-from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 from calibration.io.lab import read_lab_dataset
 from calibration.io.petab import export_petab, import_petab, lint_petab
 from twin.catalogue import get_model

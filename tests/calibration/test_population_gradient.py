@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from calibration.estimate.error_models import ErrorModel
-from calibration.io.nonmem import NonmemProblem
 from calibration.estimate.population import Foce, PopulationModel, fit_population
+from calibration.io.nonmem import NonmemProblem
 from twin.dataset import read_dataset
 
 PK = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "pk"

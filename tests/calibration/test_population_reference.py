@@ -13,8 +13,8 @@ import pytest
 
 from calibration.estimate.error_models import ErrorModel
 from calibration.estimate.nonmem_fit import fit_nonmem
-from calibration.io.nonmem import NonmemProblem
 from calibration.estimate.population import PopulationModel, fit_population
+from calibration.io.nonmem import NonmemProblem
 from twin.dataset import read_dataset
 
 PK = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "pk"
@@ -92,8 +92,8 @@ def test_acop_oral_multiple_dose_matches_nonmem(tmp_path):
 def test_the_foce_objective_does_not_depend_on_the_path_to_a_point(tmp_path):
     """Warm-started modes from a distant trial point must not leak into the OFV (ACOP oral: the
     ka/ke flip-flop basin once gave 50,852 instead of 43,722 at the start after one long step)."""
-    from calibration.io.datasets import load_nonmem
     from calibration.estimate.population import Foce, default_sigma, lognormal_individual
+    from calibration.io.datasets import load_nonmem
 
     data, _ = load_nonmem(_acop(tmp_path, "Oral_1CPT.csv", False))
     names = ("ka", "cl", "v")

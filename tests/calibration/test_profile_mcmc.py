@@ -9,8 +9,8 @@ import pytest
 
 from calibration.estimate.error_models import ErrorModel
 from calibration.estimate.individual import IndividualProblem, fit_individual
-from calibration.uncertainty.mcmc import attach_mcmc, run_mcmc
 from calibration.io.plots import plot_fit_band, plot_profile
+from calibration.uncertainty.mcmc import attach_mcmc, run_mcmc
 from calibration.uncertainty.profile import CHI2_95, attach_profiles, optimum, profile_parameter
 
 T = np.linspace(0.2, 10, 120)

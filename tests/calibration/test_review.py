@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 from calibration.errors import CalibrationError
 from calibration.estimate.lab_fit import fit_lab
-from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 from calibration.io.lab import read_lab_dataset
 from calibration.uncertainty.profile import CHI2_95
 from calibration.uncertainty.review import errors_of, profile_chip_fit, record_problem, review_chip_fit

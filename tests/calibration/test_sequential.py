@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from calibration.estimate.error_models import ErrorModel
-from calibration.errors import CalibrationError
-from calibration.estimate.individual import IndividualProblem, fit_individual
 from calibration.design.insilico import CHIP_CONSTANTS
-from calibration.io.record import FitRecord
+from calibration.errors import CalibrationError
+from calibration.estimate.error_models import ErrorModel
+from calibration.estimate.individual import IndividualProblem, fit_individual
 from calibration.estimate.sequential import LabProblemFactory, SequentialFit, _into_box, _levenberg
+from calibration.io.record import FitRecord
 from twin.chip import Dose, Sample, simulate_chip
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02, "kmax": 0.1, "ec50": 50.0, "hill": 2.0,

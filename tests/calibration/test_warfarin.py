@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 
 from calibration.estimate.error_models import ErrorModel
-from calibration.io.nonmem import MultiEndpointProblem
 from calibration.estimate.population import Foce, PopulationModel, lognormal_individual
 from calibration.estimate.saem import fit_saem
+from calibration.io.nonmem import MultiEndpointProblem
 from twin.pk.ode import Integrator
 from twin.pk.simulate import predict_resolved
 

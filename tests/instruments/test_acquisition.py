@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from instruments.acquisition.poller import Channel, Poller, Reading, ReadingQuality, check_sequences
 from instruments.acquisition.batch import Batcher
+from instruments.acquisition.poller import Channel, Poller, Reading, ReadingQuality, check_sequences
 from instruments.capabilities import Measurement
 from instruments.clock import AcceleratedClock
 from instruments.connection import ConnectionState

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from instruments.clock import AcceleratedClock
 from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
-from ui.cli.app import app as chiptwin
 from tests.instruments.protocol_helpers import no_leaks  # noqa: F401
+from ui.cli.app import app as chiptwin
 
 REPO = Path(__file__).resolve().parents[2]
 RIG = REPO / "examples" / "rigs" / "liver4.toml"

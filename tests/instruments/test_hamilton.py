@@ -10,8 +10,15 @@ import pytest
 
 from instruments.capabilities import Sensor
 from instruments.connection import ConnectionState, RetryPolicy
-from instruments.drivers.hamilton import (PRIMARY_BLOCK_ADDRESS, HamiltonBlock, PhArc, VisiFermDO, decode_block,
-                                          encode_block, status_flags)
+from instruments.drivers.hamilton import (
+    PRIMARY_BLOCK_ADDRESS,
+    HamiltonBlock,
+    PhArc,
+    VisiFermDO,
+    decode_block,
+    encode_block,
+    status_flags,
+)
 from instruments.errors import DeviceRejected, WireProtocolError
 from instruments.sim.modbus_devices import SimModbusBus, SimSignal, ph_arc_sim, visiferm_do_sim
 from instruments.sim.modbus_sim import ModbusRtuSim, ModbusTcpSim

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from instruments.transport.modbus_codec import (crc16_modbus, decode, encode, rtu_bits_per_char, rtu_char_time_s,
-                                                swapped, with_crc)
+from instruments.transport.modbus_codec import (
+    crc16_modbus,
+    decode,
+    encode,
+    rtu_bits_per_char,
+    rtu_char_time_s,
+    swapped,
+    with_crc,
+)
 
 
 def test_float32_word_orders_are_mirror_images() -> None:

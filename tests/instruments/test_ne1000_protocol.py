@@ -8,9 +8,9 @@ import pytest
 
 from instruments.capabilities import Pump
 from instruments.drivers import ne1000_protocol as proto
-from instruments.drivers.ne1000 import NE1000
 from instruments.drivers.limits import ChipLimits
-from instruments.errors import ConfigError, DeviceAlarm, DeviceRejected, WireProtocolError, SetpointOutOfRange
+from instruments.drivers.ne1000 import NE1000
+from instruments.errors import ConfigError, DeviceAlarm, DeviceRejected, SetpointOutOfRange, WireProtocolError
 from instruments.transport.scripted import ScriptedTransport
 from tests.instruments.protocol_helpers import expected_protocol
 from twin.units import Q_

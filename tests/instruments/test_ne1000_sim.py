@@ -9,7 +9,7 @@ import pytest
 from instruments.connection import ConnectionState
 from instruments.drivers.limits import ChipLimits
 from instruments.drivers.ne1000 import NE1000
-from instruments.errors import DeviceAlarm, DeviceRejected, WireProtocolError, SetpointOutOfRange
+from instruments.errors import DeviceAlarm, DeviceRejected, SetpointOutOfRange, WireProtocolError
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.ne1000_sim import NE1000Sim
 from instruments.transport.framing import StxEtxFraming

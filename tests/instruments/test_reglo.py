@@ -10,7 +10,7 @@ from instruments.capabilities import Pump
 from instruments.connection import ConnectionState
 from instruments.drivers.limits import ChipLimits
 from instruments.drivers.reglo_icc import RegloICC, decode_flow, encode_flow
-from instruments.errors import ConfigError, DeviceRejected, WireProtocolError, SetpointOutOfRange
+from instruments.errors import ConfigError, DeviceRejected, SetpointOutOfRange, WireProtocolError
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.reglo_sim import RegloSim
 from instruments.transport.framing import TerminatorFraming

@@ -11,11 +11,10 @@ import pytest
 import serial
 
 from instruments.connection import ConnectionState
-from instruments.errors import DeviceLost, DeviceTimeout, WireProtocolError, TransportError
+from instruments.errors import DeviceLost, DeviceTimeout, TransportError, WireProtocolError
 from instruments.sim.faults import Fault, FaultPlan
 from instruments.sim.pty_device import PtyDevice
-from instruments.transport.framing import (LengthPrefixedStxFraming, SingleByteFraming, StxEtxFraming,
-                                           TerminatorFraming)
+from instruments.transport.framing import LengthPrefixedStxFraming, SingleByteFraming, StxEtxFraming, TerminatorFraming
 from instruments.transport.scripted import ScriptedTransport
 from instruments.transport.serial_link import SerialLink, _map_serial_error
 from instruments.transport.usb import UsbIdentity, find_usb_port

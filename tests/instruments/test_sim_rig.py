@@ -18,8 +18,8 @@ import pytest
 
 from instruments.clock import AcceleratedClock
 from instruments.errors import InstrumentError
-from instruments.rig.model import Rig, load_rig
 from instruments.rig.factory import RigDevices, endpoints_resolver, open_rig
+from instruments.rig.model import Rig, load_rig
 from instruments.sim.rig import SimulatedRig
 from instruments.sim.scenario import Scenario, parse_scenario
 from tests.instruments.protocol_helpers import FAST, no_leaks  # noqa: F401

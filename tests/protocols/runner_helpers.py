@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 from instruments.clock import AcceleratedClock
-from instruments.rig.model import load_rig
 from instruments.rig.factory import endpoints_resolver, open_rig
+from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
 from instruments.sim.scenario import load_scenario
 from protocols.run.bench import SimBench

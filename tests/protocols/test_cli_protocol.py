@@ -44,7 +44,7 @@ def test_invalid_protocol_lists_every_error_and_exits_2(tmp_path):
     assert len(lines) == 2 and all(line.startswith("error: bad.toml line ") for line in lines)
     assert "has no unit" in lines[0] and "unknown step kind 'wiat'" in lines[1]
     as_json = json.loads(_check(str(bad), "--rig", str(LIVER4), "--json").stdout)
-    assert not as_json["valid"] and [e["line"] for e in as_json["errors"]] == [int(l.split()[3][:-1]) for l in lines]
+    assert not as_json["valid"] and [e["line"] for e in as_json["errors"]] == [int(line.split()[3][:-1]) for line in lines]
 
 
 def test_missing_rig_or_protocol_file_is_a_user_error(tmp_path):

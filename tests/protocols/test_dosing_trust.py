@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from protocols.errors import FieldError, ProtocolError
-from protocols.run.intents import DoseOrder, NeedsPerson
-from protocols.language.interlock import parse_interlock
-from protocols.run.interlocks import BLIND_MIN_WALL_S, Monitor
 from protocols.language.api import parse_protocol
+from protocols.language.interlock import parse_interlock
 from protocols.language.plumbing import dosing_pump
 from protocols.language.rig_view import ChannelView, ChipView, InstrumentView, SimpleRig
+from protocols.run.intents import DoseOrder
+from protocols.run.interlocks import BLIND_MIN_WALL_S, Monitor
 from protocols.run.runner import RunEnded, Runner
 from store.audit import verify_audit
 from store.schema import Alarm, Command, DoseEvent, PanelRequest, ProtocolRun

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from protocols.language.dry_run import dry_run
 from protocols.language.api import load_protocol, parse_protocol
+from protocols.language.dry_run import dry_run
 from tests.protocols.conftest import EXAMPLES, protocol_text
 
 

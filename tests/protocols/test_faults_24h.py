@@ -16,7 +16,6 @@ import time
 from collections import Counter
 
 import pytest
-
 from sqlalchemy import select
 
 from store.schema import Alarm, Command, DoseEvent

@@ -5,9 +5,26 @@ from __future__ import annotations
 import pytest
 
 from protocols.errors import FieldError, ProtocolError, ProtocolFileError
-from protocols.language.api import (Approve, Calibrate, Dose, Drug, Execute, HoldUntil, MediaChange, Perfuse, Propose,
-                                Protocol, Repeat, Sample, Wait, check_protocol, expand, load_protocol,
-                                parse_condition, parse_interlock, parse_protocol)
+from protocols.language.api import (
+    Approve,
+    Calibrate,
+    Dose,
+    Drug,
+    Execute,
+    HoldUntil,
+    MediaChange,
+    Propose,
+    Protocol,
+    Repeat,
+    Sample,
+    Wait,
+    check_protocol,
+    expand,
+    load_protocol,
+    parse_condition,
+    parse_interlock,
+    parse_protocol,
+)
 from tests.protocols.conftest import EXAMPLES
 from twin.units import Q_
 

@@ -11,8 +11,8 @@ from typing import Iterator
 
 from sqlalchemy import select
 
-from protocols.run.notify import Notifier, NotifyConfig
 from protocols.language.parse import parse_text
+from protocols.run.notify import Notifier, NotifyConfig
 from store.schema import Alarm
 from tests.protocols.runner_helpers import Background, protocol_text, sim_runner, wait_until
 

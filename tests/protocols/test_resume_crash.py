@@ -22,8 +22,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from instruments.clock import AcceleratedClock
-from instruments.rig.model import load_rig
 from instruments.rig.factory import endpoints_resolver, open_rig
+from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
 from protocols.run.intents import KILL_AFTER_SEND_ENV
 from store.engine import make_engine

@@ -27,8 +27,8 @@ from sqlalchemy import select
 
 from instruments.clock import AcceleratedClock
 from instruments.errors import InstrumentError
-from instruments.rig.model import load_rig
 from instruments.rig.factory import endpoints_resolver, open_rig
+from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
 from instruments.transport.framing import StxEtxFraming
 from instruments.transport.serial_link import PortBusy, SerialLink

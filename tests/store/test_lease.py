@@ -18,8 +18,21 @@ from sqlalchemy import select, update
 
 from store import make_engine
 from store.audit import verify_audit
-from store.lease import (DEFAULT_EXPIRY_S, EXPIRY_ENV, HEARTBEAT_ENV, HOST_ENV, LeaseError, LeaseRefused, LeaseTiming,
-                         acquire, hold_rig, holder_of, lease_rows, refuse_if_run_alive, this_host)
+from store.lease import (
+    DEFAULT_EXPIRY_S,
+    EXPIRY_ENV,
+    HEARTBEAT_ENV,
+    HOST_ENV,
+    LeaseError,
+    LeaseRefused,
+    LeaseTiming,
+    acquire,
+    hold_rig,
+    holder_of,
+    lease_rows,
+    refuse_if_run_alive,
+    this_host,
+)
 from store.schema import AuditEntry, RigLease
 
 FAST = LeaseTiming(expiry_s=2.0, heartbeat_s=0.2)

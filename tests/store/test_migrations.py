@@ -7,8 +7,7 @@ import sys
 
 import pytest
 from sqlalchemy import inspect, text
-from sqlmodel import select
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, select
 
 import store.schema  # noqa: F401
 from store import make_engine, open_store

@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.chip import ChipRun, Dose, MediaChange, Sample, advance, apply_event, initial_state, simulate_chip
-from twin.chip import simulate_chips
+from twin.chip import (
+    ChipRun,
+    Dose,
+    MediaChange,
+    Sample,
+    advance,
+    apply_event,
+    initial_state,
+    simulate_chip,
+    simulate_chips,
+)
 from twin.errors import InvalidValueError, UnitError, UnknownParameterError
 from twin.units import Q_
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from twin.chip import (ChipRun, Dose, MediaChange, Sample, advance, apply_event, initial_state, simulate_chip,
-                       simulate_chips)
+from twin.chip import (
+    ChipRun,
+    Dose,
+    MediaChange,
+    Sample,
+    advance,
+    apply_event,
+    initial_state,
+    simulate_chip,
+    simulate_chips,
+)
 from twin.units import Q_
 
 SCHEDULE = [Dose(0.0, 50.0, 0.1), Sample(2.0, 0.05), Dose(5.0, 100.0, 0.05), Sample(24.0, 0.1),

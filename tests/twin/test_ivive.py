@@ -10,7 +10,12 @@ import pytest
 
 from twin.errors import InvalidValueError, UnitError
 from twin.ivive import (
-    ScalingFactors, clint_from_well_stirred, hepatic_clearance, ivive_from_chip, oral_bioavailability, well_stirred,
+    ScalingFactors,
+    clint_from_well_stirred,
+    hepatic_clearance,
+    ivive_from_chip,
+    oral_bioavailability,
+    well_stirred,
 )
 from twin.units import Q_
 

@@ -8,8 +8,20 @@ from twin.drugs import DrugFileError, UnknownDrugError, known_drugs, load_drug
 from twin.drugs.library import REFERENCE_CRCL_ML_MIN
 from twin.errors import TwinError, UnitError
 from twin.patients import (
-    Comedication, GenotypeError, Patient, PatientError, activity_ratio, activity_score, cockcroft_gault_ml_per_min,
-    enzyme_capacity, individual_pk, load_patient, parse_diplotype, patient_from_dict, patient_pk, phenotype,
+    Comedication,
+    GenotypeError,
+    Patient,
+    PatientError,
+    activity_ratio,
+    activity_score,
+    cockcroft_gault_ml_per_min,
+    enzyme_capacity,
+    individual_pk,
+    load_patient,
+    parse_diplotype,
+    patient_from_dict,
+    patient_pk,
+    phenotype,
 )
 from twin.units import Q_
 
@@ -109,6 +121,7 @@ def test_renal_clearance_scales_with_crcl():
 @pytest.mark.parametrize("name", [d for d in known_drugs() if d not in ("ketoconazole", "example_chip_compound")])
 def test_reference_adult_reproduces_the_observed_clearance_of_each_library_drug(name):
     import tomllib
+
     from twin.drugs.library import LIBRARY
 
     entry = tomllib.loads((LIBRARY / f"{name}.toml").read_text())["properties"]["cl_plasma"]

@@ -10,8 +10,16 @@ from scipy.optimize import minimize_scalar
 from twin.drugs import load_drug
 from twin.errors import TwinError
 from twin.patients import (
-    IndividualPK, Patient, Target, TargetError, concentration_mg_per_l, exposure, parse_regimen,
-    parse_target, predict, recommend_dose,
+    IndividualPK,
+    Patient,
+    Target,
+    TargetError,
+    concentration_mg_per_l,
+    exposure,
+    parse_regimen,
+    parse_target,
+    predict,
+    recommend_dose,
 )
 
 RTOL = 1e-6

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from store.audit import verify_audit
 from store.schema import Approval, AuditEntry, PanelRequest
 from tests.ui.test_panel_support import PASSWORDS, T0, fit_record, lab  # noqa: F401 (lab is a fixture)
-from ui.panel import decisions, lab as lab_logic, live, records, review, twin_tools
+from ui.panel import decisions, live, records, review, twin_tools
+from ui.panel import lab as lab_logic
 from ui.panel.auth import sign_in
 from ui.panel.context import engine_for
 from ui.panel.errors import NotAllowed, PanelError

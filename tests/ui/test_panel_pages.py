@@ -11,7 +11,15 @@ from store import make_engine
 from store.audit import verify_audit
 from store.schema import Alarm, Approval, AuditEntry, PanelRequest, Proposal
 from tests.ui.test_panel_support import (  # noqa: F401 (lab is a fixture)
-    PASSWORDS, T0, app_signed_in, calibrated_lab, chart_frames, charts, lab, on_page, texts,
+    PASSWORDS,
+    T0,
+    app_signed_in,
+    calibrated_lab,
+    chart_frames,
+    charts,
+    lab,
+    on_page,
+    texts,
 )
 
 

@@ -14,11 +14,16 @@ import pytest
 from calibration.estimate.error_models import ErrorModel
 from calibration.estimate.individual import IndividualProblem, fit_individual
 from calibration.uncertainty.profile import ProfileCancelled, optimum, profile_grid, profile_parameter
+from tests.ui.test_panel_support import (  # noqa: F401 (lab, calibrated_lab are fixtures)
+    APP,
+    app_signed_in,
+    calibrated_lab,
+    charts,
+    lab,
+    on_page,
+)
 from ui.panel import fit_view, profile_worker
 from ui.panel.profile_worker import ProfileJob, ProfileWorkers
-from tests.ui.test_panel_support import (  # noqa: F401 (lab, calibrated_lab are fixtures)
-    APP, app_signed_in, calibrated_lab, charts, lab, on_page,
-)
 
 T = np.linspace(0.2, 10, 60)
 WAIT_S = 120.0  # a generous bound for a loaded CI machine; the tests end far sooner

@@ -18,11 +18,13 @@ from streamlit.testing.v1 import AppTest
 
 from calibration.io.record import FitRecord
 from store import make_engine
-from store.engine import session
-from store.ingest import ReadingIn, ingest_readings
 from store.audit import seal_row
 from store.audit_anchor import KEY_FILE_ENV
+from store.engine import session
+from store.ingest import ReadingIn, ingest_readings
 from store.migrate import upgrade
+from store.repositories import fits as fit_records
+from store.repositories.fits import NewFit
 from store.schema import Alarm, Channel, Chip, DoseEvent, Fit, Instrument, Proposal, ProtocolRun, Rig, Sample
 from ui.panel.auth import add_user
 from ui.panel.context import dispose_engines
@@ -162,7 +164,8 @@ def calibrated_lab(lab: Lab) -> Lab:
 
     from protocols.loop.decide import calibrate
     from store.schema import AssayResult
-    from twin.chip import Dose, Sample as SampleEvent, simulate_chip
+    from twin.chip import Dose, simulate_chip
+    from twin.chip import Sample as SampleEvent
 
     engine = make_engine(lab.url)
     chip_id = lab.chip_ids[0]
@@ -182,13 +185,14 @@ def calibrated_lab(lab: Lab) -> Lab:
                                                      imported_utc_s=T0 + 3600 * 9))
     now = T0 + 3600 * 10
     per_chip, rows = calibrate(engine, lab.run_id, now, ["vmax", "km"], ["liver-1"])
-    record = dict(per_chip["liver-1"], data_selection={"chips": per_chip})
+    record = per_chip["liver-1"]
+    record.data_selection = {"chips": {chip: r.to_dict() for chip, r in per_chip.items()}}
     with engine.begin() as c:
-        fit_id = c.execute(insert(Fit).values(
-            run_id=lab.run_id, model="liver_chip", model_version=record["model_version"], method="individual",
-            data_selection_json=json.dumps({"rows": rows, "chips": ["liver-1"]}), record_json=json.dumps(record),
-            minus2ll=record["minus2ll"], converged=record["converged"], warnings_json=json.dumps(record["warnings"]),
-            created_utc_s=now)).inserted_primary_key[0]
+        fit_id = fit_records.add(c, NewFit(
+            model="liver_chip", model_version=record.model_version, method="individual", record_json=record.to_json(),
+            minus2ll=record.minus2ll, aic=record.aic, bic=record.bic, converged=record.converged,
+            wall_time_s=record.wall_time_s, created_utc_s=now, warnings=record.warnings, run_id=lab.run_id,
+            chips=("liver-1",), n_rows=rows))
     engine.dispose()
     lab.fit_ids.append(fit_id)
     return lab

@@ -12,7 +12,12 @@ from store import make_engine
 from store.audit import verify_audit
 from store.schema import Approval, AuditEntry, PanelRequest, Proposal
 from tests.ui.test_panel_support import (  # noqa: F401 (lab is a fixture)
-    APP, PASSWORDS, app_signed_in, lab, on_page, texts,
+    APP,
+    PASSWORDS,
+    app_signed_in,
+    lab,
+    on_page,
+    texts,
 )
 from ui.cli.app import app as cli
 from ui.panel import decisions, live

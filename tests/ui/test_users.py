@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from store import make_engine
 from store.audit import verify_audit
-from store.migrate import _config, code_head, database_revision, upgrade
+from store.migrate import _config, database_revision, upgrade
 from ui.cli.app import app
 from ui.panel.auth import add_user, check_password, hash_password, sign_in
 from ui.panel.errors import PanelError

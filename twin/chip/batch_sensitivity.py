@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from twin.chip.batch import A, C, FAC_MAX, FAC_MIN, FIRST_STEP_H, GAMMA, M, SAFETY
+from twin.chip.batch import FAC_MAX, FAC_MIN, FIRST_STEP_H, GAMMA, SAFETY, A, C, M
 from twin.chip.events import Event, event_jump, sensitivity_jump
 from twin.chip.solve import Tolerances
 from twin.chip.system import ChipSystem

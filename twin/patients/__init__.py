@@ -7,12 +7,22 @@ and the choices made where MODELS.md is silent.
 from twin.patients.clearance import IndividualPK, enzyme_capacity, individual_pk, patient_pk
 from twin.patients.covariates import Comedication, Patient, PatientError, cockcroft_gault_ml_per_min
 from twin.patients.dosing import (
-    DoseRecommendation, Target, TargetError, parse_target, probability_of_target_attainment, recommend_dose,
+    DoseRecommendation,
+    Target,
+    TargetError,
+    parse_target,
+    probability_of_target_attainment,
+    recommend_dose,
     toxicity_margin,
 )
 from twin.patients.exposure import Exposure, concentration_mg_per_l, exposure
 from twin.patients.genotypes import (
-    Diplotype, GenotypeError, activity_ratio, activity_score, parse_diplotype, phenotype,
+    Diplotype,
+    GenotypeError,
+    activity_ratio,
+    activity_score,
+    parse_diplotype,
+    phenotype,
 )
 from twin.patients.patient_file import load_patient, patient_from_dict
 from twin.patients.population import PopulationSpec

@@ -7,12 +7,26 @@ commands, so this module (and `chiptwin --help`) loads none of numpy, pandas, SQ
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Optional
 
 import typer
 
-from ui.cli import design, dose, fit, panel, patients, petab, protocol, rig, rig_status, run, sbml, simulate, store, users
+from ui.cli import (
+    design,
+    dose,
+    fit,
+    panel,
+    patients,
+    petab,
+    protocol,
+    rig,
+    rig_status,
+    run,
+    sbml,
+    simulate,
+    store,
+    users,
+)
 from ui.errors import command_line
 
 app = command_line(help="ChipTwin: organ-on-chip rigs with a calibrated computational twin in the loop.")
@@ -41,6 +55,8 @@ run.register(app)  # run, resume, demo
 def _print_version(asked: bool) -> None:
     if not asked:
         return
+    from importlib.metadata import PackageNotFoundError, version  # 30 ms: only when asked
+
     try:
         typer.echo(f"chiptwin {version('chiptwin')}")
     except PackageNotFoundError:  # run from a checkout that was never installed

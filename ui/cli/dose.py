@@ -74,8 +74,14 @@ def dose(
 ) -> None:
     """Optimise a dosing regimen for a virtual patient (MAP from their levels) or a dose for a chip, under posterior uncertainty."""
     from calibration.dosing.optimise import (
-        CHIP_METRICS, PATIENT_METRICS, library_prior, map_posterior, optimise_chip_dose, optimise_regimen,
-        parse_window, record_prior,
+        CHIP_METRICS,
+        PATIENT_METRICS,
+        library_prior,
+        map_posterior,
+        optimise_chip_dose,
+        optimise_regimen,
+        parse_window,
+        record_prior,
     )
     from calibration.errors import CalibrationError
     from calibration.io.datasets import load_nonmem

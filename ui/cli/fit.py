@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional, TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -38,9 +38,9 @@ def fit(
 ) -> None:
     """Fit a model to data; warnings are printed, never buried."""
     from calibration.errors import CalibrationError
-    from calibration.io.datasets import detect_format
     from calibration.estimate.lab_fit import fit_lab
     from calibration.estimate.nonmem_fit import fit_nonmem
+    from calibration.io.datasets import detect_format
     chosen = [name for name, flag in (("individual", individual), ("pooled", pooled), ("population", population)) if flag]
     if len(chosen) > 1:
         raise CalibrationError(f"choose one of --individual, --pooled, --population (got {', '.join(chosen)})")

@@ -17,7 +17,7 @@ import typer
 
 from ui.cli.store import DbOption
 
-APP = Path(__file__).resolve().parent / "panel" / "app.py"
+APP = Path(__file__).resolve().parents[1] / "panel" / "app.py"  # ui/panel/app.py
 
 
 def streamlit_command(port: int, host: str) -> list[str]:

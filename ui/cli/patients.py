@@ -10,7 +10,7 @@ Call ``register(app)`` to add both commands to a Typer app. Progress goes to std
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional, TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console

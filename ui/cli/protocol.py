@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from protocols.language.protocol import Protocol
-    from protocols.language.dry_run import DryRunReport
     from protocols.errors import ProtocolError
+    from protocols.language.dry_run import DryRunReport
+    from protocols.language.protocol import Protocol
 
 
 EXIT_INVALID = 2
@@ -30,9 +30,9 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Validate a protocol and dry-run it on the twin."""
-    from protocols.language.dry_run import dry_run
     from protocols.errors import ProtocolError, ProtocolFileError
     from protocols.language.api import load_protocol
+    from protocols.language.dry_run import dry_run
     from protocols.language.rig_view import load_rig_view
     try:
         rig_view = load_rig_view(rig)

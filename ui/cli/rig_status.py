@@ -17,6 +17,7 @@ rig_app = typer.Typer(help="Rigs in the lab record: who holds each one.", no_arg
 def rig_status(db: DbOption = None, as_json: JsonOption = False) -> None:
     """Each rig's holder (host, pid, run), since when, heartbeat age in seconds, and whether it expired."""
     from sqlalchemy import select
+
     from store import open_store
     from store.lease import lease_rows
     from store.schema import Rig

@@ -11,7 +11,6 @@ import typer
 from ui.cli.options import parse_param
 
 
-
 def simulate(
     data: Annotated[Path, typer.Argument(help="NONMEM-style CSV (ID, TIME, AMT, EVID, CMT, RATE, II, ADDL, SS, ...).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Catalogue model, e.g. oral_1cpt.")],
@@ -23,6 +22,7 @@ def simulate(
 ) -> None:
     """Simulate a NONMEM-style dataset: the input rows plus IPRED."""
     import pandas as pd
+
     from twin.pk import simulate_dataset
     params = dict(parse_param(p) for p in param or [])
     predicted = simulate_dataset(data, model, params, scale=scale, observable=observable)

@@ -13,22 +13,24 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert
 
 from store.audit import seal_row
-from store.schema import Approval, PanelRequest, Proposal
+from store.repositories import proposals
+from store.schema import PanelRequest
+from store.states import ProposalStatus
 from ui.panel import validators
 from ui.panel.auth import SignedIn, confirm_signature, require
 from ui.panel.errors import PanelError
 from ui.panel.transactions import audited
 
-DECISIONS = {"approve": "approved", "reject": "rejected"}
+DECISIONS = {"approve": ProposalStatus.APPROVED, "reject": ProposalStatus.REJECTED}
 
 
 @dataclass(frozen=True)
 class Decision:
     proposal_id: int
-    decision: str  # approved | rejected
+    decision: ProposalStatus  # approved | rejected
     approval_id: int
     request_id: int
     signature: str
@@ -53,18 +55,14 @@ def decide(engine: Engine, user: SignedIn | None, proposal_id: int, action: str,
 
     def work(connection: Connection) -> Decision:
         now = time.time()
-        row = connection.execute(select(Proposal.run_id, Proposal.design_json, Proposal.status)
-                                 .where(Proposal.id == proposal_id)).first()
+        row = proposals.get(connection, proposal_id)
         if row is None:
             raise PanelError(f"there is no proposal {proposal_id}")
-        done = connection.execute(update(Proposal).where(Proposal.id == proposal_id, Proposal.status == "pending")
-                                  .values(status=decision))
-        if done.rowcount != 1:
+        if not proposals.set_status(connection, proposal_id, decision, only_if=ProposalStatus.PENDING):
             raise PanelError(f"proposal {proposal_id} is {row.status} already; nothing was changed")
         signature = signature_of(proposal_id, row.design_json, decision, reason, who.username, now)
-        approval_id = connection.execute(insert(Approval).values(
-            proposal_id=proposal_id, decided_by=who.username, decision=decision, reason=reason,
-            signature=signature, decided_utc_s=now)).inserted_primary_key[0]
+        approval_id = proposals.add_approval(connection, proposal_id, who.username, decision, reason, now,
+                                             signature=signature)
         payload = {"proposal_id": proposal_id, "approval_id": approval_id, "reason": reason}
         request_id = connection.execute(insert(PanelRequest).values(
             run_id=row.run_id, kind=action, payload_json=json.dumps(payload), requested_by=who.username,

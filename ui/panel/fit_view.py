@@ -9,19 +9,18 @@ time), so data, prediction and residuals are exactly what the fit was judged on.
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Callable
 
 from sqlalchemy import Engine, func, select
 
 from calibration.errors import CalibrationError
-from calibration.io.lab import ChipData, read_lab_dataset
-from calibration.uncertainty.profile import Profile, optimum, profile_parameter
+from calibration.io.lab import ChipData
 from calibration.io.record import FitRecord
+from calibration.uncertainty.profile import Profile, optimum, profile_parameter
 from calibration.uncertainty.review import FitView, record_problem, review_chip_fit
-from protocols.loop.lab_data import write_lab_dataset
-from store.schema import AssayResult, DoseEvent, Fit, ProtocolRun, Sample
+from protocols.loop.lab_data import run_dataset
+from store.repositories import fits, runs
+from store.schema import AssayResult, DoseEvent, Sample
 from ui.panel.errors import PanelError
 
 
@@ -33,13 +32,10 @@ def chip_records(record: dict) -> dict[str, dict]:
 
 def chip_data(engine: Engine, run_id: int, until_utc_s: float, chip: str) -> ChipData:
     """The chip's lab data of the run as a calibrate step at ``until_utc_s`` saw it."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "lab.csv"
-        write_lab_dataset(engine, run_id, until_utc_s, path, [chip])
-        try:
-            data = read_lab_dataset(path)
-        except CalibrationError as exc:
-            raise PanelError(f"the data of chip {chip} in run {run_id} cannot be read back: {exc}") from None
+    try:
+        data, _ = run_dataset(engine, run_id, until_utc_s, [chip])
+    except CalibrationError as exc:
+        raise PanelError(f"the data of chip {chip} in run {run_id} cannot be read: {exc}") from None
     if chip not in data:
         raise PanelError(f"run {run_id} has no data of chip {chip} up to this fit")
     return data[chip]
@@ -96,7 +92,7 @@ def _data(engine: Engine, row, chip: str) -> ChipData:
 def forecast_key(engine: Engine, run_id: int) -> tuple:
     """Changes when a forecast must be redrawn: a new fit, dose or assay result (one cheap query each)."""
     with engine.connect() as c:
-        fit = c.execute(select(func.max(Fit.id)).where(Fit.run_id == run_id)).scalar()
+        fit = fits.latest_id(c, run_id)
         doses = c.execute(select(func.count(DoseEvent.id)).where(DoseEvent.run_id == run_id)).scalar()
         assays = c.execute(select(func.count(AssayResult.id)).join(Sample, Sample.id == AssayResult.sample_id)
                            .where(Sample.run_id == run_id)).scalar()
@@ -107,9 +103,8 @@ def forecast(engine: Engine, run_id: int, chip: str, now_utc_s: float) -> tuple[
     """The run's latest fit of ``chip`` drawn to ``now`` over all the chip's data so far (data that
     arrived after the fit show how well it forecast them); None before the first fit of the chip."""
     with engine.connect() as c:
-        row = c.execute(select(Fit).where(Fit.run_id == run_id).order_by(Fit.created_utc_s.desc(), Fit.id.desc())
-                        .limit(1)).first()
-        started = c.execute(select(ProtocolRun.started_utc_s).where(ProtocolRun.id == run_id)).scalar()
+        row = fits.latest(c, run_id)
+        started = runs.get(c, run_id).started_utc_s
     if row is None or started is None:
         return None
     document = chip_records(json.loads(row.record_json or "{}")).get(chip)

@@ -9,7 +9,8 @@ from sqlalchemy import Connection, Engine, select, update
 
 from store.audit import append_audit
 from store.queries import latest_readings
-from store.schema import Alarm, Channel, Chip, Instrument, Proposal, Rig
+from store.repositories import proposals
+from store.schema import Alarm, Channel, Chip, Instrument, Rig
 from ui.panel import validators
 from ui.panel.auth import SignedIn, require
 from ui.panel.errors import PanelError
@@ -97,9 +98,7 @@ def acknowledge_alarm(engine: Engine, user: SignedIn | None, alarm_id: int, comm
 
 
 def pending_proposals(engine: Engine) -> pd.DataFrame:
-    query = (select(Proposal.id, Proposal.run_id, Proposal.fit_id, Proposal.expected_information_gain,
-                    Proposal.created_utc_s, Proposal.design_json, Proposal.predicted_json)
-             .where(Proposal.status == "pending").order_by(Proposal.created_utc_s))
-    frame = _frame(engine, query)
+    columns = ["id", "run_id", "fit_id", "expected_information_gain", "created_utc_s", "design_json", "predicted_json"]
+    frame = pd.DataFrame([{c: getattr(p, c) for c in columns} for p in proposals.pending(engine)], columns=columns)
     frame["created"] = utc(frame["created_utc_s"].astype(float))
     return frame

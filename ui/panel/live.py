@@ -13,7 +13,8 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from store.audit import append_audit
 from store.queries import window, windows
-from store.schema import Channel, Chip, DoseEvent, PanelRequest, ProtocolRun, Reading, Rig, Sample
+from store.repositories import runs as run_records
+from store.schema import Channel, Chip, DoseEvent, PanelRequest, Reading, Sample
 from ui.panel.auth import SignedIn, require
 from ui.panel.errors import PanelError
 from ui.panel.lab import _frame, utc
@@ -43,10 +44,9 @@ class ChipWindows:
 
 
 def runs(engine: Engine) -> pd.DataFrame:
-    query = (select(ProtocolRun.id, Rig.name.label("rig"), ProtocolRun.rig_id, ProtocolRun.state,
-                    ProtocolRun.started_utc_s, ProtocolRun.ended_utc_s, ProtocolRun.clock_rate)
-             .join(Rig, Rig.id == ProtocolRun.rig_id).order_by(ProtocolRun.id.desc()))
-    return _frame(engine, query)
+    columns = ["id", "rig", "rig_id", "state", "started_utc_s", "ended_utc_s", "clock_rate"]
+    listed = [{**r.__dict__, "state": str(r.state)} for r in run_records.listing(engine)]
+    return pd.DataFrame(listed, columns=columns)
 
 
 def rig_chips(engine: Engine, rig_id: int) -> pd.DataFrame:
@@ -185,7 +185,7 @@ def request_control(engine: Engine, user: SignedIn | None, run_id: int, kind: st
         raise PanelError(f"unknown request {kind!r}; one of {', '.join(CONTROL_KINDS)}")
 
     def work(connection: Connection) -> int:
-        state = connection.execute(select(ProtocolRun.state).where(ProtocolRun.id == run_id)).scalar()
+        state = run_records.state(connection, run_id)
         if state is None:
             raise PanelError(f"there is no run {run_id}")
         now = time.time()

@@ -11,23 +11,28 @@ from types import SimpleNamespace
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from store.schema import Channel, Chip, Fit, ProtocolRun, Reading
+from store.repositories import fits as fit_records
+from store.repositories import runs as run_records
+from store.schema import Channel, Chip, Fit, Reading
+from ui.panel.errors import PanelError
 from ui.panel.lab import _frame, utc
 
 MAX_EXPORT_ROWS = 2_000_000  # beyond this, use the Python API (store.queries) or the CLI
 
 
 def fits(engine: Engine) -> pd.DataFrame:
-    query = select(Fit.id, Fit.run_id, Fit.model, Fit.model_version, Fit.method, Fit.converged, Fit.minus2ll,
-                   Fit.aic, Fit.bic, Fit.wall_time_s, Fit.created_utc_s).order_by(Fit.created_utc_s.desc())
-    frame = _frame(engine, query)
+    columns = ["id", "run_id", "model", "model_version", "method", "converged", "minus2ll", "aic", "bic",
+               "wall_time_s", "created_utc_s"]
+    frame = pd.DataFrame([{c: getattr(f, c) for c in columns} for f in fit_records.listing(engine)], columns=columns)
     frame["created"] = utc(frame["created_utc_s"].astype(float))
     return frame
 
 
-def fit_row(engine: Engine, fit_id: int):
-    with engine.connect() as connection:
-        return connection.execute(select(Fit).where(Fit.id == fit_id)).one()
+def fit_row(engine: Engine, fit_id: int) -> Fit:
+    row = fit_records.get(engine, fit_id)
+    if row is None:
+        raise PanelError(f"there is no fit {fit_id}")
+    return row
 
 
 def record_of(row) -> dict:
@@ -87,17 +92,14 @@ def correlation(record: dict) -> tuple[list[str], list[list[float]] | None]:
 def learning_frame(engine: Engine, run_id: int | None, model: str, chip: str = "") -> pd.DataFrame:
     """Estimates and intervals of every θ across the fits of one run (same model), oldest first;
     with ``chip``, that chip's record of each fit (a calibrate step fits every chip)."""
-    query = select(Fit.id, Fit.record_json).where(Fit.model == model).order_by(Fit.created_utc_s, Fit.id)
-    query = query.where(Fit.run_id.is_(None) if run_id is None else Fit.run_id == run_id)
     rows = []
-    with engine.connect() as connection:
-        for number, (fit_id, text) in enumerate(connection.execute(query).all(), start=1):
-            record = json.loads(text or "{}")
-            record = ((record.get("data_selection") or {}).get("chips") or {}).get(chip, record) if chip else record
-            for name, theta in (record.get("theta") or {}).items():
-                ci = theta.get("ci95") or [theta.get("estimate")] * 2
-                rows.append({"fit": number, "fit_id": fit_id, "parameter": name, "estimate": theta.get("estimate"),
-                             "low": ci[0], "high": ci[1]})
+    for number, (fit_id, text) in enumerate(fit_records.records_of_model(engine, model, run_id), start=1):
+        record = json.loads(text or "{}")
+        record = ((record.get("data_selection") or {}).get("chips") or {}).get(chip, record) if chip else record
+        for name, theta in (record.get("theta") or {}).items():
+            ci = theta.get("ci95") or [theta.get("estimate")] * 2
+            rows.append({"fit": number, "fit_id": fit_id, "parameter": name, "estimate": theta.get("estimate"),
+                         "low": ci[0], "high": ci[1]})
     return pd.DataFrame(rows, columns=["fit", "fit_id", "parameter", "estimate", "low", "high"])
 
 
@@ -107,10 +109,8 @@ def fit_json(row) -> str:
 
 def run_span(engine: Engine, run_id: int) -> tuple[int, float | None, float | None]:
     """(rig id, start, end) of a run; None where the run has not started or ended."""
-    with engine.connect() as connection:
-        row = connection.execute(select(ProtocolRun.rig_id, ProtocolRun.started_utc_s, ProtocolRun.ended_utc_s)
-                                 .where(ProtocolRun.id == run_id)).one()
-    return row.rig_id, row.started_utc_s, row.ended_utc_s
+    run = run_records.get(engine, run_id)
+    return run.rig_id, run.started_utc_s, run.ended_utc_s
 
 
 def readings(engine: Engine, channel_ids: list[int], start_utc_s: float | None = None,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from twin.chip import Dose, multi_organ_spec, simulate_chip
-from twin.chip.multi_organ import ALL_MODULES, CELL_ML, CHANNEL_ML, CHIP_FLOW_ML_H, FLOW_FRACTION
+from twin.chip.multi_organ import CELL_ML, CHANNEL_ML, CHIP_FLOW_ML_H, FLOW_FRACTION
 from twin.drugs import known_drugs, load_drug, load_inhibitor
 from twin.errors import TwinError
 from twin.patients import Prediction, parse_regimen, parse_target, patient_from_dict, predict

@@ -15,9 +15,9 @@ from calibration.uncertainty.profile import CHI2_95
 from ui.panel import charts, fit_view, profile_worker, review
 from ui.panel.auth import require
 from ui.panel.page import attempt, engine, signed_in
+from ui.panel.records import export_readings
 
 PROFILE_REFRESH_S = float(os.environ.get("CHIPTWIN_PANEL_PROFILE_REFRESH_S", "1"))
-from ui.panel.records import export_readings
 
 who = signed_in()
 db = engine()

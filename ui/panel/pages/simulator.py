@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
+from twin.chip.multi_organ import ALL_MODULES
 from ui.panel import charts, twin_tools
 from ui.panel.page import attempt, signed_in
-from twin.chip.multi_organ import ALL_MODULES
 
 signed_in()
 st.title("Body-on-chip simulator")
