@@ -25,6 +25,8 @@ from ui.cli import (
     sbml,
     simulate,
     store,
+    translate,
+    trial,
     users,
 )
 from ui.errors import command_line
@@ -42,6 +44,8 @@ users.register(app)
 app.add_typer(store.db_app, name="db")
 app.add_typer(store.audit_app, name="audit")
 rig_status.register(app)  # rig status: who holds each rig
+trial.register(app)  # trial simulate, analyze, size (PROCOVA)
+translate.register(app)  # chip fit → IVIVE → patient
 
 devices_app = typer.Typer(help="Instruments of a rig.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Protocol files.", no_args_is_help=True)
