@@ -124,7 +124,7 @@ def project_fit(case: str, covariance: bool, repeats: int) -> dict:
     seconds = median_seconds(work, repeats)
     record = last["record"]
     return {"seconds": seconds, "ofv": record.minus2ll, "converged": record.converged,
-            "theta": {n: v["estimate"] for n, v in record.theta.items()}}
+            "theta": {n: v.estimate for n, v in record.theta.items()}}
 
 
 def lockstep(problem: NonmemProblem):
@@ -229,8 +229,8 @@ def chip_fit(path: Path, engine: str):
 
 def _summary(record) -> dict:
     return {"minus2ll": record.minus2ll, "converged": record.converged,
-            "theta": {n: v["estimate"] for n, v in record.theta.items()},
-            "rse_percent": {n: v["rse_percent"] for n, v in record.theta.items()}}
+            "theta": {n: v.estimate for n, v in record.theta.items()},
+            "rse_percent": {n: v.rse_percent for n, v in record.theta.items()}}
 
 
 def profile_20(path: Path) -> dict:
@@ -242,7 +242,7 @@ def profile_20(path: Path) -> dict:
     record = fit_lab(path, method="pooled", estimate=CHIP_ESTIMATE, fix={"ps": 0.5}, error="prop", problems=problems)
     problem, _ = problems["pooled"]
     x_hat = optimum(problem, record)
-    grid = record.theta["km"]["estimate"] * np.exp(np.linspace(-0.7, 0.7, 20))
+    grid = record.theta["km"].estimate * np.exp(np.linspace(-0.7, 0.7, 20))
     figures = timed(lambda: profile_grid(problem, x_hat, "km", grid), 1)
     prof = figures.pop("result")
     figures["delta_minus2ll"] = prof.delta.tolist()
@@ -374,7 +374,7 @@ def theophylline_vs_nlme(repeats: int, skip_old: bool) -> dict:
             record = run_.pop("result")
             run_.update(minus2ll=record.minus2ll,
                         minus2ll_with_constant=record.minus2ll + record.n_observations * np.log(2 * np.pi),
-                        theta={n: v["estimate"] for n, v in record.theta.items()},
+                        theta={n: v.estimate for n, v in record.theta.items()},
                         omega2={n: v["variance"] for n, v in record.omega.items()}, sigma=record.sigma,
                         converged=record.converged)
             out[engine] = run_
@@ -415,9 +415,9 @@ def foce_benchmarks(repeats: int, skip_old: bool, theophylline: bool = True) -> 
                 run = timed(lambda: foce_fit(case, gradient, covariance), repeats)
                 record = run.pop("result")
                 run.update(ofv=record.minus2ll, converged=record.converged,
-                           theta={n: v["estimate"] for n, v in record.theta.items()},
+                           theta={n: v.estimate for n, v in record.theta.items()},
                            omega2={n: v["variance"] for n, v in record.omega.items()}, sigma=record.sigma,
-                           se={n: v["se"] for n, v in record.theta.items()})
+                           se={n: v.se for n, v in record.theta.items()})
                 row[engine] = run
             if "old" in row:
                 row["speedup_cpu"] = row["old"]["cpu_s"] / row["new"]["cpu_s"]

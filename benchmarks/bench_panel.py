@@ -30,7 +30,7 @@ from streamlit.testing.v1 import AppTest
 
 from benchmarks.bench_store import T0, _poller_stream
 from benchmarks.common import RESULTS, median_seconds, write_results
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 from store import make_engine
 from store.engine import session
 from store.ingest import ingest_readings
@@ -48,7 +48,7 @@ USER: SignedIn | None = None  # signed in once the store exists (a session carri
 
 
 def _fit_json(k: int) -> str:
-    theta = {n: {"estimate": 1.0 + k, "se": 0.2, "ci95": [0.7 + k, 1.4 + k], "rse_percent": 20.0} for n in ("vmax", "km")}
+    theta = {n: Estimate(**{"estimate": 1.0 + k, "se": 0.2, "ci95": [0.7 + k, 1.4 + k], "rse_percent": 20.0}) for n in ("vmax", "km")}
     return json.dumps(FitRecord("liver_chip", "1.0.0", "individual", True, 10.0, 50, 1, 3, theta, {"prop": 0.1},
                                 correlation={"names": ["vmax", "km"], "matrix": [[1, 0.5], [0.5, 1]]}).to_dict())
 

@@ -80,9 +80,9 @@ def run(hours: float, start_h: float, every_h: float, seed: int = 0) -> dict:
         runs.append(tracker.n_predictions - before)
         converged.append(bool(record.converged))
     started = time.perf_counter()
-    full = fit_individual(factory(), {n: record.theta[n]["estimate"] * 1.2 for n in ESTIMATE})
+    full = fit_individual(factory(), {n: record.theta[n].estimate * 1.2 for n in ESTIMATE})
     full_s = time.perf_counter() - started
-    agreement = {n: abs(np.log(record.theta[n]["estimate"] / full.theta[n]["estimate"])) / (full.theta[n]["rse_percent"] / 100)
+    agreement = {n: abs(np.log(record.theta[n].estimate / full.theta[n].estimate)) / (full.theta[n].rse_percent / 100)
                  for n in ESTIMATE}
     return {
         "readings_at_end": record.n_observations, "updates": len(timings), "new_readings_per_update": int(every_h * 60),
@@ -93,7 +93,7 @@ def run(hours: float, start_h: float, every_h: float, seed: int = 0) -> dict:
                                                                     "minus2ll": polish.minus2ll},
         "final_full_refit_s": full_s, "last_update_minus2ll": record.minus2ll, "full_refit_minus2ll": full.minus2ll,
         "last_update_vs_full_refit_in_se": agreement,
-        "estimates_last_update": {n: record.theta[n]["estimate"] for n in ESTIMATE},
+        "estimates_last_update": {n: record.theta[n].estimate for n in ESTIMATE},
         "truth": {n: TRUTH[n] for n in ESTIMATE}, "target": "update ≤ 1 s",
     }
 

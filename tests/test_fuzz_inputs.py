@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 from tests.instruments.test_rig_file import BASE as RIG_BASE
 from ui.cli.app import app
 
@@ -181,7 +181,7 @@ def run_case(kind: str, args: list[str], accepted: Callable[[Any], bool]) -> Non
 def workdir(tmp_path_factory, request) -> Path:
     path = tmp_path_factory.mktemp("fuzz")
     (path / "endpoints.json").write_text(json.dumps({"rig": "none", "instruments": {}}))
-    theta = {n: {"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0}
+    theta = {n: Estimate(**{"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0})
              for n, v in {"vmax": 2.0, "km": 10.0}.items()}
     record = FitRecord("liver_chip", "1.0.0", "pooled", True, 10.0, 8, 2, 3, theta, {"drug_medium.prop_cv": 0.15},
                        correlation={"names": ["vmax", "km"], "matrix": [[1.0, 0.0], [0.0, 1.0]]},

@@ -79,14 +79,14 @@ class Posterior:
         names = tuple(record.theta)
         if not names:
             raise CalibrationError("the fit has no estimated parameters; nothing to design for")
-        missing = [n for n in names if record.theta[n].get("rse_percent") is None]
+        missing = [n for n in names if record.theta[n].rse_percent is None]
         if missing:
             raise CalibrationError(f"the fit has no standard error for {', '.join(missing)} (see its warnings); "
                                    "the designer needs a posterior: refit with a prior (MAP) or more data, "
                                    "or fix those parameters")
-        sd = np.array([record.theta[n]["rse_percent"] / 100 for n in names])
+        sd = np.array([record.theta[n].rse_percent / 100 for n in names])
         correlation = _correlation(record, names)
-        mean = np.log([record.theta[n]["estimate"] for n in names])
+        mean = np.log([record.theta[n].estimate for n in names])
         fixed = dict((record.data_selection or {}).get("fixed", {}))
         return cls(record.model, names, mean, correlation * np.outer(sd, sd), fixed, dict(record.sigma))
 

@@ -14,7 +14,7 @@ from calibration.estimate.error_models import ErrorModel, Residuals
 from calibration.estimate.individual import IndividualProblem, fit_individual
 from calibration.estimate.population import PopulationData, PopulationModel, fit_population, lognormal_individual
 from calibration.io.lab import ChipData, LabData, read_lab_dataset
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 from calibration.uncertainty.requested import requested_uncertainty
 from twin.catalogue import get_model
 from twin.chip import simulate_chip
@@ -125,7 +125,7 @@ def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, pos
             progress(k + 1, len(chips))
     if len(records) == 1:
         record = next(iter(records.values()))
-        record.individual = {name: {n: v["estimate"] for n, v in record.theta.items()} for name in records}
+        record.individual = {name: {n: v.estimate for n, v in record.theta.items()} for name in records}
         return record
     first = next(iter(records.values()))
     return FitRecord(
@@ -133,13 +133,12 @@ def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, pos
         converged=all(r.converged for r in records.values()), minus2ll=sum(r.minus2ll for r in records.values()),
         n_observations=sum(r.n_observations for r in records.values()), n_subjects=len(records),
         n_estimated=sum(r.n_estimated for r in records.values()),
-        theta={n: {"estimate": float(np.median([r.theta[n]["estimate"] for r in records.values()])),
-                   "se": None, "ci95": None, "rse_percent": None} for n in names},
+        theta={n: Estimate(float(np.median([r.theta[n].estimate for r in records.values()]))) for n in names},
         sigma={k: float(np.median([r.sigma[k] for r in records.values()])) for k in first.sigma},
-        individual={c: {n: r.theta[n]["estimate"] for n in names} for c, r in records.items()},
+        individual={c: {n: r.theta[n].estimate for n in names} for c, r in records.items()},
         warnings=[f"chip {c}: {w}" for c, r in records.items() for w in r.warnings],
         wall_time_s=sum(r.wall_time_s for r in records.values()),
-        data_selection={"chips": {c: r.to_dict() for c, r in records.items()}},
+        chips=records,
     )
 
 

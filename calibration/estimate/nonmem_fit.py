@@ -14,7 +14,7 @@ from calibration.estimate.individual import IndividualProblem, fit_individual
 from calibration.estimate.population import PopulationModel, fit_population, lognormal_individual
 from calibration.io.datasets import load_nonmem
 from calibration.io.nonmem import NonmemProblem
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 from calibration.uncertainty.requested import requested_uncertainty
 from twin.catalogue import get_model
 
@@ -99,17 +99,17 @@ def _fit_each(problem: NonmemProblem, names, error_model, start, spec, n_starts,
         if progress:
             progress(s + 1, len(problem.ids))
     first = next(iter(records.values()))
-    median = {n: float(np.median([r.theta[n]["estimate"] for r in records.values()])) for n in names}
+    median = {n: float(np.median([r.theta[n].estimate for r in records.values()])) for n in names}
     return FitRecord(
         model=spec.name, model_version=spec.version, method="individual",
         converged=all(r.converged for r in records.values()),
         minus2ll=float(sum(r.minus2ll for r in records.values())),
         n_observations=int(problem.mask.sum()), n_subjects=len(records),
         n_estimated=sum(r.n_estimated for r in records.values()),
-        theta={n: {"estimate": v, "se": None, "ci95": None, "rse_percent": None} for n, v in median.items()},
+        theta={n: Estimate(v) for n, v in median.items()},
         sigma={k: float(np.median([r.sigma[k] for r in records.values()])) for k in first.sigma},
-        individual={sid: {n: r.theta[n]["estimate"] for n in names} for sid, r in records.items()},
+        individual={sid: {n: r.theta[n].estimate for n in names} for sid, r in records.items()},
         warnings=[f"subject {sid}: {w}" for sid, r in records.items() for w in r.warnings],
         wall_time_s=float(sum(r.wall_time_s for r in records.values())),
-        data_selection={"subjects": {sid: r.to_dict() for sid, r in records.items()}},
+        subjects=records,
     )

@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from calibration.errors import FitFailedError
 from calibration.estimate.error_models import minus2ll_terms
 from calibration.estimate.population import Foce, PopulationData, PopulationModel, default_sigma
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 
 TARGET_ACCEPTANCE = 0.4
 
@@ -150,7 +150,7 @@ def _record(model, data, log_theta, omega2, sigma, eta, model_name, model_versio
         model=model_name, model_version=model_version, method="population-saem", converged=bool(np.isfinite(ofv)),
         minus2ll=float(ofv), n_observations=data.n_observations, n_subjects=len(data.ids),
         n_estimated=len(log_theta) + len(omega2) + len(sigma),
-        theta={n: {"estimate": float(np.exp(log_theta[i])), "se": None, "ci95": None, "rse_percent": None}
+        theta={n: Estimate(float(np.exp(log_theta[i])))
                for i, n in enumerate(model.theta_names)},
         omega={n: {"variance": float(omega2[k]), "cv_percent": float(100 * np.sqrt(np.expm1(omega2[k]))),
                    "se_variance": None} for k, n in enumerate(model.eta_names)},

@@ -82,7 +82,7 @@ class SequentialFit:
     def __init__(self, problem_factory: Callable[[Sequence[Mapping]], IndividualProblem], initial_fit: FitRecord, *,
                  max_iterations: int = 30) -> None:
         self.factory, self.record, self.max_iterations = problem_factory, initial_fit, max_iterations
-        self.estimates = {n: v["estimate"] for n, v in initial_fit.theta.items()} | dict(initial_fit.sigma)
+        self.estimates = {n: v.estimate for n, v in initial_fit.theta.items()} | dict(initial_fit.sigma)
         self.n_updates = 0
         self.n_predictions = 0  # model runs spent in updates (the cost that matters)
 

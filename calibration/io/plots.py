@@ -54,7 +54,7 @@ def _interval_label(profile: Profile) -> str:
 def record_covariance(problem: IndividualProblem, record: FitRecord) -> np.ndarray | None:
     """Covariance of the log model parameters from the record's RSEs and correlation matrix."""
     corr = record.correlation.get("matrix")
-    sd = [record.theta[n].get("rse_percent") for n in problem.names]
+    sd = [record.theta[n].rse_percent for n in problem.names]
     if corr is None or any(s is None for s in sd):
         return None
     names = record.correlation["names"]

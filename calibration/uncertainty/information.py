@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 
+from calibration.io.record import Estimate
+
 Z95 = 1.959963984540054
 POORLY_IDENTIFIED_RSE = 0.5  # relative SE above 50 % (log-scale SD above 0.5): flag it
 
@@ -75,13 +77,10 @@ def from_hessian(hessian: np.ndarray, names: list[str]) -> Uncertainty:
     return Uncertainty(covariance, warnings)
 
 
-def natural_scale(log_estimate: float, log_sd: float) -> dict[str, object]:
+def natural_scale(log_estimate: float, log_sd: float) -> Estimate:
     estimate = float(np.exp(log_estimate))
     if not np.isfinite(log_sd):
-        return {"estimate": estimate, "se": None, "ci95": None, "rse_percent": None}
-    return {
-        "estimate": estimate,
-        "se": estimate * float(log_sd),
-        "ci95": [float(np.exp(log_estimate - Z95 * log_sd)), float(np.exp(log_estimate + Z95 * log_sd))],
-        "rse_percent": 100 * float(log_sd),
-    }
+        return Estimate(estimate)
+    return Estimate(estimate, se=estimate * float(log_sd),
+                    ci95=[float(np.exp(log_estimate - Z95 * log_sd)), float(np.exp(log_estimate + Z95 * log_sd))],
+                    rse_percent=100 * float(log_sd))

@@ -6,7 +6,7 @@ start in a small ball around the MAP drawn from the Laplace covariance (2·H⁻�
 burn-in is short. Summaries are on the natural scale: median and the 2.5/97.5 % quantiles.
 
     result = run_mcmc(problem, x_map, n_steps=2000, progress=lambda done, total: ...)
-    attach_mcmc(problem, record, n_steps=2000)   # adds data_selection["mcmc"] to the record
+    attach_mcmc(problem, record, n_steps=2000)   # sets record.mcmc
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from calibration.errors import CalibrationError
 from calibration.estimate.individual import IndividualProblem
-from calibration.io.record import FitRecord
+from calibration.io.record import FitRecord, McmcSummary
 from calibration.uncertainty.information import from_hessian, numerical_hessian
 from calibration.uncertainty.profile import optimum
 
@@ -137,8 +137,8 @@ def _autocorr(chain: np.ndarray) -> tuple[np.ndarray | None, bool]:
 
 def attach_mcmc(problem: IndividualProblem, record: FitRecord, *, n_steps: int, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None) -> McmcResult:
-    """Sample around the record's MAP; write ``data_selection["mcmc"]`` and any caveat as a warning."""
+    """Sample around the record's MAP; keep its summary as ``record.mcmc`` and any caveat as a warning."""
     result = run_mcmc(problem, optimum(problem, record), n_steps=n_steps, seed=seed, progress=progress)
-    record.data_selection["mcmc"] = result.to_dict()
+    record.mcmc = McmcSummary.from_dict(result.to_dict())
     record.warnings += [f"MCMC: {note}" for note in result.notes]
     return result

@@ -20,7 +20,7 @@ from scipy.optimize import minimize
 
 from calibration.estimate.individual import IndividualProblem
 from calibration.estimate.scoring import Evaluator, fisher_scoring, objective_from
-from calibration.io.record import FitRecord
+from calibration.io.record import FitRecord, ProfileSummary
 
 CHI2_95 = 3.841458820694124  # χ²₁ 95 % quantile
 MAX_STEPS = 14  # per side
@@ -79,7 +79,7 @@ class Profile:
 
 def optimum(problem: IndividualProblem, record: FitRecord) -> np.ndarray:
     """The record's estimates as the problem's log-scale vector (model parameters, then residual SDs)."""
-    return np.log([record.theta[n]["estimate"] for n in problem.names]
+    return np.log([record.theta[n].estimate for n in problem.names]
                   + [record.sigma[s] for s in problem.error.parameter_names])
 
 
@@ -240,7 +240,7 @@ def attach_profiles(problem: IndividualProblem, record: FitRecord, names: list[s
                     progress: Callable[[int, int], None] | None = None) -> dict[str, Profile]:
     """Profile ``names`` (default: the flagged ones) and write them into the record.
 
-    Into ``record.data_selection["profiles"]`` (the whole profile), each ``theta[name]["ci95_profile"]``,
+    Into ``record.profiles`` (the whole profile), each ``theta[name].ci95_profile``,
     and ``record.warnings`` for an open end or a better optimum found on the way.
     """
     names = flagged_parameters(problem, record) if names is None else list(names)
@@ -248,11 +248,11 @@ def attach_profiles(problem: IndividualProblem, record: FitRecord, names: list[s
     profiles = {}
     for k, name in enumerate(names):
         profiles[name] = prof = profile_parameter(problem, x_hat, name)
-        record.theta[name]["ci95_profile"] = [prof.lower, prof.upper]
+        record.theta[name].ci95_profile = [prof.lower, prof.upper]
         record.warnings += [f"profile likelihood of {name}: {note}" for note in prof.notes]
         if progress:
             progress(k + 1, len(names))
-    record.data_selection.setdefault("profiles", {}).update({n: p.to_dict() for n, p in profiles.items()})
+    record.profiles.update({n: ProfileSummary.from_dict(p.to_dict()) for n, p in profiles.items()})
     return profiles
 
 

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from sqlalchemy import and_, func, or_, select
 
+from calibration.io.record import chip_documents
 from instruments.clock import AcceleratedClock
 from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.rig.model import load_rig
@@ -70,7 +71,7 @@ def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> d
     rounds = []
     for k, fit in enumerate(run_fits, 1):
         record = json.loads(fit.record_json)
-        chips = (record.get("data_selection") or {}).get("chips") or {}
+        chips = {c: doc for c, doc in chip_documents(record).items() if c}
         estimates = {chip: {n: {"estimate": v["estimate"], "ci95": v.get("ci95")} for n, v in doc["theta"].items()}
                      for chip, doc in chips.items()}
         rounds.append({"round": k, "fit_id": fit.id, "estimates": estimates,

@@ -82,9 +82,9 @@ def _inside(values: Mapping[str, float], model: str) -> dict[str, float]:
 def _with_broad_prior(fit: FitRecord) -> FitRecord:
     fit = copy.deepcopy(fit)
     for entry in fit.theta.values():
-        rse = entry.get("rse_percent")
+        rse = entry.rse_percent
         if rse is None or not np.isfinite(rse) or rse > BROAD_RSE_PERCENT:
-            entry["rse_percent"] = BROAD_RSE_PERCENT
+            entry.rse_percent = BROAD_RSE_PERCENT
     fit.correlation = {}  # with patched SDs the recorded correlations no longer belong together
     return fit
 

@@ -45,13 +45,13 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
     chips = chips_of(runner, step)
     previous: dict[str, dict[str, float]] = {}
     try:
-        previous = {c: {n: r.theta[n]["estimate"] for n in r.theta} for c, r in _chip_fits(ctx).items()}
+        previous = {c: {n: r.theta[n].estimate for n in r.theta} for c, r in _chip_fits(ctx).items()}
     except CalibrationError:
         pass
     per_chip, n_rows = loop.calibrate(ctx.recorder.engine, ctx.run_id, ctx.clock.now_s(), step.parameters,
                                       chips, step.model, previous)
     record = _combined(per_chip)
-    estimates = {chip: {n: {"estimate": v["estimate"], "ci95": v.get("ci95")} for n, v in r.theta.items()}
+    estimates = {chip: {n: {"estimate": v.estimate, "ci95": v.ci95} for n, v in r.theta.items()}
                  for chip, r in per_chip.items()}
     with ctx.recorder.tx() as c:
         fit_id = fits.add(c, NewFit(
@@ -66,7 +66,7 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
 def _combined(per_chip: dict[str, FitRecord]) -> FitRecord:
     """One record for the step: the first chip's, summed over chips, with every chip's record inside."""
     record = FitRecord.from_dict(next(iter(per_chip.values())).to_dict())
-    record.method, record.data_selection = "individual", {"chips": {c: r.to_dict() for c, r in per_chip.items()}}
+    record.method, record.chips = "individual", dict(per_chip)
     record.wall_time_s = sum(r.wall_time_s for r in per_chip.values())
     record.minus2ll = sum(r.minus2ll for r in per_chip.values())
     record.converged = all(r.converged for r in per_chip.values())
@@ -77,11 +77,8 @@ def _chip_fits(ctx: Any) -> dict[str, FitRecord]:
     row = fits.latest(ctx.recorder.engine, ctx.run_id)
     if row is None:
         raise CalibrationError("propose needs a fit first; put a calibrate step before it")
-    record = json.loads(row.record_json)
-    chips = (record.get("data_selection") or {}).get("chips")
-    if not chips:
-        chips = {json.loads(row.data_selection_json)["chips"][0]: record}
-    return {chip: FitRecord.from_dict(doc) for chip, doc in chips.items()}
+    record = FitRecord.from_dict(json.loads(row.record_json))
+    return dict(record.chips) or {json.loads(row.data_selection_json)["chips"][0]: record}
 
 
 def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def test_pooled_fit_of_two_dose_levels_recovers_the_truth(tmp_path):
     assert record.converged and record.warnings == []
     assert record.n_subjects == 2 and set(record.sigma) == {"drug_medium.prop_cv", "metabolite_medium.prop_cv"}
     for name in ("vmax", "km", "kon", "koff"):
-        low, high = record.theta[name]["ci95"]
+        low, high = record.theta[name].ci95
         assert low < TRUTH[name] < high, name
 
 
@@ -36,7 +36,7 @@ def test_individual_chip_intervals_cover_the_truth_at_the_nominal_rate(tmp_path)
         path = write_lab_dataset(lab_rows(f"chip{k}", experiment, TRUTH, 0.1, rng), tmp_path / f"c{k}.csv")
         record = fit_lab(path, method="individual", estimate=["vmax", "km"],
                          fix={"ps": 0.5, "kon": 0.05, "koff": 0.02})
-        hits += [record.theta[name]["ci95"][0] < TRUTH[name] < record.theta[name]["ci95"][1] for name in ("vmax", "km")]
+        hits += [record.theta[name].ci95[0] < TRUTH[name] < record.theta[name].ci95[1] for name in ("vmax", "km")]
     coverage = hits / n
     assert np.all(coverage >= 0.86), coverage  # binomial SD at n = 50 is 3.1 %: 3 SD below 95 %
 

@@ -9,7 +9,7 @@ from calibration.design.posterior import Posterior
 from calibration.design.rank import Designer
 from calibration.design.space import DesignSpace, space_from_dict
 from calibration.errors import CalibrationError
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 
 NAMES = ("vmax", "km", "kon", "koff")
 TRUTH = {"vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
@@ -94,7 +94,7 @@ def test_ask_tell_round_trip():
 
 
 def test_posterior_from_a_fit_record_rebuilds_the_log_covariance():
-    theta = {n: {"estimate": TRUTH[n], "se": None, "ci95": None, "rse_percent": 10.0 * (k + 1)}
+    theta = {n: Estimate(**{"estimate": TRUTH[n], "se": None, "ci95": None, "rse_percent": 10.0 * (k + 1)})
              for k, n in enumerate(NAMES)}
     matrix = np.eye(5)
     matrix[0, 1] = matrix[1, 0] = 0.9
@@ -104,7 +104,7 @@ def test_posterior_from_a_fit_record_rebuilds_the_log_covariance():
     post = Posterior.from_record(record)
     assert post.covariance_log[0, 1] == pytest.approx(0.9 * 0.1 * 0.2)
     assert post.fixed == {"ps": 0.5} and post.residual("drug_medium") == (0.0, 0.15)
-    record.theta["km"]["rse_percent"] = None
+    record.theta["km"].rse_percent = None
     with pytest.raises(CalibrationError, match="no standard error for km"):
         Posterior.from_record(record)
 

@@ -49,9 +49,9 @@ def test_a_fit_recovers_the_truth_and_writes_a_complete_record():
     record = fit_individual(problem(noisy(rng, cv=0.05)), {"ka": 0.5, "cl": 1.0, "v": 10.0}, n_starts=4)
     assert record.converged and record.warnings == []
     for name, true in TRUTH.items():
-        low, high = record.theta[name]["ci95"]
+        low, high = record.theta[name].ci95
         assert low < true < high
-        assert record.theta[name]["estimate"] == pytest.approx(true, rel=0.15)
+        assert record.theta[name].estimate == pytest.approx(true, rel=0.15)
     document = json.loads(record.to_json())
     for key in ("model", "method", "converged", "warnings", "minus2ll", "minus2ll_with_constant", "aic", "bic",
                 "theta", "omega", "sigma", "individual", "wall_time_s"):
@@ -68,7 +68,7 @@ def test_intervals_cover_the_truth_at_about_the_nominal_rate():
         dv = oral_cp(TRUTH, rich_times) * (1 + 0.15 * rng.standard_normal(rich_times.size))
         p = IndividualProblem(("ka", "cl", "v"), lambda q: oral_cp(q, rich_times), dv, ErrorModel("prop"))
         record = fit_individual(p, {"ka": 1.0, "cl": 2.5, "v": 25.0})
-        hits += [record.theta[k]["ci95"][0] < TRUTH[k] < record.theta[k]["ci95"][1] for k in ("ka", "cl", "v")]
+        hits += [record.theta[k].ci95[0] < TRUTH[k] < record.theta[k].ci95[1] for k in ("ka", "cl", "v")]
     coverage = hits / n
     # 95 % nominal; 60 data sets give a binomial SD of 2.8 %, so 3 SD below is 0.866.
     assert np.all(coverage >= 0.866), coverage
@@ -83,7 +83,7 @@ def test_a_parameter_the_data_cannot_separate_is_flagged():
     dv = 6.0 * np.exp(-0.1 * TIMES_H) * (1 + 0.05 * rng.standard_normal(TIMES_H.size))
     record = fit_individual(IndividualProblem(("a", "b"), product_model, dv, ErrorModel("prop")), {"a": 1.0, "b": 1.0})
     assert any("not identified" in w and "a" in w and "b" in w for w in record.warnings)
-    assert record.theta["a"]["se"] is None
+    assert record.theta["a"].se is None
 
 
 def test_a_bound_hit_is_a_warning():
@@ -109,5 +109,5 @@ def test_map_prior_pulls_an_unidentified_parameter_to_its_prior():
     dv = dv * (1 + 0.02 * np.random.default_rng(2).standard_normal(dv.size))
     p = IndividualProblem(("a", "b"), product_model, dv, ErrorModel("prop"), prior={"a": (2.0, 0.1)})
     record = fit_individual(p, {"a": 1.0, "b": 1.0})
-    assert record.theta["a"]["estimate"] == pytest.approx(2.0, rel=0.05)
-    assert record.theta["b"]["estimate"] == pytest.approx(3.0, rel=0.1)
+    assert record.theta["a"].estimate == pytest.approx(2.0, rel=0.05)
+    assert record.theta["b"].estimate == pytest.approx(3.0, rel=0.1)

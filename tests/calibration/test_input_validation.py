@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from calibration.design.space import MAX_CANDIDATES, load_space
 from calibration.errors import CalibrationError
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 from ui.cli.app import app
 
 runner = CliRunner()
@@ -40,7 +40,7 @@ prop_cv = 0.15
 
 @pytest.fixture(scope="module")
 def fit_json(tmp_path_factory) -> Path:
-    theta = {n: {"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0}
+    theta = {n: Estimate(**{"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0})
              for n, v in {"vmax": 2.0, "km": 10.0}.items()}
     record = FitRecord("liver_chip", "1.0.0", "pooled", True, 10.0, 8, 2, 3, theta, {"drug_medium.prop_cv": 0.15},
                        correlation={"names": ["vmax", "km"], "matrix": [[1.0, 0.0], [0.0, 1.0]]},

@@ -66,7 +66,7 @@ def test_analytic_and_difference_fits_agree_on_pheno():
     assert new.minus2ll == pytest.approx(586.27606, abs=1e-3)
     assert new.minus2ll <= old.minus2ll + 1e-4
     for name in PHENO_THETA0:
-        assert new.theta[name]["estimate"] == pytest.approx(old.theta[name]["estimate"], rel=1e-3), name
+        assert new.theta[name].estimate == pytest.approx(old.theta[name].estimate, rel=1e-3), name
 
 
 def test_exact_newton_finds_the_same_modes():

@@ -46,11 +46,11 @@ def test_phenobarbital_matches_nonmem_foce_i():
     assert record.converged
     assert record.minus2ll == pytest.approx(586.27606, abs=0.5)
     for name, published in {"theta1": 0.00469555, "theta2": 0.984258, "theta3": 0.15892}.items():
-        assert record.theta[name]["estimate"] == pytest.approx(published, rel=0.02), name
+        assert record.theta[name].estimate == pytest.approx(published, rel=0.02), name
     assert record.omega["cl"]["variance"] == pytest.approx(0.0293508, rel=0.10)
     assert record.omega["v"]["variance"] == pytest.approx(0.0279060, rel=0.10)
     assert record.sigma["prop_cv"] ** 2 == pytest.approx(0.0132410, rel=0.10)
-    assert record.theta["theta1"]["se"] == pytest.approx(0.00021, rel=0.25)  # NONMEM's sandwich vs our R⁻¹
+    assert record.theta["theta1"].se == pytest.approx(0.00021, rel=0.25)  # NONMEM's sandwich vs our R⁻¹
 
 
 def _acop(tmp_path: Path, name: str, single_dose: bool) -> Path:
@@ -69,8 +69,8 @@ def test_acop_bolus_single_dose_matches_nonmem(tmp_path):
                         estimate=["cl", "v"], init={"cl": 4.0, "v": 70.0})
     assert record.converged, record.warnings
     assert record.minus2ll == pytest.approx(20058.504, abs=0.5)
-    assert record.theta["cl"]["estimate"] == pytest.approx(np.exp(1.3662), rel=0.02)
-    assert record.theta["v"]["estimate"] == pytest.approx(np.exp(4.2075), rel=0.02)
+    assert record.theta["cl"].estimate == pytest.approx(np.exp(1.3662), rel=0.02)
+    assert record.theta["v"].estimate == pytest.approx(np.exp(4.2075), rel=0.02)
     assert record.omega["cl"]["variance"] == pytest.approx(0.072567, rel=0.10)
     assert record.omega["v"]["variance"] == pytest.approx(0.091407, rel=0.10)
     assert record.sigma["prop_cv"] == pytest.approx(0.19752, rel=0.02)
@@ -83,7 +83,7 @@ def test_acop_oral_multiple_dose_matches_nonmem(tmp_path):
     assert record.converged, record.warnings
     assert record.minus2ll == pytest.approx(43707.117, abs=0.5)
     for name, log_value in {"cl": 1.3921, "v": 4.2069, "ka": -0.009381}.items():
-        assert record.theta[name]["estimate"] == pytest.approx(np.exp(log_value), rel=0.02), name
+        assert record.theta[name].estimate == pytest.approx(np.exp(log_value), rel=0.02), name
     for name, variance in {"cl": 0.070662, "v": 0.079647, "ka": 0.12993}.items():
         assert record.omega[name]["variance"] == pytest.approx(variance, rel=0.10), name
     assert record.sigma["prop_cv"] == pytest.approx(0.19683, rel=0.02)

@@ -30,7 +30,7 @@ def test_profile_interval_matches_the_wald_interval_when_the_likelihood_is_quadr
     problem = exp_problem()
     record = fit_individual(problem, {"a": 5.0, "k": 0.5})
     prof = profile_parameter(problem, optimum(problem, record), "k")
-    low, high = record.theta["k"]["ci95"]
+    low, high = record.theta["k"].ci95
     assert prof.lower == pytest.approx(low, rel=0.01) and prof.upper == pytest.approx(high, rel=0.01)
     assert prof.notes == [] and prof.delta.min() > -1e-3 and prof.delta.max() > CHI2_95
     assert plot_profile(prof, tmp_path / "p.png").stat().st_size > 1000
@@ -54,7 +54,7 @@ def test_flagged_parameters_are_profiled_and_open_ends_reported():
     assert any("no lower limit within the bounds" in w for w in record.warnings)
     document = json.loads(record.to_json())
     assert document["theta"]["a"]["ci95_profile"] == [None, None]
-    assert document["data_selection"]["profiles"]["a"]["ci95"] == [None, None]
+    assert document["profiles"]["a"]["ci95"] == [None, None]
 
 
 def test_mcmc_intervals_agree_with_laplace_within_monte_carlo_error():
@@ -66,8 +66,8 @@ def test_mcmc_intervals_agree_with_laplace_within_monte_carlo_error():
     assert calls[-1] == 1200 and 0.2 < result.acceptance_fraction < 0.8
     summary = result.summary()
     for name in ("a", "k"):
-        log_sd = record.theta[name]["rse_percent"] / 100
-        laplace = np.log(record.theta[name]["ci95"])
+        log_sd = record.theta[name].rse_percent / 100
+        laplace = np.log(record.theta[name].ci95)
         sampled = np.log(summary[name]["ci95"])
         assert np.all(np.abs(sampled - laplace) < 0.3 * log_sd), (name, sampled, laplace)
         assert abs(np.log(summary[name]["median"]) - x_map[problem.names.index(name)]) < 0.15 * log_sd
@@ -77,6 +77,6 @@ def test_attach_mcmc_writes_the_record():
     problem = exp_problem()
     record = fit_individual(problem, {"a": 5.0, "k": 0.5})
     attach_mcmc(problem, record, n_steps=200, seed=0)
-    document = json.loads(record.to_json())["data_selection"]["mcmc"]
+    document = json.loads(record.to_json())["mcmc"]
     assert set(document["summary"]) == {"a", "k", "add_sd"} and document["n_draws"] == 150 * document["n_walkers"]
     assert any(w.startswith("MCMC:") for w in record.warnings) == (not document["autocorr_reliable"])

@@ -30,7 +30,7 @@ def test_the_rebuilt_problem_is_the_fitted_one(fitted):
     chip, record = fitted
     assert errors_of(record) == {"drug_medium": "prop", "metabolite_medium": "prop"}
     problem = record_problem(chip, record)
-    x_hat = np.log([record.theta[n]["estimate"] for n in problem.names] + [record.sigma[s] for s in
+    x_hat = np.log([record.theta[n].estimate for n in problem.names] + [record.sigma[s] for s in
                                                                              problem.error.parameter_names])
     assert problem.fixed == FIX and problem.names == ("vmax", "km")
     assert problem.objective(x_hat) == pytest.approx(record.minus2ll, abs=1e-6)
@@ -57,9 +57,9 @@ def test_profile_interval_brackets_the_estimate(fitted):
     chip, record = fitted
     profile = profile_chip_fit(chip, record, "km")
     assert profile.lower is not None and profile.upper is not None
-    assert profile.lower < record.theta["km"]["estimate"] < profile.upper
+    assert profile.lower < record.theta["km"].estimate < profile.upper
     assert profile.delta.max() >= CHI2_95
-    wald_low, wald_high = record.theta["km"]["ci95"]
+    wald_low, wald_high = record.theta["km"].ci95
     assert profile.lower == pytest.approx(wald_low, rel=0.35) and profile.upper == pytest.approx(wald_high, rel=0.35)
 
 

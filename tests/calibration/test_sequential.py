@@ -11,7 +11,7 @@ from calibration.errors import CalibrationError
 from calibration.estimate.error_models import ErrorModel
 from calibration.estimate.individual import IndividualProblem, fit_individual
 from calibration.estimate.sequential import LabProblemFactory, SequentialFit, _into_box, _levenberg
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 from twin.chip import Dose, Sample, simulate_chip
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02, "kmax": 0.1, "ec50": 50.0, "hill": 2.0,
@@ -55,8 +55,8 @@ def test_updates_move_toward_the_truth_and_equal_a_full_refit():
     for low in np.arange(2.0, 24.0, 2.0):  # noqa: B007
         record = tracker.update([r for r in rows if low < r["time_h"] <= low + 2.0])
         assert record.converged, record.warnings
-        errors.append(abs(np.log(record.theta["vmax"]["estimate"] / TRUTH["vmax"])))
-        ses.append(record.theta["vmax"]["rse_percent"] / 100)
+        errors.append(abs(np.log(record.theta["vmax"].estimate / TRUTH["vmax"])))
+        ses.append(record.theta["vmax"].rse_percent / 100)
     assert record.n_observations == len([r for r in rows if r["event"] == "observation"])
     assert ses[-1] < 0.5 * ses[0] and all(b <= a * 1.05 for a, b in zip(ses, ses[1:]))
     assert errors[-1] < 3 * ses[-1] and np.mean(errors[-3:]) < np.mean(errors[:3])
@@ -64,9 +64,9 @@ def test_updates_move_toward_the_truth_and_equal_a_full_refit():
 
     full = fit_individual(factory(), {"vmax": 3.0, "ocr": 120.0})
     for name in ESTIMATE:
-        se = full.theta[name]["rse_percent"] / 100
-        assert abs(np.log(record.theta[name]["estimate"] / full.theta[name]["estimate"])) < 0.2 * se
-        assert record.theta[name]["rse_percent"] == pytest.approx(full.theta[name]["rse_percent"], rel=0.15)
+        se = full.theta[name].rse_percent / 100
+        assert abs(np.log(record.theta[name].estimate / full.theta[name].estimate)) < 0.2 * se
+        assert record.theta[name].rse_percent == pytest.approx(full.theta[name].rse_percent, rel=0.15)
     assert record.minus2ll == pytest.approx(full.minus2ll, abs=0.02)
 
 
@@ -95,7 +95,7 @@ def _two_exponentials(bounds=None, seed=1):
 def _start(a, b):
     return FitRecord(model="custom", model_version="", method="individual", converged=True, minus2ll=0.0,
                      n_observations=0, n_subjects=1, n_estimated=3,
-                     theta={"a": {"estimate": a}, "b": {"estimate": b}}, sigma={"add_sd": 0.01})
+                     theta={"a": Estimate(a), "b": Estimate(b)}, sigma={"add_sd": 0.01})
 
 
 def test_scoring_follows_a_curved_valley_to_the_least_squares_optimum():
@@ -105,16 +105,16 @@ def test_scoring_follows_a_curved_valley_to_the_least_squares_optimum():
     record = tracker.update([])
     assert record.converged, record.warnings
     for k, name in enumerate(("a", "b")):
-        se = record.theta[name]["rse_percent"] / 100
-        assert abs(np.log(record.theta[name]["estimate"]) - best[k]) < 0.15 * se
+        se = record.theta[name].rse_percent / 100
+        assert abs(np.log(record.theta[name].estimate) - best[k]) < 0.15 * se
 
 
 def test_an_optimum_beyond_a_bound_ends_on_the_bound_and_converges():
     problem, best = _two_exponentials(bounds={"a": (1e-3, 1e3), "b": (1e-3, 2.0)})
     record = SequentialFit(lambda rows=(): problem, _start(0.3, 1.0)).update([])
     assert record.converged, record.warnings
-    assert record.theta["b"]["estimate"] == pytest.approx(2.0, rel=1e-9)
-    assert np.log(record.theta["a"]["estimate"]) == pytest.approx(best[0], abs=1e-3)
+    assert record.theta["b"].estimate == pytest.approx(2.0, rel=1e-9)
+    assert np.log(record.theta["a"].estimate) == pytest.approx(best[0], abs=1e-3)
 
 
 def test_the_trust_region_step_has_the_requested_scaled_length():

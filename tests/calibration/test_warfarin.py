@@ -66,7 +66,7 @@ def test_saem_fit_matches_nlmixr2(problem):
     omega0 = {"ktr": 1.0, "ka": 1.0, "cl": 1.0, "v": 1.0, "ec50": 0.5, "kout": 0.5, "e0": 0.5}
     record = fit_saem(model, nm.population_data(), START, omega0, np.array([0.1, 0.1, 10.0]), n_explore=250,
                       n_smooth=150, bounds={"emax": (1e-3, 1.0)}, seed=0, model_name="warfarin_pkpd")
-    theta = {n: record.theta[n]["estimate"] for n in NAMES}
+    theta = {n: record.theta[n].estimate for n in NAMES}
     relative = {n: theta[n] / REFERENCE[n] - 1 for n in NAMES}
     for name in ("cl", "v", "emax", "kout", "e0"):
         assert abs(relative[name]) < 0.10, (name, theta[name])

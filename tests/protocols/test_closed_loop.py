@@ -71,7 +71,7 @@ def test_the_round_completes_with_a_policy_approval_and_the_proposed_doses(round
 
 def test_each_chip_has_its_own_fit_of_its_own_data(round_one):
     (fit,) = round_one[1]["Fit"]
-    per_chip = json.loads(fit.record_json)["data_selection"]["chips"]
+    per_chip = json.loads(fit.record_json)["chips"]
     assert set(per_chip) == {"chip1", "chip2"}
     for record in per_chip.values():
         assert set(record["theta"]) == {"vmax", "km"}

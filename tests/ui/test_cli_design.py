@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 from ui.cli.app import app
 
 runner = CliRunner()
@@ -19,7 +19,7 @@ NAMES = ("vmax", "km", "kon", "koff")
 @pytest.fixture
 def fit_json(tmp_path):
     estimates = {"vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
-    theta = {n: {"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0}
+    theta = {n: Estimate(**{"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0})
              for n, v in estimates.items()}
     names = [*NAMES, "drug_medium.prop_cv"]
     matrix = [[1.0 if i == j else 0.0 for j in range(5)] for i in range(5)]

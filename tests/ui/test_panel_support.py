@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from calibration.io.record import FitRecord
+from calibration.io.record import Estimate, FitRecord
 from store import make_engine
 from store.audit import seal_row
 from store.audit_anchor import KEY_FILE_ENV
@@ -48,8 +48,8 @@ class Lab:
 
 
 def fit_record(estimate: float, sd: float) -> dict:
-    theta = {name: {"estimate": estimate * k, "se": estimate * k * sd,
-                    "ci95": [estimate * k * np.exp(-1.96 * sd), estimate * k * np.exp(1.96 * sd)], "rse_percent": 100 * sd}
+    theta = {name: Estimate(**{"estimate": estimate * k, "se": estimate * k * sd,
+                    "ci95": [estimate * k * np.exp(-1.96 * sd), estimate * k * np.exp(1.96 * sd)], "rse_percent": 100 * sd})
              for name, k in (("vmax", 1.0), ("km", 10.0))}
     return FitRecord(model="liver_chip", model_version="1.0.0", method="individual", converged=True, minus2ll=12.5,
                      n_observations=40, n_subjects=1, n_estimated=3, theta=theta, sigma={"prop": 0.1},
@@ -185,8 +185,8 @@ def calibrated_lab(lab: Lab) -> Lab:
                                                      imported_utc_s=T0 + 3600 * 9))
     now = T0 + 3600 * 10
     per_chip, rows = calibrate(engine, lab.run_id, now, ["vmax", "km"], ["liver-1"])
-    record = per_chip["liver-1"]
-    record.data_selection = {"chips": {chip: r.to_dict() for chip, r in per_chip.items()}}
+    record = FitRecord.from_dict(per_chip["liver-1"].to_dict())  # the step's record holds every chip's
+    record.chips = dict(per_chip)
     with engine.begin() as c:
         fit_id = fit_records.add(c, NewFit(
             model="liver_chip", model_version=record.model_version, method="individual", record_json=record.to_json(),

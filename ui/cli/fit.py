@@ -80,9 +80,9 @@ def print_record(record: FitRecord, console: Console) -> None:
     for column in ("parameter", "estimate", "SE", "95 % interval", "RSE %"):
         table.add_column(column, justify="right" if column != "parameter" else "left")
     for name, value in record.theta.items():
-        ci = value.get("ci95")
-        table.add_row(name, f"{value['estimate']:.5g}", _fmt(value.get("se")),
-                      f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else "—", _fmt(value.get("rse_percent"), ".1f"))
+        ci = value.ci95
+        table.add_row(name, f"{value.estimate:.5g}", _fmt(value.se),
+                      f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else "—", _fmt(value.rse_percent, ".1f"))
     for name, value in record.omega.items():
         table.add_row(f"ω² {name}", f"{value['variance']:.4g}", _fmt(value.get("se_variance")), "",
                       f"CV {value['cv_percent']:.1f} %")

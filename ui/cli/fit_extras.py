@@ -20,9 +20,9 @@ def save_plots(problems: dict, directory: Path) -> list[Path]:
     paths = []
     for key, (problem, record) in problems.items():
         paths.append(plot_fit_band(problem, record, directory / f"fit_{key}.png"))
-        for name, doc in record.data_selection.get("profiles", {}).items():
-            profile = Profile(name, doc["estimate"], _array(doc["values"]), _array(doc["delta_minus2ll"]),
-                              doc["ci95"][0], doc["ci95"][1])
+        for name, kept in record.profiles.items():
+            profile = Profile(name, kept.estimate, _array(kept.values), _array(kept.delta_minus2ll),
+                              kept.ci95[0], kept.ci95[1])
             paths.append(plot_profile(profile, directory / f"profile_{key}_{name}.png"))
     return paths
 
@@ -34,16 +34,15 @@ def _array(values: list[float]) -> np.ndarray:
 
 
 def print_uncertainty(record: FitRecord, console: Console) -> None:
-    from calibration.io.record import FitRecord
-    records = {"": record} | {k: FitRecord.from_dict(v) for k, v in record.data_selection.get("chips", {}).items()}
+    records = {"": record} | dict(record.chips)
     for key, rec in records.items():
         prefix = f"chip {key}: " if key else ""
-        for name, doc in rec.data_selection.get("profiles", {}).items():
-            low, high = (("open" if v is None else f"{v:.4g}") for v in doc["ci95"])
+        for name, profile in rec.profiles.items():
+            low, high = (("open" if v is None else f"{v:.4g}") for v in profile.ci95)
             console.print(f"{prefix}profile-likelihood 95 % interval of {name}: {low} – {high}")
-        mcmc = rec.data_selection.get("mcmc")
-        if mcmc:
-            console.print(f"{prefix}MCMC: {mcmc['n_walkers']} walkers × {mcmc['n_steps']} steps, acceptance "
-                          f"{mcmc['acceptance_fraction']:.2f}")
-            for name, s in mcmc["summary"].items():
-                console.print(f"  {name}: median {s['median']:.4g}, 95 % {s['ci95'][0]:.4g} – {s['ci95'][1]:.4g}")
+        mcmc = rec.mcmc
+        if mcmc is not None:
+            console.print(f"{prefix}MCMC: {mcmc.n_walkers} walkers × {mcmc.n_steps} steps, acceptance "
+                          f"{mcmc.acceptance_fraction:.2f}")
+            for name, s in mcmc.summary.items():
+                console.print(f"  {name}: median {s.median:.4g}, 95 % {s.ci95[0]:.4g} – {s.ci95[1]:.4g}")

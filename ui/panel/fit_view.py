@@ -1,7 +1,7 @@
 """Model review of one chip's fit: its record, the run's data up to the fit, and the review numbers.
 
 A calibrate step of a run stores one Fit row for all its chips: the record of the first chip
-at the top level and every chip's record under ``data_selection.chips``. The data are the
+at the top level and every chip's record under ``chips``. The data are the
 run's lab dataset as the calibrate step saw it (``protocols.loop.lab_data``, up to the fit's
 time), so data, prediction and residuals are exactly what the fit was judged on.
 """
@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from calibration.errors import CalibrationError
 from calibration.io.lab import ChipData
-from calibration.io.record import FitRecord
+from calibration.io.record import FitRecord, chip_documents
 from calibration.uncertainty.profile import Profile, optimum, profile_parameter
 from calibration.uncertainty.review import FitView, record_problem, review_chip_fit
 from protocols.loop.lab_data import run_dataset
@@ -26,8 +26,7 @@ from ui.panel.errors import PanelError
 
 def chip_records(record: dict) -> dict[str, dict]:
     """chip → its record document; a fit of one data set (no chips) is keyed ''."""
-    chips = (record.get("data_selection") or {}).get("chips")
-    return dict(chips) if isinstance(chips, dict) and chips else {"": record}
+    return chip_documents(record)
 
 
 def chip_data(engine: Engine, run_id: int, until_utc_s: float, chip: str) -> ChipData:

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pandas as pd
 from sqlalchemy import Engine, select
 
+from calibration.io.record import chip_documents
 from store.repositories import fits as fit_records
 from store.repositories import runs as run_records
 from store.schema import Channel, Chip, Fit, Reading
@@ -95,7 +96,7 @@ def learning_frame(engine: Engine, run_id: int | None, model: str, chip: str = "
     rows = []
     for number, (fit_id, text) in enumerate(fit_records.records_of_model(engine, model, run_id), start=1):
         record = json.loads(text or "{}")
-        record = ((record.get("data_selection") or {}).get("chips") or {}).get(chip, record) if chip else record
+        record = chip_documents(record).get(chip, record) if chip else record
         for name, theta in (record.get("theta") or {}).items():
             ci = theta.get("ci95") or [theta.get("estimate")] * 2
             rows.append({"fit": number, "fit_id": fit_id, "parameter": name, "estimate": theta.get("estimate"),
