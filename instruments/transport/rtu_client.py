@@ -11,6 +11,9 @@ Why a subclass (pymodbus 3.16):
   over serial line (V1.02 §2.5.1.1) requires t3.5 of silence between frames — 3.5 char
   times, fixed 1.75 ms above 19,200 baud — or a slave may merge or drop the request. Here
   each send waits until the line has been quiet that long since the last byte seen.
+- A reply that arrives after its request timed out waits in the input buffer, and pymodbus
+  would take it as the reply to the next request (same unit and function: another block's
+  values read as this one's). Each send first discards what is waiting.
 - pymodbus gives writes the read timeout (0.1 s here): a thread descheduled that long on a
   busy machine got a write timeout for a written request, and the link was dropped and
   reopened under every device on the line. Here writes get ``WRITE_TIMEOUT_S`` (base.py).
@@ -60,10 +63,20 @@ class RtuClient(ModbusSerialClient):
             wait_s = self._quiet_at_s - time.monotonic()
             if wait_s > 0:
                 time.sleep(wait_s)
+            self._discard_late_reply()
         size = super().send(request, addr)
         # the request occupies the line until its last char is out (matters when no reply follows)
         self._quiet_at_s = time.monotonic() + len(request) * self._char_s + self.silence_s
         return size
+
+    def _discard_late_reply(self) -> None:
+        """Bytes waiting before a request are a late reply to one that already timed out (a slow slave, a
+        descheduled thread): read as this request's reply they would answer it with another block's values."""
+        try:
+            if self.socket is not None and self.socket.in_waiting:
+                self.socket.reset_input_buffer()
+        except OSError:
+            pass  # the port vanished: the send that follows reports it
 
     def recv(self, size: int | None) -> bytes:
         """``size`` None: block (port timeout) for the first byte, then return all that arrived."""

@@ -128,6 +128,7 @@ def test_one_hour_accelerated_soak_with_random_faults() -> None:
         poller = Poller(channels, sink, clock, batch_readings=200, batch_interval_s=0.5, start_utc_s=T0)
         with poller:
             time.sleep(max(0.0, (T0 + SOAK_S - clock.now_s()) / RATE))
+        stopped_s = clock.now_s() - T0  # a loaded machine stops the poller a little after SOAK_S
         stats = poller.stats()
         states = {c.sensor.name: c.sensor.connection_state for c in channels}
 
@@ -144,7 +145,9 @@ def test_one_hour_accelerated_soak_with_random_faults() -> None:
     for channel in channels:
         channel_stats = stats.channels[channel.name]
         polls_and_missed = channel_stats.polls + channel_stats.missed_slots
-        assert abs(polls_and_missed - SOAK_S / channel.period_s) <= 3, (channel.name, vars(channel_stats))
+        # every slot of the time the poller ran is a poll or a counted miss (± 3 at the edges)
+        assert SOAK_S / channel.period_s - 3 <= polls_and_missed <= stopped_s / channel.period_s + 3, \
+            (channel.name, stopped_s, vars(channel_stats))
         if channel.sensor.name in faulty_devices:
             assert channel_stats.errors > 0, f"{channel.name}: its device's dropout/exception was not seen"
         last = [r for r in sink.readings if r.channel == channel.name][-1]
