@@ -11,6 +11,7 @@ import numpy as np
 from calibration.errors import CalibrationError
 from calibration.estimate.chip_jacobian import ChipsJacobian
 from calibration.estimate.error_models import ErrorModel, Residuals
+from calibration.estimate.failures import numerical_failures
 from calibration.estimate.individual import IndividualProblem, fit_individual
 from calibration.estimate.population import PopulationData, PopulationModel, fit_population, lognormal_individual
 from calibration.io.lab import ChipData, LabData, read_lab_dataset
@@ -52,6 +53,7 @@ def residuals_for(observables: Sequence[str], error: str | Mapping[str, str] | N
     return {name: ErrorModel(chosen[name]) for name in sorted(set(observables))}
 
 
+@numerical_failures
 def fit_lab(
     data: str | Path | LabData, model: str = "liver_chip", method: str = "individual", *,
     error: str | Mapping[str, str] | None = None, estimate: Sequence[str] | None = None,

@@ -10,6 +10,7 @@ import numpy as np
 
 from calibration.errors import CalibrationError
 from calibration.estimate.error_models import ErrorModel
+from calibration.estimate.failures import numerical_failures
 from calibration.estimate.individual import IndividualProblem, fit_individual
 from calibration.estimate.population import PopulationModel, fit_population, lognormal_individual
 from calibration.io.datasets import load_nonmem
@@ -21,6 +22,7 @@ from twin.catalogue import get_model
 METHODS = ("individual", "pooled", "population")
 
 
+@numerical_failures
 def fit_nonmem(
     path: str | Path, model: str, method: str = "population", *, error: str = "prop",
     estimate: Sequence[str] | None = None, random: Sequence[str] | None = None,

@@ -73,3 +73,14 @@ def add_approval(connection: Connection, proposal_id: int, decided_by: str, deci
 
 def _one(row: object) -> Proposal | None:
     return None if row is None else Proposal(**row._mapping)  # type: ignore[attr-defined]
+
+
+def of_run(source: Engine | Connection, run_id: int) -> list[Proposal]:
+    query = select(Proposal).where(col(Proposal.run_id) == run_id).order_by(col(Proposal.id))
+    return [Proposal(**r._mapping) for r in read(source, query).all()]
+
+
+def approvals(source: Engine | Connection, proposal_id: int) -> list[Approval]:
+    """Who decided the proposal, oldest decision first."""
+    query = select(Approval).where(col(Approval.proposal_id) == proposal_id).order_by(col(Approval.decided_utc_s))
+    return [Approval(**r._mapping) for r in read(source, query).all()]

@@ -83,3 +83,9 @@ def listing(source: Engine | Connection, limit: int | None = None) -> list[RunLi
     return [RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6]) for r in rows]
 
 
+
+
+def latest_ids(source: Engine | Connection, n: int) -> list[int]:
+    """The ``n`` newest run ids (a message that names a wrong run can list the real ones)."""
+    return [int(r[0]) for r in (tuple(row) for row in _read(source, select(col(ProtocolRun.id))
+                                                            .order_by(col(ProtocolRun.id).desc()).limit(n)).all())]

@@ -158,7 +158,7 @@ def test_model_review_shows_intervals_warnings_and_the_learning_curve(lab):
     plots = charts(app)
     assert len(plots) == 2  # correlation heatmap, learning curve
     assert len(chart_frames(plots[1])[0]) == 4  # 2 fits × 2 θ
-    assert len(app.get("download_button")) == 3
+    assert len(app.get("download_button")) == 4  # fit JSON, readings CSV and Parquet, study report PDF
 
 
 def test_simulator_plots_every_compartment(lab):

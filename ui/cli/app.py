@@ -14,11 +14,13 @@ import typer
 from ui.cli import (
     design,
     dose,
+    export,
     fit,
     panel,
     patients,
     petab,
     protocol,
+    report,
     rig,
     rig_status,
     run,
@@ -46,6 +48,8 @@ app.add_typer(store.audit_app, name="audit")
 rig_status.register(app)  # rig status: who holds each rig
 trial.register(app)  # trial simulate, analyze, size (PROCOVA)
 translate.register(app)  # chip fit → IVIVE → patient
+report.register(app)  # report RUN: the study report (PDF)
+export.register(app)  # export RUN: assays, doses, samples, readings, lab (CSV / Parquet)
 
 devices_app = typer.Typer(help="Instruments of a rig.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Protocol files.", no_args_is_help=True)

@@ -66,6 +66,7 @@ def fit(
         save_plots(problems, plot)
     if out:
         out.write_text(record.to_json())
+    refuse_unconverged(record, out)
     if as_json:
         typer.echo(record.to_json())
     else:
@@ -102,3 +103,16 @@ def _fmt(value, spec: str = ".4g") -> str:
 
 def register(app: typer.Typer) -> None:
     app.command("fit")(fit)
+
+
+def refuse_unconverged(record: FitRecord, out: Path | None) -> None:
+    """A fit that did not converge has no estimates to use: say so (with the optimiser's reason), exit 2."""
+    if record.converged:
+        return
+    reason = next((w.partition(": ")[2] for w in record.warnings if "did not converge" in w), "")
+    kept = f"; the record is in {out}" if out else ""
+    from calibration.errors import CalibrationError
+    from calibration.estimate.failures import TRY_INSTEAD
+
+    raise CalibrationError(f"the fit did not converge{f' ({reason.rstrip(chr(46))})' if reason else ''}, so its "
+                           f"estimates are not usable: {TRY_INSTEAD}{kept}")

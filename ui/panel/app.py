@@ -45,7 +45,8 @@ def _sidebar() -> None:
             st.rerun()
 
 
-st.set_page_config(page_title="ChipTwin panel", page_icon=":material/biotech:", layout="wide")
+# The favicon is a file of ours: a ":material/…:" or emoji icon is fetched from a font CDN (offline labs).
+st.set_page_config(page_title="ChipTwin panel", page_icon=str(HERE / "assets" / "favicon.svg"), layout="wide")
 warm_up_in_background()
 if refresh_user() is None:  # every request re-reads the user: a revoked session ends here
     sign_in_form.render()

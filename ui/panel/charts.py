@@ -8,6 +8,7 @@ import altair as alt
 import pandas as pd
 
 from ui.panel.live import ChannelWindow
+from ui.unit_text import label, pretty_unit
 
 
 def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180) -> dict:
@@ -20,7 +21,7 @@ def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180)
     x = {"field": "time", "type": "temporal", "title": None}
     layers: list[dict] = [
         {"mark": {"type": "area", "opacity": 0.25},
-         "encoding": {"x": x, "y": {"field": "min", "type": "quantitative", "title": channel.unit,
+         "encoding": {"x": x, "y": {"field": "min", "type": "quantitative", "title": pretty_unit(channel.unit),
                                     "scale": {"zero": False}}, "y2": {"field": "max"}}},
         {"mark": {"type": "line"},
          "encoding": {"x": x, "y": {"field": "value", "type": "quantitative"},
@@ -35,7 +36,7 @@ def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180)
                                                       "scale": {"domain": ["dose", "sample"],
                                                                 "range": ["#d62728", "#1f77b4"]}},
                                     "tooltip": [{"field": "kind"}, {"field": "label"}]}})
-    return {"title": f"{channel.name} ({channel.unit})", "height": height, "layer": layers}
+    return {"title": label(channel.name, channel.unit), "height": height, "layer": layers}
 
 
 def channel_data(channel: ChannelWindow) -> pd.DataFrame:
@@ -67,14 +68,14 @@ def time_courses(frame: pd.DataFrame, unit: str, title: str, log: bool = False) 
     """Long-form (time_h, series, value) lines, one colour per series."""
     scale = alt.Scale(type="symlog") if log else alt.Scale()
     return alt.Chart(frame, title=title).mark_line().encode(
-        x=alt.X("time_h:Q", title="time (h)"), y=alt.Y("value:Q", title=unit, scale=scale),
+        x=alt.X("time_h:Q", title="time (h)"), y=alt.Y("value:Q", title=pretty_unit(unit), scale=scale),
         color=alt.Color("series:N", title=None), tooltip=["series", "time_h", "value"]).properties(height=260)
 
 
 def histogram(frame: pd.DataFrame, metric: str, unit: str, target: tuple[float, float] | None) -> alt.LayerChart:
     """A distribution from (low, high, fraction) bins on a log axis; the target window shaded."""
     bars = alt.Chart(frame).mark_rect(opacity=0.8).encode(
-        x=alt.X("low:Q", scale=alt.Scale(type="log"), title=f"{metric} ({unit})"), x2="high:Q",
+        x=alt.X("low:Q", scale=alt.Scale(type="log"), title=label(metric, unit)), x2="high:Q",
         y=alt.Y("fraction:Q", title="fraction of patients"), tooltip=["low", "high", "fraction"])
     layers = [bars]
     if target is not None:
@@ -84,16 +85,17 @@ def histogram(frame: pd.DataFrame, metric: str, unit: str, target: tuple[float, 
 
 
 def fit_band(curves: pd.DataFrame, data: pd.DataFrame, observable: str, has_band: bool,
-             title: str | None = None) -> alt.LayerChart:
+             title: str | None = None, unit: str | None = None) -> alt.LayerChart:
     """One observable: the data, the fit's prediction and its 90 % band (parameter uncertainty)."""
     curve = curves[curves["observable"] == observable]
     points = data[data["observable"] == observable]
     x = alt.X("time_h:Q", title="time since the run started (h)")
+    y_title = observable if unit is None else label(observable, unit)
     layers = []
     if has_band:
         layers.append(alt.Chart(curve).mark_area(opacity=0.25).encode(
-            x=x, y=alt.Y("low:Q", title=observable), y2="high:Q"))
-    layers.append(alt.Chart(curve).mark_line().encode(x=x, y=alt.Y("prediction:Q", title=observable)))
+            x=x, y=alt.Y("low:Q", title=y_title), y2="high:Q"))
+    layers.append(alt.Chart(curve).mark_line().encode(x=x, y=alt.Y("prediction:Q", title=y_title)))
     layers.append(alt.Chart(points).mark_point(filled=True, color="#ff7f0e").encode(
         x=x, y="value:Q", tooltip=["time_h", "value", "prediction", "weighted_residual"]))
     title = title or f"{observable}: data, prediction" + (" and 90 % band" if has_band else "")
@@ -105,16 +107,18 @@ def residuals(data: pd.DataFrame) -> alt.LayerChart:
     guides = pd.DataFrame({"y": [-2.0, 0.0, 2.0]})
     rules = alt.Chart(guides).mark_rule(strokeDash=[4, 3], color="#888").encode(y="y:Q")
     points = alt.Chart(data).mark_point(filled=True).encode(
-        x=alt.X("time_h:Q", title="time (h)"), y=alt.Y("weighted_residual:Q", title="weighted residual"),
+        x=alt.X("time_h:Q", title="time (h)"), y=alt.Y("weighted_residual:Q", title="weighted residual (SDs)"),
         color=alt.Color("observable:N", title=None), tooltip=["observable", "time_h", "value", "prediction"])
     return alt.layer(rules, points).properties(height=200)
 
 
-def profile(values: list[float], delta: list[float], name: str, threshold: float) -> alt.LayerChart:
+def profile(values: list[float], delta: list[float], name: str, threshold: float,
+            unit: str | None = None) -> alt.LayerChart:
     """Δ(−2LL) against the parameter (log axis) with the 95 % threshold."""
     frame = pd.DataFrame({name: values, "delta": delta})
     curve = alt.Chart(frame).mark_line(point=True).encode(
-        x=alt.X(f"{name}:Q", scale=alt.Scale(type="log")), y=alt.Y("delta:Q", title="Δ(−2 log L)"))
+        x=alt.X(f"{name}:Q", scale=alt.Scale(type="log"), title=name if unit is None else label(name, unit)),
+        y=alt.Y("delta:Q", title="Δ(−2 log L)"))
     line = alt.Chart(pd.DataFrame({"y": [threshold]})).mark_rule(color="#d62728", strokeDash=[4, 3]).encode(y="y:Q")
     return alt.layer(curve, line).properties(height=220, title=f"profile likelihood of {name}")
 

@@ -6,7 +6,7 @@ import os
 
 import streamlit as st
 
-from ui.panel import charts, fit_view, live
+from ui.panel import charts, fit_view, live, units_view
 from ui.panel.page import attempt, engine, signed_in
 
 FINISHED = ("done", "aborted", "failed")
@@ -90,10 +90,12 @@ def twin_forecast(chip: str, end_utc_s: float, key: tuple) -> None:
     if found is None:
         return
     fit_id, view = found
+    units = units_view.observable_units(units_view.model_of_fit(db, fit_id))
     observables = sorted(view.data["observable"].unique())
     for column, observable in zip(st.columns(2) * len(observables), observables):
         column.altair_chart(charts.fit_band(view.curves, view.data, observable, view.has_band,
-                                           f"{chip} {observable}: twin forecast (fit {fit_id}) and assays"),
+                                           f"{chip} {observable}: twin forecast (fit {fit_id}) and assays",
+                                           unit=units.get(observable)),
                             width="stretch")
 
 

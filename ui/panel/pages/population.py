@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.panel import charts, twin_tools
+from ui.panel import charts, twin_tools, units_view
 from ui.panel.page import attempt, signed_in
 
 signed_in()
@@ -17,7 +17,8 @@ with st.form("population"):
     seed = d.number_input("seed", 0, 2**31 - 1, 0, key="pop_seed")
     e, f = st.columns(2)
     metric = e.selectbox("target metric", ["auc_tau_ss", "ctrough_ss"], key="pop_metric")
-    target = f.text_input("target window (LOW:HIGH, or X for 80–125 %)", "2:4", key="pop_target")
+    target = f.text_input("target window (LOW:HIGH in mg·h/L for an AUC, mg/L for a concentration; "
+                          "or X for 80–125 % of X)", "2:4", key="pop_target")
     go = st.form_submit_button("Simulate population", type="primary")
 
 if go:
@@ -36,6 +37,9 @@ if found is not None:
     below = summary.to_dict().get("fraction_toxicity_margin_below_1")
     cols[2].metric("toxicity margin < 1", "— (no chip EC50)" if below is None else f"{below:.2%}")
     window = None if summary.target is None else (summary.target.low, summary.target.high)
-    unit = "mg·h/L" if metric.startswith("auc") else "mg/L"
+    unit = units_view.exposure_unit(metric)
+    if window is not None:
+        st.caption(units_view.target_text(metric, *window))
     st.altair_chart(charts.histogram(twin_tools.distribution(summary, metric), metric, unit, window), width="stretch")
-    st.dataframe(twin_tools.population_table(summary), hide_index=True, width="stretch")
+    st.dataframe(units_view.population_with_units(twin_tools.population_table(summary)), hide_index=True,
+                 width="stretch")

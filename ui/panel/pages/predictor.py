@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.panel import twin_tools
+from ui.panel import twin_tools, units_view
 from ui.panel.page import attempt, signed_in
 
 signed_in()
@@ -24,7 +24,8 @@ with st.form("predict"):
                        key="p_drug")
     regimen = j.text_input("regimen", "100 mg q12h x14 oral", key="p_regimen")
     metric = k.selectbox("target metric", ["auc_tau_ss", "ctrough_ss"], key="p_metric")
-    target = m.text_input("target window (LOW:HIGH, or X for 80–125 %)", "", key="p_target")
+    target = m.text_input("target window (LOW:HIGH in mg·h/L for an AUC, mg/L for a concentration; "
+                          "or X for 80–125 % of X)", "", key="p_target")
     strengths = st.text_input("available strengths (mg, comma-separated; blank: any dose)", "", key="p_strengths")
     go = st.form_submit_button("Predict", type="primary")
 
@@ -34,11 +35,14 @@ if go:
     prediction = attempt(lambda: twin_tools.predict_patient(drug, inputs, regimen, metric, target, strengths))
     if prediction is not None:
         st.subheader(f"{prediction.drug} — {prediction.regimen}")
-        st.dataframe(twin_tools.prediction_table(prediction), hide_index=True)
+        st.dataframe(units_view.prediction_with_units(twin_tools.prediction_table(prediction)), hide_index=True)
+        if prediction.target is not None:
+            st.caption(units_view.target_text(prediction.target.metric, prediction.target.low, prediction.target.high))
         rec = prediction.recommendation
         if rec is not None and prediction.target is not None:
             where = "inside" if rec.in_window else "OUTSIDE"
             st.metric("recommended dose", f"{rec.dose_mg:.4g} mg",
-                      help=f"predicted {prediction.target.metric} {rec.predicted:.4g}, {where} the window")
+                      help=f"predicted {prediction.target.metric} {rec.predicted:.4g} "
+                           f"{units_view.exposure_unit(prediction.target.metric)}, {where} the window")
         for assumption in prediction.assumptions:
             st.caption(f"assumption: {assumption}")

@@ -3,7 +3,7 @@ to teach), its safety checks against the rig file, the design; approve or reject
 
 import streamlit as st
 
-from ui.panel import charts, decisions, lab, outcome
+from ui.panel import charts, decisions, lab, outcome, units_view
 from ui.panel.page import attempt, engine, flash, show_flash, signed_in
 
 who = signed_in()
@@ -34,7 +34,8 @@ for proposal in pending.itertuples():
         if not learnt.empty:
             st.markdown("**Why this experiment** — the parameters it targets, their uncertainty now and "
                         "expected after it (relative SE from the posterior)")
-            st.dataframe(learnt, hide_index=True, width="stretch")
+            model = units_view.model_of_fit(db, proposal.fit_id)
+            st.dataframe(units_view.with_parameter_units(learnt, model), hide_index=True, width="stretch")
         checks = outcome.checks(proposal.predicted_json)
         if not checks.empty:
             failed = checks[~checks["ok"].astype(bool)]

@@ -12,10 +12,11 @@ import uuid
 import streamlit as st
 
 from calibration.uncertainty.profile import CHI2_95
-from ui.panel import charts, fit_view, profile_worker, review
+from ui.panel import charts, fit_charts, fit_view, profile_worker, review, units_view
 from ui.panel.auth import require
 from ui.panel.page import attempt, engine, signed_in
 from ui.panel.records import export_readings
+from ui.report.build import run_report_pdf
 
 PROFILE_REFRESH_S = float(os.environ.get("CHIPTWIN_PANEL_PROFILE_REFRESH_S", "1"))
 
@@ -39,7 +40,7 @@ if len(per_chip) > 1:
 record = per_chip[chip]
 
 summary = review.summary_of(row, record, chip)
-for warning in review.warnings_of(summary, record):
+for warning in review.warnings_of(summary, record) + units_view.high_correlations(*review.correlation(record)):
     st.warning(warning, icon=":material/warning:")
 cols = st.columns(4)
 cols[0].metric("converged", "yes" if summary.converged else "NO")
@@ -48,7 +49,8 @@ cols[2].metric("AIC", "—" if summary.aic is None else f"{summary.aic:.4g}")
 cols[3].metric("observations", record.get("n_observations", "—"))
 
 st.subheader("Parameters")
-st.dataframe(review.parameter_table(record), hide_index=True, width="stretch")
+st.dataframe(units_view.with_units(review.parameter_table(record), row.model), hide_index=True, width="stretch")
+observable_units, theta_units = units_view.observable_units(row.model), units_view.parameter_units(row.model)
 
 st.subheader("Data and prediction")
 view = attempt(lambda: fit_view.review(db, row, chip, record))
@@ -57,11 +59,16 @@ if view is not None:
         st.caption("No band: the fit has no covariance (see the warnings above).")
     observables = sorted(view.data["observable"].unique())
     for column, observable in zip(st.columns(len(observables)), observables):
-        column.altair_chart(charts.fit_band(view.curves, view.data, observable, view.has_band), width="stretch")
+        column.altair_chart(charts.fit_band(view.curves, view.data, observable, view.has_band,
+                                            unit=observable_units.get(observable)), width="stretch")
     st.subheader("Residuals")
     st.altair_chart(charts.residuals(view.data), width="stretch")
     st.caption("Weighted residuals (data − prediction) / SD: a fit that describes the data scatters about 0, "
                "mostly within ±2, with no trend in time.")
+    st.subheader("Observed against predicted")
+    for column, observable in zip(st.columns(len(observables)), observables):
+        column.altair_chart(fit_charts.observed_vs_predicted(view.data, observable, observable_units.get(observable)),
+                            width="stretch")
 
 names, matrix = review.correlation(record)
 st.subheader("Correlation of the estimates")
@@ -121,13 +128,15 @@ while ended:
     getattr(st, kind)(message)
 if (shown := profiles.get((fit_id, chip, name))) is not None:
     low, high = shown.interval
-    st.altair_chart(charts.profile(shown.values.tolist(), shown.delta.tolist(), name, CHI2_95), width="stretch")
+    st.altair_chart(charts.profile(shown.values.tolist(), shown.delta.tolist(), name, CHI2_95, theta_units.get(name)),
+                    width="stretch")
     st.caption(f"95 % profile interval of {name}: [{'open' if low is None else f'{low:.4g}'}, "
-               f"{'open' if high is None else f'{high:.4g}'}] (Δ(−2LL) = {CHI2_95:.2f})"
+               f"{'open' if high is None else f'{high:.4g}'}] {theta_units.get(name, '')} (Δ(−2LL) = {CHI2_95:.2f})"
                + "".join(f"; {note}" for note in shown.notes))
 
 st.subheader("Learning curve (fits of the same run)")
 curve = review.learning_frame(db, row.run_id, row.model, chip)
+curve["parameter"] = [f"{p} ({theta_units.get(p, '?')})" for p in curve["parameter"]]  # facet titles carry the unit
 if curve["fit"].nunique() < 2:
     st.info("Only one fit of this model in this run so far.")
 st.altair_chart(charts.learning_curve(curve))
@@ -146,3 +155,6 @@ else:
     right.download_button("Run readings (Parquet)", lambda: export_readings(db, who, channels, start, end, "parquet"),
                           file_name=f"run-{row.run_id}-readings.parquet", mime="application/octet-stream",
                           on_click="ignore")
+    st.download_button("Study report (PDF)", lambda: run_report_pdf(db, row.run_id), key="review_report_pdf",
+                       file_name=f"run-{row.run_id}-report.pdf", mime="application/pdf", on_click="ignore",
+                       help="The same report as `chiptwin report`: doses, assays, alarms, fits, decisions, audit")

@@ -1,10 +1,9 @@
 """Body-on-chip simulator: choose organ modules, flows and volumes, a dose; every compartment and readout."""
 
-import pandas as pd
 import streamlit as st
 
 from twin.chip.multi_organ import ALL_MODULES
-from ui.panel import charts, twin_tools
+from ui.panel import charts, twin_tools, units_view
 from ui.panel.page import attempt, signed_in
 
 signed_in()
@@ -41,4 +40,4 @@ if result is not None:
     st.altair_chart(charts.time_courses(result.readouts, "%", "PD readouts: viability and oxygen"), width="stretch")
     if not result.teer.empty:
         st.altair_chart(charts.time_courses(result.teer, "Ω·cm²", "Gut barrier (TEER)"), width="stretch")
-    st.dataframe(pd.DataFrame(result.final.items(), columns=["at the end", "value"]), hide_index=True)
+    st.dataframe(units_view.final_values(result.final), hide_index=True)
