@@ -31,6 +31,7 @@ system-deps:
 lint: install
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 # Benchmarks are not part of the test suite: they take minutes and print tables.

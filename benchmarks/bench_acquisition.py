@@ -47,9 +47,13 @@ from instruments.transport.modbus_link import ModbusBus, RtuLine, TcpEndpoint
 BAUD = 19_200
 GATEWAYS = 4  # TCP gateways (one connection, one poll worker each); chips spread round-robin
 POLICY = RetryPolicy(timeout_s=0.5, retries=1)
-CHIP_POINTS = [("o2", "oxygen_air_saturation", "percent", 0.1), ("ph", "pH", "dimensionless", 0.001),
-               ("temp", "temperature", "degC", 0.01), ("pressure", "pressure", "kPa", 0.01),
-               ("flow", "flow_rate", "uL/min", 0.1)]
+CHIP_POINTS = [
+    ("o2", "oxygen_air_saturation", "percent", 0.1),
+    ("ph", "pH", "dimensionless", 0.001),
+    ("temp", "temperature", "degC", 0.01),
+    ("pressure", "pressure", "kPa", 0.01),
+    ("flow", "flow_rate", "uL/min", 0.1),
+]
 
 
 class CountingSink:
@@ -64,6 +68,7 @@ class CountingSink:
 
 # --- (a) line rate -------------------------------------------------------------------------
 
+
 def rtu_line_limit(baudrate: int = BAUD, registers: int = 10, parity: str = "N", stopbits: int = 2) -> dict:
     """Transactions/s a line can carry: (8 + 3.5 + (5 + 2N) + 3.5) characters each."""
     bits = rtu_bits_per_char(parity, stopbits)
@@ -76,8 +81,10 @@ def bench_line_rate(seconds_real: float, n_sensors: int = 3) -> dict:
     limit = rtu_line_limit()
     sims = [visiferm_do_sim(f"do{i}", i, lambda t: 80.0) for i in range(1, n_sensors + 1)]
     sink = CountingSink()
-    with ModbusRtuSim(SimModbusBus(sims), baudrate=BAUD, enforce_timing=True) as sim, \
-            ModbusBus(RtuLine(sim.port, baudrate=BAUD), POLICY, name="rs485") as bus:
+    with (
+        ModbusRtuSim(SimModbusBus(sims), baudrate=BAUD, enforce_timing=True) as sim,
+        ModbusBus(RtuLine(sim.port, baudrate=BAUD), POLICY, name="rs485") as bus,
+    ):
         sensors = [VisiFermDO(f"do{i}", bus.device(i, f"do{i}")) for i in range(1, n_sensors + 1)]
         for sensor in sensors:
             sensor.read()  # open the line before timing
@@ -92,21 +99,33 @@ def bench_line_rate(seconds_real: float, n_sensors: int = 3) -> dict:
     errors = sum(c.errors for c in stats.channels.values())
     polls_per_s = polls / window_s
     achieved_tx_per_s = 2 * polls_per_s  # two block reads per VisiFerm poll
-    return {"baud": BAUD, "framing": "8N2", "sensors": n_sensors, "window_s": round(window_s, 2),
-            "line_limit_transactions_per_s": round(limit["transactions_per_s"], 2),
-            "line_limit_sensor_polls_per_s": round(limit["transactions_per_s"] / 2, 2),
-            "achieved_transactions_per_s": round(achieved_tx_per_s, 2),
-            "achieved_sensor_polls_per_s": round(polls_per_s, 2),
-            "ratio": round(achieved_tx_per_s / limit["transactions_per_s"], 3), "errors": errors,
-            "early_requests": early,
-            "chars_per_transaction": limit["chars_per_transaction"], "bits_per_char": limit["bits_per_char"]}
+    return {
+        "baud": BAUD,
+        "framing": "8N2",
+        "sensors": n_sensors,
+        "window_s": round(window_s, 2),
+        "line_limit_transactions_per_s": round(limit["transactions_per_s"], 2),
+        "line_limit_sensor_polls_per_s": round(limit["transactions_per_s"] / 2, 2),
+        "achieved_transactions_per_s": round(achieved_tx_per_s, 2),
+        "achieved_sensor_polls_per_s": round(polls_per_s, 2),
+        "ratio": round(achieved_tx_per_s / limit["transactions_per_s"], 3),
+        "errors": errors,
+        "early_requests": early,
+        "chars_per_transaction": limit["chars_per_transaction"],
+        "bits_per_char": limit["bits_per_char"],
+    }
 
 
 # --- (b) 16 chips × 5 channels ----------------------------------------------------------------
 
+
 def _chip_map(n_points: int, first: int = 0) -> RegisterMap:
-    return RegisterMap([RegisterPoint(name, quantity, i, "int16", unit, scale=scale)
-                        for i, (name, quantity, unit, scale) in enumerate(CHIP_POINTS[first:first + n_points])])
+    return RegisterMap(
+        [
+            RegisterPoint(name, quantity, i, "int16", unit, scale=scale)
+            for i, (name, quantity, unit, scale) in enumerate(CHIP_POINTS[first : first + n_points])
+        ]
+    )
 
 
 def _layout(mode: str, chips: int) -> list[list[tuple[int, int]]]:
@@ -143,8 +162,10 @@ def _channels(mode: str, chips: int, buses: list[ModbusBus]) -> list[Channel]:
             register_map = _chip_map(n_points, first)
             sensor = ModbusRegisterSensor(f"dev{unit}", bus.device(unit, f"dev{unit}"), register_map)
             chip = (unit - 1) // (1 if mode == "chip" else 5) + 1
-            channels += [Channel(f"chip{chip:02d}/{p.name}", sensor, p.quantity, p.unit, 1.0, (0.0, 100.0))
-                         for p in register_map.points]
+            channels += [
+                Channel(f"chip{chip:02d}/{p.name}", sensor, p.quantity, p.unit, 1.0, (0.0, 100.0))
+                for p in register_map.points
+            ]
     return channels
 
 
@@ -166,9 +187,15 @@ def bench_many_channels(mode: str, chips: int = 16, sim_minutes: float = 10.0, r
             bus.close()
         parent.send("stop")
         server.join(10)
-    result.update(mode=mode, chips=chips, gateways=len(ports), channels=len(channels), clock_rate=rate,
-                  requests_per_real_s=round((chips if mode == "chip" else chips * 5) * rate, 1),
-                  simulator_process_cpu_s=round(_children_cpu_s() - children_before, 2))
+    result.update(
+        mode=mode,
+        chips=chips,
+        gateways=len(ports),
+        channels=len(channels),
+        clock_rate=rate,
+        requests_per_real_s=round((chips if mode == "chip" else chips * 5) * rate, 1),
+        simulator_process_cpu_s=round(_children_cpu_s() - children_before, 2),
+    )
     return result
 
 
@@ -190,13 +217,22 @@ def _acquire(channels: list[Channel], sim_s: float, rate: float) -> dict:
     slots = int(sim_s)  # slots 0 … sim_s-1 at 1 Hz
     received = {c.name: sum(1 for r in sink.readings if r.channel == c.name and r.slot < slots) for c in channels}
     report = check_sequences(sink.readings, stats)
-    return {"sim_seconds": sim_s, "expected_per_channel": slots, "expected_total": slots * len(channels),
-            "received_total": sum(received.values()), "lost": slots * len(channels) - sum(received.values()),
-            "min_received_per_channel": min(received.values()), "exactly_once": report.ok,
-            "missed_slots": sum(c.missed_slots for c in stats.channels.values()),
-            "errors": sum(c.errors for c in stats.channels.values()), "wall_s": round(wall_s, 2),
-            "poller_cpu_s": round(cpu_s, 2), "poller_cpu_percent_of_one_core": round(100 * cpu_s / wall_s, 1),
-            "readings_per_real_s": round(stats.produced / wall_s, 1), "batches": stats.sink.batches}
+    return {
+        "sim_seconds": sim_s,
+        "expected_per_channel": slots,
+        "expected_total": slots * len(channels),
+        "received_total": sum(received.values()),
+        "lost": slots * len(channels) - sum(received.values()),
+        "min_received_per_channel": min(received.values()),
+        "exactly_once": report.ok,
+        "missed_slots": sum(c.missed_slots for c in stats.channels.values()),
+        "errors": sum(c.errors for c in stats.channels.values()),
+        "wall_s": round(wall_s, 2),
+        "poller_cpu_s": round(cpu_s, 2),
+        "poller_cpu_percent_of_one_core": round(100 * cpu_s / wall_s, 1),
+        "readings_per_real_s": round(stats.produced / wall_s, 1),
+        "batches": stats.sink.batches,
+    }
 
 
 def main() -> None:
@@ -210,21 +246,50 @@ def main() -> None:
     table = Table(title="RTU line rate (19,200 baud 8N2, Hamilton 10-register blocks)")
     for column in ("limit tx/s", "achieved tx/s", "ratio", "target", "errors"):
         table.add_column(column, justify="right")
-    table.add_row(str(line["line_limit_transactions_per_s"]), str(line["achieved_transactions_per_s"]),
-                  f"{line['ratio']:.1%}", "≥ 90 %", str(line["errors"]))
+    table.add_row(
+        str(line["line_limit_transactions_per_s"]),
+        str(line["achieved_transactions_per_s"]),
+        f"{line['ratio']:.1%}",
+        "≥ 90 %",
+        str(line["errors"]),
+    )
     console.print(table)
     table = Table(title="16 chips × 5 channels at 1 Hz, 60× clock")
-    for column in ("layout", "requests/s", "expected", "received", "lost", "missed", "exactly once",
-                   "wall s", "poller CPU s", "CPU %"):
+    for column in (
+        "layout",
+        "requests/s",
+        "expected",
+        "received",
+        "lost",
+        "missed",
+        "exactly once",
+        "wall s",
+        "poller CPU s",
+        "CPU %",
+    ):
         table.add_column(column, justify="right")
     for run in runs:
-        table.add_row(f"{run['mode']} devices, {run['gateways']} gateway(s)", str(run["requests_per_real_s"]),
-                      str(run["expected_total"]), str(run["received_total"]), str(run["lost"]),
-                      str(run["missed_slots"]), str(run["exactly_once"]), str(run["wall_s"]),
-                      str(run["poller_cpu_s"]), str(run["poller_cpu_percent_of_one_core"]))
+        table.add_row(
+            f"{run['mode']} devices, {run['gateways']} gateway(s)",
+            str(run["requests_per_real_s"]),
+            str(run["expected_total"]),
+            str(run["received_total"]),
+            str(run["lost"]),
+            str(run["missed_slots"]),
+            str(run["exactly_once"]),
+            str(run["wall_s"]),
+            str(run["poller_cpu_s"]),
+            str(run["poller_cpu_percent_of_one_core"]),
+        )
     console.print(table)
-    path = write_results("acquisition", {"host_load_average_1min": round(os.getloadavg()[0], 2),
-                                         "rtu_line_rate": line, "chips_16x5": {run["mode"]: run for run in runs}})
+    path = write_results(
+        "acquisition",
+        {
+            "host_load_average_1min": round(os.getloadavg()[0], 2),
+            "rtu_line_rate": line,
+            "chips_16x5": {run["mode"]: run for run in runs},
+        },
+    )
     console.print(f"written {path}")
 
 

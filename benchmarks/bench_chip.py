@@ -33,9 +33,15 @@ def make_chips(n: int, seed: int = 1) -> list[ChipRun]:
     for _ in range(n):
         params = {p.name: p.default * float(np.exp(rng.normal(0.0, 0.4))) for p in LIVER_PARAMETERS}
         first = float(rng.uniform(0.0, 2.0))
-        events = [Dose(first, float(rng.uniform(5, 200)), 0.05), Sample(first + float(rng.uniform(0.5, 3)), 0.05),
-                  Dose(24.0 + float(rng.uniform(-1, 1)), float(rng.uniform(5, 200)), 0.05), Sample(30.0, 0.05),
-                  MediaChange(48.0, 1.0, float(rng.uniform(0, 20))), Sample(50.0, 0.05), Sample(71.0, 0.05)]
+        events = [
+            Dose(first, float(rng.uniform(5, 200)), 0.05),
+            Sample(first + float(rng.uniform(0.5, 3)), 0.05),
+            Dose(24.0 + float(rng.uniform(-1, 1)), float(rng.uniform(5, 200)), 0.05),
+            Sample(30.0, 0.05),
+            MediaChange(48.0, 1.0, float(rng.uniform(0, 20))),
+            Sample(50.0, 0.05),
+            Sample(71.0, 0.05),
+        ]
         chips.append(ChipRun(params, events))
     return chips
 
@@ -65,28 +71,43 @@ def main() -> None:
     batched = simulate_chips(chips, times)
     batched_s = time.perf_counter() - start
 
-    figures: dict = {"chips": args.chips, "hours": 72, "events_per_chip": 7, "outputs_per_chip": len(times),
-                     "rtol": 1e-8, "atol": 1e-10, "batched_seconds": batched_s, "loops": {}}
+    figures: dict = {
+        "chips": args.chips,
+        "hours": 72,
+        "events_per_chip": 7,
+        "outputs_per_chip": len(times),
+        "rtol": 1e-8,
+        "atol": 1e-10,
+        "batched_seconds": batched_s,
+        "loops": {},
+    }
     for method in ("BDF", "LSODA"):
         seconds, looped = time_loop(subset, times, method)
         per_chip = seconds / len(subset)
         figures["loops"][method] = {
-            "subset_chips": len(subset), "subset_seconds": seconds,
-            "extrapolated_seconds": per_chip * args.chips, "ratio": per_chip * args.chips / batched_s,
+            "subset_chips": len(subset),
+            "subset_seconds": seconds,
+            "extrapolated_seconds": per_chip * args.chips,
+            "ratio": per_chip * args.chips / batched_s,
             "max_rel_diff": max(max_rel_diff(batched[k][: len(subset)], looped[k]) for k in OBSERVABLES),
         }
     best = min(figures["loops"].values(), key=lambda loop: loop["extrapolated_seconds"])
     figures["ratio_vs_fastest_loop"] = best["ratio"]
     figures["target_met"] = best["ratio"] >= 10.0
 
-    table = Table(title=f"liver_chip: {args.chips} chips × 72 h, 7 events each (loop timed on {len(subset)}, "
-                        "extrapolated)")
+    table = Table(
+        title=f"liver_chip: {args.chips} chips × 72 h, 7 events each (loop timed on {len(subset)}, extrapolated)"
+    )
     for column in ("path", "seconds", "× batched", "max rel diff vs batched"):
         table.add_column(column)
     table.add_row("batched Rodas4 (simulate_chips)", f"{batched_s:.2f}", "1", "—")
     for method, loop in figures["loops"].items():
-        table.add_row(f"loop of solve_ivp {method} (simulate_chip)", f"{loop['extrapolated_seconds']:.1f}",
-                      f"{loop['ratio']:.0f}", f"{loop['max_rel_diff']:.1e}")
+        table.add_row(
+            f"loop of solve_ivp {method} (simulate_chip)",
+            f"{loop['extrapolated_seconds']:.1f}",
+            f"{loop['ratio']:.0f}",
+            f"{loop['max_rel_diff']:.1e}",
+        )
     Console().print(table)
     path = write_results("chip", figures)
     print(f"ratio vs the fastest loop: {best['ratio']:.0f}× (target ≥ 10×) — written to {path}")

@@ -68,13 +68,15 @@ def main() -> None:
         rows[f"{label} (now)"] = measure([python, "-m", "ui.cli.app", *argv], env, args.repeats)
     with tempfile.TemporaryDirectory() as folder:
         tree = Path(folder) / "baseline"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), args.baseline],
-                       check=True)
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), args.baseline], check=True
+        )
         try:
             old_env = {**env, "PYTHONPATH": str(tree)}
             for label, argv in (("chiptwin --help", ["--help"]), ("chiptwin fit --help", ["fit", "--help"])):
-                rows[f"{label} ({args.baseline})"] = measure([python, "-m", "ui.cli", *argv], old_env, args.repeats,
-                                                                   cwd=tree)
+                rows[f"{label} ({args.baseline})"] = measure(
+                    [python, "-m", "ui.cli", *argv], old_env, args.repeats, cwd=tree
+                )
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=True)
     bare = rows["python -c pass"]
@@ -82,14 +84,23 @@ def main() -> None:
     for column in ("command", "wall (s)", "CPU (s)", "peak RSS (MB)", "wall over bare Python (s)"):
         table.add_column(column, justify="left" if column == "command" else "right")
     for label, r in rows.items():
-        table.add_row(label, f"{r.wall_s:.3f}", f"{r.cpu_s:.3f}", f"{r.peak_rss_mb:.0f}", f"{r.wall_s - bare.wall_s:.3f}")
+        table.add_row(
+            label, f"{r.wall_s:.3f}", f"{r.cpu_s:.3f}", f"{r.peak_rss_mb:.0f}", f"{r.wall_s - bare.wall_s:.3f}"
+        )
     Console().print(table)
     now, old = rows["chiptwin --help (now)"], rows[f"chiptwin --help ({args.baseline})"]
-    verdict = {"over_bare_s": now.wall_s - bare.wall_s, "target_over_bare_s": 0.3, "target_rss_mb": 60,
-               "speed_up_wall": old.wall_s / now.wall_s, "speed_up_cpu": old.cpu_s / now.cpu_s}
-    Console().print(f"--help: {verdict['over_bare_s']:.3f} s over bare Python (target ≤ 0.3 s), "
-                    f"{now.peak_rss_mb:.0f} MB (target ≤ 60 MB); {verdict['speed_up_wall']:.1f}× faster wall, "
-                    f"{verdict['speed_up_cpu']:.1f}× less CPU than {args.baseline}")
+    verdict = {
+        "over_bare_s": now.wall_s - bare.wall_s,
+        "target_over_bare_s": 0.3,
+        "target_rss_mb": 60,
+        "speed_up_wall": old.wall_s / now.wall_s,
+        "speed_up_cpu": old.cpu_s / now.cpu_s,
+    }
+    Console().print(
+        f"--help: {verdict['over_bare_s']:.3f} s over bare Python (target ≤ 0.3 s), "
+        f"{now.peak_rss_mb:.0f} MB (target ≤ 60 MB); {verdict['speed_up_wall']:.1f}× faster wall, "
+        f"{verdict['speed_up_cpu']:.1f}× less CPU than {args.baseline}"
+    )
     write_results("bench_cli", {"rows": {k: r.__dict__ for k, r in rows.items()}, **verdict})
 
 

@@ -46,14 +46,25 @@ PRIOR_LOG_SD = 1.0
 DOSES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 SCHEDULES = {"early": (0.25, 0.5, 1.0, 2.0), "spread": (1.0, 6.0, 24.0, 48.0), "late": (12.0, 24.0, 36.0, 48.0)}
 FIRST = (1.0, "spread")
-ARMS = {"a_designed": ("designed", False), "b_random": ("random", False), "c_fixed": ("fixed", False),
-        "d_metabolite_random": ("random", True), "d_metabolite_designed": ("designed", True)}
+ARMS = {
+    "a_designed": ("designed", False),
+    "b_random": ("random", False),
+    "c_fixed": ("fixed", False),
+    "d_metabolite_random": ("random", True),
+    "d_metabolite_designed": ("designed", True),
+}
 
 
 def space(metabolite: bool) -> DesignSpace:
     observables = ("drug_medium", "metabolite_medium") if metabolite else ("drug_medium",)
-    return DesignSpace(DOSES, dict(SCHEDULES), (0.02,), ("next-chip",), observables,
-                       errors={o: {"prop_cv": NOISE_CV} for o in observables})
+    return DesignSpace(
+        DOSES,
+        dict(SCHEDULES),
+        (0.02,),
+        ("next-chip",),
+        observables,
+        errors={o: {"prop_cv": NOISE_CV} for o in observables},
+    )
 
 
 def closed_loop(seed: int, arm: str, cap: int, draws: int = 8) -> dict:
@@ -75,8 +86,14 @@ def closed_loop(seed: int, arm: str, cap: int, draws: int = 8) -> dict:
         posterior = laplace_update("liver_chip", NAMES, prior, data, cv, fixed=FIXED, start=start)
         start = posterior.estimate
         if np.all(100 * posterior.sd_log <= TARGET_RSE):
-            return {"seed": seed, "arm": arm, "further": k, "reached": True, "path": path,
-                    "wall_s": time.perf_counter() - started}
+            return {
+                "seed": seed,
+                "arm": arm,
+                "further": k,
+                "reached": True,
+                "path": path,
+                "wall_s": time.perf_counter() - started,
+            }
         if strategy == "designed":  # from the current posterior only, never the truth
             best = Designer(design_space, posterior, draws=draws, seed=seed * 100 + k).ask(1)[0].candidate
             dose, schedule = best.dose_um, best.schedule
@@ -84,8 +101,14 @@ def closed_loop(seed: int, arm: str, cap: int, draws: int = 8) -> dict:
             dose, schedule = float(choices.choice(DOSES)), str(choices.choice(list(SCHEDULES)))
         else:
             dose, schedule = DOSES[(k + 1) % len(DOSES)], "spread"
-    return {"seed": seed, "arm": arm, "further": cap + 1, "reached": False, "path": path,
-            "wall_s": time.perf_counter() - started}
+    return {
+        "seed": seed,
+        "arm": arm,
+        "further": cap + 1,
+        "reached": False,
+        "path": path,
+        "wall_s": time.perf_counter() - started,
+    }
 
 
 def time_ranking(repeats: int = 3) -> dict:
@@ -93,16 +116,29 @@ def time_ranking(repeats: int = 3) -> dict:
     grid = (0.25, 0.5, 1, 2, 4, 6, 8, 12, 18, 24, 30, 36, 42, 48)
     rng = np.random.default_rng(0)
     schedules = {f"s{i}": tuple(sorted(rng.choice(grid, 4, replace=False))) for i in range(20)}
-    wide = DesignSpace((1, 2, 5, 10, 20, 35, 50, 100, 150, 200), schedules, errors={"drug_medium": {"prop_cv": NOISE_CV}})
-    posterior = Posterior("liver_chip", NAMES, np.log([TRUTH[n] for n in NAMES]), np.diag([0.5, 0.8, 0.4, 0.6]) ** 2,
-                          dict(FIXED), {"drug_medium.prop_cv": NOISE_CV})
+    wide = DesignSpace(
+        (1, 2, 5, 10, 20, 35, 50, 100, 150, 200), schedules, errors={"drug_medium": {"prop_cv": NOISE_CV}}
+    )
+    posterior = Posterior(
+        "liver_chip",
+        NAMES,
+        np.log([TRUTH[n] for n in NAMES]),
+        np.diag([0.5, 0.8, 0.4, 0.6]) ** 2,
+        dict(FIXED),
+        {"drug_medium.prop_cv": NOISE_CV},
+    )
     timings = []
     for k in range(repeats):
         started = time.perf_counter()
         ranked = Designer(wide, posterior, seed=k).rank()
         timings.append(time.perf_counter() - started)
-    return {"n_candidates": len(ranked), "draws": 16, "median_s": statistics.median(timings), "all_s": timings,
-            "target_s": 5.0}
+    return {
+        "n_candidates": len(ranked),
+        "draws": 16,
+        "median_s": statistics.median(timings),
+        "all_s": timings,
+        "target_s": 5.0,
+    }
 
 
 def _summary(values: list[int]) -> dict:
@@ -129,25 +165,46 @@ def main() -> None:
         for future in as_completed(futures):  # progress: one line per finished run
             results.append(future.result())
             r = results[-1]
-            console.print(f"[{len(results)}/{len(tasks)}] seed {r['seed']} {r['arm']}: {r['further']} further "
-                          f"experiment(s){'' if r['reached'] else ' (censored)'} in {r['wall_s']:.0f} s")
+            console.print(
+                f"[{len(results)}/{len(tasks)}] seed {r['seed']} {r['arm']}: {r['further']} further "
+                f"experiment(s){'' if r['reached'] else ' (censored)'} in {r['wall_s']:.0f} s"
+            )
     wall_s = time.perf_counter() - started
-    table = Table(title=f"further experiments to CV ≤ {TARGET_RSE:g} % (median over {args.seeds} seeds; "
-                        f"cap {args.cap}, censored = cap + 1)")
+    table = Table(
+        title=f"further experiments to CV ≤ {TARGET_RSE:g} % (median over {args.seeds} seeds; "
+        f"cap {args.cap}, censored = cap + 1)"
+    )
     for column in ("arm", "median", "IQR", "reached"):
         table.add_column(column)
     summary = {}
     for arm in arms:
         runs = [r for r in results if r["arm"] == arm]
-        summary[arm] = {**_summary([r["further"] for r in runs]), "reached": sum(r["reached"] for r in runs),
-                        "paths": [r["path"] for r in runs], "wall_s": [r["wall_s"] for r in runs]}
+        summary[arm] = {
+            **_summary([r["further"] for r in runs]),
+            "reached": sum(r["reached"] for r in runs),
+            "paths": [r["path"] for r in runs],
+            "wall_s": [r["wall_s"] for r in runs],
+        }
         s = summary[arm]
         table.add_row(arm, f"{s['median']:g}", f"{s['q1']:g}–{s['q3']:g}", f"{s['reached']}/{len(runs)}")
     console.print(table)
-    figures = {"ranking_200": ranking, "arms": summary, "seeds": args.seeds, "cap": args.cap, "wall_s": wall_s,
-               "setting": {"truth": TRUTH, "estimated": NAMES, "noise_cv": NOISE_CV, "doses_um": DOSES,
-                           "schedules": SCHEDULES, "first": FIRST, "prior_log_sd": PRIOR_LOG_SD,
-                           "target_rse_percent": TARGET_RSE}}
+    figures = {
+        "ranking_200": ranking,
+        "arms": summary,
+        "seeds": args.seeds,
+        "cap": args.cap,
+        "wall_s": wall_s,
+        "setting": {
+            "truth": TRUTH,
+            "estimated": NAMES,
+            "noise_cv": NOISE_CV,
+            "doses_um": DOSES,
+            "schedules": SCHEDULES,
+            "first": FIRST,
+            "prior_log_sd": PRIOR_LOG_SD,
+            "target_rse_percent": TARGET_RSE,
+        },
+    }
     if "a_designed" in summary and "b_random" in summary:
         figures["ratio_a_over_b"] = summary["a_designed"]["median"] / summary["b_random"]["median"]
         console.print(f"(a)/(b) = {figures['ratio_a_over_b']:.2f} (target ≤ 0.5)   wall {wall_s:.0f} s")

@@ -86,8 +86,9 @@ def pheno():
         return np.stack([cl, v], axis=1)
 
     def model(predict):
-        return PopulationModel(("theta1", "theta2", "theta3"), ("cl", "v"), individual, predict,
-                               ErrorModel("prop"), phi_names=("cl", "v"))
+        return PopulationModel(
+            ("theta1", "theta2", "theta3"), ("cl", "v"), individual, predict, ErrorModel("prop"), phi_names=("cl", "v")
+        )
 
     return problem, model, {"theta1": 0.005, "theta2": 1.0, "theta3": 0.1}, np.array([0.1])
 
@@ -118,22 +119,34 @@ def project_fit(case: str, covariance: bool, repeats: int) -> dict:
 
     def work():
         problem, model, theta0, sigma0 = CASES[case]()
-        last["record"] = fit_population(model(problem.predict), problem.population_data(), theta0, sigma0=sigma0,
-                                        covariance=covariance)
+        last["record"] = fit_population(
+            model(problem.predict), problem.population_data(), theta0, sigma0=sigma0, covariance=covariance
+        )
 
     seconds = median_seconds(work, repeats)
     record = last["record"]
-    return {"seconds": seconds, "ofv": record.minus2ll, "converged": record.converged,
-            "theta": {n: v.estimate for n, v in record.theta.items()}}
+    return {
+        "seconds": seconds,
+        "ofv": record.minus2ll,
+        "converged": record.converged,
+        "theta": {n: v.estimate for n, v in record.theta.items()},
+    }
 
 
 def lockstep(problem: NonmemProblem):
     """``problem.predict`` without the fast path: every call re-solves the whole dataset."""
+
     def predict(phi: np.ndarray) -> np.ndarray:
         structural = {**problem.values.structural, **{n: phi[:, k] for k, n in enumerate(problem.phi_names)}}
-        full = predict_resolved(problem.data, problem.spec, replace(problem.values, structural=structural),
-                                problem.schedule, observable=problem.observable)
+        full = predict_resolved(
+            problem.data,
+            problem.spec,
+            replace(problem.values, structural=structural),
+            problem.schedule,
+            observable=problem.observable,
+        )
         return problem.scale * full[problem.rows]
+
     return predict
 
 
@@ -147,8 +160,9 @@ def _objective(case: str, fast: bool):
     pop, data = model(problem.predict if fast else lockstep(problem)), problem.population_data()
     objective = Foce(pop, data)
     sigma = default_sigma(pop.error, data) if sigma0 is None else sigma0
-    return objective, objective.pack(np.array([theta0[n] for n in pop.theta_names]), np.full(len(pop.eta_names), 0.1),
-                                     sigma)
+    return objective, objective.pack(
+        np.array([theta0[n] for n in pop.theta_names]), np.full(len(pop.eta_names), 0.1), sigma
+    )
 
 
 def one_ofv_seconds(case: str) -> dict:
@@ -185,11 +199,19 @@ def baseline_fit(case: str, method: str, cap_s: float, project_ofv: float) -> di
     seconds = time.perf_counter() - started
     ofv = objective.ofv(x)  # with the modes as the optimiser left them (warm), as the project reports
     objective.eta[:] = 0.0  # and from η = 0: Foce's warm-started modes can stick in a worse local mode
-    return {"method": method, "seconds": seconds, "capped": capped_out, "ofv": ofv, "ofv_from_eta_0": objective.ofv(x),
-            "seconds_to_within_0_5": best["seconds_to_within_0_5"],
-            "scipy_success": success, "message": message, "evaluations": objective.evaluations,
-            "max_abs_step_from_start_log": float(np.max(np.abs(x - x0))),
-            "theta": dict(zip(objective.model.theta_names, map(float, objective.unpack(x)[0])))}
+    return {
+        "method": method,
+        "seconds": seconds,
+        "capped": capped_out,
+        "ofv": ofv,
+        "ofv_from_eta_0": objective.ofv(x),
+        "seconds_to_within_0_5": best["seconds_to_within_0_5"],
+        "scipy_success": success,
+        "message": message,
+        "evaluations": objective.evaluations,
+        "max_abs_step_from_start_log": float(np.max(np.abs(x - x0))),
+        "theta": dict(zip(objective.model.theta_names, map(float, objective.unpack(x)[0]))),
+    }
 
 
 CHIP_TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
@@ -204,8 +226,9 @@ def chip_dataset(n_chips: int, folder: Path, seed: int = 1) -> Path:
     rng = np.random.default_rng(seed)
     rows = []
     for k, dose in enumerate(np.resize([5.0, 20.0, 60.0, 150.0], n_chips)):
-        experiment = Experiment(float(dose), (0.5, 1, 2, 4, 8, 12, 24, 48),
-                                observables=("drug_medium", "metabolite_medium"))
+        experiment = Experiment(
+            float(dose), (0.5, 1, 2, 4, 8, 12, 24, 48), observables=("drug_medium", "metabolite_medium")
+        )
         rows += lab_rows(f"chip{k}", experiment, CHIP_TRUTH, 0.1, rng)
     return write_lab_dataset(rows, folder / f"lab{n_chips}.csv")
 
@@ -228,9 +251,12 @@ def chip_fit(path: Path, engine: str):
 
 
 def _summary(record) -> dict:
-    return {"minus2ll": record.minus2ll, "converged": record.converged,
-            "theta": {n: v.estimate for n, v in record.theta.items()},
-            "rse_percent": {n: v.rse_percent for n, v in record.theta.items()}}
+    return {
+        "minus2ll": record.minus2ll,
+        "converged": record.converged,
+        "theta": {n: v.estimate for n, v in record.theta.items()},
+        "rse_percent": {n: v.rse_percent for n, v in record.theta.items()},
+    }
 
 
 def profile_20(path: Path) -> dict:
@@ -273,18 +299,40 @@ def chip_benchmarks(repeats: int, skip_old: bool) -> dict:
         figures["pooled_96"] = big
         console.print("profile of km at 20 points …")
         figures["profile_20"] = profile_20(four)
-    table = Table(title="liver_chip fits (s): new = Fisher scoring on batched sensitivities; old = L-BFGS-B on differences")
+    table = Table(
+        title="liver_chip fits (s): new = Fisher scoring on batched sensitivities; old = L-BFGS-B on differences"
+    )
     for column in ("task", "target", "new wall", "new CPU", "old wall", "old CPU", "ratio (CPU)"):
         table.add_column(column)
     p4 = figures["pooled_4"]
     old = p4.get("old", {})
-    table.add_row("pooled, 4 chips", "≤ 2 CPU, ≥ 20×", f"{p4['new']['wall_s']:.2f}", f"{p4['new']['cpu_s']:.2f}",
-                  f"{old.get('wall_s', float('nan')):.1f}", f"{old.get('cpu_s', float('nan')):.1f}",
-                  f"{p4.get('speedup_cpu', float('nan')):.1f}×")
-    table.add_row("pooled, 96 chips", "≤ 60", f"{figures['pooled_96']['wall_s']:.1f}",
-                  f"{figures['pooled_96']['cpu_s']:.1f}", "", "", "")
-    table.add_row("profile km, 20 points", "≤ 10", f"{figures['profile_20']['wall_s']:.1f}",
-                  f"{figures['profile_20']['cpu_s']:.1f}", "", "", "")
+    table.add_row(
+        "pooled, 4 chips",
+        "≤ 2 CPU, ≥ 20×",
+        f"{p4['new']['wall_s']:.2f}",
+        f"{p4['new']['cpu_s']:.2f}",
+        f"{old.get('wall_s', float('nan')):.1f}",
+        f"{old.get('cpu_s', float('nan')):.1f}",
+        f"{p4.get('speedup_cpu', float('nan')):.1f}×",
+    )
+    table.add_row(
+        "pooled, 96 chips",
+        "≤ 60",
+        f"{figures['pooled_96']['wall_s']:.1f}",
+        f"{figures['pooled_96']['cpu_s']:.1f}",
+        "",
+        "",
+        "",
+    )
+    table.add_row(
+        "profile km, 20 points",
+        "≤ 10",
+        f"{figures['profile_20']['wall_s']:.1f}",
+        f"{figures['profile_20']['cpu_s']:.1f}",
+        "",
+        "",
+        "",
+    )
     console.print(table)
     console.print(f"written to {write_results('fit_engines', figures)}")
     return figures
@@ -296,8 +344,14 @@ FOCE_TARGETS_S = {"acop_oral_md": 3.0}
 def foce_fit(case: str, gradient: str, covariance: bool):
     """Set-up (dataset, superposition terms) and the fit, as ``project_fit`` times them."""
     problem, model, theta0, sigma0 = CASES[case]()
-    return fit_population(model(problem.predict), problem.population_data(), theta0, sigma0=sigma0,
-                          covariance=covariance, gradient=gradient)
+    return fit_population(
+        model(problem.predict),
+        problem.population_data(),
+        theta0,
+        sigma0=sigma0,
+        covariance=covariance,
+        gradient=gradient,
+    )
 
 
 NLME_SCRIPT = r"""
@@ -334,8 +388,11 @@ def ensure_rscript() -> str | None:
 
     if shutil.which("Rscript") is None and shutil.which("apt-get") is not None:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
-        subprocess.run([*sudo, "apt-get", "install", "-y", "--no-install-recommends", "r-cran-nlme"],
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}, check=False)
+        subprocess.run(
+            [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "r-cran-nlme"],
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+            check=False,
+        )
     return shutil.which("Rscript")
 
 
@@ -361,9 +418,13 @@ def theophylline_vs_nlme(repeats: int, skip_old: bool) -> dict:
         frame = pd.read_csv(raw)
         rows = []
         for subject, d in frame.groupby("Subject", sort=True):
-            rows.append({"ID": subject, "TIME": 0.0, "AMT": d["Dose"].iloc[0], "EVID": 1, "CMT": 1, "DV": 0.0, "MDV": 1})
-            rows += [{"ID": subject, "TIME": t, "AMT": 0.0, "EVID": 0, "CMT": 2, "DV": c, "MDV": 0}
-                     for t, c in zip(d["Time"], d["conc"])]
+            rows.append(
+                {"ID": subject, "TIME": 0.0, "AMT": d["Dose"].iloc[0], "EVID": 1, "CMT": 1, "DV": 0.0, "MDV": 1}
+            )
+            rows += [
+                {"ID": subject, "TIME": t, "AMT": 0.0, "EVID": 0, "CMT": 2, "DV": c, "MDV": 0}
+                for t, c in zip(d["Time"], d["conc"])
+            ]
         path = Path(folder) / "theoph_nonmem.csv"
         pd.DataFrame(rows).to_csv(path, index=False)
         out: dict = {"nlme": nlme}
@@ -372,11 +433,14 @@ def theophylline_vs_nlme(repeats: int, skip_old: bool) -> dict:
                 continue
             run_ = timed(lambda: _theoph_fit(path, gradient), repeats)
             record = run_.pop("result")
-            run_.update(minus2ll=record.minus2ll,
-                        minus2ll_with_constant=record.minus2ll + record.n_observations * np.log(2 * np.pi),
-                        theta={n: v.estimate for n, v in record.theta.items()},
-                        omega2={n: v["variance"] for n, v in record.omega.items()}, sigma=record.sigma,
-                        converged=record.converged)
+            run_.update(
+                minus2ll=record.minus2ll,
+                minus2ll_with_constant=record.minus2ll + record.n_observations * np.log(2 * np.pi),
+                theta={n: v.estimate for n, v in record.theta.items()},
+                omega2={n: v["variance"] for n, v in record.omega.items()},
+                sigma=record.sigma,
+                converged=record.converged,
+            )
             out[engine] = run_
     if "old" in out:
         out["speedup_cpu"] = out["old"]["cpu_s"] / out["new"]["cpu_s"]
@@ -398,10 +462,22 @@ def _theoph_fit(path: Path, gradient: str):
 def foce_benchmarks(repeats: int, skip_old: bool, theophylline: bool = True) -> dict:
     console = Console()
     figures: dict = {"targets_s": FOCE_TARGETS_S, "nonmem_ofv": NONMEM_OFV}
-    table = Table(title="FOCE-I fits (s, medians): new = analytic outer gradient + exact-Newton warm-started modes; "
-                        "old = central differences of the OFV")
-    for column in ("fit", "covariance", "new wall", "new CPU", "old wall", "old CPU", "ratio (CPU)", "OFV new",
-                   "OFV old", "NONMEM"):
+    table = Table(
+        title="FOCE-I fits (s, medians): new = analytic outer gradient + exact-Newton warm-started modes; "
+        "old = central differences of the OFV"
+    )
+    for column in (
+        "fit",
+        "covariance",
+        "new wall",
+        "new CPU",
+        "old wall",
+        "old CPU",
+        "ratio (CPU)",
+        "OFV new",
+        "OFV old",
+        "NONMEM",
+    ):
         table.add_column(column)
     for case in CASES:
         figures[case] = {}
@@ -414,10 +490,14 @@ def foce_benchmarks(repeats: int, skip_old: bool, theophylline: bool = True) -> 
                 console.print(f"{case} ({label}), {engine} engine …")
                 run = timed(lambda: foce_fit(case, gradient, covariance), repeats)
                 record = run.pop("result")
-                run.update(ofv=record.minus2ll, converged=record.converged,
-                           theta={n: v.estimate for n, v in record.theta.items()},
-                           omega2={n: v["variance"] for n, v in record.omega.items()}, sigma=record.sigma,
-                           se={n: v.se for n, v in record.theta.items()})
+                run.update(
+                    ofv=record.minus2ll,
+                    converged=record.converged,
+                    theta={n: v.estimate for n, v in record.theta.items()},
+                    omega2={n: v["variance"] for n, v in record.omega.items()},
+                    sigma=record.sigma,
+                    se={n: v.se for n, v in record.theta.items()},
+                )
                 row[engine] = run
             if "old" in row:
                 row["speedup_cpu"] = row["old"]["cpu_s"] / row["new"]["cpu_s"]
@@ -426,21 +506,35 @@ def foce_benchmarks(repeats: int, skip_old: bool, theophylline: bool = True) -> 
             row["ofv_new_minus_nonmem"] = row["new"]["ofv"] - NONMEM_OFV[case]
             figures[case][label] = row
             old = row.get("old", {})
-            table.add_row(case, "yes" if covariance else "no", f"{row['new']['wall_s']:.2f}",
-                          f"{row['new']['cpu_s']:.2f}", f"{old.get('wall_s', float('nan')):.2f}",
-                          f"{old.get('cpu_s', float('nan')):.2f}", f"{row.get('speedup_cpu', float('nan')):.1f}×",
-                          f"{row['new']['ofv']:.3f}", f"{old.get('ofv', float('nan')):.3f}", f"{NONMEM_OFV[case]:.3f}")
+            table.add_row(
+                case,
+                "yes" if covariance else "no",
+                f"{row['new']['wall_s']:.2f}",
+                f"{row['new']['cpu_s']:.2f}",
+                f"{old.get('wall_s', float('nan')):.2f}",
+                f"{old.get('cpu_s', float('nan')):.2f}",
+                f"{row.get('speedup_cpu', float('nan')):.1f}×",
+                f"{row['new']['ofv']:.3f}",
+                f"{old.get('ofv', float('nan')):.3f}",
+                f"{NONMEM_OFV[case]:.3f}",
+            )
     if theophylline:
         console.print("theophylline: R nlme beside our FOCE-I fit …")
         figures["theophylline"] = theophylline_vs_nlme(repeats, skip_old)
         t = figures["theophylline"]
         if "error" not in t:
-            table.add_row("theophylline (add)", "yes", f"{t['new']['wall_s']:.2f}", f"{t['new']['cpu_s']:.2f}",
-                          f"{t.get('old', {}).get('wall_s', float('nan')):.2f}",
-                          f"{t.get('old', {}).get('cpu_s', float('nan')):.2f}",
-                          f"{t.get('speedup_cpu', float('nan')):.1f}×", f"{t['new']['minus2ll_with_constant']:.3f}",
-                          f"{t.get('old', {}).get('minus2ll_with_constant', float('nan')):.3f}",
-                          f"nlme {t['nlme']['minus2loglik']:.3f}")
+            table.add_row(
+                "theophylline (add)",
+                "yes",
+                f"{t['new']['wall_s']:.2f}",
+                f"{t['new']['cpu_s']:.2f}",
+                f"{t.get('old', {}).get('wall_s', float('nan')):.2f}",
+                f"{t.get('old', {}).get('cpu_s', float('nan')):.2f}",
+                f"{t.get('speedup_cpu', float('nan')):.1f}×",
+                f"{t['new']['minus2ll_with_constant']:.3f}",
+                f"{t.get('old', {}).get('minus2ll_with_constant', float('nan')):.3f}",
+                f"nlme {t['nlme']['minus2loglik']:.3f}",
+            )
     console.print(table)
     console.print(f"written to {write_results('foce_engines', figures)}")
     return figures
@@ -449,7 +543,9 @@ def foce_benchmarks(repeats: int, skip_old: bool, theophylline: bool = True) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chips", action="store_true", help="issue #11: chip fits, new engine beside the old")
-    parser.add_argument("--foce", action="store_true", help="issue #11: FOCE-I fits, analytic gradient beside differences")
+    parser.add_argument(
+        "--foce", action="store_true", help="issue #11: FOCE-I fits, analytic gradient beside differences"
+    )
     parser.add_argument("--skip-old", action="store_true", help="with --chips/--foce: leave out the old engine's fit")
     parser.add_argument("--skip-theophylline", action="store_true", help="with --foce: leave out R nlme's Theoph")
     parser.add_argument("--cap", type=float, default=300.0, help="baseline time limit per fit (s)")
@@ -469,8 +565,13 @@ def main() -> None:
         repeats = args.repeats if case == "pheno" else 1
         console.print(f"{case}: project fit, with and without the covariance step …")
         full, estimation = project_fit(case, True, repeats), project_fit(case, False, repeats)
-        figures[case] = {"project": full, "project_estimation": estimation, "meets_target": full["seconds"] <= TARGETS_S[case],
-                         "one_ofv_evaluation": one_ofv_seconds(case), "baselines": {}}
+        figures[case] = {
+            "project": full,
+            "project_estimation": estimation,
+            "meets_target": full["seconds"] <= TARGETS_S[case],
+            "one_ofv_evaluation": one_ofv_seconds(case),
+            "baselines": {},
+        }
         for method in args.baselines.split(","):
             console.print(f"{case}: baseline, lockstep + scipy {method} (cap {args.cap:g} s) …")
             base = baseline_fit(case, method, args.cap, estimation["ofv"])
@@ -480,10 +581,22 @@ def main() -> None:
             figures[case]["baselines"][method] = base
     console.print("ranking 200 candidates …")
     figures["ranking_200"] = time_ranking()
-    table = Table(title="wall time (s): project fit (with covariance step / estimation only) vs the baseline "
-                        "(lockstep predictions + plain scipy.optimize, estimation only)")
-    for column in ("task", "target", "project", "estimation", "baseline", "time", "ratio", "OFV project",
-                   "OFV baseline", "NONMEM"):
+    table = Table(
+        title="wall time (s): project fit (with covariance step / estimation only) vs the baseline "
+        "(lockstep predictions + plain scipy.optimize, estimation only)"
+    )
+    for column in (
+        "task",
+        "target",
+        "project",
+        "estimation",
+        "baseline",
+        "time",
+        "ratio",
+        "OFV project",
+        "OFV baseline",
+        "NONMEM",
+    ):
         table.add_column(column)
     for case in [c for c in NONMEM_OFV if c in figures]:
         f = figures[case]
@@ -491,11 +604,24 @@ def main() -> None:
             ratio = f"{b['ratio_to_project_estimation']:.1f}×"
             ratio = f"> {ratio}" if b["capped"] else ratio if b["same_ofv_within_0_5"] else f"({ratio}) wrong OFV"
             tail = " (capped)" if b["capped"] else "" if b["same_ofv_within_0_5"] else f" ({b['message'][:24]})"
-            table.add_row(*([case, f"≤ {TARGETS_S[case]:g}", f"{f['project']['seconds']:.2f}",
-                             f"{f['project_estimation']['seconds']:.2f}"] if k == 0 else [""] * 4),
-                          method, ("> " if b["capped"] else "") + f"{b['seconds']:.1f}", ratio,
-                          f"{f['project_estimation']['ofv']:.3f}" if k == 0 else "", f"{b['ofv']:.3f}{tail}",
-                          f"{NONMEM_OFV[case]:.3f}" if k == 0 else "")
+            table.add_row(
+                *(
+                    [
+                        case,
+                        f"≤ {TARGETS_S[case]:g}",
+                        f"{f['project']['seconds']:.2f}",
+                        f"{f['project_estimation']['seconds']:.2f}",
+                    ]
+                    if k == 0
+                    else [""] * 4
+                ),
+                method,
+                ("> " if b["capped"] else "") + f"{b['seconds']:.1f}",
+                ratio,
+                f"{f['project_estimation']['ofv']:.3f}" if k == 0 else "",
+                f"{b['ofv']:.3f}{tail}",
+                f"{NONMEM_OFV[case]:.3f}" if k == 0 else "",
+            )
     table.add_row("rank 200 designs", "≤ 5", f"{figures['ranking_200']['median_s']:.2f}", *[""] * 7)
     console.print(table)
     console.print(f"written to {write_results('fit', figures)}")

@@ -42,15 +42,37 @@ from ui.panel.context import dispose_engines, engine_for
 
 APP = Path(__file__).resolve().parents[1] / "ui" / "panel" / "app.py"
 PAGES = ["overview", "live", "proposals", "review", "simulator", "predictor", "population", "audit"]
-QUANTITIES = [("oxygen", "percent"), ("teer", "ohm*cm^2"), ("pressure", "mbar"), ("temperature", "degC"),
-              ("ph", "dimensionless"), ("flow", "uL/min")]
+QUANTITIES = [
+    ("oxygen", "percent"),
+    ("teer", "ohm*cm^2"),
+    ("pressure", "mbar"),
+    ("temperature", "degC"),
+    ("ph", "dimensionless"),
+    ("flow", "uL/min"),
+]
 USER: SignedIn | None = None  # signed in once the store exists (a session carries its sign-in tag)
 
 
 def _fit_json(k: int) -> str:
-    theta = {n: Estimate(**{"estimate": 1.0 + k, "se": 0.2, "ci95": [0.7 + k, 1.4 + k], "rse_percent": 20.0}) for n in ("vmax", "km")}
-    return json.dumps(FitRecord("liver_chip", "1.0.0", "individual", True, 10.0, 50, 1, 3, theta, {"prop": 0.1},
-                                correlation={"names": ["vmax", "km"], "matrix": [[1, 0.5], [0.5, 1]]}).to_dict())
+    theta = {
+        n: Estimate(**{"estimate": 1.0 + k, "se": 0.2, "ci95": [0.7 + k, 1.4 + k], "rse_percent": 20.0})
+        for n in ("vmax", "km")
+    }
+    return json.dumps(
+        FitRecord(
+            "liver_chip",
+            "1.0.0",
+            "individual",
+            True,
+            10.0,
+            50,
+            1,
+            3,
+            theta,
+            {"prop": 0.1},
+            correlation={"names": ["vmax", "km"], "matrix": [[1, 0.5], [0.5, 1]]},
+        ).to_dict()
+    )
 
 
 def fill(folder: Path, total_readings: int, console: Console) -> tuple[str, int, list[int]]:
@@ -63,15 +85,31 @@ def fill(folder: Path, total_readings: int, console: Console) -> tuple[str, int,
         s.add(rig)
         s.flush()
         chips = [Chip(rig_id=rig.id, name=f"liver-{i}", organ="liver") for i in (1, 2)]
-        run = ProtocolRun(rig_id=rig.id, protocol_text="bench", protocol_sha256="0" * 64, state="running",
-                          started_utc_s=T0)
+        run = ProtocolRun(
+            rig_id=rig.id, protocol_text="bench", protocol_sha256="0" * 64, state="running", started_utc_s=T0
+        )
         s.add_all([*chips, run])
         s.flush()
-        channels = [Channel(rig_id=rig.id, chip_id=c.id, name=f"{c.name}/{q}", quantity=q, unit=u)
-                    for c in chips for q, u in QUANTITIES]
+        channels = [
+            Channel(rig_id=rig.id, chip_id=c.id, name=f"{c.name}/{q}", quantity=q, unit=u)
+            for c in chips
+            for q, u in QUANTITIES
+        ]
         s.add_all(channels)
-        s.add_all([Fit(run_id=run.id, model="liver_chip", model_version="1.0.0", method="individual",
-                       record_json=_fit_json(k), converged=True, created_utc_s=T0 + k) for k in range(5)])
+        s.add_all(
+            [
+                Fit(
+                    run_id=run.id,
+                    model="liver_chip",
+                    model_version="1.0.0",
+                    method="individual",
+                    record_json=_fit_json(k),
+                    converged=True,
+                    created_utc_s=T0 + k,
+                )
+                for k in range(5)
+            ]
+        )
         s.add(Proposal(run_id=run.id, design_json='{"dose_nmol": 50}', created_utc_s=T0))
         s.add(Alarm(rig_id=rig.id, run_id=run.id, t_utc_s=T0, severity="warning", source="bench", message="bench"))
         s.commit()
@@ -164,8 +202,15 @@ def bench_incremental_refresh(url: str, span_s: float, refreshes: int = 20, step
         start = time.perf_counter()
         refresh(end)
         timings.append((time.perf_counter() - start) * 1e3)
-    return {"span_h": span_s / 3600, "channels": 12, "step_s": step_s, "refreshes": refreshes,
-            "first_full_ms": first_ms, "median_ms": statistics.median(timings), "max_ms": max(timings)}
+    return {
+        "span_h": span_s / 3600,
+        "channels": 12,
+        "step_s": step_s,
+        "refreshes": refreshes,
+        "first_full_ms": first_ms,
+        "median_ms": statistics.median(timings),
+        "max_ms": max(timings),
+    }
 
 
 def bench_memory(refreshes: int) -> dict:
@@ -185,9 +230,14 @@ def bench_memory(refreshes: int) -> dict:
     per_rerun_ms = (time.perf_counter() - start) / refreshes * 1e3
     gc.collect()
     after = process.memory_info().rss
-    return {"reruns": refreshes, "rss_before_mb": before / 1e6, "rss_after_warmup_mb": warmed / 1e6,
-            "rss_after_mb": after / 1e6, "growth_after_warmup_mb": (after - warmed) / 1e6,
-            "live_page_rerun_median_ms": per_rerun_ms}
+    return {
+        "reruns": refreshes,
+        "rss_before_mb": before / 1e6,
+        "rss_after_warmup_mb": warmed / 1e6,
+        "rss_after_mb": after / 1e6,
+        "growth_after_warmup_mb": (after - warmed) / 1e6,
+        "live_page_rerun_median_ms": per_rerun_ms,
+    }
 
 
 def main() -> None:
@@ -195,8 +245,11 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=10_000_000)
     parser.add_argument("--refreshes", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--refresh-only", action="store_true",
-                        help="only the live refresh rows; the other figures are kept from the last results")
+    parser.add_argument(
+        "--refresh-only",
+        action="store_true",
+        help="only the live refresh rows; the other figures are kept from the last results",
+    )
     args = parser.parse_args()
     previous = RESULTS / "panel.json"
     old = json.loads(previous.read_text()) if args.refresh_only and previous.exists() else {}
@@ -215,22 +268,46 @@ def main() -> None:
         table.add_column(column)
     for page, figures in renders.items():
         cold, warm = figures["cold_ms"], figures["median_ms"]
-        table.add_row(f"first render: {page}", f"{warm:.0f} ms (first ever {cold:.0f} ms)", "≤ 2000 ms",
-                      "yes" if max(cold, warm) <= 2000 else "NO")
+        table.add_row(
+            f"first render: {page}",
+            f"{warm:.0f} ms (first ever {cold:.0f} ms)",
+            "≤ 2000 ms",
+            "yes" if max(cold, warm) <= 2000 else "NO",
+        )
     for name, figures in refresh.items():
         ms = figures["median_ms"]
-        table.add_row(f"live refresh, 12 channels, {name} window (full re-query)", f"{ms:.0f} ms", "≤ 300 ms",
-                      "yes" if ms <= 300 else "NO")
+        table.add_row(
+            f"live refresh, 12 channels, {name} window (full re-query)",
+            f"{ms:.0f} ms",
+            "≤ 300 ms",
+            "yes" if ms <= 300 else "NO",
+        )
     for name, figures in incremental.items():
         ms = figures["median_ms"]
-        table.add_row(f"incremental refresh, 12 channels, {name} window", f"{ms:.0f} ms (max {figures['max_ms']:.0f}, "
-                      f"first full {figures['first_full_ms']:.0f})", "≤ 300 ms", "yes" if ms <= 300 else "NO")
-    table.add_row(f"RSS after {memory['reruns']} live reruns", f"{memory['rss_after_mb']:.0f} MB "
-                  f"(+{memory['growth_after_warmup_mb']:.1f} MB after warm-up)", "flat", "")
+        table.add_row(
+            f"incremental refresh, 12 channels, {name} window",
+            f"{ms:.0f} ms (max {figures['max_ms']:.0f}, first full {figures['first_full_ms']:.0f})",
+            "≤ 300 ms",
+            "yes" if ms <= 300 else "NO",
+        )
+    table.add_row(
+        f"RSS after {memory['reruns']} live reruns",
+        f"{memory['rss_after_mb']:.0f} MB (+{memory['growth_after_warmup_mb']:.1f} MB after warm-up)",
+        "flat",
+        "",
+    )
     console.print(table)
-    path = write_results("panel", {"readings": args.readings, "first_render_ms": renders, "live_refresh": refresh,
-                                   "incremental_refresh": incremental, "memory": memory,
-                                   **({"carried_over": ["first_render_ms", "memory"]} if args.refresh_only else {})})
+    path = write_results(
+        "panel",
+        {
+            "readings": args.readings,
+            "first_render_ms": renders,
+            "live_refresh": refresh,
+            "incremental_refresh": incremental,
+            "memory": memory,
+            **({"carried_over": ["first_render_ms", "memory"]} if args.refresh_only else {}),
+        },
+    )
     console.print(f"figures written to {path}")
 
 

@@ -45,8 +45,10 @@ from twin.pk.systems import rate_matrix
 Engine = Callable[[pd.DataFrame, str, Mapping[str, object]], np.ndarray]
 DOSE_MG, INTERVAL_H, N_DOSES = 100.0, 12.0, 6
 OUTPUT_TIMES_H = np.linspace(0.5, 96.0, 100)
-TYPICAL = {"oral_1cpt": {"ka": 1.0, "cl": 4.0, "v": 70.0},
-           "oral_2cpt": {"ka": 1.0, "cl": 4.0, "v1": 30.0, "q": 6.0, "v2": 80.0}}
+TYPICAL = {
+    "oral_1cpt": {"ka": 1.0, "cl": 4.0, "v": 70.0},
+    "oral_2cpt": {"ka": 1.0, "cl": 4.0, "v1": 30.0, "q": 6.0, "v2": 80.0},
+}
 LSODA = {"method": "LSODA", "rtol": 1e-8, "atol": 1e-10}
 
 
@@ -54,17 +56,21 @@ def population(model: str, n_subjects: int, seed: int = 1) -> tuple[pd.DataFrame
     """One dose record (ADDL 5) and 100 observations per subject; 30 % log-normal BSV per parameter."""
     rng = np.random.default_rng(seed)
     ids = np.arange(1, n_subjects + 1)
-    per_subject = {name: value * np.exp(0.3 * rng.standard_normal(n_subjects)) for name, value in TYPICAL[model].items()}
+    per_subject = {
+        name: value * np.exp(0.3 * rng.standard_normal(n_subjects)) for name, value in TYPICAL[model].items()
+    }
     n_rows = 1 + len(OUTPUT_TIMES_H)
-    frame = pd.DataFrame({
-        "ID": np.repeat(ids, n_rows),
-        "TIME": np.tile(np.r_[0.0, OUTPUT_TIMES_H], n_subjects),
-        "AMT": np.tile(np.r_[DOSE_MG, np.zeros(len(OUTPUT_TIMES_H))], n_subjects),
-        "EVID": np.tile(np.r_[1, np.zeros(len(OUTPUT_TIMES_H))], n_subjects),
-        "CMT": np.tile(np.r_[1, 2 * np.ones(len(OUTPUT_TIMES_H))], n_subjects),
-        "II": np.tile(np.r_[INTERVAL_H, np.zeros(len(OUTPUT_TIMES_H))], n_subjects),
-        "ADDL": np.tile(np.r_[N_DOSES - 1, np.zeros(len(OUTPUT_TIMES_H))], n_subjects),
-    })
+    frame = pd.DataFrame(
+        {
+            "ID": np.repeat(ids, n_rows),
+            "TIME": np.tile(np.r_[0.0, OUTPUT_TIMES_H], n_subjects),
+            "AMT": np.tile(np.r_[DOSE_MG, np.zeros(len(OUTPUT_TIMES_H))], n_subjects),
+            "EVID": np.tile(np.r_[1, np.zeros(len(OUTPUT_TIMES_H))], n_subjects),
+            "CMT": np.tile(np.r_[1, 2 * np.ones(len(OUTPUT_TIMES_H))], n_subjects),
+            "II": np.tile(np.r_[INTERVAL_H, np.zeros(len(OUTPUT_TIMES_H))], n_subjects),
+            "ADDL": np.tile(np.r_[N_DOSES - 1, np.zeros(len(OUTPUT_TIMES_H))], n_subjects),
+        }
+    )
     for name, values in per_subject.items():
         frame[name.upper()] = np.repeat(values, n_rows)
     return frame, {name: f"@{name.upper()}" for name in TYPICAL[model]}
@@ -112,8 +118,10 @@ def bench_model(model: str, n_subjects: int, n_reference: int, extra_engines: Ma
         theirs = engine(subset, model, params)
         per_subject = (time.perf_counter() - start) / n_reference
         figures["engines"][name] = {
-            "timed_subjects": n_reference, "s_per_subject": per_subject,
-            "extrapolated_s": per_subject * n_subjects, "speedup": per_subject * n_subjects / ours_s,
+            "timed_subjects": n_reference,
+            "s_per_subject": per_subject,
+            "extrapolated_s": per_subject * n_subjects,
+            "speedup": per_subject * n_subjects / ours_s,
             "max_rel_diff": max_relative_difference(ours["ipred"][: len(subset)][observed], theirs[observed]),
         }
     return figures
@@ -147,9 +155,14 @@ def bench_repeated(repeats: int = 50) -> dict:
         after = fast.predict(values.structural)
         lockstep_s = median_seconds(lambda: predict_resolved(data, spec, values, schedule)[rows], repeats=repeats)
         fast_s = median_seconds(lambda: fast.predict(values.structural), repeats=repeats)
-        figures[name] = {"subjects": schedule.n_subjects, "observations": len(rows), "lockstep_ms": 1e3 * lockstep_s,
-                         "superposition_ms": 1e3 * fast_s, "speedup": lockstep_s / fast_s,
-                         "max_rel_diff": max_relative_difference(after, before)}
+        figures[name] = {
+            "subjects": schedule.n_subjects,
+            "observations": len(rows),
+            "lockstep_ms": 1e3 * lockstep_s,
+            "superposition_ms": 1e3 * fast_s,
+            "speedup": lockstep_s / fast_s,
+            "max_rel_diff": max_relative_difference(after, before),
+        }
     return figures
 
 
@@ -169,21 +182,46 @@ def main() -> None:
         table.add_column(column)
     for model, figures in results.items():
         for name, engine in figures["engines"].items():
-            table.add_row(model, f"{figures['ours_s']:.3f}", f"{name} (timed on {engine['timed_subjects']})",
-                          f"{engine['extrapolated_s']:.1f}", f"{engine['speedup']:.0f}×", f"{engine['max_rel_diff']:.1e}")
+            table.add_row(
+                model,
+                f"{figures['ours_s']:.3f}",
+                f"{name} (timed on {engine['timed_subjects']})",
+                f"{engine['extrapolated_s']:.1f}",
+                f"{engine['speedup']:.0f}×",
+                f"{engine['max_rel_diff']:.1e}",
+            )
     Console().print(table)
     table = Table(title="PK: repeated prediction for fitting (ms per call, observed rows)")
-    for column in ("dataset", "subjects", "observations", "lockstep (ms)", "superposition (ms)", "speed-up",
-                   "max rel diff"):
+    for column in (
+        "dataset",
+        "subjects",
+        "observations",
+        "lockstep (ms)",
+        "superposition (ms)",
+        "speed-up",
+        "max rel diff",
+    ):
         table.add_column(column)
     for name, f in repeated.items():
-        table.add_row(name, str(f["subjects"]), str(f["observations"]), f"{f['lockstep_ms']:.3f}",
-                      f"{f['superposition_ms']:.3f}", f"{f['speedup']:.0f}×", f"{f['max_rel_diff']:.1e}")
+        table.add_row(
+            name,
+            str(f["subjects"]),
+            str(f["observations"]),
+            f"{f['lockstep_ms']:.3f}",
+            f"{f['superposition_ms']:.3f}",
+            f"{f['speedup']:.0f}×",
+            f"{f['max_rel_diff']:.1e}",
+        )
     Console().print(table)
-    path = write_results("pk", {"target": "≥ 100× the solve_ivp LSODA (rtol 1e-8) loop, same answers",
-                                "lsoda": LSODA, "results": results,
-                                "repeated_prediction": {"target": "pheno population fit ≤ 5 s (≲ 0.2 ms per call)",
-                                                        "results": repeated}})
+    path = write_results(
+        "pk",
+        {
+            "target": "≥ 100× the solve_ivp LSODA (rtol 1e-8) loop, same answers",
+            "lsoda": LSODA,
+            "results": results,
+            "repeated_prediction": {"target": "pheno population fit ≤ 5 s (≲ 0.2 ms per call)", "results": repeated},
+        },
+    )
     Console().print(f"written {path}")
 
 

@@ -42,20 +42,32 @@ def interlock_latency_ms() -> list[float]:
 def demo() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_demo(str(Path(tmp) / "demo.db"))
-    return {"wall_time_s": round(summary["wall_time_s"], 1), "state": summary["state"], "rounds": summary["rounds"],
-            "doses_executed": summary["doses_executed"], "readings_stored": summary["readings_stored"],
-            "per_round": [{"round": r["round"], "median_abs_log_error": r["error"], "ci_width_ratio": r["ci_width"]}
-                          for r in summary["per_round"]]}
+    return {
+        "wall_time_s": round(summary["wall_time_s"], 1),
+        "state": summary["state"],
+        "rounds": summary["rounds"],
+        "doses_executed": summary["doses_executed"],
+        "readings_stored": summary["readings_stored"],
+        "per_round": [
+            {"round": r["round"], "median_abs_log_error": r["error"], "ci_width_ratio": r["ci_width"]}
+            for r in summary["per_round"]
+        ],
+    }
 
 
 def main() -> None:
     latencies = interlock_latency_ms()
     target_ms = POLL_S / RATE * 1000.0 + 100.0
-    figures = {"interlock": {"trials_ms": [round(x, 2) for x in latencies],
-                             "median_ms": round(statistics.median(latencies), 2) if latencies else None,
-                             "target_ms": target_ms, "poll_period_wall_ms": POLL_S / RATE * 1000.0,
-                             "clock_rate": RATE},
-               "demo": demo()}
+    figures = {
+        "interlock": {
+            "trials_ms": [round(x, 2) for x in latencies],
+            "median_ms": round(statistics.median(latencies), 2) if latencies else None,
+            "target_ms": target_ms,
+            "poll_period_wall_ms": POLL_S / RATE * 1000.0,
+            "clock_rate": RATE,
+        },
+        "demo": demo(),
+    }
     print(write_results("runner", figures).read_text())
 
 

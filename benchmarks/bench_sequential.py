@@ -27,8 +27,17 @@ from calibration.estimate.sequential import LabProblemFactory, SequentialFit
 from twin.chip import Dose, Sample, simulate_chip
 
 ESTIMATE = ("vmax", "km", "kon", "koff", "ocr")
-TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02, "kmax": 0.1, "ec50": 50.0, "hill": 2.0,
-         "ocr": 150.0}
+TRUTH = {
+    "ps": 0.5,
+    "vmax": 2.0,
+    "km": 10.0,
+    "kon": 0.05,
+    "koff": 0.02,
+    "kmax": 0.1,
+    "ec50": 50.0,
+    "hill": 2.0,
+    "ocr": 150.0,
+}
 DRUG_TIMES_H = (0.25, 0.5, 1, 2, 4, 6, 8, 12, 18, 24, 36, 47.5)
 ERRORS = {"drug_medium": "prop", "oxygen": "add"}
 
@@ -43,17 +52,35 @@ def liver_stream(hours: float = 48.0, dose_um: float = 50.0, seed: int = 0, per_
     times = np.unique(np.concatenate([oxygen_t, drug_t - 1e-9]))
     out = simulate_chip(TRUTH, events, times, constants, ["drug_medium", "oxygen"], method="odeint")
     at = {round(t, 9): k for k, t in enumerate(times)}
-    rows = [{"chip": "live", "time_h": 0.0, "event": "dose", "amount_nmol": dose_um, "volume_ml": 0.0, **CHIP_CONSTANTS}]
+    rows = [
+        {"chip": "live", "time_h": 0.0, "event": "dose", "amount_nmol": dose_um, "volume_ml": 0.0, **CHIP_CONSTANTS}
+    ]
     timeline = [(t, "oxygen") for t in oxygen_t] + [(t, "drug") for t in drug_t]
     for t, kind in sorted(timeline, key=lambda item: (item[0], item[1] == "oxygen")):
         if kind == "oxygen":
             value = out["oxygen"][at[round(t, 9)]] + 0.5 * rng.standard_normal()
-            rows.append({"chip": "live", "time_h": t, "event": "observation", "observable": "oxygen",
-                         "value": value, "unit": "percent"})
+            rows.append(
+                {
+                    "chip": "live",
+                    "time_h": t,
+                    "event": "observation",
+                    "observable": "oxygen",
+                    "value": value,
+                    "unit": "percent",
+                }
+            )
         else:
             value = out["drug_medium"][at[round(t - 1e-9, 9)]] * (1 + 0.1 * rng.standard_normal())
-            rows.append({"chip": "live", "time_h": t, "event": "observation", "observable": "drug_medium",
-                         "value": value, "unit": "uM"})
+            rows.append(
+                {
+                    "chip": "live",
+                    "time_h": t,
+                    "event": "observation",
+                    "observable": "drug_medium",
+                    "value": value,
+                    "unit": "uM",
+                }
+            )
             rows.append({"chip": "live", "time_h": t, "event": "sample", "volume_ml": 0.02})
     return rows
 
@@ -82,19 +109,29 @@ def run(hours: float, start_h: float, every_h: float, seed: int = 0) -> dict:
     started = time.perf_counter()
     full = fit_individual(factory(), {n: record.theta[n].estimate * 1.2 for n in ESTIMATE})
     full_s = time.perf_counter() - started
-    agreement = {n: abs(np.log(record.theta[n].estimate / full.theta[n].estimate)) / (full.theta[n].rse_percent / 100)
-                 for n in ESTIMATE}
+    agreement = {
+        n: abs(np.log(record.theta[n].estimate / full.theta[n].estimate)) / (full.theta[n].rse_percent / 100)
+        for n in ESTIMATE
+    }
     return {
-        "readings_at_end": record.n_observations, "updates": len(timings), "new_readings_per_update": int(every_h * 60),
-        "update_median_s": statistics.median(timings), "update_max_s": max(timings),
-        "model_runs_per_update_median": statistics.median(runs), "model_runs_per_update_max": max(runs),
-        "all_updates_converged": all(converged), "initial_full_fit_s": initial_s,
-        "initial_fit_minus2ll": initial.minus2ll, "polish_update": {"seconds": polish_s, "model_runs": polish_runs,
-                                                                    "minus2ll": polish.minus2ll},
-        "final_full_refit_s": full_s, "last_update_minus2ll": record.minus2ll, "full_refit_minus2ll": full.minus2ll,
+        "readings_at_end": record.n_observations,
+        "updates": len(timings),
+        "new_readings_per_update": int(every_h * 60),
+        "update_median_s": statistics.median(timings),
+        "update_max_s": max(timings),
+        "model_runs_per_update_median": statistics.median(runs),
+        "model_runs_per_update_max": max(runs),
+        "all_updates_converged": all(converged),
+        "initial_full_fit_s": initial_s,
+        "initial_fit_minus2ll": initial.minus2ll,
+        "polish_update": {"seconds": polish_s, "model_runs": polish_runs, "minus2ll": polish.minus2ll},
+        "final_full_refit_s": full_s,
+        "last_update_minus2ll": record.minus2ll,
+        "full_refit_minus2ll": full.minus2ll,
         "last_update_vs_full_refit_in_se": agreement,
         "estimates_last_update": {n: record.theta[n].estimate for n in ESTIMATE},
-        "truth": {n: TRUTH[n] for n in ESTIMATE}, "target": "update ≤ 1 s",
+        "truth": {n: TRUTH[n] for n in ESTIMATE},
+        "target": "update ≤ 1 s",
     }
 
 
@@ -105,11 +142,16 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=1.0)
     args = parser.parse_args()
     figures = run(args.hours, args.start, args.every)
-    print(f"{figures['updates']} updates, {figures['readings_at_end']} readings at the end: median "
-          f"{figures['update_median_s']:.3f} s, max {figures['update_max_s']:.3f} s per update "
-          f"({figures['model_runs_per_update_median']} model runs); full refit {figures['final_full_refit_s']:.1f} s")
+    print(
+        f"{figures['updates']} updates, {figures['readings_at_end']} readings at the end: median "
+        f"{figures['update_median_s']:.3f} s, max {figures['update_max_s']:.3f} s per update "
+        f"({figures['model_runs_per_update_median']} model runs); full refit {figures['final_full_refit_s']:.1f} s"
+    )
     print(f"−2LL: last update {figures['last_update_minus2ll']:.3f}, full refit {figures['full_refit_minus2ll']:.3f}")
-    print("last update vs full refit (|Δ log θ| / SE):", {k: round(v, 3) for k, v in figures["last_update_vs_full_refit_in_se"].items()})
+    print(
+        "last update vs full refit (|Δ log θ| / SE):",
+        {k: round(v, 3) for k, v in figures["last_update_vs_full_refit_in_se"].items()},
+    )
     print("written to", write_results("sequential", figures))
 
 

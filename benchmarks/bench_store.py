@@ -66,8 +66,13 @@ def bench_ingest(folder: Path, naive_n: int, batched_n: int) -> dict:
     ingest_readings(engine, batched, batch_size=10_000)
     batched_rate = len(batched) / (time.perf_counter() - start)
     engine.dispose()
-    return {"naive_readings_per_s": naive_rate, "batched_readings_per_s": batched_rate,
-            "ratio": batched_rate / naive_rate, "naive_n": naive_n, "batched_n": batched_n}
+    return {
+        "naive_readings_per_s": naive_rate,
+        "batched_readings_per_s": batched_rate,
+        "ratio": batched_rate / naive_rate,
+        "naive_n": naive_n,
+        "batched_n": batched_n,
+    }
 
 
 def bench_window(folder: Path, total_readings: int, console: Console) -> dict:
@@ -92,9 +97,14 @@ def bench_window(folder: Path, total_readings: int, console: Console) -> dict:
     latest_s = median_seconds(lambda: latest_readings(engine), 10)
     size_mb = (folder / "window" / "bench.db").stat().st_size / 1e6
     engine.dispose()
-    return {"stored_readings": seconds * n_channels, "fill_s": fill_s, "window_24h_to_2000_median_ms": window_s * 1e3,
-            "window_points": int(np.median(points)), "latest_per_channel_median_ms": latest_s * 1e3,
-            "db_size_mb": size_mb}
+    return {
+        "stored_readings": seconds * n_channels,
+        "fill_s": fill_s,
+        "window_24h_to_2000_median_ms": window_s * 1e3,
+        "window_points": int(np.median(points)),
+        "latest_per_channel_median_ms": latest_s * 1e3,
+        "db_size_mb": size_mb,
+    }
 
 
 def main() -> None:
@@ -112,11 +122,19 @@ def main() -> None:
         table.add_column(column)
     rows = [
         ("naive ingest (1 row / transaction)", f"{ingest['naive_readings_per_s']:,.0f} /s", "baseline", ""),
-        ("batched ingest (10,000 / transaction)", f"{ingest['batched_readings_per_s']:,.0f} /s", "≥ 100,000 /s",
-         ingest["batched_readings_per_s"] >= 100_000),
+        (
+            "batched ingest (10,000 / transaction)",
+            f"{ingest['batched_readings_per_s']:,.0f} /s",
+            "≥ 100,000 /s",
+            ingest["batched_readings_per_s"] >= 100_000,
+        ),
         ("batched ÷ naive", f"{ingest['ratio']:.0f}×", "≥ 50×", ingest["ratio"] >= 50),
-        (f"24 h window → 2,000 pts ({query['stored_readings']:,} stored)",
-         f"{query['window_24h_to_2000_median_ms']:.1f} ms", "≤ 100 ms", query["window_24h_to_2000_median_ms"] <= 100),
+        (
+            f"24 h window → 2,000 pts ({query['stored_readings']:,} stored)",
+            f"{query['window_24h_to_2000_median_ms']:.1f} ms",
+            "≤ 100 ms",
+            query["window_24h_to_2000_median_ms"] <= 100,
+        ),
         ("latest value of 12 channels", f"{query['latest_per_channel_median_ms']:.2f} ms", "", ""),
     ]
     for name, value, target, met in rows:

@@ -80,11 +80,18 @@ def run(trials: int = 10_000, loop_trials: int = 10_000) -> dict:
     scale = trials / loop_trials
     loop_power = float(np.mean(loop_out[:, 5] < 0.05))
     return {
-        "design": DESIGN, "trials": trials, "loop_trials_run": loop_trials,
+        "design": DESIGN,
+        "trials": trials,
+        "loop_trials_run": loop_trials,
         "vectorised": {"wall_s": vec_wall, "cpu_s": vec_cpu, "procova_power": power},
-        "per_trial_statsmodels_loop": {"wall_s": loop_wall * scale, "cpu_s": loop_cpu * scale,
-                                       "extrapolated": loop_trials != trials, "procova_power": loop_power},
-        "wall_ratio": loop_wall * scale / vec_wall, "cpu_ratio": loop_cpu * scale / vec_cpu,
+        "per_trial_statsmodels_loop": {
+            "wall_s": loop_wall * scale,
+            "cpu_s": loop_cpu * scale,
+            "extrapolated": loop_trials != trials,
+            "procova_power": loop_power,
+        },
+        "wall_ratio": loop_wall * scale / vec_wall,
+        "cpu_ratio": loop_cpu * scale / vec_cpu,
         "max_abs_difference_200_trials": agreement(),
     }
 
@@ -98,14 +105,18 @@ def main() -> None:
     table = Table(title=f"PROCOVA simulation, {figures['trials']:,} trials of 100 + 100 (ρ 0.6)")
     for column in ("engine", "wall s", "CPU s", "PROCOVA power"):
         table.add_column(column)
-    for name, label in (("vectorised", "numpy, vectorised over trials"),
-                        ("per_trial_statsmodels_loop", "per-trial loop, statsmodels OLS")):
+    for name, label in (
+        ("vectorised", "numpy, vectorised over trials"),
+        ("per_trial_statsmodels_loop", "per-trial loop, statsmodels OLS"),
+    ):
         f = figures[name]
         table.add_row(label, f"{f['wall_s']:.3f}", f"{f['cpu_s']:.3f}", f"{f['procova_power']:.3f}")
     console = Console()
     console.print(table)
-    console.print(f"loop / vectorised: {figures['wall_ratio']:.0f}× wall, {figures['cpu_ratio']:.0f}× CPU; "
-                  f"largest |difference| on 200 shared trials {figures['max_abs_difference_200_trials']:.1e}")
+    console.print(
+        f"loop / vectorised: {figures['wall_ratio']:.0f}× wall, {figures['cpu_ratio']:.0f}× CPU; "
+        f"largest |difference| on 200 shared trials {figures['max_abs_difference_200_trials']:.1e}"
+    )
     console.print(f"written: {write_results('translation', figures)}")
 
 

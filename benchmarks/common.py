@@ -24,7 +24,10 @@ def median_seconds(work: Callable[[], object], repeats: int) -> float:
 def write_results(name: str, figures: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    figures = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
-               "note": "shared, noisy 2-core machine: medians and ratios measured in one run", **figures}
+    figures = {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}",
+        "note": "shared, noisy 2-core machine: medians and ratios measured in one run",
+        **figures,
+    }
     path.write_text(json.dumps(figures, indent=2) + "\n")
     return path

@@ -62,13 +62,16 @@ def load_chip_fit(path: str | Path) -> dict[str, Any]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CalibrationError(f"{path}: not JSON ({exc.msg}, line {exc.lineno}); fix: give the output of "
-                               "chiptwin fit … --json") from None
+        raise CalibrationError(
+            f"{path}: not JSON ({exc.msg}, line {exc.lineno}); fix: give the output of chiptwin fit … --json"
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("theta"), dict):
         raise CalibrationError(f"{path}: not a fit record (no theta); fix: give the output of chiptwin fit … --json")
     if document.get("model") not in ("liver_chip", "multi_organ"):
-        raise CalibrationError(f"{path}: a {document.get('model')!r} fit has no chip metabolism; fix: give a "
-                               "liver_chip fit with vmax and km estimated")
+        raise CalibrationError(
+            f"{path}: a {document.get('model')!r} fit has no chip metabolism; fix: give a "
+            "liver_chip fit with vmax and km estimated"
+        )
     for name in ("vmax", "km"):
         entry = document["theta"].get(name)
         try:
@@ -76,8 +79,10 @@ def load_chip_fit(path: str | Path) -> dict[str, Any]:
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:
-            raise CalibrationError(f"{path}: theta.{name} has no positive estimate; fix: estimate vmax and km "
-                                   "(chiptwin fit LAB.csv -m liver_chip --estimate vmax,km …)")
+            raise CalibrationError(
+                f"{path}: theta.{name} has no positive estimate; fix: estimate vmax and km "
+                "(chiptwin fit LAB.csv -m liver_chip --estimate vmax,km …)"
+            )
     return document
 
 
@@ -88,15 +93,26 @@ def _population_subjects(drug: Drug, n: int, rng: np.random.Generator) -> Subjec
     eta = rng.standard_normal((3, n)) * sigma
     activity = {g: covariates[f"activity_{g}"] for g in GENE_VALUES if f"activity_{g}" in covariates}
     capacity = enzyme_capacity(drug.fm, activity, inhibition_divisors(spec.comedications, drug.fm))
-    crcl = cockcroft_gault_ml_per_min(covariates["age_years"], covariates["weight_kg"], covariates["scr_mg_per_dl"],
-                                      covariates["female"])
+    crcl = cockcroft_gault_ml_per_min(
+        covariates["age_years"], covariates["weight_kg"], covariates["scr_mg_per_dl"], covariates["female"]
+    )
     return Subjects(covariates["weight_kg"], crcl, np.broadcast_to(capacity, (n,)), eta[0], eta[1], eta[2])
 
 
-def translate_fit(document: dict[str, Any], drug: Drug, regimen: Regimen, *, fit_label: str,
-                  n_cells_million: float, fu_inc: float | None = None, patient: Patient | None = None,
-                  population: int | None = None, n_draws: int = 2000, seed: int = 0,
-                  liver_model: str = "well-stirred") -> TranslationResult:
+def translate_fit(
+    document: dict[str, Any],
+    drug: Drug,
+    regimen: Regimen,
+    *,
+    fit_label: str,
+    n_cells_million: float,
+    fu_inc: float | None = None,
+    patient: Patient | None = None,
+    population: int | None = None,
+    n_draws: int = 2000,
+    seed: int = 0,
+    liver_model: str = "well-stirred",
+) -> TranslationResult:
     if liver_model not in LIVER_MODELS:
         raise CalibrationError(f"--liver-model must be one of {', '.join(LIVER_MODELS)}; got {liver_model!r}")
     if patient is not None and population is not None:
@@ -108,8 +124,11 @@ def translate_fit(document: dict[str, Any], drug: Drug, regimen: Regimen, *, fit
         raise CalibrationError(f"--cells-million must be a positive number of cells (millions); got {n_cells_million}")
     notes: list[str] = []
     if fu_inc is None:
-        fu_inc, fu_source = ((drug.chip.fu_inc, f"{drug.name}.toml [chip].fu_inc") if drug.chip is not None
-                             else (1.0, "ASSUMED 1 (no binding in the chip); give --fu-inc when measured"))
+        fu_inc, fu_source = (
+            (drug.chip.fu_inc, f"{drug.name}.toml [chip].fu_inc")
+            if drug.chip is not None
+            else (1.0, "ASSUMED 1 (no binding in the chip); give --fu-inc when measured")
+        )
     else:
         fu_source = "--fu-inc"
     if not 0 < fu_inc <= 1:
@@ -133,8 +152,10 @@ def translate_fit(document: dict[str, Any], drug: Drug, regimen: Regimen, *, fit
         subject_source = "reference adult (70 kg, CrCl 100 mL/min)"
         if population is not None:
             subjects, who = _population_subjects(drug, population, rng), f"{population:,} virtual patients"
-            notes.append("population: covariates, genotypes and BSV of twin.patients.population (illustrative adult "
-                         "distributions); interval = chip uncertainty + between-patient variability")
+            notes.append(
+                "population: covariates, genotypes and BSV of twin.patients.population (illustrative adult "
+                "distributions); interval = chip uncertainty + between-patient variability"
+            )
         else:
             subjects, who = Subjects(*(np.array([v]) for v in typical)), "reference adult"
     kwargs = dict(n_cells_million=n_cells_million, regimen=regimen, fu_inc=fu_inc, liver_model=liver_model)
@@ -149,9 +170,23 @@ def translate_fit(document: dict[str, Any], drug: Drug, regimen: Regimen, *, fit
         ci = theta[name].get("ci95")
         return f"fit record {fit_label}" + (f" (95 % CI {ci[0]:.4g}–{ci[1]:.4g})" if ci else "")
 
-    sources = {"vmax": with_ci("vmax"), "km": with_ci("km"), "n_cells": "--cells-million", "fu_inc": fu_source,
-               "subject": subject_source}
-    factors = chain_factors(drug, vmax_hat, km_hat, n_cells_million=n_cells_million, fu_inc=fu_inc,
-                            weight_kg=typical[0], crcl_ml_per_min=typical[1], capacity=typical[2], sources=sources,
-                            liver_model=liver_model)
+    sources = {
+        "vmax": with_ci("vmax"),
+        "km": with_ci("km"),
+        "n_cells": "--cells-million",
+        "fu_inc": fu_source,
+        "subject": subject_source,
+    }
+    factors = chain_factors(
+        drug,
+        vmax_hat,
+        km_hat,
+        n_cells_million=n_cells_million,
+        fu_inc=fu_inc,
+        weight_kg=typical[0],
+        crcl_ml_per_min=typical[1],
+        capacity=typical[2],
+        sources=sources,
+        liver_model=liver_model,
+    )
     return TranslationResult(drug.name, str(regimen), who, size, tuple(factors), metrics, tuple(notes))

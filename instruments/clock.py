@@ -71,8 +71,12 @@ class AcceleratedClock:
         return event.wait(max(timeout_s, 0.0) / self.rate)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": "accelerated", "rate": self.rate, "start_utc_s": self.start_utc_s,
-                "anchor_unix_s": self.anchor_unix_s}
+        return {
+            "kind": "accelerated",
+            "rate": self.rate,
+            "start_utc_s": self.start_utc_s,
+            "anchor_unix_s": self.anchor_unix_s,
+        }
 
 
 def clock_from_dict(document: dict[str, Any]) -> RealClock | AcceleratedClock:

@@ -16,9 +16,9 @@ from typing import Callable
 
 class ConnectionState(str, enum.Enum):
     OK = "ok"
-    DEGRADED = "degraded"          # recent failures, still answering
+    DEGRADED = "degraded"  # recent failures, still answering
     RECONNECTING = "reconnecting"  # the link was dropped and is being re-opened
-    LOST = "lost"                  # gave up for now; retried at the longest back-off
+    LOST = "lost"  # gave up for now; retried at the longest back-off
 
 
 @dataclass

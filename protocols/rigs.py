@@ -20,8 +20,17 @@ from instruments.rig.model import Rig, load_rig
 from instruments.sim.rig import SimulatedRig
 from instruments.sim.scenario import Scenario, load_scenario
 
-__all__ = ["AcceleratedClock", "DevicesCheck", "Rig", "SimulatedRig", "check_devices", "load_rig", "open_for_run",
-           "read_endpoints", "simulated_rig"]
+__all__ = [
+    "AcceleratedClock",
+    "DevicesCheck",
+    "Rig",
+    "SimulatedRig",
+    "check_devices",
+    "load_rig",
+    "open_for_run",
+    "read_endpoints",
+    "simulated_rig",
+]
 
 
 @dataclass(frozen=True)
@@ -41,10 +50,14 @@ def read_endpoints(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise InstrumentError(f"cannot read endpoints file {path} ({exc}); fix: start `chiptwin sim-rig "
-                              "--endpoints-file` first and pass the file it writes") from None
+        raise InstrumentError(
+            f"cannot read endpoints file {path} ({exc}); fix: start `chiptwin sim-rig "
+            "--endpoints-file` first and pass the file it writes"
+        ) from None
     if not isinstance(document, dict):
-        raise InstrumentError(f"endpoints file {path} is not a JSON object; fix: pass the file `chiptwin sim-rig` writes")
+        raise InstrumentError(
+            f"endpoints file {path} is not a JSON object; fix: pass the file `chiptwin sim-rig` writes"
+        )
     return document
 
 

@@ -27,8 +27,16 @@ from store import make_engine
 from ui.panel.auth import add_user
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 USER, PASSWORD = "docs", "screenshot-only-1"
 
 
@@ -58,8 +66,13 @@ def shoot(db: Path, page_name: str, out: Path, charts: int, width: int, height: 
         add_user(engine, USER, "scientist", PASSWORD, display_name="Docs")
         engine.dispose()
         port = _free_port()
-        panel = subprocess.Popen([sys.executable, "-m", "ui.cli.app", "panel", "--db", url, "--port", str(port)],
-                                 cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        panel = subprocess.Popen(
+            [sys.executable, "-m", "ui.cli.app", "panel", "--db", url, "--port", str(port)],
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base)

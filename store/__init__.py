@@ -1,6 +1,6 @@
 """The lab record: SQLite by default, PostgreSQL for a shared lab; same schema, chosen by URL.
 
-    engine = open_store("postgresql+psycopg://lab@db/chiptwin")   # or None: $CHIPTWIN_DB / ./chiptwin.db
+engine = open_store("postgresql+psycopg://lab@db/chiptwin")   # or None: $CHIPTWIN_DB / ./chiptwin.db
 """
 
 from __future__ import annotations

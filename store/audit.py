@@ -32,16 +32,23 @@ GENESIS_HASH = "0" * 64
 _APPEND_ATTEMPTS = 20
 
 
-def entry_hash(seq: int, t_utc_s: float, actor: str, action: str, entity: str, entity_id: str,
-               payload_json: str, prev_hash: str) -> str:
+def entry_hash(
+    seq: int, t_utc_s: float, actor: str, action: str, entity: str, entity_id: str, payload_json: str, prev_hash: str
+) -> str:
     """SHA-256 over a canonical JSON list of the entry's content and its predecessor's hash."""
     content = [seq, repr(float(t_utc_s)), actor, action, entity, entity_id, payload_json, prev_hash]
     return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
 def append_audit(
-    connection: Connection, actor: str, action: str, *, entity: str = "", entity_id: str | int = "",
-    payload: dict[str, Any] | None = None, t_utc_s: float | None = None,
+    connection: Connection,
+    actor: str,
+    action: str,
+    *,
+    entity: str = "",
+    entity_id: str | int = "",
+    payload: dict[str, Any] | None = None,
+    t_utc_s: float | None = None,
 ) -> str:
     """Append one entry inside the caller's transaction (so it commits with what it records).
 
@@ -55,10 +62,19 @@ def append_audit(
     when = time.time() if t_utc_s is None else float(t_utc_s)
     payload_json = json.dumps(payload or {}, sort_keys=True, default=str)
     digest = entry_hash(seq, when, actor, action, entity, str(entity_id), payload_json, prev_hash)
-    connection.execute(insert(AuditEntry).values(
-        seq=seq, t_utc_s=when, actor=actor, action=action, entity=entity, entity_id=str(entity_id),
-        payload_json=payload_json, prev_hash=prev_hash, entry_hash=digest,
-    ))
+    connection.execute(
+        insert(AuditEntry).values(
+            seq=seq,
+            t_utc_s=when,
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=str(entity_id),
+            payload_json=payload_json,
+            prev_hash=prev_hash,
+            entry_hash=digest,
+        )
+    )
     note_append(connection)  # the head is anchored once this transaction has committed
     return digest
 
@@ -75,10 +91,10 @@ def _with_retry(engine: Engine, work: Callable[[Connection], str]) -> str:
                 return work(connection)
         except (IntegrityError, OperationalError):
             time.sleep(min(0.001 * 2**attempt, 0.2))
-    raise AuditError(f"could not append to the audit trail after {_APPEND_ATTEMPTS} attempts; "
-                     "the database is too busy or the trail is damaged — run `chiptwin audit verify`")
-
-
+    raise AuditError(
+        f"could not append to the audit trail after {_APPEND_ATTEMPTS} attempts; "
+        "the database is too busy or the trail is damaged — run `chiptwin audit verify`"
+    )
 
 
 # ------------------------------------------------------------------ seals of regulated rows
@@ -88,12 +104,27 @@ ROW_HASH = "row_sha256"
 # The first migration seeds these roles without an entry; until a role is changed through the
 # program (and sealed), verification holds it to exactly this content.
 SEEDED = {
-    ("role", "technician"): {"name": "technician", "can_control": True, "can_approve": False, "can_administer": False,
-                             "description": "runs experiments: start, pause, resume, abort"},
-    ("role", "scientist"): {"name": "scientist", "can_control": True, "can_approve": True, "can_administer": False,
-                            "description": "also approves or rejects the twin's proposals"},
-    ("role", "admin"): {"name": "admin", "can_control": True, "can_approve": True, "can_administer": True,
-                        "description": "also manages users and rigs"},
+    ("role", "technician"): {
+        "name": "technician",
+        "can_control": True,
+        "can_approve": False,
+        "can_administer": False,
+        "description": "runs experiments: start, pause, resume, abort",
+    },
+    ("role", "scientist"): {
+        "name": "scientist",
+        "can_control": True,
+        "can_approve": True,
+        "can_administer": False,
+        "description": "also approves or rejects the twin's proposals",
+    },
+    ("role", "admin"): {
+        "name": "admin",
+        "can_control": True,
+        "can_approve": True,
+        "can_administer": True,
+        "description": "also manages users and rigs",
+    },
 }
 
 
@@ -113,8 +144,16 @@ def row_sha256(table: str, row: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def seal_row(connection: Connection, table: str, row_id: Any, actor: str, action: str,
-             extra_payload: dict[str, Any] | None = None, *, t_utc_s: float | None = None) -> str:
+def seal_row(
+    connection: Connection,
+    table: str,
+    row_id: Any,
+    actor: str,
+    action: str,
+    extra_payload: dict[str, Any] | None = None,
+    *,
+    t_utc_s: float | None = None,
+) -> str:
     """Append an entry carrying the hash of ``table``'s row ``row_id`` as this transaction sees it.
 
     Call it after every insert or update of a regulated row, inside the same transaction.
@@ -127,8 +166,14 @@ def seal_row(connection: Connection, table: str, row_id: Any, actor: str, action
     return append_audit(connection, actor, action, entity=table, entity_id=row_id, payload=payload, t_utc_s=t_utc_s)
 
 
-def seal_deleted(connection: Connection, table: str, row_id: Any, actor: str, action: str,
-                 extra_payload: dict[str, Any] | None = None) -> str:
+def seal_deleted(
+    connection: Connection,
+    table: str,
+    row_id: Any,
+    actor: str,
+    action: str,
+    extra_payload: dict[str, Any] | None = None,
+) -> str:
     """Record that the program removed a regulated row on purpose (a removal without one is tampering)."""
     _primary_key(table)
     payload = {**(extra_payload or {}), ROW_HASH: None}
@@ -137,8 +182,11 @@ def seal_deleted(connection: Connection, table: str, row_id: Any, actor: str, ac
 
 def _unsealed(connection: Connection) -> list[tuple[str, Any]]:
     """(table, primary key) of every regulated row that no entry seals."""
-    sealed = {(e, i) for e, i, p in connection.execute(select(AuditEntry.entity, AuditEntry.entity_id,
-                                                              AuditEntry.payload_json)) if f'"{ROW_HASH}"' in p}
+    sealed = {
+        (e, i)
+        for e, i, p in connection.execute(select(AuditEntry.entity, AuditEntry.entity_id, AuditEntry.payload_json))
+        if f'"{ROW_HASH}"' in p
+    }
     found = []
     for table in REGULATED:
         _, key = _primary_key(table)
@@ -152,6 +200,7 @@ def adopt_unsealed(engine: Engine, actor: str) -> int:
     An explicit, audited act by a named person: it also accepts rows written behind the program's
     back, so run `chiptwin audit verify` first and read what it names.
     """
+
     def work(connection: Connection) -> str:
         rows = _unsealed(connection)
         for table, row_id in rows:
@@ -216,9 +265,14 @@ def verify_audit(engine: Engine) -> AuditReport:
         row_problems, rows = _row_problems(connection, walk.seals)
     problems += _anchor_problems(walk, anchors)
     if walk.head_seq and not path.exists():
-        problems.append(Problem("anchor", f"there is no anchor file {path}: the trail's head is not anchored, so "
-                                          "a deleted tail would go unnoticed; set $CHIPTWIN_AUDIT_ANCHOR_DIR to "
-                                          "where the anchors are, or start anchoring with `chiptwin audit anchor`"))
+        problems.append(
+            Problem(
+                "anchor",
+                f"there is no anchor file {path}: the trail's head is not anchored, so "
+                "a deleted tail would go unnoticed; set $CHIPTWIN_AUDIT_ANCHOR_DIR to "
+                "where the anchors are, or start anchoring with `chiptwin audit anchor`",
+            )
+        )
     anchored = max((a.seq for a in anchors), default=None)
     return AuditReport(walk.checked, walk.last_hash, walk.first_broken, tuple(problems + row_problems), anchored, rows)
 
@@ -259,8 +313,9 @@ def _link_problem(row: Any, expected_seq: int, prev_hash: str) -> str:
         return f"entries {expected_seq}–{row.seq - 1} are missing (deleted)"
     if row.prev_hash != prev_hash:
         return "it does not point at the entry before it (an entry before was replaced or removed)"
-    recomputed = entry_hash(row.seq, row.t_utc_s, row.actor, row.action, row.entity, row.entity_id,
-                            row.payload_json, row.prev_hash)
+    recomputed = entry_hash(
+        row.seq, row.t_utc_s, row.actor, row.action, row.entity, row.entity_id, row.payload_json, row.prev_hash
+    )
     if recomputed != row.entry_hash:
         return "its content does not match its hash (edited after it was written)"
     return ""
@@ -282,13 +337,23 @@ def _anchors(path: Path) -> tuple[list[Anchor], list[Problem]]:
     problems = [Problem("anchor", f"line {n} of the anchor file {path} cannot be read (edited)") for n in unreadable]
     key = read_key(key_path())
     if key is None:
-        problems.append(Problem("anchor", f"the audit key {key_path()} is missing, so the anchors in {path} cannot "
-                                          "be checked; set $CHIPTWIN_AUDIT_KEY_FILE to the key that wrote them"))
+        problems.append(
+            Problem(
+                "anchor",
+                f"the audit key {key_path()} is missing, so the anchors in {path} cannot "
+                "be checked; set $CHIPTWIN_AUDIT_KEY_FILE to the key that wrote them",
+            )
+        )
         return [], problems
     good = [a for a in anchors if a.holds(key)]
     for bad in (a for a in anchors if not a.holds(key)):
-        problems.append(Problem("anchor", f"anchor line {bad.line} (entry {bad.seq}) of {path} fails its HMAC: "
-                                          "it was forged or edited, or written under another audit key"))
+        problems.append(
+            Problem(
+                "anchor",
+                f"anchor line {bad.line} (entry {bad.seq}) of {path} fails its HMAC: "
+                "it was forged or edited, or written under another audit key",
+            )
+        )
     return good, problems
 
 
@@ -298,23 +363,42 @@ def _anchor_problems(walk: _Walk, anchors: list[Anchor]) -> list[Problem]:
     newest = max(anchors, key=lambda a: a.seq)
     problems = []
     if walk.head_seq == 0:
-        problems.append(Problem("truncated", f"the audit table is empty, but entries up to {newest.seq} were "
-                                             f"anchored (last at {newest.wall}): the whole trail was deleted"))
+        problems.append(
+            Problem(
+                "truncated",
+                f"the audit table is empty, but entries up to {newest.seq} were "
+                f"anchored (last at {newest.wall}): the whole trail was deleted",
+            )
+        )
     elif walk.head_seq < newest.seq:
-        gone = (f"entry {newest.seq} was" if newest.seq == walk.head_seq + 1
-                else f"entries {walk.head_seq + 1}–{newest.seq} were")
-        problems.append(Problem("truncated", f"the audit table ends at entry {walk.head_seq}, but entry "
-                                             f"{newest.seq} was anchored at {newest.wall}: {gone} deleted"))
+        gone = (
+            f"entry {newest.seq} was"
+            if newest.seq == walk.head_seq + 1
+            else f"entries {walk.head_seq + 1}–{newest.seq} were"
+        )
+        problems.append(
+            Problem(
+                "truncated",
+                f"the audit table ends at entry {walk.head_seq}, but entry "
+                f"{newest.seq} was anchored at {newest.wall}: {gone} deleted",
+            )
+        )
     if walk.rewritten:
         seq, anchor = walk.rewritten[0]
-        problems.append(Problem("rewritten", f"entry {seq} no longer has the hash anchored at {anchor.wall} "
-                                             f"({len(walk.rewritten)} anchored entries differ): the trail was "
-                                             "rewritten and its chain recomputed"))
+        problems.append(
+            Problem(
+                "rewritten",
+                f"entry {seq} no longer has the hash anchored at {anchor.wall} "
+                f"({len(walk.rewritten)} anchored entries differ): the trail was "
+                "rewritten and its chain recomputed",
+            )
+        )
     return problems
 
 
-def _row_problems(connection: Connection, seals: dict[tuple[str, str], tuple[int, str | None]]
-                  ) -> tuple[list[Problem], int]:
+def _row_problems(
+    connection: Connection, seals: dict[tuple[str, str], tuple[int, str | None]]
+) -> tuple[list[Problem], int]:
     remaining, problems, checked = dict(seals), [], 0
     for table, model in REGULATED.items():
         for row in connection.execute(select(model.__table__)).mappings():
@@ -323,9 +407,14 @@ def _row_problems(connection: Connection, seals: dict[tuple[str, str], tuple[int
             if problem:
                 problems.append(problem)
             checked += 1
-    problems += [Problem("row-gone", f"{table} {row_id} is gone, but entry {seq} recorded it: the row was "
-                                     "deleted behind the program's back")
-                 for (table, row_id), (seq, sealed) in remaining.items() if sealed is not None]
+    problems += [
+        Problem(
+            "row-gone",
+            f"{table} {row_id} is gone, but entry {seq} recorded it: the row was deleted behind the program's back",
+        )
+        for (table, row_id), (seq, sealed) in remaining.items()
+        if sealed is not None
+    ]
     return problems, checked
 
 
@@ -335,10 +424,12 @@ def _row_problem(key: tuple[str, str], actual: str, seal: tuple[int, str | None]
         if key in SEEDED:
             if actual == row_sha256(table, SEEDED[key]):
                 return None
-            return Problem("row-edited", f"{table} {row_id} differs from what the first migration seeded, and no "
-                                         "entry records a change: it was edited behind the program's back")
-        return Problem("row-unsealed", f"{table} {row_id} has no audit entry: it was written behind the "
-                                       "program's back")
+            return Problem(
+                "row-edited",
+                f"{table} {row_id} differs from what the first migration seeded, and no "
+                "entry records a change: it was edited behind the program's back",
+            )
+        return Problem("row-unsealed", f"{table} {row_id} has no audit entry: it was written behind the program's back")
     seq, sealed = seal
     if sealed is None:
         return Problem("row-edited", f"{table} {row_id} was recorded deleted (entry {seq}) but is present")

@@ -232,8 +232,10 @@ def checkpoint(dbapi_connection: Any, target: Target) -> str:
         return "refused" if last is not None else "empty"
     seq, entry_hash, at_anchor = found
     if last is not None and (seq < last.seq or at_anchor != last.entry_hash):
-        _log.warning("the audit trail does not continue its anchor at entry %s; not anchored: run "
-                     "`chiptwin audit verify`", last.seq)
+        _log.warning(
+            "the audit trail does not continue its anchor at entry %s; not anchored: run `chiptwin audit verify`",
+            last.seq,
+        )
         return "refused"
     if last is not None and seq == last.seq:
         return "current"

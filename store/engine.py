@@ -72,10 +72,14 @@ def make_engine(url: str | None = None, *, create: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         path = Path(parsed.database).expanduser().resolve()
         if not create and not path.exists():
-            raise StoreUnreachable(f"there is no store at {path}; create it with `chiptwin db upgrade --db {path}` or fix the path")
+            raise StoreUnreachable(
+                f"there is no store at {path}; create it with `chiptwin db upgrade --db {path}` or fix the path"
+            )
         folder = path.parent
         if not folder.is_dir():
-            raise StoreUnreachable(f"the folder {folder} for the SQLite file does not exist; create it or choose another --db path")
+            raise StoreUnreachable(
+                f"the folder {folder} for the SQLite file does not exist; create it or choose another --db path"
+            )
         engine = create_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _set_sqlite_pragmas)
     else:

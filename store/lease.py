@@ -67,9 +67,11 @@ class LeaseTiming:
         """``$CHIPTWIN_LEASE_EXPIRY_S`` and ``$CHIPTWIN_LEASE_HEARTBEAT_S`` (wall seconds) or the defaults."""
         timing = cls(_env_seconds(EXPIRY_ENV, DEFAULT_EXPIRY_S), _env_seconds(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S))
         if timing.heartbeat_s * 2 > timing.expiry_s:
-            raise LeaseError(f"{HEARTBEAT_ENV}={timing.heartbeat_s:g} s is more than half of {EXPIRY_ENV}="
-                             f"{timing.expiry_s:g} s: one late heartbeat would let another runner take the rig; "
-                             "fix: a heartbeat at most half the expiry (defaults 5 s and 30 s)")
+            raise LeaseError(
+                f"{HEARTBEAT_ENV}={timing.heartbeat_s:g} s is more than half of {EXPIRY_ENV}="
+                f"{timing.expiry_s:g} s: one late heartbeat would let another runner take the rig; "
+                "fix: a heartbeat at most half the expiry (defaults 5 s and 30 s)"
+            )
         return timing
 
 
@@ -145,8 +147,9 @@ class Holder:
     def describe(self, now_utc_s: float) -> str:
         """One line: who, since when (wall-clock UTC), how fresh its heartbeat is."""
         age_s = now_utc_s - self.heartbeat_utc_s
-        return (f"{self.who()} since {utc_text(self.acquired_utc_s)}, last heartbeat {age_s:.0f} s ago"
-                + (" (expired)" if self.expired(now_utc_s) else f" (expires in {self.expires_utc_s - now_utc_s:.0f} s)"))
+        return f"{self.who()} since {utc_text(self.acquired_utc_s)}, last heartbeat {age_s:.0f} s ago" + (
+            " (expired)" if self.expired(now_utc_s) else f" (expires in {self.expires_utc_s - now_utc_s:.0f} s)"
+        )
 
 
 def _holder(row: Any) -> Holder:
@@ -183,12 +186,17 @@ def lease_rows(engine: Engine, rig_names: Iterable[str] = (), now_utc_s: float |
     rows = []
     for name in sorted(set(rig_names) | set(held)):
         h = held.get(name)
-        rows.append({"rig": name, "held": h is not None,
-                     "holder": h.who() if h else "free",
-                     "since_utc": utc_text(h.acquired_utc_s) if h else "",
-                     "heartbeat_age_s": round(now - h.heartbeat_utc_s, 1) if h else None,
-                     "expired": h.expired(now) if h else None,
-                     "gone": bool(h.gone_because(now)) if h else None})
+        rows.append(
+            {
+                "rig": name,
+                "held": h is not None,
+                "holder": h.who() if h else "free",
+                "since_utc": utc_text(h.acquired_utc_s) if h else "",
+                "heartbeat_age_s": round(now - h.heartbeat_utc_s, 1) if h else None,
+                "expired": h.expired(now) if h else None,
+                "gone": bool(h.gone_because(now)) if h else None,
+            }
+        )
     return rows
 
 
@@ -201,7 +209,8 @@ def refuse_if_run_alive(engine: Engine, run_id: int, now_utc_s: float | None = N
         raise LeaseRefused(
             f"run {run_id} is still being driven on rig {holder.rig_name} by {holder.describe(now)}; "
             "a resume now would compete with it — wait for it to end, pause or abort it from the panel, "
-            "or resume once its heartbeat has expired or its pid is gone")
+            "or resume once its heartbeat has expired or its pid is gone"
+        )
 
 
 @dataclass
@@ -229,8 +238,11 @@ class RigLease:
         """Push the expiry forward; False when the lease is no longer ours (taken over)."""
         now = time.time() if now_utc_s is None else now_utc_s
         with self.engine.begin() as connection:
-            changed = connection.execute(update(LeaseRow).where(*self._mine()).values(
-                heartbeat_utc_s=now, expires_utc_s=now + self.timing.expiry_s)).rowcount
+            changed = connection.execute(
+                update(LeaseRow)
+                .where(*self._mine())
+                .values(heartbeat_utc_s=now, expires_utc_s=now + self.timing.expiry_s)
+            ).rowcount
         return changed == 1
 
     def release(self) -> None:
@@ -278,9 +290,17 @@ class RigLease:
         self.release()
 
 
-def acquire(engine: Engine, rig_name: str, *, command: str = "", run_id: int | None = None,
-            take_over: bool = False, adopt_run: int | None = None, timing: LeaseTiming | None = None,
-            now: Callable[[], float] = time.time) -> RigLease:
+def acquire(
+    engine: Engine,
+    rig_name: str,
+    *,
+    command: str = "",
+    run_id: int | None = None,
+    take_over: bool = False,
+    adopt_run: int | None = None,
+    timing: LeaseTiming | None = None,
+    now: Callable[[], float] = time.time,
+) -> RigLease:
     """Take the rig, or raise LeaseRefused naming the holder.
 
     A holder that is alive is never displaced. One that is gone is taken over when
@@ -289,8 +309,9 @@ def acquire(engine: Engine, rig_name: str, *, command: str = "", run_id: int | N
     """
     timing = timing or LeaseTiming.from_env()
     token = uuid.uuid4().hex
-    me = dict(token=token, holder_host=this_host()[:255], holder_pid=os.getpid(), holder_command=command[:32],
-              run_id=run_id)
+    me = dict(
+        token=token, holder_host=this_host()[:255], holder_pid=os.getpid(), holder_command=command[:32], run_id=run_id
+    )
     for _ in range(_TAKE_ATTEMPTS):
         t = now()
         stamps = dict(acquired_utc_s=t, heartbeat_utc_s=t, expires_utc_s=t + timing.expiry_s)
@@ -304,18 +325,22 @@ def acquire(engine: Engine, rig_name: str, *, command: str = "", run_id: int | N
             raise LeaseRefused(
                 f"rig {rig_name} is held by {holder.describe(t)}; wait for it to end or stop it from the panel "
                 f"(--take-over is accepted only once its heartbeat has expired or its pid is gone from "
-                f"{holder.holder_host})")
+                f"{holder.holder_host})"
+            )
         adopting = adopt_run is not None and holder.run_id in (None, adopt_run)
         if not (take_over or adopting):
             resume = f"`chiptwin resume {holder.run_id}` continues its run, or " if holder.run_id is not None else ""
             raise LeaseRefused(
                 f"rig {rig_name} was held by {holder.who()} since {utc_text(holder.acquired_utc_s)}, and it is "
                 f"gone ({why_gone}); its run may have left doses unconfirmed: {resume}"
-                "repeat with --take-over to take the rig anyway (audited)")
+                "repeat with --take-over to take the rig anyway (audited)"
+            )
         if _swap_holder(engine, holder, {**me, **stamps}, why_gone, explicit=take_over and not adopting):
             return RigLease(engine, rig_name, token, timing, taken_over=holder)
-    raise LeaseRefused(f"rig {rig_name}: the lease changed hands {_TAKE_ATTEMPTS} times while we tried to take it; "
-                       "another runner is starting — check with `chiptwin rig status`")
+    raise LeaseRefused(
+        f"rig {rig_name}: the lease changed hands {_TAKE_ATTEMPTS} times while we tried to take it; "
+        "another runner is starting — check with `chiptwin rig status`"
+    )
 
 
 def _insert_if_free(engine: Engine, values: dict[str, Any]) -> bool:
@@ -331,14 +356,26 @@ def _swap_holder(engine: Engine, old: Holder, new: dict[str, Any], why_gone: str
     """Compare-and-swap on the gone holder's token, audited in the same transaction."""
     try:
         with engine.begin() as connection:
-            swapped = connection.execute(update(LeaseRow).where(
-                col(LeaseRow.rig_name) == old.rig_name, col(LeaseRow.token) == old.token).values(**new)).rowcount
+            swapped = connection.execute(
+                update(LeaseRow)
+                .where(col(LeaseRow.rig_name) == old.rig_name, col(LeaseRow.token) == old.token)
+                .values(**new)
+            ).rowcount
             if swapped != 1:
                 return False  # another claimant swapped first; nothing was changed
-            append_audit(connection, _actor(), "rig.lease_taken_over", entity="rig", entity_id=old.rig_name,
-                         payload={"previous": {k: v for k, v in old.__dict__.items() if k != "token"},
-                                  "why_gone": why_gone, "explicit_take_over": explicit,
-                                  "by": {k: v for k, v in new.items() if k != "token"}})
+            append_audit(
+                connection,
+                _actor(),
+                "rig.lease_taken_over",
+                entity="rig",
+                entity_id=old.rig_name,
+                payload={
+                    "previous": {k: v for k, v in old.__dict__.items() if k != "token"},
+                    "why_gone": why_gone,
+                    "explicit_take_over": explicit,
+                    "by": {k: v for k, v in new.items() if k != "token"},
+                },
+            )
     except (IntegrityError, OperationalError):  # the audit append raced another writer: look again
         return False
     return True
@@ -351,13 +388,27 @@ def _actor() -> str:
         return "runner"
 
 
-def hold_rig(engine: Engine, rig_name: str, *, on_lost: Callable[[Holder | None], None] | None = None,
-             **kwargs: Any) -> RigLease:
+def hold_rig(
+    engine: Engine, rig_name: str, *, on_lost: Callable[[Holder | None], None] | None = None, **kwargs: Any
+) -> RigLease:
     """``acquire`` and start the heartbeat; use as a context manager (released on exit)."""
     lease = acquire(engine, rig_name, **kwargs)
     lease.on_lost = on_lost
     return lease.start_heartbeat()
 
 
-__all__ = ["Holder", "LeaseError", "LeaseRefused", "LeaseTiming", "RigLease", "acquire", "hold_rig",
-           "holder_of", "holders", "lease_rows", "refuse_if_run_alive", "run_holder", "this_host"]
+__all__ = [
+    "Holder",
+    "LeaseError",
+    "LeaseRefused",
+    "LeaseTiming",
+    "RigLease",
+    "acquire",
+    "hold_rig",
+    "holder_of",
+    "holders",
+    "lease_rows",
+    "refuse_if_run_alive",
+    "run_holder",
+    "this_host",
+]

@@ -51,7 +51,9 @@ def check_schema(engine: Engine) -> str:
     if current == head:
         return current
     if current is None:
-        raise SchemaVersionError("this database has no ChipTwin schema yet; run `chiptwin db upgrade` (with the same --db)")
+        raise SchemaVersionError(
+            "this database has no ChipTwin schema yet; run `chiptwin db upgrade` (with the same --db)"
+        )
     _refuse_unknown(current)
     raise SchemaVersionError(
         f"the database schema is at revision {current}, older than this code's {head}; "

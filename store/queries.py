@@ -22,8 +22,7 @@ class LatestReading(NamedTuple):
 
 
 _LATEST_SQL = text(
-    "SELECT t_utc_s, value, quality FROM reading WHERE channel_id = :channel_id "
-    "ORDER BY t_utc_s DESC LIMIT 1"
+    "SELECT t_utc_s, value, quality FROM reading WHERE channel_id = :channel_id ORDER BY t_utc_s DESC LIMIT 1"
 )
 
 

@@ -86,10 +86,14 @@ LEAK_GRACE_S = 10.0  # a thread or child told to stop at teardown gets this long
 
 def _leftovers(threads_before: set[threading.Thread], children_before: set[int], ports_before: set[int]) -> list[str]:
     me = psutil.Process()
-    found = [f"thread {t.name!r}" for t in threading.enumerate()
-             if t not in threads_before and t.is_alive() and not t.daemon]
-    found += [f"child process {p.pid} ({' '.join(p.cmdline()[:3])})" for p in _children(me)
-              if p.pid not in children_before and not _multiprocessing_helper(p)]
+    found = [
+        f"thread {t.name!r}" for t in threading.enumerate() if t not in threads_before and t.is_alive() and not t.daemon
+    ]
+    found += [
+        f"child process {p.pid} ({' '.join(p.cmdline()[:3])})"
+        for p in _children(me)
+        if p.pid not in children_before and not _multiprocessing_helper(p)
+    ]
     found += [f"listening port {port}" for port in _listening(me) - ports_before]
     return found
 
@@ -130,4 +134,3 @@ def _no_leaks_per_module(request):
         time.sleep(0.05)
     if left:
         pytest.fail(f"{request.module.__name__} left behind: {', '.join(left)}", pytrace=False)
-

@@ -27,11 +27,23 @@ def test_importing_the_command_line_loads_no_heavy_library():
     assert not loaded & {"instruments", "calibration", "protocols", "store"}
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["fit", "--help"], ["run", "--help"], ["devices", "check", "--help"],
-                                  ["protocol", "check", "--help"], ["audit", "verify", "--help"], ["--version"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["fit", "--help"],
+        ["run", "--help"],
+        ["devices", "check", "--help"],
+        ["protocol", "check", "--help"],
+        ["audit", "verify", "--help"],
+        ["--version"],
+    ],
+)
 def test_help_and_version_print_without_heavy_libraries(argv):
-    code = ("import sys\nfrom ui.cli.app import app\n"
-            f"try:\n    app({argv!r})\nexcept SystemExit as stop:\n    assert stop.code in (0, None), stop.code")
+    code = (
+        "import sys\nfrom ui.cli.app import app\n"
+        f"try:\n    app({argv!r})\nexcept SystemExit as stop:\n    assert stop.code in (0, None), stop.code"
+    )
     loaded = _modules_loaded_by(code)
     assert not loaded & set(HEAVY), f"chiptwin {' '.join(argv)} loads {sorted(loaded & set(HEAVY))}"
 

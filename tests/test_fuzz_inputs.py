@@ -37,18 +37,23 @@ from ui.cli.app import app
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_RIG = REPO / "examples" / "rigs" / "liver4.toml"
 SCENARIO_BASE = tomllib.loads((REPO / "examples" / "scenarios" / "liver4_truth.toml").read_text())
-PATIENT_BASE = {**tomllib.loads((REPO / "examples" / "patients" / "p001.toml").read_text()),
-                "abundance": {"CYP3A4": 95.0},
-                "comedication": [{"drug": "ketoconazole", "unbound_concentration": "0.02 uM"}]}
-SPACE_BASE = {"observables": ["drug_medium"], "doses": {"levels_um": [1, 10]},
-              "schedules": {"early": [0.5, 1, 2]}, "samples": {"volumes_ml": [0.02]},
-              "chips": {"free": ["chip-3", "chip-4"], "removed_ml": {"chip-4": 0.05}},
-              "constraints": {"max_concentration_um": 200, "max_volume_removed_ml": 0.1},
-              "error": {"drug_medium": {"prop_cv": 0.15}}}
+PATIENT_BASE = {
+    **tomllib.loads((REPO / "examples" / "patients" / "p001.toml").read_text()),
+    "abundance": {"CYP3A4": 95.0},
+    "comedication": [{"drug": "ketoconazole", "unbound_concentration": "0.02 uM"}],
+}
+SPACE_BASE = {
+    "observables": ["drug_medium"],
+    "doses": {"levels_um": [1, 10]},
+    "schedules": {"early": [0.5, 1, 2]},
+    "samples": {"volumes_ml": [0.02]},
+    "chips": {"free": ["chip-3", "chip-4"], "removed_ml": {"chip-4": 0.05}},
+    "constraints": {"max_concentration_um": 200, "max_volume_removed_ml": 0.1},
+    "error": {"drug_medium": {"prop_cv": 0.15}},
+}
 DATASET_COLUMNS = ("ID", "TIME", "AMT", "EVID", "CMT", "RATE", "II", "ADDL", "SS", "DV", "MDV", "WT")
 CASE_TIME_LIMIT_S = 20  # one file through the CLI; far above the slowest accepted case (~1 s)
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                    print_blob=True)
+SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 
 runner = CliRunner()
 COUNTS: dict[str, Counter] = {}
@@ -56,11 +61,44 @@ COUNTS: dict[str, Counter] = {}
 
 # -- strategies ------------------------------------------------------------------------------------
 NASTY = st.one_of(
-    st.sampled_from([float("nan"), float("inf"), float("-inf"), -1, 0, -0.0, 1e300, -1e300, 99999, 2**62, True,
-                     False, "", "???", "nan", "200 kg", "0.1 kg", "9**9**9 mL", "-5 uM", "1e999 mL", "1 mL/",
-                     "\u00e9\u00e9", [1, 2], [], {"x": 1}, {}, [float("nan")], ["chip1", "chip1"], "S", "X", 4, 99]),
+    st.sampled_from(
+        [
+            float("nan"),
+            float("inf"),
+            float("-inf"),
+            -1,
+            0,
+            -0.0,
+            1e300,
+            -1e300,
+            99999,
+            2**62,
+            True,
+            False,
+            "",
+            "???",
+            "nan",
+            "200 kg",
+            "0.1 kg",
+            "9**9**9 mL",
+            "-5 uM",
+            "1e999 mL",
+            "1 mL/",
+            "\u00e9\u00e9",
+            [1, 2],
+            [],
+            {"x": 1},
+            {},
+            [float("nan")],
+            ["chip1", "chip1"],
+            "S",
+            "X",
+            4,
+            99,
+        ]
+    ),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.integers(min_value=-2**63, max_value=2**63 - 1),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.text(max_size=12),
 )
 
@@ -149,6 +187,7 @@ class Hung(Exception):
 def time_limit(seconds: int):
     def expire(*_):
         raise Hung(f"no answer within {seconds} s")
+
     previous = signal.signal(signal.SIGALRM, expire)
     signal.alarm(seconds)
     try:
@@ -165,8 +204,9 @@ def run_case(kind: str, args: list[str], accepted: Callable[[Any], bool]) -> Non
     counts = COUNTS.setdefault(kind, Counter())
     counts["tried"] += 1
     assert not isinstance(result.exception, Hung), f"{kind}: hung: {args}"
-    assert result.exception is None or isinstance(result.exception, SystemExit), \
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
         f"{kind}: escaped {type(result.exception).__name__}: {result.exception!r}\n{result.output}"
+    )
     assert "Traceback" not in result.output
     if accepted(result):
         counts["accepted"] += 1
@@ -181,18 +221,33 @@ def run_case(kind: str, args: list[str], accepted: Callable[[Any], bool]) -> Non
 def workdir(tmp_path_factory, request) -> Path:
     path = tmp_path_factory.mktemp("fuzz")
     (path / "endpoints.json").write_text(json.dumps({"rig": "none", "instruments": {}}))
-    theta = {n: Estimate(**{"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0})
-             for n, v in {"vmax": 2.0, "km": 10.0}.items()}
-    record = FitRecord("liver_chip", "1.0.0", "pooled", True, 10.0, 8, 2, 3, theta, {"drug_medium.prop_cv": 0.15},
-                       correlation={"names": ["vmax", "km"], "matrix": [[1.0, 0.0], [0.0, 1.0]]},
-                       data_selection={"fixed": {"ps": 0.5}})
+    theta = {
+        n: Estimate(**{"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0})
+        for n, v in {"vmax": 2.0, "km": 10.0}.items()
+    }
+    record = FitRecord(
+        "liver_chip",
+        "1.0.0",
+        "pooled",
+        True,
+        10.0,
+        8,
+        2,
+        3,
+        theta,
+        {"drug_medium.prop_cv": 0.15},
+        correlation={"names": ["vmax", "km"], "matrix": [[1.0, 0.0], [0.0, 1.0]]},
+        data_selection={"fixed": {"ps": 0.5}},
+    )
     (path / "fit.json").write_text(record.to_json())
     yield path
     summary = {kind: dict(counts) for kind, counts in sorted(COUNTS.items())}
     request.config.cache.set("chiptwin/fuzz/counts", summary)
     print("\nfuzz counts (tried / refused / accepted):")
     for kind, counts in summary.items():
-        print(f"  {kind:13s} {counts.get('tried', 0):4d} / {counts.get('refused', 0):4d} / {counts.get('accepted', 0):4d}")
+        print(
+            f"  {kind:13s} {counts.get('tried', 0):4d} / {counts.get('refused', 0):4d} / {counts.get('accepted', 0):4d}"
+        )
 
 
 def _write(workdir: Path, name: str, content: bytes) -> Path:
@@ -210,40 +265,59 @@ def test_rig_files(workdir: Path, content: bytes) -> None:
     def accepted(result) -> bool:  # loaded, then stopped at the (empty) endpoints file or had no devices
         return result.exit_code == 0 or "endpoints file has no entry" in result.stderr
 
-    run_case("rig", ["devices", "check", "--rig", str(path), "--endpoints", str(workdir / "endpoints.json")],
-             accepted)
+    run_case("rig", ["devices", "check", "--rig", str(path), "--endpoints", str(workdir / "endpoints.json")], accepted)
 
 
 @SETTINGS
 @given(content=toml_file(SCENARIO_BASE))
 def test_scenario_files(workdir: Path, content: bytes) -> None:
     path = _write(workdir, "scenario.toml", content)
-    run_case("scenario", ["sim-rig", "--rig", str(EXAMPLE_RIG), "--scenario", str(path), "--duration-s", "0",
-                          "--endpoints-file", str(workdir / "ep-out.json")], lambda r: r.exit_code == 0)
+    run_case(
+        "scenario",
+        [
+            "sim-rig",
+            "--rig",
+            str(EXAMPLE_RIG),
+            "--scenario",
+            str(path),
+            "--duration-s",
+            "0",
+            "--endpoints-file",
+            str(workdir / "ep-out.json"),
+        ],
+        lambda r: r.exit_code == 0,
+    )
 
 
 @SETTINGS
 @given(content=toml_file(PATIENT_BASE))
 def test_patient_files(workdir: Path, content: bytes) -> None:
     path = _write(workdir, "patient.toml", content)
-    run_case("patient", ["predict", "--patient", str(path), "--drug", "midazolam", "--regimen", "7.5 mg q24h x7 oral",
-                         "--json"], lambda r: r.exit_code == 0)
+    run_case(
+        "patient",
+        ["predict", "--patient", str(path), "--drug", "midazolam", "--regimen", "7.5 mg q24h x7 oral", "--json"],
+        lambda r: r.exit_code == 0,
+    )
 
 
 @SETTINGS
 @given(content=dataset_file())
 def test_dataset_files(workdir: Path, content: bytes) -> None:
     path = _write(workdir, "data.csv", content)
-    run_case("dataset", ["simulate", str(path), "-m", "iv_1cpt", "-p", "cl=1.1", "-p", "v=20"],
-             lambda r: r.exit_code == 0)
+    run_case(
+        "dataset", ["simulate", str(path), "-m", "iv_1cpt", "-p", "cl=1.1", "-p", "v=20"], lambda r: r.exit_code == 0
+    )
 
 
 @settings(SETTINGS, max_examples=15)
 @given(content=toml_file(SPACE_BASE))
 def test_design_space_files(workdir: Path, content: bytes) -> None:
     path = _write(workdir, "space.toml", content)
-    run_case("design space", ["design", str(workdir / "fit.json"), "--space", str(path), "--draws", "1",
-                              "--top", "1", "--json"], lambda r: r.exit_code == 0)
+    run_case(
+        "design space",
+        ["design", str(workdir / "fit.json"), "--space", str(path), "--draws", "1", "--top", "1", "--json"],
+        lambda r: r.exit_code == 0,
+    )
 
 
 def test_directories_are_refused_for_every_file_type(workdir: Path) -> None:
@@ -260,7 +334,7 @@ def test_directories_are_refused_for_every_file_type(workdir: Path) -> None:
 # -- end to end: a real process, its exit status and its stderr ---------------------------------------------
 def test_through_a_subprocess_exit_2_and_no_traceback(tmp_path: Path) -> None:
     rig = tmp_path / "rig.toml"
-    rig.write_bytes(b"[rig]\nname = \"b\xe9nch\"\n")
+    rig.write_bytes(b'[rig]\nname = "b\xe9nch"\n')
     data = tmp_path / "addl.csv"
     data.write_text("ID,TIME,AMT,EVID,II,ADDL,DV,MDV\n1,0,100,1,24,1e9,.,1\n1,1,0,0,0,0,5,0\n")
     commands = {
@@ -268,8 +342,10 @@ def test_through_a_subprocess_exit_2_and_no_traceback(tmp_path: Path) -> None:
         "ADDL 1e9": ["simulate", str(data), "-m", "iv_1cpt", "-p", "cl=1", "-p", "v=10"],
     }
     entry = [sys.executable, "-c", "from ui.cli.app import main; main()"]
-    processes = {name: subprocess.Popen(entry + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        cwd=tmp_path) for name, args in commands.items()}
+    processes = {
+        name: subprocess.Popen(entry + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        for name, args in commands.items()
+    }
     for name, process in processes.items():
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 2, (name, stderr)

@@ -35,7 +35,7 @@ def sh_blocks(after_heading: str) -> list[str]:
     text = README.read_text(encoding="utf-8")
     start = text.index(after_heading)
     end = text.find("\n## ", start + len(after_heading))
-    return re.findall(r"```sh\n(.*?)```", text[start:end if end > 0 else None], re.S)
+    return re.findall(r"```sh\n(.*?)```", text[start : end if end > 0 else None], re.S)
 
 
 def commands(block: str) -> list[list[str]]:
@@ -93,8 +93,9 @@ class Shell:
         assert words[0] == "chiptwin", words
         executable = Path(sys.executable).parent / "chiptwin"
         command = [str(executable)] if executable.exists() else [sys.executable, "-m", "ui.cli.app"]
-        process = subprocess.Popen([*command, *words[1:]], cwd=self.folder, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [*command, *words[1:]], cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         self.background.append(process)
 
     def _wait_for(self, path: Path, timeout_s: float = 60.0) -> None:

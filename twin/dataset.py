@@ -33,8 +33,8 @@ from twin.userfile import MAX_DATASET_BYTES, read_user_text
 STANDARD = ("ID", "TIME", "AMT", "EVID", "CMT", "RATE", "II", "ADDL", "SS", "DV", "MDV")
 _DEFAULTS = {"AMT": 0.0, "RATE": 0.0, "II": 0.0, "ADDL": 0.0, "SS": 0.0, "CMT": 1.0}
 MISSING = {"", "."}
-MAX_DOSE_EVENTS = 1_000_000      # doses after ADDL expansion: a 10-year daily regimen is 3,650
-MAX_TIME_H = 100 * 365.25 * 24   # a century of hours: later is a unit mistake (seconds? minutes?)
+MAX_DOSE_EVENTS = 1_000_000  # doses after ADDL expansion: a 10-year daily regimen is 3,650
+MAX_TIME_H = 100 * 365.25 * 24  # a century of hours: later is a unit mistake (seconds? minutes?)
 
 
 def read_dataset(path: str | Path) -> pd.DataFrame:
@@ -52,8 +52,10 @@ def read_csv_text(text: str, path: Path, error: type[Exception] = DatasetError) 
     names = [name.strip() for name in header]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise error(f"{path}: column {', '.join(map(repr, repeated))} appears twice in the header (line 1); "
-                    "fix: keep one column of each name")
+        raise error(
+            f"{path}: column {', '.join(map(repr, repeated))} appears twice in the header (line 1); "
+            "fix: keep one column of each name"
+        )
     try:
         raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
@@ -83,9 +85,14 @@ def check_dataset_for_model(data: pd.DataFrame, spec: ModelSpec) -> None:
     """Doses must go to a compartment the model has (CMT n is the n-th state)."""
     n = len(spec.states)
     bad = _is_dose(data) & ~data["CMT"].between(1, n)
-    _raise_first(data, bad, lambda r: (
-        f"dose into CMT {r.CMT:g}, but model {spec.name!r} has compartments 1–{n} "
-        f"({', '.join(f'{i + 1}={s}' for i, s in enumerate(spec.state_names))}); fix CMT"))
+    _raise_first(
+        data,
+        bad,
+        lambda r: (
+            f"dose into CMT {r.CMT:g}, but model {spec.name!r} has compartments 1–{n} "
+            f"({', '.join(f'{i + 1}={s}' for i, s in enumerate(spec.state_names))}); fix CMT"
+        ),
+    )
 
 
 def row_label(data: pd.DataFrame, position: int) -> str:
@@ -94,7 +101,9 @@ def row_label(data: pd.DataFrame, position: int) -> str:
 
 
 def _normalise_headers(data: pd.DataFrame) -> pd.DataFrame:
-    renamed = {c: str(c).strip().upper() if str(c).strip().upper() in STANDARD else str(c).strip() for c in data.columns}
+    renamed = {
+        c: str(c).strip().upper() if str(c).strip().upper() in STANDARD else str(c).strip() for c in data.columns
+    }
     seen: dict[str, str] = {}
     for original, new in renamed.items():
         key = new.lower()
@@ -117,8 +126,10 @@ def _numeric(data: pd.DataFrame, column: str, strict: bool) -> pd.Series:
         if not strict:
             return values  # a text covariate is fine until a parameter reads it
         at = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DatasetError(f"{row_label(data, at)}: column {column}: {text.iloc[at]!r} is not a number; "
-                           f"write a number, or '.' for a missing value")
+        raise DatasetError(
+            f"{row_label(data, at)}: column {column}: {text.iloc[at]!r} is not a number; "
+            f"write a number, or '.' for a missing value"
+        )
     return numbers.astype(float)
 
 
@@ -126,27 +137,46 @@ def _check_finite(data: pd.DataFrame) -> None:
     """'inf' and '1e999' parse as numbers; no NONMEM item may be infinite (NaN is '.' = missing)."""
     for column in STANDARD:
         if column in data:
-            _raise_first(data, np.isinf(data[column]), lambda r, c=column: f"{c} {r[c]:g} is not a finite number; "
-                         "write a number, or '.' for a missing value")
+            _raise_first(
+                data,
+                np.isinf(data[column]),
+                lambda r, c=column: f"{c} {r[c]:g} is not a finite number; write a number, or '.' for a missing value",
+            )
 
 
 def _check_bounded_work(data: pd.DataFrame) -> None:
     """Refuse, before any expansion, datasets whose doses or times would run for ever."""
     time = data["TIME"].abs()
-    _raise_first(data, time > MAX_TIME_H, lambda r: f"TIME {r.TIME:g} h is beyond the limit of {MAX_TIME_H:g} h "
-                 "(100 years); give TIME in hours")
+    _raise_first(
+        data,
+        time > MAX_TIME_H,
+        lambda r: f"TIME {r.TIME:g} h is beyond the limit of {MAX_TIME_H:g} h (100 years); give TIME in hours",
+    )
     dose = _is_dose(data)
     last = data["TIME"] + data["ADDL"] * data["II"]
-    _raise_first(data, dose & (last > MAX_TIME_H), lambda r: f"ADDL {r.ADDL:g} doses every {r.II:g} h run to "
-                 f"{r.TIME + r.ADDL * r.II:g} h, beyond the limit of {MAX_TIME_H:g} h (100 years); lower ADDL or II")
+    _raise_first(
+        data,
+        dose & (last > MAX_TIME_H),
+        lambda r: (
+            f"ADDL {r.ADDL:g} doses every {r.II:g} h run to "
+            f"{r.TIME + r.ADDL * r.II:g} h, beyond the limit of {MAX_TIME_H:g} h (100 years); lower ADDL or II"
+        ),
+    )
     infusion = dose & (data["RATE"] > 0) & (data["AMT"] > 0)
-    _raise_first(data, infusion & (data["AMT"] / data["RATE"].where(infusion, 1.0) > MAX_TIME_H),
-                 lambda r: f"AMT {r.AMT:g} at RATE {r.RATE:g} infuses for {r.AMT / r.RATE:g} h, beyond the limit of "
-                 f"{MAX_TIME_H:g} h; check the units of AMT and RATE")
+    _raise_first(
+        data,
+        infusion & (data["AMT"] / data["RATE"].where(infusion, 1.0) > MAX_TIME_H),
+        lambda r: (
+            f"AMT {r.AMT:g} at RATE {r.RATE:g} infuses for {r.AMT / r.RATE:g} h, beyond the limit of "
+            f"{MAX_TIME_H:g} h; check the units of AMT and RATE"
+        ),
+    )
     events = float((data["ADDL"].where(dose, -1.0) + 1).sum())
     if events > MAX_DOSE_EVENTS:
-        raise DatasetError(f"the dose records expand (with ADDL) to {events:,.0f} doses, above the limit of "
-                           f"{MAX_DOSE_EVENTS:,}; fix: lower ADDL, or use SS for a regimen at steady state")
+        raise DatasetError(
+            f"the dose records expand (with ADDL) to {events:,.0f} doses, above the limit of "
+            f"{MAX_DOSE_EVENTS:,}; fix: lower ADDL, or use SS for a regimen at steady state"
+        )
 
 
 def _fill_defaults(data: pd.DataFrame) -> None:
@@ -179,23 +209,40 @@ def _check_rows(data: pd.DataFrame) -> None:
         _raise_first(data, data[column].isna(), lambda r, c=column: f"{c} is missing; every row needs a {c}")
     dose = _is_dose(data)
     rules = [
-        (~data["EVID"].isin((0, 1, 2, 3, 4)), lambda r: f"EVID {r.EVID:g} is not one of 0 (observation), "
-         "1 (dose), 2 (other), 3 (reset), 4 (reset and dose)"),
+        (
+            ~data["EVID"].isin((0, 1, 2, 3, 4)),
+            lambda r: (
+                f"EVID {r.EVID:g} is not one of 0 (observation), 1 (dose), 2 (other), 3 (reset), 4 (reset and dose)"
+            ),
+        ),
         (data["AMT"] < 0, lambda r: f"AMT {r.AMT:g} is negative; amounts are doses given, ≥ 0"),
         (data["II"] < 0, lambda r: f"II {r.II:g} is negative; give the dosing interval in hours"),
         (~data["SS"].isin((0, 1, 2)), lambda r: f"SS {r.SS:g} is not 0, 1 or 2"),
         (~data["MDV"].isin((0, 1)), lambda r: f"MDV {r.MDV:g} is not 0 (DV observed) or 1 (DV missing)"),
         ((data["ADDL"] < 0) | (data["ADDL"] % 1 != 0), lambda r: f"ADDL {r.ADDL:g} is not a whole number ≥ 0"),
-        (~((data["RATE"] >= 0) | data["RATE"].isin((-1, -2))), lambda r: f"RATE {r.RATE:g} is not allowed; use "
-         "> 0 (infusion rate), 0 (bolus), -1 (modelled rate rN) or -2 (modelled duration dN)"),
-        (dose & (data["II"] > 0) & (data["ADDL"] == 0) & (data["SS"] == 0), lambda r: f"II {r.II:g} without ADDL "
-         "or SS; set ADDL (number of additional doses) or SS, or set II to 0"),
-        (dose & (data["ADDL"] > 0) & (data["II"] == 0), lambda r: f"ADDL {r.ADDL:g} with II 0; give II, the "
-         "interval between the additional doses"),
-        (dose & (data["SS"] > 0) & (data["II"] == 0) & ~((data["RATE"] > 0) & (data["AMT"] == 0)),
-         lambda r: "SS with II 0; give II, or for a constant infusion at steady state set AMT 0 and RATE > 0"),
-        (dose & (data["RATE"] > 0) & (data["AMT"] == 0) & ((data["SS"] == 0) | (data["II"] > 0)),
-         lambda r: "RATE > 0 with AMT 0 is only allowed as a steady-state infusion (SS 1, II 0); give AMT"),
+        (
+            ~((data["RATE"] >= 0) | data["RATE"].isin((-1, -2))),
+            lambda r: (
+                f"RATE {r.RATE:g} is not allowed; use "
+                "> 0 (infusion rate), 0 (bolus), -1 (modelled rate rN) or -2 (modelled duration dN)"
+            ),
+        ),
+        (
+            dose & (data["II"] > 0) & (data["ADDL"] == 0) & (data["SS"] == 0),
+            lambda r: f"II {r.II:g} without ADDL or SS; set ADDL (number of additional doses) or SS, or set II to 0",
+        ),
+        (
+            dose & (data["ADDL"] > 0) & (data["II"] == 0),
+            lambda r: f"ADDL {r.ADDL:g} with II 0; give II, the interval between the additional doses",
+        ),
+        (
+            dose & (data["SS"] > 0) & (data["II"] == 0) & ~((data["RATE"] > 0) & (data["AMT"] == 0)),
+            lambda r: "SS with II 0; give II, or for a constant infusion at steady state set AMT 0 and RATE > 0",
+        ),
+        (
+            dose & (data["RATE"] > 0) & (data["AMT"] == 0) & ((data["SS"] == 0) | (data["II"] > 0)),
+            lambda r: "RATE > 0 with AMT 0 is only allowed as a steady-state infusion (SS 1, II 0); give AMT",
+        ),
         (dose & (data["CMT"] % 1 != 0), lambda r: f"CMT {r.CMT:g} is not a compartment number"),
     ]
     for bad, message in rules:
@@ -208,8 +255,14 @@ def _check_time_order(data: pd.DataFrame) -> None:
     subject = subject_index(data)
     step_back = (data["TIME"].diff() < 0) & (np.diff(subject, prepend=-1) == 0)
     bad = step_back & ~data["EVID"].isin((3, 4))
-    _raise_first(data, bad, lambda r: f"TIME {r.TIME:g} is before the previous row's time for ID {r.ID:g}; "
-                 "sort each subject's rows by time (time may restart only on an EVID 3/4 reset)")
+    _raise_first(
+        data,
+        bad,
+        lambda r: (
+            f"TIME {r.TIME:g} is before the previous row's time for ID {r.ID:g}; "
+            "sort each subject's rows by time (time may restart only on an EVID 3/4 reset)"
+        ),
+    )
 
 
 def subject_index(data: pd.DataFrame) -> np.ndarray:

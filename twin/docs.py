@@ -50,32 +50,55 @@ def _number(value: float) -> str:
 def model_section(spec: ModelSpec) -> str:
     """One model's section of the reference page."""
     kind = "linear (solved exactly)" if spec.linear else "non-linear (integrated)"
-    lines = [f"## `{spec.name}`", "", spec.description, "",
-             f"Version {spec.version}; time unit {spec.time_unit}; {kind}.", "", "### States", ""]
-    lines += _table(("state", "unit", "initial value", "description"),
-                    ((_code(s.name), s.unit, _code(s.initial), s.description) for s in spec.states))
+    lines = [
+        f"## `{spec.name}`",
+        "",
+        spec.description,
+        "",
+        f"Version {spec.version}; time unit {spec.time_unit}; {kind}.",
+        "",
+        "### States",
+        "",
+    ]
+    lines += _table(
+        ("state", "unit", "initial value", "description"),
+        ((_code(s.name), s.unit, _code(s.initial), s.description) for s in spec.states),
+    )
     if spec.name in {m.name for m in PK_MODELS}:
         cmts = ", ".join(f"{n} = `{name}`" for n, name in enumerate(spec.state_names, start=1))
-        lines += [f"NONMEM compartments (CMT): {cmts}. Dosing parameters for doses into compartment n "
-                  "(they act on dose records, not on the equations): `fn` bioavailability (default 1), "
-                  "`alagn` lag time (h, default 0), `rn` modelled rate (RATE = -1), `dn` modelled duration "
-                  "(h, RATE = -2).", ""]
+        lines += [
+            f"NONMEM compartments (CMT): {cmts}. Dosing parameters for doses into compartment n "
+            "(they act on dose records, not on the equations): `fn` bioavailability (default 1), "
+            "`alagn` lag time (h, default 0), `rn` modelled rate (RATE = -1), `dn` modelled duration "
+            "(h, RATE = -2).",
+            "",
+        ]
     if spec.name not in {m.name for m in PK_MODELS}:
-        media = "; ".join(f"`{name}` (drug `{m.amount}` in volume `{m.volume}`; a sample also removes "
-                          f"{', '.join(f'`{x}`' for x in m.solutes)} in proportion)"
-                          for name, m in system_for(spec).media.items())
+        media = "; ".join(
+            f"`{name}` (drug `{m.amount}` in volume `{m.volume}`; a sample also removes "
+            f"{', '.join(f'`{x}`' for x in m.solutes)} in proportion)"
+            for name, m in system_for(spec).media.items()
+        )
         lines += [f"Events (dose, sample, media change; MODELS.md §2) act on the media: {media}.", ""]
     lines += ["### Parameters", ""]
-    lines += _table(("parameter", "unit", "default", "lower", "upper", "description"),
-                    ((_code(p.name), p.unit, _number(p.default), _number(p.lower), _number(p.upper), p.description)
-                     for p in spec.parameters))
+    lines += _table(
+        ("parameter", "unit", "default", "lower", "upper", "description"),
+        (
+            (_code(p.name), p.unit, _number(p.default), _number(p.lower), _number(p.upper), p.description)
+            for p in spec.parameters
+        ),
+    )
     if spec.constants:
         lines += ["### Constants", "", "Given (device or dosing), not estimated.", ""]
-        lines += _table(("constant", "unit", "default", "description"),
-                        ((_code(c.name), c.unit, _number(c.default), c.description) for c in spec.constants))
+        lines += _table(
+            ("constant", "unit", "default", "description"),
+            ((_code(c.name), c.unit, _number(c.default), c.description) for c in spec.constants),
+        )
     lines += ["### Observables", ""]
-    lines += _table(("observable", "unit", "expression", "description"),
-                    ((_code(o.name), o.unit, _code(o.expression), o.description) for o in spec.observables))
+    lines += _table(
+        ("observable", "unit", "expression", "description"),
+        ((_code(o.name), o.unit, _code(o.expression), o.description) for o in spec.observables),
+    )
     lines += ["### Equations", "", "```"]
     width = max((len(name) for name in spec.assignments), default=0)
     lines += [f"{name:<{width}} = {formula}" for name, formula in spec.assignments.items()]

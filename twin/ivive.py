@@ -79,7 +79,8 @@ def clint_per_million_cells_ml_per_h(
 
 
 def human_clint_l_per_h(
-    clint_per_million_ml_per_h: float, body_weight: QuantityLike = "70 kg",
+    clint_per_million_ml_per_h: float,
+    body_weight: QuantityLike = "70 kg",
     scaling: ScalingFactors = DEFAULT_SCALING,
 ) -> float:
     """Whole-liver CLint (L/h) = per-10^6-cell CLint × hepatocellularity × liver weight."""
@@ -151,8 +152,16 @@ class IviveResult:
 
 
 def ivive_from_chip(
-    vmax: QuantityLike, km: QuantityLike, n_cells_million: float, *, fu_p: float, bp: float,
-    body_weight: QuantityLike = "70 kg", fu_inc: float = 1.0, fa: float = 1.0, fg: float = 1.0,
+    vmax: QuantityLike,
+    km: QuantityLike,
+    n_cells_million: float,
+    *,
+    fu_p: float,
+    bp: float,
+    body_weight: QuantityLike = "70 kg",
+    fu_inc: float = 1.0,
+    fa: float = 1.0,
+    fg: float = 1.0,
     scaling: ScalingFactors = DEFAULT_SCALING,
 ) -> IviveResult:
     """The whole MODELS.md §3 chain from fitted chip parameters to a human's CLh and F."""
@@ -163,7 +172,12 @@ def ivive_from_chip(
     clh = float(well_stirred(qh, fub, clint_human))
     fh = float(hepatic_availability(clh, qh))
     return IviveResult(
-        clint_chip_ml_per_h=chip_clint_ml_per_h(vmax, km), clint_u_per_million_ml_per_h=per_million,
-        clint_u_human_l_per_h=clint_human, qh_l_per_h=qh, fub=fub, clh_blood_l_per_h=clh, fh=fh,
+        clint_chip_ml_per_h=chip_clint_ml_per_h(vmax, km),
+        clint_u_per_million_ml_per_h=per_million,
+        clint_u_human_l_per_h=clint_human,
+        qh_l_per_h=qh,
+        fub=fub,
+        clh_blood_l_per_h=clh,
+        fh=fh,
         f_oral=float(oral_bioavailability(fa, fg, fh)),
     )

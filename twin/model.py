@@ -77,9 +77,7 @@ class ModelSpec:
             if parameter.name == name:
                 return parameter
         known = ", ".join(p.name for p in self.parameters)
-        raise UnknownParameterError(
-            f"model {self.name!r} has no parameter {name!r}; its parameters are: {known}"
-        )
+        raise UnknownParameterError(f"model {self.name!r} has no parameter {name!r}; its parameters are: {known}")
 
     @property
     def parameter_names(self) -> tuple[str, ...]:

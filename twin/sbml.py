@@ -51,9 +51,15 @@ from twin.units import Q_, to_unit
 
 COMPARTMENT = "compartment"
 _XHTML = '<body xmlns="http://www.w3.org/1999/xhtml">{}</body>'
-_PINT_TO_SBML = {"meter": ("metre", 1.0), "kilogram": ("gram", 1000.0), "second": ("second", 1.0),
-                 "mole": ("mole", 1.0), "ampere": ("ampere", 1.0), "kelvin": ("kelvin", 1.0),
-                 "candela": ("candela", 1.0)}
+_PINT_TO_SBML = {
+    "meter": ("metre", 1.0),
+    "kilogram": ("gram", 1000.0),
+    "second": ("second", 1.0),
+    "mole": ("mole", 1.0),
+    "ampere": ("ampere", 1.0),
+    "kelvin": ("kelvin", 1.0),
+    "candela": ("candela", 1.0),
+}
 
 
 class SbmlExportError(TwinError):
@@ -135,18 +141,23 @@ def _math(spec: ModelSpec, formula: str, known: set[str], where: str) -> libsbml
     """Parse ``formula`` and check every name in it is defined in the model."""
     node = libsbml.parseL3Formula(formula)
     if node is None:
-        raise SbmlExportError(f"model {spec.name!r}, {where}: formula {formula!r} does not parse as SBML L3 "
-                              f"infix ({libsbml.getLastParseL3Error().strip()})")
+        raise SbmlExportError(
+            f"model {spec.name!r}, {where}: formula {formula!r} does not parse as SBML L3 "
+            f"infix ({libsbml.getLastParseL3Error().strip()})"
+        )
     stack = [node]
     while stack:
         current = stack.pop()
         stack.extend(current.getChild(i) for i in range(current.getNumChildren()))
         if current.getType() == libsbml.AST_FUNCTION:
-            raise SbmlExportError(f"model {spec.name!r}, {where}: formula {formula!r} calls unknown function "
-                                  f"{current.getName()!r}")
+            raise SbmlExportError(
+                f"model {spec.name!r}, {where}: formula {formula!r} calls unknown function {current.getName()!r}"
+            )
         if current.getType() == libsbml.AST_NAME and current.getName() not in known:
-            raise SbmlExportError(f"model {spec.name!r}, {where}: formula {formula!r} uses {current.getName()!r}, "
-                                  "which is not a state, parameter, constant or assignment of the model")
+            raise SbmlExportError(
+                f"model {spec.name!r}, {where}: formula {formula!r} uses {current.getName()!r}, "
+                "which is not a state, parameter, constant or assignment of the model"
+            )
     return node
 
 
@@ -164,13 +175,21 @@ def _values(spec: ModelSpec, parameters: Mapping[str, object] | None) -> dict[st
 
 
 def _ids(spec: ModelSpec) -> list[str]:
-    ids = [COMPARTMENT, *spec.state_names, *spec.parameter_names, *(c.name for c in spec.constants),
-           *spec.assignments, *(o.name for o in spec.observables)]
+    ids = [
+        COMPARTMENT,
+        *spec.state_names,
+        *spec.parameter_names,
+        *(c.name for c in spec.constants),
+        *spec.assignments,
+        *(o.name for o in spec.observables),
+    ]
     seen: set[str] = set()
     for name in ids:
         if name in seen:
-            raise SbmlExportError(f"model {spec.name!r}: the name {name!r} is used twice (states, parameters, "
-                                  "constants, assignments and observables share one SBML namespace)")
+            raise SbmlExportError(
+                f"model {spec.name!r}: the name {name!r} is used twice (states, parameters, "
+                "constants, assignments and observables share one SBML namespace)"
+            )
         if not libsbml.SyntaxChecker.isValidSBMLSId(name):
             raise SbmlExportError(f"model {spec.name!r}: {name!r} is not a valid SBML identifier")
         seen.add(name)
@@ -188,8 +207,15 @@ def _is_amount(unit: str) -> bool:
     return str(Q_(1.0, unit).dimensionality) in ("[substance]", "[mass]")
 
 
-def _parameter(model: libsbml.Model, name: str, unit: str | None, *, constant: bool, value: float | None = None,
-               description: str = "") -> libsbml.Parameter:
+def _parameter(
+    model: libsbml.Model,
+    name: str,
+    unit: str | None,
+    *,
+    constant: bool,
+    value: float | None = None,
+    description: str = "",
+) -> libsbml.Parameter:
     parameter = model.createParameter()
     _set(parameter, id=name, constant=constant)
     optional = {"units": unit and _add_unit(model, unit), "value": value, "name": description}
@@ -230,8 +256,16 @@ def _add_state(sbml: libsbml.Model, spec: ModelSpec, state: State, known: set[st
     """An amount state is a species (amount in the unit compartment), any other a parameter; both by rate rule."""
     if _is_amount(state.unit):
         element = sbml.createSpecies()
-        _set(element, id=state.name, compartment=COMPARTMENT, hasOnlySubstanceUnits=True, boundaryCondition=False,
-             constant=False, substanceUnits=_add_unit(sbml, state.unit), name=state.description)
+        _set(
+            element,
+            id=state.name,
+            compartment=COMPARTMENT,
+            hasOnlySubstanceUnits=True,
+            boundaryCondition=False,
+            constant=False,
+            substanceUnits=_add_unit(sbml, state.unit),
+            name=state.description,
+        )
     else:
         element = _parameter(sbml, state.name, state.unit, constant=False, description=state.description)
     initial = _math(spec, state.initial, known, f"initial value of {state.name}")
@@ -255,8 +289,11 @@ def sbml_document(model: str | ModelSpec, parameters: Mapping[str, object] | Non
     sbml = document.createModel()
     _check(sbml.setId(spec.name), f"model id {spec.name!r}")
     sbml.setName(f"{spec.name} {spec.version}")
-    _notes(sbml, f"{spec.description} ChipTwin catalogue model {spec.name}, version {spec.version}. "
-                 "Dosing and other events are applied by the simulator, not by this document.")
+    _notes(
+        sbml,
+        f"{spec.description} ChipTwin catalogue model {spec.name}, version {spec.version}. "
+        "Dosing and other events are applied by the simulator, not by this document.",
+    )
     amount_unit = _add_unit(sbml, _unit_of_kind(spec, ("[substance]", "[mass]"), "mg"))
     volume_unit = _add_unit(sbml, _unit_of_kind(spec, ("[length] ** 3",), "L"))
     sbml.setTimeUnits(_add_unit(sbml, spec.time_unit))
@@ -269,8 +306,11 @@ def sbml_document(model: str | ModelSpec, parameters: Mapping[str, object] | Non
 
     for item in (*spec.parameters, *spec.constants):
         p = _parameter(sbml, item.name, item.unit, constant=True, value=values[item.name], description=item.description)
-        role = (f"Estimable (log scale), bounds [{item.lower:g}, {item.upper:g}] {item.unit}"
-                if isinstance(item, Parameter) else "Given constant (not estimated)")
+        role = (
+            f"Estimable (log scale), bounds [{item.lower:g}, {item.upper:g}] {item.unit}"
+            if isinstance(item, Parameter)
+            else "Given constant (not estimated)"
+        )
         _notes(p, f"{item.description}. {role}.")
     for state in spec.states:
         _add_state(sbml, spec, state, known)
@@ -281,13 +321,18 @@ def sbml_document(model: str | ModelSpec, parameters: Mapping[str, object] | Non
     for observable in spec.observables:
         p = _parameter(sbml, observable.name, observable.unit, constant=False, description=observable.description)
         _notes(p, f"Observable: {observable.description}.")
-        _rule(sbml, "assignment", observable.name,
-              _math(spec, observable.expression, known, f"observable {observable.name}"))
+        _rule(
+            sbml,
+            "assignment",
+            observable.name,
+            _math(spec, observable.expression, known, f"observable {observable.name}"),
+        )
     return document
 
 
-def export_sbml(name_or_spec: str | ModelSpec, path: str | Path | None = None,
-                parameters: Mapping[str, object] | None = None) -> str:
+def export_sbml(
+    name_or_spec: str | ModelSpec, path: str | Path | None = None, parameters: Mapping[str, object] | None = None
+) -> str:
     """The model as SBML L3V2 text; also written to ``path`` when given.
 
     ``parameters``: name -> value (a number in the catalogue unit, a pint Quantity, or a

@@ -53,8 +53,19 @@ _QUANTITY_TEXT = re.compile(rf"^\s*(?P<number>{_NUMBER})\s*(?P<unit>{_UNIT_TEXT}
 BIG_EXPONENT = re.compile(r"(\*\*|\^)\s*[+-]?\(?\s*(\d{3,}|[\d.]+\s*\)?\s*(\*\*|\^))")
 # pint reports a bad unit expression through many exception types (its own, and whatever its
 # tokenizer and evaluator raise); a user's text must never escape as any of them.
-PINT_PARSE_ERRORS = (pint.errors.PintError, AssertionError, ValueError, TypeError, AttributeError, KeyError,
-                     ZeroDivisionError, OverflowError, SyntaxError, IndexError, tokenize.TokenError)
+PINT_PARSE_ERRORS = (
+    pint.errors.PintError,
+    AssertionError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    ZeroDivisionError,
+    OverflowError,
+    SyntaxError,
+    IndexError,
+    tokenize.TokenError,
+)
 MAX_QUANTITY_TEXT = 100
 
 
@@ -68,14 +79,17 @@ def parse_unit(text: str, *, what: str = "unit") -> pint.Unit:
         unit = ureg.parse_units(text.strip())
         factor = float(ureg.Quantity(1.0, unit).to_base_units().magnitude)
     except PINT_PARSE_ERRORS:
-        raise UnitError(f"{what}: {text!r} is not a unit pint understands; write e.g. 'uL/min', 'kPa', 'degC'") from None
+        raise UnitError(
+            f"{what}: {text!r} is not a unit pint understands; write e.g. 'uL/min', 'kPa', 'degC'"
+        ) from None
     if not math.isfinite(factor) or factor == 0:
         raise UnitError(f"{what}: {text!r} is not a usable unit; write e.g. 'uL/min', 'kPa', 'degC'")
     return unit
 
 
-def parse_quantity(value: object, dimension: str | None = None, *, what: str = "value",
-                   example: str = "1.5 mL") -> pint.Quantity:
+def parse_quantity(
+    value: object, dimension: str | None = None, *, what: str = "value", example: str = "1.5 mL"
+) -> pint.Quantity:
     """A finite quantity of ``dimension`` (e.g. ``"[volume] / [time]"``) from a user's text.
 
     Raises UnitError (no number, no unit, an unknown unit, the wrong kind of unit) or

@@ -31,8 +31,9 @@ class UserFileError(TwinError):
 ErrorFactory = Callable[[str], Exception]
 
 
-def read_user_text(path: str | Path, what: str, *, max_bytes: int = MAX_CONFIG_BYTES,
-                   error: ErrorFactory = UserFileError) -> str:
+def read_user_text(
+    path: str | Path, what: str, *, max_bytes: int = MAX_CONFIG_BYTES, error: ErrorFactory = UserFileError
+) -> str:
     """The file's text, or ``error("<path>: <what went wrong>; fix: …")`` — never an OSError.
 
     ``what`` names the kind of file for the message ("rig file", "dataset", …).
@@ -42,15 +43,18 @@ def read_user_text(path: str | Path, what: str, *, max_bytes: int = MAX_CONFIG_B
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise error(f"{path}: cannot read the {what} ({exc.strerror or exc}); fix: check the path and its "
-                    "permissions") from None
+        raise error(
+            f"{path}: cannot read the {what} ({exc.strerror or exc}); fix: check the path and its permissions"
+        ) from None
     if len(raw) > max_bytes:  # it grew between stat and read
         raise _too_large(path, what, len(raw), max_bytes, error)
     try:
         text = raw.decode("utf-8-sig")  # a BOM from a spreadsheet export is harmless
     except UnicodeDecodeError as exc:
-        raise error(f"{path}: the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
-                    "fix: save the file as UTF-8") from None
+        raise error(
+            f"{path}: the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            "fix: save the file as UTF-8"
+        ) from None
     if "\x00" in text:
         raise error(f"{path}: the {what} contains NUL bytes (a binary file?); fix: give the text file")
     if not text.strip():
@@ -74,5 +78,7 @@ def _check_is_readable_file(path: Path, what: str, max_bytes: int, error: ErrorF
 
 
 def _too_large(path: Path, what: str, size: int, max_bytes: int, error: ErrorFactory) -> Exception:
-    return error(f"{path}: the {what} is {size:,} bytes, above the limit of {max_bytes:,} bytes; "
-                 f"fix: give the right file (a {what} is much smaller)")
+    return error(
+        f"{path}: the {what} is {size:,} bytes, above the limit of {max_bytes:,} bytes; "
+        f"fix: give the right file (a {what} is much smaller)"
+    )

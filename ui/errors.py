@@ -16,6 +16,7 @@ from twin.errors import ChipTwinError
 USER_ERRORS: tuple[type[Exception], ...] = (ChipTwinError,)
 EXIT_USER_ERROR = 2
 
+
 def report(exc: BaseException) -> None:
     typer.echo(f"error: {exc}", err=True)
 
@@ -33,5 +34,10 @@ class OneLineErrors(TyperGroup):
 
 def command_line(**settings: Any) -> typer.Typer:
     """A typer application whose commands report user errors in one line (the one place they are mapped)."""
-    return typer.Typer(cls=OneLineErrors, no_args_is_help=True, pretty_exceptions_enable=False,
-                       context_settings={"help_option_names": ["-h", "--help"]}, **settings)
+    return typer.Typer(
+        cls=OneLineErrors,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        **settings,
+    )

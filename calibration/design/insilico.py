@@ -32,28 +32,59 @@ class Experiment:
         return self.dose_um * self.constants["v_medium_ml"]
 
 
-def lab_rows(chip: str, experiment: Experiment, truth: Mapping[str, float], cv: float,
-             rng: np.random.Generator, time_offset_h: float = 0.0) -> list[dict]:
+def lab_rows(
+    chip: str,
+    experiment: Experiment,
+    truth: Mapping[str, float],
+    cv: float,
+    rng: np.random.Generator,
+    time_offset_h: float = 0.0,
+) -> list[dict]:
     """Noisy observations (proportional error ``cv``) of one chip under ``experiment``."""
     events = [Dose(0.0, experiment.dose_nmol(), 0.0)]
     events += [Sample(t, experiment.sample_volume_ml) for t in experiment.sample_times_h]
     times = np.asarray(experiment.sample_times_h, dtype=float) - 1e-9  # measured just before removal
-    constants = {"V_m0": experiment.constants["v_medium_ml"], "V_c": experiment.constants["v_cell_ml"],
-                 "N_cells": experiment.constants["n_cells_million"], "kla": experiment.constants["kla_per_h"]}
+    constants = {
+        "V_m0": experiment.constants["v_medium_ml"],
+        "V_c": experiment.constants["v_cell_ml"],
+        "N_cells": experiment.constants["n_cells_million"],
+        "kla": experiment.constants["kla_per_h"],
+    }
     true = simulate_chip(dict(truth), events, times, constants, list(experiment.observables), method="odeint")
     base = {"chip": chip, **experiment.constants}
     rows = [{**base, "time_h": time_offset_h, "event": "dose", "amount_nmol": experiment.dose_nmol(), "volume_ml": 0.0}]
     for k, t in enumerate(experiment.sample_times_h):
         for name in experiment.observables:
             value = true[name][k] * (1 + cv * rng.standard_normal())
-            rows.append({**base, "time_h": time_offset_h + t, "event": "observation", "observable": name,
-                         "value": value, "unit": "uM"})
+            rows.append(
+                {
+                    **base,
+                    "time_h": time_offset_h + t,
+                    "event": "observation",
+                    "observable": name,
+                    "value": value,
+                    "unit": "uM",
+                }
+            )
         rows.append({**base, "time_h": time_offset_h + t, "event": "sample", "volume_ml": experiment.sample_volume_ml})
     return rows
 
 
 def write_lab_dataset(rows: Sequence[dict], path: str | Path) -> Path:
-    columns = ["chip", "time_h", "event", "amount_nmol", "volume_ml", "conc_um", "observable", "value", "unit",
-               "v_medium_ml", "v_cell_ml", "n_cells_million", "kla_per_h"]
+    columns = [
+        "chip",
+        "time_h",
+        "event",
+        "amount_nmol",
+        "volume_ml",
+        "conc_um",
+        "observable",
+        "value",
+        "unit",
+        "v_medium_ml",
+        "v_cell_ml",
+        "n_cells_million",
+        "kla_per_h",
+    ]
     pd.DataFrame(list(rows)).reindex(columns=columns).to_csv(path, index=False)
     return Path(path)

@@ -34,8 +34,10 @@ class Posterior:
         self.mean_log = np.asarray(self.mean_log, dtype=float).reshape(len(self.names))
         self.covariance_log = np.asarray(self.covariance_log, dtype=float).reshape(len(self.names), len(self.names))
         if not np.all(np.isfinite(self.covariance_log)) or np.linalg.eigvalsh(self.covariance_log).min() <= 0:
-            raise CalibrationError("the posterior covariance is not positive definite; refit with more data, "
-                                   "a prior, or fewer estimated parameters before designing")
+            raise CalibrationError(
+                "the posterior covariance is not positive definite; refit with more data, "
+                "a prior, or fewer estimated parameters before designing"
+            )
 
     @property
     def sd_log(self) -> np.ndarray:
@@ -66,13 +68,28 @@ class Posterior:
         return {**self.fixed, **dict(zip(self.names, np.exp(log_values)))}
 
     @classmethod
-    def from_samples(cls, model: str, names: Sequence[str], samples: np.ndarray, *, log_scale: bool = False,
-                     fixed: Mapping[str, float] | None = None, sigma: Mapping[str, float] | None = None) -> "Posterior":
+    def from_samples(
+        cls,
+        model: str,
+        names: Sequence[str],
+        samples: np.ndarray,
+        *,
+        log_scale: bool = False,
+        fixed: Mapping[str, float] | None = None,
+        sigma: Mapping[str, float] | None = None,
+    ) -> "Posterior":
         """MCMC samples (N, P), natural scale unless ``log_scale``."""
         samples = np.asarray(samples, dtype=float)
         logged = samples if log_scale else np.log(samples)
-        return cls(model, tuple(names), logged.mean(axis=0), np.cov(logged, rowvar=False).reshape(len(names), -1),
-                   dict(fixed or {}), dict(sigma or {}), samples_log=logged)
+        return cls(
+            model,
+            tuple(names),
+            logged.mean(axis=0),
+            np.cov(logged, rowvar=False).reshape(len(names), -1),
+            dict(fixed or {}),
+            dict(sigma or {}),
+            samples_log=logged,
+        )
 
     @classmethod
     def from_record(cls, record: FitRecord) -> "Posterior":
@@ -81,16 +98,20 @@ class Posterior:
             raise CalibrationError("the fit has no estimated parameters; nothing to design for")
         missing = [n for n in names if record.theta[n].rse_percent is None]
         if missing:
-            raise CalibrationError(f"the fit has no standard error for {', '.join(missing)} (see its warnings); "
-                                   "the designer needs a posterior: refit with a prior (MAP) or more data, "
-                                   "or fix those parameters")
+            raise CalibrationError(
+                f"the fit has no standard error for {', '.join(missing)} (see its warnings); "
+                "the designer needs a posterior: refit with a prior (MAP) or more data, "
+                "or fix those parameters"
+            )
         sd = np.array([record.theta[n].rse_percent / 100 for n in names])
         correlation = _correlation(record, names)
         mean = np.log([record.theta[n].estimate for n in names])
         fixed = dict((record.data_selection or {}).get("fixed", {}))
         return cls(record.model, names, mean, correlation * np.outer(sd, sd), fixed, dict(record.sigma))
 
-    def residual(self, observable: str, override: Mapping[str, Mapping[str, float]] | None = None) -> tuple[float, float]:
+    def residual(
+        self, observable: str, override: Mapping[str, Mapping[str, float]] | None = None
+    ) -> tuple[float, float]:
         """(additive SD, proportional CV) of ``observable``: the space's override, else the fit's sigma."""
         if override and observable in override:
             given = override[observable]
@@ -102,8 +123,10 @@ class Posterior:
                     found[kind] = float(self.sigma[key])
                     break
         if not found:
-            raise CalibrationError(f"the fit has no residual error for {observable}; give it in the design space, "
-                                   f"e.g. [error.{observable}] prop_cv = 0.15")
+            raise CalibrationError(
+                f"the fit has no residual error for {observable}; give it in the design space, "
+                f"e.g. [error.{observable}] prop_cv = 0.15"
+            )
         return found.get("add_sd", 0.0), found.get("prop_cv", 0.0)
 
 

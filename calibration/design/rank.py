@@ -43,8 +43,13 @@ class Proposal:
     parameters: dict[str, dict[str, float]]  # name → estimate, sd, expected_sd, rse_percent, expected_rse_percent
 
     def to_dict(self) -> dict[str, Any]:
-        return {"design": self.candidate.to_dict(), "utility": self.utility, "utility_kind": self.utility_kind,
-                "predicted": self.predicted, "parameters": self.parameters}
+        return {
+            "design": self.candidate.to_dict(),
+            "utility": self.utility,
+            "utility_kind": self.utility_kind,
+            "predicted": self.predicted,
+            "parameters": self.parameters,
+        }
 
 
 def as_posterior(fit: FitRecord | Posterior) -> Posterior:
@@ -76,8 +81,10 @@ class Designer:
         self.rival_posterior = None if self.rival is None else as_posterior(self.rival)
         unknown = sorted(set(self.interest or ()) - set(self.posterior.names))
         if unknown:
-            raise CalibrationError(f"parameter {', '.join(unknown)} is not estimated in the fit; "
-                                   f"choose from {', '.join(self.posterior.names)}")
+            raise CalibrationError(
+                f"parameter {', '.join(unknown)} is not estimated in the fit; "
+                f"choose from {', '.join(self.posterior.names)}"
+            )
         self._pending: list[Proposal] = []
 
     # ---- ask / tell -------------------------------------------------------------------
@@ -85,8 +92,10 @@ class Designer:
         """The ``n`` experiments to run next, on distinct free chips, chosen greedily: each one
         after the first is scored with the information of those already chosen added."""
         if n > len(self.space.chips):
-            raise CalibrationError(f"asked for {n} experiments but the space has {len(self.space.chips)} free "
-                                   "chip(s); free more chips or ask for fewer")
+            raise CalibrationError(
+                f"asked for {n} experiments but the space has {len(self.space.chips)} free "
+                "chip(s); free more chips or ask for fewer"
+            )
         chosen: list[Proposal] = []
         extra = None
         for _ in range(n):
@@ -135,16 +144,25 @@ class Designer:
         doses = sorted({c.dose_um for c in candidates})
         times = sorted({t for c in candidates for t in c.sample_times_h})
         observables = self.space.observables
-        self._grid = simulate_grid(post, self._draws, doses, times, observables, self.space.constants,
-                                   engine=self.engine)
+        self._grid = simulate_grid(
+            post, self._draws, doses, times, observables, self.space.constants, engine=self.engine
+        )
         self._residual = [post.residual(o, self.space.errors) for o in observables]
         schedules = {c.schedule: c.sample_times_h for c in candidates}
         by_schedule = fisher_by_schedule(self._grid, schedules, self._residual)
         self._fisher = {(d, s): by_schedule[s][:, self._grid.dose_index(d)] for d in doses for s in schedules}
         if self.rival_posterior is not None:
             rival = self.rival_posterior
-            self._rival_grid = simulate_grid(rival, rival.draws(self.draws, self.seed + 1), doses, times, observables,
-                                             self.space.constants, sensitivities=False, engine=self.engine)
+            self._rival_grid = simulate_grid(
+                rival,
+                rival.draws(self.draws, self.seed + 1),
+                doses,
+                times,
+                observables,
+                self.space.constants,
+                sensitivities=False,
+                engine=self.engine,
+            )
             self._rival_residual = [rival.residual(o, self.space.errors) for o in observables]
 
     def _interest_index(self) -> np.ndarray:
@@ -173,11 +191,15 @@ class Designer:
         _, after = d_gain(fisher, post.covariance_log, self._interest_index())
         expected_sd = np.sqrt(np.diag(after.mean(axis=0)))
         parameters = {
-            name: {"estimate": float(np.exp(post.mean_log[i])),
-                   "sd": float(np.exp(post.mean_log[i]) * post.sd_log[i]),
-                   "expected_sd": float(np.exp(post.mean_log[i]) * expected_sd[i]),
-                   "rse_percent": float(100 * post.sd_log[i]), "expected_rse_percent": float(100 * expected_sd[i])}
-            for i, name in enumerate(post.names)}
+            name: {
+                "estimate": float(np.exp(post.mean_log[i])),
+                "sd": float(np.exp(post.mean_log[i]) * post.sd_log[i]),
+                "expected_sd": float(np.exp(post.mean_log[i]) * expected_sd[i]),
+                "rse_percent": float(100 * post.sd_log[i]),
+                "expected_rse_percent": float(100 * expected_sd[i]),
+            }
+            for i, name in enumerate(post.names)
+        }
         kind = "discrimination" if self.rival_posterior is not None else ("bayesian-d" if self.draws > 1 else "point-d")
         return Proposal(candidate, utility, kind, _predicted(self._grid, candidate), parameters)
 
@@ -201,8 +223,15 @@ def _predicted(grid: Grid, candidate: Candidate) -> dict[str, dict[str, list[flo
     values = _slice(grid, candidate)  # (K, O, n)
     low, high = np.percentile(values, BAND, axis=0)
     mean = values.mean(axis=0)
-    return {o: {"time_h": list(candidate.sample_times_h), "mean": mean[j].tolist(), "p05": low[j].tolist(),
-                "p95": high[j].tolist()} for j, o in enumerate(grid.observables)}
+    return {
+        o: {
+            "time_h": list(candidate.sample_times_h),
+            "mean": mean[j].tolist(),
+            "p05": low[j].tolist(),
+            "p95": high[j].tolist(),
+        }
+        for j, o in enumerate(grid.observables)
+    }
 
 
 def _predictive(grid: Grid, candidate: Candidate, residual) -> tuple[np.ndarray, np.ndarray]:

@@ -27,8 +27,12 @@ TOLERANCES = {"rtol": 1e-6, "atol": 1e-9}
 
 def twin_constants(constants: Mapping[str, float]) -> dict[str, float]:
     """Lab-dataset chip constants → the twin's constant names."""
-    return {"V_m0": constants["v_medium_ml"], "V_c": constants["v_cell_ml"],
-            "N_cells": constants["n_cells_million"], "kla": constants["kla_per_h"]}
+    return {
+        "V_m0": constants["v_medium_ml"],
+        "V_c": constants["v_cell_ml"],
+        "N_cells": constants["n_cells_million"],
+        "kla": constants["kla_per_h"],
+    }
 
 
 @dataclass
@@ -48,9 +52,18 @@ class Grid:
         return int(np.searchsorted(self.doses_um, dose_um))
 
 
-def simulate_grid(posterior: Posterior, draws_log: np.ndarray, doses_um: Sequence[float], times_h: Sequence[float],
-                  observables: Sequence[str], constants: Mapping[str, float], *, sensitivities: bool = True,
-                  engine: str = "batch", step: float = LOG_STEP) -> Grid:
+def simulate_grid(
+    posterior: Posterior,
+    draws_log: np.ndarray,
+    doses_um: Sequence[float],
+    times_h: Sequence[float],
+    observables: Sequence[str],
+    constants: Mapping[str, float],
+    *,
+    sensitivities: bool = True,
+    engine: str = "batch",
+    step: float = LOG_STEP,
+) -> Grid:
     """Run every (draw, dose, ±step) once; ``engine`` "batch" (vectorised Rodas4) or "odeint" (one by one)."""
     doses = np.unique(np.asarray(doses_um, dtype=float))
     times = np.unique(np.asarray(times_h, dtype=float))
@@ -61,8 +74,12 @@ def simulate_grid(posterior: Posterior, draws_log: np.ndarray, doses_um: Sequenc
             shifts += [step * np.eye(n_par)[i], -step * np.eye(n_par)[i]]
     shifts_arr = np.asarray(shifts)
     consts = twin_constants(constants)
-    runs = [ChipRun(posterior.parameters(draw + shift), (Dose(0.0, float(dose * constants["v_medium_ml"]), 0.0),), consts)
-            for draw in draws_log for dose in doses for shift in shifts_arr]
+    runs = [
+        ChipRun(posterior.parameters(draw + shift), (Dose(0.0, float(dose * constants["v_medium_ml"]), 0.0),), consts)
+        for draw in draws_log
+        for dose in doses
+        for shift in shifts_arr
+    ]
     out = _run(runs, times, tuple(observables), posterior.model, engine)  # (O, N, T)
     out = out.reshape(len(observables), n_draws, doses.size, len(shifts), times.size).transpose(1, 2, 3, 0, 4)
     values = out[:, :, 0]
@@ -74,18 +91,30 @@ def simulate_grid(posterior: Posterior, draws_log: np.ndarray, doses_um: Sequenc
 
 def _run(runs: list[ChipRun], times: np.ndarray, observables: tuple[str, ...], model: str, engine: str) -> np.ndarray:
     if engine == "odeint":
-        rows = [simulate_chip(run.params, run.events, times, run.constants, list(observables), model=model,
-                              method="odeint", **TOLERANCES) for run in runs]
+        rows = [
+            simulate_chip(
+                run.params,
+                run.events,
+                times,
+                run.constants,
+                list(observables),
+                model=model,
+                method="odeint",
+                **TOLERANCES,
+            )
+            for run in runs
+        ]
         return np.stack([np.stack([row[o] for row in rows]) for o in observables])
     parts = []
     for start in range(0, len(runs), CHUNK):
-        result = simulate_chips(runs[start: start + CHUNK], times, list(observables), model=model, **TOLERANCES)
+        result = simulate_chips(runs[start : start + CHUNK], times, list(observables), model=model, **TOLERANCES)
         parts.append(np.stack([result[o] for o in observables]))
     return np.concatenate(parts, axis=1)
 
 
-def fisher_by_schedule(grid: Grid, schedules: Mapping[str, Sequence[float]], residual: Sequence[tuple[float, float]]
-                       ) -> dict[str, np.ndarray]:
+def fisher_by_schedule(
+    grid: Grid, schedules: Mapping[str, Sequence[float]], residual: Sequence[tuple[float, float]]
+) -> dict[str, np.ndarray]:
     """F = JᵀWJ for every (draw, dose) and schedule: {schedule: (K, D, P, P)}.
 
     ``residual`` gives (additive SD, proportional CV) per observable; W = 1/(a² + (b·f)²).

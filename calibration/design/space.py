@@ -49,13 +49,23 @@ class Candidate:
         return len(self.sample_times_h) * self.sample_volume_ml
 
     def experiment(self, constants: Mapping[str, float] | None = None) -> Experiment:
-        return Experiment(self.dose_um, self.sample_times_h, self.sample_volume_ml, self.observables,
-                          dict(constants or CHIP_CONSTANTS))
+        return Experiment(
+            self.dose_um,
+            self.sample_times_h,
+            self.sample_volume_ml,
+            self.observables,
+            dict(constants or CHIP_CONSTANTS),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"chip": self.chip, "dose_um": self.dose_um, "schedule": self.schedule,
-                "sample_times_h": list(self.sample_times_h), "sample_volume_ml": self.sample_volume_ml,
-                "observables": list(self.observables)}
+        return {
+            "chip": self.chip,
+            "dose_um": self.dose_um,
+            "schedule": self.schedule,
+            "sample_times_h": list(self.sample_times_h),
+            "sample_volume_ml": self.sample_volume_ml,
+            "observables": list(self.observables),
+        }
 
 
 @dataclass
@@ -91,16 +101,24 @@ class DesignSpace:
                 raise CalibrationError(f"sample volume {volume:g} mL: must be ≥ 0 and below the medium volume")
         unknown = sorted(set(self.observables) - set(KNOWN_OBSERVABLES))
         if unknown or not self.observables:
-            raise CalibrationError(f"observables {', '.join(unknown) or '(none)'}: the designer samples the "
-                                   f"medium; choose from {', '.join(KNOWN_OBSERVABLES)}")
+            raise CalibrationError(
+                f"observables {', '.join(unknown) or '(none)'}: the designer samples the "
+                f"medium; choose from {', '.join(KNOWN_OBSERVABLES)}"
+            )
 
     def _check_finite(self) -> None:
         numbers = [("dose level", d) for d in self.dose_levels_um]
         numbers += [(f"schedule {name!r} time", t) for name, times in self.schedules.items() for t in times]
         numbers += [("sample volume", v) for v in self.sample_volumes_ml]
         numbers += [(f"removed_ml of {chip!r}", v) for chip, v in self.removed_ml.items()]
-        numbers += [(name, v) for name, v in (("max_concentration_um", self.max_concentration_um),
-                                              ("max_volume_removed_ml", self.max_volume_removed_ml)) if v is not None]
+        numbers += [
+            (name, v)
+            for name, v in (
+                ("max_concentration_um", self.max_concentration_um),
+                ("max_volume_removed_ml", self.max_volume_removed_ml),
+            )
+            if v is not None
+        ]
         for what, value in numbers:
             if not math.isfinite(value):
                 raise CalibrationError(f"{what} {value}: must be a finite number")
@@ -112,10 +130,12 @@ class DesignSpace:
         if not doses:
             raise CalibrationError(
                 f"no feasible candidate: every dose level ({_levels(self.dose_levels_um)} µM) exceeds "
-                f"max_concentration_um = {self.max_concentration_um:g}; add a dose at or below it or raise the maximum")
+                f"max_concentration_um = {self.max_concentration_um:g}; add a dose at or below it or raise the maximum"
+            )
         out = []
         for chip, dose, (name, times), volume in itertools.product(
-                self.chips, doses, self.schedules.items(), self.sample_volumes_ml):
+            self.chips, doses, self.schedules.items(), self.sample_volumes_ml
+        ):
             candidate = Candidate(chip, dose, name, times, volume, self.observables)
             if self._volume_ok(candidate):
                 out.append(candidate)
@@ -125,28 +145,42 @@ class DesignSpace:
             raise CalibrationError(
                 f"no feasible candidate: max_volume_removed_ml = {self.max_volume_removed_ml:g} excludes every "
                 f"schedule (the smallest removes {smallest:g} mL; at most {max(left, 0):g} mL may still be taken "
-                "from any free chip); use smaller sample volumes, fewer samples, a fresh chip, or raise the limit")
+                "from any free chip); use smaller sample volumes, fewer samples, a fresh chip, or raise the limit"
+            )
         return out
 
     def _check_nonempty(self) -> None:
-        for label, items, what in (("chips", self.chips, "list at least one free chip under [chips] free"),
-                                   ("dose levels", self.dose_levels_um, "give [doses] levels_um"),
-                                   ("schedules", self.schedules, "give at least one schedule under [schedules]"),
-                                   ("sample volumes", self.sample_volumes_ml, "give [samples] volumes_ml")):
+        for label, items, what in (
+            ("chips", self.chips, "list at least one free chip under [chips] free"),
+            ("dose levels", self.dose_levels_um, "give [doses] levels_um"),
+            ("schedules", self.schedules, "give at least one schedule under [schedules]"),
+            ("sample volumes", self.sample_volumes_ml, "give [samples] volumes_ml"),
+        ):
             if not items:
                 raise CalibrationError(f"no feasible candidate: the space has no {label}; {what}")
 
     def _volume_ok(self, candidate: Candidate) -> bool:
         if self.max_volume_removed_ml is None:
             return True
-        return self.removed_ml.get(candidate.chip, 0.0) + candidate.volume_removed_ml <= self.max_volume_removed_ml + 1e-12
+        return (
+            self.removed_ml.get(candidate.chip, 0.0) + candidate.volume_removed_ml <= self.max_volume_removed_ml + 1e-12
+        )
 
     def without_chips(self, used: set[str]) -> "DesignSpace":
         """The same space with ``used`` chips no longer free (after their experiment ran)."""
         remaining = tuple(c for c in self.chips if c not in used)
-        return DesignSpace(self.dose_levels_um, self.schedules, self.sample_volumes_ml, remaining, self.observables,
-                           self.max_concentration_um, self.max_volume_removed_ml, dict(self.removed_ml),
-                           dict(self.constants), dict(self.errors))
+        return DesignSpace(
+            self.dose_levels_um,
+            self.schedules,
+            self.sample_volumes_ml,
+            remaining,
+            self.observables,
+            self.max_concentration_um,
+            self.max_volume_removed_ml,
+            dict(self.removed_ml),
+            dict(self.constants),
+            dict(self.errors),
+        )
 
 
 def _levels(values) -> str:
@@ -159,8 +193,9 @@ def load_space(path: str | Path) -> DesignSpace:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CalibrationError(f"{path}: not valid TOML ({exc}); fix: check quotes, brackets and '=' on that line") \
-            from None
+        raise CalibrationError(
+            f"{path}: not valid TOML ({exc}); fix: check quotes, brackets and '=' on that line"
+        ) from None
     return space_from_dict(document, str(path))
 
 
@@ -168,8 +203,9 @@ def space_from_dict(document: Mapping[str, Any], where: str = "design space") ->
     """Validate a design-space document (types, ranges, references, duplicates) and build the space."""
     unknown = sorted(set(document) - set(_SpaceFile.model_fields))
     if unknown:
-        raise CalibrationError(f"{where}: unknown section {', '.join(map(str, unknown))}; use "
-                               f"{', '.join(sorted(_SpaceFile.model_fields))}")
+        raise CalibrationError(
+            f"{where}: unknown section {', '.join(map(str, unknown))}; use {', '.join(sorted(_SpaceFile.model_fields))}"
+        )
     try:
         spec = _SpaceFile.model_validate(dict(document))
     except pydantic.ValidationError as exc:
@@ -179,13 +215,25 @@ def space_from_dict(document: Mapping[str, Any], where: str = "design space") ->
     space = DesignSpace(
         dose_levels_um=tuple(spec.doses.levels_um),
         schedules={k: tuple(v) for k, v in spec.schedules.items()} or dict(DEFAULT_SCHEDULES),
-        sample_volumes_ml=tuple(spec.samples.volumes_ml), chips=tuple(spec.chips.free),
+        sample_volumes_ml=tuple(spec.samples.volumes_ml),
+        chips=tuple(spec.chips.free),
         observables=tuple(spec.observables),
-        max_concentration_um=_limit(spec.constraints.max_concentration_um, "µM", "[substance] / [volume]",
-                                    f"{where}: constraints.max_concentration_um", "200 uM"),
-        max_volume_removed_ml=_limit(spec.constraints.max_volume_removed_ml, "mL", "[volume]",
-                                     f"{where}: constraints.max_volume_removed_ml", "0.1 mL"),
-        removed_ml=dict(spec.chips.removed_ml), constants=constants,
+        max_concentration_um=_limit(
+            spec.constraints.max_concentration_um,
+            "µM",
+            "[substance] / [volume]",
+            f"{where}: constraints.max_concentration_um",
+            "200 uM",
+        ),
+        max_volume_removed_ml=_limit(
+            spec.constraints.max_volume_removed_ml,
+            "mL",
+            "[volume]",
+            f"{where}: constraints.max_volume_removed_ml",
+            "0.1 mL",
+        ),
+        removed_ml=dict(spec.chips.removed_ml),
+        constants=constants,
         errors={k: v.model_dump(exclude_none=True) for k, v in spec.error.items()},
     )
     _check_work(space, where)
@@ -193,10 +241,10 @@ def space_from_dict(document: Mapping[str, Any], where: str = "design space") ->
 
 
 # -- the file's shape ----------------------------------------------------------------------------
-MAX_DOSE_UM = 1e6          # 1 M in the medium: no drug dissolves that far
-MAX_SAMPLE_TIME_H = 24 * 365.0   # a chip lives weeks; a year is already beyond any experiment
-MAX_CANDIDATES = 100_000   # ranking costs simulations per candidate design: refuse more than this
-MAX_LIST = 1000            # dose levels, samples per schedule, chips, schedules
+MAX_DOSE_UM = 1e6  # 1 M in the medium: no drug dissolves that far
+MAX_SAMPLE_TIME_H = 24 * 365.0  # a chip lives weeks; a year is already beyond any experiment
+MAX_CANDIDATES = 100_000  # ranking costs simulations per candidate design: refuse more than this
+MAX_LIST = 1000  # dose levels, samples per schedule, chips, schedules
 
 
 class _Strict(BaseModel):
@@ -221,7 +269,7 @@ class _Chips(_Strict):
 
 
 class _Constraints(_Strict):
-    max_concentration_um: float | str | None = None   # a number (µM) or a quantity, "200 uM"
+    max_concentration_um: float | str | None = None  # a number (µM) or a quantity, "200 uM"
     max_volume_removed_ml: float | str | None = None  # a number (mL) or a quantity, "0.1 mL"
 
 
@@ -252,10 +300,18 @@ class _SpaceFile(_Strict):
 
 
 _ACCEPTED = {
-    "greater_than": "a positive number", "greater_than_equal": "a number ≥ 0", "less_than_equal": "a smaller number",
-    "finite_number": "a finite number", "float_type": "a number", "int_type": "a whole number",
-    "string_type": "text", "list_type": "a list, e.g. [1, 2, 5]", "dict_type": "a table", "model_type": "a table",
-    "literal_error": "one of drug_medium, metabolite_medium", "too_short": "at least one entry",
+    "greater_than": "a positive number",
+    "greater_than_equal": "a number ≥ 0",
+    "less_than_equal": "a smaller number",
+    "finite_number": "a finite number",
+    "float_type": "a number",
+    "int_type": "a whole number",
+    "string_type": "text",
+    "list_type": "a list, e.g. [1, 2, 5]",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "literal_error": "one of drug_medium, metabolite_medium",
+    "too_short": "at least one entry",
     "too_long": f"at most {MAX_LIST} entries",
 }
 
@@ -291,23 +347,31 @@ def _check_space(spec: _SpaceFile, constants: dict[str, float], where: str) -> N
         for earlier, later in zip(times, times[1:]):
             if not later > earlier:
                 word = "twice" if later == earlier else "out of order"
-                raise CalibrationError(f"{where}: schedules.{name}: sample time {later:g} h is {word} (after "
-                                       f"{earlier:g} h); fix: list each time once, in increasing order")
+                raise CalibrationError(
+                    f"{where}: schedules.{name}: sample time {later:g} h is {word} (after "
+                    f"{earlier:g} h); fix: list each time once, in increasing order"
+                )
     for volume in spec.samples.volumes_ml:
         if volume >= constants["v_medium_ml"]:
-            raise CalibrationError(f"{where}: samples.volumes_ml: {volume:g} mL is not below the medium volume "
-                                   f"{constants['v_medium_ml']:g} mL; fix: give a smaller sample volume")
+            raise CalibrationError(
+                f"{where}: samples.volumes_ml: {volume:g} mL is not below the medium volume "
+                f"{constants['v_medium_ml']:g} mL; fix: give a smaller sample volume"
+            )
     for chip in spec.chips.removed_ml:
         if chip not in spec.chips.free:
-            raise CalibrationError(f"{where}: chips.removed_ml names chip {chip!r}, which is not in chips.free "
-                                   f"({', '.join(spec.chips.free)}); fix: use a free chip's name or remove it")
+            raise CalibrationError(
+                f"{where}: chips.removed_ml names chip {chip!r}, which is not in chips.free "
+                f"({', '.join(spec.chips.free)}); fix: use a free chip's name or remove it"
+            )
 
 
 def _unique(items: list, what: str) -> None:
     repeated = sorted({item for item in items if items.count(item) > 1}, key=str)
     if repeated:
-        raise CalibrationError(f"{what} lists {', '.join(f'{r:g}' if isinstance(r, float) else repr(r) for r in repeated)}"
-                               " twice; fix: list each once")
+        raise CalibrationError(
+            f"{what} lists {', '.join(f'{r:g}' if isinstance(r, float) else repr(r) for r in repeated)}"
+            " twice; fix: list each once"
+        )
 
 
 def _limit(value: float | str | None, unit: str, dimension: str, what: str, example: str) -> float | None:
@@ -327,8 +391,10 @@ def _limit(value: float | str | None, unit: str, dimension: str, what: str, exam
 def _check_work(space: DesignSpace, where: str) -> None:
     n = len(space.chips) * len(space.dose_levels_um) * len(space.schedules) * len(space.sample_volumes_ml)
     if n > MAX_CANDIDATES:
-        raise CalibrationError(f"{where}: {n:,} candidate experiments (chips × doses × schedules × volumes) is "
-                               f"above the limit of {MAX_CANDIDATES:,}; fix: fewer dose levels or schedules")
+        raise CalibrationError(
+            f"{where}: {n:,} candidate experiments (chips × doses × schedules × volumes) is "
+            f"above the limit of {MAX_CANDIDATES:,}; fix: fewer dose levels or schedules"
+        )
 
 
 def _table(document: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:

@@ -37,19 +37,29 @@ class Observed:
 
 def observed_from_rows(experiment: Experiment, rows: Sequence[dict]) -> Observed:
     """The observations of ``calibration.design.insilico.lab_rows`` output, in sample order."""
-    values = {o: [r["value"] for r in rows if r["event"] == "observation" and r["observable"] == o]
-              for o in experiment.observables}
+    values = {
+        o: [r["value"] for r in rows if r["event"] == "observation" and r["observable"] == o]
+        for o in experiment.observables
+    }
     return Observed(experiment, values)
 
 
 def _events(experiment: Experiment) -> tuple:
-    return (Dose(0.0, experiment.dose_nmol(), 0.0),
-            *(Sample(t, experiment.sample_volume_ml) for t in experiment.sample_times_h))
+    return (
+        Dose(0.0, experiment.dose_nmol(), 0.0),
+        *(Sample(t, experiment.sample_volume_ml) for t in experiment.sample_times_h),
+    )
 
 
 class _Loop:
-    def __init__(self, model: str, names: tuple[str, ...], fixed: Mapping[str, float], data: Sequence[Observed],
-                 cv: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        model: str,
+        names: tuple[str, ...],
+        fixed: Mapping[str, float],
+        data: Sequence[Observed],
+        cv: Mapping[str, float],
+    ) -> None:
         self.model, self.names, self.fixed, self.data = model, names, dict(fixed), list(data)
         self.observables = tuple(sorted({o for d in data for o in d.experiment.observables}))
         self.times = np.unique([t - BEFORE_SAMPLE_H for d in data for t in d.experiment.sample_times_h])
@@ -64,23 +74,38 @@ class _Loop:
 
     def predict(self, xs: np.ndarray) -> np.ndarray:
         """log predictions at every observation for each parameter vector in ``xs`` (N, P) → (N, n_obs)."""
-        runs = [ChipRun({**self.fixed, **dict(zip(self.names, np.exp(x)))}, _events(d.experiment),
-                        twin_constants(d.experiment.constants)) for x in xs for d in self.data]
+        runs = [
+            ChipRun(
+                {**self.fixed, **dict(zip(self.names, np.exp(x)))},
+                _events(d.experiment),
+                twin_constants(d.experiment.constants),
+            )
+            for x in xs
+            for d in self.data
+        ]
         out = simulate_chips(runs, self.times, list(self.observables), model=self.model, **TOLERANCES)
         stacked = np.stack([out[o] for o in self.observables], axis=1)  # (N·E, O, T)
         stacked = stacked.reshape(len(xs), len(self.data), len(self.observables), self.times.size)
-        per_chip = [np.concatenate([stacked[:, e, o, cols] for o, cols in self._rows(e)], axis=1)
-                    for e in range(len(self.data))]
+        per_chip = [
+            np.concatenate([stacked[:, e, o, cols] for o, cols in self._rows(e)], axis=1) for e in range(len(self.data))
+        ]
         return np.log(np.clip(np.concatenate(per_chip, axis=1), 1e-300, None))
 
     def _rows(self, e: int):
         start = sum(len(d.experiment.observables) for d in self.data[:e])
-        return self.index[start: start + len(self.data[e].experiment.observables)]
+        return self.index[start : start + len(self.data[e].experiment.observables)]
 
 
-def laplace_update(model: str, names: Sequence[str], prior: Mapping[str, tuple[float, float]],
-                   data: Sequence[Observed], cv: Mapping[str, float], *, fixed: Mapping[str, float] | None = None,
-                   start: Mapping[str, float] | None = None) -> Posterior:
+def laplace_update(
+    model: str,
+    names: Sequence[str],
+    prior: Mapping[str, tuple[float, float]],
+    data: Sequence[Observed],
+    cv: Mapping[str, float],
+    *,
+    fixed: Mapping[str, float] | None = None,
+    start: Mapping[str, float] | None = None,
+) -> Posterior:
     """MAP and Laplace posterior of ``names`` given log-normal ``prior`` {name: (median, log SD)}."""
     names = tuple(names)
     loop = _Loop(model, names, fixed or {}, data, cv)
@@ -97,11 +122,12 @@ def laplace_update(model: str, names: Sequence[str], prior: Mapping[str, tuple[f
     def jacobian(x: np.ndarray) -> np.ndarray:
         shifts = np.concatenate([np.eye(x.size), -np.eye(x.size)]) * LOG_STEP
         f = loop.predict(x + shifts)
-        data_part = -(f[: x.size] - f[x.size:]).T / (2 * LOG_STEP) / loop.cv[:, None]
+        data_part = -(f[: x.size] - f[x.size :]).T / (2 * LOG_STEP) / loop.cv[:, None]
         return np.vstack([data_part, np.diag(1 / sd)])
 
-    result = least_squares(residuals, x0, jac=jacobian, bounds=(low, high), method="trf", x_scale=1.0,
-                           xtol=1e-8, ftol=1e-8, max_nfev=100)
+    result = least_squares(
+        residuals, x0, jac=jacobian, bounds=(low, high), method="trf", x_scale=1.0, xtol=1e-8, ftol=1e-8, max_nfev=100
+    )
     if not np.all(np.isfinite(result.x)):
         raise FitFailedError("the design-loop update did not converge; check the data")
     jac = jacobian(result.x)

@@ -1,2 +1,1 @@
-"""Dose optimisation under posterior uncertainty, for a patient or a chip (``optimise``).
-"""
+"""Dose optimisation under posterior uncertainty, for a patient or a chip (``optimise``)."""

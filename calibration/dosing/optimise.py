@@ -64,8 +64,10 @@ def parse_window(text: str, metrics: Mapping[str, str] | None = None) -> Window:
     except ValueError:
         parts = []
     if name not in allowed or len(parts) not in (1, 2):
-        raise CalibrationError(f"cannot read target {text!r}; write METRIC=LOW:HIGH with METRIC one of "
-                               f"{', '.join(allowed)}, e.g. auc=40:60")
+        raise CalibrationError(
+            f"cannot read target {text!r}; write METRIC=LOW:HIGH with METRIC one of "
+            f"{', '.join(allowed)}, e.g. auc=40:60"
+        )
     low, high = (0.8 * parts[0], 1.25 * parts[0]) if len(parts) == 1 else parts
     if not 0 < low < high:
         raise CalibrationError(f"target {text!r}: the window needs 0 < LOW < HIGH")
@@ -89,8 +91,10 @@ class Posterior:
         sd = np.sqrt(np.diag(self.cov))
         out = {}
         for k, name in enumerate(self.names):
-            out[name] = {"estimate": float(np.exp(self.mean[k])), "ci95": [float(np.exp(self.mean[k] - 1.96 * sd[k])),
-                                                                      float(np.exp(self.mean[k] + 1.96 * sd[k]))]}
+            out[name] = {
+                "estimate": float(np.exp(self.mean[k])),
+                "ci95": [float(np.exp(self.mean[k] - 1.96 * sd[k])), float(np.exp(self.mean[k] + 1.96 * sd[k]))],
+            }
             if name in self.prior:
                 out[name].update(prior_median=self.prior[name][0], prior_log_sd=self.prior[name][1])
         return out
@@ -109,14 +113,25 @@ def record_prior(record) -> dict[str, tuple[float, float]]:
     document = record if isinstance(record, dict) else record.to_dict()
     omega = document.get("omega") or {}
     if not omega:
-        raise CalibrationError("the fit record has no Ω (not a population fit); give a population fit, "
-                               "or use the drug library's BSV")
-    return {n: (float(document["theta"][n]["estimate"]), float(np.sqrt(omega[n]["variance"])))
-            for n in omega if n in document["theta"]}
+        raise CalibrationError(
+            "the fit record has no Ω (not a population fit); give a population fit, or use the drug library's BSV"
+        )
+    return {
+        n: (float(document["theta"][n]["estimate"]), float(np.sqrt(omega[n]["variance"])))
+        for n in omega
+        if n in document["theta"]
+    }
 
 
-def map_posterior(levels: pd.DataFrame, prior: Mapping[str, tuple[float, float]], *, route: str = "oral",
-                  fixed: Mapping[str, float] | None = None, error_cv: float = 0.2, error_sd: float = 0.0) -> Posterior:
+def map_posterior(
+    levels: pd.DataFrame,
+    prior: Mapping[str, tuple[float, float]],
+    *,
+    route: str = "oral",
+    fixed: Mapping[str, float] | None = None,
+    error_cv: float = 0.2,
+    error_sd: float = 0.0,
+) -> Posterior:
     """MAP estimate of the patient's CL, V (and ka, oral) from their levels, and its Laplace posterior."""
     spec = get_model("oral_1cpt" if route == "oral" else "iv_1cpt")
     names = tuple(n for n in ("ka", "cl", "v") if n in spec.parameter_names)
@@ -125,7 +140,9 @@ def map_posterior(levels: pd.DataFrame, prior: Mapping[str, tuple[float, float]]
         raise CalibrationError(f"the prior has no {', '.join(missing)}; give typical values and BSV for cl and v")
     problem = NonmemProblem(levels, spec, names, dict(fixed or {}))
     if len(problem.ids) != 1:
-        raise CalibrationError(f"the levels hold {len(problem.ids)} subjects (IDs {problem.ids}); give one patient's levels")
+        raise CalibrationError(
+            f"the levels hold {len(problem.ids)} subjects (IDs {problem.ids}); give one patient's levels"
+        )
     full_prior = {n: prior.get(n, (spec.parameter(n).default, 1.0)) for n in names}
     error = ErrorModel("comb" if error_sd > 0 else "prop")
     sigma = np.log([error_sd, error_cv] if error_sd > 0 else [error_cv])
@@ -145,8 +162,10 @@ def map_posterior(levels: pd.DataFrame, prior: Mapping[str, tuple[float, float]]
         cov = 2 * np.linalg.inv((hessian + hessian.T) / 2)
         np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
-        raise CalibrationError("the posterior is not well defined at the MAP estimate; check the levels "
-                               "(units mg/L, times in h after the doses)") from None
+        raise CalibrationError(
+            "the posterior is not well defined at the MAP estimate; check the levels "
+            "(units mg/L, times in h after the doses)"
+        ) from None
     return Posterior(names, result.x, cov, dict(full_prior))
 
 
@@ -177,50 +196,92 @@ class DosePlan:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"target": {"metric": self.target.metric, "low": self.target.low,
-                                          "high": self.target.high, "unit": self.metric_unit}}
+        return asdict(self) | {
+            "target": {
+                "metric": self.target.metric,
+                "low": self.target.low,
+                "high": self.target.high,
+                "unit": self.metric_unit,
+            }
+        }
 
 
 def _score(values: np.ndarray, safe_ok: np.ndarray, target: Window, dose, interval, margin=None) -> Candidate:
     p_safe = float(np.mean(safe_ok))
-    return Candidate(float(dose), interval, float(np.mean((values >= target.low) & (values <= target.high))),
-                     p_safe, p_safe >= 1 - SAFE_QUANTILE, float(np.median(values)),
-                     [float(q) for q in np.quantile(values, [0.05, 0.95])],
-                     None if margin is None else float(np.quantile(margin, SAFE_QUANTILE)))
+    return Candidate(
+        float(dose),
+        interval,
+        float(np.mean((values >= target.low) & (values <= target.high))),
+        p_safe,
+        p_safe >= 1 - SAFE_QUANTILE,
+        float(np.median(values)),
+        [float(q) for q in np.quantile(values, [0.05, 0.95])],
+        None if margin is None else float(np.quantile(margin, SAFE_QUANTILE)),
+    )
 
 
-def _choose(candidates: list[Candidate], target: Window, unit: str, dose_unit: str, min_pta: float, what: str) -> Candidate:
+def _choose(
+    candidates: list[Candidate], target: Window, unit: str, dose_unit: str, min_pta: float, what: str
+) -> Candidate:
     safe = [c for c in candidates if c.safe]
     if not safe:
         least = max(candidates, key=lambda c: c.p_safe)
-        raise CalibrationError(f"no candidate is safe ({what} fails in more than {SAFE_QUANTILE:.0%} of the posterior "
-                               f"even at {least.label(dose_unit)}); allow smaller doses or longer intervals, or relax {what}")
+        raise CalibrationError(
+            f"no candidate is safe ({what} fails in more than {SAFE_QUANTILE:.0%} of the posterior "
+            f"even at {least.label(dose_unit)}); allow smaller doses or longer intervals, or relax {what}"
+        )
+
     def miss(c):  # how far (log scale) the median lies outside the window
         return max(np.log(target.low / c.median), np.log(c.median / target.high), 0.0) if c.median > 0 else np.inf
 
     centre = np.sqrt(target.low * target.high)  # ties: the median nearest the window's centre, then the least drug
-    best = max(safe, key=lambda c: (round(c.pta, 3), -miss(c), -round(abs(np.log(c.median / centre)), 2) if c.median > 0
-                                    else -np.inf, -c.dose / (c.interval_h or 24.0)))
+    best = max(
+        safe,
+        key=lambda c: (
+            round(c.pta, 3),
+            -miss(c),
+            -round(abs(np.log(c.median / centre)), 2) if c.median > 0 else -np.inf,
+            -c.dose / (c.interval_h or 24.0),
+        ),
+    )
     if best.pta < min_pta:
-        hint = ("allow larger doses or shorter intervals" if best.median < target.low else
-                "allow smaller doses or longer intervals" if best.median > target.high else
-                "measure more levels to narrow the posterior")
-        raise CalibrationError(f"no candidate reaches {target} {unit} with PTA ≥ {min_pta:g}; the best is "
-                               f"{best.pta:.0%} at {best.label(dose_unit)} (median {best.median:.3g}) — widen the window or {hint}")
+        hint = (
+            "allow larger doses or shorter intervals"
+            if best.median < target.low
+            else "allow smaller doses or longer intervals"
+            if best.median > target.high
+            else "measure more levels to narrow the posterior"
+        )
+        raise CalibrationError(
+            f"no candidate reaches {target} {unit} with PTA ≥ {min_pta:g}; the best is "
+            f"{best.pta:.0%} at {best.label(dose_unit)} (median {best.median:.3g}) — widen the window or {hint}"
+        )
     return best
 
 
-def optimise_regimen(posterior: Posterior, target: Window, doses_mg: Sequence[float], intervals_h: Sequence[float], *,
-                     pk: IndividualPK, route: str = "oral", ec50_mg_per_l: float | None = None,
-                     min_margin: float = 1.0, min_pta: float = 0.5, n_samples: int = 2000, seed: int = 0) -> DosePlan:
+def optimise_regimen(
+    posterior: Posterior,
+    target: Window,
+    doses_mg: Sequence[float],
+    intervals_h: Sequence[float],
+    *,
+    pk: IndividualPK,
+    route: str = "oral",
+    ec50_mg_per_l: float | None = None,
+    min_margin: float = 1.0,
+    min_pta: float = 0.5,
+    n_samples: int = 2000,
+    seed: int = 0,
+) -> DosePlan:
     """The regimen of the menu with the highest PTA under the posterior (module docstring)."""
     if target.metric not in PATIENT_METRICS:
         raise CalibrationError(f"a patient target is one of {', '.join(PATIENT_METRICS)}; got {target.metric!r}")
     if not doses_mg or not intervals_h or min(doses_mg) <= 0 or min(intervals_h) <= 0:
         raise CalibrationError("give positive dose strengths (mg) and intervals (h)")
     draws = posterior.sample(n_samples, np.random.default_rng(seed))
-    sampled = IndividualPK(draws["cl"], draws["v"], draws.get("ka", np.ravel(pk.ka_per_h)[0]),
-                           np.ravel(pk.f_oral)[0], pk.fu_p)
+    sampled = IndividualPK(
+        draws["cl"], draws["v"], draws.get("ka", np.ravel(pk.ka_per_h)[0]), np.ravel(pk.f_oral)[0], pk.fu_p
+    )
     attribute, unit = PATIENT_METRICS[target.metric]
     candidates = []
     for interval in sorted(set(map(float, intervals_h))):
@@ -239,8 +300,12 @@ def chip_posterior(record) -> Posterior:
     document = record if isinstance(record, dict) else record.to_dict()
     names = tuple(document["theta"])
     mean = np.log([document["theta"][n]["estimate"] for n in names])
-    sd = np.array([np.log(t["ci95"][1] / t["ci95"][0]) / (2 * 1.959963984540054) if t.get("ci95") else 0.0
-                   for t in document["theta"].values()])
+    sd = np.array(
+        [
+            np.log(t["ci95"][1] / t["ci95"][0]) / (2 * 1.959963984540054) if t.get("ci95") else 0.0
+            for t in document["theta"].values()
+        ]
+    )
     corr = np.eye(len(names))
     matrix = (document.get("correlation") or {}).get("matrix")
     if matrix is not None:
@@ -250,10 +315,18 @@ def chip_posterior(record) -> Posterior:
     return Posterior(names, mean, np.outer(sd, sd) * corr + np.eye(len(names)) * 1e-12)
 
 
-def optimise_chip_dose(record, target: Window, span_h: tuple[float, float] = (0.0, 24.0), *,
-                       viability_floor: float = 0.8, doses_um: Sequence[float] | None = None,
-                       constants: Mapping[str, float] | None = None, min_pta: float = 0.5,
-                       n_samples: int = 100, seed: int = 0) -> DosePlan:
+def optimise_chip_dose(
+    record,
+    target: Window,
+    span_h: tuple[float, float] = (0.0, 24.0),
+    *,
+    viability_floor: float = 0.8,
+    doses_um: Sequence[float] | None = None,
+    constants: Mapping[str, float] | None = None,
+    min_pta: float = 0.5,
+    n_samples: int = 100,
+    seed: int = 0,
+) -> DosePlan:
     """The bolus (µM in the medium at the span's start) with the highest PTA (module docstring)."""
     if target.metric not in CHIP_METRICS:
         raise CalibrationError(f"a chip target is one of {', '.join(CHIP_METRICS)}; got {target.metric!r}")
@@ -265,25 +338,42 @@ def optimise_chip_dose(record, target: Window, span_h: tuple[float, float] = (0.
     fixed = dict((document.get("data_selection") or {}).get("fixed") or {})
     constants = {**CHIP_CONSTANTS, **(constants or {})}
     times = np.linspace(start, end, 49)
-    notes = [f"no standard error for {n}: held at its estimate" for n, t in document["theta"].items() if not t.get("ci95")]
+    notes = [
+        f"no standard error for {n}: held at its estimate" for n, t in document["theta"].items() if not t.get("ci95")
+    ]
 
     def simulate(params: list[dict], doses: np.ndarray):
-        runs = [ChipRun({**fixed, **p}, [Dose(start, d * constants["V_m0"], 0.0)], constants) for p, d in zip(params, doses)]
+        runs = [
+            ChipRun({**fixed, **p}, [Dose(start, d * constants["V_m0"], 0.0)], constants) for p, d in zip(params, doses)
+        ]
         out = simulate_chips(runs, times, ["drug_medium", "viability"], model=document.get("model") or "liver_chip")
         conc = out["drug_medium"]
-        metric = {"conc": np.trapezoid(conc, times, axis=1) / (end - start), "cmin": conc.min(axis=1),
-                  "cmax": conc.max(axis=1)}[target.metric]
+        metric = {
+            "conc": np.trapezoid(conc, times, axis=1) / (end - start),
+            "cmin": conc.min(axis=1),
+            "cmax": conc.max(axis=1),
+        }[target.metric]
         return metric, out["viability"][:, -1]
 
     grid = np.asarray(doses_um if doses_um is not None else np.geomspace(0.1, 1000.0, 41), dtype=float)
     typical = {n: float(np.exp(m)) for n, m in zip(posterior.names, posterior.mean)}
     point, _ = simulate([typical] * grid.size, grid)
     near = (point >= target.low / 2) & (point <= target.high * 2)
-    chosen = grid[near] if near.any() else grid[[int(np.argmin(np.abs(np.log(point / np.sqrt(target.low * target.high)))))]]
+    chosen = (
+        grid[near] if near.any() else grid[[int(np.argmin(np.abs(np.log(point / np.sqrt(target.low * target.high)))))]]
+    )
     draws = posterior.sample(n_samples, np.random.default_rng(seed))
     params = [{n: float(draws[n][s]) for n in posterior.names} for s in range(n_samples)]
     metric, viability = simulate(params * chosen.size, np.repeat(chosen, n_samples))
-    candidates = [_score(metric[k * n_samples:(k + 1) * n_samples], viability[k * n_samples:(k + 1) * n_samples] >= viability_floor,
-                         target, dose, None) for k, dose in enumerate(chosen)]
+    candidates = [
+        _score(
+            metric[k * n_samples : (k + 1) * n_samples],
+            viability[k * n_samples : (k + 1) * n_samples] >= viability_floor,
+            target,
+            dose,
+            None,
+        )
+        for k, dose in enumerate(chosen)
+    ]
     best = _choose(candidates, target, "µM", "µM", min_pta, f"viability ≥ {viability_floor:g}")
     return DosePlan(target, best, candidates, posterior.summary(), n_samples, "µM", "µM", notes)

@@ -26,8 +26,9 @@ TIGHT_RTOL, TIGHT_ATOL = 1e-6, 1e-9
 class ChipsJacobian:
     """``(parameter sets) -> [(f, ∂f/∂log θ_names)]`` over all observations of ``chips``, in chip order."""
 
-    def __init__(self, chips: Sequence[ChipData], model: str, names: Sequence[str], *,
-                 rtol: float = RTOL, atol: float = ATOL) -> None:
+    def __init__(
+        self, chips: Sequence[ChipData], model: str, names: Sequence[str], *, rtol: float = RTOL, atol: float = ATOL
+    ) -> None:
         self.chips, self.model, self.names = list(chips), model, tuple(names)
         self.rtol, self.atol = rtol, atol
         self.times, self.index, self.rows = [], [], []
@@ -35,20 +36,30 @@ class ChipsJacobian:
             times, index = np.unique(np.asarray(chip.times_h, dtype=float), return_inverse=True)
             self.times.append(times)
             self.index.append(index)
-            self.rows.append({name: np.asarray([o == name for o in chip.observables]) for name in set(chip.observables)})
+            self.rows.append(
+                {name: np.asarray([o == name for o in chip.observables]) for name in set(chip.observables)}
+            )
         self.observables = sorted({o for chip in self.chips for o in chip.observables})
         self.all_times, self.where = np.unique(np.concatenate(self.times), return_inverse=True)
         self.n_observations = sum(chip.n_observations for chip in self.chips)
         self.solves = 0
 
-    def __call__(self, parameter_sets: Sequence[Mapping[str, float]],
-                 tight: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    def __call__(
+        self, parameter_sets: Sequence[Mapping[str, float]], tight: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         rtol, atol = (TIGHT_RTOL, TIGHT_ATOL) if tight else (self.rtol, self.atol)
         runs = [ChipRun(dict(values), chip.events, chip.constants) for values in parameter_sets for chip in self.chips]
         self.solves += 1
         try:
-            results = chips_sensitivities(runs, self.times * len(parameter_sets), self.names, self.observables,
-                                          model=self.model, rtol=rtol, atol=atol)
+            results = chips_sensitivities(
+                runs,
+                self.times * len(parameter_sets),
+                self.names,
+                self.observables,
+                model=self.model,
+                rtol=rtol,
+                atol=atol,
+            )
         except (TwinError, np.linalg.LinAlgError, FloatingPointError):
             nan = (np.full(self.n_observations, np.nan), np.full((self.n_observations, len(self.names)), np.nan))
             return [nan for _ in parameter_sets]  # the trial point is rejected, not the fit
@@ -72,8 +83,9 @@ class ChipsJacobian:
         the union of their times; for probes that need no Jacobian (the geodesic acceleration)."""
         runs = [ChipRun(dict(values), chip.events, chip.constants) for chip in self.chips]
         try:
-            out = simulate_chips(runs, self.all_times, self.observables, model=self.model, rtol=self.rtol,
-                                 atol=self.atol)
+            out = simulate_chips(
+                runs, self.all_times, self.observables, model=self.model, rtol=self.rtol, atol=self.atol
+            )
         except (TwinError, np.linalg.LinAlgError, FloatingPointError):
             return np.full(self.n_observations, np.nan)
         parts, start = [], 0

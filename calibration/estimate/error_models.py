@@ -46,7 +46,9 @@ class ErrorModel:
 
     def default_sigma(self, dv: np.ndarray) -> np.ndarray:
         scale = float(np.nanstd(dv)) or 1.0
-        return {"add": np.array([0.2 * scale]), "prop": np.array([0.2]), "comb": np.array([0.1 * scale, 0.1])}[self.kind]
+        return {"add": np.array([0.2 * scale]), "prop": np.array([0.2]), "comb": np.array([0.1 * scale, 0.1])}[
+            self.kind
+        ]
 
 
 def minus2ll_terms(y: np.ndarray, f: np.ndarray, variance: np.ndarray) -> np.ndarray:
@@ -72,8 +74,11 @@ class Residuals:
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
-        return tuple(name if group == "" else f"{group}.{name}"
-                     for group, model in self.models.items() for name in model.parameter_names)
+        return tuple(
+            name if group == "" else f"{group}.{name}"
+            for group, model in self.models.items()
+            for name in model.parameter_names
+        )
 
     def _slices(self):
         start = 0

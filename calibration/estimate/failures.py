@@ -14,8 +14,10 @@ import numpy as np
 
 from calibration.errors import FitFailedError
 
-TRY_INSTEAD = ("give starting values near the data (--init NAME=VALUE, e.g. from a pooled fit) "
-               "or estimate fewer parameters (--fix NAME=VALUE)")
+TRY_INSTEAD = (
+    "give starting values near the data (--init NAME=VALUE, e.g. from a pooled fit) "
+    "or estimate fewer parameters (--fix NAME=VALUE)"
+)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -26,7 +28,9 @@ def numerical_failures(fit: Callable[P, R]) -> Callable[P, R]:
         try:
             return fit(*args, **kwargs)
         except (np.linalg.LinAlgError, FloatingPointError) as exc:
-            raise FitFailedError(f"the fit failed numerically ({exc}): the starting values are far from the "
-                                 f"data or the parameters cannot be told apart; {TRY_INSTEAD}") from None
+            raise FitFailedError(
+                f"the fit failed numerically ({exc}): the starting values are far from the "
+                f"data or the parameters cannot be told apart; {TRY_INSTEAD}"
+            ) from None
 
     return wrapper

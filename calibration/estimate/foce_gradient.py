@@ -35,8 +35,12 @@ U_STEP = 1e-4  # (η, log θ) units, for the individual function's differences
 SIGMA_STEP = 1e-5  # log σ, elementwise error-model terms
 
 
-def individual_derivatives(individual: Callable[[np.ndarray, np.ndarray], np.ndarray], theta: np.ndarray,
-                           eta: np.ndarray, eta_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def individual_derivatives(
+    individual: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    theta: np.ndarray,
+    eta: np.ndarray,
+    eta_only: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ψ = log φ and its first and second derivatives in u = (η, log θ): (n, r), (n, r, k), (n, r, k, k).
 
     ``eta_only``: u = η (the inner problem's derivatives).
@@ -72,8 +76,9 @@ def individual_derivatives(individual: Callable[[np.ndarray, np.ndarray], np.nda
     return center, first, second
 
 
-def predictor_derivatives(predict_psi: Callable[[np.ndarray], np.ndarray],
-                          psi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predictor_derivatives(
+    predict_psi: Callable[[np.ndarray], np.ndarray], psi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """f, ∂f/∂ψ (n, m, r) and ∂²f/∂ψ² (n, m, r, r) by central differences, all subjects at once."""
     r = psi.shape[1]
     h = PSI_STEP
@@ -87,8 +92,12 @@ def predictor_derivatives(predict_psi: Callable[[np.ndarray], np.ndarray],
         hess[..., a, a] = (up - 2 * f + down) / h**2
     for a in range(r):
         for b in range(a):
-            value = (predict_psi(psi + steps[a] + steps[b]) - predict_psi(psi + steps[a] - steps[b])
-                     - predict_psi(psi - steps[a] + steps[b]) + predict_psi(psi - steps[a] - steps[b])) / (4 * h * h)
+            value = (
+                predict_psi(psi + steps[a] + steps[b])
+                - predict_psi(psi + steps[a] - steps[b])
+                - predict_psi(psi - steps[a] + steps[b])
+                + predict_psi(psi - steps[a] - steps[b])
+            ) / (4 * h * h)
             hess[..., a, b] = hess[..., b, a] = value
     return f, jac, hess
 
@@ -100,9 +109,14 @@ def chain(jac: np.ndarray, hess: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> 
     return fu, fuu
 
 
-def loss_derivatives(y: np.ndarray, mask: np.ndarray, f: np.ndarray, sigma: np.ndarray,
-                     variance: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                     dvariance: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, ...]:
+def loss_derivatives(
+    y: np.ndarray,
+    mask: np.ndarray,
+    f: np.ndarray,
+    sigma: np.ndarray,
+    variance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    dvariance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, ...]:
     """Per observation: ∂ℓ/∂f, ∂²ℓ/∂f², the information weight w and ∂w/∂f (zero on padding)."""
     on = mask.astype(float)
     v = np.where(mask, variance(f, sigma), 1.0)  # padding: V = 1 (the floor's V² underflows)
@@ -117,10 +131,18 @@ def loss_derivatives(y: np.ndarray, mask: np.ndarray, f: np.ndarray, sigma: np.n
     return a, b, w, dw
 
 
-def foce_gradient(y: np.ndarray, mask: np.ndarray, eta: np.ndarray, omega_variances: np.ndarray,
-                  sigma: np.ndarray, f: np.ndarray, fu: np.ndarray, fuu: np.ndarray,
-                  variance: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                  dvariance: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+def foce_gradient(
+    y: np.ndarray,
+    mask: np.ndarray,
+    eta: np.ndarray,
+    omega_variances: np.ndarray,
+    sigma: np.ndarray,
+    f: np.ndarray,
+    fu: np.ndarray,
+    fuu: np.ndarray,
+    variance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    dvariance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
     """dOFV/dx per subject, (n, p + q + s), x = (log θ, log ω², log σ); u = (η, log θ) as in ``chain``."""
     n, q = eta.shape
     k = fu.shape[-1]
@@ -153,13 +175,12 @@ def foce_gradient(y: np.ndarray, mask: np.ndarray, eta: np.ndarray, omega_varian
     omega_inv = 1.0 / omega_variances
     # inner gradient and exact Hessian of L in η
     s_eta = np.einsum("nm,nmi->ni", a, g) + 2 * eta * omega_inv
-    h_eta = (np.einsum("nm,nmi,nmj->nij", b, g, g) + np.einsum("nm,nmij->nij", a, gee)
-             + 2 * np.diag(omega_inv)[None])
+    h_eta = np.einsum("nm,nmi,nmj->nij", b, g, g) + np.einsum("nm,nmij->nij", a, gee) + 2 * np.diag(omega_inv)[None]
     # mixed second derivatives ∂²L/∂η∂x: (n, q, p + q + s)
     mixed = np.zeros((n, q, p + q + n_sigma))
     mixed[:, :, :p] = np.einsum("nm,nmi,nmt->nit", b, g, ft) + np.einsum("nm,nmit->nit", a, get)
     mixed[:, np.arange(q), p + np.arange(q)] = -2 * eta * omega_inv
-    mixed[:, :, p + q:] = np.einsum("nml,nmi->nil", da_s, g)
+    mixed[:, :, p + q :] = np.einsum("nml,nmi->nil", da_s, g)
     deta = -np.linalg.solve(h_eta, mixed)  # dη̂/dx: (n, q, n_x)
 
     # log|A| and its partial derivatives
@@ -167,13 +188,13 @@ def foce_gradient(y: np.ndarray, mask: np.ndarray, eta: np.ndarray, omega_varian
     inv = np.linalg.inv(info)
     bg = np.einsum("nij,nmj->nmi", inv, g)  # A⁻¹ g_j
     quad = np.einsum("nmi,nmi->nm", g, bg)  # g_jᵀ A⁻¹ g_j
-    dlogdet_eta = (np.einsum("nm,nmc,nm->nc", dw, g, quad) + 2 * np.einsum("nm,nmi,nmic->nc", w, bg, gee))
-    dlogdet_theta = (np.einsum("nm,nmt,nm->nt", dw, ft, quad) + 2 * np.einsum("nm,nmi,nmit->nt", w, bg, get))
+    dlogdet_eta = np.einsum("nm,nmc,nm->nc", dw, g, quad) + 2 * np.einsum("nm,nmi,nmic->nc", w, bg, gee)
+    dlogdet_theta = np.einsum("nm,nmt,nm->nt", dw, ft, quad) + 2 * np.einsum("nm,nmi,nmit->nt", w, bg, get)
     dlogdet_omega = -np.einsum("nkk->nk", inv) * omega_inv
     dlogdet_sigma = np.einsum("nml,nm->nl", dw_s, quad)
 
     partial = np.zeros((n, p + q + n_sigma))
     partial[:, :p] = np.einsum("nm,nmt->nt", a, ft) + dlogdet_theta
-    partial[:, p : p + q] = -eta**2 * omega_inv + 1.0 + dlogdet_omega
+    partial[:, p : p + q] = -(eta**2) * omega_inv + 1.0 + dlogdet_omega
     partial[:, p + q :] = dell_s.sum(axis=1) + dlogdet_sigma
     return partial + np.einsum("ni,nix->nx", s_eta + dlogdet_eta, deta)

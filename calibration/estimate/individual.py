@@ -87,8 +87,9 @@ class IndividualProblem:
         return model_bounds + [(None, None)] * len(self.error.parameter_names)
 
 
-def start_points(problem: IndividualProblem, initial: dict[str, float], n_starts: int,
-                 rng: np.random.Generator) -> list[np.ndarray]:
+def start_points(
+    problem: IndividualProblem, initial: dict[str, float], n_starts: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """The given start, then log-uniform draws within a decade of it (clipped to the bounds)."""
     base = np.log([initial[n] for n in problem.names])
     sigma = np.log(problem.error.default_sigma(problem.dv))
@@ -101,8 +102,15 @@ def start_points(problem: IndividualProblem, initial: dict[str, float], n_starts
     return starts
 
 
-def fit_individual(problem: IndividualProblem, initial: dict[str, float], *, n_starts: int = 1, seed: int = 0,
-                   progress: Progress | None = None, method: str = "individual") -> FitRecord:
+def fit_individual(
+    problem: IndividualProblem,
+    initial: dict[str, float],
+    *,
+    n_starts: int = 1,
+    seed: int = 0,
+    progress: Progress | None = None,
+    method: str = "individual",
+) -> FitRecord:
     """Best of ``n_starts`` bounded quasi-Newton runs, then the covariance step."""
     started = time.perf_counter()
     if problem.predict_jacobian is not None:
@@ -110,8 +118,14 @@ def fit_individual(problem: IndividualProblem, initial: dict[str, float], *, n_s
     best = None
     for k, x0 in enumerate(start_points(problem, initial, n_starts, np.random.default_rng(seed))):
         if np.isfinite(problem.objective(x0)):
-            result = minimize(problem.objective, x0, method="L-BFGS-B", jac="3-point", bounds=problem.log_bounds(),
-                              options={"maxiter": 500, "ftol": 1e-10, "gtol": 1e-5})
+            result = minimize(
+                problem.objective,
+                x0,
+                method="L-BFGS-B",
+                jac="3-point",
+                bounds=problem.log_bounds(),
+                options={"maxiter": 500, "ftol": 1e-10, "gtol": 1e-5},
+            )
             if best is None or result.fun < best.fun:
                 best = result
         if progress:
@@ -121,8 +135,15 @@ def fit_individual(problem: IndividualProblem, initial: dict[str, float], *, n_s
     return _record(problem, best, method, time.perf_counter() - started)
 
 
-def _fit_scoring(problem: IndividualProblem, initial: dict[str, float], n_starts: int, seed: int,
-                 progress: Progress | None, method: str, started: float) -> FitRecord:
+def _fit_scoring(
+    problem: IndividualProblem,
+    initial: dict[str, float],
+    n_starts: int,
+    seed: int,
+    progress: Progress | None,
+    method: str,
+    started: float,
+) -> FitRecord:
     """Best of ``n_starts`` Fisher-scoring runs on exact sensitivities, then the observed information."""
 
     best = None
@@ -135,8 +156,9 @@ def _fit_scoring(problem: IndividualProblem, initial: dict[str, float], n_starts
     if best is None:
         raise FitFailedError("the model cannot be evaluated at any start; check the initial values and the data")
     outcome = _Outcome(best.x, best.value, best.converged, f"no improving step after {best.iterations} iterations")
-    return _record(problem, outcome, method, time.perf_counter() - started,
-                   hessian=observed_information(problem, best.x))
+    return _record(
+        problem, outcome, method, time.perf_counter() - started, hessian=observed_information(problem, best.x)
+    )
 
 
 @dataclass
@@ -147,8 +169,9 @@ class _Outcome:
     message: str
 
 
-def _record(problem: IndividualProblem, result, method: str, wall_time_s: float,
-            hessian: np.ndarray | None = None) -> FitRecord:
+def _record(
+    problem: IndividualProblem, result, method: str, wall_time_s: float, hessian: np.ndarray | None = None
+) -> FitRecord:
     names = [*problem.names, *problem.error.parameter_names]
     hessian = numerical_hessian(problem.objective, result.x) if hessian is None else hessian
     uncertainty = from_hessian(hessian, names)
@@ -158,13 +181,21 @@ def _record(problem: IndividualProblem, result, method: str, wall_time_s: float,
     warnings += _bound_warnings(problem, result.x) + uncertainty.warnings
     correlation = uncertainty.correlation()
     return FitRecord(
-        model=problem.model, model_version=problem.model_version, method=method,
-        converged=converged, minus2ll=float(result.fun),
-        n_observations=int(problem.dv.size), n_subjects=1, n_estimated=len(names),
+        model=problem.model,
+        model_version=problem.model_version,
+        method=method,
+        converged=converged,
+        minus2ll=float(result.fun),
+        n_observations=int(problem.dv.size),
+        n_subjects=1,
+        n_estimated=len(names),
         theta={name: natural_scale(result.x[i], sd[i]) for i, name in enumerate(problem.names)},
-        sigma={name: float(np.exp(result.x[problem.n_model + i])) for i, name in enumerate(problem.error.parameter_names)},
+        sigma={
+            name: float(np.exp(result.x[problem.n_model + i])) for i, name in enumerate(problem.error.parameter_names)
+        },
         correlation={"names": names, "matrix": None if correlation is None else correlation.tolist()},
-        warnings=warnings, wall_time_s=wall_time_s,
+        warnings=warnings,
+        wall_time_s=wall_time_s,
         data_selection={"fixed": problem.fixed, "prior": {k: list(v) for k, v in problem.prior.items()}},
     )
 
@@ -191,6 +222,7 @@ def _bound_warnings(problem: IndividualProblem, x: np.ndarray) -> list[str]:
     for i, (low, high) in enumerate(problem.log_bounds()[: problem.n_model]):
         for bound, side in ((low, "lower"), (high, "upper")):
             if bound is not None and abs(x[i] - bound) < BOUND_TOLERANCE_LOG:
-                warnings.append(f"{problem.names[i]} is at its {side} bound {np.exp(bound):g}; "
-                                "widen the bound or fix the parameter")
+                warnings.append(
+                    f"{problem.names[i]} is at its {side} bound {np.exp(bound):g}; widen the bound or fix the parameter"
+                )
     return warnings

@@ -36,8 +36,15 @@ class ChipPredictor:
         self.rows = {name: np.asarray([o == name for o in chip.observables]) for name in self.observables}
 
     def __call__(self, values: Mapping[str, float]) -> np.ndarray:
-        out = simulate_chip(dict(values), self.chip.events, self.times_h, self.chip.constants,
-                            self.observables, model=self.model, **SOLVER)
+        out = simulate_chip(
+            dict(values),
+            self.chip.events,
+            self.times_h,
+            self.chip.constants,
+            self.observables,
+            model=self.model,
+            **SOLVER,
+        )
         prediction = np.empty(len(self.chip.values))
         for name, rows in self.rows.items():
             prediction[rows] = out[name][self.index[rows]]
@@ -55,12 +62,22 @@ def residuals_for(observables: Sequence[str], error: str | Mapping[str, str] | N
 
 @numerical_failures
 def fit_lab(
-    data: str | Path | LabData, model: str = "liver_chip", method: str = "individual", *,
-    error: str | Mapping[str, str] | None = None, estimate: Sequence[str] | None = None,
-    fix: Mapping[str, float] | None = None, init: Mapping[str, float] | None = None,
-    random: Sequence[str] | None = None, n_starts: int = 1, progress: Callable[[int, int], None] | None = None,
-    profile: bool = False, mcmc: int = 0, problems: dict | None = None,
-    prior: Mapping[str, tuple[float, float]] | None = None, observables: Sequence[str] | None = None,
+    data: str | Path | LabData,
+    model: str = "liver_chip",
+    method: str = "individual",
+    *,
+    error: str | Mapping[str, str] | None = None,
+    estimate: Sequence[str] | None = None,
+    fix: Mapping[str, float] | None = None,
+    init: Mapping[str, float] | None = None,
+    random: Sequence[str] | None = None,
+    n_starts: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    profile: bool = False,
+    mcmc: int = 0,
+    problems: dict | None = None,
+    prior: Mapping[str, tuple[float, float]] | None = None,
+    observables: Sequence[str] | None = None,
     engine: str = "sensitivities",
 ) -> FitRecord:
     """``data``: a lab dataset file, or the same dataset in memory (``calibration.io.lab.lab_dataset``).
@@ -79,8 +96,10 @@ def fit_lab(
     names = tuple(estimate or ("ps", "vmax", "km", "kon", "koff"))
     unknown = sorted((set(names) | set(fix) | set(init or {})) - set(spec.parameter_names))
     if unknown:
-        raise CalibrationError(f"model {model!r} has no parameter {', '.join(unknown)}; "
-                               f"its parameters are {', '.join(spec.parameter_names)}")
+        raise CalibrationError(
+            f"model {model!r} has no parameter {', '.join(unknown)}; "
+            f"its parameters are {', '.join(spec.parameter_names)}"
+        )
     dataset = data if isinstance(data, Mapping) else read_lab_dataset(data)
     chips = {name: keep_observables(chip, observables) for name, chip in dataset.items()}
     chips = {name: chip for name, chip in chips.items() if chip.n_observations}
@@ -103,8 +122,14 @@ def keep_observables(chip: ChipData, observables: Sequence[str] | None) -> ChipD
     if not observables:
         return chip
     keep = [k for k, name in enumerate(chip.observables) if name in observables]
-    return ChipData(chip.chip, chip.events, chip.constants, [chip.times_h[k] for k in keep],
-                    [chip.observables[k] for k in keep], [chip.values[k] for k in keep])
+    return ChipData(
+        chip.chip,
+        chip.events,
+        chip.constants,
+        [chip.times_h[k] for k in keep],
+        [chip.observables[k] for k in keep],
+        [chip.values[k] for k in keep],
+    )
 
 
 def chip_problem(chip: ChipData, spec, names, fix, bounds, error, prior=None, exact: bool = True) -> IndividualProblem:
@@ -112,13 +137,34 @@ def chip_problem(chip: ChipData, spec, names, fix, bounds, error, prior=None, ex
     groups = np.asarray(chip.observables, dtype=object)
     residuals = Residuals(groups, residuals_for(chip.observables, error))
     predictor = ChipPredictor(chip, spec.name)
-    return IndividualProblem(tuple(names), predictor, np.asarray(chip.values), residuals, fixed=dict(fix),
-                             bounds=bounds, prior=dict(prior or {}), model=spec.name, model_version=spec.version,
-                             predict_jacobian=ChipsJacobian([chip], spec.name, names) if exact else None)
+    return IndividualProblem(
+        tuple(names),
+        predictor,
+        np.asarray(chip.values),
+        residuals,
+        fixed=dict(fix),
+        bounds=bounds,
+        prior=dict(prior or {}),
+        model=spec.name,
+        model_version=spec.version,
+        predict_jacobian=ChipsJacobian([chip], spec.name, names) if exact else None,
+    )
 
 
-def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, post=requested_uncertainty,
-          prior=None, exact=True) -> FitRecord:
+def _each(
+    chips,
+    spec,
+    names,
+    fix,
+    start,
+    bounds,
+    error,
+    n_starts,
+    progress,
+    post=requested_uncertainty,
+    prior=None,
+    exact=True,
+) -> FitRecord:
     records = {}
     for k, (name, chip) in enumerate(chips.items()):
         problem = chip_problem(chip, spec, names, fix, bounds, error, prior, exact)
@@ -131,9 +177,13 @@ def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, pos
         return record
     first = next(iter(records.values()))
     return FitRecord(
-        model=spec.name, model_version=spec.version, method="individual",
-        converged=all(r.converged for r in records.values()), minus2ll=sum(r.minus2ll for r in records.values()),
-        n_observations=sum(r.n_observations for r in records.values()), n_subjects=len(records),
+        model=spec.name,
+        model_version=spec.version,
+        method="individual",
+        converged=all(r.converged for r in records.values()),
+        minus2ll=sum(r.minus2ll for r in records.values()),
+        n_observations=sum(r.n_observations for r in records.values()),
+        n_subjects=len(records),
         n_estimated=sum(r.n_estimated for r in records.values()),
         theta={n: Estimate(float(np.median([r.theta[n].estimate for r in records.values()]))) for n in names},
         sigma={k: float(np.median([r.sigma[k] for r in records.values()])) for k in first.sigma},
@@ -144,8 +194,20 @@ def _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, pos
     )
 
 
-def _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, post=requested_uncertainty,
-            prior=None, exact=True) -> FitRecord:
+def _pooled(
+    chips,
+    spec,
+    names,
+    fix,
+    start,
+    bounds,
+    error,
+    n_starts,
+    progress,
+    post=requested_uncertainty,
+    prior=None,
+    exact=True,
+) -> FitRecord:
     predictors = [ChipPredictor(chip, spec.name) for chip in chips.values()]
     observables = [o for chip in chips.values() for o in chip.observables]
     residuals = Residuals(np.asarray(observables, dtype=object), residuals_for(observables, error))
@@ -154,9 +216,18 @@ def _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, p
     def predict(values):
         return np.concatenate([predictor(values) for predictor in predictors])
 
-    problem = IndividualProblem(tuple(names), predict, dv, residuals, fixed=dict(fix), bounds=bounds,
-                                prior=dict(prior or {}), model=spec.name, model_version=spec.version,
-                                predict_jacobian=ChipsJacobian(list(chips.values()), spec.name, names) if exact else None)
+    problem = IndividualProblem(
+        tuple(names),
+        predict,
+        dv,
+        residuals,
+        fixed=dict(fix),
+        bounds=bounds,
+        prior=dict(prior or {}),
+        model=spec.name,
+        model_version=spec.version,
+        predict_jacobian=ChipsJacobian(list(chips.values()), spec.name, names) if exact else None,
+    )
     record = fit_individual(problem, start, n_starts=n_starts, progress=progress, method="pooled")
     record.n_subjects = len(chips)
     return post(problem, record, "pooled")
@@ -167,8 +238,10 @@ def _population(chips, spec, names, fix, start, error, random) -> FitRecord:
     predictors = [ChipPredictor(chip, spec.name) for chip in chips.values()]
     observed = {o for chip in chips.values() for o in chip.observables}
     if len(observed) > 1:
-        raise CalibrationError("a population fit takes one observable at a time here; "
-                               f"the data hold {', '.join(sorted(observed))} — fit them pooled or per chip")
+        raise CalibrationError(
+            "a population fit takes one observable at a time here; "
+            f"the data hold {', '.join(sorted(observed))} — fit them pooled or per chip"
+        )
     width = max(chip.n_observations for chip in chips.values())
     dv = np.zeros((len(chips), width))
     mask = np.zeros_like(dv, dtype=bool)
@@ -184,5 +257,6 @@ def _population(chips, spec, names, fix, start, error, random) -> FitRecord:
     random = tuple(random or names)
     error_model = residuals_for(observed, error)[next(iter(observed))]
     model = PopulationModel(tuple(names), random, lognormal_individual(tuple(names), random), predict, error_model)
-    return fit_population(model, PopulationData(list(chips), dv, mask), start, model_name=spec.name,
-                          model_version=spec.version)
+    return fit_population(
+        model, PopulationData(list(chips), dv, mask), start, model_name=spec.name, model_version=spec.version
+    )

@@ -24,11 +24,21 @@ METHODS = ("individual", "pooled", "population")
 
 @numerical_failures
 def fit_nonmem(
-    path: str | Path, model: str, method: str = "population", *, error: str = "prop",
-    estimate: Sequence[str] | None = None, random: Sequence[str] | None = None,
-    fix: Mapping[str, float] | None = None, init: Mapping[str, float] | None = None,
-    n_starts: int = 1, observable: str = "cp", scale: float = 1.0,
-    progress: Callable[[int, int], None] | None = None, profile: bool = False, mcmc: int = 0,
+    path: str | Path,
+    model: str,
+    method: str = "population",
+    *,
+    error: str = "prop",
+    estimate: Sequence[str] | None = None,
+    random: Sequence[str] | None = None,
+    fix: Mapping[str, float] | None = None,
+    init: Mapping[str, float] | None = None,
+    n_starts: int = 1,
+    observable: str = "cp",
+    scale: float = 1.0,
+    progress: Callable[[int, int], None] | None = None,
+    profile: bool = False,
+    mcmc: int = 0,
     problems: dict | None = None,
 ) -> FitRecord:
     """``profile``/``mcmc``/``problems``: as in ``fit_lab`` (individual and pooled fits)."""
@@ -47,7 +57,9 @@ def fit_nonmem(
         random = tuple(random or names)
         stray = [r for r in random if r not in names]
         if stray:
-            raise CalibrationError(f"random effects on {', '.join(stray)}, which are not estimated; add them to --estimate")
+            raise CalibrationError(
+                f"random effects on {', '.join(stray)}, which are not estimated; add them to --estimate"
+            )
         pop = PopulationModel(names, random, lognormal_individual(names, random), problem.predict, error_model)
         record = fit_population(pop, problem.population_data(), start, model_name=spec.name, model_version=spec.version)
     elif method == "pooled":
@@ -61,31 +73,42 @@ def fit_nonmem(
 def _check_names(spec, names) -> None:
     unknown = sorted({n for n in names if n not in spec.parameter_names})
     if unknown:
-        raise CalibrationError(f"model {spec.name!r} has no parameter {', '.join(unknown)}; "
-                               f"its parameters are {', '.join(spec.parameter_names)}")
+        raise CalibrationError(
+            f"model {spec.name!r} has no parameter {', '.join(unknown)}; "
+            f"its parameters are {', '.join(spec.parameter_names)}"
+        )
 
 
 def _bounds(spec, names):
     return {n: (spec.parameter(n).lower, spec.parameter(n).upper) for n in names}
 
 
-def _fit_pooled(problem: NonmemProblem, names, error_model, start, spec, n_starts, progress,
-                post=requested_uncertainty) -> FitRecord:
+def _fit_pooled(
+    problem: NonmemProblem, names, error_model, start, spec, n_starts, progress, post=requested_uncertainty
+) -> FitRecord:
     n_subjects = len(problem.ids)
 
     def predict(values: dict[str, float]) -> np.ndarray:
         phi = np.tile([values[n] for n in names], (n_subjects, 1))
         return problem.predict(phi)[problem.mask]
 
-    individual = IndividualProblem(names, predict, problem.dv[problem.mask], error_model, bounds=_bounds(spec, names),
-                                   model=spec.name, model_version=spec.version)
+    individual = IndividualProblem(
+        names,
+        predict,
+        problem.dv[problem.mask],
+        error_model,
+        bounds=_bounds(spec, names),
+        model=spec.name,
+        model_version=spec.version,
+    )
     record = fit_individual(individual, start, n_starts=n_starts, progress=progress, method="pooled")
     record.n_subjects = n_subjects
     return post(individual, record, "pooled")
 
 
-def _fit_each(problem: NonmemProblem, names, error_model, start, spec, n_starts, progress,
-              post=requested_uncertainty) -> FitRecord:
+def _fit_each(
+    problem: NonmemProblem, names, error_model, start, spec, n_starts, progress, post=requested_uncertainty
+) -> FitRecord:
     """One fit per subject; the top-level theta is the median of the individual estimates."""
     records = {}
     for s, subject in enumerate(problem.ids):
@@ -95,18 +118,28 @@ def _fit_each(problem: NonmemProblem, names, error_model, start, spec, n_starts,
             phi = np.tile([values[n] for n in names], (len(problem.ids), 1))
             return problem.predict(phi)[s][mask]
 
-        individual = IndividualProblem(names, predict, problem.dv[s][mask], error_model, bounds=_bounds(spec, names),
-                                       model=spec.name, model_version=spec.version)
+        individual = IndividualProblem(
+            names,
+            predict,
+            problem.dv[s][mask],
+            error_model,
+            bounds=_bounds(spec, names),
+            model=spec.name,
+            model_version=spec.version,
+        )
         records[str(subject)] = post(individual, fit_individual(individual, start, n_starts=n_starts), str(subject))
         if progress:
             progress(s + 1, len(problem.ids))
     first = next(iter(records.values()))
     median = {n: float(np.median([r.theta[n].estimate for r in records.values()])) for n in names}
     return FitRecord(
-        model=spec.name, model_version=spec.version, method="individual",
+        model=spec.name,
+        model_version=spec.version,
+        method="individual",
         converged=all(r.converged for r in records.values()),
         minus2ll=float(sum(r.minus2ll for r in records.values())),
-        n_observations=int(problem.mask.sum()), n_subjects=len(records),
+        n_observations=int(problem.mask.sum()),
+        n_subjects=len(records),
         n_estimated=sum(r.n_estimated for r in records.values()),
         theta={n: Estimate(v) for n, v in median.items()},
         sigma={k: float(np.median([r.sigma[k] for r in records.values()])) for k in first.sigma},

@@ -325,8 +325,18 @@ class Foce:
             psi, d1, d2 = individual_derivatives(self.model.individual, theta, self.eta)
             f, jac, hess = self._psi_derivatives(psi)
             fu, fuu = chain(jac, hess, d1, d2)
-            by_subject = foce_gradient(self.data.dv, self.data.mask, self.eta, np.diag(omega), sigma, f, fu, fuu,
-                                       self.model.error.variance, partial(dvariance_df, self.model.error))
+            by_subject = foce_gradient(
+                self.data.dv,
+                self.data.mask,
+                self.eta,
+                np.diag(omega),
+                sigma,
+                f,
+                fu,
+                fuu,
+                self.model.error.variance,
+                partial(dvariance_df, self.model.error),
+            )
         self.gradients += 1
         return by_subject
 
@@ -357,8 +367,9 @@ class PopulationEstimate:
 GRADIENTS = ("auto", "analytic", "differences")
 
 
-def estimate_foce(objective: Foce, x0: np.ndarray, max_iterations: int = 200,
-                  gradient: str = "auto") -> PopulationEstimate:
+def estimate_foce(
+    objective: Foce, x0: np.ndarray, max_iterations: int = 200, gradient: str = "auto"
+) -> PopulationEstimate:
     """Minimise the OFV from ``x0`` by BFGS, restarted once if needed.
 
     ``gradient="analytic"`` (the default): the exact outer gradient of ``Foce.gradient``
@@ -370,7 +381,9 @@ def estimate_foce(objective: Foce, x0: np.ndarray, max_iterations: int = 200,
     """
     gradient = resolve_gradient(objective, gradient)
     if not np.isfinite(objective.ofv(x0)):
-        raise FitFailedError("the objective is not finite at the initial estimates; give initial values closer to the data")
+        raise FitFailedError(
+            "the objective is not finite at the initial estimates; give initial values closer to the data"
+        )
     options = {"maxiter": max_iterations, "gtol": 1e-3}
     jac = objective.gradient if gradient == "analytic" else "3-point"
     if gradient == "analytic":
@@ -394,12 +407,13 @@ def estimate_foce(objective: Foce, x0: np.ndarray, max_iterations: int = 200,
     # BFGS reports "precision loss" when the OFV's numerical noise stops the line search;
     # at a gradient this small (0.05 OFV units per unit of log-parameter) that is the optimum.
     converged = bool(result.success) or float(np.max(np.abs(result.jac))) < GRADIENT_TOLERANCE
-    return PopulationEstimate(result.x, value, converged, str(result.message),
-                              objective.eta.copy(), objective.evaluations)
+    return PopulationEstimate(
+        result.x, value, converged, str(result.message), objective.eta.copy(), objective.evaluations
+    )
 
 
 def resolve_gradient(objective: Foce, gradient: str) -> str:
-    """"auto": analytic where the predictions are smooth to rounding (``Foce.smooth``), else differences."""
+    """ "auto": analytic where the predictions are smooth to rounding (``Foce.smooth``), else differences."""
     if gradient not in GRADIENTS:
         raise ValueError(f"gradient must be one of {GRADIENTS}, not {gradient!r}")
     return ("analytic" if objective.smooth else "differences") if gradient == "auto" else gradient
@@ -417,9 +431,15 @@ def gradient_hessian(objective: Foce, x: np.ndarray, step: float = 1e-3) -> np.n
 
 
 def fit_population(
-    model: PopulationModel, data: PopulationData, theta0: dict[str, float],
-    omega0: dict[str, float] | None = None, sigma0: np.ndarray | None = None,
-    model_name: str = "custom", model_version: str = "", covariance: bool = True, gradient: str = "auto",
+    model: PopulationModel,
+    data: PopulationData,
+    theta0: dict[str, float],
+    omega0: dict[str, float] | None = None,
+    sigma0: np.ndarray | None = None,
+    model_name: str = "custom",
+    model_version: str = "",
+    covariance: bool = True,
+    gradient: str = "auto",
 ) -> FitRecord:
     """FOCE-I fit with a covariance step; returns the fit record.
 
@@ -443,8 +463,11 @@ def fit_population(
     estimate = estimate_foce(objective, objective.pack(theta, omega, sigma), gradient=gradient)
     names = [*model.theta_names, *(f"omega2_{n}" for n in model.eta_names), *model.error.parameter_names]
     if covariance:
-        hessian = (gradient_hessian(objective, estimate.x) if gradient == "analytic"
-                   else numerical_hessian(objective.ofv, estimate.x))
+        hessian = (
+            gradient_hessian(objective, estimate.x)
+            if gradient == "analytic"
+            else numerical_hessian(objective.ofv, estimate.x)
+        )
     uncertainty = from_hessian(hessian, names) if covariance else None
     objective.ofv(estimate.x)  # modes back at the optimum after the Hessian's excursions
     sd = uncertainty.log_sd if uncertainty and uncertainty.covariance is not None else np.full(len(names), np.nan)
@@ -456,19 +479,33 @@ def fit_population(
     warnings += uncertainty.warnings if uncertainty else []
     correlation = uncertainty.correlation() if uncertainty else None
     return FitRecord(
-        model=model_name, model_version=model_version, method="population-foce-i",
-        converged=estimate.converged, minus2ll=estimate.ofv,
-        n_observations=data.n_observations, n_subjects=len(data.ids), n_estimated=len(x),
+        model=model_name,
+        model_version=model_version,
+        method="population-foce-i",
+        converged=estimate.converged,
+        minus2ll=estimate.ofv,
+        n_observations=data.n_observations,
+        n_subjects=len(data.ids),
+        n_estimated=len(x),
         theta={name: natural_scale(x[i], sd[i]) for i, name in enumerate(model.theta_names)},
-        omega={name: {"variance": float(np.diag(omega_hat)[k]),
-                      "cv_percent": float(100 * np.sqrt(np.exp(np.diag(omega_hat)[k]) - 1)),
-                      "se_variance": (float(np.diag(omega_hat)[k] * sd[n_theta + k]) if np.isfinite(sd[n_theta + k]) else None)}
-               for k, name in enumerate(model.eta_names)},
+        omega={
+            name: {
+                "variance": float(np.diag(omega_hat)[k]),
+                "cv_percent": float(100 * np.sqrt(np.exp(np.diag(omega_hat)[k]) - 1)),
+                "se_variance": (
+                    float(np.diag(omega_hat)[k] * sd[n_theta + k]) if np.isfinite(sd[n_theta + k]) else None
+                ),
+            }
+            for k, name in enumerate(model.eta_names)
+        },
         sigma=dict(zip(model.error.parameter_names, map(float, sigma_hat))),
-        individual={str(i): {name: float(phi[s, k]) for k, name in enumerate(model.individual_names)}
-                    for s, i in enumerate(data.ids)},
+        individual={
+            str(i): {name: float(phi[s, k]) for k, name in enumerate(model.individual_names)}
+            for s, i in enumerate(data.ids)
+        },
         correlation={"names": names, "matrix": None if correlation is None else correlation.tolist()},
-        warnings=warnings, wall_time_s=time.perf_counter() - started,
+        warnings=warnings,
+        wall_time_s=time.perf_counter() - started,
     )
 
 

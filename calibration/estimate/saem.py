@@ -71,8 +71,12 @@ def _metropolis(chains, log_theta, sigma, psi, term, proposal, mu, omega2):
 
 def _sigma_step(chains, f, sigma):
     """The residual SDs that minimise the data −2LL at predictions ``f`` (log scale)."""
-    result = minimize(lambda s: float(chains.data_term(f, np.exp(s)).sum()), np.log(sigma), method="Nelder-Mead",
-                      options={"xatol": 1e-4, "fatol": 1e-4, "maxiter": 400})
+    result = minimize(
+        lambda s: float(chains.data_term(f, np.exp(s)).sum()),
+        np.log(sigma),
+        method="Nelder-Mead",
+        options={"xatol": 1e-4, "fatol": 1e-4, "maxiter": 400},
+    )
     return result.x if np.isfinite(result.fun) else np.log(sigma)
 
 
@@ -92,11 +96,21 @@ def _fixed_step(chains, log_theta, sigma, psi, f):
     return np.clip(step, -0.5, 0.5)
 
 
-def fit_saem(model: PopulationModel, data: PopulationData, theta0: Mapping[str, float],
-             omega0: Mapping[str, float] | None = None, sigma0: np.ndarray | None = None, *,
-             n_explore: int = 150, n_smooth: int = 150, seed: int = 0, moves: tuple[int, int, int] = (2, 2, 1),
-             bounds: Mapping[str, tuple[float, float]] | None = None,
-             model_name: str = "custom", model_version: str = "") -> FitRecord:
+def fit_saem(
+    model: PopulationModel,
+    data: PopulationData,
+    theta0: Mapping[str, float],
+    omega0: Mapping[str, float] | None = None,
+    sigma0: np.ndarray | None = None,
+    *,
+    n_explore: int = 150,
+    n_smooth: int = 150,
+    seed: int = 0,
+    moves: tuple[int, int, int] = (2, 2, 1),
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    model_name: str = "custom",
+    model_version: str = "",
+) -> FitRecord:
     started = time.perf_counter()
     chains = _Chains(model, data, seed)
     rng, q = chains.rng, len(model.eta_names)
@@ -137,8 +151,18 @@ def fit_saem(model: PopulationModel, data: PopulationData, theta0: Mapping[str, 
         f = chains.predict(log_theta, psi)
         sigma = np.exp(np.log(sigma) + gamma * (_sigma_step(chains, f, sigma) - np.log(sigma)))
         term = chains.data_term(f, sigma)
-    return _record(model, data, log_theta, omega2, sigma, psi - mu, model_name, model_version,
-                   time.perf_counter() - started, n_explore + n_smooth)
+    return _record(
+        model,
+        data,
+        log_theta,
+        omega2,
+        sigma,
+        psi - mu,
+        model_name,
+        model_version,
+        time.perf_counter() - started,
+        n_explore + n_smooth,
+    )
 
 
 def _record(model, data, log_theta, omega2, sigma, eta, model_name, model_version, wall, iterations) -> FitRecord:
@@ -147,16 +171,28 @@ def _record(model, data, log_theta, omega2, sigma, eta, model_name, model_versio
     ofv = objective.ofv(objective.pack(np.exp(log_theta), omega2, sigma))
     phi = model.individual(np.exp(log_theta), objective.eta)
     return FitRecord(
-        model=model_name, model_version=model_version, method="population-saem", converged=bool(np.isfinite(ofv)),
-        minus2ll=float(ofv), n_observations=data.n_observations, n_subjects=len(data.ids),
+        model=model_name,
+        model_version=model_version,
+        method="population-saem",
+        converged=bool(np.isfinite(ofv)),
+        minus2ll=float(ofv),
+        n_observations=data.n_observations,
+        n_subjects=len(data.ids),
         n_estimated=len(log_theta) + len(omega2) + len(sigma),
-        theta={n: Estimate(float(np.exp(log_theta[i])))
-               for i, n in enumerate(model.theta_names)},
-        omega={n: {"variance": float(omega2[k]), "cv_percent": float(100 * np.sqrt(np.expm1(omega2[k]))),
-                   "se_variance": None} for k, n in enumerate(model.eta_names)},
+        theta={n: Estimate(float(np.exp(log_theta[i]))) for i, n in enumerate(model.theta_names)},
+        omega={
+            n: {
+                "variance": float(omega2[k]),
+                "cv_percent": float(100 * np.sqrt(np.expm1(omega2[k]))),
+                "se_variance": None,
+            }
+            for k, n in enumerate(model.eta_names)
+        },
         sigma=dict(zip(model.error.parameter_names, map(float, sigma))),
-        individual={str(i): {n: float(phi[s, k]) for k, n in enumerate(model.individual_names)}
-                    for s, i in enumerate(data.ids)},
+        individual={
+            str(i): {n: float(phi[s, k]) for k, n in enumerate(model.individual_names)} for s, i in enumerate(data.ids)
+        },
         warnings=["SAEM gives no standard errors here; minus2ll is the FOCE-I objective at the SAEM estimates"],
-        data_selection={"saem_iterations": iterations}, wall_time_s=wall,
+        data_selection={"saem_iterations": iterations},
+        wall_time_s=wall,
     )

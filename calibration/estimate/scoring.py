@@ -89,7 +89,7 @@ class Evaluator:
 def objective_from(problem: "IndividualProblem", x: np.ndarray, f: np.ndarray) -> float:
     """``problem.objective`` from predictions already made (no model run)."""
     with np.errstate(all="ignore"):
-        value = float(np.sum(minus2ll_terms(problem.dv, f, problem.error.variance(f, np.exp(x[problem.n_model:])))))
+        value = float(np.sum(minus2ll_terms(problem.dv, f, problem.error.variance(f, np.exp(x[problem.n_model :])))))
     for i, name in enumerate(problem.names):
         if name in problem.prior:
             median, sd = problem.prior[name]
@@ -97,8 +97,9 @@ def objective_from(problem: "IndividualProblem", x: np.ndarray, f: np.ndarray) -
     return value if np.isfinite(value) else np.inf
 
 
-def variance_derivatives(problem: "IndividualProblem", x: np.ndarray, f: np.ndarray,
-                         df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def variance_derivatives(
+    problem: "IndividualProblem", x: np.ndarray, f: np.ndarray, df: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """V (N,) and ∂V/∂x (N, n_x): through f for the model parameters, analytic in log σ."""
     n_model = problem.n_model
     sigma = np.exp(x[n_model:])
@@ -118,8 +119,9 @@ def variance_derivatives(problem: "IndividualProblem", x: np.ndarray, f: np.ndar
     return variance, dv
 
 
-def derivatives(problem: "IndividualProblem", x: np.ndarray, f: np.ndarray,
-                df: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def derivatives(
+    problem: "IndividualProblem", x: np.ndarray, f: np.ndarray, df: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Gradient of −2LL (+ prior) and its expected Hessian; also ∂f/∂x (N, n_x) and the weights 1/V."""
     variance, dv = variance_derivatives(problem, x, f, df)
     dfx = np.zeros((f.size, x.size))
@@ -137,13 +139,21 @@ def derivatives(problem: "IndividualProblem", x: np.ndarray, f: np.ndarray,
 
 def box(problem: "IndividualProblem") -> tuple[np.ndarray, np.ndarray]:
     bounds = problem.log_bounds()
-    return (np.array([-np.inf if b[0] is None else b[0] for b in bounds]),
-            np.array([np.inf if b[1] is None else b[1] for b in bounds]))
+    return (
+        np.array([-np.inf if b[0] is None else b[0] for b in bounds]),
+        np.array([np.inf if b[1] is None else b[1] for b in bounds]),
+    )
 
 
-def fisher_scoring(problem: "IndividualProblem", x0: np.ndarray, *, evaluator: Evaluator | None = None,
-                   held: np.ndarray | None = None, max_iterations: int = 100,
-                   decrement_tol: float = FIT_DECREMENT_TOL) -> ScoringResult:
+def fisher_scoring(
+    problem: "IndividualProblem",
+    x0: np.ndarray,
+    *,
+    evaluator: Evaluator | None = None,
+    held: np.ndarray | None = None,
+    max_iterations: int = 100,
+    decrement_tol: float = FIT_DECREMENT_TOL,
+) -> ScoringResult:
     """Minimise −2LL (+ prior) from ``x0``; coordinates flagged in ``held`` stay where they are."""
     evaluator = evaluator or Evaluator(problem)
     runs_before = evaluator.runs

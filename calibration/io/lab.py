@@ -25,12 +25,25 @@ from twin.units import ureg
 from twin.userfile import MAX_DATASET_BYTES, read_user_text
 
 EVENTS = ("dose", "sample", "media_change", "observation")
-COLUMNS = ("chip", "time_h", "event", "amount_nmol", "volume_ml", "conc_um", "observable", "value", "unit",
-           "v_medium_ml", "v_cell_ml", "n_cells_million", "kla_per_h")
+COLUMNS = (
+    "chip",
+    "time_h",
+    "event",
+    "amount_nmol",
+    "volume_ml",
+    "conc_um",
+    "observable",
+    "value",
+    "unit",
+    "v_medium_ml",
+    "v_cell_ml",
+    "n_cells_million",
+    "kla_per_h",
+)
 OBSERVABLE_UNITS = {"drug_medium": "uM", "metabolite_medium": "uM", "oxygen": "percent", "viability": "dimensionless"}
 CONSTANT_COLUMNS = {"v_medium_ml": "V_m0", "v_cell_ml": "V_c", "n_cells_million": "N_cells", "kla_per_h": "kla"}
 BEFORE_EVENT_H = 1e-9  # an observation listed before a same-time event is placed just before it
-MAX_LAB_VALUE = 1e12   # no lab number (nmol, mL, µM, hours) is larger; beyond is a corrupt cell
+MAX_LAB_VALUE = 1e12  # no lab number (nmol, mL, µM, hours) is larger; beyond is a corrupt cell
 
 
 @dataclass
@@ -75,10 +88,14 @@ def _chips(frame: pd.DataFrame, where_prefix: str) -> LabData:
         chip = chips.setdefault(str(row.chip), ChipData(str(row.chip)))
         time_h = _number(row.time_h, where, "time_h")
         if not 0 <= time_h <= MAX_TIME_H:
-            raise CalibrationError(f"{where}: time_h {time_h:g} is outside 0–{MAX_TIME_H:g} h (a century); "
-                                   "give hours since the chip's start")
+            raise CalibrationError(
+                f"{where}: time_h {time_h:g} is outside 0–{MAX_TIME_H:g} h (a century); "
+                "give hours since the chip's start"
+            )
         if time_h < last_time.get(chip.chip, 0.0):
-            raise CalibrationError(f"{where}: time {time_h:g} h is before the chip's previous row; sort each chip's rows by time")
+            raise CalibrationError(
+                f"{where}: time {time_h:g} h is before the chip's previous row; sort each chip's rows by time"
+            )
         last_time[chip.chip] = time_h
         _constants(chip, row, where)
         _apply_row(chip, row, time_h, where)
@@ -114,8 +131,10 @@ def _number(text: str, where: str, column: str, required: bool = True) -> float:
     except ValueError:
         raise CalibrationError(f"{where}: {column} {text!r} is not a number") from None
     if not np.isfinite(value) or abs(value) > MAX_LAB_VALUE:
-        raise CalibrationError(f"{where}: {column} {text!r} is not a finite number within ±{MAX_LAB_VALUE:g}; "
-                               "write a number, or leave the cell empty")
+        raise CalibrationError(
+            f"{where}: {column} {text!r} is not a finite number within ±{MAX_LAB_VALUE:g}; "
+            "write a number, or leave the cell empty"
+        )
     return value
 
 
@@ -131,12 +150,19 @@ def _apply_row(chip: ChipData, row, time_h: float, where: str) -> None:
     try:
         if kind == "dose":
             volume = _number(row.volume_ml, where, "volume_ml", required=False)
-            chip.events.append(Dose(time_h, _number(row.amount_nmol, where, "amount_nmol"), 0.0 if np.isnan(volume) else volume))
+            chip.events.append(
+                Dose(time_h, _number(row.amount_nmol, where, "amount_nmol"), 0.0 if np.isnan(volume) else volume)
+            )
         elif kind == "sample":
             chip.events.append(Sample(time_h, _number(row.volume_ml, where, "volume_ml")))
         elif kind == "media_change":
-            chip.events.append(MediaChange(time_h, _number(row.volume_ml, where, "volume_ml"),
-                                           _number(row.conc_um, where, "conc_um", required=False) if str(row.conc_um).strip() else 0.0))
+            chip.events.append(
+                MediaChange(
+                    time_h,
+                    _number(row.volume_ml, where, "volume_ml"),
+                    _number(row.conc_um, where, "conc_um", required=False) if str(row.conc_um).strip() else 0.0,
+                )
+            )
         elif kind == "observation":
             _observation(chip, row, time_h, where)
         else:
@@ -156,7 +182,9 @@ def _observation(chip: ChipData, row, time_h: float, where: str) -> None:
     try:
         value = float(ureg.Quantity(value, unit).to(OBSERVABLE_UNITS[name]).magnitude)
     except (pint.DimensionalityError, pint.UndefinedUnitError, ValueError):
-        raise CalibrationError(f"{where}: unit {unit!r} does not convert to {OBSERVABLE_UNITS[name]} for {name}") from None
+        raise CalibrationError(
+            f"{where}: unit {unit!r} does not convert to {OBSERVABLE_UNITS[name]} for {name}"
+        ) from None
     earlier_event = any(event.time_h == time_h for event in chip.events)
     pending_same_time = not earlier_event  # events after this row at this time must not affect it
     chip.times_h.append(time_h - (BEFORE_EVENT_H if pending_same_time else 0.0) if time_h > 0 else time_h)

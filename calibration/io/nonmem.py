@@ -27,23 +27,34 @@ from twin.pk.schedule import build_schedule
 class NonmemProblem:
     """One dataset + one catalogue model: ``predict(φ) -> (n_subjects, n_obs_max)``."""
 
-    def __init__(self, data: pd.DataFrame, model: str | ModelSpec, phi_names: Sequence[str],
-                 fixed: Mapping[str, ParamValue] | None = None, *, observable: str = "cp",
-                 scale: float = 1.0, dvid: str | None = None) -> None:
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        model: str | ModelSpec,
+        phi_names: Sequence[str],
+        fixed: Mapping[str, ParamValue] | None = None,
+        *,
+        observable: str = "cp",
+        scale: float = 1.0,
+        dvid: str | None = None,
+    ) -> None:
         self.spec = model if isinstance(model, ModelSpec) else get_model(model)
         self.data = data if data.index.name in ("line", "row") and "EVID" in data else prepare_dataset(data)
         check_dataset_for_model(self.data, self.spec)
         unknown = [name for name in phi_names if name not in self.spec.parameter_names]
         if unknown:
-            raise CalibrationError(f"model {self.spec.name!r} has no parameter {', '.join(unknown)}; "
-                                   f"its parameters are {', '.join(self.spec.parameter_names)}")
+            raise CalibrationError(
+                f"model {self.spec.name!r} has no parameter {', '.join(unknown)}; "
+                f"its parameters are {', '.join(self.spec.parameter_names)}"
+            )
         self.phi_names, self.observable, self.scale = tuple(phi_names), observable, float(scale)
         self.values = resolve_parameters(self.data, self.spec, fixed or {})
         self.schedule = build_schedule(self.data, self.values)
         self._index_observations(dvid)
         # built once: the superposition terms of the observed rows (twin.pk.fast)
-        self.predictor = Superposition(self.data, self.spec, self.values, self.schedule,
-                                       observable=observable, rows=self.rows)
+        self.predictor = Superposition(
+            self.data, self.spec, self.values, self.schedule, observable=observable, rows=self.rows
+        )
 
     def closed_form_derivatives(self) -> Callable | None:
         """∂prediction/∂φ in closed form for a linear model predicted by this class's own ``predict``
@@ -101,9 +112,15 @@ class MultiEndpointProblem(NonmemProblem):
     any other model is predicted observable by observable with ``Superposition``.
     """
 
-    def __init__(self, data: pd.DataFrame, model: str | ModelSpec, phi_names: Sequence[str],
-                 fixed: Mapping[str, ParamValue] | None = None, *,
-                 observables: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        model: str | ModelSpec,
+        phi_names: Sequence[str],
+        fixed: Mapping[str, ParamValue] | None = None,
+        *,
+        observables: Mapping[str, str] | None = None,
+    ) -> None:
         self.spec = model if isinstance(model, ModelSpec) else get_model(model)
         self.data = data if data.index.name in ("line", "row") and "EVID" in data else prepare_dataset(data)
         check_dataset_for_model(self.data, self.spec)
@@ -121,12 +138,19 @@ class MultiEndpointProblem(NonmemProblem):
         known = {o.name for o in self.spec.observables}
         stray = sorted({o for o in self.observables.values() if o not in known})
         if stray:
-            raise CalibrationError(f"DVID {', '.join(stray)} is not an observable of {self.spec.name!r} "
-                                   f"({', '.join(sorted(known))}); map it with observables={{dvid: observable}}")
+            raise CalibrationError(
+                f"DVID {', '.join(stray)} is not an observable of {self.spec.name!r} "
+                f"({', '.join(sorted(known))}); map it with observables={{dvid: observable}}"
+            )
         self.fast = _WarfarinPredictor.build(self) if self.spec.name == "warfarin_pkpd" else None
-        self.predictors = {} if self.fast else {
-            d: Superposition(self.data, self.spec, self.values, self.schedule, observable=o, rows=self.rows)
-            for d, o in self.observables.items()}
+        self.predictors = (
+            {}
+            if self.fast
+            else {
+                d: Superposition(self.data, self.spec, self.values, self.schedule, observable=o, rows=self.rows)
+                for d, o in self.observables.items()
+            }
+        )
 
     def residuals(self, errors: Mapping[str, ErrorModel]) -> Residuals:
         missing = [d for d in self.observables if d not in errors]
@@ -187,8 +211,11 @@ class _WarfarinPredictor:
         tau = t[:, None, :] - self.dose_t[:, :, None]  # (subjects, doses, times)
         after = tau >= 0
         tau = np.where(after, tau, 0.0)
-        shape = (np.exp(-a * tau) / ((b - a) * (c - a)) + np.exp(-b * tau) / ((a - b) * (c - b))
-                 + np.exp(-c * tau) / ((a - c) * (b - c)))
+        shape = (
+            np.exp(-a * tau) / ((b - a) * (c - a))
+            + np.exp(-b * tau) / ((a - b) * (c - b))
+            + np.exp(-c * tau) / ((a - c) * (b - c))
+        )
         amount = (self.dose_amt[:, :, None] * a * b * shape * after).sum(axis=1)
         return amount / np.asarray(p["v"], float)[:, None]
 
@@ -216,8 +243,9 @@ class _WarfarinPredictor:
         delta = self.obs_t - self.grid[self.below]
         w0, w1 = self._weights(kout, delta)
         i_below = np.take_along_axis(i_grid, self.below, axis=1)
-        d_obs = (np.take_along_axis(d_grid, self.below, axis=1) * np.exp(-kout * delta)
-                 + kin * (i_below * w0 + (inhibition(cp_obs) - i_below) * w1))
+        d_obs = np.take_along_axis(d_grid, self.below, axis=1) * np.exp(-kout * delta) + kin * (
+            i_below * w0 + (inhibition(cp_obs) - i_below) * w1
+        )
         pca = e0 - d_obs
         out = np.zeros_like(cp_obs)
         for d, name in observables.items():
@@ -234,5 +262,7 @@ def _decay_sum(increments: np.ndarray, rate_step: np.ndarray) -> np.ndarray:
         part = increments[:, start : start + block]
         j = np.arange(part.shape[1])[None, :]
         summed = np.cumsum(part * np.exp(rate_step * j), axis=1) * np.exp(-rate_step * j)
-        out[:, start + 1 : start + 1 + part.shape[1]] = summed + out[:, start : start + 1] * np.exp(-rate_step * (j + 1))
+        out[:, start + 1 : start + 1 + part.shape[1]] = summed + out[:, start : start + 1] * np.exp(
+            -rate_step * (j + 1)
+        )
     return out

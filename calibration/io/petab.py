@@ -49,8 +49,9 @@ def _sid(text: str) -> str:
 
 def _noise(observable: str, formula: str, kind: str) -> tuple[str, list[str]]:
     a, b = f"{observable}_add_sd", f"{observable}_prop_cv"
-    return {"add": (a, [a]), "prop": (f"{b} * {formula}", [b]),
-            "comb": (f"sqrt({a}^2 + ({b} * {formula})^2)", [a, b])}[kind]
+    return {"add": (a, [a]), "prop": (f"{b} * {formula}", [b]), "comb": (f"sqrt({a}^2 + ({b} * {formula})^2)", [a, b])}[
+        kind
+    ]
 
 
 def _chip_tables(chips: dict[str, ChipData], spec) -> tuple[list[dict], list[dict]]:
@@ -64,14 +65,22 @@ def _chip_tables(chips: dict[str, ChipData], spec) -> tuple[list[dict], list[dic
             if isinstance(event, Dose) and event.time_h == 0:
                 dose_nmol, extra_ml = dose_nmol + event.amount_nmol, extra_ml + event.volume_ml
                 continue
-            raise CalibrationError(f"chip {name}: {type(event).__name__.lower()} at {event.time_h:g} h; {V1_LIMIT} "
-                                   "(and no samples or media changes). Export the data up to that event, or fit it here")
+            raise CalibrationError(
+                f"chip {name}: {type(event).__name__.lower()} at {event.time_h:g} h; {V1_LIMIT} "
+                "(and no samples or media changes). Export the data up to that event, or fit it here"
+            )
         constants = {c.name: c.default for c in spec.constants} | chip.constants
         constants["V_m0"] = constants.get("V_m0", 1.0) + extra_ml
         conditions.append({"conditionId": cid, **constants, "A_m": dose_nmol})
         for t, obs, value in zip(chip.times_h, chip.observables, chip.values):
-            measurements.append({"observableId": f"obs_{obs}", "simulationConditionId": cid,
-                                 "time": max(float(t), 0.0), "measurement": value})
+            measurements.append(
+                {
+                    "observableId": f"obs_{obs}",
+                    "simulationConditionId": cid,
+                    "time": max(float(t), 0.0),
+                    "measurement": value,
+                }
+            )
     return conditions, measurements
 
 
@@ -81,24 +90,46 @@ def _nonmem_tables(data: pd.DataFrame, spec, observable: str, scale: float):
         cid = _sid(f"id_{subject}")
         doses = rows[rows["EVID"].isin([1, 4])]
         column = lambda name: rows[name] if name in rows else pd.Series(0.0, index=rows.index)  # noqa: E731
-        later = doses[(doses["TIME"] != 0) | (column("RATE").loc[doses.index].fillna(0) != 0)
-                      | (column("ADDL").loc[doses.index].fillna(0) > 0) | (column("SS").loc[doses.index].fillna(0) > 0)]
+        later = doses[
+            (doses["TIME"] != 0)
+            | (column("RATE").loc[doses.index].fillna(0) != 0)
+            | (column("ADDL").loc[doses.index].fillna(0) > 0)
+            | (column("SS").loc[doses.index].fillna(0) > 0)
+        ]
         if len(later):
-            raise CalibrationError(f"subject {subject}: a dose at {later['TIME'].iloc[0]:g} h (or an infusion, "
-                                   f"ADDL or SS dose); {V1_LIMIT}")
+            raise CalibrationError(
+                f"subject {subject}: a dose at {later['TIME'].iloc[0]:g} h (or an infusion, "
+                f"ADDL or SS dose); {V1_LIMIT}"
+            )
         initial = {s.name: 0.0 for s in spec.states}
         for _, dose in doses.iterrows():
             initial[spec.states[int(dose["CMT"]) - 1].name] += float(dose["AMT"])
         conditions.append({"conditionId": cid, **{k: v for k, v in initial.items() if v}})
         observed = rows[(rows["EVID"] == 0) & (rows["MDV"] == 0) & rows["DV"].notna()]
-        measurements += [{"observableId": f"obs_{observable}", "simulationConditionId": cid, "time": float(t),
-                          "measurement": float(dv)} for t, dv in zip(observed["TIME"], observed["DV"])]
+        measurements += [
+            {
+                "observableId": f"obs_{observable}",
+                "simulationConditionId": cid,
+                "time": float(t),
+                "measurement": float(dv),
+            }
+            for t, dv in zip(observed["TIME"], observed["DV"])
+        ]
     return conditions, measurements
 
 
-def export_petab(data: str | Path, model: str, directory: str | Path, *, estimate: Sequence[str] | None = None,
-                 fix: Mapping[str, float] | None = None, init: Mapping[str, float] | None = None,
-                 error: str | Mapping[str, str] | None = None, observable: str = "cp", scale: float = 1.0) -> Path:
+def export_petab(
+    data: str | Path,
+    model: str,
+    directory: str | Path,
+    *,
+    estimate: Sequence[str] | None = None,
+    fix: Mapping[str, float] | None = None,
+    init: Mapping[str, float] | None = None,
+    error: str | Mapping[str, str] | None = None,
+    observable: str = "cp",
+    scale: float = 1.0,
+) -> Path:
     """Write model.xml, conditions/measurements/observables/parameters.tsv and problem.yaml; return the YAML."""
     spec, fix = get_model(model), dict(fix or {})
     names = tuple(estimate or [p for p in spec.parameter_names if p not in fix])
@@ -121,28 +152,53 @@ def export_petab(data: str | Path, model: str, directory: str | Path, *, estimat
     observables, parameters = [], []
     for name, kind in kinds.items():
         noise, noise_parameters = _noise(name, formulas[name], kind)
-        observables.append({"observableId": f"obs_{name}", "observableFormula": formulas[name],
-                            "observableTransformation": "lin", "noiseFormula": noise, "noiseDistribution": "normal"})
-        defaults = dict(zip(ErrorModel(kind).parameter_names, ErrorModel(kind).default_sigma(
-            np.array([m["measurement"] for m in measurements if m["observableId"] == f"obs_{name}"]))))
+        observables.append(
+            {
+                "observableId": f"obs_{name}",
+                "observableFormula": formulas[name],
+                "observableTransformation": "lin",
+                "noiseFormula": noise,
+                "noiseDistribution": "normal",
+            }
+        )
+        defaults = dict(
+            zip(
+                ErrorModel(kind).parameter_names,
+                ErrorModel(kind).default_sigma(
+                    np.array([m["measurement"] for m in measurements if m["observableId"] == f"obs_{name}"])
+                ),
+            )
+        )
         parameters += [_row(p, 1e-8, NOISE_UPPER, defaults[p.split(f"{name}_", 1)[1]], True) for p in noise_parameters]
     for p in spec.parameters:
         nominal = fix.get(p.name, (init or {}).get(p.name, p.default))
         parameters.append(_row(p.name, p.lower, p.upper, nominal, p.name in names))
-    tables = {"conditions": conditions, "measurements": measurements, "observables": observables,
-              "parameters": parameters}
+    tables = {
+        "conditions": conditions,
+        "measurements": measurements,
+        "observables": observables,
+        "parameters": parameters,
+    }
     for table, rows in tables.items():
         pd.DataFrame(rows).to_csv(directory / f"{table}.tsv", sep="\t", index=False)
     yaml = directory / "problem.yaml"
-    yaml.write_text("format_version: 1\nparameter_file: parameters.tsv\nproblems:\n- condition_files: [conditions.tsv]\n"
-                    "  measurement_files: [measurements.tsv]\n  observable_files: [observables.tsv]\n"
-                    "  sbml_files: [model.xml]\n")
+    yaml.write_text(
+        "format_version: 1\nparameter_file: parameters.tsv\nproblems:\n- condition_files: [conditions.tsv]\n"
+        "  measurement_files: [measurements.tsv]\n  observable_files: [observables.tsv]\n"
+        "  sbml_files: [model.xml]\n"
+    )
     return yaml
 
 
 def _row(pid, lower, upper, nominal, estimate) -> dict:
-    return {"parameterId": pid, "parameterScale": "log", "lowerBound": lower, "upperBound": upper,
-            "nominalValue": nominal, "estimate": int(bool(estimate))}
+    return {
+        "parameterId": pid,
+        "parameterScale": "log",
+        "lowerBound": lower,
+        "upperBound": upper,
+        "nominalValue": nominal,
+        "estimate": int(bool(estimate)),
+    }
 
 
 def lint_petab(yaml: str | Path) -> bool:
@@ -157,8 +213,10 @@ def lint_petab(yaml: str | Path) -> bool:
         return not petab.lint_problem(petab.Problem.from_yaml(str(yaml)))
 
 
-_NOISE = re.compile(r"^(?:(?P<add>\w+_add_sd)|(?P<prop>\w+_prop_cv) \* .+|"
-                    r"sqrt\((?P<ca>\w+_add_sd)\^2 \+ \((?P<cb>\w+_prop_cv) \* .+\)\^2\))$")
+_NOISE = re.compile(
+    r"^(?:(?P<add>\w+_add_sd)|(?P<prop>\w+_prop_cv) \* .+|"
+    r"sqrt\((?P<ca>\w+_add_sd)\^2 \+ \((?P<cb>\w+_prop_cv) \* .+\)\^2\))$"
+)
 
 
 def import_petab(yaml: str | Path) -> IndividualProblem:
@@ -175,8 +233,10 @@ def import_petab(yaml: str | Path) -> IndividualProblem:
     for oid, row in observables.iterrows():
         match = _NOISE.match(str(row["noiseFormula"]).strip())
         if not match or row.get("observableTransformation", "lin") != "lin":
-            raise CalibrationError(f"observable {oid}: noise formula {row['noiseFormula']!r} is not one of the "
-                                   "additive, proportional or combined forms this import reads")
+            raise CalibrationError(
+                f"observable {oid}: noise formula {row['noiseFormula']!r} is not one of the "
+                "additive, proportional or combined forms this import reads"
+            )
         models[oid] = ErrorModel("add" if match["add"] else "prop" if match["prop"] else "comb")
         factor = re.match(r"^([\d.eE+-]+) \* (\w+)$", str(row["observableFormula"]))
         scale[oid] = float(factor.group(1)) if factor else 1.0
@@ -186,8 +246,16 @@ def import_petab(yaml: str | Path) -> IndividualProblem:
     residuals = Residuals(groups, {g: models[f"obs_{g}"] for g in dict.fromkeys(groups)})
     predict = _predictor(spec, conditions, measurements, observables, scale)
     bounds = {p: (float(r["lowerBound"]), float(r["upperBound"])) for p, r in estimated.iterrows()}
-    return IndividualProblem(tuple(estimated.index), predict, measurements["measurement"].to_numpy(float), residuals,
-                             fixed=fixed, bounds=bounds, model=spec.name, model_version=spec.version)
+    return IndividualProblem(
+        tuple(estimated.index),
+        predict,
+        measurements["measurement"].to_numpy(float),
+        residuals,
+        fixed=fixed,
+        bounds=bounds,
+        model=spec.name,
+        model_version=spec.version,
+    )
 
 
 def _predictor(spec, conditions, measurements, observables, scale):
@@ -197,10 +265,14 @@ def _predictor(spec, conditions, measurements, observables, scale):
         for cid in by_condition:
             rows = measurements[measurements["simulationConditionId"] == cid]
             row = conditions.loc[cid]
-            chip = ChipData(cid, [Dose(0.0, float(row.get("A_m", 0.0)), 0.0)],
-                            {c.name: float(row[c.name]) for c in spec.constants if c.name in row},
-                            rows["time"].tolist(), [str(observables.loc[o, "observableFormula"]) for o in rows["observableId"]],
-                            rows["measurement"].tolist())
+            chip = ChipData(
+                cid,
+                [Dose(0.0, float(row.get("A_m", 0.0)), 0.0)],
+                {c.name: float(row[c.name]) for c in spec.constants if c.name in row},
+                rows["time"].tolist(),
+                [str(observables.loc[o, "observableFormula"]) for o in rows["observableId"]],
+                rows["measurement"].tolist(),
+            )
             parts.append(ChipPredictor(chip, spec.name))
         return lambda values: np.concatenate([part(values) for part in parts])
     data = []
@@ -210,8 +282,10 @@ def _predictor(spec, conditions, measurements, observables, scale):
             if amount == amount and amount:
                 data.append({"ID": k, "TIME": 0.0, "AMT": float(amount), "EVID": 1, "CMT": s, "DV": np.nan, "MDV": 1})
         rows = measurements[measurements["simulationConditionId"] == cid]
-        data += [{"ID": k, "TIME": t, "AMT": 0.0, "EVID": 0, "CMT": 1, "DV": y, "MDV": 0}
-                 for t, y in zip(rows["time"], rows["measurement"])]
+        data += [
+            {"ID": k, "TIME": t, "AMT": 0.0, "EVID": 0, "CMT": 1, "DV": y, "MDV": 0}
+            for t, y in zip(rows["time"], rows["measurement"])
+        ]
     oid = next(iter(observables.index))
     names = tuple(spec.parameter_names)
     target = re.sub(r"^[\d.eE+-]+ \* ", "", str(observables.loc[oid, "observableFormula"]))

@@ -64,8 +64,9 @@ def record_covariance(problem: IndividualProblem, record: FitRecord) -> np.ndarr
     return corr * np.outer(sd, sd)
 
 
-def prediction_band(problem: IndividualProblem, x_hat: np.ndarray, covariance: np.ndarray | None,
-                    step: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+def prediction_band(
+    problem: IndividualProblem, x_hat: np.ndarray, covariance: np.ndarray | None, step: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
     """Prediction and its SD from the parameter covariance (forward differences, delta method)."""
     f = problem.predict(problem.parameters(x_hat))
     if covariance is None:
@@ -78,8 +79,13 @@ def prediction_band(problem: IndividualProblem, x_hat: np.ndarray, covariance: n
     return f, np.sqrt(np.clip(np.einsum("ij,jk,ik->i", jac, covariance, jac), 0, None))
 
 
-def plot_fit_band(problem: IndividualProblem, record: FitRecord, path: str | Path,
-                  x: np.ndarray | None = None, x_label: str | None = None) -> Path:
+def plot_fit_band(
+    problem: IndividualProblem,
+    record: FitRecord,
+    path: str | Path,
+    x: np.ndarray | None = None,
+    x_label: str | None = None,
+) -> Path:
     """One panel per observable (error group): data, prediction, 90 % band. ``x`` defaults to the
     observation times when the predictor knows them (a chip), else to the observation index."""
     x_hat = optimum(problem, record)
@@ -95,8 +101,14 @@ def plot_fit_band(problem: IndividualProblem, record: FitRecord, path: str | Pat
         ax = figure.add_subplot(len(groups), 1, k + 1)
         rows = np.flatnonzero(problem.error.groups == group)
         rows = rows[np.argsort(x[rows], kind="stable")]
-        ax.fill_between(x[rows], f[rows] - Z90 * sd[rows], f[rows] + Z90 * sd[rows], color="C0", alpha=0.25,
-                        label="90 % band (parameter uncertainty)")
+        ax.fill_between(
+            x[rows],
+            f[rows] - Z90 * sd[rows],
+            f[rows] + Z90 * sd[rows],
+            color="C0",
+            alpha=0.25,
+            label="90 % band (parameter uncertainty)",
+        )
         ax.plot(x[rows], f[rows], "-", color="C0", label="prediction")
         ax.plot(x[rows], problem.dv[rows], "o", color="C1", ms=3, label="data")
         ax.set_ylabel(group or "value")

@@ -126,16 +126,22 @@ class FitRecord:
         return {name: entry.estimate for name, entry in self.theta.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        document = {name: getattr(self, name) for name in self.__dataclass_fields__
-                    if name not in ("theta", "chips", "subjects", "profiles", "mcmc")}
+        document = {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name not in ("theta", "chips", "subjects", "profiles", "mcmc")
+        }
         document.update(
             theta={name: entry.to_dict() for name, entry in self.theta.items()},
             chips={name: record.to_dict() for name, record in self.chips.items()},
             subjects={name: record.to_dict() for name, record in self.subjects.items()},
             profiles={name: asdict(profile) for name, profile in self.profiles.items()},
             mcmc=None if self.mcmc is None else asdict(self.mcmc),
-            minus2ll_with_constant=self.minus2ll_with_constant, aic=self.aic, bic=self.bic,
-            minus2ll_note="minus2ll excludes N·log(2π); minus2ll_with_constant includes it")
+            minus2ll_with_constant=self.minus2ll_with_constant,
+            aic=self.aic,
+            bic=self.bic,
+            minus2ll_note="minus2ll excludes N·log(2π); minus2ll_with_constant includes it",
+        )
         plain: dict[str, Any] = json.loads(json.dumps(document, default=_plain))  # plain JSON types throughout
         return plain
 
@@ -148,8 +154,9 @@ class FitRecord:
         selection = dict(known.get("data_selection") or {})
         legacy = {key: selection.pop(key) for key in LEGACY_KEYS if key in selection}
         known["data_selection"] = selection
-        known["theta"] = {n: e if isinstance(e, Estimate) else Estimate.from_dict(e)
-                          for n, e in (known.get("theta") or {}).items()}
+        known["theta"] = {
+            n: e if isinstance(e, Estimate) else Estimate.from_dict(e) for n, e in (known.get("theta") or {}).items()
+        }
         for key in ("chips", "subjects"):
             parts = known.get(key) or legacy.get(key) or {}
             known[key] = {n: r if isinstance(r, FitRecord) else cls.from_dict(r) for n, r in parts.items()}

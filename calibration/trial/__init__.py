@@ -23,7 +23,22 @@ from calibration.trial.size import ArmSizes, SizeResult, sample_size, t_test_pow
 from calibration.trial.trial_file import TrialDesign, load_trial_design, trial_design_from_dict
 
 __all__ = [
-    "ArmSizes", "Effect", "Estimates", "SimulatedTrials", "SizeKeepingPower", "SizeResult", "TrialAnalysis",
-    "TrialDesign", "TrialError", "analyse_arms", "analyze_trial", "load_trial_data", "load_trial_design",
-    "procova_size_keeping_power", "sample_size", "simulate_trials", "t_test_power", "trial_design_from_dict",
+    "ArmSizes",
+    "Effect",
+    "Estimates",
+    "SimulatedTrials",
+    "SizeKeepingPower",
+    "SizeResult",
+    "TrialAnalysis",
+    "TrialDesign",
+    "TrialError",
+    "analyse_arms",
+    "analyze_trial",
+    "load_trial_data",
+    "load_trial_design",
+    "procova_size_keeping_power",
+    "sample_size",
+    "simulate_trials",
+    "t_test_power",
+    "trial_design_from_dict",
 ]

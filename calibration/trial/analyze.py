@@ -51,8 +51,14 @@ class TrialAnalysis:
 
 def _effect(result, alpha: float) -> Effect:
     low, high = result.conf_int(alpha)[1]
-    return Effect(float(result.params[1]), float(result.bse[1]), float(low), float(high),
-                  float(result.pvalues[1]), int(result.df_resid))
+    return Effect(
+        float(result.params[1]),
+        float(result.bse[1]),
+        float(low),
+        float(high),
+        float(result.pvalues[1]),
+        int(result.df_resid),
+    )
 
 
 def analyze_trial(outcome, treated, prognostic, *, alpha: float = 0.05) -> TrialAnalysis:
@@ -71,31 +77,45 @@ def analyze_trial(outcome, treated, prognostic, *, alpha: float = 0.05) -> Trial
     denominator = math.sqrt(float(resid_y @ resid_y) * float(resid_m @ resid_m))
     if denominator == 0:
         raise TrialError("the prognostic score is constant within each arm; it cannot adjust anything")
-    return TrialAnalysis(n_t, n_c, alpha, _effect(unadjusted, alpha), _effect(procova, alpha),
-                         float(procova.params[2]), float(resid_y @ resid_m) / denominator)
+    return TrialAnalysis(
+        n_t,
+        n_c,
+        alpha,
+        _effect(unadjusted, alpha),
+        _effect(procova, alpha),
+        float(procova.params[2]),
+        float(resid_y @ resid_m) / denominator,
+    )
 
 
 def _treated_flags(arm_values, column: str, treatment: str | None, where: str) -> np.ndarray:
     labels = [str(v).strip() for v in arm_values]
     levels = sorted(set(labels))
     if len(levels) != 2:
-        raise TrialError(f"{where}: column {column!r} has {len(levels)} arm label(s) ({', '.join(levels[:5])}); "
-                         "fix: give a column with exactly two arms")
+        raise TrialError(
+            f"{where}: column {column!r} has {len(levels)} arm label(s) ({', '.join(levels[:5])}); "
+            "fix: give a column with exactly two arms"
+        )
     if treatment is None:
         guess = [lv for lv in levels if lv.lower() in _TREATED_LABELS]
         other = [lv for lv in levels if lv.lower() in _CONTROL_LABELS]
         if len(guess) != 1 or len(other) != 1:
-            raise TrialError(f"{where}: cannot tell which of {levels[0]!r} and {levels[1]!r} is the treatment arm; "
-                             "fix: add --treatment LABEL")
+            raise TrialError(
+                f"{where}: cannot tell which of {levels[0]!r} and {levels[1]!r} is the treatment arm; "
+                "fix: add --treatment LABEL"
+            )
         treatment = guess[0]
     if treatment not in levels:
-        raise TrialError(f"{where}: --treatment {treatment!r} is not an arm label of {column!r} "
-                         f"({levels[0]!r}, {levels[1]!r}); fix: use one of them")
+        raise TrialError(
+            f"{where}: --treatment {treatment!r} is not an arm label of {column!r} "
+            f"({levels[0]!r}, {levels[1]!r}); fix: use one of them"
+        )
     return np.array([lab == treatment for lab in labels], dtype=float)
 
 
-def load_trial_data(path: str | Path, *, outcome: str, arm: str, prognostic: str,
-                    treatment: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_trial_data(
+    path: str | Path, *, outcome: str, arm: str, prognostic: str, treatment: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(outcome, treated 0/1, prognostic) from a CSV; rows with an empty cell are refused, not dropped."""
     import pandas as pd
 
@@ -106,15 +126,19 @@ def load_trial_data(path: str | Path, *, outcome: str, arm: str, prognostic: str
         raise TrialError(f"{path}: not a readable CSV ({exc}); fix: save it as comma-separated text") from None
     for option, column in (("--outcome", outcome), ("--arm", arm), ("--prognostic", prognostic)):
         if column not in frame.columns:
-            raise TrialError(f"{path}: no column {column!r} (columns: {', '.join(map(str, frame.columns[:20]))}); "
-                             f"fix: name the column with {option}")
+            raise TrialError(
+                f"{path}: no column {column!r} (columns: {', '.join(map(str, frame.columns[:20]))}); "
+                f"fix: name the column with {option}"
+            )
     numbers = {}
     for column in (outcome, prognostic):
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             row = int(bad[0])
-            raise TrialError(f"{path}: column {column!r}, data row {row + 1}: {frame[column].iloc[row]!r} is not a "
-                             "finite number; fix: correct or remove the row")
+            raise TrialError(
+                f"{path}: column {column!r}, data row {row + 1}: {frame[column].iloc[row]!r} is not a "
+                "finite number; fix: correct or remove the row"
+            )
         numbers[column] = values
     return numbers[outcome], _treated_flags(frame[arm], arm, treatment, str(path)), numbers[prognostic]

@@ -49,8 +49,9 @@ class SimulatedTrials:
 
 def _within(a_t, a_c, b_t, b_c):
     """Σ within-arm cross products of a and b, per trial (rows)."""
-    return (np.einsum("ij,ij->i", a_t - a_t.mean(1, keepdims=True), b_t - b_t.mean(1, keepdims=True))
-            + np.einsum("ij,ij->i", a_c - a_c.mean(1, keepdims=True), b_c - b_c.mean(1, keepdims=True)))
+    return np.einsum("ij,ij->i", a_t - a_t.mean(1, keepdims=True), b_t - b_t.mean(1, keepdims=True)) + np.einsum(
+        "ij,ij->i", a_c - a_c.mean(1, keepdims=True), b_c - b_c.mean(1, keepdims=True)
+    )
 
 
 def _p_two_sided(t, df):
@@ -69,8 +70,10 @@ def analyse_arms(y_t, y_c, m_t, m_c) -> tuple[Estimates, Estimates]:
     effect = diff_y - slope * diff_m
     s2 = np.maximum(syy - smy * slope, 0.0) / (n - 3)  # rounding can leave −0 for an exact fit
     se_adj = np.sqrt(s2 * (1 / n_t + 1 / n_c + diff_m**2 / smm))
-    return (Estimates(diff_y, se_raw, _p_two_sided(diff_y / se_raw, n - 2)),
-            Estimates(effect, se_adj, _p_two_sided(effect / se_adj, n - 3)))
+    return (
+        Estimates(diff_y, se_raw, _p_two_sided(diff_y / se_raw, n - 2)),
+        Estimates(effect, se_adj, _p_two_sided(effect / se_adj, n - 3)),
+    )
 
 
 def _draw(rng, trials, n, mean, sd, rho):
@@ -79,8 +82,17 @@ def _draw(rng, trials, n, mean, sd, rho):
     return y, m
 
 
-def simulate_trials(*, n_treatment: int, n_control: int, effect: float, sd: float, correlation: float,
-                    n_trials: int, seed: int = 0, control_mean: float = 0.0) -> SimulatedTrials:
+def simulate_trials(
+    *,
+    n_treatment: int,
+    n_control: int,
+    effect: float,
+    sd: float,
+    correlation: float,
+    n_trials: int,
+    seed: int = 0,
+    control_mean: float = 0.0,
+) -> SimulatedTrials:
     """``n_trials`` virtual trials under the module's model; same seed, same trials."""
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_DRAWS // (n_treatment + n_control))
@@ -107,9 +119,19 @@ class SizeKeepingPower:
     scale: float  # new size / original size (both arms keep their ratio)
 
 
-def procova_size_keeping_power(*, n_treatment: int, n_control: int, effect: float, sd: float, correlation: float,
-                               target_power: float, alpha: float, n_trials: int = 4000, seed: int = 0,
-                               grid: int = 16) -> SizeKeepingPower:
+def procova_size_keeping_power(
+    *,
+    n_treatment: int,
+    n_control: int,
+    effect: float,
+    sd: float,
+    correlation: float,
+    target_power: float,
+    alpha: float,
+    n_trials: int = 4000,
+    seed: int = 0,
+    grid: int = 16,
+) -> SizeKeepingPower:
     """Simulated PROCOVA power over a grid of sizes (allocation ratio kept), then the size where
     it reaches ``target_power``: probit(power) is fitted as a line in √n (exact for a z-test:
     power = Φ(|δ|·√(n·k)/σ_res − z)), which smooths the simulation noise of each grid point."""
@@ -117,17 +139,27 @@ def procova_size_keeping_power(*, n_treatment: int, n_control: int, effect: floa
     sizes, powers = [], []
     for i, scale in enumerate(scales):
         nt, nc = max(3, round(n_treatment * scale)), max(3, round(n_control * scale))
-        sim = simulate_trials(n_treatment=nt, n_control=nc, effect=effect, sd=sd, correlation=correlation,
-                              n_trials=n_trials, seed=seed + 1 + i)
+        sim = simulate_trials(
+            n_treatment=nt,
+            n_control=nc,
+            effect=effect,
+            sd=sd,
+            correlation=correlation,
+            n_trials=n_trials,
+            seed=seed + 1 + i,
+        )
         sizes.append(nt + nc)
         powers.append(sim.procova.rejection_rate(alpha))
     sizes_a, powers_a = np.asarray(sizes, float), np.asarray(powers)
     usable = (powers_a > 0.02) & (powers_a < 0.98)
     if usable.sum() < 3 or not 0.02 < target_power < 0.98:
-        raise ValueError(f"power {target_power:.3f} is too close to 0 or 1 for the size search; "
-                         "choose an effect or arm sizes that give a power between 5 % and 95 %")
+        raise ValueError(
+            f"power {target_power:.3f} is too close to 0 or 1 for the size search; "
+            "choose an effect or arm sizes that give a power between 5 % and 95 %"
+        )
     slope, intercept = np.polyfit(np.sqrt(sizes_a[usable]), stats.norm.ppf(powers_a[usable]), 1)
     total = ((stats.norm.ppf(target_power) - intercept) / slope) ** 2
     scale = total / (n_treatment + n_control)
-    return SizeKeepingPower(target_power, int(np.ceil(n_treatment * scale)), int(np.ceil(n_control * scale)),
-                            float(scale))
+    return SizeKeepingPower(
+        target_power, int(np.ceil(n_treatment * scale)), int(np.ceil(n_control * scale)), float(scale)
+    )

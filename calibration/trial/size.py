@@ -45,8 +45,9 @@ class SizeResult:
         return self.procova.total / self.unadjusted.total
 
 
-def t_test_power(*, n_treatment: int, n_control: int, effect: float, sd_residual: float, alpha: float,
-                 covariates: int = 0) -> float:
+def t_test_power(
+    *, n_treatment: int, n_control: int, effect: float, sd_residual: float, alpha: float, covariates: int = 0
+) -> float:
     df = n_treatment + n_control - 2 - covariates
     noncentrality = abs(effect) / (sd_residual * math.sqrt(1 / n_treatment + 1 / n_control))
     critical = stats.t.ppf(1 - alpha / 2, df)
@@ -55,8 +56,14 @@ def t_test_power(*, n_treatment: int, n_control: int, effect: float, sd_residual
 
 def _smallest(effect, sd_residual, alpha, power, ratio, covariates) -> ArmSizes:
     def achieved(n_c: int) -> float:
-        return t_test_power(n_treatment=max(2, math.ceil(ratio * n_c)), n_control=n_c, effect=effect,
-                            sd_residual=sd_residual, alpha=alpha, covariates=covariates)
+        return t_test_power(
+            n_treatment=max(2, math.ceil(ratio * n_c)),
+            n_control=n_c,
+            effect=effect,
+            sd_residual=sd_residual,
+            alpha=alpha,
+            covariates=covariates,
+        )
 
     low, high = 2, 4
     while achieved(high) < power:  # doubling, then bisection on the monotone power curve
@@ -70,18 +77,24 @@ def _smallest(effect, sd_residual, alpha, power, ratio, covariates) -> ArmSizes:
     return ArmSizes(max(2, math.ceil(ratio * n_c)), n_c, achieved(n_c))
 
 
-def sample_size(*, effect: float, sd: float, correlation: float, power: float = 0.8, alpha: float = 0.05,
-                ratio: float = 1.0) -> SizeResult:
+def sample_size(
+    *, effect: float, sd: float, correlation: float, power: float = 0.8, alpha: float = 0.05, ratio: float = 1.0
+) -> SizeResult:
     """Arm sizes reaching ``power`` unadjusted and with PROCOVA (module docstring)."""
-    checks = [(effect != 0 and math.isfinite(effect), "--effect must be a finite non-zero difference"),
-              (sd > 0 and math.isfinite(sd), "--sd must be a finite positive standard deviation"),
-              (-1 < correlation < 1, "--correlation must be inside (−1, 1)"),
-              (0 < power < 1, "--power must be inside (0, 1), e.g. 0.8"),
-              (0 < alpha < 0.5, "--alpha must be inside (0, 0.5), e.g. 0.05"),
-              (0.01 <= ratio <= 100, "--ratio (treatment : control) must be in 0.01–100")]
+    checks = [
+        (effect != 0 and math.isfinite(effect), "--effect must be a finite non-zero difference"),
+        (sd > 0 and math.isfinite(sd), "--sd must be a finite positive standard deviation"),
+        (-1 < correlation < 1, "--correlation must be inside (−1, 1)"),
+        (0 < power < 1, "--power must be inside (0, 1), e.g. 0.8"),
+        (0 < alpha < 0.5, "--alpha must be inside (0, 0.5), e.g. 0.05"),
+        (0.01 <= ratio <= 100, "--ratio (treatment : control) must be in 0.01–100"),
+    ]
     for ok, message in checks:
         if not ok:
             raise TrialError(message)
     sd_procova = sd * math.sqrt(1 - correlation**2)
-    return SizeResult(_smallest(effect, sd, alpha, power, ratio, 0),
-                      _smallest(effect, sd_procova, alpha, power, ratio, 1), correlation)
+    return SizeResult(
+        _smallest(effect, sd, alpha, power, ratio, 0),
+        _smallest(effect, sd_procova, alpha, power, ratio, 1),
+        correlation,
+    )

@@ -110,8 +110,10 @@ def trial_design_from_dict(data: dict[str, Any], path: Path | str = "<trial>") -
         raise TrialError(_message(Path(path), exc.errors()[0])) from None
     draws = design.simulation.n_trials * design.arms.total
     if draws > MAX_SUBJECT_DRAWS:
-        raise TrialError(f"{path}: simulation.n_trials × subjects = {draws:,} virtual subjects, above "
-                         f"{MAX_SUBJECT_DRAWS:,}; fix: fewer trials or smaller arms")
+        raise TrialError(
+            f"{path}: simulation.n_trials × subjects = {draws:,} virtual subjects, above "
+            f"{MAX_SUBJECT_DRAWS:,}; fix: fewer trials or smaller arms"
+        )
     return design
 
 

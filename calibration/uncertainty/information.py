@@ -65,7 +65,8 @@ def from_hessian(hessian: np.ndarray, names: list[str]) -> Uncertainty:
         weakest = vectors[:, int(np.argmin(eigenvalues))]
         involved = [names[i] for i in np.argsort(-np.abs(weakest)) if abs(weakest[i]) > 0.3]
         warnings.append(
-            "not identified: the data do not separate " + " and ".join(involved)
+            "not identified: the data do not separate "
+            + " and ".join(involved)
             + "; fix some of them or add data that moves them differently (see the profile likelihood)"
         )
         return Uncertainty(None, warnings)
@@ -81,6 +82,9 @@ def natural_scale(log_estimate: float, log_sd: float) -> Estimate:
     estimate = float(np.exp(log_estimate))
     if not np.isfinite(log_sd):
         return Estimate(estimate)
-    return Estimate(estimate, se=estimate * float(log_sd),
-                    ci95=[float(np.exp(log_estimate - Z95 * log_sd)), float(np.exp(log_estimate + Z95 * log_sd))],
-                    rse_percent=100 * float(log_sd))
+    return Estimate(
+        estimate,
+        se=estimate * float(log_sd),
+        ci95=[float(np.exp(log_estimate - Z95 * log_sd)), float(np.exp(log_estimate + Z95 * log_sd))],
+        rse_percent=100 * float(log_sd),
+    )

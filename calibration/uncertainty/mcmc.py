@@ -42,16 +42,30 @@ class McmcResult:
     def summary(self) -> dict[str, dict[str, float]]:
         natural = np.exp(self.samples)
         q = np.percentile(natural, [2.5, 50.0, 97.5], axis=0)
-        return {name: {"median": float(q[1, k]), "ci95": [float(q[0, k]), float(q[2, k])],
-                       "log_mean": float(self.samples[:, k].mean()), "log_sd": float(self.samples[:, k].std(ddof=1))}
-                for k, name in enumerate(self.names)}
+        return {
+            name: {
+                "median": float(q[1, k]),
+                "ci95": [float(q[0, k]), float(q[2, k])],
+                "log_mean": float(self.samples[:, k].mean()),
+                "log_sd": float(self.samples[:, k].std(ddof=1)),
+            }
+            for k, name in enumerate(self.names)
+        }
 
     def to_dict(self) -> dict:
         tau = None if self.autocorr_time is None else dict(zip(self.names, self.autocorr_time.tolist()))
-        return {"sampler": "emcee ensemble (stretch move)", "n_walkers": self.n_walkers, "n_steps": self.n_steps,
-                "burn": self.burn, "n_draws": int(self.samples.shape[0]),
-                "acceptance_fraction": self.acceptance_fraction, "autocorr_time": tau,
-                "autocorr_reliable": self.autocorr_reliable, "summary": self.summary(), "notes": list(self.notes)}
+        return {
+            "sampler": "emcee ensemble (stretch move)",
+            "n_walkers": self.n_walkers,
+            "n_steps": self.n_steps,
+            "burn": self.burn,
+            "n_draws": int(self.samples.shape[0]),
+            "acceptance_fraction": self.acceptance_fraction,
+            "autocorr_time": tau,
+            "autocorr_reliable": self.autocorr_reliable,
+            "summary": self.summary(),
+            "notes": list(self.notes),
+        }
 
 
 def log_posterior(problem: IndividualProblem) -> Callable[[np.ndarray], float]:
@@ -73,9 +87,17 @@ def laplace_covariance(problem: IndividualProblem, x_map: np.ndarray) -> np.ndar
     return from_hessian(numerical_hessian(problem.objective, x_map), names).covariance
 
 
-def run_mcmc(problem: IndividualProblem, x_map: np.ndarray, *, n_steps: int = 2000, n_walkers: int | None = None,
-             covariance: np.ndarray | None = None, burn: int | None = None, seed: int = 0,
-             progress: Callable[[int, int], None] | None = None) -> McmcResult:
+def run_mcmc(
+    problem: IndividualProblem,
+    x_map: np.ndarray,
+    *,
+    n_steps: int = 2000,
+    n_walkers: int | None = None,
+    covariance: np.ndarray | None = None,
+    burn: int | None = None,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> McmcResult:
     """Sample the posterior; ``burn`` defaults to a quarter of the steps."""
     x_map = np.asarray(x_map, dtype=float)
     ndim = x_map.size
@@ -97,15 +119,27 @@ def run_mcmc(problem: IndividualProblem, x_map: np.ndarray, *, n_steps: int = 20
     chain = sampler.get_chain(discard=burn)
     names = (*problem.names, *problem.error.parameter_names)
     tau, reliable = _autocorr(chain)
-    result = McmcResult(names, chain.reshape(-1, ndim), float(np.mean(sampler.acceptance_fraction)), tau, reliable,
-                        n_walkers, n_steps, burn)
+    result = McmcResult(
+        names,
+        chain.reshape(-1, ndim),
+        float(np.mean(sampler.acceptance_fraction)),
+        tau,
+        reliable,
+        n_walkers,
+        n_steps,
+        burn,
+    )
     if not reliable:
         longest = "?" if tau is None else f"{np.nanmax(tau):.0f}"
-        result.notes.append(f"the chain ({n_steps - burn} steps after burn-in) is shorter than {MIN_CHAIN_TAUS} "
-                            f"autocorrelation times (τ ≈ {longest} steps); the summaries are rough — run longer")
+        result.notes.append(
+            f"the chain ({n_steps - burn} steps after burn-in) is shorter than {MIN_CHAIN_TAUS} "
+            f"autocorrelation times (τ ≈ {longest} steps); the summaries are rough — run longer"
+        )
     if not ACCEPTANCE_RANGE[0] <= result.acceptance_fraction <= ACCEPTANCE_RANGE[1]:
-        result.notes.append(f"the acceptance fraction {result.acceptance_fraction:.2f} is outside "
-                            f"{ACCEPTANCE_RANGE[0]}–{ACCEPTANCE_RANGE[1]}; the sampler mixes poorly here")
+        result.notes.append(
+            f"the acceptance fraction {result.acceptance_fraction:.2f} is outside "
+            f"{ACCEPTANCE_RANGE[0]}–{ACCEPTANCE_RANGE[1]}; the sampler mixes poorly here"
+        )
     return result
 
 
@@ -135,8 +169,14 @@ def _autocorr(chain: np.ndarray) -> tuple[np.ndarray | None, bool]:
         return (tau if np.all(np.isfinite(tau)) else None), False
 
 
-def attach_mcmc(problem: IndividualProblem, record: FitRecord, *, n_steps: int, seed: int = 0,
-                progress: Callable[[int, int], None] | None = None) -> McmcResult:
+def attach_mcmc(
+    problem: IndividualProblem,
+    record: FitRecord,
+    *,
+    n_steps: int,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> McmcResult:
     """Sample around the record's MAP; keep its summary as ``record.mcmc`` and any caveat as a warning."""
     result = run_mcmc(problem, optimum(problem, record), n_steps=n_steps, seed=seed, progress=progress)
     record.mcmc = McmcSummary.from_dict(result.to_dict())

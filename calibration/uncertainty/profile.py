@@ -36,8 +36,9 @@ class _Hook:
     """The caller's ``should_stop`` (asked before each point) and ``progress(done, total)`` (after each
     point; ``total`` is the most points still possible, so it only falls, to ``done`` at the end)."""
 
-    def __init__(self, should_stop: Callable[[], bool] | None, progress: Callable[[int, int], None] | None,
-                 total: int) -> None:
+    def __init__(
+        self, should_stop: Callable[[], bool] | None, progress: Callable[[int, int], None] | None, total: int
+    ) -> None:
         self.should_stop, self.progress, self.done, self.total = should_stop, progress, 0, total
 
     def before(self) -> None:
@@ -73,20 +74,34 @@ class Profile:
         return self.lower, self.upper
 
     def to_dict(self) -> dict:
-        return {"estimate": self.estimate, "ci95": [self.lower, self.upper], "threshold": CHI2_95,
-                "values": self.values.tolist(), "delta_minus2ll": self.delta.tolist(), "notes": list(self.notes)}
+        return {
+            "estimate": self.estimate,
+            "ci95": [self.lower, self.upper],
+            "threshold": CHI2_95,
+            "values": self.values.tolist(),
+            "delta_minus2ll": self.delta.tolist(),
+            "notes": list(self.notes),
+        }
 
 
 def optimum(problem: IndividualProblem, record: FitRecord) -> np.ndarray:
     """The record's estimates as the problem's log-scale vector (model parameters, then residual SDs)."""
-    return np.log([record.theta[n].estimate for n in problem.names]
-                  + [record.sigma[s] for s in problem.error.parameter_names])
+    return np.log(
+        [record.theta[n].estimate for n in problem.names] + [record.sigma[s] for s in problem.error.parameter_names]
+    )
 
 
-def profile_parameter(problem: IndividualProblem, x_hat: np.ndarray, name: str, *, step: float | None = None,
-                      threshold: float = CHI2_95, max_steps: int = MAX_STEPS,
-                      should_stop: Callable[[], bool] | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> Profile:
+def profile_parameter(
+    problem: IndividualProblem,
+    x_hat: np.ndarray,
+    name: str,
+    *,
+    step: float | None = None,
+    threshold: float = CHI2_95,
+    max_steps: int = MAX_STEPS,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Profile:
     """Walk θ_name down and up from the estimate until Δ(−2LL) passes ``threshold`` or a bound stops it.
 
     Each point re-optimises the other parameters from the previous point's optimum (warm start):
@@ -114,8 +129,10 @@ def profile_parameter(problem: IndividualProblem, x_hat: np.ndarray, name: str, 
     prof.notes += [n for n in (note_low, note_high) if n]
     if delta.min() < -0.1:
         better = values[int(np.argmin(delta))]
-        prof.notes.append(f"the profile found a lower −2LL ({delta.min():.2f}) at {name} = {better:.4g}: "
-                          "the fit had not reached the optimum; refit with more starts (--starts)")
+        prof.notes.append(
+            f"the profile found a lower −2LL ({delta.min():.2f}) at {name} = {better:.4g}: "
+            "the fit had not reached the optimum; refit with more starts (--starts)"
+        )
     return prof
 
 
@@ -172,8 +189,14 @@ def _walk(problem, x_hat, i, f_hat, direction, step, bound, threshold, max_steps
             full[others] = z
             return problem.objective(full)
 
-        result = minimize(restricted, x[others], method="L-BFGS-B", jac="3-point", bounds=bounds,
-                          options={"maxiter": 200, "ftol": 1e-10, "gtol": 1e-5})
+        result = minimize(
+            restricted,
+            x[others],
+            method="L-BFGS-B",
+            jac="3-point",
+            bounds=bounds,
+            options={"maxiter": 200, "ftol": 1e-10, "gtol": 1e-5},
+        )
         if np.isfinite(result.fun):
             x[others] = result.x
         delta = float(min(result.fun, restricted(x[others])) - f_hat)
@@ -236,8 +259,12 @@ def flagged_parameters(problem: IndividualProblem, record: FitRecord) -> list[st
     return [n for n in dict.fromkeys(names) if n in problem.names]
 
 
-def attach_profiles(problem: IndividualProblem, record: FitRecord, names: list[str] | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> dict[str, Profile]:
+def attach_profiles(
+    problem: IndividualProblem,
+    record: FitRecord,
+    names: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Profile]:
     """Profile ``names`` (default: the flagged ones) and write them into the record.
 
     Into ``record.profiles`` (the whole profile), each ``theta[name].ci95_profile``,
@@ -256,9 +283,15 @@ def attach_profiles(problem: IndividualProblem, record: FitRecord, names: list[s
     return profiles
 
 
-def profile_grid(problem: IndividualProblem, x_hat: np.ndarray, name: str, values: np.ndarray, *,
-                 should_stop: Callable[[], bool] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> Profile:
+def profile_grid(
+    problem: IndividualProblem,
+    x_hat: np.ndarray,
+    name: str,
+    values: np.ndarray,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Profile:
     """Δ(−2LL) at given values of θ_name (natural scale), walking outward from the estimate on each
     side so that each point is warm-started from its neighbour's optimum. ``should_stop`` and
     ``progress`` as in ``profile_parameter``."""
@@ -294,9 +327,14 @@ def _restricted_lbfgs(problem: IndividualProblem, x: np.ndarray, i: int) -> tupl
         full[others] = z
         return problem.objective(full)
 
-    result = minimize(restricted, x[others], method="L-BFGS-B", jac="3-point",
-                      bounds=[problem.log_bounds()[k] for k in others],
-                      options={"maxiter": 200, "ftol": 1e-10, "gtol": 1e-5})
+    result = minimize(
+        restricted,
+        x[others],
+        method="L-BFGS-B",
+        jac="3-point",
+        bounds=[problem.log_bounds()[k] for k in others],
+        options={"maxiter": 200, "ftol": 1e-10, "gtol": 1e-5},
+    )
     full = x.copy()
     full[others] = result.x
     return full, float(result.fun)

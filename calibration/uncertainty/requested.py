@@ -8,8 +8,16 @@ from calibration.uncertainty.mcmc import attach_mcmc
 from calibration.uncertainty.profile import attach_profiles
 
 
-def requested_uncertainty(problem: IndividualProblem, record: FitRecord, key: str = "", *, profile: bool = False,
-                          mcmc: int = 0, seed: int = 0, problems: dict | None = None) -> FitRecord:
+def requested_uncertainty(
+    problem: IndividualProblem,
+    record: FitRecord,
+    key: str = "",
+    *,
+    profile: bool = False,
+    mcmc: int = 0,
+    seed: int = 0,
+    problems: dict | None = None,
+) -> FitRecord:
     """What the caller asked for beyond the Hessian: profiles of flagged parameters, an MCMC run;
     ``problems`` (when given) collects ``key -> (problem, record)`` for plots and exports."""
     if profile:

@@ -53,8 +53,10 @@ def record_problem(chip: ChipData, record: FitRecord) -> IndividualProblem:
     errors = errors_of(record)
     fitted = keep_observables(chip, list(errors))
     if not errors or not fitted.n_observations:
-        raise CalibrationError(f"chip {chip.chip}: no observation of {', '.join(errors) or 'the fitted observables'} "
-                               "in the data of this fit")
+        raise CalibrationError(
+            f"chip {chip.chip}: no observation of {', '.join(errors) or 'the fitted observables'} "
+            "in the data of this fit"
+        )
     return _problem(fitted, record, errors)
 
 
@@ -67,32 +69,59 @@ def _problem(chip: ChipData, record: FitRecord, errors: dict[str, str]) -> Indiv
     return chip_problem(chip, spec, names, selection.get("fixed") or {}, bounds, errors, prior)
 
 
-def review_chip_fit(chip: ChipData, record: FitRecord, points: int = CURVE_POINTS,
-                    until_h: float | None = None) -> FitView:
+def review_chip_fit(
+    chip: ChipData, record: FitRecord, points: int = CURVE_POINTS, until_h: float | None = None
+) -> FitView:
     """``until_h``: draw the prediction that far (a forecast past the data, through the events
     given since); by default to the last observation."""
     problem = record_problem(chip, record)
     x_hat = optimum(problem, record)
     covariance = record_covariance(problem, record)
     f = problem.predict(problem.parameters(x_hat))
-    sd = np.sqrt(problem.error.variance(f, np.exp(x_hat[problem.n_model:])))
-    data = pd.DataFrame({"time_h": problem.predict.chip.times_h, "observable": problem.predict.chip.observables,
-                         "value": problem.dv, "prediction": f, "weighted_residual": (problem.dv - f) / sd})
+    sd = np.sqrt(problem.error.variance(f, np.exp(x_hat[problem.n_model :])))
+    data = pd.DataFrame(
+        {
+            "time_h": problem.predict.chip.times_h,
+            "observable": problem.predict.chip.observables,
+            "value": problem.dv,
+            "prediction": f,
+            "weighted_residual": (problem.dv - f) / sd,
+        }
+    )
     return FitView(data, _curves(problem, record, x_hat, covariance, points, until_h), covariance is not None)
 
 
-def _curves(problem: IndividualProblem, record: FitRecord, x_hat: np.ndarray, covariance: np.ndarray | None,
-            points: int, until_h: float | None) -> pd.DataFrame:
+def _curves(
+    problem: IndividualProblem,
+    record: FitRecord,
+    x_hat: np.ndarray,
+    covariance: np.ndarray | None,
+    points: int,
+    until_h: float | None,
+) -> pd.DataFrame:
     """The prediction on a dense grid from 0 to ``until_h`` (default: the last observation), with its band."""
     chip = problem.predict.chip
     observables = sorted(set(chip.observables))
     grid = np.linspace(0.0, max(chip.times_h) if until_h is None else until_h, points)
-    dense = ChipData(chip.chip, chip.events, chip.constants, [*grid] * len(observables),
-                     [o for o in observables for _ in grid], [1.0] * (len(grid) * len(observables)))
+    dense = ChipData(
+        chip.chip,
+        chip.events,
+        chip.constants,
+        [*grid] * len(observables),
+        [o for o in observables for _ in grid],
+        [1.0] * (len(grid) * len(observables)),
+    )
     dense_problem = _problem(dense, record, errors_of(record))
     f, sd = prediction_band(dense_problem, x_hat, covariance)
-    return pd.DataFrame({"time_h": dense.times_h, "observable": dense.observables, "prediction": f,
-                         "low": f - Z90 * sd, "high": f + Z90 * sd})
+    return pd.DataFrame(
+        {
+            "time_h": dense.times_h,
+            "observable": dense.observables,
+            "prediction": f,
+            "low": f - Z90 * sd,
+            "high": f + Z90 * sd,
+        }
+    )
 
 
 def profile_chip_fit(chip: ChipData, record: FitRecord, name: str) -> Profile:

@@ -75,8 +75,7 @@ class Batcher:
     def _due(self) -> bool:
         if not self._pending or time.monotonic() < self._retry_at_s:
             return False
-        return (len(self._pending) >= self.max_readings
-                or time.monotonic() - self._oldest_at_s >= self.max_age_s)
+        return len(self._pending) >= self.max_readings or time.monotonic() - self._oldest_at_s >= self.max_age_s
 
     def _wait_s(self) -> float:
         if not self._pending:

@@ -18,7 +18,7 @@ from instruments.acquisition.types import PollerStats, Reading
 class SequenceReport:
     received: dict[str, int] = field(default_factory=dict)
     produced: dict[str, int] = field(default_factory=dict)
-    lost: int = 0        # produced but never received
+    lost: int = 0  # produced but never received
     duplicated: int = 0  # received more than once (extra copies)
     problems: list[str] = field(default_factory=list)
 

@@ -51,10 +51,19 @@ __all__ = ["Channel", "HealthHook", "Poller", "PollerStats", "Reading", "Reading
 
 
 class Poller:
-    def __init__(self, channels: Iterable[Channel], sink: Sink, clock: Clock, *, batch_readings: int = 500,
-                 batch_interval_s: float = 1.0, start_utc_s: float | None = None,
-                 join_timeout_s: float = 10.0, stagger: bool = STAGGER,
-                 on_health: HealthHook | None = None) -> None:
+    def __init__(
+        self,
+        channels: Iterable[Channel],
+        sink: Sink,
+        clock: Clock,
+        *,
+        batch_readings: int = 500,
+        batch_interval_s: float = 1.0,
+        start_utc_s: float | None = None,
+        join_timeout_s: float = 10.0,
+        stagger: bool = STAGGER,
+        on_health: HealthHook | None = None,
+    ) -> None:
         """``batch_interval_s`` is real (wall) time; ``start_utc_s`` (clock time) anchors slot 0.
 
         ``stagger`` spreads the groups of one worker that share a period evenly over that
@@ -76,9 +85,10 @@ class Poller:
         if self._running or self._workers:
             raise RuntimeError("this poller was already started; make a new one")
         start_s = self.clock.now_s() if self._start_utc_s is None else self._start_utc_s
-        self._workers = [BusWorker(name, groups, self.clock, self._stop, self._batcher.add,
-                                   self.on_health)
-                         for name, groups in self._plan(start_s).items()]
+        self._workers = [
+            BusWorker(name, groups, self.clock, self._stop, self._batcher.add, self.on_health)
+            for name, groups in self._plan(start_s).items()
+        ]
         self._batcher.start()
         for worker in self._workers:
             worker.thread.start()
@@ -116,8 +126,9 @@ class Poller:
         self._batcher.stop(self.join_timeout_s)
         self._running = False
         if stuck:
-            raise RuntimeError(f"poll workers {stuck} did not stop within {self.join_timeout_s} s "
-                               "(a driver read without a timeout?)")
+            raise RuntimeError(
+                f"poll workers {stuck} did not stop within {self.join_timeout_s} s (a driver read without a timeout?)"
+            )
         return self.stats()
 
     def stats(self) -> PollerStats:

@@ -30,9 +30,9 @@ class ReadingQuality(enum.IntFlag):
     """Quality flags of a reading (same bits as ``store.ingest.Quality``); 0 = good."""
 
     OK = 0
-    STALE = 1          # the value is not a fresh measurement (last good value repeated)
-    OUT_OF_RANGE = 2   # outside the channel's plausible range (value kept as read)
-    DEVICE_ERROR = 4   # the read failed; the value is the last good one
+    STALE = 1  # the value is not a fresh measurement (last good value repeated)
+    OUT_OF_RANGE = 2  # outside the channel's plausible range (value kept as read)
+    DEVICE_ERROR = 4  # the read failed; the value is the last good one
 
 
 class Reading(NamedTuple):
@@ -109,13 +109,13 @@ def worker_name(channel: Channel) -> str:
 class ChannelStats:
     """Counters of one channel; ``readings`` equals the next ``seq``."""
 
-    polls: int = 0                 # reads attempted for this channel
-    readings: int = 0              # readings produced (handed to the batcher)
+    polls: int = 0  # reads attempted for this channel
+    readings: int = 0  # readings produced (handed to the batcher)
     ok: int = 0
     out_of_range: int = 0
-    errors: int = 0                # failed reads (with or without a reading)
+    errors: int = 0  # failed reads (with or without a reading)
     errors_without_value: int = 0  # failed before any good value: no reading produced
-    missed_slots: int = 0          # schedule slots in which no poll happened
+    missed_slots: int = 0  # schedule slots in which no poll happened
     last_error: str = ""
 
 
@@ -142,5 +142,9 @@ class PollerStats:
         return sum(stats.readings for stats in self.channels.values())
 
     def to_dict(self) -> dict:
-        return {"workers": self.workers, "produced": self.produced, "sink": vars(self.sink).copy(),
-                "channels": {name: vars(stats).copy() for name, stats in self.channels.items()}}
+        return {
+            "workers": self.workers,
+            "produced": self.produced,
+            "sink": vars(self.sink).copy(),
+            "channels": {name: vars(stats).copy() for name, stats in self.channels.items()},
+        }

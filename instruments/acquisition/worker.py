@@ -53,8 +53,9 @@ class ChannelState:
     poll_error: str = ""  # the last poll's error ("" = it read fine)
     _converters: dict[str, Callable[[float], float]] = field(default_factory=dict)
 
-    def reading(self, slot: int, t_utc_s: float, by_quantity: dict[str, Measurement] | None,
-                error: str) -> Reading | None:
+    def reading(
+        self, slot: int, t_utc_s: float, by_quantity: dict[str, Measurement] | None, error: str
+    ) -> Reading | None:
         """This channel's reading for one poll (None: failed before any good value)."""
         self.stats.polls += 1
         value, quality = None, int(ReadingQuality.OK)
@@ -136,8 +137,15 @@ class PollGroup:
 class BusWorker:
     """A thread polling its groups in due order; readings go to ``emit`` (the batcher)."""
 
-    def __init__(self, name: str, groups: list[PollGroup], clock: Clock, stop: threading.Event,
-                 emit: Callable[[list[Reading]], None], on_health: HealthHook | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        groups: list[PollGroup],
+        clock: Clock,
+        stop: threading.Event,
+        emit: Callable[[list[Reading]], None],
+        on_health: HealthHook | None = None,
+    ) -> None:
         self.name, self.groups, self.clock, self._stop, self._emit = name, groups, clock, stop, emit
         self._on_health = on_health
         self._order = itertools.count()

@@ -45,7 +45,7 @@ class AssayRecord:
     chip: str
     taken_at: datetime
     analyte: str
-    value: float | None      # None only when below LLOQ with no number given
+    value: float | None  # None only when below LLOQ with no number given
     unit: str
     below_lloq: bool
     source_file: str
@@ -91,14 +91,21 @@ def _parse_value(text: str, below_lloq: bool, row: int) -> float | None:
 def _parse_unit(text: str, row: int) -> str:
     try:
         ureg.Unit(text.strip())
-    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, TypeError,
-            AttributeError, AssertionError):
+    except (
+        pint.errors.UndefinedUnitError,
+        pint.errors.DefinitionSyntaxError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        AssertionError,
+    ):
         raise RowError(row, f"unit {text!r} is not a unit pint understands (write e.g. 'ng/mL', 'uM')") from None
     return text.strip()
 
 
-def _match(sample_id: str, chip: str, taken_at: datetime, known: Mapping[str, KnownSample],
-           tolerance_s: float, row: int) -> None:
+def _match(
+    sample_id: str, chip: str, taken_at: datetime, known: Mapping[str, KnownSample], tolerance_s: float, row: int
+) -> None:
     sample = known.get(sample_id)
     if sample is None:
         raise RowError(row, f"sample id {sample_id!r} is not a known sample; register the sample first")
@@ -108,12 +115,16 @@ def _match(sample_id: str, chip: str, taken_at: datetime, known: Mapping[str, Kn
         known_at = sample.taken_at if sample.taken_at.tzinfo else sample.taken_at.replace(tzinfo=timezone.utc)
         gap_s = abs((taken_at - known_at).total_seconds())
         if gap_s > tolerance_s:
-            raise RowError(row, f"sample {sample_id!r} was taken at {known_at.isoformat()}, the file says "
-                                f"{taken_at.isoformat()} ({gap_s:.0f} s apart, tolerance {tolerance_s:.0f} s)")
+            raise RowError(
+                row,
+                f"sample {sample_id!r} was taken at {known_at.isoformat()}, the file says "
+                f"{taken_at.isoformat()} ({gap_s:.0f} s apart, tolerance {tolerance_s:.0f} s)",
+            )
 
 
-def parse_row(cells: dict[str, str], row: int, source: str, known: Mapping[str, KnownSample],
-              tolerance_s: float) -> AssayRecord:
+def parse_row(
+    cells: dict[str, str], row: int, source: str, known: Mapping[str, KnownSample], tolerance_s: float
+) -> AssayRecord:
     sample_id, chip, analyte = (cells[k].strip() for k in ("sample_id", "chip", "analyte"))
     for name, text in (("sample_id", sample_id), ("chip", chip), ("analyte", analyte)):
         if not text:
@@ -129,8 +140,9 @@ def parse_row(cells: dict[str, str], row: int, source: str, known: Mapping[str, 
     return AssayRecord(sample_id, chip, taken_at, analyte, value, unit, below_lloq, source, row)
 
 
-def parse_assay_csv(text: str, source: str, known: Mapping[str, KnownSample],
-                    tolerance_s: float = 60.0) -> tuple[list[AssayRecord], list[RowError]]:
+def parse_assay_csv(
+    text: str, source: str, known: Mapping[str, KnownSample], tolerance_s: float = 60.0
+) -> tuple[list[AssayRecord], list[RowError]]:
     """All records and all row errors of one file (a file-level problem is reported as row 1)."""
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip().lower() for name in (reader.fieldnames or [])]

@@ -51,8 +51,14 @@ def sha256_of(path: Path) -> str:
 class AssayInbox:
     """Poll-based file drop; ``settle_s``: ignore files modified more recently (still being written)."""
 
-    def __init__(self, folder: Path | str, known_samples: Mapping[str, KnownSample] | Callable[[], Mapping[str, KnownSample]],
-                 *, time_tolerance_s: float = 60.0, settle_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        folder: Path | str,
+        known_samples: Mapping[str, KnownSample] | Callable[[], Mapping[str, KnownSample]],
+        *,
+        time_tolerance_s: float = 60.0,
+        settle_s: float = 1.0,
+    ) -> None:
         self.folder = Path(folder)
         self.done, self.rejected = self.folder / "done", self.folder / "rejected"
         for path in (self.folder, self.done, self.rejected):
@@ -72,8 +78,11 @@ class AssayInbox:
     def pending(self) -> list[Path]:
         """Settled CSV files waiting in the inbox, oldest first."""
         now = time.time()
-        files = [p for p in self.folder.glob("*.csv") if p.is_file() and not p.name.startswith(".")
-                 and now - p.stat().st_mtime >= self.settle_s]
+        files = [
+            p
+            for p in self.folder.glob("*.csv")
+            if p.is_file() and not p.name.startswith(".") and now - p.stat().st_mtime >= self.settle_s
+        ]
         return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
     def poll(self, deliver: Deliver | None = None) -> list[FileOutcome]:

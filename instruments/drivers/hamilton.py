@@ -31,7 +31,7 @@ from instruments.errors import ConfigError, WireProtocolError
 from instruments.transport.modbus_codec import check_word_order, decode, encode
 from instruments.transport.modbus_link import ModbusDeviceLink
 
-PRIMARY_BLOCK_ADDRESS = 2089      # manual 2090, counted from 1
+PRIMARY_BLOCK_ADDRESS = 2089  # manual 2090, counted from 1
 TEMPERATURE_BLOCK_ADDRESS = 2409  # manual 2410, counted from 1
 BLOCK_REGISTERS = 10
 
@@ -53,30 +53,47 @@ STATUS_FLAGS = {
 @dataclass(frozen=True)
 class HamiltonUnit:
     code: int
-    unit: str       # pint-parsable
-    label: str      # as the manual writes it
+    unit: str  # pint-parsable
+    label: str  # as the manual writes it
     confirmed: bool
 
 
-UNIT_CODES: dict[int, HamiltonUnit] = {u.code: u for u in (
-    HamiltonUnit(0x00000002, "kelvin", "K", False),
-    HamiltonUnit(0x00000004, "degC", "°C", True),  # manual example: unit 0x04 (°C)
-    HamiltonUnit(0x00000008, "degF", "°F", False),
-    HamiltonUnit(0x00000010, "percent", "%-vol", False),
-    HamiltonUnit(0x00000020, "percent", "%-sat (air saturation)", False),
-    HamiltonUnit(0x00000040, "ug/L", "µg/L (ppb)", False),
-    HamiltonUnit(0x00000080, "mg/L", "mg/L (ppm)", False),
-    HamiltonUnit(0x00000100, "g/L", "g/L", False),
-    HamiltonUnit(0x00001000, "dimensionless", "pH", False),
-    HamiltonUnit(0x00200000, "mV", "mV", False),
-    HamiltonUnit(0x00800000, "mbar", "mbar", False),
-)}
-UNIT_CODE_BY_LABEL = {"degC": 0x04, "%-sat": 0x20, "%-vol": 0x10, "mg/L": 0x80, "ppm": 0x80,
-                      "ug/L": 0x40, "ppb": 0x40, "pH": 0x1000, "K": 0x02}
+UNIT_CODES: dict[int, HamiltonUnit] = {
+    u.code: u
+    for u in (
+        HamiltonUnit(0x00000002, "kelvin", "K", False),
+        HamiltonUnit(0x00000004, "degC", "°C", True),  # manual example: unit 0x04 (°C)
+        HamiltonUnit(0x00000008, "degF", "°F", False),
+        HamiltonUnit(0x00000010, "percent", "%-vol", False),
+        HamiltonUnit(0x00000020, "percent", "%-sat (air saturation)", False),
+        HamiltonUnit(0x00000040, "ug/L", "µg/L (ppb)", False),
+        HamiltonUnit(0x00000080, "mg/L", "mg/L (ppm)", False),
+        HamiltonUnit(0x00000100, "g/L", "g/L", False),
+        HamiltonUnit(0x00001000, "dimensionless", "pH", False),
+        HamiltonUnit(0x00200000, "mV", "mV", False),
+        HamiltonUnit(0x00800000, "mbar", "mbar", False),
+    )
+}
+UNIT_CODE_BY_LABEL = {
+    "degC": 0x04,
+    "%-sat": 0x20,
+    "%-vol": 0x10,
+    "mg/L": 0x80,
+    "ppm": 0x80,
+    "ug/L": 0x40,
+    "ppb": 0x40,
+    "pH": 0x1000,
+    "K": 0x02,
+}
 
 # the quantity a DO sensor's primary value means depends on its unit
-_DO_QUANTITY = {0x10: "oxygen_volume_fraction", 0x20: "oxygen_air_saturation",
-                0x40: "dissolved_oxygen", 0x80: "dissolved_oxygen", 0x100: "dissolved_oxygen"}
+_DO_QUANTITY = {
+    0x10: "oxygen_volume_fraction",
+    0x20: "oxygen_air_saturation",
+    0x40: "dissolved_oxygen",
+    0x80: "dissolved_oxygen",
+    0x100: "dissolved_oxygen",
+}
 
 
 @dataclass(frozen=True)
@@ -103,13 +120,19 @@ def decode_block(registers: list[int], word_order: str = "low_word_first") -> Ha
     """Decode a block; WireProtocolError if its unit code is unknown (often a wrong word order)."""
     if len(registers) != BLOCK_REGISTERS:
         raise WireProtocolError(f"a Hamilton block has {BLOCK_REGISTERS} registers, got {len(registers)}")
-    words = [registers[i:i + 2] for i in range(0, BLOCK_REGISTERS, 2)]
-    block = HamiltonBlock(int(decode(words[0], "uint32", word_order)), decode(words[1], "float32", word_order),
-                          int(decode(words[2], "uint32", word_order)), decode(words[3], "float32", word_order),
-                          decode(words[4], "float32", word_order))
+    words = [registers[i : i + 2] for i in range(0, BLOCK_REGISTERS, 2)]
+    block = HamiltonBlock(
+        int(decode(words[0], "uint32", word_order)),
+        decode(words[1], "float32", word_order),
+        int(decode(words[2], "uint32", word_order)),
+        decode(words[3], "float32", word_order),
+        decode(words[4], "float32", word_order),
+    )
     if block.unit_code not in UNIT_CODES:
-        raise WireProtocolError(f"unit code 0x{block.unit_code:08X} is not a known Hamilton unit; if the "
-                            f"sensor is fine, its word order is probably not {word_order!r} (check word_order)")
+        raise WireProtocolError(
+            f"unit code 0x{block.unit_code:08X} is not a known Hamilton unit; if the "
+            f"sensor is fine, its word order is probably not {word_order!r} (check word_order)"
+        )
     if not math.isfinite(block.value):
         raise WireProtocolError(f"value {block.value} is not finite (check word_order)")
     return block
@@ -117,9 +140,13 @@ def decode_block(registers: list[int], word_order: str = "low_word_first") -> Ha
 
 def encode_block(block: HamiltonBlock, word_order: str = "low_word_first") -> list[int]:
     """The 10 registers of ``block`` (used by the simulator and byte-level tests)."""
-    return (encode(block.unit_code, "uint32", word_order) + encode(block.value, "float32", word_order)
-            + encode(block.status, "uint32", word_order) + encode(block.minimum, "float32", word_order)
-            + encode(block.maximum, "float32", word_order))
+    return (
+        encode(block.unit_code, "uint32", word_order)
+        + encode(block.value, "float32", word_order)
+        + encode(block.status, "uint32", word_order)
+        + encode(block.minimum, "float32", word_order)
+        + encode(block.maximum, "float32", word_order)
+    )
 
 
 class HamiltonArcSensor:
@@ -130,8 +157,9 @@ class HamiltonArcSensor:
 
     model = "Hamilton Arc"
 
-    def __init__(self, name: str, link: ModbusDeviceLink, *, word_order: str = "low_word_first",
-                 function: int = 3) -> None:
+    def __init__(
+        self, name: str, link: ModbusDeviceLink, *, word_order: str = "low_word_first", function: int = 3
+    ) -> None:
         check_word_order(word_order)
         if function not in (3, 4):
             raise ConfigError(f"{name}: read function must be 3 or 4, not {function}")
@@ -153,8 +181,10 @@ class HamiltonArcSensor:
         registers = self.link.read_registers(address, BLOCK_REGISTERS, self.function)
         block = decode_block(registers, self.word_order)
         if block.unit_code not in expected_unit_codes:
-            raise WireProtocolError(f"{self.name}: block {address} reports unit {block.unit.label}, which this "
-                                f"sensor does not measure; check word_order (now {self.word_order!r})")
+            raise WireProtocolError(
+                f"{self.name}: block {address} reports unit {block.unit.label}, which this "
+                f"sensor does not measure; check word_order (now {self.word_order!r})"
+            )
         return block
 
     def primary_quantity(self, block: HamiltonBlock) -> str:
@@ -164,8 +194,10 @@ class HamiltonArcSensor:
         """Primary value and temperature, each with its block's status bits."""
         primary = self.read_block(PRIMARY_BLOCK_ADDRESS, self.primary_unit_codes)
         temperature = self.read_block(TEMPERATURE_BLOCK_ADDRESS, self.temperature_unit_codes)
-        return [Measurement(self.primary_quantity(primary), primary.value, primary.unit.unit, primary.status),
-                Measurement("temperature", temperature.value, temperature.unit.unit, temperature.status)]
+        return [
+            Measurement(self.primary_quantity(primary), primary.value, primary.unit.unit, primary.status),
+            Measurement("temperature", temperature.value, temperature.unit.unit, temperature.status),
+        ]
 
     def close(self) -> None:
         self.closed = True

@@ -22,8 +22,9 @@ def magnitude(value: pint.Quantity, unit: str, what: str) -> float:
     try:
         return float(value.to(unit).magnitude)
     except (pint.DimensionalityError, AttributeError):
-        raise SetpointOutOfRange(f"{what}: {value!r} is not a quantity convertible to {unit}; "
-                                 f"give it with units, e.g. Q_(1.5, '{unit}')") from None
+        raise SetpointOutOfRange(
+            f"{what}: {value!r} is not a quantity convertible to {unit}; give it with units, e.g. Q_(1.5, '{unit}')"
+        ) from None
 
 
 def check_range(value: float, low: float, high: float, unit: str, what: str) -> None:

@@ -30,7 +30,7 @@ MAX_REGISTERS_PER_READ = 125  # Modbus limit for functions 3 and 4
 class RegisterPoint:
     name: str
     quantity: str
-    address: int            # zero-based (manual "40001" → 0)
+    address: int  # zero-based (manual "40001" → 0)
     type: str = "uint16"
     unit: str = "dimensionless"
     scale: float = 1.0
@@ -65,10 +65,17 @@ def _check_point(point: RegisterPoint) -> None:
         raise ConfigError(f"{where}: scale must be finite and non-zero, offset finite")
     try:
         ureg.Unit(point.unit)
-    except (pint.errors.UndefinedUnitError, pint.errors.DefinitionSyntaxError, ValueError, TypeError,
-            AttributeError, AssertionError):
-        raise ConfigError(f"{where}: unit {point.unit!r} is not a unit pint understands "
-                          "(write e.g. 'kPa', 'uL/min', 'degC')") from None
+    except (
+        pint.errors.UndefinedUnitError,
+        pint.errors.DefinitionSyntaxError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        AssertionError,
+    ):
+        raise ConfigError(
+            f"{where}: unit {point.unit!r} is not a unit pint understands (write e.g. 'kPa', 'uL/min', 'degC')"
+        ) from None
 
 
 class RegisterMap:
@@ -106,8 +113,10 @@ class RegisterMap:
             for register in point.registers:
                 key = (point.function, register)
                 if key in owner:
-                    raise ConfigError(f"register map point {point.name!r} overlaps point {owner[key]!r} "
-                                      f"at register {register} (function {point.function})")
+                    raise ConfigError(
+                        f"register map point {point.name!r} overlaps point {owner[key]!r} "
+                        f"at register {register} (function {point.function})"
+                    )
                 owner[key] = point.name
 
     def read_spans(self) -> list[tuple[int, int, int]]:
@@ -116,8 +125,12 @@ class RegisterMap:
         for point in sorted(self.points, key=lambda p: (p.function, p.address)):
             count = register_count(point.type)
             last = spans[-1] if spans else None
-            if (last and last[0] == point.function and last[1] + last[2] == point.address
-                    and last[2] + count <= MAX_REGISTERS_PER_READ):
+            if (
+                last
+                and last[0] == point.function
+                and last[1] + last[2] == point.address
+                and last[2] + count <= MAX_REGISTERS_PER_READ
+            ):
                 last[2] += count
             else:
                 spans.append([point.function, point.address, count])
@@ -151,8 +164,10 @@ class ModbusRegisterSensor:
         value = point.value_from([image[(point.function, r)] for r in point.registers])
         low, high = point.plausible or (-math.inf, math.inf)
         if not (math.isfinite(value) and low <= value <= high):
-            raise WireProtocolError(f"{self.name}: point {point.name!r} read {value!r} {point.unit}, outside "
-                                f"the plausible {low}–{high}; check its word_order, type and scale")
+            raise WireProtocolError(
+                f"{self.name}: point {point.name!r} read {value!r} {point.unit}, outside "
+                f"the plausible {low}–{high}; check its word_order, type and scale"
+            )
         return Measurement(point.quantity, value, point.unit)
 
     def close(self) -> None:
@@ -161,7 +176,9 @@ class ModbusRegisterSensor:
 
 # Hach LDO (RTU 19200 8N1): 40001 = mg/L × 1000 (uint16), 40002 = °C × 100.
 # *Unconfirmed*: temperature signedness (int16 assumed, to allow < 0 °C) and function 3.
-HACH_LDO_MAP = RegisterMap([
-    RegisterPoint("dissolved_oxygen", "dissolved_oxygen", 0, "uint16", "mg/L", scale=0.001),
-    RegisterPoint("temperature", "temperature", 1, "int16", "degC", scale=0.01),
-])
+HACH_LDO_MAP = RegisterMap(
+    [
+        RegisterPoint("dissolved_oxygen", "dissolved_oxygen", 0, "uint16", "mg/L", scale=0.001),
+        RegisterPoint("temperature", "temperature", 1, "int16", "degC", scale=0.01),
+    ]
+)

@@ -35,8 +35,16 @@ class DispensedVolumes:
 class NE1000:
     """One pump at ``address`` (0–99) on a transport. Implements ``capabilities.Pump``."""
 
-    def __init__(self, transport: ByteTransport, *, address: int = 0, syringe_diameter_mm: float | None = None,
-                 chip_limits: ChipLimits | None = None, safe_mode: bool = False, name: str = "ne1000") -> None:
+    def __init__(
+        self,
+        transport: ByteTransport,
+        *,
+        address: int = 0,
+        syringe_diameter_mm: float | None = None,
+        chip_limits: ChipLimits | None = None,
+        safe_mode: bool = False,
+        name: str = "ne1000",
+    ) -> None:
         if not 0 <= address <= 99:
             raise ConfigError(f"NE-1000 address {address} outside 0–99")
         self.transport = transport
@@ -95,8 +103,10 @@ class NE1000:
         """Syringe inner diameter in mm (0.1–50); decides the volume unit (µL if ≤ 14 mm)."""
         text = proto.format_number(diameter_mm)
         if text is None or not proto.DIAMETER_MIN_MM <= diameter_mm <= proto.DIAMETER_MAX_MM:
-            raise SetpointOutOfRange(f"{self.name}: syringe diameter {diameter_mm} mm outside "
-                                     f"{proto.DIAMETER_MIN_MM}–{proto.DIAMETER_MAX_MM} mm")
+            raise SetpointOutOfRange(
+                f"{self.name}: syringe diameter {diameter_mm} mm outside "
+                f"{proto.DIAMETER_MIN_MM}–{proto.DIAMETER_MAX_MM} mm"
+            )
         self.command("DIA", text)
         self.diameter_mm = float(text)
 
@@ -167,7 +177,9 @@ class NE1000:
                 raise ValueError(data)
             return DispensedVolumes(Q_(float(infused), units), Q_(float(withdrawn), units))
         except (KeyError, ValueError):
-            raise WireProtocolError(f"{self.name}: cannot read DIS reply {data!r} (expected I<inf>W<wdr>UL|ML)") from None
+            raise WireProtocolError(
+                f"{self.name}: cannot read DIS reply {data!r} (expected I<inf>W<wdr>UL|ML)"
+            ) from None
 
     def dispensed(self) -> pint.Quantity:
         """Volume infused since the last ``CLD INF``."""
@@ -201,8 +213,14 @@ class NE1000:
             kept = proto.format_number(rate_ul_min / proto.RATE_UNITS_UL_MIN[self._rate_units])
             if kept is not None:
                 return self._rate_units, kept
-        best = max(((rate_ul_min / f, code) for code, f in proto.RATE_UNITS_UL_MIN.items()
-                    if rate_ul_min / f <= proto.MAX_NUMBER), default=None)
+        best = max(
+            (
+                (rate_ul_min / f, code)
+                for code, f in proto.RATE_UNITS_UL_MIN.items()
+                if rate_ul_min / f <= proto.MAX_NUMBER
+            ),
+            default=None,
+        )
         text = proto.format_number(best[0]) if best else None
         if best is None or text is None:
             raise SetpointOutOfRange(f"{self.name}: rate {rate_ul_min:.4g} µL/min not representable")
@@ -216,7 +234,8 @@ class NE1000:
         check_chip(value, self.chip_limits.max_volume, {"UL": "uL", "ML": "mL"}[units], f"{self.name} volume")
         text = proto.format_number(value)
         if text is None:
-            raise SetpointOutOfRange(f"{self.name}: volume {volume:~P} outside 0.001–9999 {units.lower()} "
-                                     f"(the pump counts in {units.lower()} for a {self._diameter()} mm syringe)")
+            raise SetpointOutOfRange(
+                f"{self.name}: volume {volume:~P} outside 0.001–9999 {units.lower()} "
+                f"(the pump counts in {units.lower()} for a {self._diameter()} mm syringe)"
+            )
         return text
-

@@ -23,15 +23,30 @@ CRC_POLY = 0x1021
 CRC_INIT = 0x0000  # *unconfirmed* (XModem reading); 0xFFFF would be CCITT-FALSE
 SAFE_LENGTH_EXTRA = 4  # *unconfirmed*: length byte + CRC hi + CRC lo + ETX
 
-STATUS = {"I": "infusing", "W": "withdrawing", "S": "stopped", "P": "paused",
-          "T": "pause phase", "U": "user wait", "X": "purging"}
+STATUS = {
+    "I": "infusing",
+    "W": "withdrawing",
+    "S": "stopped",
+    "P": "paused",
+    "T": "pause phase",
+    "U": "user wait",
+    "X": "purging",
+}
 PUMPING = frozenset("IWX")
-ALARMS = {"R": "pump was reset (power interrupted); settings persisted, pumping stopped",
-          "S": "motor stalled (syringe at its end, or blocked)",
-          "T": "safe-mode communication timeout: the host stopped talking",
-          "E": "program error", "O": "program phase out of range"}
-ERRORS = {"": "unknown command", "NA": "command not applicable now",
-          "OOR": "value out of range", "COM": "invalid communications packet", "IGN": "command ignored"}
+ALARMS = {
+    "R": "pump was reset (power interrupted); settings persisted, pumping stopped",
+    "S": "motor stalled (syringe at its end, or blocked)",
+    "T": "safe-mode communication timeout: the host stopped talking",
+    "E": "program error",
+    "O": "program phase out of range",
+}
+ERRORS = {
+    "": "unknown command",
+    "NA": "command not applicable now",
+    "OOR": "value out of range",
+    "COM": "invalid communications packet",
+    "IGN": "command ignored",
+}
 
 # Rate units: code -> factor to µL/min.
 RATE_UNITS_UL_MIN = {"UM": 1.0, "MM": 1000.0, "UH": 1.0 / 60.0, "MH": 1000.0 / 60.0}
@@ -67,8 +82,9 @@ def decode_safe(frame: bytes) -> bytes:
         raise WireProtocolError(f"malformed safe-mode frame {frame!r}")
     data, crc = frame[2:-3], (frame[-3] << 8) | frame[-2]
     if crc16_ccitt(data) != crc:
-        raise WireProtocolError(f"safe-mode CRC mismatch in {frame!r}: got 0x{crc:04X}, "
-                            f"computed 0x{crc16_ccitt(data):04X}")
+        raise WireProtocolError(
+            f"safe-mode CRC mismatch in {frame!r}: got 0x{crc:04X}, computed 0x{crc16_ccitt(data):04X}"
+        )
     return data
 
 
@@ -104,7 +120,7 @@ def display_step(value: float) -> float:
     1000, 1 from 1000 on (a 1 mL syringe's µL counter reads to 1 µL once it passes 1,000 µL)."""
     text = format_number(max(value, MIN_NUMBER)) or f"{MAX_NUMBER:.0f}"
     decimals = len(text.split(".")[1]) if "." in text else 0
-    return 10.0 ** -decimals
+    return 10.0**-decimals
 
 
 def volume_units(diameter_mm: float) -> str:
@@ -114,7 +130,7 @@ def volume_units(diameter_mm: float) -> str:
 
 def rate_limits_ul_min(diameter_mm: float) -> tuple[float, float]:
     """(min, max) pumping rate in µL/min for a syringe of this inner diameter."""
-    area_mm2 = math.pi * diameter_mm ** 2 / 4.0
+    area_mm2 = math.pi * diameter_mm**2 / 4.0
     return PLUNGER_SPEED_MIN_MM_H * area_mm2 / 60.0, PLUNGER_SPEED_MAX_MM_H * area_mm2 / 60.0
 
 
@@ -141,8 +157,9 @@ def parse_body(body: bytes) -> Reply:
         raise WireProtocolError(f"NE-1000 reply {body!r}: expected 2-digit address and a status character")
     address, status, data = int(text[:2]), text[2], text[3:]
     if status == "A" and data.startswith("?") and len(data) == 2 and data[1] in ALARMS:
-        raise DeviceAlarm(f"NE-1000 #{address} alarm {data[1]}: {ALARMS[data[1]]}; "
-                          "the next command acknowledges it", code=data[1])
+        raise DeviceAlarm(
+            f"NE-1000 #{address} alarm {data[1]}: {ALARMS[data[1]]}; the next command acknowledges it", code=data[1]
+        )
     if status == "A":
         raise WireProtocolError(f"NE-1000 reply {body!r}: unknown alarm")
     if data.startswith("?"):

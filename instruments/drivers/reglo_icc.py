@@ -55,9 +55,17 @@ class RegloICC:
     *unconfirmed*: read it off the pump for your tubing); ``max_speed_rpm`` 100 rpm.
     """
 
-    def __init__(self, transport: ByteTransport, *, channel: int = 1, name: str = "reglo",
-                 max_flow: pint.Quantity = Q_(35.0, "mL/min"), max_speed_rpm: float = 100.0,
-                 chip_limits: ChipLimits | None = None, flow_format: str = "mmmmEse") -> None:
+    def __init__(
+        self,
+        transport: ByteTransport,
+        *,
+        channel: int = 1,
+        name: str = "reglo",
+        max_flow: pint.Quantity = Q_(35.0, "mL/min"),
+        max_speed_rpm: float = 100.0,
+        chip_limits: ChipLimits | None = None,
+        flow_format: str = "mmmmEse",
+    ) -> None:
         if not 1 <= channel <= 8:
             raise ConfigError(f"Reglo ICC channel {channel} outside 1–8")
         if flow_format not in ("mmmmEse", "mmmmse"):
@@ -93,8 +101,11 @@ class RegloICC:
 
     def _parse_ack(self, frame: bytes) -> None:
         if frame == b"#":
-            raise DeviceRejected(f"{self.name}: channel {self.channel} did not execute the command (#); "
-                                 "why_not_running() asks the pump why", code="#")
+            raise DeviceRejected(
+                f"{self.name}: channel {self.channel} did not execute the command (#); "
+                "why_not_running() asks the pump why",
+                code="#",
+            )
         if frame != b"*":
             raise WireProtocolError(f"{self.name}: expected '*' or '#', got {frame!r}")
 
@@ -103,8 +114,9 @@ class RegloICC:
 
     def _line(self, command: str, convert: Callable[[str], Any] = str) -> Any:
         """A value query answered by a CR LF line; ``convert`` raising WireProtocolError lets the link retry."""
-        return self.transport.query(self._request(command), lambda frame: convert(_parse_line(frame)),
-                                    framing=self._line_framing)
+        return self.transport.query(
+            self._request(command), lambda frame: convert(_parse_line(frame)), framing=self._line_framing
+        )
 
     # -- settings -----------------------------------------------------------------------
     def set_remote(self, remote: bool = True) -> None:
@@ -193,7 +205,7 @@ def _parse_total(text: str) -> tuple[pint.Quantity, pint.Quantity]:
     unit = "mL" if match.group(2).lower() == "ml" else "uL"
     number = match.group(1)
     decimals = len(number.split(".")[1]) if "." in number else 0
-    return Q_(float(number), unit), Q_(10.0 ** -decimals, unit)
+    return Q_(float(number), unit), Q_(10.0**-decimals, unit)
 
 
 def _parse_line(frame: bytes) -> str:

@@ -68,8 +68,14 @@ def parse_line(frame: bytes) -> str:
 class TeerMeter:
     """Reads the TEER of ``wells`` (e.g. ``["A1", "A2"]``); implements ``capabilities.Sensor``."""
 
-    def __init__(self, transport: ByteTransport, wells: list[str], *, name: str = "teer",
-                 correction: TemperatureCorrection | None = None) -> None:
+    def __init__(
+        self,
+        transport: ByteTransport,
+        wells: list[str],
+        *,
+        name: str = "teer",
+        correction: TemperatureCorrection | None = None,
+    ) -> None:
         for well in wells:
             if not WELL.match(well):
                 raise ConfigError(f"{name}: well name {well!r} must be 1–8 letters, digits, '_' or '-'")
@@ -98,8 +104,7 @@ class TeerMeter:
         """One well: TEER in Ω·cm² (blank-subtracted, area-normalised by the meter) and °C."""
         if well not in self.wells:
             raise ConfigError(f"{self.name}: well {well!r} not configured (have {', '.join(self.wells)})")
-        return self.transport.query(f"MEAS? {well}\n".encode("ascii"),
-                                    lambda frame: _reading(parse_line(frame), well))
+        return self.transport.query(f"MEAS? {well}\n".encode("ascii"), lambda frame: _reading(parse_line(frame), well))
 
     def read(self) -> list[Measurement]:
         """Every configured well: ``teer.<well>`` (Ω·cm²), ``temperature.<well>`` (°C), and

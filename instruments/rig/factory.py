@@ -32,8 +32,11 @@ from instruments.transport.usb import UsbIdentity, find_usb_port
 
 Resolver = Callable[[InstrumentSpec], ConnectionSpec]
 DEFAULT_BAUD = {"ne1000": 19200, "reglo_icc": 9600, "teer": 9600}
-SERIAL_FRAMING = {"ne1000": lambda: StxEtxFraming(), "reglo_icc": lambda: TerminatorFraming(b"\r\n"),
-                  "teer": lambda: TerminatorFraming(b"\n")}
+SERIAL_FRAMING = {
+    "ne1000": lambda: StxEtxFraming(),
+    "reglo_icc": lambda: TerminatorFraming(b"\r\n"),
+    "teer": lambda: TerminatorFraming(b"\n"),
+}
 
 
 def rig_file_resolver(instrument: InstrumentSpec) -> ConnectionSpec:
@@ -47,10 +50,13 @@ def endpoints_resolver(document: dict[str, Any]) -> Resolver:
     def resolve(instrument: InstrumentSpec) -> ConnectionSpec:
         override = endpoints.get(instrument.name)
         if override is None:
-            raise ConfigError(f"the endpoints file has no entry for {instrument.name!r}; fix: start "
-                              "chiptwin sim-rig with the same rig file and use its endpoints file")
+            raise ConfigError(
+                f"the endpoints file has no entry for {instrument.name!r}; fix: start "
+                "chiptwin sim-rig with the same rig file and use its endpoints file"
+            )
         update = {"usb_serial": None, "usb_vid_pid": None, **override}
         return instrument.connection.model_copy(update=update)
+
     return resolve
 
 
@@ -58,8 +64,11 @@ def describe(connection: ConnectionSpec) -> str:
     if connection.kind == "tcp":
         return f"tcp://{connection.host}:{connection.port} unit {connection.unit_id}"
     where = connection.port or f"usb {connection.usb_serial or connection.usb_vid_pid}"
-    suffix = f" unit {connection.unit_id}" if connection.kind == "rtu" else (
-        f" address {connection.address}" if connection.address is not None else "")
+    suffix = (
+        f" unit {connection.unit_id}"
+        if connection.kind == "rtu"
+        else (f" address {connection.address}" if connection.address is not None else "")
+    )
     return f"{connection.kind}://{where}{suffix}"
 
 
@@ -68,8 +77,8 @@ class RigDevices:
 
     def __init__(self) -> None:
         self.devices: dict[str, Device] = {}
-        self.endpoints: dict[str, str] = {}   # instrument -> where it was looked for
-        self.failed: dict[str, str] = {}      # instrument -> why no driver could be built
+        self.endpoints: dict[str, str] = {}  # instrument -> where it was looked for
+        self.failed: dict[str, str] = {}  # instrument -> why no driver could be built
         self.safe_actions: dict[str, str] = {}
         self._serial_links: dict[Any, SerialLink] = {}
         self._buses: dict[Any, ModbusBus] = {}
@@ -114,10 +123,14 @@ class RigDevices:
         key = connection.port or (connection.usb_serial, connection.usb_vid_pid)
         if key not in self._serial_links:
             locate: str | UsbIdentity = connection.port if isinstance(connection.port, str) else _usb(connection)
-            settings = SerialSettings(baudrate=connection.baud or DEFAULT_BAUD[instrument.driver],
-                                      parity=connection.parity, stopbits=connection.stopbits or 1)
-            self._serial_links[key] = SerialLink(instrument.name, locate, SERIAL_FRAMING[instrument.driver](),
-                                                 settings=settings, policy=policy)
+            settings = SerialSettings(
+                baudrate=connection.baud or DEFAULT_BAUD[instrument.driver],
+                parity=connection.parity,
+                stopbits=connection.stopbits or 1,
+            )
+            self._serial_links[key] = SerialLink(
+                instrument.name, locate, SERIAL_FRAMING[instrument.driver](), settings=settings, policy=policy
+            )
         return self._serial_links[key]
 
     def modbus_bus(self, connection: ConnectionSpec, policy: RetryPolicy) -> ModbusBus:
@@ -127,8 +140,9 @@ class RigDevices:
             port = connection.port if isinstance(connection.port, str) else find_usb_port(_usb(connection))
             if port is None:
                 raise InstrumentError(f"no serial port matches {describe(connection)}; is the adapter plugged in?")
-            endpoint = RtuLine(port, baudrate=connection.baud or 19200, parity=connection.parity,
-                               stopbits=connection.stopbits or 2)
+            endpoint = RtuLine(
+                port, baudrate=connection.baud or 19200, parity=connection.parity, stopbits=connection.stopbits or 2
+            )
         key = endpoint.describe()
         if key not in self._buses:
             self._buses[key] = ModbusBus(endpoint, policy)
@@ -142,15 +156,25 @@ def _usb(connection: ConnectionSpec) -> UsbIdentity:
     return UsbIdentity(connection.usb_serial, vid, pid)
 
 
-def _build(rig: Rig, devices: RigDevices, instrument: InstrumentSpec, connection: ConnectionSpec,
-           policy: RetryPolicy) -> Device:
+def _build(
+    rig: Rig, devices: RigDevices, instrument: InstrumentSpec, connection: ConnectionSpec, policy: RetryPolicy
+) -> Device:
     name, driver = instrument.name, instrument.driver
     if driver == "ne1000":
-        return NE1000(devices.serial_link(instrument, connection, policy), address=connection.address or 0,
-                      syringe_diameter_mm=instrument.syringe_diameter_mm, chip_limits=rig.chip_limits(name), name=name)
+        return NE1000(
+            devices.serial_link(instrument, connection, policy),
+            address=connection.address or 0,
+            syringe_diameter_mm=instrument.syringe_diameter_mm,
+            chip_limits=rig.chip_limits(name),
+            name=name,
+        )
     if driver == "reglo_icc":
-        return RegloICC(devices.serial_link(instrument, connection, policy), channel=connection.address or 1,
-                        name=name, chip_limits=rig.chip_limits(name))
+        return RegloICC(
+            devices.serial_link(instrument, connection, policy),
+            channel=connection.address or 1,
+            name=name,
+            chip_limits=rig.chip_limits(name),
+        )
     if driver == "teer":
         return TeerMeter(devices.serial_link(instrument, connection, policy), instrument.wells, name=name)
     link = devices.modbus_bus(connection, policy).device(int(connection.unit_id or 1), name)
@@ -183,5 +207,4 @@ def open_rig(rig: Rig, resolver: Resolver = rig_file_resolver, policy: RetryPoli
     return devices
 
 
-__all__ = ["RigDevices", "Resolver", "describe", "endpoints_resolver", "open_rig",
-           "rig_file_resolver"]
+__all__ = ["RigDevices", "Resolver", "describe", "endpoints_resolver", "open_rig", "rig_file_resolver"]

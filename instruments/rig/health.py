@@ -44,13 +44,14 @@ def _short(unit: str) -> str:
 
 def _readings(device: object) -> list[dict]:
     if isinstance(device, Sensor):
-        return [{"quantity": m.quantity, "value": m.value, "unit": m.unit, "status": m.status}
-                for m in device.read()]
+        return [{"quantity": m.quantity, "value": m.value, "unit": m.unit, "status": m.status} for m in device.read()]
     if isinstance(device, Pump):
         volume = device.dispensed().to("mL")
         running = device.is_running()
-        return [{"quantity": "dispensed", "value": float(volume.magnitude), "unit": "mL", "status": 0},
-                {"quantity": "running", "value": float(running), "unit": "dimensionless", "status": 0}]
+        return [
+            {"quantity": "dispensed", "value": float(volume.magnitude), "unit": "mL", "status": 0},
+            {"quantity": "running", "value": float(running), "unit": "dimensionless", "status": 0},
+        ]
     return []
 
 

@@ -101,8 +101,9 @@ def read_toml(text: str, filename: str) -> TomlDocument:
         match = _TOML_LINE.search(str(exc))
         line = match.group(1) if match else "?"
         reason = _TOML_LINE.sub("", str(exc)).strip()
-        raise ConfigError(f"{filename} line {line}: not valid TOML ({reason}); "
-                          "fix: check quotes, brackets and '=' on that line") from None
+        raise ConfigError(
+            f"{filename} line {line}: not valid TOML ({reason}); fix: check quotes, brackets and '=' on that line"
+        ) from None
     scanner = _Scanner()
     for number, raw in enumerate(text.splitlines(), start=1):
         scanner.scan(number, raw)

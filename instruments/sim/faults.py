@@ -80,5 +80,8 @@ class FaultPlan:
 
     def fired(self, kind: str | None = None, device: str | None = None) -> list[FiredFault]:
         with self._lock:
-            return [f for f in self.log if (kind is None or f.fault.kind == kind)
-                    and (device is None or f.fault.device == device)]
+            return [
+                f
+                for f in self.log
+                if (kind is None or f.fault.kind == kind) and (device is None or f.fault.device == device)
+            ]

@@ -37,8 +37,9 @@ SILENT_FAULTS = ("timeout", "dropout")
 class SimSignal:
     """``value_source(now_s)`` plus linear drift and Gaussian noise (seeded, reproducible)."""
 
-    def __init__(self, value_source: ValueSource, noise_sd: float = 0.0, drift_per_h: float = 0.0,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, value_source: ValueSource, noise_sd: float = 0.0, drift_per_h: float = 0.0, seed: int = 0
+    ) -> None:
         self.value_source, self.noise_sd, self.drift_per_h = value_source, noise_sd, drift_per_h
         self._rng = random.Random(seed)
 
@@ -65,10 +66,19 @@ class SimModbusDevice:
 class HamiltonSim(SimModbusDevice):
     """VisiFerm DO / pH Arc: two 10-register blocks; any partial read → exception 2."""
 
-    def __init__(self, name: str, unit_id: int, primary: ValueSource, *, primary_unit: str,
-                 limits: tuple[float, float], temperature: ValueSource = _constant(37.0),
-                 status: Callable[[float], int] = lambda _now_s: 0,
-                 word_order: str = "low_word_first", functions: tuple[int, ...] = (3, 4)) -> None:
+    def __init__(
+        self,
+        name: str,
+        unit_id: int,
+        primary: ValueSource,
+        *,
+        primary_unit: str,
+        limits: tuple[float, float],
+        temperature: ValueSource = _constant(37.0),
+        status: Callable[[float], int] = lambda _now_s: 0,
+        word_order: str = "low_word_first",
+        functions: tuple[int, ...] = (3, 4),
+    ) -> None:
         super().__init__(name, unit_id, word_order)
         self.primary, self.temperature, self.status = primary, temperature, status
         self.primary_unit_code = UNIT_CODE_BY_LABEL[primary_unit]
@@ -87,14 +97,21 @@ class HamiltonSim(SimModbusDevice):
         return encode_block(self.block(address, now_s), word_order)
 
 
-def visiferm_do_sim(name: str = "visiferm", unit_id: int = 1, value_source: ValueSource = _constant(100.0),
-                    *, unit: str = "%-sat", **options) -> HamiltonSim:
+def visiferm_do_sim(
+    name: str = "visiferm",
+    unit_id: int = 1,
+    value_source: ValueSource = _constant(100.0),
+    *,
+    unit: str = "%-sat",
+    **options,
+) -> HamiltonSim:
     """A VisiFerm DO (default unit %-air-saturation; limits 0–300 %-sat are *unconfirmed*)."""
     return HamiltonSim(name, unit_id, value_source, primary_unit=unit, limits=(0.0, 300.0), **options)
 
 
-def ph_arc_sim(name: str = "ph_arc", unit_id: int = 2, value_source: ValueSource = _constant(7.4),
-               **options) -> HamiltonSim:
+def ph_arc_sim(
+    name: str = "ph_arc", unit_id: int = 2, value_source: ValueSource = _constant(7.4), **options
+) -> HamiltonSim:
     """A pH Arc (limits 0–14)."""
     return HamiltonSim(name, unit_id, value_source, primary_unit="pH", limits=(0.0, 14.0), **options)
 
@@ -102,8 +119,7 @@ def ph_arc_sim(name: str = "ph_arc", unit_id: int = 2, value_source: ValueSource
 class RegisterMapSim(SimModbusDevice):
     """A generic device serving each point of a RegisterMap from its own value source."""
 
-    def __init__(self, name: str, unit_id: int, register_map: RegisterMap,
-                 sources: dict[str, ValueSource]) -> None:
+    def __init__(self, name: str, unit_id: int, register_map: RegisterMap, sources: dict[str, ValueSource]) -> None:
         super().__init__(name, unit_id, "high_word_first")
         missing = [p.name for p in register_map.points if p.name not in sources]
         if missing:
@@ -129,15 +145,16 @@ def _point_registers(point: RegisterPoint, value: float, word_order: str) -> lis
 
 @dataclass(frozen=True)
 class SimReply:
-    pdu: bytes | None          # None = stay silent
+    pdu: bytes | None  # None = stay silent
     corrupt: str | None = None  # one of FRAME_FAULTS, applied by the framing layer
 
 
 class SimModbusBus:
     """Devices by unit id + the fault plan + the clock: request PDU in, reply PDU out."""
 
-    def __init__(self, devices: list[SimModbusDevice], plan: FaultPlan | None = None,
-                 now_s: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self, devices: list[SimModbusDevice], plan: FaultPlan | None = None, now_s: Callable[[], float] | None = None
+    ) -> None:
         self.devices = {device.unit_id: device for device in devices}
         self.plan = plan or FaultPlan()
         start = time.monotonic()

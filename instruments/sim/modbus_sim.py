@@ -131,7 +131,7 @@ class ModbusTcpSim(_ServerThread):
                 tid, pid, length, unit = struct.unpack(">HHHB", buffer[:7])
                 if len(buffer) < 6 + length:
                     break
-                pdu, buffer = buffer[7:6 + length], buffer[6 + length:]
+                pdu, buffer = buffer[7 : 6 + length], buffer[6 + length :]
                 frame = self._frame(tid, unit, self.bus.reply(unit, pdu))
                 if frame:
                     try:
@@ -168,8 +168,15 @@ class ModbusRtuSim(_ServerThread):
     the last three bytes missing.
     """
 
-    def __init__(self, bus: SimModbusBus, *, baudrate: int = 19200, parity: str = "N", stopbits: int = 2,
-                 enforce_timing: bool = False) -> None:
+    def __init__(
+        self,
+        bus: SimModbusBus,
+        *,
+        baudrate: int = 19200,
+        parity: str = "N",
+        stopbits: int = 2,
+        enforce_timing: bool = False,
+    ) -> None:
         super().__init__()
         self.bus, self.baudrate, self.enforce_timing = bus, baudrate, enforce_timing
         self.char_time_s = rtu_bits_per_char(parity, stopbits) / baudrate

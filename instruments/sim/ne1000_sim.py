@@ -41,23 +41,29 @@ class PumpState:
     rate: float = 1.0
     rate_units: str = "MH"
     persisted_rate: tuple[float, str] = (1.0, "MH")
-    volume_target: float = 0.0      # in the pump's volume unit (µL if DIA <= 14 mm, else mL)
+    volume_target: float = 0.0  # in the pump's volume unit (µL if DIA <= 14 mm, else mL)
     direction: str = "INF"
     status: str = "S"
     infused_ml: float = 0.0
     withdrawn_ml: float = 0.0
-    run_ml: float = 0.0             # pumped since the last RUN, for the target volume
+    run_ml: float = 0.0  # pumped since the last RUN, for the target volume
     alarm: str = ""
-    safe_timeout_s: float = 0.0     # 0 = basic mode
+    safe_timeout_s: float = 0.0  # 0 = basic mode
     last_request_s: float = 0.0
     last_tick_s: float = 0.0
 
 
 class NE1000Sim(PtyDevice):
-    def __init__(self, name: str = "ne1000", *, address: int = 0, plan: FaultPlan | None = None,
-                 now_s: Callable[[], float] = time.monotonic,
-                 on_dispense: Callable[[float, float], None] | None = None,
-                 state: PumpState | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "ne1000",
+        *,
+        address: int = 0,
+        plan: FaultPlan | None = None,
+        now_s: Callable[[], float] = time.monotonic,
+        on_dispense: Callable[[float, float], None] | None = None,
+        state: PumpState | None = None,
+    ) -> None:
         super().__init__(name, proto.RequestFraming(), plan=plan, now_s=now_s)
         self.address = address
         self.on_dispense = on_dispense
@@ -168,8 +174,7 @@ class NE1000Sim(PtyDevice):
         if not args:
             return f"{proto.format_number(st.rate)}{st.rate_units}"
         units = args[-2:] if args[-2:] in proto.RATE_UNITS_UL_MIN else st.rate_units
-        value = _number(args[:-2] if args[-2:] in proto.RATE_UNITS_UL_MIN else args, proto.MIN_NUMBER,
-                        proto.MAX_NUMBER)
+        value = _number(args[:-2] if args[-2:] in proto.RATE_UNITS_UL_MIN else args, proto.MIN_NUMBER, proto.MAX_NUMBER)
         low, high = proto.rate_limits_ul_min(st.diameter_mm)
         if not low <= value * proto.RATE_UNITS_UL_MIN[units] <= high:
             raise _Refused("OOR")

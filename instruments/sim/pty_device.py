@@ -40,8 +40,15 @@ class PtyDevice:
 
     GARBLE_KEEP_TAIL = 1  # bytes of terminator a garbled reply keeps (2 for CR LF lines)
 
-    def __init__(self, name: str, request_framing: Framing, *, plan: FaultPlan | None = None,
-                 now_s: Callable[[], float] = time.monotonic, poll_s: float = 0.01) -> None:
+    def __init__(
+        self,
+        name: str,
+        request_framing: Framing,
+        *,
+        plan: FaultPlan | None = None,
+        now_s: Callable[[], float] = time.monotonic,
+        poll_s: float = 0.01,
+    ) -> None:
         self.name = name
         self.plan = plan or FaultPlan()
         self.now_s = now_s
@@ -177,7 +184,7 @@ class PtyDevice:
         view = memoryview(data)
         while view and self._master is not None:
             try:
-                view = view[os.write(self._master, view):]
+                view = view[os.write(self._master, view) :]
             except OSError:
                 return
 

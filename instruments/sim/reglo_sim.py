@@ -44,9 +44,15 @@ class ChannelState:
 class RegloSim(PtyDevice):
     GARBLE_KEEP_TAIL = 2
 
-    def __init__(self, name: str = "reglo", *, plan: FaultPlan | None = None,
-                 now_s: Callable[[], float] = time.monotonic, ml_per_rev: float = 0.01,
-                 on_dispense: Callable[[float, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "reglo",
+        *,
+        plan: FaultPlan | None = None,
+        now_s: Callable[[], float] = time.monotonic,
+        ml_per_rev: float = 0.01,
+        on_dispense: Callable[[float, float], None] | None = None,
+    ) -> None:
         super().__init__(name, TerminatorFraming(b"\r"), plan=plan, now_s=now_s)
         self.channels = {n: ChannelState() for n in range(1, 9)}
         self.ml_per_rev = ml_per_rev
@@ -172,9 +178,25 @@ class RegloSim(PtyDevice):
         return f"{IDENTITY}\r\n".encode()
 
 
-_NAMES = {"H": "start", "I": "stop", "J": "cw", "K": "ccw", "B": "remote", "A": "local", "L": "rpm_mode",
-          "M": "flow_mode", "O": "volume_mode", "S": "speed", "f": "flow", "v": "volume", ":": "total",
-          "W": "reset_total", "E": "running", "xe": "why", "#": "identity"}
+_NAMES = {
+    "H": "start",
+    "I": "stop",
+    "J": "cw",
+    "K": "ccw",
+    "B": "remote",
+    "A": "local",
+    "L": "rpm_mode",
+    "M": "flow_mode",
+    "O": "volume_mode",
+    "S": "speed",
+    "f": "flow",
+    "v": "volume",
+    ":": "total",
+    "W": "reset_total",
+    "E": "running",
+    "xe": "why",
+    "#": "identity",
+}
 
 
 def _decode(text: str) -> float | None:

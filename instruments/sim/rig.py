@@ -43,8 +43,8 @@ from instruments.sim.scenario import Scenario, SensorNoise
 from instruments.sim.teer_sim import TeerSim
 from twin.chip import ChipState, Dose, MediaChange, Sample, advance, apply_event, initial_state
 
-STEP_WALL_S = 0.02              # the chips are advanced to clock time this often (wall seconds)
-DO_SATURATION_MG_L_37C = 6.73   # mg/L of O2 at 100 % air saturation, 37 °C (for a mg/L sensor)
+STEP_WALL_S = 0.02  # the chips are advanced to clock time this often (wall seconds)
+DO_SATURATION_MG_L_37C = 6.73  # mg/L of O2 at 100 % air saturation, 37 °C (for a mg/L sensor)
 
 
 class SimChip:
@@ -164,8 +164,13 @@ class SimulatedRig:
     def endpoints_document(self) -> dict[str, Any]:
         """What ``chiptwin sim-rig`` writes to its endpoints file."""
         clock = self.clock.to_dict() if hasattr(self.clock, "to_dict") else RealClock().to_dict()
-        return {"rig": self.rig.name, "pid": os.getpid(), "clock": clock, "rig_start_utc_s": self.start_s,
-                "instruments": self.endpoints}
+        return {
+            "rig": self.rig.name,
+            "pid": os.getpid(),
+            "clock": clock,
+            "rig_start_utc_s": self.start_s,
+            "instruments": self.endpoints,
+        }
 
     def chip_state(self, name: str) -> ChipState:
         """The chip's true state now."""
@@ -178,8 +183,12 @@ class SimulatedRig:
         """Take an offline sample now: the true values, and when the assay result is due (rig s)."""
         now_s = self.rig_time_s()
         truth = self.chips[chip].sample(now_s, volume_ml)
-        return {"t_s": now_s, "available_at_s": now_s + self.scenario.assay_delay_h * 3600.0,
-                "drug_medium_um": truth["drug_medium"], "metabolite_medium_um": truth["metabolite_medium"]}
+        return {
+            "t_s": now_s,
+            "available_at_s": now_s + self.scenario.assay_delay_h * 3600.0,
+            "drug_medium_um": truth["drug_medium"],
+            "metabolite_medium_um": truth["metabolite_medium"],
+        }
 
     def media_change(self, chip: str, volume_ml: float, concentration_um: float = 0.0) -> None:
         """A media change on the bench (a person's or a liquid handler's job on a real rig)."""
@@ -199,16 +208,24 @@ class SimulatedRig:
         for key, (first, devices) in buses.items():
             bus = SimModbusBus(devices, plan=self.plan, now_s=self.rig_time_s)
             c = first.connection
-            server = (ModbusTcpSim(bus) if c.kind == "tcp" else
-                      ModbusRtuSim(bus, baudrate=c.baud or 19200, parity=c.parity, stopbits=c.stopbits or 2))
+            server = (
+                ModbusTcpSim(bus)
+                if c.kind == "tcp"
+                else ModbusRtuSim(bus, baudrate=c.baud or 19200, parity=c.parity, stopbits=c.stopbits or 2)
+            )
             self.modbus_servers[key] = server.start()
 
     def _serial_sim(self, instrument: InstrumentSpec) -> PtyDevice:
         name, common = instrument.name, {"plan": self.plan, "now_s": self.rig_time_s}
         if instrument.driver == "ne1000":
             state = PumpState(diameter_mm=instrument.syringe_diameter_mm or 26.59)
-            return NE1000Sim(name, address=instrument.connection.address or 0, state=state,
-                             on_dispense=self._dispenser(instrument), **common)
+            return NE1000Sim(
+                name,
+                address=instrument.connection.address or 0,
+                state=state,
+                on_dispense=self._dispenser(instrument),
+                **common,
+            )
         if instrument.driver == "reglo_icc":
             return RegloSim(name, on_dispense=self._dispenser(instrument), **common)
         return TeerSim(name, wells=tuple(instrument.wells), teer_ohm_cm2=self._teer_source(instrument), **common)
@@ -225,6 +242,7 @@ class SimulatedRig:
                     chip.dose(now_s, volume_ml * pump.drug_concentration_um, volume_ml)
                 else:
                     chip.sample(now_s, -volume_ml)
+
         return on_dispense
 
     def _chip_of(self, instrument: str, measurement: str | None = None) -> SimChip | None:
@@ -253,14 +271,17 @@ class SimulatedRig:
             chip = self._chip_of(name)
             factor = DO_SATURATION_MG_L_37C / 100.0 if instrument.do_unit == "mg/L" else 1.0
             oxygen = (lambda t: factor * chip.observables_at(t)["oxygen"]) if chip else (lambda t: factor * 100.0)
-            return visiferm_do_sim(name, unit_id, self._signal(instrument, oxygen, salt), unit=instrument.do_unit,
-                                   word_order=c.word_order)
+            return visiferm_do_sim(
+                name, unit_id, self._signal(instrument, oxygen, salt), unit=instrument.do_unit, word_order=c.word_order
+            )
         if instrument.driver == "ph_arc":
             ph = noise.values.get("pH", 7.4)
             return ph_arc_sim(name, unit_id, self._signal(instrument, lambda t: ph, salt), word_order=c.word_order)
         register_map = RegisterMap.from_dicts([point.model_dump() for point in instrument.registers])
-        sources = {point.name: self._signal(instrument, _constant(_point_value(point, noise)), salt * 100 + i)
-                   for i, point in enumerate(register_map.points)}
+        sources = {
+            point.name: self._signal(instrument, _constant(_point_value(point, noise)), salt * 100 + i)
+            for i, point in enumerate(register_map.points)
+        }
         return RegisterMapSim(name, unit_id, register_map, sources)
 
 

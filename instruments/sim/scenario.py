@@ -43,7 +43,7 @@ from twin.userfile import read_user_text
 
 ALL = "all"
 TEN_YEARS_S = 10 * 365 * 86400.0  # no simulated run is longer; a fault later than this is a typo
-MAX_TRUTH_VALUE = 1e6             # a liver_chip parameter beyond this makes the twin's ODE absurdly stiff
+MAX_TRUTH_VALUE = 1e6  # a liver_chip parameter beyond this makes the twin's ODE absurdly stiff
 
 _SERIAL_FAULTS = ("timeout", "dropout", "garbled", "truncated", "vanish")
 _MODBUS_FAULTS = ("timeout", "dropout", "garbled", "truncated", "crc_error", "modbus_exception", "word_order")
@@ -59,10 +59,16 @@ FAULTS_BY_DRIVER = {
 MODBUS_EXCEPTION_CODES = (1, 2, 3, 4, 5, 6, 8, 10, 11)
 # the params each fault kind reads, with a check and what is accepted
 FAULT_PARAMS: dict[str, dict[str, tuple[Any, str]]] = {
-    "pump_alarm": {"alarm": (lambda v: v in ("S", "R"), "'S' (stalled) or 'R' (reset after power loss)"),
-                   "channel": (lambda v: type(v) is int and 1 <= v <= 8, "a Reglo ICC channel 1–8")},
-    "modbus_exception": {"code": (lambda v: type(v) is int and v in MODBUS_EXCEPTION_CODES,
-                                  f"a Modbus exception code ({', '.join(map(str, MODBUS_EXCEPTION_CODES))})")},
+    "pump_alarm": {
+        "alarm": (lambda v: v in ("S", "R"), "'S' (stalled) or 'R' (reset after power loss)"),
+        "channel": (lambda v: type(v) is int and 1 <= v <= 8, "a Reglo ICC channel 1–8"),
+    },
+    "modbus_exception": {
+        "code": (
+            lambda v: type(v) is int and v in MODBUS_EXCEPTION_CODES,
+            f"a Modbus exception code ({', '.join(map(str, MODBUS_EXCEPTION_CODES))})",
+        )
+    },
     "vanish": {"gap_s": (lambda v: type(v) in (int, float) and 0 <= v <= 3600, "seconds of absence, 0–3600")},
 }
 
@@ -74,7 +80,7 @@ class _Strict(BaseModel):
 class SensorNoise(_Strict):
     noise_sd: float = Field(default=0.0, ge=0, le=1e6)
     drift_per_h: float = Field(default=0.0, ge=-1e6, le=1e6)
-    values: dict[str, float] = {}          # register-map point / "pH" → constant value
+    values: dict[str, float] = {}  # register-map point / "pH" → constant value
     baseline_ohm_cm2: float = Field(default=1200.0, gt=0, le=1e7)  # TEER of a fully viable barrier
 
 
@@ -135,8 +141,13 @@ class Scenario:
         _check(self.spec, self.doc or TomlDocument({}, "scenario"), chips, drivers)
 
 
-def parse_scenario(text: str, filename: str = "scenario.toml", *, chips: list[str] | None = None,
-                   instruments: list[str] | Mapping[str, str] | None = None) -> Scenario:
+def parse_scenario(
+    text: str,
+    filename: str = "scenario.toml",
+    *,
+    chips: list[str] | None = None,
+    instruments: list[str] | Mapping[str, str] | None = None,
+) -> Scenario:
     """Validate a scenario (against the rig's chip and instrument names when given; given a mapping
     instrument name → driver, also that each fault is one that device can have)."""
     doc = read_toml(text, filename)
@@ -146,8 +157,9 @@ def parse_scenario(text: str, filename: str = "scenario.toml", *, chips: list[st
         error = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
         loc = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
         got = "" if error["type"] in ("missing", "extra_forbidden") else f" (got {_short(error.get('input'))})"
-        raise doc.error(loc, f"{'.'.join(map(str, loc))}: {error['msg']}{got}",
-                        "see docs/rig-file.md (scenario files)") from None
+        raise doc.error(
+            loc, f"{'.'.join(map(str, loc))}: {error['msg']}{got}", "see docs/rig-file.md (scenario files)"
+        ) from None
     _check(spec, doc, chips, instruments)
     return Scenario(spec, doc)
 
@@ -163,32 +175,49 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
-def _check(spec: ScenarioFile, doc: TomlDocument, chips: list[str] | None,
-           instruments: list[str] | Mapping[str, str] | None) -> None:
+def _check(
+    spec: ScenarioFile, doc: TomlDocument, chips: list[str] | None, instruments: list[str] | Mapping[str, str] | None
+) -> None:
     for chip, params in spec.truth.items():
         for name, value in params.items():
             if value > MAX_TRUTH_VALUE:
-                raise doc.error(("truth", chip, name), f"[truth.{chip}] {name} = {value:g} is beyond "
-                                f"{MAX_TRUTH_VALUE:g}", "give the parameter in the model's units (MODELS.md §2)")
+                raise doc.error(
+                    ("truth", chip, name),
+                    f"[truth.{chip}] {name} = {value:g} is beyond {MAX_TRUTH_VALUE:g}",
+                    "give the parameter in the model's units (MODELS.md §2)",
+                )
         if chips is not None and chip != ALL and chip not in chips:
-            raise doc.error(("truth", chip), f"[truth.{chip}]: no chip {chip!r} in the rig",
-                            f"use 'all' or one of: {', '.join(chips)}")
+            raise doc.error(
+                ("truth", chip),
+                f"[truth.{chip}]: no chip {chip!r} in the rig",
+                f"use 'all' or one of: {', '.join(chips)}",
+            )
         try:
             initial_state(params)
         except TwinError as exc:
-            raise doc.error(("truth", chip), f"[truth.{chip}]: {exc}", "use liver_chip parameter names "
-                            "(ps, vmax, km, kon, koff, kmax, ec50, hill, ocr) with positive values") from None
+            raise doc.error(
+                ("truth", chip),
+                f"[truth.{chip}]: {exc}",
+                "use liver_chip parameter names (ps, vmax, km, kon, koff, kmax, ec50, hill, ocr) with positive values",
+            ) from None
     for name in spec.sensors:
         if instruments is not None and name != ALL and name not in instruments:
-            raise doc.error(("sensors", name), f"[sensors.{name}]: no instrument {name!r} in the rig",
-                            f"use 'all' or one of: {', '.join(instruments)}")
+            raise doc.error(
+                ("sensors", name),
+                f"[sensors.{name}]: no instrument {name!r} in the rig",
+                f"use 'all' or one of: {', '.join(instruments)}",
+            )
     for index, fault in enumerate(spec.faults):
         if fault.kind not in FAULT_KINDS:
-            raise doc.error(("faults", index, "kind"), f"unknown fault kind {fault.kind!r}",
-                            f"use one of: {', '.join(FAULT_KINDS)}")
+            raise doc.error(
+                ("faults", index, "kind"), f"unknown fault kind {fault.kind!r}", f"use one of: {', '.join(FAULT_KINDS)}"
+            )
         if instruments is not None and fault.device not in instruments:
-            raise doc.error(("faults", index, "device"), f"fault for unknown device {fault.device!r}",
-                            f"use one of: {', '.join(instruments)}")
+            raise doc.error(
+                ("faults", index, "device"),
+                f"fault for unknown device {fault.device!r}",
+                f"use one of: {', '.join(instruments)}",
+            )
         if isinstance(instruments, Mapping):
             _fault_fits_device(doc, index, fault, instruments[fault.device])
         _fault_params(doc, index, fault)
@@ -197,17 +226,26 @@ def _check(spec: ScenarioFile, doc: TomlDocument, chips: list[str] | None,
 def _fault_fits_device(doc: TomlDocument, index: int, fault: FaultSpec, driver: str) -> None:
     possible = FAULTS_BY_DRIVER.get(driver, ())
     if fault.kind not in possible:
-        raise doc.error(("faults", index, "kind"), f"a {fault.kind!r} fault cannot happen on {fault.device!r} "
-                        f"({driver})", f"for a {driver} use one of: {', '.join(possible)}")
+        raise doc.error(
+            ("faults", index, "kind"),
+            f"a {fault.kind!r} fault cannot happen on {fault.device!r} ({driver})",
+            f"for a {driver} use one of: {', '.join(possible)}",
+        )
 
 
 def _fault_params(doc: TomlDocument, index: int, fault: FaultSpec) -> None:
     known = FAULT_PARAMS.get(fault.kind, {})
     for name, value in fault.params.items():
         if name not in known:
-            raise doc.error(("faults", index, "params"), f"a {fault.kind!r} fault has no parameter {name!r}",
-                            f"use {', '.join(known) or 'no params'}")
+            raise doc.error(
+                ("faults", index, "params"),
+                f"a {fault.kind!r} fault has no parameter {name!r}",
+                f"use {', '.join(known) or 'no params'}",
+            )
         check, accepted = known[name]
         if not check(value):
-            raise doc.error(("faults", index, "params"), f"{fault.kind} {name} = {_short(value)} is not accepted",
-                            f"give {accepted}")
+            raise doc.error(
+                ("faults", index, "params"),
+                f"{fault.kind} {name} = {_short(value)} is not accepted",
+                f"give {accepted}",
+            )

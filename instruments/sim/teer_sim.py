@@ -19,10 +19,16 @@ IDENTITY = "CHIPTWIN,TEER-SIM,0001,1.0"
 
 
 class TeerSim(PtyDevice):
-    def __init__(self, name: str = "teer", *, wells: tuple[str, ...] = ("A1", "A2", "A3", "A4"),
-                 teer_ohm_cm2: Callable[[str, float], float | None] | None = None,
-                 temperature_c: Callable[[float], float] | None = None,
-                 plan: FaultPlan | None = None, now_s: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str = "teer",
+        *,
+        wells: tuple[str, ...] = ("A1", "A2", "A3", "A4"),
+        teer_ohm_cm2: Callable[[str, float], float | None] | None = None,
+        temperature_c: Callable[[float], float] | None = None,
+        plan: FaultPlan | None = None,
+        now_s: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(name, TerminatorFraming(b"\n"), plan=plan, now_s=now_s)
         self.wells = wells
         self.teer_ohm_cm2 = teer_ohm_cm2 or (lambda well, t: 1200.0)

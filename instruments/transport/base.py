@@ -25,8 +25,15 @@ WRITE_TIMEOUT_S = 2.0
 class ByteTransport(Protocol):
     name: str
 
-    def query(self, request: bytes, parse: Parser | None = None, *, framing: Framing | None = None,
-              timeout_s: float | None = None, retry: bool = True) -> Any:
+    def query(
+        self,
+        request: bytes,
+        parse: Parser | None = None,
+        *,
+        framing: Framing | None = None,
+        timeout_s: float | None = None,
+        retry: bool = True,
+    ) -> Any:
         """Send ``request``, read one frame, return ``parse(frame)`` (or the frame).
 
         ``parse`` raises WireProtocolError for a reply that does not parse (the transport

@@ -61,8 +61,8 @@ class StxEtxFraming:
         end = buffer.find(bytes([ETX]), start + 1)
         if end < 0:
             return None
-        frame = bytes(buffer[start:end + 1])
-        del buffer[:end + 1]
+        frame = bytes(buffer[start : end + 1])
+        del buffer[: end + 1]
         return frame
 
 
@@ -87,6 +87,6 @@ class LengthPrefixedStxFraming:
             total = 2  # impossible length: hand over STX+length so the parser can reject it
         if len(buffer) < start + total:
             return None
-        frame = bytes(buffer[start:start + total])
-        del buffer[:start + total]
+        frame = bytes(buffer[start : start + total])
+        del buffer[: start + total]
         return frame

@@ -55,7 +55,7 @@ def encode(value: float, type_name: str, word_order: str = "high_word_first") ->
     check_word_order(word_order)
     number = float(value) if type_name == "float32" else int(round(value))
     raw = struct.pack(fmt, number)
-    words = [int.from_bytes(raw[i:i + 2], "big") for i in range(0, 2 * count, 2)]
+    words = [int.from_bytes(raw[i : i + 2], "big") for i in range(0, 2 * count, 2)]
     if count == 2 and word_order == "low_word_first":
         words.reverse()
     return words

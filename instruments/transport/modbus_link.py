@@ -94,8 +94,9 @@ class ModbusBus:
     re-opens after pymodbus or the OS closed the link.
     """
 
-    def __init__(self, endpoint: TcpEndpoint | RtuLine, policy: RetryPolicy | None = None,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, endpoint: TcpEndpoint | RtuLine, policy: RetryPolicy | None = None, name: str | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.policy = policy or RetryPolicy()
         self.name = name or endpoint.describe()
@@ -109,14 +110,26 @@ class ModbusBus:
         timeout_s = self.policy.timeout_s
         if isinstance(self.endpoint, TcpEndpoint):
             client: ModbusTcpClient | RtuClient = ModbusTcpClient(
-                self.endpoint.host, port=self.endpoint.port, timeout=timeout_s, retries=0,
-                trace_packet=self._trace_packet, name=self.name)
+                self.endpoint.host,
+                port=self.endpoint.port,
+                timeout=timeout_s,
+                retries=0,
+                trace_packet=self._trace_packet,
+                name=self.name,
+            )
         else:
             line = self.endpoint
             client = RtuClient(  # frame-driven receive, t3.5 silence before each request
-                line.port, baudrate=line.baudrate, parity=line.parity, stopbits=line.stopbits,
-                bytesize=line.bytesize, timeout=timeout_s, retries=0,
-                trace_packet=self._trace_packet, name=self.name)
+                line.port,
+                baudrate=line.baudrate,
+                parity=line.parity,
+                stopbits=line.stopbits,
+                bytesize=line.bytesize,
+                timeout=timeout_s,
+                retries=0,
+                trace_packet=self._trace_packet,
+                name=self.name,
+            )
         client.set_max_no_responses(_NEVER_DISCONNECT)
         return client
 
@@ -125,9 +138,12 @@ class ModbusBus:
             self._rx_bytes += len(data)
         return data
 
-    def device(self, unit_id: int, name: str,
-               on_change: Callable[[str, ConnectionState, ConnectionState, str], None] | None = None,
-               ) -> ModbusDeviceLink:
+    def device(
+        self,
+        unit_id: int,
+        name: str,
+        on_change: Callable[[str, ConnectionState, ConnectionState, str], None] | None = None,
+    ) -> ModbusDeviceLink:
         """A per-device handle (own health, own retries) on this shared bus."""
         return ModbusDeviceLink(self, unit_id, name, on_change)
 
@@ -141,8 +157,10 @@ class ModbusBus:
         except (OSError, serial.SerialException, ModbusException) as exc:
             raise TransportError(f"{self.name}: cannot open ({exc}); check cable/port/server") from None
         if not opened:
-            raise TransportError(f"{self.name}: cannot open (connection refused or port missing); "
-                                 "check the cable, the port path or that the server runs")
+            raise TransportError(
+                f"{self.name}: cannot open (connection refused or port missing); "
+                "check the cable, the port path or that the server runs"
+            )
         self._opened_once = True
 
     def read_once(self, unit_id: int, function: int, address: int, count: int) -> list[int]:
@@ -153,14 +171,14 @@ class ModbusBus:
         with self._lock:
             self._ensure_open()
             self._rx_bytes = 0
-            reader = (self._client.read_holding_registers if function == 3
-                      else self._client.read_input_registers)
+            reader = self._client.read_holding_registers if function == 3 else self._client.read_input_registers
             try:
                 response = reader(address, count=count, device_id=unit_id)
             except ModbusIOException:
                 if self._rx_bytes:
-                    raise WireProtocolError(f"{what}: {self._rx_bytes} bytes received but no valid "
-                                        "frame (garbled / CRC error)") from None
+                    raise WireProtocolError(
+                        f"{what}: {self._rx_bytes} bytes received but no valid frame (garbled / CRC error)"
+                    ) from None
                 raise DeviceTimeout(f"{what}: no reply within {self.policy.timeout_s} s") from None
             except ConnectionException as exc:
                 self._drop()
@@ -206,10 +224,15 @@ class ModbusDeviceLink:
     again once per ``policy.backoff_max_s``; a success brings it back to OK.
     """
 
-    def __init__(self, bus: ModbusBus, unit_id: int, name: str,
-                 on_change: Callable[[str, ConnectionState, ConnectionState, str], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep,
-                 clock_s: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        bus: ModbusBus,
+        unit_id: int,
+        name: str,
+        on_change: Callable[[str, ConnectionState, ConnectionState, str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
         if not 0 <= unit_id <= 247:
             raise ValueError(f"Modbus unit id must be 0–247, not {unit_id}")
         self.bus, self.unit_id, self.name = bus, unit_id, name
@@ -226,8 +249,10 @@ class ModbusDeviceLink:
         policy = self.bus.policy
         lost = self.health.state is ConnectionState.LOST
         if lost and self._clock_s() < self._next_probe_s:
-            raise DeviceLost(f"{self.name}: lost ({self.health.last_error}); "
-                             f"next probe in {self._next_probe_s - self._clock_s():.1f} s")
+            raise DeviceLost(
+                f"{self.name}: lost ({self.health.last_error}); "
+                f"next probe in {self._next_probe_s - self._clock_s():.1f} s"
+            )
         attempts = 1 if lost else policy.retries + 1
         last: InstrumentError | None = None
         for attempt in range(attempts):
@@ -240,8 +265,9 @@ class ModbusDeviceLink:
                 last = exc
                 if self.health.failed(str(exc)) is ConnectionState.LOST:
                     self._next_probe_s = self._clock_s() + policy.backoff_max_s
-                    raise DeviceLost(f"{self.name}: lost after {self.health.consecutive_failures} "
-                                     f"failures; last: {exc}") from exc
+                    raise DeviceLost(
+                        f"{self.name}: lost after {self.health.consecutive_failures} failures; last: {exc}"
+                    ) from exc
                 if attempt + 1 < attempts:
                     self._sleep(policy.backoff_s(self.health.consecutive_failures))
                 continue

@@ -41,10 +41,10 @@ def rtu_silence_s(baudrate: int, parity: str = "N", stopbits: int = 2, bytesize:
 class RtuClient(ModbusSerialClient):
     """A ModbusSerialClient (RTU framer) with event-driven receive and t3.5 before each send."""
 
-    def __init__(self, port: str, *, baudrate: int, parity: str, stopbits: int, bytesize: int,
-                 **kwargs: object) -> None:
-        super().__init__(port, baudrate=baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize,
-                         **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, port: str, *, baudrate: int, parity: str, stopbits: int, bytesize: int, **kwargs: object
+    ) -> None:
+        super().__init__(port, baudrate=baudrate, parity=parity, stopbits=stopbits, bytesize=bytesize, **kwargs)  # type: ignore[arg-type]
         self.silence_s = rtu_silence_s(baudrate, parity, stopbits, bytesize)
         self._char_s = rtu_bits_per_char(parity, stopbits, bytesize) / baudrate
         self._quiet_at_s = 0.0  # monotonic time from which the line counts as silent

@@ -20,8 +20,7 @@ ScriptEntry = tuple[bytes, "bytes | BaseException | None"]
 
 
 class ScriptedTransport:
-    def __init__(self, script: Iterable[ScriptEntry], framing: Framing | None = None,
-                 name: str = "scripted") -> None:
+    def __init__(self, script: Iterable[ScriptEntry], framing: Framing | None = None, name: str = "scripted") -> None:
         self.name = name
         self.framing = framing
         self.sent: list[bytes] = []
@@ -39,8 +38,15 @@ class ScriptedTransport:
     def close(self) -> None:
         self.closed = True
 
-    def query(self, request: bytes, parse: Parser | None = None, *, framing: Framing | None = None,
-              timeout_s: float | None = None, retry: bool = True) -> Any:
+    def query(
+        self,
+        request: bytes,
+        parse: Parser | None = None,
+        *,
+        framing: Framing | None = None,
+        timeout_s: float | None = None,
+        retry: bool = True,
+    ) -> Any:
         self.sent.append(request)
         if not self._script:
             raise AssertionError(f"{self.name}: unexpected request {request!r}; the script is exhausted")

@@ -44,6 +44,7 @@ log = logging.getLogger("instruments.transport.serial")
 
 try:  # termios.error is not an OSError; pyserial lets it through from tcflush on a dead pty
     import termios
+
     _PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
 except ImportError:  # pragma: no cover - Windows
     _PORT_ERRORS = (serial.SerialException, OSError)
@@ -82,10 +83,18 @@ class SerialLink:
     path or None (a pty simulator's ``lambda: sim.path``).
     """
 
-    def __init__(self, name: str, locate: str | UsbIdentity | PortLocator, framing: Framing, *,
-                 settings: SerialSettings = SerialSettings(), policy: RetryPolicy | None = None,
-                 health: ConnectionHealth | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        name: str,
+        locate: str | UsbIdentity | PortLocator,
+        framing: Framing,
+        *,
+        settings: SerialSettings = SerialSettings(),
+        policy: RetryPolicy | None = None,
+        health: ConnectionHealth | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.name = name
         self.framing = framing
         self.settings = settings
@@ -116,8 +125,15 @@ class SerialLink:
         with self._lock:
             self._drop()
 
-    def query(self, request: bytes, parse: Parser | None = None, *, framing: Framing | None = None,
-              timeout_s: float | None = None, retry: bool = True) -> Any:
+    def query(
+        self,
+        request: bytes,
+        parse: Parser | None = None,
+        *,
+        framing: Framing | None = None,
+        timeout_s: float | None = None,
+        retry: bool = True,
+    ) -> Any:
         with self._lock:
             self._fail_fast_if_lost()
             probing = self.health.state == ConnectionState.LOST
@@ -146,8 +162,10 @@ class SerialLink:
     def _fail_fast_if_lost(self) -> None:
         if self.health.state == ConnectionState.LOST and self._clock() < self._retry_at_s:
             wait_s = self._retry_at_s - self._clock()
-            raise DeviceLost(f"{self.name}: device lost ({self.health.last_error}); next attempt in {wait_s:.1f} s. "
-                             "Check cable and power; the link re-finds the device by itself.")
+            raise DeviceLost(
+                f"{self.name}: device lost ({self.health.last_error}); next attempt in {wait_s:.1f} s. "
+                "Check cable and power; the link re-finds the device by itself."
+            )
 
     def _record_failure(self, exc: InstrumentError) -> ConnectionState:
         state = self.health.failed(f"{type(exc).__name__}: {exc}")
@@ -161,8 +179,10 @@ class SerialLink:
 
     def _final_error(self, last: InstrumentError) -> InstrumentError:
         if self.health.state == ConnectionState.LOST:
-            return DeviceLost(f"{self.name}: device lost after {self.health.consecutive_failures} consecutive "
-                              f"failures (last: {last}); retried at back-off, check cable and power")
+            return DeviceLost(
+                f"{self.name}: device lost after {self.health.consecutive_failures} consecutive "
+                f"failures (last: {last}); retried at back-off, check cable and power"
+            )
         return last
 
     def _ensure_open(self) -> serial.Serial:
@@ -175,14 +195,23 @@ class SerialLink:
         try:
             # exclusive: an flock on the port, so a second process (a second runner, a stray
             # terminal program using pyserial) can never interleave its frames with ours
-            port = serial.Serial(path, baudrate=s.baudrate, bytesize=s.bytesize, parity=s.parity,
-                                 stopbits=s.stopbits, timeout=self.policy.timeout_s,
-                                 write_timeout=WRITE_TIMEOUT_S, exclusive=True)
+            port = serial.Serial(
+                path,
+                baudrate=s.baudrate,
+                bytesize=s.bytesize,
+                parity=s.parity,
+                stopbits=s.stopbits,
+                timeout=self.policy.timeout_s,
+                write_timeout=WRITE_TIMEOUT_S,
+                exclusive=True,
+            )
         except (*_PORT_ERRORS, ValueError) as exc:
             if _is_lock_refusal(exc):
-                raise PortBusy(f"{self.name}: {path} is in use by another process (its exclusive lock was "
-                               "refused); only one program may talk to a device — is another runner driving "
-                               "this rig? see `chiptwin rig status`") from None
+                raise PortBusy(
+                    f"{self.name}: {path} is in use by another process (its exclusive lock was "
+                    "refused); only one program may talk to a device — is another runner driving "
+                    "this rig? see `chiptwin rig status`"
+                ) from None
             raise DeviceLost(f"{self.name}: cannot open {path} ({exc}); will look for the device again") from None
         log.info("%s: opened %s", self.name, path)
         self._serial = port

@@ -31,9 +31,11 @@ class UsbIdentity:
 
     def matches(self, info: Any) -> bool:
         """``info`` is a ``serial.tools.list_ports_common.ListPortInfo``."""
-        return ((self.serial_number is None or getattr(info, "serial_number", None) == self.serial_number)
-                and (self.vid is None or getattr(info, "vid", None) == self.vid)
-                and (self.pid is None or getattr(info, "pid", None) == self.pid))
+        return (
+            (self.serial_number is None or getattr(info, "serial_number", None) == self.serial_number)
+            and (self.vid is None or getattr(info, "vid", None) == self.vid)
+            and (self.pid is None or getattr(info, "pid", None) == self.pid)
+        )
 
 
 def find_usb_port(identity: UsbIdentity, comports: Callable[[], Iterable[Any]] = list_ports.comports) -> str | None:
@@ -44,8 +46,7 @@ def find_usb_port(identity: UsbIdentity, comports: Callable[[], Iterable[Any]] =
     return None
 
 
-def usb_locator(identity: UsbIdentity,
-                comports: Callable[[], Iterable[Any]] = list_ports.comports) -> PortLocator:
+def usb_locator(identity: UsbIdentity, comports: Callable[[], Iterable[Any]] = list_ports.comports) -> PortLocator:
     return lambda: find_usb_port(identity, comports)
 
 

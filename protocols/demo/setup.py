@@ -35,8 +35,12 @@ def prepare_store(db: str) -> None:
     engine.dispose()
 
 
-def run_demo(db: str, clock_rate: float = 3600.0, progress: Callable[[int, int, str], None] | None = None,
-             protocol_path: Path = PROTOCOL) -> dict[str, Any]:
+def run_demo(
+    db: str,
+    clock_rate: float = 3600.0,
+    progress: Callable[[int, int, str], None] | None = None,
+    protocol_path: Path = PROTOCOL,
+) -> dict[str, Any]:
     wall_start = time.perf_counter()
     engine = make_engine(db, create=True)
     upgrade(engine)
@@ -45,13 +49,27 @@ def run_demo(db: str, clock_rate: float = 3600.0, progress: Callable[[int, int, 
     scenario = load_scenario(SCENARIO, **names)
     with SimulatedRig(rig, scenario, AcceleratedClock.starting_now(clock_rate)) as sim:
         with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
-            runner = Runner.create(protocol_path.read_text(encoding="utf-8"), rig, engine, devices, sim.clock,
-                                   filename=protocol_path.name, bench=SimBench(sim), progress=progress)
+            runner = Runner.create(
+                protocol_path.read_text(encoding="utf-8"),
+                rig,
+                engine,
+                devices,
+                sim.clock,
+                filename=protocol_path.name,
+                bench=SimBench(sim),
+                progress=progress,
+            )
             state = runner.run()
     summary = summarise(engine, runner.run_id, {c: scenario.truth_for(c) for c in names["chips"]})
-    summary.update(state=state, wall_time_s=time.perf_counter() - wall_start, db=str(db),
-                   interlock_trips=[{"interlock": str(t.interlock), "channel": t.channel,
-                                     "latency_wall_s": t.latency_wall_s} for t in runner.monitor.trips])
+    summary.update(
+        state=state,
+        wall_time_s=time.perf_counter() - wall_start,
+        db=str(db),
+        interlock_trips=[
+            {"interlock": str(t.interlock), "channel": t.channel, "latency_wall_s": t.latency_wall_s}
+            for t in runner.monitor.trips
+        ],
+    )
     engine.dispose()
     return summary
 
@@ -61,23 +79,46 @@ def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> d
         run_fits = fits.of_run(c, run_id)
         readings = c.execute(select(func.count()).select_from(Reading)).scalar()
         doses = c.execute(select(func.count()).select_from(DoseEvent).where(DoseEvent.run_id == run_id)).scalar()
-        confirmed = c.execute(select(func.count()).select_from(Command).where(
-            Command.run_id == run_id, Command.state == "confirmed")).scalar()
+        confirmed = c.execute(
+            select(func.count()).select_from(Command).where(Command.run_id == run_id, Command.state == "confirmed")
+        ).scalar()
         started = runs.get(c, run_id).started_utc_s or 0.0
         # the run's own alarms, and its rig's device alarms raised while it ran (they carry no run id)
-        alarms = [{"severity": a.severity, "source": a.source, "message": a.message, "run_id": a.run_id}
-                  for a in c.execute(select(Alarm).where(or_(Alarm.run_id == run_id, and_(
-                      Alarm.run_id.is_(None), Alarm.t_utc_s >= started))).order_by(Alarm.id)).all()]
+        alarms = [
+            {"severity": a.severity, "source": a.source, "message": a.message, "run_id": a.run_id}
+            for a in c.execute(
+                select(Alarm)
+                .where(or_(Alarm.run_id == run_id, and_(Alarm.run_id.is_(None), Alarm.t_utc_s >= started)))
+                .order_by(Alarm.id)
+            ).all()
+        ]
     rounds = []
     for k, fit in enumerate(run_fits, 1):
         record = json.loads(fit.record_json)
         chips = {c: doc for c, doc in chip_documents(record).items() if c}
-        estimates = {chip: {n: {"estimate": v["estimate"], "ci95": v.get("ci95")} for n, v in doc["theta"].items()}
-                     for chip, doc in chips.items()}
-        rounds.append({"round": k, "fit_id": fit.id, "estimates": estimates,
-                       "error": _errors(estimates, truth), "ci_width": _widths(estimates)})
-    return {"run_id": run_id, "rounds": len(rounds), "readings_stored": readings, "doses_executed": doses,
-            "intents_confirmed": confirmed, "alarms": alarms, "per_round": rounds, "truth": truth}
+        estimates = {
+            chip: {n: {"estimate": v["estimate"], "ci95": v.get("ci95")} for n, v in doc["theta"].items()}
+            for chip, doc in chips.items()
+        }
+        rounds.append(
+            {
+                "round": k,
+                "fit_id": fit.id,
+                "estimates": estimates,
+                "error": _errors(estimates, truth),
+                "ci_width": _widths(estimates),
+            }
+        )
+    return {
+        "run_id": run_id,
+        "rounds": len(rounds),
+        "readings_stored": readings,
+        "doses_executed": doses,
+        "intents_confirmed": confirmed,
+        "alarms": alarms,
+        "per_round": rounds,
+        "truth": truth,
+    }
 
 
 def _errors(estimates: dict, truth: dict) -> dict[str, float]:
@@ -87,6 +128,7 @@ def _errors(estimates: dict, truth: dict) -> dict[str, float]:
         for name, value in params.items():
             if name in truth.get(chip, {}) and value["estimate"] > 0:
                 import math
+
                 out.setdefault(name, []).append(abs(math.log(value["estimate"] / truth[chip][name])))
     return {n: sorted(v)[len(v) // 2] for n, v in out.items()}
 

@@ -33,8 +33,11 @@ def _headline(summary: dict[str, Any]) -> Table:
     alarms = summary["alarms"]
     by_severity = {s: sum(1 for a in alarms if a["severity"] == s) for s in ("critical", "warning", "info")}
     counted = ", ".join(f"{n} {s}" for s, n in by_severity.items() if n) or "none"
-    table = Table(title=f"chiptwin demo: run {summary['run_id']} {summary['state']} in {summary['wall_time_s']:.0f} s "
-                        f"(wall clock)", show_header=False)
+    table = Table(
+        title=f"chiptwin demo: run {summary['run_id']} {summary['state']} in {summary['wall_time_s']:.0f} s "
+        f"(wall clock)",
+        show_header=False,
+    )
     table.add_row("rounds of calibrate → propose → approve → dose", str(summary["rounds"]))
     table.add_row("readings stored", f"{summary['readings_stored']:,}")
     table.add_row("doses confirmed by the pumps", str(summary["doses_executed"]))
@@ -47,7 +50,9 @@ def _headline(summary: dict[str, Any]) -> Table:
 def _estimates(summary: dict[str, Any]) -> Table:
     last = summary["per_round"][-1]
     units = parameter_units()
-    table = Table(title=f"What round {last['round']} learned (fit {last['fit_id']}), beside the simulator's hidden truth")
+    table = Table(
+        title=f"What round {last['round']} learned (fit {last['fit_id']}), beside the simulator's hidden truth"
+    )
     for column in ("chip", "parameter", "estimate", "95 % interval", "unit", "truth", "truth inside", "error"):
         table.add_column(column, justify="left" if column in ("chip", "parameter", "unit") else "right")
     for chip, params in sorted(last["estimates"].items()):
@@ -55,8 +60,16 @@ def _estimates(summary: dict[str, Any]) -> Table:
             truth = summary["truth"].get(chip, {}).get(name)
             ci = value.get("ci95")
             inside = "n/a" if truth is None or not ci else ("yes" if ci[0] <= truth <= ci[1] else "no")
-            table.add_row(chip, name, _g(value["estimate"]), f"{_g(ci[0])} – {_g(ci[1])}" if ci else "not estimable",
-                          units.get(name, ""), _g(truth), inside, _error(value["estimate"], truth))
+            table.add_row(
+                chip,
+                name,
+                _g(value["estimate"]),
+                f"{_g(ci[0])} – {_g(ci[1])}" if ci else "not estimable",
+                units.get(name, ""),
+                _g(truth),
+                inside,
+                _error(value["estimate"], truth),
+            )
     table.caption = "error: the estimate's factor from the truth (×1.10 = 10 % off either way)"
     return table
 
@@ -74,8 +87,10 @@ def _learning(summary: dict[str, Any]) -> Table:
             err, width = r["error"].get(name), r["ci_width"].get(name)
             cells += ["n/a" if err is None else f"×{math.exp(err):.2f}", "n/a" if width is None else f"×{width:.3g}"]
         table.add_row(str(r["round"]), *cells)
-    table.caption = ("error: factor between estimate and truth; interval: upper / lower bound of the 95 % interval "
-                     "(×1.5 is tight, ×40 says little)")
+    table.caption = (
+        "error: factor between estimate and truth; interval: upper / lower bound of the 95 % interval "
+        "(×1.5 is tight, ×40 says little)"
+    )
     return table
 
 

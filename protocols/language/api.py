@@ -38,10 +38,33 @@ from protocols.language.validate import check
 from twin.userfile import read_user_text
 
 __all__ = [
-    "ACTIONS", "Approve", "Calibrate", "Condition", "Dose", "Drug", "Execute", "HoldUntil", "Interlock",
-    "MediaChange", "Perfuse", "Prime", "Propose", "Protocol", "Repeat", "STEP_TYPES", "Sample", "Step", "Wait",
-    "check_protocol", "expand", "load_protocol", "load_rig_view", "parse_condition", "parse_interlock",
-    "parse_protocol", "read_protocol_text",
+    "ACTIONS",
+    "Approve",
+    "Calibrate",
+    "Condition",
+    "Dose",
+    "Drug",
+    "Execute",
+    "HoldUntil",
+    "Interlock",
+    "MediaChange",
+    "Perfuse",
+    "Prime",
+    "Propose",
+    "Protocol",
+    "Repeat",
+    "STEP_TYPES",
+    "Sample",
+    "Step",
+    "Wait",
+    "check_protocol",
+    "expand",
+    "load_protocol",
+    "load_rig_view",
+    "parse_condition",
+    "parse_interlock",
+    "parse_protocol",
+    "read_protocol_text",
 ]
 
 

@@ -69,21 +69,30 @@ class DryRunReport:
 
     def to_dict(self) -> dict:
         return {
-            "duration_h": self.duration_h, "pump_volume_ml": self.pump_volume_ml,
-            "sampled_volume_ml": self.sampled_volume_ml, "dosed_amount_nmol": self.dosed_amount_nmol,
+            "duration_h": self.duration_h,
+            "pump_volume_ml": self.pump_volume_ml,
+            "sampled_volume_ml": self.sampled_volume_ml,
+            "dosed_amount_nmol": self.dosed_amount_nmol,
             "min_medium_ml": self.min_medium_ml,
             "medium_ml": {c: [list(p) for p in pts] for c, pts in self.medium_ml.items()},
             "peak_concentration_um": {c: {"value": v, "time_h": t} for c, (v, t) in self.peak_concentration_um.items()},
-            "interlock_trips": [t.to_dict() for t in self.trips], "holds": self.holds,
-            "assumptions": self.assumptions, "problems": [p.to_dict() for p in self.problems],
+            "interlock_trips": [t.to_dict() for t in self.trips],
+            "holds": self.holds,
+            "assumptions": self.assumptions,
+            "problems": [p.to_dict() for p in self.problems],
         }
 
 
 MAX_RUN_H = 8760.0  # a year: the longest run ChipTwin plans
 
 
-def dry_run(protocol: Protocol, rig: RigView, params: Mapping[str, float] | None = None,
-            chip_params: Mapping[str, Mapping[str, float]] | None = None, grid_h: float = GRID_H) -> DryRunReport:
+def dry_run(
+    protocol: Protocol,
+    rig: RigView,
+    params: Mapping[str, float] | None = None,
+    chip_params: Mapping[str, Mapping[str, float]] | None = None,
+    grid_h: float = GRID_H,
+) -> DryRunReport:
     """Walk ``protocol`` on the twin of each chip of ``rig``; the protocol must have passed its checks.
 
     ``params`` are liver_chip parameters for every chip (default: the model's defaults);
@@ -93,12 +102,25 @@ def dry_run(protocol: Protocol, rig: RigView, params: Mapping[str, float] | None
     per_chip = {c: {**(params or {}), **((chip_params or {}).get(c, {}))} or None for c in chips}
     constants = {c: {"V_m0": magnitude(rig.chips[c].medium_volume, "volume"), **rig.chips[c].constants} for c in chips}
     timeline = Walker(protocol, rig, Timeline(chips, per_chip, constants), grid_h).run()
-    report = DryRunReport(timeline.time_h, dict(timeline.pumped_ml), {c: timeline.sampled_ml.get(c, 0.0) for c in chips},
-                          {c: timeline.dosed_nmol.get(c, 0.0) for c in chips}, timeline.medium_ml, {},
-                          holds=timeline.holds, assumptions=timeline.assumptions, problems=timeline.problems)
+    report = DryRunReport(
+        timeline.time_h,
+        dict(timeline.pumped_ml),
+        {c: timeline.sampled_ml.get(c, 0.0) for c in chips},
+        {c: timeline.dosed_nmol.get(c, 0.0) for c in chips},
+        timeline.medium_ml,
+        {},
+        holds=timeline.holds,
+        assumptions=timeline.assumptions,
+        problems=timeline.problems,
+    )
     if timeline.time_h > MAX_RUN_H:  # the twin is not run over decades of grid points
-        report.problems.append(Problem(0, f"the protocol runs for {timeline.time_h:,.0f} h, more than a year "
-                                          f"({MAX_RUN_H:,.0f} h)", "split it into shorter runs"))
+        report.problems.append(
+            Problem(
+                0,
+                f"the protocol runs for {timeline.time_h:,.0f} h, more than a year ({MAX_RUN_H:,.0f} h)",
+                "split it into shorter runs",
+            )
+        )
         return report
     for chip in chips:
         _simulate(protocol, rig, timeline, chip, grid_h, report)
@@ -106,11 +128,13 @@ def dry_run(protocol: Protocol, rig: RigView, params: Mapping[str, float] | None
     return report
 
 
-def _simulate(protocol: Protocol, rig: RigView, timeline: Timeline, chip: str, grid_h: float,
-              report: DryRunReport) -> None:
+def _simulate(
+    protocol: Protocol, rig: RigView, timeline: Timeline, chip: str, grid_h: float, report: DryRunReport
+) -> None:
     events = timeline.events[chip]
-    times = np.unique(np.concatenate([np.arange(0.0, timeline.time_h, grid_h), [timeline.time_h],
-                                      [e.time_h for e in events]]))
+    times = np.unique(
+        np.concatenate([np.arange(0.0, timeline.time_h, grid_h), [timeline.time_h], [e.time_h for e in events]])
+    )
     result = simulate_chip(timeline.params[chip], events, times, timeline.constants[chip])
     conc = result["drug_medium"]
     peak = int(np.argmax(conc))
@@ -118,9 +142,16 @@ def _simulate(protocol: Protocol, rig: RigView, timeline: Timeline, chip: str, g
     limit = rig.chips[chip].max_concentration
     if limit is not None and conc[peak] > magnitude(limit, "concentration") * (1 + 1e-9):
         span = _span_at(timeline.spans, float(times[peak]), dose_first=True)
-        report.problems.append(Problem(span.line, (
-            f"chip '{chip}' is predicted to reach {conc[peak]:.4g} uM at {times[peak]:g} h, above its limit "
-            f"{limit:~g}"), "dose less, or change the medium between doses"))
+        report.problems.append(
+            Problem(
+                span.line,
+                (
+                    f"chip '{chip}' is predicted to reach {conc[peak]:.4g} uM at {times[peak]:g} h, above its limit "
+                    f"{limit:~g}"
+                ),
+                "dose less, or change the medium between doses",
+            )
+        )
     units = {o.name: o.unit for o in get_model(rig.chips[chip].model).observables}
     for interlock in protocol.interlocks:
         for channel in matching_channels(rig, interlock.channel):
@@ -131,8 +162,19 @@ def _simulate(protocol: Protocol, rig: RigView, timeline: Timeline, chip: str, g
             if tripped is not None:
                 span = _span_at(timeline.spans, tripped)
                 value = float(values[np.searchsorted(times, tripped)])
-                report.trips.append(InterlockTrip(str(interlock), channel.name, chip, tripped, value,
-                                                  units[channel.observable], span.kind, span.line, interlock.stops))
+                report.trips.append(
+                    InterlockTrip(
+                        str(interlock),
+                        channel.name,
+                        chip,
+                        tripped,
+                        value,
+                        units[channel.observable],
+                        span.kind,
+                        span.line,
+                        interlock.stops,
+                    )
+                )
 
 
 def _span_at(spans: list[Span], time_h: float, dose_first: bool = False) -> Span:
@@ -150,8 +192,10 @@ def _span_at(spans: list[Span], time_h: float, dose_first: bool = False) -> Span
 def _untwinned_interlocks(protocol: Protocol, rig: RigView, report: DryRunReport) -> None:
     for interlock in protocol.interlocks:
         if not any(c.observable for c in matching_channels(rig, interlock.channel)):
-            report.assumptions.append(f"interlock '{interlock}': the twin does not predict "
-                                      f"'{interlock.channel}', so the dry run cannot say whether it trips")
+            report.assumptions.append(
+                f"interlock '{interlock}': the twin does not predict "
+                f"'{interlock.channel}', so the dry run cannot say whether it trips"
+            )
 
 
 __all__ = ["DryRunReport", "Interlock", "InterlockTrip", "dry_run"]

@@ -32,8 +32,9 @@ def qlist(kind: str, example: str = "") -> Any:
 
 
 def schedules_field() -> Any:
-    return dataclasses.field(default=(), metadata={"convert": "schedules", "kind": "time",
-                                                   "example": "[['0 h', '2 h', '8 h']]"})
+    return dataclasses.field(
+        default=(), metadata={"convert": "schedules", "kind": "time", "example": "[['0 h', '2 h', '8 h']]"}
+    )
 
 
 def names(default: tuple[str, ...] = (), example: str = "['liver1']") -> Any:
@@ -60,7 +61,9 @@ def _quantities(value: Any, kind: str, what: str) -> tuple:
 
 def _schedules(value: Any, kind: str, what: str) -> tuple:
     if isinstance(value, (str, int, float)) or not hasattr(value, "__iter__"):
-        raise FieldError(f"{what} {value!r} is not a list of schedules", "write [['0 h', '2 h', '8 h'], ['1 h', '24 h']]")
+        raise FieldError(
+            f"{what} {value!r} is not a list of schedules", "write [['0 h', '2 h', '8 h'], ['1 h', '24 h']]"
+        )
     return tuple(_quantities(s, kind, what) for s in value)
 
 
@@ -71,14 +74,18 @@ def _names(value: Any, what: str) -> tuple[str, ...]:
         raise FieldError(f"{what} {value!r} is not a list of names", "write a list like ['liver1', 'liver2']")
     twice = sorted({v for v in value if list(value).count(v) > 1})
     if twice:
-        raise FieldError(f"{what} names {', '.join(repr(v) for v in twice)} more than once",
-                         "name each only once (a chip listed twice would be dosed twice)")
+        raise FieldError(
+            f"{what} names {', '.join(repr(v) for v in twice)} more than once",
+            "name each only once (a chip listed twice would be dosed twice)",
+        )
     return tuple(value)
 
 
 def _text(value: Any, choices: tuple[str, ...], what: str) -> str:
     if not isinstance(value, str):
-        raise FieldError(f"{what} {value!r} is not text", f"write it in quotes, e.g. '{choices[0] if choices else 'name'}'")
+        raise FieldError(
+            f"{what} {value!r} is not text", f"write it in quotes, e.g. '{choices[0] if choices else 'name'}'"
+        )
     if not value.strip():
         raise FieldError(f"{what} is empty", f"write it in quotes, e.g. '{choices[0] if choices else 'name'}'")
     if choices and value not in choices:

@@ -28,11 +28,16 @@ from twin.units import BIG_EXPONENT, MAX_QUANTITY_TEXT, Q_
 ACTIONS = ("safe_state", "alarm", "pause", "abort")
 STOPPING_ACTIONS = frozenset({"safe_state", "pause", "abort"})
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
 
 _CONDITION = re.compile(
     r"^\s*(?P<channel>[A-Za-z_][\w.\-]*)\s*(?P<op>>=|<=|>|<)\s*(?P<threshold>.+?)"
-    r"(?:\s+for\s+(?P<duration>.+?))?\s*$")
+    r"(?:\s+for\s+(?P<duration>.+?))?\s*$"
+)
 _EXAMPLE = "pressure > 250 mbar for 10 s -> safe_state, alarm"
 
 
@@ -81,8 +86,10 @@ def _threshold(text: str, what: str) -> pint.Quantity:
         raise FieldError(f"{what} {text.strip()!r} has no unit", f"write '{text.strip()} mbar' (or the channel's unit)")
     if not math.isfinite(float(value.magnitude)):
         # NaN compares false with everything and ±inf is never crossed: the rule could never trip
-        raise FieldError(f"{what} {text.strip()!r} is not a finite number, so the rule could never hold",
-                         "write a real threshold, like '250 mbar'")
+        raise FieldError(
+            f"{what} {text.strip()!r} is not a finite number, so the rule could never hold",
+            "write a real threshold, like '250 mbar'",
+        )
     return value
 
 
@@ -92,13 +99,17 @@ def parse_condition(text: str, what: str = "condition") -> Condition:
         raise FieldError(f"{what} is {text!r}, not text", "write it like 'oxygen > 80 % for 10 min'")
     match = _CONDITION.match(text)
     if not match:
-        raise FieldError(f"{what} {text!r} does not read as CHANNEL OP THRESHOLD [for DURATION]",
-                         "write it like 'oxygen > 80 % for 10 min'")
+        raise FieldError(
+            f"{what} {text!r} does not read as CHANNEL OP THRESHOLD [for DURATION]",
+            "write it like 'oxygen > 80 % for 10 min'",
+        )
     duration = match["duration"]
     for_s = magnitude(quantity(duration, "time", f"{what} duration"), "time") * 3600.0 if duration else 0.0
     if not (math.isfinite(for_s) and for_s >= 0.0):
-        raise FieldError(f"{what} duration {duration!r} is not a finite, non-negative time, so the rule could "
-                         "never hold", "write a duration like '10 s' or '30 min'")
+        raise FieldError(
+            f"{what} duration {duration!r} is not a finite, non-negative time, so the rule could never hold",
+            "write a duration like '10 s' or '30 min'",
+        )
     return Condition(match["channel"], match["op"], _threshold(match["threshold"], f"{what} threshold"), for_s)
 
 
@@ -108,12 +119,15 @@ def parse_interlock(text: str) -> Interlock:
         raise FieldError(f"interlock {text!r} is not text", f"write it like '{_EXAMPLE}'")
     parts = re.split(r"->|→", text)
     if len(parts) != 2:
-        raise FieldError(f"interlock {text!r} needs one '->' between the condition and the actions",
-                         f"write it like '{_EXAMPLE}'")
+        raise FieldError(
+            f"interlock {text!r} needs one '->' between the condition and the actions", f"write it like '{_EXAMPLE}'"
+        )
     condition = parse_condition(parts[0], "interlock")
     actions = tuple(a.strip() for a in parts[1].split(",") if a.strip())
     unknown = [a for a in actions if a not in ACTIONS]
     if not actions or unknown:
-        raise FieldError(f"interlock {text!r} has unknown action(s) {', '.join(unknown) or '(none)'}",
-                         f"use one or more of {', '.join(ACTIONS)}")
+        raise FieldError(
+            f"interlock {text!r} has unknown action(s) {', '.join(unknown) or '(none)'}",
+            f"use one or more of {', '.join(ACTIONS)}",
+        )
     return Interlock(condition.channel, condition.op, condition.threshold, condition.for_s, actions)

@@ -29,17 +29,25 @@ def check_config(raw: Any) -> tuple[NotifyConfig | None, list[tuple[tuple, str, 
     if email is not None and not isinstance(email, dict):
         problems.append((("email",), "notify email must be a table", "write email = { host = ..., to = [...] }"))
         email = None
-    problems += [(("email", k), f"notify email has no field '{k}'", f"use one of {', '.join(EMAIL_KEYS)}")
-                 for k in email or {} if k not in EMAIL_KEYS]
-    problems += [(("email",), f"notify email needs '{k}'", f"add {k} = ... to the email table")
-                 for k in ("host", "from", "to") if email is not None and k not in email]
+    problems += [
+        (("email", k), f"notify email has no field '{k}'", f"use one of {', '.join(EMAIL_KEYS)}")
+        for k in email or {}
+        if k not in EMAIL_KEYS
+    ]
+    problems += [
+        (("email",), f"notify email needs '{k}'", f"add {k} = ... to the email table")
+        for k in ("host", "from", "to")
+        if email is not None and k not in email
+    ]
     if webhook is not None and not (isinstance(webhook, str) and webhook.startswith(("http://", "https://"))):
-        problems.append((("webhook",), f"notify webhook {webhook!r} is not an http(s) URL",
-                         "write webhook = \"https://host/path\""))
+        problems.append(
+            (("webhook",), f"notify webhook {webhook!r} is not an http(s) URL", 'write webhook = "https://host/path"')
+        )
     if not isinstance(on, list) or any(e not in EVENTS for e in on):
         problems.append((("on",), f"notify on = {on!r} names an unknown event", f"use a list of {', '.join(EVENTS)}"))
         on = list(EVENTS)
     if email is None and webhook is None:
-        problems.append(((), "[notify] has neither email nor webhook", "add email = {...} or webhook = \"http://...\""))
-    return NotifyConfig(email, webhook, tuple(on), int(raw.get("retries", RETRIES)),
-                        float(raw.get("timeout_s", TIMEOUT_S))), problems
+        problems.append(((), "[notify] has neither email nor webhook", 'add email = {...} or webhook = "http://..."'))
+    return NotifyConfig(
+        email, webhook, tuple(on), int(raw.get("retries", RETRIES)), float(raw.get("timeout_s", TIMEOUT_S))
+    ), problems

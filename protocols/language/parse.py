@@ -74,8 +74,11 @@ class _Parser:
         drug_raw = self.table("drug")
         self.unknown_keys(drug_raw, ("name", "molecular_weight", "stock"), ("drug",), "[drug]")
         drug_values = self.fields(Drug, drug_raw, ("drug",), "drug")
-        drug = Drug(**drug_values) if len(drug_values) == len(drug_raw) and "name" in drug_values \
-            and "molecular_weight" in drug_values else None
+        drug = (
+            Drug(**drug_values)
+            if len(drug_values) == len(drug_raw) and "name" in drug_values and "molecular_weight" in drug_values
+            else None
+        )
         return values, drug
 
     def interlocks(self) -> list:
@@ -143,8 +146,13 @@ def parse_text(text: str, filename: str = "protocol.toml") -> tuple[Protocol | N
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_LINE.search(str(exc))
         reason = _TOML_LINE.sub("", str(exc)).strip()
-        return None, [Problem(int(match.group(1)) if match else 0, f"not valid TOML ({reason})",
-                              "check quotes, brackets and '=' on that line")]
+        return None, [
+            Problem(
+                int(match.group(1)) if match else 0,
+                f"not valid TOML ({reason})",
+                "check quotes, brackets and '=' on that line",
+            )
+        ]
     parser = _Parser(text, data, filename)
     for key in data:
         if key not in TOP_LEVEL:
@@ -158,8 +166,17 @@ def parse_text(text: str, filename: str = "protocol.toml") -> tuple[Protocol | N
     if drug is None or "name" not in header or "chips" not in header:
         return None, parser.problems
     try:
-        protocol = Protocol(header["name"], drug, header["chips"], steps, tuple(interlocks),
-                            header.get("clock_rate"), header.get("description", ""), parser.lines, notify)
+        protocol = Protocol(
+            header["name"],
+            drug,
+            header["chips"],
+            steps,
+            tuple(interlocks),
+            header.get("clock_rate"),
+            header.get("description", ""),
+            parser.lines,
+            notify,
+        )
     except FieldError as exc:
         parser.problem(("protocol", "clock_rate"), exc.message, exc.fix)
         return None, parser.problems

@@ -24,21 +24,29 @@ def dosing_pump(rig: RigView, chip: str, named: str | None) -> InstrumentView:
     if named is not None:
         pump = rig.instruments.get(named)
         if pump is None or not pump.is_pump:
-            raise FieldError(f"the step names pump '{named}', which rig '{rig.name}' does not have",
-                             f"use one of {', '.join(p.name for p in pumps(rig)) or '(none)'}")
+            raise FieldError(
+                f"the step names pump '{named}', which rig '{rig.name}' does not have",
+                f"use one of {', '.join(p.name for p in pumps(rig)) or '(none)'}",
+            )
         if chip not in pump.feeds:
-            raise FieldError(f"pump '{named}' does not feed chip '{chip}' (it feeds {_listed(pump.feeds)})",
-                             f"name the pump that feeds '{chip}', or add '{chip}' to feeds of '{named}' in the rig file")
+            raise FieldError(
+                f"pump '{named}' does not feed chip '{chip}' (it feeds {_listed(pump.feeds)})",
+                f"name the pump that feeds '{chip}', or add '{chip}' to feeds of '{named}' in the rig file",
+            )
         return pump
     feeding = [p for p in pumps(rig) if chip in p.feeds]
     candidates = [p for p in feeding if p.kind == "syringe_pump"] or [p for p in feeding if p.feeds == (chip,)]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
-        raise FieldError(f"no pump of rig '{rig.name}' feeds chip '{chip}', so nothing can dose it",
-                         f"add feeds = [\"{chip}\"] to the syringe pump that doses it in the rig file")
-    raise FieldError(f"pumps {', '.join(repr(p.name) for p in candidates)} all feed chip '{chip}'",
-                     "name the one that doses it in the step: pump = '...'")
+        raise FieldError(
+            f"no pump of rig '{rig.name}' feeds chip '{chip}', so nothing can dose it",
+            f'add feeds = ["{chip}"] to the syringe pump that doses it in the rig file',
+        )
+    raise FieldError(
+        f"pumps {', '.join(repr(p.name) for p in candidates)} all feed chip '{chip}'",
+        "name the one that doses it in the step: pump = '...'",
+    )
 
 
 def flow_pump(rig: RigView, chip: str, named: str | None) -> InstrumentView | None:
@@ -89,14 +97,18 @@ def dose_amount(step: Dose, medium_ml: float, stock: float | None) -> DoseAmount
     if stock is None:
         _volume_from_stock(0.0, None)
     if conc >= stock:
-        raise FieldError(f"dose concentration {conc:g} uM cannot be reached from a {stock:g} uM stock",
-                         "dose less, or use a stronger stock")
+        raise FieldError(
+            f"dose concentration {conc:g} uM cannot be reached from a {stock:g} uM stock",
+            "dose less, or use a stronger stock",
+        )
     amount = conc * medium_ml / (1.0 - conc / stock)
     return DoseAmount(amount, amount / stock)
 
 
 def _volume_from_stock(amount_nmol: float, stock: float | None) -> float:
     if stock is None or stock <= 0:
-        raise FieldError("dose has no volume and no stock concentration to compute it from",
-                         "add volume = '10 uL' to the step, or stock = '10 mM' to [drug]")
+        raise FieldError(
+            "dose has no volume and no stock concentration to compute it from",
+            "add volume = '10 uL' to the step, or stock = '10 mM' to [drug]",
+        )
     return amount_nmol / stock

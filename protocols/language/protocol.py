@@ -1,8 +1,8 @@
 """A whole protocol: header (name, drug, chips, clock-rate hint), interlocks and steps.
 
-    Protocol(name="overnight", drug=Drug("acetaminophen", "151.16 g/mol", stock="10 mM"),
-             chips=["liver1", "liver2"], interlocks=["pressure > 250 mbar for 10 s -> safe_state, alarm"],
-             steps=[Perfuse(flow="5 uL/min", duration="1 h"), Dose(concentration="10 uM"), Wait(duration="2 h")])
+Protocol(name="overnight", drug=Drug("acetaminophen", "151.16 g/mol", stock="10 mM"),
+         chips=["liver1", "liver2"], interlocks=["pressure > 250 mbar for 10 s -> safe_state, alarm"],
+         steps=[Perfuse(flow="5 uL/min", duration="1 h"), Dose(concentration="10 uM"), Wait(duration="2 h")])
 """
 
 from __future__ import annotations
@@ -62,14 +62,17 @@ class Protocol:
     def __post_init__(self) -> None:
         object.__setattr__(self, "chips", (self.chips,) if isinstance(self.chips, str) else tuple(self.chips))
         object.__setattr__(self, "steps", tuple(self.steps))
-        object.__setattr__(self, "interlocks", tuple(
-            parse_interlock(i) if isinstance(i, str) else i for i in self.interlocks))
+        object.__setattr__(
+            self, "interlocks", tuple(parse_interlock(i) if isinstance(i, str) else i for i in self.interlocks)
+        )
         rate = self.clock_rate
-        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
-                                 or not 0 < rate <= MAX_CLOCK_RATE):
-            raise FieldError(f"protocol clock_rate {self.clock_rate!r} is not a positive number",
-                             f"write a number up to {MAX_CLOCK_RATE:g}, e.g. clock_rate = 3600 (an hour a "
-                             "second), or leave it out")
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= MAX_CLOCK_RATE
+        ):
+            raise FieldError(
+                f"protocol clock_rate {self.clock_rate!r} is not a positive number",
+                f"write a number up to {MAX_CLOCK_RATE:g}, e.g. clock_rate = 3600 (an hour a second), or leave it out",
+            )
 
     def line(self, path: Path) -> int:
         """The source line of ``path`` (or its nearest enclosing path); 0 for Python-built protocols."""

@@ -76,16 +76,22 @@ def _parse(value: object, kind: Kind, what: str) -> pint.Quantity:
     if isinstance(value, pint.Quantity):
         return value
     if not isinstance(value, str):
-        raise FieldError(f"{what} is {type(value).__name__} {value!r}, not {kind.word}",
-                         f"write it as a string like '10 {kind.example_unit}'")
+        raise FieldError(
+            f"{what} is {type(value).__name__} {value!r}, not {kind.word}",
+            f"write it as a string like '10 {kind.example_unit}'",
+        )
     if len(value) > MAX_QUANTITY_TEXT or BIG_EXPONENT.search(value):  # pint would compute 9**9**9 for ever
-        raise FieldError(f"{what} {value[:40]!r} is not a quantity a protocol states",
-                         f"write a number and a unit, like '10 {kind.example_unit}'")
+        raise FieldError(
+            f"{what} {value[:40]!r} is not a quantity a protocol states",
+            f"write a number and a unit, like '10 {kind.example_unit}'",
+        )
     try:
         parsed = Q_(value.replace("µ", "u").replace("μ", "u"))
     except PINT_PARSE_ERRORS:
-        raise FieldError(f"{what} {value!r} is not a quantity pint can read",
-                         f"write a number and a unit, like '10 {kind.example_unit}'") from None
+        raise FieldError(
+            f"{what} {value!r} is not a quantity pint can read",
+            f"write a number and a unit, like '10 {kind.example_unit}'",
+        ) from None
     if not isinstance(parsed, pint.Quantity):
         parsed = Q_(float(parsed), "dimensionless")
     if str(parsed.units) == "dimensionless":
@@ -98,19 +104,24 @@ def quantity(value: object, kind_name: str, what: str, *, allow_negative: bool =
     kind = KINDS[kind_name]
     parsed = _parse(value, kind, what)
     if parsed.dimensionality != ureg.parse_units(kind.unit).dimensionality:
-        raise FieldError(f"{what} '{value!s}' is {_describe(parsed)}, not {kind.word}",
-                         f"give {kind.word} like '10 {kind.example_unit}'")
+        raise FieldError(
+            f"{what} '{value!s}' is {_describe(parsed)}, not {kind.word}",
+            f"give {kind.word} like '10 {kind.example_unit}'",
+        )
     magnitude = float(parsed.magnitude)
     if not math.isfinite(magnitude):
-        raise FieldError(f"{what} '{value!s}' is not a finite number", f"write {kind.word} like '10 {kind.example_unit}'")
+        raise FieldError(
+            f"{what} '{value!s}' is not a finite number", f"write {kind.word} like '10 {kind.example_unit}'"
+        )
     if magnitude < 0 and not allow_negative:
         raise FieldError(f"{what} '{value!s}' is negative", f"give a zero or positive {kind.word}")
     if kind_name in LARGEST:
         largest, words = LARGEST[kind_name]
         if abs(float(parsed.to(kind.unit).magnitude)) > largest:
-            raise FieldError(f"{what} '{value!s}' is more than {words} ({largest:g} {kind.unit})",
-                             f"give a realistic {kind.word.removeprefix('a ').removeprefix('an ')}, like "
-                             f"'10 {kind.example_unit}'")
+            raise FieldError(
+                f"{what} '{value!s}' is more than {words} ({largest:g} {kind.unit})",
+                f"give a realistic {kind.word.removeprefix('a ').removeprefix('an ')}, like '10 {kind.example_unit}'",
+            )
     return parsed
 
 

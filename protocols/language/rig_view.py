@@ -126,17 +126,40 @@ def _observable(measurement: str, name: str) -> str | None:
 
 def rig_view_from_rig_file(rig: RigFile) -> SimpleRig:
     """Adapt the instruments layer's validated rig model to the protocol layer's view."""
-    chips = {c.name: ChipView(
-        c.name, Q_(c.v_medium_ml, "mL"), c.model, Q_(c.v_medium_ml * MIN_MEDIUM_FRACTION, "mL"), max_concentration=_q(c.limits.max_concentration, "uM"),
-        max_dose_volume=_q(c.limits.max_dose_volume, "mL"), max_flow=_q(c.limits.max_flow, "mL/h"),
-        constants={"V_c": c.v_cell_ml, "N_cells": c.n_cells_million,
-                   **({"kla": c.kla_per_h} if c.kla_per_h else {})}) for c in rig.chips}
-    instruments = {i.name: InstrumentView(
-        i.name, PUMP_KINDS.get(i.driver, "sensor"), _q(i.limits.max_volume, "mL"), _q(i.limits.max_rate, "mL/h"),
-        tuple(i.feeds), Q_(i.drug_concentration_um, "uM") if i.driver in PUMP_DRIVERS else None)
-        for i in rig.instruments}
-    channels = {c.name: ChannelView(c.name, _unit(c.unit), c.measurement, c.chip, c.instrument,
-                                    _observable(c.measurement, c.name)) for c in rig.channels}
+    chips = {
+        c.name: ChipView(
+            c.name,
+            Q_(c.v_medium_ml, "mL"),
+            c.model,
+            Q_(c.v_medium_ml * MIN_MEDIUM_FRACTION, "mL"),
+            max_concentration=_q(c.limits.max_concentration, "uM"),
+            max_dose_volume=_q(c.limits.max_dose_volume, "mL"),
+            max_flow=_q(c.limits.max_flow, "mL/h"),
+            constants={
+                "V_c": c.v_cell_ml,
+                "N_cells": c.n_cells_million,
+                **({"kla": c.kla_per_h} if c.kla_per_h else {}),
+            },
+        )
+        for c in rig.chips
+    }
+    instruments = {
+        i.name: InstrumentView(
+            i.name,
+            PUMP_KINDS.get(i.driver, "sensor"),
+            _q(i.limits.max_volume, "mL"),
+            _q(i.limits.max_rate, "mL/h"),
+            tuple(i.feeds),
+            Q_(i.drug_concentration_um, "uM") if i.driver in PUMP_DRIVERS else None,
+        )
+        for i in rig.instruments
+    }
+    channels = {
+        c.name: ChannelView(
+            c.name, _unit(c.unit), c.measurement, c.chip, c.instrument, _observable(c.measurement, c.name)
+        )
+        for c in rig.channels
+    }
     return SimpleRig(rig.rig.name, chips, instruments, channels)
 
 

@@ -88,8 +88,10 @@ class Dose(Step):
     def __post_init__(self) -> None:
         super().__post_init__()
         if (self.concentration is None) == (self.amount is None):
-            raise FieldError("dose needs exactly one of concentration or amount",
-                             "write concentration = '10 uM' (in the medium) or amount = '10 nmol'")
+            raise FieldError(
+                "dose needs exactly one of concentration or amount",
+                "write concentration = '10 uM' (in the medium) or amount = '10 nmol'",
+            )
 
 
 @dataclass(frozen=True)
@@ -187,8 +189,23 @@ class Execute(Step):
     kind: ClassVar[str] = "execute"
 
 
-STEP_TYPES: dict[str, type[Step]] = {cls.kind: cls for cls in (
-    Prime, Perfuse, Dose, Sample, MediaChange, Wait, HoldUntil, Repeat, Calibrate, Propose, Approve, Execute)}
+STEP_TYPES: dict[str, type[Step]] = {
+    cls.kind: cls
+    for cls in (
+        Prime,
+        Perfuse,
+        Dose,
+        Sample,
+        MediaChange,
+        Wait,
+        HoldUntil,
+        Repeat,
+        Calibrate,
+        Propose,
+        Approve,
+        Execute,
+    )
+}
 
 
 MAX_STEPS = 100_000  # steps after every repeat is unrolled: more is no lab protocol, and would not fit in memory

@@ -110,8 +110,10 @@ class Walker:
         for chip in self._chips(step):
             pump = flow_pump(self.rig, chip, step.pump)
             if pump is None:
-                self._assume(f"line {step.line}: no perfusion pump feeds the chips; the {step.kind} flow is "
-                             "taken as on-chip recirculation (no pump volume counted)")
+                self._assume(
+                    f"line {step.line}: no perfusion pump feeds the chips; the {step.kind} flow is "
+                    "taken as on-chip recirculation (no pump volume counted)"
+                )
                 continue
             self.tl.pumped_ml[pump.name] += volume_ml
 
@@ -158,10 +160,16 @@ class Walker:
     def _take(self, chip: str, volume_ml: float, line: int) -> None:
         left, minimum = self.tl.volume(chip) - volume_ml, magnitude(self.rig.chips[chip].min_medium_volume, "volume")
         if left <= 0 or left < minimum:
-            self.tl.problems.append(Problem(line, (
-                f"sample of {volume_ml * 1000:g} uL at {self.tl.time_h:g} h would leave chip '{chip}' with "
-                f"{left * 1000:.4g} uL of medium (minimum {minimum * 1000:g} uL)"),
-                "take smaller or fewer samples, or add a media_change before"))
+            self.tl.problems.append(
+                Problem(
+                    line,
+                    (
+                        f"sample of {volume_ml * 1000:g} uL at {self.tl.time_h:g} h would leave chip '{chip}' with "
+                        f"{left * 1000:.4g} uL of medium (minimum {minimum * 1000:g} uL)"
+                    ),
+                    "take smaller or fewer samples, or add a media_change before",
+                )
+            )
             return
         self.tl.events[chip].append(SampleEvent(self.tl.time_h, volume_ml))
         self.tl.sampled_ml[chip] += volume_ml
@@ -180,28 +188,35 @@ class Walker:
         channels = matching_channels(self.rig, step.condition.channel)
         predicted = [c for c in channels if c.observable and c.chip in self.tl.chips]
         if not predicted:
-            self._assume(f"line {step.line}: hold_until on '{step.condition.channel}' (not predicted "
-                                       "by the twin) is assumed to hold at once")
+            self._assume(
+                f"line {step.line}: hold_until on '{step.condition.channel}' (not predicted "
+                "by the twin) is assumed to hold at once"
+            )
             return
         times = self.tl.time_h + np.append(np.arange(0.0, timeout, self.grid_h), timeout)
         reached = [self._probe(c.chip, c.observable, step.condition, times) for c in predicted]
         if any(r is None for r in reached):
             self.tl.time_h += timeout
-            self.tl.holds.append(f"line {step.line}: hold_until '{step.condition}' is predicted to time out after "
-                                 f"{timeout:g} h (then {step.on_timeout})")
+            self.tl.holds.append(
+                f"line {step.line}: hold_until '{step.condition}' is predicted to time out after "
+                f"{timeout:g} h (then {step.on_timeout})"
+            )
         else:
             self.tl.time_h = max(reached)
 
     def _probe(self, chip: str, observable: str, condition: Condition, times: np.ndarray) -> float | None:
-        result = simulate_chip(self.tl.params.get(chip), self.tl.events[chip], times, self.tl.constants[chip],
-                               [observable])
+        result = simulate_chip(
+            self.tl.params.get(chip), self.tl.events[chip], times, self.tl.constants[chip], [observable]
+        )
         unit = next(o.unit for o in get_model(self.rig.chips[chip].model).observables if o.name == observable)
         return first_held(times, result[observable], condition, unit)
 
     def _calibrate(self, step: Calibrate) -> None:
         window = f"the last {step.window:~g}" if step.window is not None else "all data so far"
-        self._assume(f"line {step.line}: calibrate ({step.model}: {', '.join(step.parameters) or 'all'}"
-                                   f" on {window}) takes no protocol time in the dry run")
+        self._assume(
+            f"line {step.line}: calibrate ({step.model}: {', '.join(step.parameters) or 'all'}"
+            f" on {window}) takes no protocol time in the dry run"
+        )
 
     def _propose(self, step: Propose) -> None:
         dose = max((magnitude(d, "concentration") for d in step.doses), default=0.0)
@@ -210,26 +225,39 @@ class Walker:
         sample = magnitude(step.sample_volume, "volume") if step.sample_volume is not None else None
         volume = magnitude(step.dose_volume, "volume") if step.dose_volume is not None else None
         self.proposal = (dose, times, self._chips(step), sample, volume)
-        self._assume(f"line {step.line}: propose is taken to choose the worst case for safety: "
-                                   f"{dose:g} uM (the largest dose level) with the schedule {list(times)} h "
-                                   f"on {', '.join(self._chips(step))}")
+        self._assume(
+            f"line {step.line}: propose is taken to choose the worst case for safety: "
+            f"{dose:g} uM (the largest dose level) with the schedule {list(times)} h "
+            f"on {', '.join(self._chips(step))}"
+        )
 
     def _approve(self, step: Approve) -> None:
         dose, times, _, sample, _ = self.proposal or (0.0, (), (), None, None)
         sampled = (sample or 0.0) * len(times)
         outside = step.policy == "manual" or (
             (step.max_dose is not None and dose > magnitude(step.max_dose, "concentration"))
-            or (step.max_sampled_volume_per_chip is not None
-                and sampled > magnitude(step.max_sampled_volume_per_chip, "volume")))
+            or (
+                step.max_sampled_volume_per_chip is not None
+                and sampled > magnitude(step.max_sampled_volume_per_chip, "volume")
+            )
+        )
         if outside:
-            self.tl.holds.append(f"line {step.line}: approve ({step.policy}) would hold the chips until a person "
-                                 f"approves (worst case {dose:g} uM, {sampled * 1000:g} uL sampled per chip); "
-                                 "the dry run assumes approval")
+            self.tl.holds.append(
+                f"line {step.line}: approve ({step.policy}) would hold the chips until a person "
+                f"approves (worst case {dose:g} uM, {sampled * 1000:g} uL sampled per chip); "
+                "the dry run assumes approval"
+            )
 
     def _execute(self, step: Execute) -> None:
         dose, times, chips, sample, volume = self.proposal or (0.0, (), (), None, None)
         if dose > 0:
-            self._dose(Dose(concentration=f"{dose} uM", volume=f"{volume} mL" if volume is not None else None,
-                            chips=chips, line=step.line))
+            self._dose(
+                Dose(
+                    concentration=f"{dose} uM",
+                    volume=f"{volume} mL" if volume is not None else None,
+                    chips=chips,
+                    line=step.line,
+                )
+            )
         if times and sample:
             self._sample(Sample(volume=f"{sample} mL", at=[f"{t} h" for t in times], chips=chips, line=step.line))

@@ -37,9 +37,15 @@ DESIGN_DRAWS = 8
 ASSAY_ERRORS = {"drug_medium": {"prop_cv": 0.10}, "metabolite_medium": {"prop_cv": 0.10}}
 
 
-def calibrate(engine: Any, run_id: int, now_utc_s: float, parameters: Sequence[str], chips: Sequence[str],
-              model: str = "liver_chip", previous: Mapping[str, Mapping[str, float]] | None = None,
-              ) -> tuple[dict[str, FitRecord], int]:
+def calibrate(
+    engine: Any,
+    run_id: int,
+    now_utc_s: float,
+    parameters: Sequence[str],
+    chips: Sequence[str],
+    model: str = "liver_chip",
+    previous: Mapping[str, Mapping[str, float]] | None = None,
+) -> tuple[dict[str, FitRecord], int]:
     """(each chip's fit, rows fitted) on the run's data so far, read once from the store into memory;
     each chip warm-started from its previous estimates (inside the bounds), so later rounds cost a
     few iterations."""
@@ -47,9 +53,15 @@ def calibrate(engine: Any, run_id: int, now_utc_s: float, parameters: Sequence[s
     per_chip: dict[str, FitRecord] = {}
     for chip in chips:
         init = _inside((previous or {}).get(chip, {}), model)
-        per_chip[chip] = fit_lab({chip: dataset[chip]} if chip in dataset else {}, model, method="individual",
-                                 estimate=list(parameters) or None, init=init, prior=weak_prior(parameters, model),
-                                 observables=_informative(parameters))
+        per_chip[chip] = fit_lab(
+            {chip: dataset[chip]} if chip in dataset else {},
+            model,
+            method="individual",
+            estimate=list(parameters) or None,
+            init=init,
+            prior=weak_prior(parameters, model),
+            observables=_informative(parameters),
+        )
     return per_chip, n_rows
 
 
@@ -113,15 +125,27 @@ class ChipDesign:
 
     def to_document(self) -> dict[str, Any]:
         """What the proposal row stores for this chip (and the panel shows): plain numbers in named units."""
-        return {"chip": self.chip, "dose_um": self.dose_um, "schedule": self.schedule,
-                "sample_times_h": list(self.sample_times_h), "sample_volume_ml": self.sample_volume_ml,
-                "utility": self.utility, "method": self.method}
+        return {
+            "chip": self.chip,
+            "dose_um": self.dose_um,
+            "schedule": self.schedule,
+            "sample_times_h": list(self.sample_times_h),
+            "sample_volume_ml": self.sample_volume_ml,
+            "utility": self.utility,
+            "method": self.method,
+        }
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> ChipDesign:
-        return cls(str(document["chip"]), Q_(float(document["dose_um"]), "uM"), str(document["schedule"]),
-                   tuple(float(t) for t in document["sample_times_h"]), float(document["sample_volume_ml"]),
-                   float(document["utility"]), str(document["method"]))
+        return cls(
+            str(document["chip"]),
+            Q_(float(document["dose_um"]), "uM"),
+            str(document["schedule"]),
+            tuple(float(t) for t in document["sample_times_h"]),
+            float(document["sample_volume_ml"]),
+            float(document["utility"]),
+            str(document["method"]),
+        )
 
 
 def propose(fit: FitRecord, space: DesignSpace) -> ChipDesign:
@@ -129,21 +153,43 @@ def propose(fit: FitRecord, space: DesignSpace) -> ChipDesign:
     the predicted observables with their 90 % band over the posterior."""
     best = Designer(space, _with_broad_prior(fit), draws=DESIGN_DRAWS).ask(1)[0]
     c = best.candidate
-    return ChipDesign(c.chip, Q_(c.dose_um, "uM"), c.schedule, tuple(c.sample_times_h), c.sample_volume_ml,
-                      best.utility, best.utility_kind, best.parameters, best.predicted)
+    return ChipDesign(
+        c.chip,
+        Q_(c.dose_um, "uM"),
+        c.schedule,
+        tuple(c.sample_times_h),
+        c.sample_volume_ml,
+        best.utility,
+        best.utility_kind,
+        best.parameters,
+        best.predicted,
+    )
 
 
-def fallback_design(chip: str, doses_um: Sequence[float], schedules_h: Sequence[Sequence[float]], sample_ml: float,
-                    why: str) -> ChipDesign:
+def fallback_design(
+    chip: str, doses_um: Sequence[float], schedules_h: Sequence[Sequence[float]], sample_ml: float, why: str
+) -> ChipDesign:
     """The lowest dose on the first schedule, when the designer cannot rank (the reason is kept)."""
     return ChipDesign(chip, Q_(min(doses_um), "uM"), "s0", tuple(schedules_h[0]), sample_ml, 0.0, f"default ({why})")
 
 
-def design_space(chip: str, doses_um: Sequence[float], schedules_h: Sequence[Sequence[float]], sample_ml: float,
-                 constants: Mapping[str, float]) -> DesignSpace:
+def design_space(
+    chip: str,
+    doses_um: Sequence[float],
+    schedules_h: Sequence[Sequence[float]],
+    sample_ml: float,
+    constants: Mapping[str, float],
+) -> DesignSpace:
     schedules = {f"s{i}": tuple(s) for i, s in enumerate(schedules_h)}
-    return DesignSpace(tuple(doses_um), schedules, (sample_ml,), (chip,), ("drug_medium", "metabolite_medium"),
-                       constants=dict(constants), errors=ASSAY_ERRORS)
+    return DesignSpace(
+        tuple(doses_um),
+        schedules,
+        (sample_ml,),
+        (chip,),
+        ("drug_medium", "metabolite_medium"),
+        constants=dict(constants),
+        errors=ASSAY_ERRORS,
+    )
 
 
 def safety_checks(chip: ChipView, design: ChipDesign) -> list[dict[str, Any]]:
@@ -153,13 +199,27 @@ def safety_checks(chip: ChipView, design: ChipDesign) -> list[dict[str, Any]]:
     dose_um = design.dose_um
     if chip.max_concentration is not None:
         limit_um = magnitude(chip.max_concentration, "concentration")
-        checks.append({"chip": chip.name, "check": "dose concentration", "value": f"{dose_um:g} uM",
-                       "limit": f"<= {limit_um:g} uM", "ok": dose_um <= limit_um * (1 + 1e-9)})
+        checks.append(
+            {
+                "chip": chip.name,
+                "check": "dose concentration",
+                "value": f"{dose_um:g} uM",
+                "limit": f"<= {limit_um:g} uM",
+                "ok": dose_um <= limit_um * (1 + 1e-9),
+            }
+        )
     sampled_ml = design.sampled_ml
     left_ml = magnitude(chip.medium_volume, "volume") - sampled_ml
     minimum_ml = magnitude(chip.min_medium_volume, "volume")
-    checks.append({"chip": chip.name, "check": "medium left after sampling", "value": f"{left_ml * 1000:.4g} uL",
-                   "limit": f">= {minimum_ml * 1000:.4g} uL", "ok": left_ml >= minimum_ml - 1e-12})
+    checks.append(
+        {
+            "chip": chip.name,
+            "check": "medium left after sampling",
+            "value": f"{left_ml * 1000:.4g} uL",
+            "limit": f">= {minimum_ml * 1000:.4g} uL",
+            "ok": left_ml >= minimum_ml - 1e-12,
+        }
+    )
     return checks
 
 

@@ -38,8 +38,11 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
     if (row := fits.for_step(ctx.recorder.engine, ctx.run_id, index)) is not None:
         return {"fit_id": row.id, "reused": True}
     with ctx.recorder.engine.connect() as c:  # wait for the assay results of the samples already taken
-        due = c.execute(select(func.max(AssayResult.imported_utc_s)).join(Sample, Sample.id == AssayResult.sample_id)
-                        .where(Sample.run_id == ctx.run_id)).scalar()
+        due = c.execute(
+            select(func.max(AssayResult.imported_utc_s))
+            .join(Sample, Sample.id == AssayResult.sample_id)
+            .where(Sample.run_id == ctx.run_id)
+        ).scalar()
     if due is not None:
         runner.control.sleep_until(max(due, ctx.clock.now_s()))
     chips = chips_of(runner, step)
@@ -48,17 +51,34 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
         previous = {c: {n: r.theta[n].estimate for n in r.theta} for c, r in _chip_fits(ctx).items()}
     except CalibrationError:
         pass
-    per_chip, n_rows = loop.calibrate(ctx.recorder.engine, ctx.run_id, ctx.clock.now_s(), step.parameters,
-                                      chips, step.model, previous)
+    per_chip, n_rows = loop.calibrate(
+        ctx.recorder.engine, ctx.run_id, ctx.clock.now_s(), step.parameters, chips, step.model, previous
+    )
     record = _combined(per_chip)
-    estimates = {chip: {n: {"estimate": v.estimate, "ci95": v.ci95} for n, v in r.theta.items()}
-                 for chip, r in per_chip.items()}
+    estimates = {
+        chip: {n: {"estimate": v.estimate, "ci95": v.ci95} for n, v in r.theta.items()} for chip, r in per_chip.items()
+    }
     with ctx.recorder.tx() as c:
-        fit_id = fits.add(c, NewFit(
-            model=record.model, model_version=record.model_version, method=record.method,
-            record_json=record.to_json(), minus2ll=record.minus2ll, aic=record.aic, bic=record.bic,
-            converged=record.converged, wall_time_s=record.wall_time_s, created_utc_s=ctx.clock.now_s(),
-            warnings=record.warnings, run_id=ctx.run_id, step_index=index, chips=tuple(chips), n_rows=n_rows))
+        fit_id = fits.add(
+            c,
+            NewFit(
+                model=record.model,
+                model_version=record.model_version,
+                method=record.method,
+                record_json=record.to_json(),
+                minus2ll=record.minus2ll,
+                aic=record.aic,
+                bic=record.bic,
+                converged=record.converged,
+                wall_time_s=record.wall_time_s,
+                created_utc_s=ctx.clock.now_s(),
+                warnings=record.warnings,
+                run_id=ctx.run_id,
+                step_index=index,
+                chips=tuple(chips),
+                n_rows=n_rows,
+            ),
+        )
         ctx.recorder.audit(c, "fit.recorded", "fit", fit_id, {"step": index, "estimates": estimates})
     return {"fit_id": fit_id, "rows": n_rows, "wall_time_s": record.wall_time_s}
 
@@ -93,10 +113,16 @@ def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict[st
     designs: dict[str, ChipDesign] = {}
     for chip in chips_of(runner, step):
         spec = ctx.rig.chip(chip)
-        constants = {"v_medium_ml": spec.v_medium_ml, "v_cell_ml": spec.v_cell_ml,
-                     "n_cells_million": spec.n_cells_million, "kla_per_h": spec.kla_per_h or 5.0}
+        constants = {
+            "v_medium_ml": spec.v_medium_ml,
+            "v_cell_ml": spec.v_cell_ml,
+            "n_cells_million": spec.n_cells_million,
+            "kla_per_h": spec.kla_per_h or 5.0,
+        }
         try:
-            designs[chip] = loop.propose(chip_fits[chip], loop.design_space(chip, doses, schedules, sample_ml, constants))
+            designs[chip] = loop.propose(
+                chip_fits[chip], loop.design_space(chip, doses, schedules, sample_ml, constants)
+            )
         except CalibrationError as exc:
             designs[chip] = loop.fallback_design(chip, doses, schedules, sample_ml, str(exc))
     view = rig_view_from_rig_file(ctx.rig.spec)
@@ -104,32 +130,49 @@ def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict[st
     checks = [check for chip, d in designs.items() for check in loop.safety_checks(view.chips[chip], d)]
     latest_fit = fits.latest(engine, ctx.run_id)
     with ctx.recorder.tx() as c:
-        pid = proposals.add(c, NewProposal(
-            run_id=ctx.run_id, fit_id=None if latest_fit is None else latest_fit.id, step_index=index,
-            design={chip: d.to_document() for chip, d in designs.items()},
-            predicted={"chips": predicted, "checks": checks},
-            expected_information_gain=sum(d.utility for d in designs.values()), created_utc_s=ctx.clock.now_s()))
+        pid = proposals.add(
+            c,
+            NewProposal(
+                run_id=ctx.run_id,
+                fit_id=None if latest_fit is None else latest_fit.id,
+                step_index=index,
+                design={chip: d.to_document() for chip, d in designs.items()},
+                predicted={"chips": predicted, "checks": checks},
+                expected_information_gain=sum(d.utility for d in designs.values()),
+                created_utc_s=ctx.clock.now_s(),
+            ),
+        )
         ctx.recorder.audit(c, "proposal.created", "proposal", pid, {"step": index, "designer": loop.DESIGNER})
     return {"proposal_id": pid, "designer": loop.DESIGNER}
 
 
 def _designs(proposal: Any) -> dict[str, ChipDesign]:
     """The proposal's typed designs, from the row's JSON (the store's edge)."""
-    return {chip: ChipDesign.from_document({"chip": chip, **d})
-            for chip, d in json.loads(proposal.design_json)["chips"].items()}
+    return {
+        chip: ChipDesign.from_document({"chip": chip, **d})
+        for chip, d in json.loads(proposal.design_json)["chips"].items()
+    }
 
 
-def _decide(ctx: Any, proposal_id: int, decision: ProposalStatus, actor: str, reason: str,
-            approval_id: int | None = None) -> None:
+def _decide(
+    ctx: Any, proposal_id: int, decision: ProposalStatus, actor: str, reason: str, approval_id: int | None = None
+) -> None:
     """Record the decision; a signed Approval the panel already wrote is not written twice."""
     with ctx.recorder.tx() as c:
         if approval_id is None:
             approval_id = proposals.add_approval(c, proposal_id, actor, decision, reason, ctx.clock.now_s())
-            ctx.recorder.seal(c, "approval", approval_id, f"approval.{decision}", {"proposal_id": proposal_id},
-                              actor=actor)
+            ctx.recorder.seal(
+                c, "approval", approval_id, f"approval.{decision}", {"proposal_id": proposal_id}, actor=actor
+            )
         proposals.set_status(c, proposal_id, decision)
-        ctx.recorder.audit(c, f"proposal.{decision}", "proposal", proposal_id,
-                           {"approval_id": approval_id, "reason": reason}, actor=actor)
+        ctx.recorder.audit(
+            c,
+            f"proposal.{decision}",
+            "proposal",
+            proposal_id,
+            {"approval_id": approval_id, "reason": reason},
+            actor=actor,
+        )
 
 
 def approve(runner: Any, index: int, step: Approve, started_s: float) -> dict[str, Any]:
@@ -158,16 +201,23 @@ def _wait_for_person(runner: Any, proposal_id: int, step: Approve, dose: float, 
     if ctx.notifier is not None:
         ctx.notifier.approval(proposal_id, f"waiting for approval: {why}")
     timeout_h = magnitude(step.timeout, "time") if step.timeout is not None else DEFAULT_APPROVAL_TIMEOUT_H
-    decided = runner.control.wait_for(lambda: runner.control.decisions.get(proposal_id),
-                                      ctx.clock.now_s() + timeout_h * HOURS, 0.05)
+    decided = runner.control.wait_for(
+        lambda: runner.control.decisions.get(proposal_id), ctx.clock.now_s() + timeout_h * HOURS, 0.05
+    )
     if decided is None:
         with ctx.recorder.tx() as c:
             proposals.set_status(c, proposal_id, ProposalStatus.EXPIRED)
         ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "warning", "approval", f"proposal {proposal_id} expired unapproved")
         decided = {"decision": "expired", "actor": "runner"}
     else:
-        _decide(ctx, proposal_id, ProposalStatus(decided["decision"]), decided["actor"], decided.get("reason", ""),
-                decided.get("approval_id"))
+        _decide(
+            ctx,
+            proposal_id,
+            ProposalStatus(decided["decision"]),
+            decided["actor"],
+            decided.get("reason", ""),
+            decided.get("approval_id"),
+        )
     ctx.recorder.set_state(ctx.run_id, "running", f"proposal {proposal_id} {decided['decision']}")
     return {"proposal_id": proposal_id, "decision": decided["decision"], "by": decided["actor"]}
 

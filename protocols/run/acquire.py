@@ -34,8 +34,9 @@ class StoreSink:
     a read that fails before the first good value yields no reading but is still a fault.
     """
 
-    def __init__(self, recorder: Recorder, channel_ids: dict[str, int], monitor: Monitor,
-                 alarm: AlarmFn | None = None) -> None:
+    def __init__(
+        self, recorder: Recorder, channel_ids: dict[str, int], monitor: Monitor, alarm: AlarmFn | None = None
+    ) -> None:
         self.recorder, self.channel_ids, self.monitor = recorder, channel_ids, monitor
         self.alarm = alarm
         self.failing: set[str] = set()
@@ -58,9 +59,12 @@ class StoreSink:
                 return  # no change: one alarm per transition
             (self.failing.add if error else self.failing.discard)(channel)
         if error:
-            self.alarm("warning", f"instrument:{channel}",
-                       f"{channel}: the device is not answering ({error}); "
-                       "the last good value (if any) is held and flagged DEVICE_ERROR")
+            self.alarm(
+                "warning",
+                f"instrument:{channel}",
+                f"{channel}: the device is not answering ({error}); "
+                "the last good value (if any) is held and flagged DEVICE_ERROR",
+            )
         else:
             self.alarm("info", f"instrument:{channel}", f"{channel}: the device answers again")
 
@@ -83,6 +87,5 @@ def poll_channels(rig: Rig, devices: Any) -> tuple[list[PollChannel], list[str]]
 
 def start_poller(rig: Rig, devices: Any, sink: StoreSink, clock: Any) -> tuple[Poller, list[str]]:
     channels, skipped = poll_channels(rig, devices)
-    poller = Poller(channels, sink, clock, batch_readings=500, batch_interval_s=BATCH_WALL_S,
-                    on_health=sink.health)
+    poller = Poller(channels, sink, clock, batch_readings=500, batch_interval_s=BATCH_WALL_S, on_health=sink.health)
     return poller.start(), skipped

@@ -40,8 +40,16 @@ def dose_chips(runner: Any, index: int, step: Dose, chips: tuple[str, ...]) -> d
             raise NeedsPerson(f"step {index + 1}: {exc.message}; {exc.fix}") from None
         stock = stock_um(ctx.protocol, pump)
         amount = dose_amount(step, magnitude(view.chips[chip].medium_volume, "volume"), stock)
-        order = DoseOrder(ctx.run_id, index, chip, ctx.ids["chips"][chip], pump.name, amount.volume_ml * 1000.0,
-                          float(stock or 0.0), ctx.protocol.drug.name)
+        order = DoseOrder(
+            ctx.run_id,
+            index,
+            chip,
+            ctx.ids["chips"][chip],
+            pump.name,
+            amount.volume_ml * 1000.0,
+            float(stock or 0.0),
+            ctx.protocol.drug.name,
+        )
         out[chip] = runner.intents.dose(order)
     return {"dispensed_ul": out}
 
@@ -57,10 +65,26 @@ def take_sample(runner: Any, label: str, chip: str, volume_ml: float, assay: str
     outcome = ctx.bench.sample(chip, volume_ml) if ctx.bench is not None else None
     now = ctx.clock.now_s()
     with ctx.recorder.tx() as c:
-        sample_id = c.execute(insert(Sample).values(label=label, run_id=ctx.run_id, chip_id=ctx.ids["chips"][chip],
-                                                    t_utc_s=now, volume_ml=volume_ml, assay=assay)).inserted_primary_key[0]
-        for analyte, value in (outcome.values_um.items() if outcome else ()):
-            c.execute(insert(AssayResult).values(sample_id=sample_id, analyte=analyte, value=value, unit="uM",
-                                                 source_file="simulated-bench", imported_utc_s=outcome.due_utc_s))
+        sample_id = c.execute(
+            insert(Sample).values(
+                label=label,
+                run_id=ctx.run_id,
+                chip_id=ctx.ids["chips"][chip],
+                t_utc_s=now,
+                volume_ml=volume_ml,
+                assay=assay,
+            )
+        ).inserted_primary_key[0]
+        for analyte, value in outcome.values_um.items() if outcome else ():
+            c.execute(
+                insert(AssayResult).values(
+                    sample_id=sample_id,
+                    analyte=analyte,
+                    value=value,
+                    unit="uM",
+                    source_file="simulated-bench",
+                    imported_utc_s=outcome.due_utc_s,
+                )
+            )
         ctx.recorder.audit(c, "sample.taken", "sample", sample_id, {"label": label, "volume_ml": volume_ml})
     return 1

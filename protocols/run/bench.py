@@ -38,8 +38,10 @@ class SimBench:
 
     def sample(self, chip: str, volume_ml: float) -> AssayOutcome:
         taken = self.sim.sample(chip, volume_ml)
-        values = {name: float(max(taken[key], 0.0) * np.exp(self.cv * self._rng.standard_normal()))
-                  for key, name in ANALYTES.items()}
+        values = {
+            name: float(max(taken[key], 0.0) * np.exp(self.cv * self._rng.standard_normal()))
+            for key, name in ANALYTES.items()
+        }
         due = self.sim.start_s + float(taken["available_at_s"])
         return AssayOutcome(due, values)
 

@@ -111,8 +111,10 @@ class IntentLog:
                 return self._ledger_ul(row.id)
         attempt = len(rows) + 1
         if attempt > MAX_ATTEMPTS:
-            raise NeedsPerson(f"{order.prefix}: the pump did not dose in {MAX_ATTEMPTS} attempts; "
-                              f"check {order.pump} and its line, then resume")
+            raise NeedsPerson(
+                f"{order.prefix}: the pump did not dose in {MAX_ATTEMPTS} attempts; "
+                f"check {order.pump} and its line, then resume"
+            )
         return self._issue(order, attempt)
 
     def _issue(self, order: DoseOrder, attempt: int) -> float | None:
@@ -121,13 +123,28 @@ class IntentLog:
         baseline = self._counter(pump, order.pump, order.run_id)
         _check_resolvable(order, commanded_ul, baseline)
         now = self.recorder.now_s()
-        args = {**asdict(order), "attempt": attempt, "baseline_ul": baseline.value_ul,
-                "baseline_step_ul": baseline.step_ul, "rate_ul_min": DOSE_RATE_UL_MIN}
+        args = {
+            **asdict(order),
+            "attempt": attempt,
+            "baseline_ul": baseline.value_ul,
+            "baseline_step_ul": baseline.step_ul,
+            "rate_ul_min": DOSE_RATE_UL_MIN,
+        }
         with self.recorder.tx() as c:  # committed before any byte goes to the pump
-            command_id = c.execute(insert(Command).values(
-                run_id=order.run_id, idempotency_key=order.key(attempt), instrument_id=self.instrument_ids[order.pump],
-                command="dispense", args_json=json.dumps(args), state="pending", requested_amount=commanded_ul,
-                amount_unit="uL", created_utc_s=now, updated_utc_s=now)).inserted_primary_key[0]
+            command_id = c.execute(
+                insert(Command).values(
+                    run_id=order.run_id,
+                    idempotency_key=order.key(attempt),
+                    instrument_id=self.instrument_ids[order.pump],
+                    command="dispense",
+                    args_json=json.dumps(args),
+                    state="pending",
+                    requested_amount=commanded_ul,
+                    amount_unit="uL",
+                    created_utc_s=now,
+                    updated_utc_s=now,
+                )
+            ).inserted_primary_key[0]
             self.recorder.seal(c, "command", command_id, "command.pending", {"key": order.key(attempt)})
         try:
             pump.dispense(Q_(commanded_ul, "uL"), Q_(DOSE_RATE_UL_MIN, "uL/min"))
@@ -144,8 +161,12 @@ class IntentLog:
     def reconcile(self, run_id: int) -> list[dict]:
         """Decide every unfinished intent of the run against the pumps; NeedsPerson if one cannot be."""
         with self.engine_connect() as c:
-            rows = [Command(**r._mapping) for r in c.execute(select(Command).where(
-                Command.run_id == run_id, Command.state.in_(("pending", "sent")))).all()]
+            rows = [
+                Command(**r._mapping)
+                for r in c.execute(
+                    select(Command).where(Command.run_id == run_id, Command.state.in_(("pending", "sent")))
+                ).all()
+            ]
         return [{"key": row.idempotency_key, "outcome": self._reconcile_row(row)} for row in rows]
 
     def engine_connect(self):  # noqa: ANN201 - a SQLAlchemy connection context
@@ -174,34 +195,61 @@ class IntentLog:
         if abs(delta) <= tol:
             self._set(row.id, "failed", error="not dosed: the pump's counter did not move")
             return "not_dosed"
-        why = (f"the counter is {-delta:.3f} uL below its value before the dose (pump reset?)" if delta < 0 else
-               f"only {delta:.3f} of {requested:.3f} uL were dispensed (partial dose)")
+        why = (
+            f"the counter is {-delta:.3f} uL below its value before the dose (pump reset?)"
+            if delta < 0
+            else f"only {delta:.3f} of {requested:.3f} uL were dispensed (partial dose)"
+        )
         return self._undecided(row, why)
 
     def _undecided(self, row: Command, why: str) -> str:
         self._set(row.id, row.state, error=f"needs a person: {why}")
-        raise NeedsPerson(f"dose {row.idempotency_key}: {why}; a person must check the chip and the pump "
-                          "(the run is parked; never guessed)")
+        raise NeedsPerson(
+            f"dose {row.idempotency_key}: {why}; a person must check the chip and the pump "
+            "(the run is parked; never guessed)"
+        )
 
     def _confirm(self, row: Command, args: dict, delta_ul: float, ledger_ul: float) -> None:
         now = self.recorder.now_s()
         with self.recorder.tx() as c:
-            c.execute(update(Command).where(Command.id == row.id).values(
-                state="confirmed", device_reported_amount=delta_ul, updated_utc_s=now))
-            dose_id = c.execute(insert(DoseEvent).values(
-                run_id=row.run_id, chip_id=args["chip_id"], command_id=row.id, drug=args["drug"],
-                t_utc_s=row.created_utc_s, amount_nmol=ledger_ul / 1000.0 * float(args["stock_um"]),
-                volume_ml=ledger_ul / 1000.0)).inserted_primary_key[0]
-            self.recorder.seal(c, "command", row.id, "dose.confirmed",
-                               {"key": row.idempotency_key, "requested_ul": row.requested_amount,
-                                "device_reported_ul": delta_ul, "ledger_ul": ledger_ul})
+            c.execute(
+                update(Command)
+                .where(Command.id == row.id)
+                .values(state="confirmed", device_reported_amount=delta_ul, updated_utc_s=now)
+            )
+            dose_id = c.execute(
+                insert(DoseEvent).values(
+                    run_id=row.run_id,
+                    chip_id=args["chip_id"],
+                    command_id=row.id,
+                    drug=args["drug"],
+                    t_utc_s=row.created_utc_s,
+                    amount_nmol=ledger_ul / 1000.0 * float(args["stock_um"]),
+                    volume_ml=ledger_ul / 1000.0,
+                )
+            ).inserted_primary_key[0]
+            self.recorder.seal(
+                c,
+                "command",
+                row.id,
+                "dose.confirmed",
+                {
+                    "key": row.idempotency_key,
+                    "requested_ul": row.requested_amount,
+                    "device_reported_ul": delta_ul,
+                    "ledger_ul": ledger_ul,
+                },
+            )
             self.recorder.seal(c, "doseevent", dose_id, "dose.recorded", {"command_id": row.id, "ledger_ul": ledger_ul})
 
     # -- helpers ------------------------------------------------------------------------
     def _set(self, command_id: int, state: str, error: str = "") -> None:
         with self.recorder.tx() as c:
-            c.execute(update(Command).where(Command.id == command_id).values(
-                state=state, error=error, updated_utc_s=self.recorder.now_s()))
+            c.execute(
+                update(Command)
+                .where(Command.id == command_id)
+                .values(state=state, error=error, updated_utc_s=self.recorder.now_s())
+            )
             self.recorder.seal(c, "command", command_id, f"command.{state}", {"error": error} if error else None)
 
     def _row(self, command_id: int) -> Command:
@@ -210,8 +258,9 @@ class IntentLog:
 
     def _intents(self, prefix: str) -> list[Command]:
         with self.recorder.engine.connect() as c:
-            rows = c.execute(select(Command).where(Command.idempotency_key.like(prefix + "%"))
-                             .order_by(Command.id)).all()
+            rows = c.execute(
+                select(Command).where(Command.idempotency_key.like(prefix + "%")).order_by(Command.id)
+            ).all()
         return [Command(**r._mapping) for r in rows]
 
     def _ledger_ul(self, command_id: int) -> float:
@@ -265,7 +314,8 @@ def _check_resolvable(order: DoseOrder, commanded_ul: float, baseline: CounterRe
         raise NeedsPerson(
             f"{order.prefix}: {order.pump}'s counter reads to {baseline.step_ul:g} uL at {baseline.value_ul:g} uL, "
             f"too coarse to confirm a {commanded_ul:g} uL dose; clear the pump's counter or dose a larger "
-            "volume of a weaker stock, then resume")
+            "volume of a weaker stock, then resume"
+        )
 
 
 def instrument_names(recorder: Recorder, rig_id: int) -> dict[int, str]:

@@ -70,15 +70,22 @@ class Watch:
 class Trip:
     interlock: Interlock
     channel: str
-    condition_t_s: float   # clock time of the reading that completed the condition
-    command_t_s: float     # clock time the safe state was commanded
+    condition_t_s: float  # clock time of the reading that completed the condition
+    command_t_s: float  # clock time the safe state was commanded
     latency_wall_s: float  # wall seconds between the two
 
 
 class Monitor:
-    def __init__(self, rig: RigView, interlocks: Iterable[Interlock], clock: Any,
-                 on_trip: Callable[[Interlock, str, float], None], *, on_blind: OnBlind | None = None,
-                 poll_periods_s: dict[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        rig: RigView,
+        interlocks: Iterable[Interlock],
+        clock: Any,
+        on_trip: Callable[[Interlock, str, float], None],
+        *,
+        on_blind: OnBlind | None = None,
+        poll_periods_s: dict[str, float] | None = None,
+    ) -> None:
         self.rig, self.clock, self.on_trip, self.on_blind = rig, clock, on_trip, on_blind
         self.interlocks = [(i, self.watch(i)) for i in interlocks]
         self.holds: list[Watch] = []
@@ -125,8 +132,9 @@ class Monitor:
     def _trip(self, interlock: Interlock, channel: str, condition_t_s: float) -> None:
         now_s = self.clock.now_s()  # the safe-state command is issued now, first thing in on_trip
         self.on_trip(interlock, channel, condition_t_s)
-        self.trips.append(Trip(interlock, channel, condition_t_s, now_s,
-                               max(now_s - condition_t_s, 0.0) / self.clock.rate))
+        self.trips.append(
+            Trip(interlock, channel, condition_t_s, now_s, max(now_s - condition_t_s, 0.0) / self.clock.rate)
+        )
 
     # -- blind interlocks ---------------------------------------------------------------
     def start_watchdog(self) -> None:

@@ -32,8 +32,15 @@ log = logging.getLogger(__name__)
 class Notifier:
     """Formats and delivers messages about one run; ``warn(message)`` records a failed delivery."""
 
-    def __init__(self, config: NotifyConfig, run_id: int, rig: str, chips: tuple[str, ...], protocol: str,
-                 warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        config: NotifyConfig,
+        run_id: int,
+        rig: str,
+        chips: tuple[str, ...],
+        protocol: str,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.config, self.run_id, self.rig, self.chips, self.protocol = config, run_id, rig, chips, protocol
         self.warn = warn
         self.sent: list[dict] = []  # delivered: channel, attempts and the message
@@ -52,9 +59,19 @@ class Notifier:
 
     def notify(self, event: str, title: str, message: str, **extra: Any) -> None:
         if event in self.config.on:
-            self._queue.put({"event": event, "title": title, "message": message, "run_id": self.run_id,
-                             "rig": self.rig, "chips": list(self.chips), "protocol": self.protocol,
-                             "t_unix_s": time.time(), **extra})
+            self._queue.put(
+                {
+                    "event": event,
+                    "title": title,
+                    "message": message,
+                    "run_id": self.run_id,
+                    "rig": self.rig,
+                    "chips": list(self.chips),
+                    "protocol": self.protocol,
+                    "t_unix_s": time.time(),
+                    **extra,
+                }
+            )
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait (bounded) until every queued message was delivered or given up; True when drained."""
@@ -83,8 +100,10 @@ class Notifier:
             except Exception as exc:  # noqa: BLE001 - any delivery failure is reported, never raised
                 error = exc
                 time.sleep(BACKOFF_WALL_S * attempt)
-        text = f"{channel} notification '{doc['title']}' for run {self.run_id} not delivered " \
-               f"after {self.config.retries} attempts: {error}"
+        text = (
+            f"{channel} notification '{doc['title']}' for run {self.run_id} not delivered "
+            f"after {self.config.retries} attempts: {error}"
+        )
         log.warning(text)
         self.failed.append({"channel": channel, "error": str(error), **doc})
         if self.warn is not None:
@@ -94,8 +113,10 @@ class Notifier:
                 log.exception("could not record the failed notification")
 
     def body(self, doc: dict) -> str:
-        return (f"ChipTwin run {doc['run_id']} on rig {doc['rig']} (protocol '{doc['protocol']}')\n"
-                f"chips: {', '.join(doc['chips'])}\nevent: {doc['event']} - {doc['title']}\n\n{doc['message']}\n")
+        return (
+            f"ChipTwin run {doc['run_id']} on rig {doc['rig']} (protocol '{doc['protocol']}')\n"
+            f"chips: {', '.join(doc['chips'])}\nevent: {doc['event']} - {doc['title']}\n\n{doc['message']}\n"
+        )
 
     def _email(self, doc: dict) -> None:
         cfg = self.config.email or {}
@@ -104,8 +125,9 @@ class Notifier:
         message["From"] = cfg["from"]
         message["To"] = ", ".join(cfg["to"] if isinstance(cfg["to"], list) else [cfg["to"]])
         message.set_content(self.body(doc))
-        with smtplib.SMTP(cfg["host"], int(cfg.get("port", 25)), timeout=float(cfg.get("timeout_s",
-                                                                                      self.config.timeout_s))) as smtp:
+        with smtplib.SMTP(
+            cfg["host"], int(cfg.get("port", 25)), timeout=float(cfg.get("timeout_s", self.config.timeout_s))
+        ) as smtp:
             if cfg.get("starttls"):
                 smtp.starttls()
             if cfg.get("username"):
@@ -114,8 +136,9 @@ class Notifier:
 
     def _webhook(self, doc: dict) -> None:
         data = json.dumps({**doc, "text": self.body(doc)}).encode()
-        request = urllib.request.Request(str(self.config.webhook), data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            str(self.config.webhook), data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=self.config.timeout_s) as reply:  # noqa: S310 - configured URL
             if not 200 <= reply.status < 300:
                 raise OSError(f"webhook answered HTTP {reply.status}")
@@ -126,7 +149,13 @@ def attach(ctx: Any) -> Notifier | None:
     if (config := getattr(ctx.protocol, "notify", None)) is None:
         return ctx.notifier
     rig_id, run_id = ctx.rig_id, ctx.run_id
-    notifier = Notifier(config, run_id, ctx.rig.name, ctx.protocol.chips, ctx.protocol.name,
-                        warn=lambda text: ctx.recorder.alarm(rig_id, run_id, "warning", "notify", text))
+    notifier = Notifier(
+        config,
+        run_id,
+        ctx.rig.name,
+        ctx.protocol.chips,
+        ctx.protocol.name,
+        warn=lambda text: ctx.recorder.alarm(rig_id, run_id, "warning", "notify", text),
+    )
     ctx.notifier, ctx.recorder.alarm_hook = notifier, notifier.alarm_hook
     return notifier

@@ -38,13 +38,28 @@ class Recorder:
         with self._lock, self.engine.begin() as connection:
             yield connection
 
-    def audit(self, connection: Connection, action: str, entity: str = "", entity_id: Any = "",
-              payload: dict | None = None, actor: str = ACTOR) -> None:
-        append_audit(connection, actor, action, entity=entity, entity_id=entity_id,
-                     payload=self._with_rig_time(payload))
+    def audit(
+        self,
+        connection: Connection,
+        action: str,
+        entity: str = "",
+        entity_id: Any = "",
+        payload: dict | None = None,
+        actor: str = ACTOR,
+    ) -> None:
+        append_audit(
+            connection, actor, action, entity=entity, entity_id=entity_id, payload=self._with_rig_time(payload)
+        )
 
-    def seal(self, connection: Connection, table: str, row_id: Any, action: str, payload: dict | None = None,
-             actor: str = ACTOR) -> None:
+    def seal(
+        self,
+        connection: Connection,
+        table: str,
+        row_id: Any,
+        action: str,
+        payload: dict | None = None,
+        actor: str = ACTOR,
+    ) -> None:
         """An audit entry carrying the hash of a regulated row (command, doseevent, approval) as
         written in this transaction, so `chiptwin audit verify` detects a later edit of it."""
         seal_row(connection, table, row_id, actor, action, self._with_rig_time(payload))
@@ -68,16 +83,44 @@ class Recorder:
         with self.tx() as c:
             rig_id = c.execute(select(RigRow.id).where(RigRow.name == rig.name)).scalar()
             if rig_id is None:
-                rig_id = c.execute(insert(RigRow).values(name=rig.name, description=rig.spec.rig.description,
-                                                         config_toml=text, created_utc_s=self.now_s())).inserted_primary_key[0]
-            chips = _ensure(c, Chip, rig_id, {ch.name: dict(organ=ch.organ, n_cells_million=ch.n_cells_million,
-                                                            v_medium_ml=ch.v_medium_ml, v_cell_ml=ch.v_cell_ml)
-                                               for ch in rig.chips})
+                rig_id = c.execute(
+                    insert(RigRow).values(
+                        name=rig.name,
+                        description=rig.spec.rig.description,
+                        config_toml=text,
+                        created_utc_s=self.now_s(),
+                    )
+                ).inserted_primary_key[0]
+            chips = _ensure(
+                c,
+                Chip,
+                rig_id,
+                {
+                    ch.name: dict(
+                        organ=ch.organ,
+                        n_cells_million=ch.n_cells_million,
+                        v_medium_ml=ch.v_medium_ml,
+                        v_cell_ml=ch.v_cell_ml,
+                    )
+                    for ch in rig.chips
+                },
+            )
             instruments = _ensure(c, Instrument, rig_id, {i.name: dict(driver=i.driver) for i in rig.instruments})
-            channels = _ensure(c, Channel, rig_id, {ch.name: dict(
-                instrument_id=instruments[ch.instrument], chip_id=chips.get(ch.chip) if ch.chip else None,
-                quantity=ch.measurement, unit=_store_unit(ch.unit), poll_period_s=ch.poll_period_s)
-                for ch in rig.channels})
+            channels = _ensure(
+                c,
+                Channel,
+                rig_id,
+                {
+                    ch.name: dict(
+                        instrument_id=instruments[ch.instrument],
+                        chip_id=chips.get(ch.chip) if ch.chip else None,
+                        quantity=ch.measurement,
+                        unit=_store_unit(ch.unit),
+                        poll_period_s=ch.poll_period_s,
+                    )
+                    for ch in rig.channels
+                },
+            )
         return {"rig": {rig.name: rig_id}, "chips": chips, "instruments": instruments, "channels": channels}
 
     # -- the run --------------------------------------------------------------------------
@@ -108,8 +151,16 @@ class Recorder:
         with self.tx() as c:
             found = c.execute(select(Step.id).where(Step.run_id == run_id, Step.index == index)).scalar()
             if found is None:
-                c.execute(insert(Step).values(run_id=run_id, index=index, kind=kind, state="running",
-                                              detail_json=json.dumps(detail or {}), started_utc_s=self.now_s()))
+                c.execute(
+                    insert(Step).values(
+                        run_id=run_id,
+                        index=index,
+                        kind=kind,
+                        state="running",
+                        detail_json=json.dumps(detail or {}),
+                        started_utc_s=self.now_s(),
+                    )
+                )
 
     def step_ended(self, run_id: int, index: int, state: str = "done", detail: dict | None = None) -> None:
         values: dict[str, Any] = {"state": state, "ended_utc_s": self.now_s()}
@@ -120,11 +171,19 @@ class Recorder:
 
     def alarm(self, rig_id: int | None, run_id: int | None, severity: str, source: str, message: str) -> None:
         with self.tx() as c:
-            alarm_id = c.execute(insert(Alarm).values(rig_id=rig_id, run_id=run_id, t_utc_s=self.now_s(),
-                                                      severity=severity, source=source,
-                                                      message=message)).inserted_primary_key[0]
-            self.audit(c, "alarm.raised", "alarm", alarm_id, {"severity": severity, "source": source,
-                                                              "message": message})
+            alarm_id = c.execute(
+                insert(Alarm).values(
+                    rig_id=rig_id,
+                    run_id=run_id,
+                    t_utc_s=self.now_s(),
+                    severity=severity,
+                    source=source,
+                    message=message,
+                )
+            ).inserted_primary_key[0]
+            self.audit(
+                c, "alarm.raised", "alarm", alarm_id, {"severity": severity, "source": source, "message": message}
+            )
         if self.alarm_hook is not None:
             self.alarm_hook(severity, source, message)
 

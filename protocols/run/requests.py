@@ -52,8 +52,11 @@ class RequestWatcher:
 
     def poll_once(self) -> int:
         with self.recorder.engine.connect() as c:
-            rows = c.execute(select(PanelRequest).where(
-                PanelRequest.run_id == self.run_id, PanelRequest.state == "pending").order_by(PanelRequest.id)).all()
+            rows = c.execute(
+                select(PanelRequest)
+                .where(PanelRequest.run_id == self.run_id, PanelRequest.state == "pending")
+                .order_by(PanelRequest.id)
+            ).all()
         for row in rows:
             self._handle(PanelRequest(**row._mapping))
         return len(rows)
@@ -62,10 +65,19 @@ class RequestWatcher:
         payload = json.loads(request.payload_json or "{}")
         state, response = self._act(request, payload)
         with self.recorder.tx() as c:
-            c.execute(update(PanelRequest).where(PanelRequest.id == request.id).values(
-                state=state, acknowledged_utc_s=self.recorder.now_s(), response=response))
-            self.recorder.audit(c, f"request.{request.kind}", "panelrequest", request.id,
-                                {"state": state, "response": response, **payload}, actor=request.requested_by)
+            c.execute(
+                update(PanelRequest)
+                .where(PanelRequest.id == request.id)
+                .values(state=state, acknowledged_utc_s=self.recorder.now_s(), response=response)
+            )
+            self.recorder.audit(
+                c,
+                f"request.{request.kind}",
+                "panelrequest",
+                request.id,
+                {"state": state, "response": response, **payload},
+                actor=request.requested_by,
+            )
         self.handled.append((request.id, request.kind, state))
 
     def _act(self, request: PanelRequest, payload: dict[str, Any]) -> tuple[str, str]:
@@ -91,9 +103,15 @@ class RequestWatcher:
             return "done", "aborted; instruments in their safe state"
         if kind in ("approve", "reject"):
             if "proposal_id" not in payload:
-                return "refused", "approve/reject needs payload {\"proposal_id\": N}"
-            self.control.decide(int(payload["proposal_id"]), {
-                "decision": "approved" if kind == "approve" else "rejected", "actor": who,
-                "reason": str(payload.get("reason", "")), "approval_id": payload.get("approval_id")})
+                return "refused", 'approve/reject needs payload {"proposal_id": N}'
+            self.control.decide(
+                int(payload["proposal_id"]),
+                {
+                    "decision": "approved" if kind == "approve" else "rejected",
+                    "actor": who,
+                    "reason": str(payload.get("reason", "")),
+                    "approval_id": payload.get("approval_id"),
+                },
+            )
             return "done", f"{kind} of proposal {payload['proposal_id']} passed to the runner"
         return "refused", f"unknown request kind {kind!r}; use one of {', '.join(KINDS)}"

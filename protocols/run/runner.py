@@ -76,19 +76,39 @@ class Runner:
         self.steps = expand(ctx.protocol.steps)
         self.intents = IntentLog(ctx.recorder, ctx.devices, ctx.clock, ctx.ids["instruments"])
         self.control = Control(ctx.clock, ctx.devices.safe_state)
-        self.monitor = Monitor(rig_view_from_rig_file(ctx.rig.spec), ctx.protocol.interlocks, ctx.clock, self._trip,
-                               on_blind=self._blind, poll_periods_s={c.name: c.poll_period_s for c in ctx.rig.channels})
-        self.sink = StoreSink(ctx.recorder, ctx.ids["channels"], self.monitor,
-                              alarm=lambda severity, source, message: ctx.recorder.alarm(
-                                  ctx.rig_id, ctx.run_id, severity, source, message))
+        self.monitor = Monitor(
+            rig_view_from_rig_file(ctx.rig.spec),
+            ctx.protocol.interlocks,
+            ctx.clock,
+            self._trip,
+            on_blind=self._blind,
+            poll_periods_s={c.name: c.poll_period_s for c in ctx.rig.channels},
+        )
+        self.sink = StoreSink(
+            ctx.recorder,
+            ctx.ids["channels"],
+            self.monitor,
+            alarm=lambda severity, source, message: ctx.recorder.alarm(
+                ctx.rig_id, ctx.run_id, severity, source, message
+            ),
+        )
         self.watcher = RequestWatcher(ctx.recorder, ctx.run_id, self.control, self.intents.busy)
         self.poller: Any = None
         notify.attach(ctx)  # [notify]: alarms and "waiting for approval" to people off-site
 
     # -- construction -------------------------------------------------------------------
     @classmethod
-    def create(cls, protocol_text: str, rig: Rig, engine: Any, devices: Any, clock: Any, *,
-               filename: str = "protocol.toml", **extra: Any) -> Runner:
+    def create(
+        cls,
+        protocol_text: str,
+        rig: Rig,
+        engine: Any,
+        devices: Any,
+        clock: Any,
+        *,
+        filename: str = "protocol.toml",
+        **extra: Any,
+    ) -> Runner:
         protocol = parse_protocol(protocol_text, rig_view_from_rig_file(rig.spec), filename)
         recorder = Recorder(engine, clock.now_s)
         ids = recorder.sync_rig(rig)
@@ -137,8 +157,10 @@ class Runner:
         A run that has ended (done, aborted, failed) is final: refused before any device is touched."""
         row = self.ctx.recorder.run_row(self.ctx.run_id)
         if row.state in FINAL_STATES:
-            raise RunEnded(f"run {self.ctx.run_id} is {row.state}, and an ended run is final (nothing was "
-                           "reconciled or sent); fix: start a new run of the protocol with `chiptwin run`")
+            raise RunEnded(
+                f"run {self.ctx.run_id} is {row.state}, and an ended run is final (nothing was "
+                "reconciled or sent); fix: start a new run of the protocol with `chiptwin run`"
+            )
         try:
             outcomes = self.intents.reconcile(self.ctx.run_id)
         except NeedsPerson as exc:
@@ -155,25 +177,39 @@ class Runner:
 
     def _trip(self, interlock: Interlock, channel: str, condition_t_s: float) -> None:
         held = f"{interlock} held on {channel} (reading at clock {condition_t_s:.0f} s)"
-        self._act(interlock, channel, held if interlock.stops else f"{interlock} on {channel}",
-                  f"interlock {interlock}", alarm="alarm" in interlock.actions)
+        self._act(
+            interlock,
+            channel,
+            held if interlock.stops else f"{interlock} on {channel}",
+            f"interlock {interlock}",
+            alarm="alarm" in interlock.actions,
+        )
 
     def _blind(self, interlock: Interlock, channel: str, unseen_s: float) -> None:
         """A watched channel without a good reading for its grace period: the interlock cannot
         see, so it acts as if it held (stopping ones stop the run; every one raises an alarm)."""
-        why = (f"interlock {interlock} is blind: {channel} has had no good reading for {unseen_s:.0f} s "
-               f"(grace {self.monitor.grace_s[channel]:.0f} s)")
+        why = (
+            f"interlock {interlock} is blind: {channel} has had no good reading for {unseen_s:.0f} s "
+            f"(grace {self.monitor.grace_s[channel]:.0f} s)"
+        )
         self._act(interlock, channel, why, why, alarm=True)
 
     def _act(self, interlock: Interlock, channel: str, message: str, why: str, *, alarm: bool) -> None:
         """The interlock's actions: stopping ones put the rig in its safe state first, then the alarm."""
         ctx = self.ctx
         if interlock.stops:
-            state = "aborted" if "abort" in interlock.actions else "paused" if "pause" in interlock.actions else "parked"
+            state = (
+                "aborted" if "abort" in interlock.actions else "paused" if "pause" in interlock.actions else "parked"
+            )
             self.control.stop(state, why)
         if alarm or interlock.stops:
-            ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "critical", f"interlock:{channel}",
-                               message + ("; instruments put in their safe state" if interlock.stops else ""))
+            ctx.recorder.alarm(
+                ctx.rig_id,
+                ctx.run_id,
+                "critical",
+                f"interlock:{channel}",
+                message + ("; instruments put in their safe state" if interlock.stops else ""),
+            )
         if interlock.stops and self.control.state != "aborted":
             ctx.recorder.set_state(ctx.run_id, self.control.state, why)
 

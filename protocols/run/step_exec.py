@@ -54,8 +54,15 @@ def _dose(runner: Any, index: int, step: Dose, started_s: float) -> dict:
     return dose_chips(runner, index, step, chips_of(runner, step))
 
 
-def sample_chips(runner: Any, index: int, chips: tuple[str, ...], times_h: list[float], volume_ml: float,
-                 assay: str, started_s: float) -> dict:
+def sample_chips(
+    runner: Any,
+    index: int,
+    chips: tuple[str, ...],
+    times_h: list[float],
+    volume_ml: float,
+    assay: str,
+    started_s: float,
+) -> dict:
     ctx = runner.ctx
     taken = 0
     for k, offset_h in enumerate(sorted(times_h)):
@@ -70,8 +77,9 @@ def sample_chips(runner: Any, index: int, chips: tuple[str, ...], times_h: list[
 
 def _sample(runner: Any, index: int, step: SampleStep, started_s: float) -> dict:
     times = [magnitude(t, "time") for t in step.at]
-    return sample_chips(runner, index, chips_of(runner, step), times, magnitude(step.volume, "volume"),
-                        step.assay, started_s)
+    return sample_chips(
+        runner, index, chips_of(runner, step), times, magnitude(step.volume, "volume"), step.assay, started_s
+    )
 
 
 def _media_change(runner: Any, index: int, step: MediaChange, started_s: float) -> dict:
@@ -81,16 +89,31 @@ def _media_change(runner: Any, index: int, step: MediaChange, started_s: float) 
     conc = magnitude(step.concentration, "concentration") if step.concentration is not None else 0.0
     volume = None
     for chip in chips_of(runner, step):
-        volume = magnitude(step.volume, "volume") if step.volume is not None else magnitude(
-            view.chips[chip].medium_volume, "volume")
+        volume = (
+            magnitude(step.volume, "volume")
+            if step.volume is not None
+            else magnitude(view.chips[chip].medium_volume, "volume")
+        )
         if ctx.bench is not None and ctx.bench.media_change(chip, volume, conc):
             applied.append(chip)
     if ctx.bench is None:
-        ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "info", "media_change",
-                           f"step {index}: change the media of {', '.join(chips_of(runner, step))} (manual)")
+        ctx.recorder.alarm(
+            ctx.rig_id,
+            ctx.run_id,
+            "info",
+            "media_change",
+            f"step {index}: change the media of {', '.join(chips_of(runner, step))} (manual)",
+        )
     return {"applied": applied, "t_utc_s": ctx.clock.now_s(), "volume_ml": volume, "conc_um": conc}
 
 
 # step kind → what it does on the rig; the runner adds the closed loop's four (protocols.loop.steps)
-RIG_STEPS: dict[str, StepAction] = {"prime": _timed, "perfuse": _timed, "wait": _timed, "hold_until": _hold_until, "dose": _dose,
-             "sample": _sample, "media_change": _media_change}
+RIG_STEPS: dict[str, StepAction] = {
+    "prime": _timed,
+    "perfuse": _timed,
+    "wait": _timed,
+    "hold_until": _hold_until,
+    "dose": _dose,
+    "sample": _sample,
+    "media_change": _media_change,
+}

@@ -26,22 +26,40 @@ class NewProposal:
 
 
 def add(connection: Connection, proposal: NewProposal) -> int:
-    return new_id(connection.execute(insert(Proposal).values(
-        run_id=proposal.run_id, fit_id=proposal.fit_id, step_index=proposal.step_index,
-        design_json=json.dumps({"step": proposal.step_index, "chips": proposal.design}, default=float),
-        predicted_json=json.dumps(proposal.predicted, default=float),
-        expected_information_gain=proposal.expected_information_gain, status=ProposalStatus.PENDING,
-        created_utc_s=proposal.created_utc_s)))
+    return new_id(
+        connection.execute(
+            insert(Proposal).values(
+                run_id=proposal.run_id,
+                fit_id=proposal.fit_id,
+                step_index=proposal.step_index,
+                design_json=json.dumps({"step": proposal.step_index, "chips": proposal.design}, default=float),
+                predicted_json=json.dumps(proposal.predicted, default=float),
+                expected_information_gain=proposal.expected_information_gain,
+                status=ProposalStatus.PENDING,
+                created_utc_s=proposal.created_utc_s,
+            )
+        )
+    )
 
 
 def for_step(source: Engine | Connection, run_id: int, step_index: int) -> Proposal | None:
-    return _one(read(source, select(Proposal).where(col(Proposal.run_id) == run_id, col(Proposal.step_index) == step_index)
-                     .order_by(col(Proposal.id).desc()).limit(1)).first())
+    return _one(
+        read(
+            source,
+            select(Proposal)
+            .where(col(Proposal.run_id) == run_id, col(Proposal.step_index) == step_index)
+            .order_by(col(Proposal.id).desc())
+            .limit(1),
+        ).first()
+    )
 
 
 def latest(source: Engine | Connection, run_id: int) -> Proposal | None:
-    return _one(read(source, select(Proposal).where(col(Proposal.run_id) == run_id)
-                     .order_by(col(Proposal.id).desc()).limit(1)).first())
+    return _one(
+        read(
+            source, select(Proposal).where(col(Proposal.run_id) == run_id).order_by(col(Proposal.id).desc()).limit(1)
+        ).first()
+    )
 
 
 def get(source: Engine | Connection, proposal_id: int) -> Proposal | None:
@@ -54,8 +72,9 @@ def pending(source: Engine | Connection) -> list[Proposal]:
     return [Proposal(**r._mapping) for r in read(source, query).all()]
 
 
-def set_status(connection: Connection, proposal_id: int, status: ProposalStatus,
-               only_if: ProposalStatus | None = None) -> bool:
+def set_status(
+    connection: Connection, proposal_id: int, status: ProposalStatus, only_if: ProposalStatus | None = None
+) -> bool:
     """Write the new status; with ``only_if``, only when the proposal is still in that state (the
     first decision wins when a person and the runner's timeout race). True when it was written."""
     query = update(Proposal).where(col(Proposal.id) == proposal_id)
@@ -64,11 +83,27 @@ def set_status(connection: Connection, proposal_id: int, status: ProposalStatus,
     return connection.execute(query.values(status=ProposalStatus(status))).rowcount == 1
 
 
-def add_approval(connection: Connection, proposal_id: int, decided_by: str, decision: ProposalStatus, reason: str,
-                 decided_utc_s: float, signature: str = "") -> int:
-    return new_id(connection.execute(insert(Approval).values(
-        proposal_id=proposal_id, decided_by=decided_by, decision=ProposalStatus(decision), reason=reason,
-        signature=signature, decided_utc_s=decided_utc_s)))
+def add_approval(
+    connection: Connection,
+    proposal_id: int,
+    decided_by: str,
+    decision: ProposalStatus,
+    reason: str,
+    decided_utc_s: float,
+    signature: str = "",
+) -> int:
+    return new_id(
+        connection.execute(
+            insert(Approval).values(
+                proposal_id=proposal_id,
+                decided_by=decided_by,
+                decision=ProposalStatus(decision),
+                reason=reason,
+                signature=signature,
+                decided_utc_s=decided_utc_s,
+            )
+        )
+    )
 
 
 def _one(row: object) -> Proposal | None:

@@ -24,9 +24,18 @@ class UnknownRun(StoreError, LookupError):
 def create(connection: Connection, rig_id: int, protocol_text: str, clock_rate: float) -> tuple[int, str]:
     """A new run in state ``created``, checkpoint at step 0: (its id, the protocol's SHA-256)."""
     sha = hashlib.sha256(protocol_text.encode()).hexdigest()
-    run_id = new_id(connection.execute(insert(ProtocolRun).values(
-        rig_id=rig_id, protocol_text=protocol_text, protocol_sha256=sha, state=RunState.CREATED,
-        checkpoint_json=json.dumps({"step": 0}), clock_rate=clock_rate)))
+    run_id = new_id(
+        connection.execute(
+            insert(ProtocolRun).values(
+                rig_id=rig_id,
+                protocol_text=protocol_text,
+                protocol_sha256=sha,
+                state=RunState.CREATED,
+                checkpoint_json=json.dumps({"step": 0}),
+                clock_rate=clock_rate,
+            )
+        )
+    )
     return run_id, sha
 
 
@@ -51,7 +60,9 @@ def set_state(connection: Connection, run: ProtocolRun, state: RunState, now_utc
 
 
 def checkpoint(connection: Connection, run_id: int, point: dict[str, Any]) -> None:
-    connection.execute(update(ProtocolRun).where(col(ProtocolRun.id) == run_id).values(checkpoint_json=json.dumps(point)))
+    connection.execute(
+        update(ProtocolRun).where(col(ProtocolRun.id) == run_id).values(checkpoint_json=json.dumps(point))
+    )
 
 
 def state(source: Engine | Connection, run_id: int) -> RunState | None:
@@ -74,18 +85,31 @@ class RunListing:
 
 def listing(source: Engine | Connection, limit: int | None = None) -> list[RunListing]:
     """Every run, newest first, with its rig's name."""
-    query = (select(col(ProtocolRun.id), col(Rig.name), col(ProtocolRun.rig_id), col(ProtocolRun.state), col(ProtocolRun.started_utc_s),
-                    col(ProtocolRun.ended_utc_s), col(ProtocolRun.clock_rate))
-             .join(Rig, col(Rig.id) == col(ProtocolRun.rig_id)).order_by(col(ProtocolRun.id).desc()))
+    query = (
+        select(
+            col(ProtocolRun.id),
+            col(Rig.name),
+            col(ProtocolRun.rig_id),
+            col(ProtocolRun.state),
+            col(ProtocolRun.started_utc_s),
+            col(ProtocolRun.ended_utc_s),
+            col(ProtocolRun.clock_rate),
+        )
+        .join(Rig, col(Rig.id) == col(ProtocolRun.rig_id))
+        .order_by(col(ProtocolRun.id).desc())
+    )
     if limit is not None:
         query = query.limit(limit)
     rows = [tuple(r) for r in _read(source, query).all()]
     return [RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6]) for r in rows]
 
 
-
-
 def latest_ids(source: Engine | Connection, n: int) -> list[int]:
     """The ``n`` newest run ids (a message that names a wrong run can list the real ones)."""
-    return [int(r[0]) for r in (tuple(row) for row in _read(source, select(col(ProtocolRun.id))
-                                                            .order_by(col(ProtocolRun.id).desc()).limit(n)).all())]
+    return [
+        int(r[0])
+        for r in (
+            tuple(row)
+            for row in _read(source, select(col(ProtocolRun.id)).order_by(col(ProtocolRun.id).desc()).limit(n)).all()
+        )
+    ]

@@ -34,29 +34,35 @@ def test_individual_chip_intervals_cover_the_truth_at_the_nominal_rate(tmp_path)
     hits, n = np.zeros(2), 50
     for k in range(n):
         path = write_lab_dataset(lab_rows(f"chip{k}", experiment, TRUTH, 0.1, rng), tmp_path / f"c{k}.csv")
-        record = fit_lab(path, method="individual", estimate=["vmax", "km"],
-                         fix={"ps": 0.5, "kon": 0.05, "koff": 0.02})
+        record = fit_lab(path, method="individual", estimate=["vmax", "km"], fix={"ps": 0.5, "kon": 0.05, "koff": 0.02})
         hits += [record.theta[name].ci95[0] < TRUTH[name] < record.theta[name].ci95[1] for name in ("vmax", "km")]
     coverage = hits / n
     assert np.all(coverage >= 0.86), coverage  # binomial SD at n = 50 is 3.1 %: 3 SD below 95 %
 
 
-@pytest.mark.parametrize("row, message", [
-    ({"event": "infusion"}, "line 3: unknown event 'infusion'"),
-    ({"event": "observation", "observable": "glucose", "value": 1}, "line 3: unknown observable 'glucose'"),
-    ({"event": "observation", "observable": "drug_medium", "value": 1, "unit": "percent"}, "does not convert"),
-    ({"event": "sample", "volume_ml": ""}, "line 3: volume_ml is empty"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"event": "infusion"}, "line 3: unknown event 'infusion'"),
+        ({"event": "observation", "observable": "glucose", "value": 1}, "line 3: unknown observable 'glucose'"),
+        ({"event": "observation", "observable": "drug_medium", "value": 1, "unit": "percent"}, "does not convert"),
+        ({"event": "sample", "volume_ml": ""}, "line 3: volume_ml is empty"),
+    ],
+)
 def test_bad_rows_are_named_by_line(tmp_path, row, message):
-    rows = [{"chip": "c", "time_h": 1.0, "event": "dose", "amount_nmol": 10, "volume_ml": 0},
-            {"chip": "c", "time_h": 2.0, "event": "observation", "observable": "drug_medium", "value": 5, "unit": "uM"}]
+    rows = [
+        {"chip": "c", "time_h": 1.0, "event": "dose", "amount_nmol": 10, "volume_ml": 0},
+        {"chip": "c", "time_h": 2.0, "event": "observation", "observable": "drug_medium", "value": 5, "unit": "uM"},
+    ]
     rows.append({"chip": "c", "time_h": 3.0, **row})
     with pytest.raises(CalibrationError, match=message):
         fit_lab(write_lab_dataset(rows[:1] + rows[2:] + rows[1:2], tmp_path / "bad.csv"), estimate=["vmax"])
 
 
 def test_rows_out_of_time_order_are_refused(tmp_path):
-    rows = [{"chip": "c", "time_h": 5.0, "event": "dose", "amount_nmol": 10},
-            {"chip": "c", "time_h": 2.0, "event": "observation", "observable": "drug_medium", "value": 5}]
+    rows = [
+        {"chip": "c", "time_h": 5.0, "event": "dose", "amount_nmol": 10},
+        {"chip": "c", "time_h": 2.0, "event": "observation", "observable": "drug_medium", "value": 5},
+    ]
     with pytest.raises(CalibrationError, match="line 3: time 2 h is before"):
         fit_lab(write_lab_dataset(rows, tmp_path / "order.csv"), estimate=["vmax"])

@@ -18,13 +18,23 @@ ERRORS = {"drug_medium": {"prop_cv": 0.15}}
 
 def posterior(sd: float | list[float]) -> Posterior:
     sd = np.broadcast_to(np.asarray(sd, dtype=float), (4,))
-    return Posterior("liver_chip", NAMES, np.log([TRUTH[n] for n in NAMES]), np.diag(sd**2), {"ps": 0.5},
-                     {"drug_medium.prop_cv": 0.15})
+    return Posterior(
+        "liver_chip",
+        NAMES,
+        np.log([TRUTH[n] for n in NAMES]),
+        np.diag(sd**2),
+        {"ps": 0.5},
+        {"drug_medium.prop_cv": 0.15},
+    )
 
 
 def space(**changes) -> DesignSpace:
-    settings = dict(dose_levels_um=(2.0, 50.0), schedules={"instant": (0.01, 0.02), "spread": (1, 6, 24, 48)},
-                    chips=("chip-1", "chip-2", "chip-3"), errors=ERRORS)
+    settings = dict(
+        dose_levels_um=(2.0, 50.0),
+        schedules={"instant": (0.01, 0.02), "spread": (1, 6, 24, 48)},
+        chips=("chip-1", "chip-2", "chip-3"),
+        errors=ERRORS,
+    )
     settings.update(changes)
     return DesignSpace(**settings)
 
@@ -94,13 +104,26 @@ def test_ask_tell_round_trip():
 
 
 def test_posterior_from_a_fit_record_rebuilds_the_log_covariance():
-    theta = {n: Estimate(**{"estimate": TRUTH[n], "se": None, "ci95": None, "rse_percent": 10.0 * (k + 1)})
-             for k, n in enumerate(NAMES)}
+    theta = {
+        n: Estimate(**{"estimate": TRUTH[n], "se": None, "ci95": None, "rse_percent": 10.0 * (k + 1)})
+        for k, n in enumerate(NAMES)
+    }
     matrix = np.eye(5)
     matrix[0, 1] = matrix[1, 0] = 0.9
-    record = FitRecord("liver_chip", "1", "pooled", True, 1.0, 12, 3, 5, theta, {"drug_medium.prop_cv": 0.15},
-                       correlation={"names": [*NAMES, "drug_medium.prop_cv"], "matrix": matrix.tolist()},
-                       data_selection={"fixed": {"ps": 0.5}})
+    record = FitRecord(
+        "liver_chip",
+        "1",
+        "pooled",
+        True,
+        1.0,
+        12,
+        3,
+        5,
+        theta,
+        {"drug_medium.prop_cv": 0.15},
+        correlation={"names": [*NAMES, "drug_medium.prop_cv"], "matrix": matrix.tolist()},
+        data_selection={"fixed": {"ps": 0.5}},
+    )
     post = Posterior.from_record(record)
     assert post.covariance_log[0, 1] == pytest.approx(0.9 * 0.1 * 0.2)
     assert post.fixed == {"ps": 0.5} and post.residual("drug_medium") == (0.0, 0.15)
@@ -111,8 +134,9 @@ def test_posterior_from_a_fit_record_rebuilds_the_log_covariance():
 
 def test_discrimination_favours_designs_where_the_rivals_disagree():
     main = posterior(0.05)
-    no_pdms = Posterior("liver_chip", NAMES, main.mean_log + np.log([1, 1, 0.05, 1]), main.covariance_log,
-                        main.fixed, main.sigma)
+    no_pdms = Posterior(
+        "liver_chip", NAMES, main.mean_log + np.log([1, 1, 0.05, 1]), main.covariance_log, main.fixed, main.sigma
+    )
     ranked = by_design(Designer(space(), main, draws=2, rival=no_pdms).rank())
     assert ranked[(50.0, "spread")].utility > 5 * ranked[(50.0, "instant")].utility
     same = by_design(Designer(space(), main, draws=2, rival=main).rank())

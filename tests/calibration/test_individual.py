@@ -28,8 +28,14 @@ def noisy(rng, cv=0.15, p=TRUTH):
 
 
 def problem(dv, **kw) -> IndividualProblem:
-    return IndividualProblem(("ka", "cl", "v"), oral_cp, dv, ErrorModel("prop"),
-                             bounds={"ka": (0.01, 50), "cl": (0.01, 100), "v": (0.1, 1000)}, **kw)
+    return IndividualProblem(
+        ("ka", "cl", "v"),
+        oral_cp,
+        dv,
+        ErrorModel("prop"),
+        bounds={"ka": (0.01, 50), "cl": (0.01, 100), "v": (0.1, 1000)},
+        **kw,
+    )
 
 
 def test_minus2ll_is_the_normal_log_density_without_the_constant():
@@ -38,8 +44,10 @@ def test_minus2ll_is_the_normal_log_density_without_the_constant():
     assert np.allclose(minus2ll_terms(y, f, sd**2), expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize("kind, sigma, f, variance", [
-    ("add", [0.5], [2.0], 0.25), ("prop", [0.1], [3.0], 0.09), ("comb", [0.5, 0.1], [3.0], 0.25 + 0.09)])
+@pytest.mark.parametrize(
+    "kind, sigma, f, variance",
+    [("add", [0.5], [2.0], 0.25), ("prop", [0.1], [3.0], 0.09), ("comb", [0.5, 0.1], [3.0], 0.25 + 0.09)],
+)
 def test_error_model_variances(kind, sigma, f, variance):
     assert ErrorModel(kind).variance(np.array(f), np.array(sigma))[0] == pytest.approx(variance)
 
@@ -53,8 +61,21 @@ def test_a_fit_recovers_the_truth_and_writes_a_complete_record():
         assert low < true < high
         assert record.theta[name].estimate == pytest.approx(true, rel=0.15)
     document = json.loads(record.to_json())
-    for key in ("model", "method", "converged", "warnings", "minus2ll", "minus2ll_with_constant", "aic", "bic",
-                "theta", "omega", "sigma", "individual", "wall_time_s"):
+    for key in (
+        "model",
+        "method",
+        "converged",
+        "warnings",
+        "minus2ll",
+        "minus2ll_with_constant",
+        "aic",
+        "bic",
+        "theta",
+        "omega",
+        "sigma",
+        "individual",
+        "wall_time_s",
+    ):
         assert key in document
     assert document["minus2ll_with_constant"] == pytest.approx(document["minus2ll"] + 9 * np.log(2 * np.pi))
     assert document["aic"] == pytest.approx(document["minus2ll_with_constant"] + 2 * 4)
@@ -88,8 +109,13 @@ def test_a_parameter_the_data_cannot_separate_is_flagged():
 
 def test_a_bound_hit_is_a_warning():
     rng = np.random.default_rng(1)
-    p = IndividualProblem(("ka", "cl", "v"), oral_cp, noisy(rng, 0.05), ErrorModel("prop"),
-                          bounds={"ka": (0.01, 50), "cl": (0.01, 100), "v": (0.1, 12.0)})
+    p = IndividualProblem(
+        ("ka", "cl", "v"),
+        oral_cp,
+        noisy(rng, 0.05),
+        ErrorModel("prop"),
+        bounds={"ka": (0.01, 50), "cl": (0.01, 100), "v": (0.1, 12.0)},
+    )
     record = fit_individual(p, {"ka": 1.0, "cl": 3.0, "v": 10.0})
     assert any("v is at its upper bound 12" in w for w in record.warnings)
 

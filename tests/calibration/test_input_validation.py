@@ -14,7 +14,7 @@ from calibration.io.record import Estimate, FitRecord
 from ui.cli.app import app
 
 runner = CliRunner()
-SPACE = '''observables = ["drug_medium"]
+SPACE = """observables = ["drug_medium"]
 
 [doses]
 levels_um = [1, 10, 100]
@@ -35,16 +35,29 @@ max_volume_removed_ml = 0.1
 
 [error.drug_medium]
 prop_cv = 0.15
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def fit_json(tmp_path_factory) -> Path:
-    theta = {n: Estimate(**{"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0})
-             for n, v in {"vmax": 2.0, "km": 10.0}.items()}
-    record = FitRecord("liver_chip", "1.0.0", "pooled", True, 10.0, 8, 2, 3, theta, {"drug_medium.prop_cv": 0.15},
-                       correlation={"names": ["vmax", "km"], "matrix": [[1.0, 0.0], [0.0, 1.0]]},
-                       data_selection={"fixed": {"ps": 0.5}})
+    theta = {
+        n: Estimate(**{"estimate": v, "se": 0.5 * v, "ci95": [v / 2.7, v * 2.7], "rse_percent": 50.0})
+        for n, v in {"vmax": 2.0, "km": 10.0}.items()
+    }
+    record = FitRecord(
+        "liver_chip",
+        "1.0.0",
+        "pooled",
+        True,
+        10.0,
+        8,
+        2,
+        3,
+        theta,
+        {"drug_medium.prop_cv": 0.15},
+        correlation={"names": ["vmax", "km"], "matrix": [[1.0, 0.0], [0.0, 1.0]]},
+        data_selection={"fixed": {"ps": 0.5}},
+    )
     path = tmp_path_factory.mktemp("fit") / "fit.json"
     path.write_text(record.to_json())
     return path
@@ -67,17 +80,26 @@ def test_the_base_space_is_accepted_and_quantities_with_units_are_read(fit_json:
     path = tmp_path / "space.toml"
     path.write_text(SPACE)
     assert design(fit_json, path).exit_code == 0
-    path.write_text(SPACE.replace("max_concentration_um = 200", 'max_concentration_um = "0.2 mM"')
-                    .replace("max_volume_removed_ml = 0.1", 'max_volume_removed_ml = "100 uL"'))
+    path.write_text(
+        SPACE.replace("max_concentration_um = 200", 'max_concentration_um = "0.2 mM"').replace(
+            "max_volume_removed_ml = 0.1", 'max_volume_removed_ml = "100 uL"'
+        )
+    )
     space = load_space(path)
     assert space.max_concentration_um == pytest.approx(200) and space.max_volume_removed_ml == pytest.approx(0.1)
 
 
 MISTAKES = {
-    "concentration in kg": ("max_concentration_um = 200", 'max_concentration_um = "200 kg"',
-                            ("max_concentration_um", "'200 kg' is not a [substance] / [volume]", "200 uM")),
-    "removed volume in kg": ("max_volume_removed_ml = 0.1", 'max_volume_removed_ml = "0.1 kg"',
-                             ("max_volume_removed_ml", "[volume]")),
+    "concentration in kg": (
+        "max_concentration_um = 200",
+        'max_concentration_um = "200 kg"',
+        ("max_concentration_um", "'200 kg' is not a [substance] / [volume]", "200 uM"),
+    ),
+    "removed volume in kg": (
+        "max_volume_removed_ml = 0.1",
+        'max_volume_removed_ml = "0.1 kg"',
+        ("max_volume_removed_ml", "[volume]"),
+    ),
     "infinite dose level": ("levels_um = [1, 10, 100]", "levels_um = [1, inf, 100]", ("doses.levels_um.1", "inf")),
     "nan dose level": ("levels_um = [1, 10, 100]", "levels_um = [1, nan]", ("doses.levels_um.1",)),
     "duplicate dose level": ("levels_um = [1, 10, 100]", "levels_um = [1, 10, 10]", ("levels_um lists 10 twice",)),
@@ -89,11 +111,19 @@ MISTAKES = {
     "negative removed volume": ("chip-4 = 0.05", "chip-4 = -0.05", ("chips.removed_ml.chip-4",)),
     "removed volume of a chip that is not free": ("chip-4 = 0.05", "chip-9 = 0.05", ("'chip-9', which is not in",)),
     "negative residual cv": ("prop_cv = 0.15", "prop_cv = -0.15", ("error.drug_medium.prop_cv", "≥ 0")),
-    "unknown key in a section": ("prop_cv = 0.15", "prop_cv = 0.15\nprop_sd = 1", ("unknown key error.drug_medium.prop_sd",)),
+    "unknown key in a section": (
+        "prop_cv = 0.15",
+        "prop_cv = 0.15\nprop_sd = 1",
+        ("unknown key error.drug_medium.prop_sd",),
+    ),
     "unknown top-level section": ("[samples]", "[sample]", ("unknown section sample",)),
     "unknown observable": ('observables = ["drug_medium"]', 'observables = ["oxygen"]', ("observables.0",)),
     "boolean as a dose": ("levels_um = [1, 10, 100]", "levels_um = [true]", ("doses.levels_um.0",)),
-    "duplicate chip": ('free = ["chip-3", "chip-4"]', 'free = ["chip-3", "chip-3"]', ("chips.free lists 'chip-3' twice",)),
+    "duplicate chip": (
+        'free = ["chip-3", "chip-4"]',
+        'free = ["chip-3", "chip-3"]',
+        ("chips.free lists 'chip-3' twice",),
+    ),
     "negative limit": ("max_concentration_um = 200", "max_concentration_um = -5", ("must be positive",)),
     "toml syntax": ("[doses]", "[doses", ("not valid TOML",)),
 }
@@ -112,8 +142,9 @@ def test_too_many_candidates_is_refused_before_any_simulation(fit_json: Path, tm
     levels = ", ".join(str(1 + k) for k in range(1000))
     schedules = "\n".join(f"s{k} = [{1 + k}]" for k in range(200))
     path = tmp_path / "space.toml"
-    path.write_text(SPACE.replace("levels_um = [1, 10, 100]", f"levels_um = [{levels}]")
-                    .replace("early = [0.5, 1, 2]", schedules))
+    path.write_text(
+        SPACE.replace("levels_um = [1, 10, 100]", f"levels_um = [{levels}]").replace("early = [0.5, 1, 2]", schedules)
+    )
     refused(design(fit_json, path), f"above the limit of {MAX_CANDIDATES:,}")
 
 

@@ -20,8 +20,12 @@ def lab_file(tmp_path, sample_volume_ml=0.0):
     rng = np.random.default_rng(0)
     rows = []
     for chip, dose in (("low", 5.0), ("high", 100.0)):
-        experiment = Experiment(dose, (0.5, 2, 6, 12, 24), sample_volume_ml=sample_volume_ml,
-                                observables=("drug_medium", "metabolite_medium"))
+        experiment = Experiment(
+            dose,
+            (0.5, 2, 6, 12, 24),
+            sample_volume_ml=sample_volume_ml,
+            observables=("drug_medium", "metabolite_medium"),
+        )
         rows += lab_rows(chip, experiment, TRUTH, 0.1, rng)
     return write_lab_dataset(rows, tmp_path / "lab.csv")
 
@@ -33,8 +37,12 @@ def test_lab_export_lints_and_round_trips_to_the_same_objective(tmp_path):
     assert lint_petab(yaml)
     problem = import_petab(yaml)
     assert problem.names == ("vmax", "km") and problem.model == "liver_chip"
-    assert problem.error.parameter_names == ("drug_medium.add_sd", "drug_medium.prop_cv",
-                                             "metabolite_medium.add_sd", "metabolite_medium.prop_cv")
+    assert problem.error.parameter_names == (
+        "drug_medium.add_sd",
+        "drug_medium.prop_cv",
+        "metabolite_medium.add_sd",
+        "metabolite_medium.prop_cv",
+    )
     spec = get_model("liver_chip")
     bounds = {n: (spec.parameter(n).lower, spec.parameter(n).upper) for n in ("vmax", "km")}
     originals = [chip_problem(c, spec, ("vmax", "km"), FIX, bounds, "comb") for c in read_lab_dataset(path).values()]

@@ -30,8 +30,14 @@ def _pheno(error: str = "prop"):
         v = theta[1] * weight * (1 + theta[2] * (apgar < 5)) * np.exp(eta[:, 1])
         return np.stack([cl, v], axis=1)
 
-    model = PopulationModel(("theta1", "theta2", "theta3"), ("cl", "v"), individual, problem.predict,
-                            ErrorModel(error), phi_names=("cl", "v"))
+    model = PopulationModel(
+        ("theta1", "theta2", "theta3"),
+        ("cl", "v"),
+        individual,
+        problem.predict,
+        ErrorModel(error),
+        phi_names=("cl", "v"),
+    )
     return model, problem.population_data()
 
 
@@ -41,8 +47,9 @@ def _differences(objective: Foce, x: np.ndarray, h: float = 1e-3) -> np.ndarray:
     for i in range(x.size):
         e = np.zeros(x.size)
         e[i] = h
-        out[i] = (-objective.ofv(x + 2 * e) + 8 * objective.ofv(x + e) - 8 * objective.ofv(x - e)
-                  + objective.ofv(x - 2 * e)) / (12 * h)
+        out[i] = (
+            -objective.ofv(x + 2 * e) + 8 * objective.ofv(x + e) - 8 * objective.ofv(x - e) + objective.ofv(x - 2 * e)
+        ) / (12 * h)
     return out
 
 
@@ -92,13 +99,19 @@ def test_closed_form_prediction_derivatives_match_differences(tmp_path):
     frame.loc[frame["SS"] == 99, "SS"] = 0
     frame.to_csv(tmp_path / "oral.csv", index=False)
     pheno_data = read_dataset(PK / "pheno_sd.csv")
-    cases = [(NonmemProblem(pheno_data, "iv_1cpt", ("cl", "v")), {"cl": 0.005, "v": 1.0}),
-             (NonmemProblem(read_dataset(tmp_path / "oral.csv"), "oral_1cpt", ("ka", "cl", "v")),
-              {"ka": 1.0, "cl": 4.0, "v": 70.0})]
+    cases = [
+        (NonmemProblem(pheno_data, "iv_1cpt", ("cl", "v")), {"cl": 0.005, "v": 1.0}),
+        (
+            NonmemProblem(read_dataset(tmp_path / "oral.csv"), "oral_1cpt", ("ka", "cl", "v")),
+            {"ka": 1.0, "cl": 4.0, "v": 70.0},
+        ),
+    ]
     rng = np.random.default_rng(3)
     for problem, typical in cases:
         n = len(problem.ids)
-        phi = np.array([typical[name] for name in problem.phi_names]) * np.exp(0.3 * rng.standard_normal((n, len(typical))))
+        phi = np.array([typical[name] for name in problem.phi_names]) * np.exp(
+            0.3 * rng.standard_normal((n, len(typical)))
+        )
         structural = {**problem.values.structural, **{name: phi[:, k] for k, name in enumerate(problem.phi_names)}}
         f, jac, hess = problem.predictor.predict_derivatives(structural, problem.phi_names)
         ref_f, ref_jac, ref_hess = predictor_derivatives(lambda psi: problem.predict(np.exp(psi)), np.log(phi))

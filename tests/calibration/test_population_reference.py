@@ -39,10 +39,17 @@ def test_phenobarbital_matches_nonmem_foce_i():
         v = theta[1] * weight * (1 + theta[2] * (apgar < 5)) * np.exp(eta[:, 1])
         return np.stack([cl, v], axis=1)
 
-    model = PopulationModel(("theta1", "theta2", "theta3"), ("cl", "v"), individual, problem.predict,
-                            ErrorModel("prop"), phi_names=("cl", "v"))
-    record = fit_population(model, problem.population_data(), {"theta1": 0.005, "theta2": 1.0, "theta3": 0.1},
-                            sigma0=np.array([0.1]))
+    model = PopulationModel(
+        ("theta1", "theta2", "theta3"),
+        ("cl", "v"),
+        individual,
+        problem.predict,
+        ErrorModel("prop"),
+        phi_names=("cl", "v"),
+    )
+    record = fit_population(
+        model, problem.population_data(), {"theta1": 0.005, "theta2": 1.0, "theta3": 0.1}, sigma0=np.array([0.1])
+    )
     assert record.converged
     assert record.minus2ll == pytest.approx(586.27606, abs=0.5)
     for name, published in {"theta1": 0.00469555, "theta2": 0.984258, "theta3": 0.15892}.items():
@@ -65,8 +72,14 @@ def _acop(tmp_path: Path, name: str, single_dose: bool) -> Path:
 
 
 def test_acop_bolus_single_dose_matches_nonmem(tmp_path):
-    record = fit_nonmem(_acop(tmp_path, "Bolus_1CPT.csv", True), "iv_1cpt", "population", error="prop",
-                        estimate=["cl", "v"], init={"cl": 4.0, "v": 70.0})
+    record = fit_nonmem(
+        _acop(tmp_path, "Bolus_1CPT.csv", True),
+        "iv_1cpt",
+        "population",
+        error="prop",
+        estimate=["cl", "v"],
+        init={"cl": 4.0, "v": 70.0},
+    )
     assert record.converged, record.warnings
     assert record.minus2ll == pytest.approx(20058.504, abs=0.5)
     assert record.theta["cl"].estimate == pytest.approx(np.exp(1.3662), rel=0.02)
@@ -78,8 +91,14 @@ def test_acop_bolus_single_dose_matches_nonmem(tmp_path):
 
 @pytest.mark.timeout(1800)  # 120 subjects with steady-state dosing: about 2 min on a quiet 2-core machine
 def test_acop_oral_multiple_dose_matches_nonmem(tmp_path):
-    record = fit_nonmem(_acop(tmp_path, "Oral_1CPT.csv", False), "oral_1cpt", "population", error="prop",
-                        estimate=["ka", "cl", "v"], init={"ka": 1.0, "cl": 4.0, "v": 70.0})
+    record = fit_nonmem(
+        _acop(tmp_path, "Oral_1CPT.csv", False),
+        "oral_1cpt",
+        "population",
+        error="prop",
+        estimate=["ka", "cl", "v"],
+        init={"ka": 1.0, "cl": 4.0, "v": 70.0},
+    )
     assert record.converged, record.warnings
     assert record.minus2ll == pytest.approx(43707.117, abs=0.5)
     for name, log_value in {"cl": 1.3921, "v": 4.2069, "ka": -0.009381}.items():

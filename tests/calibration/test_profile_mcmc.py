@@ -44,8 +44,9 @@ def test_flagged_parameters_are_profiled_and_open_ends_reported():
     def product(p):
         return p["a"] * p["b"] * np.exp(-0.3 * T)
 
-    problem = IndividualProblem(("a", "b"), product, problem0.dv, ErrorModel("add"),
-                                bounds={"a": (0.1, 100), "b": (0.1, 100)})
+    problem = IndividualProblem(
+        ("a", "b"), product, problem0.dv, ErrorModel("add"), bounds={"a": (0.1, 100), "b": (0.1, 100)}
+    )
     record = fit_individual(problem, {"a": 5.0, "b": 1.0})
     assert any("not identified" in w for w in record.warnings)
     profiles = attach_profiles(problem, record)

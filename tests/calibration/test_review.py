@@ -30,8 +30,9 @@ def test_the_rebuilt_problem_is_the_fitted_one(fitted):
     chip, record = fitted
     assert errors_of(record) == {"drug_medium": "prop", "metabolite_medium": "prop"}
     problem = record_problem(chip, record)
-    x_hat = np.log([record.theta[n].estimate for n in problem.names] + [record.sigma[s] for s in
-                                                                             problem.error.parameter_names])
+    x_hat = np.log(
+        [record.theta[n].estimate for n in problem.names] + [record.sigma[s] for s in problem.error.parameter_names]
+    )
     assert problem.fixed == FIX and problem.names == ("vmax", "km")
     assert problem.objective(x_hat) == pytest.approx(record.minus2ll, abs=1e-6)
 

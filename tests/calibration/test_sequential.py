@@ -14,8 +14,17 @@ from calibration.estimate.sequential import LabProblemFactory, SequentialFit, _i
 from calibration.io.record import Estimate, FitRecord
 from twin.chip import Dose, Sample, simulate_chip
 
-TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02, "kmax": 0.1, "ec50": 50.0, "hill": 2.0,
-         "ocr": 150.0}
+TRUTH = {
+    "ps": 0.5,
+    "vmax": 2.0,
+    "km": 10.0,
+    "kon": 0.05,
+    "koff": 0.02,
+    "kmax": 0.1,
+    "ec50": 50.0,
+    "hill": 2.0,
+    "ocr": 150.0,
+}
 ESTIMATE = ("vmax", "ocr")
 DRUG_T = (0.5, 1.0, 1.5, 2.0, 3.0, 4.5, 6.0, 9.0, 12.0, 18.0, 23.5)
 
@@ -32,12 +41,22 @@ def stream(seed=0, hours=24.0):
     timeline = sorted([(t, 1) for t in oxygen_t] + [(t, 0) for t in DRUG_T])
     for t, is_oxygen in timeline:
         if is_oxygen:
-            rows.append({"chip": "c", "time_h": t, "event": "observation", "observable": "oxygen",
-                         "value": value[round(t, 6)][1] + 0.5 * rng.standard_normal(), "unit": "percent"})
+            rows.append(
+                {
+                    "chip": "c",
+                    "time_h": t,
+                    "event": "observation",
+                    "observable": "oxygen",
+                    "value": value[round(t, 6)][1] + 0.5 * rng.standard_normal(),
+                    "unit": "percent",
+                }
+            )
         else:
             drug = value[round(t - 1e-9, 6)][0] * (1 + 0.1 * rng.standard_normal())
-            rows += [{"chip": "c", "time_h": t, "event": "observation", "observable": "drug_medium", "value": drug},
-                     {"chip": "c", "time_h": t, "event": "sample", "volume_ml": 0.02}]
+            rows += [
+                {"chip": "c", "time_h": t, "event": "observation", "observable": "drug_medium", "value": drug},
+                {"chip": "c", "time_h": t, "event": "sample", "volume_ml": 0.02},
+            ]
     return rows
 
 
@@ -84,18 +103,33 @@ def _two_exponentials(bounds=None, seed=1):
     t = np.linspace(0.1, 5.0, 40)
     rng = np.random.default_rng(seed)
     dv = np.exp(-1.0 * t) + np.exp(-3.0 * t) + 0.01 * rng.standard_normal(t.size)
-    problem = IndividualProblem(("a", "b"), lambda p: np.exp(-p["a"] * t) + np.exp(-p["b"] * t), dv,
-                                ErrorModel("add"), bounds=bounds or {})
-    reference = least_squares(lambda x: problem.predict(problem.parameters(x)) - dv, [-0.5, 0.5], xtol=1e-14,
-                              ftol=1e-14, gtol=1e-14,
-                              bounds=np.log([[1e-3, 1e-3], [1e3, bounds["b"][1] if bounds else 1e3]]))
+    problem = IndividualProblem(
+        ("a", "b"), lambda p: np.exp(-p["a"] * t) + np.exp(-p["b"] * t), dv, ErrorModel("add"), bounds=bounds or {}
+    )
+    reference = least_squares(
+        lambda x: problem.predict(problem.parameters(x)) - dv,
+        [-0.5, 0.5],
+        xtol=1e-14,
+        ftol=1e-14,
+        gtol=1e-14,
+        bounds=np.log([[1e-3, 1e-3], [1e3, bounds["b"][1] if bounds else 1e3]]),
+    )
     return problem, reference.x
 
 
 def _start(a, b):
-    return FitRecord(model="custom", model_version="", method="individual", converged=True, minus2ll=0.0,
-                     n_observations=0, n_subjects=1, n_estimated=3,
-                     theta={"a": Estimate(a), "b": Estimate(b)}, sigma={"add_sd": 0.01})
+    return FitRecord(
+        model="custom",
+        model_version="",
+        method="individual",
+        converged=True,
+        minus2ll=0.0,
+        n_observations=0,
+        n_subjects=1,
+        n_estimated=3,
+        theta={"a": Estimate(a), "b": Estimate(b)},
+        sigma={"add_sd": 0.01},
+    )
 
 
 def test_scoring_follows_a_curved_valley_to_the_least_squares_optimum():

@@ -20,8 +20,16 @@ def _fit(tmp_path, vmax=30.0, km=10.0, ci=True, model="liver_chip"):
     if ci:
         theta["vmax"]["ci95"], theta["km"]["ci95"] = [vmax / 1.5, vmax * 1.5], [km / 1.3, km * 1.3]
     path = tmp_path / "fit.json"
-    path.write_text(json.dumps({"model": model, "method": "individual", "theta": theta,
-                                "correlation": {"names": ["vmax", "km"], "matrix": [[1.0, 0.8], [0.8, 1.0]]}}))
+    path.write_text(
+        json.dumps(
+            {
+                "model": model,
+                "method": "individual",
+                "theta": theta,
+                "correlation": {"names": ["vmax", "km"], "matrix": [[1.0, 0.8], [0.8, 1.0]]},
+            }
+        )
+    )
     return path
 
 
@@ -32,8 +40,18 @@ def _translate(*args):
 
 
 def test_chain_reproduces_the_hand_calculation(tmp_path):
-    result = _translate("--fit", str(_fit(tmp_path)), "--drug", "example_chip_compound", "--cells-million", "2",
-                        "--patient", PATIENT, "--regimen", "100 mg q12h x1 oral")
+    result = _translate(
+        "--fit",
+        str(_fit(tmp_path)),
+        "--drug",
+        "example_chip_compound",
+        "--cells-million",
+        "2",
+        "--patient",
+        PATIENT,
+        "--regimen",
+        "100 mg q12h x1 oral",
+    )
     drug = load_drug("example_chip_compound")  # fu_p 0.2, BP 1, Fa 0.9, Fg 1, ka 1/h, V 1 L/kg, [chip] fu_inc 0.8
     weight, female_crcl = 72.0, (140 - 54) * 72.0 / (72 * 0.9) * 0.85
     capacity = (1 - 0.6 - 0.2) + 0.6 * 1.0 + 0.2 * 0.5  # CYP2D6 *1/*4: activity score 1 of 2
@@ -50,8 +68,16 @@ def test_chain_reproduces_the_hand_calculation(tmp_path):
     cmax = f * 100.0 * ka / (v * (ka - k)) * (math.exp(-k * tmax) - math.exp(-ka * tmax))
     tau = 12.0
     auc_0_end = f * 100.0 / cl * (1 - (ka * math.exp(-k * tau) - k * math.exp(-ka * tau)) / (ka - k))
-    expected = {"clint_u_l_per_h": clint_u, "cl_l_per_h": cl, "f_oral": f, "tmax_h": tmax, "cmax_mg_per_l": cmax,
-                "cmax_um": cmax * 1000 / 300.0, "auc_0_end_mg_h_per_l": auc_0_end, "auc_tau_ss_mg_h_per_l": f * 100 / cl}
+    expected = {
+        "clint_u_l_per_h": clint_u,
+        "cl_l_per_h": cl,
+        "f_oral": f,
+        "tmax_h": tmax,
+        "cmax_mg_per_l": cmax,
+        "cmax_um": cmax * 1000 / 300.0,
+        "auc_0_end_mg_h_per_l": auc_0_end,
+        "auc_tau_ss_mg_h_per_l": f * 100 / cl,
+    }
     for name, value in expected.items():
         assert result["metrics"][name]["point"] == pytest.approx(value, rel=1e-6), name
     factors = {f["name"]: f for f in result["factors"]}
@@ -71,18 +97,56 @@ def test_intervals_carry_the_fits_uncertainty_and_the_populations_variability(tm
 
 
 def test_a_fit_without_chip_metabolism_is_refused_in_one_line(tmp_path):
-    out = runner.invoke(app, ["translate", "--fit", str(_fit(tmp_path, model="oral_1cpt")), "--drug", "midazolam",
-                              "--cells-million", "1", "--regimen", "7.5 mg q24h x1 oral"])
+    out = runner.invoke(
+        app,
+        [
+            "translate",
+            "--fit",
+            str(_fit(tmp_path, model="oral_1cpt")),
+            "--drug",
+            "midazolam",
+            "--cells-million",
+            "1",
+            "--regimen",
+            "7.5 mg q24h x1 oral",
+        ],
+    )
     assert out.exit_code == 2
-    assert out.output.strip().startswith("error: ") and "liver_chip" in out.output and len(out.output.strip().splitlines()) == 1
-    out = runner.invoke(app, ["translate", "--fit", str(_fit(tmp_path)), "--drug", "midazolam",
-                              "--cells-million", "0", "--regimen", "7.5 mg q24h x1 oral"])
+    assert (
+        out.output.strip().startswith("error: ")
+        and "liver_chip" in out.output
+        and len(out.output.strip().splitlines()) == 1
+    )
+    out = runner.invoke(
+        app,
+        [
+            "translate",
+            "--fit",
+            str(_fit(tmp_path)),
+            "--drug",
+            "midazolam",
+            "--cells-million",
+            "0",
+            "--regimen",
+            "7.5 mg q24h x1 oral",
+        ],
+    )
     assert out.exit_code == 2 and "--cells-million" in out.output
 
 
 def test_the_worked_example_of_the_docs_runs():
-    result = _translate("--fit", "examples/fits/midazolam_chip_fit.json", "--drug", "midazolam",
-                        "--cells-million", "1", "--patient", PATIENT, "--regimen", "7.5 mg q24h x1 oral")
+    result = _translate(
+        "--fit",
+        "examples/fits/midazolam_chip_fit.json",
+        "--drug",
+        "midazolam",
+        "--cells-million",
+        "1",
+        "--patient",
+        PATIENT,
+        "--regimen",
+        "7.5 mg q24h x1 oral",
+    )
     cl = result["metrics"]["cl_l_per_h"]
     assert cl["low"] <= cl["point"] <= cl["high"]
     assert 0 < result["metrics"]["f_oral"]["point"] < 1
@@ -92,8 +156,10 @@ def test_cli_module_imports_no_numerical_library():
     import subprocess
     import sys
 
-    code = ("import sys, ui.cli.translate; heavy = [m for m in ('numpy', 'scipy', 'statsmodels', 'pandas') "
-            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys, ui.cli.translate; heavy = [m for m in ('numpy', 'scipy', 'statsmodels', 'pandas') "
+        "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == 0
 
 
@@ -107,13 +173,24 @@ def test_the_well_stirred_path_is_twin_patients_individual_pk_term_by_term():
 
     drug = load_drug("example_chip_compound")
     rng = np.random.default_rng(1)
-    subjects = Subjects(rng.uniform(50, 100, 50), rng.uniform(40, 120, 50), rng.uniform(0.2, 1.5, 50),
-                        *(rng.normal(0, 0.3, 50) for _ in range(3)))
+    subjects = Subjects(
+        rng.uniform(50, 100, 50),
+        rng.uniform(40, 120, 50),
+        rng.uniform(0.2, 1.5, 50),
+        *(rng.normal(0, 0.3, 50) for _ in range(3)),
+    )
     regimen = Regimen(100.0, 12.0, 3, "oral")
     ours = translate(drug, 30.0, 10.0, n_cells_million=2.0, subjects=subjects, regimen=regimen, fu_inc=0.8)
     forward = replace(drug, clint_u_l_per_h_per_kg=clint_u_per_kg_l_per_h(30.0, 10.0, 2.0, 0.8))
-    pk = individual_pk(forward, subjects.weight_kg, subjects.crcl_ml_per_min, subjects.capacity,
-                       eta_cl=subjects.eta_cl, eta_v=subjects.eta_v, eta_ka=subjects.eta_ka)
+    pk = individual_pk(
+        forward,
+        subjects.weight_kg,
+        subjects.crcl_ml_per_min,
+        subjects.capacity,
+        eta_cl=subjects.eta_cl,
+        eta_v=subjects.eta_v,
+        eta_ka=subjects.eta_ka,
+    )
     reference = exposure(pk, regimen)
     np.testing.assert_allclose(ours["cl_l_per_h"], pk.cl_l_per_h, rtol=1e-12)
     np.testing.assert_allclose(ours["f_oral"], pk.f_oral, rtol=1e-12)
@@ -138,8 +215,16 @@ def test_dispersion_model_lies_between_well_stirred_and_parallel_tube_and_reache
 
 
 def test_the_dispersion_model_is_chosen_on_the_command_line(tmp_path):
-    common = ["--fit", str(_fit(tmp_path)), "--drug", "example_chip_compound", "--cells-million", "1",
-              "--regimen", "100 mg q12h x1 oral"]
+    common = [
+        "--fit",
+        str(_fit(tmp_path)),
+        "--drug",
+        "example_chip_compound",
+        "--cells-million",
+        "1",
+        "--regimen",
+        "100 mg q12h x1 oral",
+    ]
     ws, disp = _translate(*common), _translate(*common, "--liver-model", "dispersion")
     assert disp["metrics"]["cl_l_per_h"]["point"] > ws["metrics"]["cl_l_per_h"]["point"]
     assert any(f["name"] == "dispersion number DN" and f["value"] == 0.17 for f in disp["factors"])

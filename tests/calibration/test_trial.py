@@ -27,8 +27,7 @@ EXAMPLE = "examples/trials/procova_liver_enzyme.toml"
 
 
 def test_type_one_error_under_the_null_is_nominal_over_4000_trials():
-    sim = simulate_trials(n_treatment=60, n_control=60, effect=0.0, sd=10.0, correlation=0.6,
-                          n_trials=4000, seed=11)
+    sim = simulate_trials(n_treatment=60, n_control=60, effect=0.0, sd=10.0, correlation=0.6, n_trials=4000, seed=11)
     for estimates in (sim.unadjusted, sim.procova):
         assert 0.035 <= estimates.rejection_rate(0.05) <= 0.065
 
@@ -78,10 +77,13 @@ def test_trial_analyze_agrees_with_an_independent_least_squares_ancova(tmp_path)
     m = rng.normal(40, 6, n)
     y = 0.9 * m - 3.0 * (arm == "active") + rng.normal(0, 4, n)
     path = tmp_path / "trial.csv"
-    path.write_text("id,group,y,twin\n" + "".join(f"{i},{a},{float(v)!r},{float(p)!r}\n" for i, (a, v, p) in
-                                                  enumerate(zip(arm, y, m))))
-    out = runner.invoke(app, ["trial", "analyze", str(path), "--outcome", "y", "--arm", "group",
-                              "--prognostic", "twin", "--json"])
+    path.write_text(
+        "id,group,y,twin\n"
+        + "".join(f"{i},{a},{float(v)!r},{float(p)!r}\n" for i, (a, v, p) in enumerate(zip(arm, y, m)))
+    )
+    out = runner.invoke(
+        app, ["trial", "analyze", str(path), "--outcome", "y", "--arm", "group", "--prognostic", "twin", "--json"]
+    )
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout)
     estimate, se, low, high, p = _lstsq_ancova(y, (arm == "active").astype(float), m)
@@ -97,8 +99,14 @@ def test_size_matches_the_noncentral_t_power_it_reports():
     r = sample_size(effect=4.0, sd=10.0, correlation=0.6, power=0.8)
     for sizes, sd_res, cov in ((r.unadjusted, 10.0, 0), (r.procova, 8.0, 1)):
         assert sizes.power >= 0.8
-        smaller = t_test_power(n_treatment=sizes.n_treatment - 1, n_control=sizes.n_control - 1, effect=4.0,
-                               sd_residual=sd_res, alpha=0.05, covariates=cov)
+        smaller = t_test_power(
+            n_treatment=sizes.n_treatment - 1,
+            n_control=sizes.n_control - 1,
+            effect=4.0,
+            sd_residual=sd_res,
+            alpha=0.05,
+            covariates=cov,
+        )
         assert smaller < 0.8  # the smallest size reaching the power
 
 
@@ -112,20 +120,27 @@ def test_simulate_command_on_the_example_trial():
     assert s["size_keeping_power"]["n_control"] < 100
 
 
-_GOOD = {"name": "x", "arms": {"treatment": 10, "control": 10}, "outcome": {"sd": 1.0, "effect": 1.0},
-         "prognostic": {"correlation": 0.5}}
+_GOOD = {
+    "name": "x",
+    "arms": {"treatment": 10, "control": 10},
+    "outcome": {"sd": 1.0, "effect": 1.0},
+    "prognostic": {"correlation": 0.5},
+}
 
 
-@pytest.mark.parametrize("section, key, value, says", [
-    ("prognostic", "correlation", 1.0, "prognostic.correlation"),
-    ("prognostic", "correlation", -1.0, "prognostic.correlation"),
-    ("outcome", "sd", float("inf"), "outcome.sd"),
-    ("outcome", "sd", 0.0, "outcome.sd"),
-    ("arms", "control", 1, "arms.control"),
-    ("arms", "control", True, "arms.control"),
-    ("arms", "color", 1, "unknown key arms.color"),
-    ("simulation", "n_trials", 10, "simulation.n_trials"),
-])
+@pytest.mark.parametrize(
+    "section, key, value, says",
+    [
+        ("prognostic", "correlation", 1.0, "prognostic.correlation"),
+        ("prognostic", "correlation", -1.0, "prognostic.correlation"),
+        ("outcome", "sd", float("inf"), "outcome.sd"),
+        ("outcome", "sd", 0.0, "outcome.sd"),
+        ("arms", "control", 1, "arms.control"),
+        ("arms", "control", True, "arms.control"),
+        ("arms", "color", 1, "unknown key arms.color"),
+        ("simulation", "n_trials", 10, "simulation.n_trials"),
+    ],
+)
 def test_trial_file_is_checked_strictly(section, key, value, says):
     data = json.loads(json.dumps(_GOOD))
     data.setdefault(section, {})[key] = value
@@ -135,8 +150,10 @@ def test_trial_file_is_checked_strictly(section, key, value, says):
 
 def test_bad_trial_file_ends_in_one_line_and_exit_2(tmp_path):
     path = tmp_path / "bad.toml"
-    path.write_text('name = "x"\n[arms]\ntreatment = 10\ncontrol = 10\n[outcome]\nsd = nan\neffect = 1\n'
-                    "[prognostic]\ncorrelation = 0.5\n")
+    path.write_text(
+        'name = "x"\n[arms]\ntreatment = 10\ncontrol = 10\n[outcome]\nsd = nan\neffect = 1\n'
+        "[prognostic]\ncorrelation = 0.5\n"
+    )
     out = runner.invoke(app, ["trial", "simulate", str(path)])
     assert out.exit_code == 2
     lines = out.output.strip().splitlines()
@@ -148,6 +165,8 @@ def test_cli_module_imports_no_numerical_library():
     import subprocess
     import sys
 
-    code = ("import sys, ui.cli.trial; heavy = [m for m in ('numpy', 'scipy', 'statsmodels', 'pandas') "
-            "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
+    code = (
+        "import sys, ui.cli.trial; heavy = [m for m in ('numpy', 'scipy', 'statsmodels', 'pandas') "
+        "if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60).returncode == 0

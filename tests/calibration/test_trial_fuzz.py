@@ -16,11 +16,43 @@ from ui.cli.app import app
 REPO = Path(__file__).resolve().parents[2]
 BASE = tomllib.loads((REPO / "examples" / "trials" / "procova_chip_study.toml").read_text())
 BASE["simulation"]["n_trials"] = 200  # each accepted case runs: keep it quick
-NASTY = st.sampled_from([float("nan"), float("inf"), -1, 0, 1, 1.0, -1.0, 1e300, 2**62, True, "", "0.5", [1], {"a": 1},
-                         0.999999, -0.999999, 100_001, 1e9])
-PATHS = [("name",), ("subjects",), ("arms", "treatment"), ("arms", "control"), ("outcome", "sd"),
-         ("outcome", "effect"), ("outcome", "control_mean"), ("prognostic", "correlation"),
-         ("simulation", "n_trials"), ("simulation", "seed"), ("simulation", "alpha"), ("arms",), ("outcome",)]
+NASTY = st.sampled_from(
+    [
+        float("nan"),
+        float("inf"),
+        -1,
+        0,
+        1,
+        1.0,
+        -1.0,
+        1e300,
+        2**62,
+        True,
+        "",
+        "0.5",
+        [1],
+        {"a": 1},
+        0.999999,
+        -0.999999,
+        100_001,
+        1e9,
+    ]
+)
+PATHS = [
+    ("name",),
+    ("subjects",),
+    ("arms", "treatment"),
+    ("arms", "control"),
+    ("outcome", "sd"),
+    ("outcome", "effect"),
+    ("outcome", "control_mean"),
+    ("prognostic", "correlation"),
+    ("simulation", "n_trials"),
+    ("simulation", "seed"),
+    ("simulation", "alpha"),
+    ("arms",),
+    ("outcome",),
+]
 runner = CliRunner()
 
 
@@ -44,7 +76,9 @@ def trial_documents(draw):
     return document
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(document=trial_documents())
 def test_a_generated_trial_file_is_simulated_or_refused_in_one_line(tmp_path, document):
     path = tmp_path / "trial.toml"

@@ -53,8 +53,12 @@ def test_fast_predictor_matches_the_integrator(problem):
     fast = nm.predict(phi)
     structural = {**nm.values.structural, **{n: phi[:, k] for k, n in enumerate(NAMES)}}
     values = replace(nm.values, structural=structural)
-    slow = {o: predict_resolved(nm.data, nm.spec, values, nm.schedule, observable=o,
-                                integrator=Integrator(rtol=1e-10, atol=1e-12))[nm.rows] for o in ("cp", "pca")}
+    slow = {
+        o: predict_resolved(
+            nm.data, nm.spec, values, nm.schedule, observable=o, integrator=Integrator(rtol=1e-10, atol=1e-12)
+        )[nm.rows]
+        for o in ("cp", "pca")
+    }
     cp, pca = nm.mask & (nm.groups == "cp"), nm.mask & (nm.groups == "pca")
     assert np.max(np.abs(fast - slow["cp"])[cp]) < 1e-6
     assert np.max(np.abs(fast - slow["pca"])[pca]) < 0.05  # % PCA; the residual SD is 3.6
@@ -64,8 +68,18 @@ def test_fast_predictor_matches_the_integrator(problem):
 def test_saem_fit_matches_nlmixr2(problem):
     nm, model = problem
     omega0 = {"ktr": 1.0, "ka": 1.0, "cl": 1.0, "v": 1.0, "ec50": 0.5, "kout": 0.5, "e0": 0.5}
-    record = fit_saem(model, nm.population_data(), START, omega0, np.array([0.1, 0.1, 10.0]), n_explore=250,
-                      n_smooth=150, bounds={"emax": (1e-3, 1.0)}, seed=0, model_name="warfarin_pkpd")
+    record = fit_saem(
+        model,
+        nm.population_data(),
+        START,
+        omega0,
+        np.array([0.1, 0.1, 10.0]),
+        n_explore=250,
+        n_smooth=150,
+        bounds={"emax": (1e-3, 1.0)},
+        seed=0,
+        model_name="warfarin_pkpd",
+    )
     theta = {n: record.theta[n].estimate for n in NAMES}
     relative = {n: theta[n] / REFERENCE[n] - 1 for n in NAMES}
     for name in ("cl", "v", "emax", "kout", "e0"):
@@ -77,8 +91,12 @@ def test_saem_fit_matches_nlmixr2(problem):
         assert record.omega[name]["cv_percent"] == pytest.approx(REFERENCE_CV[name], rel=0.15), name
     assert record.sigma["pca.add_sd"] == pytest.approx(REFERENCE_SIGMA["pca.add_sd"], rel=0.10)
     foce = Foce(model, nm.population_data())
-    at_reference = foce.ofv(foce.pack(np.array([REFERENCE[n] for n in NAMES]),
-                                      np.log1p((np.array([REFERENCE_CV[n] for n in ETAS]) / 100) ** 2),
-                                      np.array(list(REFERENCE_SIGMA.values()))))
+    at_reference = foce.ofv(
+        foce.pack(
+            np.array([REFERENCE[n] for n in NAMES]),
+            np.log1p((np.array([REFERENCE_CV[n] for n in ETAS]) / 100) ** 2),
+            np.array(list(REFERENCE_SIGMA.values())),
+        )
+    )
     assert at_reference == pytest.approx(1372.35, abs=0.5)
     assert record.minus2ll < at_reference

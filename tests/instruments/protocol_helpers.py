@@ -14,13 +14,20 @@ from instruments.transport.framing import Framing
 from instruments.transport.scripted import ScriptedTransport, ScriptEntry
 
 # Short timeouts and back-offs so fault tests stay well under a second each.
-FAST = RetryPolicy(timeout_s=0.25, retries=2, backoff_initial_s=0.005, backoff_max_s=0.05,
-                   failures_until_reconnect=3, failures_until_lost=6)
+FAST = RetryPolicy(
+    timeout_s=0.25,
+    retries=2,
+    backoff_initial_s=0.005,
+    backoff_max_s=0.05,
+    failures_until_reconnect=3,
+    failures_until_lost=6,
+)
 
 
 @contextmanager
-def expected_protocol(driver_factory: Callable[[ScriptedTransport], Any], exchanges: list[ScriptEntry],
-                      framing: Framing | None = None) -> Iterator[Any]:
+def expected_protocol(
+    driver_factory: Callable[[ScriptedTransport], Any], exchanges: list[ScriptEntry], framing: Framing | None = None
+) -> Iterator[Any]:
     """Yield a driver on a scripted transport; fail unless exactly ``exchanges`` happened.
 
     ``exchanges`` is ``[(bytes_the_driver_must_send, raw_reply_bytes_or_None), ...]``

@@ -31,8 +31,9 @@ def no_thread_leak() -> Iterator[None]:
 class FakeSensor:
     """Scripted: ``values`` by quantity (callables of the call count), errors and delays on demand."""
 
-    def __init__(self, name: str, values: dict[str, object], unit: str = "percent", delay_s: float = 0.0,
-                 fail: object = None) -> None:
+    def __init__(
+        self, name: str, values: dict[str, object], unit: str = "percent", delay_s: float = 0.0, fail: object = None
+    ) -> None:
         self.name, self.values, self.unit, self.delay_s = name, values, unit, delay_s
         self.fail = fail or (lambda n: False)
         self.calls = 0
@@ -89,8 +90,11 @@ def test_quality_flags_are_the_stores() -> None:
 def test_each_channel_keeps_its_rate_without_drift() -> None:
     sensor = FakeSensor("s", {"a": 1.0, "b": 2.0})
     other = FakeSensor("o", {"c": 3.0})
-    channels = [Channel("a", sensor, "a", "percent", 1.0), Channel("b", sensor, "b", "percent", 2.0),
-                Channel("c", other, "c", "percent", 0.5)]
+    channels = [
+        Channel("a", sensor, "a", "percent", 1.0),
+        Channel("b", sensor, "b", "percent", 2.0),
+        Channel("c", other, "c", "percent", 0.5),
+    ]
     sink, stats = run(channels, 2.0, rate=20.0)  # 40 clock seconds; periods of 25–100 ms real
     for name, period_s in (("a", 1.0), ("b", 2.0), ("c", 0.5)):
         readings = sink.of(name)

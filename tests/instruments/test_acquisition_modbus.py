@@ -19,8 +19,14 @@ from instruments.sim.modbus_sim import ModbusTcpSim
 from instruments.transport.modbus_link import ModbusBus, TcpEndpoint
 
 RATE, T0 = 25.0, 1.8e9
-POLICY = RetryPolicy(timeout_s=0.1, retries=1, backoff_initial_s=0.01, backoff_max_s=0.3,
-                     failures_until_reconnect=2, failures_until_lost=4)
+POLICY = RetryPolicy(
+    timeout_s=0.1,
+    retries=1,
+    backoff_initial_s=0.01,
+    backoff_max_s=0.3,
+    failures_until_reconnect=2,
+    failures_until_lost=4,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -35,15 +41,19 @@ def test_dead_device_on_one_bus_does_not_slow_another_bus() -> None:
     plan = FaultPlan([Fault("dropout", "dead", at_s=0.0, duration_s=1e9)])
     received: list[Reading] = []
     now_s = lambda: clock.now_s() - T0  # noqa: E731
-    with ModbusTcpSim(SimModbusBus([visiferm_do_sim("good", 1, lambda t: 80.0)], plan, now_s)) as good_sim, \
-            ModbusTcpSim(SimModbusBus([visiferm_do_sim("dead", 1, lambda t: 80.0)], plan, now_s)) as dead_sim, \
-            ModbusBus(TcpEndpoint("127.0.0.1", good_sim.port), POLICY) as good_bus, \
-            ModbusBus(TcpEndpoint("127.0.0.1", dead_sim.port), POLICY) as dead_bus:
+    with (
+        ModbusTcpSim(SimModbusBus([visiferm_do_sim("good", 1, lambda t: 80.0)], plan, now_s)) as good_sim,
+        ModbusTcpSim(SimModbusBus([visiferm_do_sim("dead", 1, lambda t: 80.0)], plan, now_s)) as dead_sim,
+        ModbusBus(TcpEndpoint("127.0.0.1", good_sim.port), POLICY) as good_bus,
+        ModbusBus(TcpEndpoint("127.0.0.1", dead_sim.port), POLICY) as dead_bus,
+    ):
         good = VisiFermDO("good", good_bus.device(1, "good"))
         dead = VisiFermDO("dead", dead_bus.device(1, "dead"))
-        channels = [Channel("good/o2", good, "oxygen_air_saturation", "percent", 2.0, (0.0, 200.0)),
-                    Channel("good/temp", good, "temperature", "degC", 2.0, (20.0, 45.0)),
-                    Channel("dead/o2", dead, "oxygen_air_saturation", "percent", 2.0, (0.0, 200.0))]
+        channels = [
+            Channel("good/o2", good, "oxygen_air_saturation", "percent", 2.0, (0.0, 200.0)),
+            Channel("good/temp", good, "temperature", "degC", 2.0, (20.0, 45.0)),
+            Channel("dead/o2", dead, "oxygen_air_saturation", "percent", 2.0, (0.0, 200.0)),
+        ]
         with Poller(channels, received.extend, clock, batch_interval_s=0.2, start_utc_s=T0) as poller:
             time.sleep(2.0)  # 50 clock seconds: 25 slots of 80 ms real
         stats = poller.stats()
@@ -61,8 +71,10 @@ def test_sensors_sharing_a_bus_share_one_worker() -> None:
     received: list[Reading] = []
     sims = [visiferm_do_sim(f"do{i}", i, lambda t: 50.0) for i in (1, 2, 3)]
     with ModbusTcpSim(SimModbusBus(sims)) as sim, ModbusBus(TcpEndpoint("127.0.0.1", sim.port), POLICY) as bus:
-        channels = [Channel(f"do{i}", VisiFermDO(f"do{i}", bus.device(i, f"do{i}")), "oxygen_air_saturation",
-                            "percent", 1.0) for i in (1, 2, 3)]
+        channels = [
+            Channel(f"do{i}", VisiFermDO(f"do{i}", bus.device(i, f"do{i}")), "oxygen_air_saturation", "percent", 1.0)
+            for i in (1, 2, 3)
+        ]
         with Poller(channels, received.extend, clock) as poller:
             time.sleep(0.3)
         stats = poller.stats()

@@ -17,10 +17,12 @@ KNOWN = {
     "S-002": KnownSample("S-002", "liver-A", datetime(2024, 5, 2, 16, 30, tzinfo=timezone.utc)),
     "S-003": KnownSample("S-003", "liver-B"),
 }
-GOOD = (HEADER
-        + "S-001,liver-A,2024-05-02T14:30:20,midazolam,12.5,ng/mL,\n"
-        + "S-002,liver-A,2024-05-02T16:30:00Z,midazolam,,ng/mL,BLQ\n"
-        + "S-003,liver-B,2024-05-02T18:00:00,1-OH-midazolam,0.8,nmol/L,false\n")
+GOOD = (
+    HEADER
+    + "S-001,liver-A,2024-05-02T14:30:20,midazolam,12.5,ng/mL,\n"
+    + "S-002,liver-A,2024-05-02T16:30:00Z,midazolam,,ng/mL,BLQ\n"
+    + "S-003,liver-B,2024-05-02T18:00:00,1-OH-midazolam,0.8,nmol/L,false\n"
+)
 
 
 def drop(folder: Path, name: str, text: str) -> Path:
@@ -40,7 +42,10 @@ def test_valid_file_is_delivered_moved_to_done_and_ledgered(inbox: AssayInbox) -
     [outcome] = inbox.poll(delivered.extend)
     assert outcome.accepted and outcome.moved_to == inbox.done / "lcms_run7.csv"
     assert [(r.sample_id, r.value, r.unit, r.below_lloq, r.row) for r in delivered] == [
-        ("S-001", 12.5, "ng/mL", False, 2), ("S-002", None, "ng/mL", True, 3), ("S-003", 0.8, "nmol/L", False, 4)]
+        ("S-001", 12.5, "ng/mL", False, 2),
+        ("S-002", None, "ng/mL", True, 3),
+        ("S-003", 0.8, "nmol/L", False, 4),
+    ]
     assert not (inbox.folder / "lcms_run7.csv").exists()
     ledger = json.loads((inbox.folder / ".imported.json").read_text())
     assert [entry["file"] for entry in ledger.values()] == ["lcms_run7.csv"]
@@ -58,23 +63,31 @@ def test_same_content_under_another_name_is_never_imported_twice(inbox: AssayInb
 
 
 def test_bad_rows_reject_the_whole_file_with_row_precise_reasons(inbox: AssayInbox) -> None:
-    bad = (HEADER
-           + "S-001,liver-A,2024-05-02T14:30:00,midazolam,12.5,ng/mL,\n"     # row 2 fine
-           + "S-999,liver-A,2024-05-02T14:30:00,midazolam,1,ng/mL,\n"        # row 3 unknown sample
-           + "S-002,liver-B,2024-05-02T16:30:00,midazolam,1,ng/mL,\n"        # row 4 wrong chip
-           + "S-001,liver-A,2024-05-02T14:30:00,midazolam,1,nanogramz/mL,\n"  # row 5 unit
-           + "S-001,liver-A,2024-05-02T19:30:00,other,1,ng/mL,\n"            # row 6 time mismatch
-           + "S-003,liver-B,yesterday,midazolam,1,ng/mL,\n"                  # row 7 time format
-           + "S-003,liver-B,2024-05-02T18:00:00,midazolam,,ng/mL,no\n"       # row 8 blank value
-           + "S-003,liver-B,2024-05-02T18:00:00,x,1,ng/mL,maybe\n")          # row 9 flag
+    bad = (
+        HEADER
+        + "S-001,liver-A,2024-05-02T14:30:00,midazolam,12.5,ng/mL,\n"  # row 2 fine
+        + "S-999,liver-A,2024-05-02T14:30:00,midazolam,1,ng/mL,\n"  # row 3 unknown sample
+        + "S-002,liver-B,2024-05-02T16:30:00,midazolam,1,ng/mL,\n"  # row 4 wrong chip
+        + "S-001,liver-A,2024-05-02T14:30:00,midazolam,1,nanogramz/mL,\n"  # row 5 unit
+        + "S-001,liver-A,2024-05-02T19:30:00,other,1,ng/mL,\n"  # row 6 time mismatch
+        + "S-003,liver-B,yesterday,midazolam,1,ng/mL,\n"  # row 7 time format
+        + "S-003,liver-B,2024-05-02T18:00:00,midazolam,,ng/mL,no\n"  # row 8 blank value
+        + "S-003,liver-B,2024-05-02T18:00:00,x,1,ng/mL,maybe\n"
+    )  # row 9 flag
     drop(inbox.folder, "plate.csv", bad)
     delivered: list = []
     [outcome] = inbox.poll(delivered.extend)
     assert not outcome.accepted and delivered == []
     reason = (inbox.rejected / "plate.csv.reason.txt").read_text()
-    for expected in ["row 3: sample id 'S-999' is not a known sample", "row 4: sample 'S-002' was taken from chip",
-                     "row 5: unit 'nanogramz/mL'", "row 6: sample 'S-001' was taken at", "row 7: time 'yesterday'",
-                     "row 8: value is blank", "row 9: lloq flag 'maybe'"]:
+    for expected in [
+        "row 3: sample id 'S-999' is not a known sample",
+        "row 4: sample 'S-002' was taken from chip",
+        "row 5: unit 'nanogramz/mL'",
+        "row 6: sample 'S-001' was taken at",
+        "row 7: time 'yesterday'",
+        "row 8: value is blank",
+        "row 9: lloq flag 'maybe'",
+    ]:
         assert expected in reason
     assert "row 2" not in reason
     assert (inbox.rejected / "plate.csv").exists() and not (inbox.folder / ".imported.json").exists()

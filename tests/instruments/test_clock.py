@@ -25,7 +25,9 @@ def test_accelerated_clock_runs_rate_times_faster():
     # bracketed by the wall time measured inside and outside the two readings, so a loaded
     # machine that oversleeps cannot fail it; only a wrong rate can
     rounding_s = 0.01  # time.time() near 1.8e9 s has float64 steps of ~2.4e-7 s, times the rate 3600
-    assert 3600 * (wall_inner_end - wall_inner) - rounding_s <= elapsed_s <= 3600 * (wall_after - wall_before) + rounding_s
+    assert (
+        3600 * (wall_inner_end - wall_inner) - rounding_s <= elapsed_s <= 3600 * (wall_after - wall_before) + rounding_s
+    )
     assert elapsed_s >= 3600 * 0.05 * 0.99
 
 
@@ -42,11 +44,20 @@ def test_sleep_and_wait_take_clock_time():
 
 def test_another_process_reads_the_same_time():
     clock = AcceleratedClock.starting_now(rate=100.0, start_utc_s=1.8e9)
-    code = ("import json,sys; from instruments.clock import clock_from_dict; "
-            "print(clock_from_dict(json.loads(sys.argv[1])).now_s())")
+    code = (
+        "import json,sys; from instruments.clock import clock_from_dict; "
+        "print(clock_from_dict(json.loads(sys.argv[1])).now_s())"
+    )
     before = clock.now_s()
-    other = float(subprocess.run([sys.executable, "-c", code, json.dumps(clock.to_dict())],
-                                 capture_output=True, text=True, timeout=60, check=True).stdout)
+    other = float(
+        subprocess.run(
+            [sys.executable, "-c", code, json.dumps(clock.to_dict())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    )
     after = clock.now_s()
     assert before <= other <= after
 

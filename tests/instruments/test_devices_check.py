@@ -35,8 +35,9 @@ def test_check_against_the_simulated_rig_is_all_ok_and_reports_readings(tmp_path
     endpoints = tmp_path / "endpoints.json"
     with SimulatedRig(load_rig(RIG), clock=AcceleratedClock.starting_now(3600)) as sim:
         endpoints.write_text(json.dumps(sim.endpoints_document()))
-        result = CliRunner().invoke(app(), ["devices", "check", "--rig", str(RIG), "--endpoints", str(endpoints),
-                                            "--json"])
+        result = CliRunner().invoke(
+            app(), ["devices", "check", "--rig", str(RIG), "--endpoints", str(endpoints), "--json"]
+        )
         table = CliRunner().invoke(app(), ["devices", "check", "--rig", str(RIG), "--endpoints", str(endpoints)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -55,8 +56,10 @@ def test_a_missing_device_fails_the_check_alone(tmp_path: Path) -> None:
         document = sim.endpoints_document()
         document["instruments"]["pump3"]["port"] = str(tmp_path / "no-such-tty")
         endpoints.write_text(json.dumps(document))
-        result = CliRunner().invoke(app(), ["devices", "check", "--rig", str(RIG), "--endpoints", str(endpoints),
-                                            "--json", "--timeout-s", "0.2"])
+        result = CliRunner().invoke(
+            app(),
+            ["devices", "check", "--rig", str(RIG), "--endpoints", str(endpoints), "--json", "--timeout-s", "0.2"],
+        )
     assert result.exit_code == 1, result.output
     report = json.loads(result.output)
     failed = [d for d in report["devices"] if not d["ok"]]
@@ -84,14 +87,35 @@ def wait_for(path: Path, process: subprocess.Popen, timeout_s: float = 20.0) -> 
 @pytest.mark.timeout(60)
 def test_sim_rig_and_devices_check_as_real_subprocesses(tmp_path: Path) -> None:
     endpoints = tmp_path / "endpoints.json"
-    sim_rig = subprocess.Popen([str(CHIPTWIN), "sim-rig", "--rig", str(RIG), "--scenario", str(SCENARIO),
-                                "--endpoints-file", str(endpoints), "--clock-rate", "600", "--duration-s", "60"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sim_rig = subprocess.Popen(
+        [
+            str(CHIPTWIN),
+            "sim-rig",
+            "--rig",
+            str(RIG),
+            "--scenario",
+            str(SCENARIO),
+            "--endpoints-file",
+            str(endpoints),
+            "--clock-rate",
+            "600",
+            "--duration-s",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         document = wait_for(endpoints, sim_rig)
         assert document["pid"] == sim_rig.pid and document["clock"]["rate"] == 600.0
-        check = subprocess.run([str(CHIPTWIN), "devices", "check", "--rig", str(RIG), "--endpoints", str(endpoints),
-                                "--json"], capture_output=True, text=True, timeout=30, check=False)
+        check = subprocess.run(
+            [str(CHIPTWIN), "devices", "check", "--rig", str(RIG), "--endpoints", str(endpoints), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         assert check.returncode == 0, check.stdout + check.stderr
         assert all(device["ok"] for device in json.loads(check.stdout)["devices"])
         sim_rig.send_signal(signal.SIGTERM)

@@ -27,8 +27,7 @@ from instruments.transport.modbus_link import ModbusBus, RtuLine, TcpEndpoint
 POLICY = RetryPolicy(timeout_s=0.2, retries=0, backoff_initial_s=0.01, backoff_max_s=0.3)
 
 # the manual's example block: unit 0x04 (°C), 24.358, status 0, −20, 130 — low word first
-MANUAL_EXAMPLE_LOW_WORD_FIRST = [0x0004, 0x0000, 0xDD2F, 0x41C2, 0x0000, 0x0000,
-                                 0x0000, 0xC1A0, 0x0000, 0x4302]
+MANUAL_EXAMPLE_LOW_WORD_FIRST = [0x0004, 0x0000, 0xDD2F, 0x41C2, 0x0000, 0x0000, 0x0000, 0xC1A0, 0x0000, 0x4302]
 
 
 @pytest.fixture(autouse=True)
@@ -56,14 +55,20 @@ def test_same_block_high_word_first_and_misconfigured_order_is_detected() -> Non
 def test_status_bits_become_named_flags() -> None:
     assert status_flags(0) == []
     assert status_flags(0x01 | 0x08) == ["temperature_out_of_measuring_range", "warning"]
-    assert status_flags(0x1F) == ["temperature_out_of_measuring_range", "out_of_operating_range",
-                                  "calibration_status", "warning", "error"]
+    assert status_flags(0x1F) == [
+        "temperature_out_of_measuring_range",
+        "out_of_operating_range",
+        "calibration_status",
+        "warning",
+        "error",
+    ]
 
 
 @pytest.mark.parametrize("word_order", ["low_word_first", "high_word_first"])
 def test_visiferm_over_tcp_reads_value_temperature_and_status(word_order: str) -> None:
-    device = visiferm_do_sim(value_source=lambda t: 42.5, word_order=word_order,
-                             temperature=lambda t: 36.6, status=lambda t: 0x10 | 0x04)
+    device = visiferm_do_sim(
+        value_source=lambda t: 42.5, word_order=word_order, temperature=lambda t: 36.6, status=lambda t: 0x10 | 0x04
+    )
     with ModbusTcpSim(SimModbusBus([device])) as sim, ModbusBus(TcpEndpoint("127.0.0.1", sim.port), POLICY) as bus:
         sensor = VisiFermDO("do", bus.device(1, "do"), word_order=word_order)
         assert isinstance(sensor, Sensor)
@@ -75,8 +80,10 @@ def test_visiferm_over_tcp_reads_value_temperature_and_status(word_order: str) -
 
 
 def test_visiferm_mg_per_l_and_ph_arc_share_one_rtu_line_with_function_4() -> None:
-    devices = [visiferm_do_sim(unit_id=1, value_source=lambda t: 7.25, unit="mg/L"),
-               ph_arc_sim(unit_id=2, value_source=lambda t: 7.0)]
+    devices = [
+        visiferm_do_sim(unit_id=1, value_source=lambda t: 7.25, unit="mg/L"),
+        ph_arc_sim(unit_id=2, value_source=lambda t: 7.0),
+    ]
     with ModbusRtuSim(SimModbusBus(devices)) as sim, ModbusBus(RtuLine(sim.port), POLICY) as bus:
         do = VisiFermDO("do", bus.device(1, "do"), function=4)
         ph = PhArc("ph", bus.device(2, "ph"))
@@ -87,8 +94,10 @@ def test_visiferm_mg_per_l_and_ph_arc_share_one_rtu_line_with_function_4() -> No
 
 
 def test_partial_block_read_gets_the_devices_exception_reply() -> None:
-    with ModbusTcpSim(SimModbusBus([visiferm_do_sim()])) as sim, \
-            ModbusBus(TcpEndpoint("127.0.0.1", sim.port), POLICY) as bus:
+    with (
+        ModbusTcpSim(SimModbusBus([visiferm_do_sim()])) as sim,
+        ModbusBus(TcpEndpoint("127.0.0.1", sim.port), POLICY) as bus,
+    ):
         link = bus.device(1, "do")
         with pytest.raises(DeviceRejected) as refused:
             link.read_registers(PRIMARY_BLOCK_ADDRESS, 4)
@@ -97,8 +106,10 @@ def test_partial_block_read_gets_the_devices_exception_reply() -> None:
 
 
 def test_driver_configured_with_the_wrong_word_order_fails_loudly() -> None:
-    with ModbusTcpSim(SimModbusBus([visiferm_do_sim(word_order="low_word_first")])) as sim, \
-            ModbusBus(TcpEndpoint("127.0.0.1", sim.port), POLICY) as bus:
+    with (
+        ModbusTcpSim(SimModbusBus([visiferm_do_sim(word_order="low_word_first")])) as sim,
+        ModbusBus(TcpEndpoint("127.0.0.1", sim.port), POLICY) as bus,
+    ):
         sensor = VisiFermDO("do", bus.device(1, "do"), word_order="high_word_first")
         with pytest.raises(WireProtocolError, match="word_order"):
             sensor.read()

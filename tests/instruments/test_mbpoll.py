@@ -25,8 +25,10 @@ from instruments.transport.modbus_link import ModbusBus, RtuLine, TcpEndpoint
 
 MBPOLL = shutil.which("mbpoll")
 pytestmark = pytest.mark.skipif(
-    MBPOLL is None, reason="!!! mbpoll is not installed (apt-get install mbpoll; scripts/system-deps.sh); "
-                           "third-party Modbus agreement tests SKIPPED !!!")
+    MBPOLL is None,
+    reason="!!! mbpoll is not installed (apt-get install mbpoll; scripts/system-deps.sh); "
+    "third-party Modbus agreement tests SKIPPED !!!",
+)
 POLICY = RetryPolicy(timeout_s=0.5, retries=1)
 O2_PERCENT_AIR_SAT = 87.3125  # exactly representable in float32
 

@@ -19,8 +19,14 @@ from instruments.transport.modbus_link import ModbusBus, RtuLine, TcpEndpoint
 # 0.25 s, not a real sensor's 0.1 s: the simulated slave is a thread of this process, and on a loaded
 # 2-core CI machine it was seen answering later than 0.1 s twice in a row (a timeout, then its late
 # reply read as the retry's); the property is that a dead neighbour does not silence a live unit
-POLICY = RetryPolicy(timeout_s=0.25, retries=1, backoff_initial_s=0.01, backoff_max_s=0.4,
-                     failures_until_reconnect=2, failures_until_lost=4)
+POLICY = RetryPolicy(
+    timeout_s=0.25,
+    retries=1,
+    backoff_initial_s=0.01,
+    backoff_max_s=0.4,
+    failures_until_reconnect=2,
+    failures_until_lost=4,
+)
 GOOD_PERIOD_S = 0.2  # 5 Hz, faster than a real DO/pH sensor updates
 WINDOW_S = 2.0
 
@@ -55,8 +61,10 @@ def test_dead_sensor_does_not_silence_its_neighbour(transport: str) -> None:
             good_log: list = []
             dead_log: list = []
             stop = threading.Event()
-            pollers = [threading.Thread(target=_poll, args=(good, stop, GOOD_PERIOD_S, good_log)),
-                       threading.Thread(target=_poll, args=(dead, stop, 0.0, dead_log))]
+            pollers = [
+                threading.Thread(target=_poll, args=(good, stop, GOOD_PERIOD_S, good_log)),
+                threading.Thread(target=_poll, args=(dead, stop, 0.0, dead_log)),
+            ]
             for thread in pollers:
                 thread.start()
             time.sleep(WINDOW_S)

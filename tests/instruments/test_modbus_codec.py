@@ -23,10 +23,15 @@ def test_float32_word_orders_are_mirror_images() -> None:
     assert decode([0xDD2F, 0x41C2], "float32", "high_word_first") != pytest.approx(24.358, rel=1e-3)
 
 
-@pytest.mark.parametrize("type_name, value, high_first", [
-    ("uint16", 65535, [0xFFFF]), ("int16", -2, [0xFFFE]),
-    ("uint32", 0x00010002, [0x0001, 0x0002]), ("int32", -1, [0xFFFF, 0xFFFF]),
-])
+@pytest.mark.parametrize(
+    "type_name, value, high_first",
+    [
+        ("uint16", 65535, [0xFFFF]),
+        ("int16", -2, [0xFFFE]),
+        ("uint32", 0x00010002, [0x0001, 0x0002]),
+        ("int32", -1, [0xFFFF, 0xFFFF]),
+    ],
+)
 def test_integer_types_round_trip_in_both_orders(type_name: str, value: int, high_first: list[int]) -> None:
     assert encode(value, type_name, "high_word_first") == high_first
     low_first = encode(value, type_name, "low_word_first")

@@ -49,7 +49,7 @@ def rig(transport: str, plan: FaultPlan, clock: ManualClock, policy: RetryPolicy
 EXPECTED: dict[str, type[InstrumentError]] = {
     "timeout": DeviceTimeout,
     "modbus_exception": DeviceRejected,
-    "word_order": WireProtocolError,   # detected by the driver: unit code decodes to nonsense
+    "word_order": WireProtocolError,  # detected by the driver: unit code decodes to nonsense
     "garbled": WireProtocolError,
     "crc_error": WireProtocolError,
     "truncated": WireProtocolError,
@@ -103,9 +103,12 @@ def test_bounded_retry_hides_a_single_garbled_reply(transport: str) -> None:
 
 def test_rtu_byte_timing_is_enforced_at_the_configured_baud_rate() -> None:
     import time
+
     sim_bus = SimModbusBus([visiferm_do_sim()])
-    with ModbusRtuSim(sim_bus, baudrate=9600, parity="N", stopbits=2, enforce_timing=True) as sim, \
-            ModbusBus(RtuLine(sim.port, baudrate=9600), NO_RETRY) as bus:
+    with (
+        ModbusRtuSim(sim_bus, baudrate=9600, parity="N", stopbits=2, enforce_timing=True) as sim,
+        ModbusBus(RtuLine(sim.port, baudrate=9600), NO_RETRY) as bus,
+    ):
         link = bus.device(1, "visiferm")
         link.read_registers(2089, 10)
         started = time.monotonic()

@@ -32,8 +32,7 @@ def test_is_a_pump() -> None:
 
 
 def test_identity_and_diameter() -> None:
-    with expected_protocol(pump(None), [(b"00VER\r", b"\x0200SNE1000V3.928\x03"),
-                                        (b"00DIA26.59\r", OK)]) as p:
+    with expected_protocol(pump(None), [(b"00VER\r", b"\x0200SNE1000V3.928\x03"), (b"00DIA26.59\r", OK)]) as p:
         assert p.identity() == "NE1000V3.928"
         p.set_diameter(26.59)
         assert p.diameter_mm == 26.59
@@ -41,8 +40,8 @@ def test_identity_and_diameter() -> None:
 
 def test_rate_uses_the_unit_with_most_resolution() -> None:
     with expected_protocol(pump(), [(b"00RAT1500UH\r", OK), (b"00RAT1500MH\r", OK)]) as p:
-        p.set_rate(Q_(1.5, "mL/h"))        # 25 µL/min = 1500 µL/h
-        p.set_rate(Q_(25, "mL/min"))        # 1500 mL/h beats 25.00 mL/min
+        p.set_rate(Q_(1.5, "mL/h"))  # 25 µL/min = 1500 µL/h
+        p.set_rate(Q_(25, "mL/min"))  # 1500 mL/h beats 25.00 mL/min
 
 
 def test_dispense_small_syringe_counts_in_microlitres() -> None:
@@ -59,8 +58,13 @@ def test_dispense_large_syringe_counts_in_millilitres() -> None:
 
 
 def test_address_status_and_dispensed() -> None:
-    exchanges = [(b"07\r", b"\x0207I\x03"), (b"07DIS\r", b"\x0207SI1.250W0.100ML\x03"),
-                 (b"07CLDINF\r", b"\x0207S\x03"), (b"07STP\r", b"\x0207S\x03"), (b"07DIRREV\r", b"\x0207S\x03")]
+    exchanges = [
+        (b"07\r", b"\x0207I\x03"),
+        (b"07DIS\r", b"\x0207SI1.250W0.100ML\x03"),
+        (b"07CLDINF\r", b"\x0207S\x03"),
+        (b"07STP\r", b"\x0207S\x03"),
+        (b"07DIRREV\r", b"\x0207S\x03"),
+    ]
     with expected_protocol(pump(address=7), exchanges) as p:
         assert p.is_running()
         volumes = p.dispensed_volumes()
@@ -70,9 +74,16 @@ def test_address_status_and_dispensed() -> None:
         p.set_direction("rev")
 
 
-@pytest.mark.parametrize("reply, code", [(b"\x0200S?\x03", "?"), (b"\x0200S?NA\x03", "?NA"),
-                                         (b"\x0200I?OOR\x03", "?OOR"), (b"\x0200S?COM\x03", "?COM"),
-                                         (b"\x0200S?IGN\x03", "?IGN")])
+@pytest.mark.parametrize(
+    "reply, code",
+    [
+        (b"\x0200S?\x03", "?"),
+        (b"\x0200S?NA\x03", "?NA"),
+        (b"\x0200I?OOR\x03", "?OOR"),
+        (b"\x0200S?COM\x03", "?COM"),
+        (b"\x0200S?IGN\x03", "?IGN"),
+    ],
+)
 def test_error_replies_are_rejections_with_code(reply: bytes, code: str) -> None:
     with expected_protocol(pump(), [(b"00RUN\r", reply)]) as p:
         with pytest.raises(DeviceRejected) as caught:
@@ -88,8 +99,9 @@ def test_alarms(alarm: str) -> None:
         assert caught.value.code == alarm
 
 
-@pytest.mark.parametrize("reply", [b"\x0201S\x03", b"\x02xxS\x03", b"\x0200Q\x03", b"\x0200S?XYZ\x03",
-                                   b"\x0200SI1.2W\x03"])
+@pytest.mark.parametrize(
+    "reply", [b"\x0201S\x03", b"\x02xxS\x03", b"\x0200Q\x03", b"\x0200S?XYZ\x03", b"\x0200SI1.2W\x03"]
+)
 def test_unparseable_replies_are_protocol_errors(reply: bytes) -> None:
     with expected_protocol(pump(), [(b"00DIS\r", reply)]) as p:
         with pytest.raises(WireProtocolError):
@@ -110,17 +122,20 @@ def test_safe_mode_bad_crc_is_protocol_error() -> None:
             p.start()
 
 
-@pytest.mark.parametrize("call", [
-    lambda p: p.set_rate(Q_(60, "uL/min")),             # above the chip's 50 µL/min
-    lambda p: p.set_rate(Q_(100, "mL/min")),            # above the pump's limit for 4.699 mm
-    lambda p: p.set_rate(Q_(1e-6, "uL/min")),           # below the pump's limit
-    lambda p: p.set_rate(Q_(5, "uL")),                  # not a rate
-    lambda p: p.dispense(Q_(3, "mL"), Q_(10, "uL/min")),  # above the chip's 2 mL
-    lambda p: p.dispense(Q_(10, "uL"), Q_(1, "mL/min")),  # rate too high for the chip, volume fine
-    lambda p: p.set_volume(Q_(20, "mL")),               # 20000 µL: not four digits
-    lambda p: p.set_diameter(60.0),
-    lambda p: p.enable_safe_mode(0),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.set_rate(Q_(60, "uL/min")),  # above the chip's 50 µL/min
+        lambda p: p.set_rate(Q_(100, "mL/min")),  # above the pump's limit for 4.699 mm
+        lambda p: p.set_rate(Q_(1e-6, "uL/min")),  # below the pump's limit
+        lambda p: p.set_rate(Q_(5, "uL")),  # not a rate
+        lambda p: p.dispense(Q_(3, "mL"), Q_(10, "uL/min")),  # above the chip's 2 mL
+        lambda p: p.dispense(Q_(10, "uL"), Q_(1, "mL/min")),  # rate too high for the chip, volume fine
+        lambda p: p.set_volume(Q_(20, "mL")),  # 20000 µL: not four digits
+        lambda p: p.set_diameter(60.0),
+        lambda p: p.enable_safe_mode(0),
+    ],
+)
 def test_setpoints_out_of_range_send_nothing(call) -> None:
     limits = ChipLimits(max_rate=Q_(50, "uL/min"), max_volume=Q_(2, "mL"))
     transport = ScriptedTransport([])
@@ -139,6 +154,12 @@ def test_configuration_errors() -> None:
 
 
 def test_number_format_has_four_digits() -> None:
-    assert [proto.format_number(v) for v in (26.59, 1.5, 1000, 0.1, 123.45, 9999)] == \
-        ["26.59", "1.500", "1000", "0.100", "123.5", "9999"]
+    assert [proto.format_number(v) for v in (26.59, 1.5, 1000, 0.1, 123.45, 9999)] == [
+        "26.59",
+        "1.500",
+        "1000",
+        "0.100",
+        "123.5",
+        "9999",
+    ]
     assert proto.format_number(10000) is None and proto.format_number(0.0004) is None

@@ -53,8 +53,7 @@ def sim(plan: FaultPlan, clock: ManualClock, doses: list):
 
 @pytest.fixture
 def link(sim: NE1000Sim):
-    link = SerialLink("pump1", lambda: sim.path, StxEtxFraming(), settings=SerialSettings(baudrate=19200),
-                      policy=FAST)
+    link = SerialLink("pump1", lambda: sim.path, StxEtxFraming(), settings=SerialSettings(baudrate=19200), policy=FAST)
     yield link
     link.close()
 
@@ -73,29 +72,30 @@ def advance(sim: NE1000Sim, clock: ManualClock, seconds: float) -> None:
     time.sleep(0.05)
 
 
-def test_dispense_accumulates_with_simulated_time(pump: NE1000, sim: NE1000Sim, clock: ManualClock,
-                                                 doses: list) -> None:
+def test_dispense_accumulates_with_simulated_time(
+    pump: NE1000, sim: NE1000Sim, clock: ManualClock, doses: list
+) -> None:
     pump.dispense(Q_(50, "uL"), Q_(10, "uL/min"))
     assert pump.is_running()
     advance(sim, clock, 60.0)
     assert pump.dispensed().m_as("uL") == pytest.approx(10, rel=1e-3)
-    advance(sim, clock, 600.0)                    # target reached: the pump stops at 50 µL
+    advance(sim, clock, 600.0)  # target reached: the pump stops at 50 µL
     assert not pump.is_running() and pump.status() == "S"
     assert pump.dispensed() == Q_(50, "uL")
     assert sum(ml for ml, _ in doses) == pytest.approx(0.050)
-    assert doses[0][1] == pytest.approx(0.010)   # mL/min
+    assert doses[0][1] == pytest.approx(0.010)  # mL/min
     pump.clear_dispensed()
     assert pump.dispensed() == Q_(0, "uL")
 
 
 def test_rate_change_while_pumping_keeps_units(pump: NE1000, sim: NE1000Sim) -> None:
     pump.set_volume(Q_(0, "uL"))
-    pump.set_rate(Q_(10, "uL/min"))               # 600.0 µL/h
+    pump.set_rate(Q_(10, "uL/min"))  # 600.0 µL/h
     pump.start()
-    pump.set_rate(Q_(100, "uL/min"))              # 6000 µL/h, same units: accepted while pumping
+    pump.set_rate(Q_(100, "uL/min"))  # 6000 µL/h, same units: accepted while pumping
     assert sim.state.rate == 6000 and sim.state.rate_units == "UH"
     with pytest.raises(DeviceRejected) as caught:
-        pump.command("RAT", "0.500MM")            # unit change while pumping
+        pump.command("RAT", "0.500MM")  # unit change while pumping
     assert caught.value.code == "?NA"
 
 
@@ -111,7 +111,8 @@ def test_direction_change_while_pumping_only_with_volume_zero(pump: NE1000, sim:
 
 
 def test_power_loss_alarm_keeps_settings_but_not_a_rate_changed_while_pumping(
-        pump: NE1000, sim: NE1000Sim, plan: FaultPlan) -> None:
+    pump: NE1000, sim: NE1000Sim, plan: FaultPlan
+) -> None:
     pump.set_rate(Q_(10, "uL/min"))
     pump.start()
     pump.set_rate(Q_(20, "uL/min"))
@@ -119,13 +120,12 @@ def test_power_loss_alarm_keeps_settings_but_not_a_rate_changed_while_pumping(
     with pytest.raises(DeviceAlarm) as caught:
         pump.status()
     assert caught.value.code == "R" and plan.fired("pump_alarm")
-    assert pump.status() == "S"                   # acknowledged; pumping stopped
+    assert pump.status() == "S"  # acknowledged; pumping stopped
     assert pump.command("RAT").data == "600.0UH" and pump.diameter_mm == 4.699
     assert pump.command("DIA").data == "4.699"
 
 
-def test_stall_alarm_refuses_the_command_then_is_acknowledged(pump: NE1000, sim: NE1000Sim,
-                                                             plan: FaultPlan) -> None:
+def test_stall_alarm_refuses_the_command_then_is_acknowledged(pump: NE1000, sim: NE1000Sim, plan: FaultPlan) -> None:
     pump.set_rate(Q_(10, "uL/min"))
     pump.start()
     plan.add(Fault("pump_alarm", "pump1", at_s=0.0, params={"alarm": "S"}))
@@ -155,7 +155,7 @@ def test_crc_error_every_time_gives_protocol_error(pump: NE1000, plan: FaultPlan
     plan.add(Fault("crc_error", "pump1", at_s=clock.t_s, duration_s=5.0))
     with pytest.raises(WireProtocolError, match="CRC"):
         pump.identity()
-    assert len(plan.fired("crc_error")) == 3      # 1 + 2 retries
+    assert len(plan.fired("crc_error")) == 3  # 1 + 2 retries
 
 
 def test_safe_mode_host_silence_raises_alarm_t(pump: NE1000, sim: NE1000Sim, clock: ManualClock) -> None:

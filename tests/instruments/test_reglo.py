@@ -34,10 +34,22 @@ def test_flow_number_format() -> None:
 
 
 def test_commands_byte_exact() -> None:
-    exchanges = [(b"1B\r", b"*"), (b"1J\r", b"*"), (b"1L\r", b"*"), (b"1S009876\r", b"*"),
-                 (b"1M\r", b"*"), (b"1f1000E-1\r", b"*"), (b"1H\r", b"*"), (b"1E\r", b"+"),
-                 (b"1:\r", b"4.983 ml\r\n"), (b"1W\r", b"*"), (b"1I\r", b"*"), (b"1E\r", b"-"),
-                 (b"1f\r", b"1000E-1\r\n"), (b"1#\r", b"REGLO ICC 0208 306\r\n")]
+    exchanges = [
+        (b"1B\r", b"*"),
+        (b"1J\r", b"*"),
+        (b"1L\r", b"*"),
+        (b"1S009876\r", b"*"),
+        (b"1M\r", b"*"),
+        (b"1f1000E-1\r", b"*"),
+        (b"1H\r", b"*"),
+        (b"1E\r", b"+"),
+        (b"1:\r", b"4.983 ml\r\n"),
+        (b"1W\r", b"*"),
+        (b"1I\r", b"*"),
+        (b"1E\r", b"-"),
+        (b"1f\r", b"1000E-1\r\n"),
+        (b"1#\r", b"REGLO ICC 0208 306\r\n"),
+    ]
     with expected_protocol(reglo(), exchanges) as pump:
         pump.set_remote(True)
         pump.set_direction(clockwise=True)
@@ -73,13 +85,16 @@ def test_unexpected_ack_is_protocol_error(reply: bytes) -> None:
             pump.stop()
 
 
-@pytest.mark.parametrize("call", [
-    lambda p: p.set_rate(Q_(50, "mL/min")),         # above the tubing's 35 mL/min
-    lambda p: p.set_rate(Q_(2, "mL/min")),          # above the chip's 1 mL/min
-    lambda p: p.set_rate(Q_(1, "mL")),              # not a rate
-    lambda p: p.set_speed_rpm(150.0),
-    lambda p: p.dispense(Q_(10, "mL"), Q_(0.5, "mL/min")),  # above the chip's 5 mL
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.set_rate(Q_(50, "mL/min")),  # above the tubing's 35 mL/min
+        lambda p: p.set_rate(Q_(2, "mL/min")),  # above the chip's 1 mL/min
+        lambda p: p.set_rate(Q_(1, "mL")),  # not a rate
+        lambda p: p.set_speed_rpm(150.0),
+        lambda p: p.dispense(Q_(10, "mL"), Q_(0.5, "mL/min")),  # above the chip's 5 mL
+    ],
+)
 def test_setpoints_out_of_range_send_nothing(call) -> None:
     transport = ScriptedTransport([])
     with pytest.raises(SetpointOutOfRange):

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_RIG = REPO / "examples" / "rigs" / "liver4.toml"
 EXAMPLE_SCENARIO = REPO / "examples" / "scenarios" / "liver4_truth.toml"
 
-BASE = '''\
+BASE = """\
 [rig]
 name = "bench"
 
@@ -75,7 +75,7 @@ poll_period_s = 300
 
 [safe_state]
 pump1 = "stop"
-'''
+"""
 
 
 def mistake(old: str, new: str) -> tuple[str, int]:
@@ -102,28 +102,41 @@ def test_the_base_rig_and_the_example_are_valid() -> None:
     assert rig.chip_limits("pump1").max_rate == Q_(100, "uL/min")  # the chip is tighter than the pump
     assert rig.safe_action("pump1") == "stop" and rig.safe_action("do1") == "none"
     example = load_rig(EXAMPLE_RIG)
-    assert len(example.chips) == 4 and {i.connection.unit_id for i in example.instruments if i.driver == "visiferm_do"} \
-        == {1, 2, 3, 4}
+    assert len(example.chips) == 4 and {
+        i.connection.unit_id for i in example.instruments if i.driver == "visiferm_do"
+    } == {1, 2, 3, 4}
 
 
 CASES = {
-    "unknown driver": ('driver = "visiferm_do"\nconnection = { kind = "tcp", host = "10.0.0.5", port = 502, unit_id = 1 }',
-                       'driver = "visiferm" # <-\nconnection = { kind = "tcp", host = "10.0.0.5", port = 502, unit_id = 1 }',
-                       "unknown driver 'visiferm'"),
-    "duplicate tcp unit id": ('unit_id = 2 }', 'unit_id = 1 } # <-', "same bus and address as 'do1'"),
+    "unknown driver": (
+        'driver = "visiferm_do"\nconnection = { kind = "tcp", host = "10.0.0.5", port = 502, unit_id = 1 }',
+        'driver = "visiferm" # <-\nconnection = { kind = "tcp", host = "10.0.0.5", port = 502, unit_id = 1 }',
+        "unknown driver 'visiferm'",
+    ),
+    "duplicate tcp unit id": ("unit_id = 2 }", "unit_id = 1 } # <-", "same bus and address as 'do1'"),
     "register overlap": ("address = 2\n", "address = 1 # <-\n", "overlaps 'inlet'"),
-    "unit does not convert": ('unit = "percent"\npoll', 'unit = "kPa" # <-\npoll', "cannot hold 'oxygen_air_saturation'"),
+    "unit does not convert": (
+        'unit = "percent"\npoll',
+        'unit = "kPa" # <-\npoll',
+        "cannot hold 'oxygen_air_saturation'",
+    ),
     "missing instrument": ('instrument = "do1"', 'instrument = "do9" # <-', "instrument 'do9', which is not"),
     "missing chip": ('chip = "chip1"\nunit', 'chip = "chip7" # <-\nunit', "chip 'chip7', which is not"),
     "pump feeds a missing chip": ('feeds = ["chip1"]', 'feeds = ["chip2"] # <-', "feeds chip 'chip2'"),
-    "limit beyond the device": ('limits = { max_rate = "200 uL/min" }', 'limits = { max_rate = "80 mL/min" } # <-',
-                                "outside the NE-1000's"),
+    "limit beyond the device": (
+        'limits = { max_rate = "200 uL/min" }',
+        'limits = { max_rate = "80 mL/min" } # <-',
+        "outside the NE-1000's",
+    ),
     "unknown measurement": ('measurement = "oxygen_air_saturation"', 'measurement = "pH" # <-', "does not report 'pH'"),
     "typo in a key": ("v_cell_ml = 0.0034", "v_cel_ml = 0.0034 # <-", "unknown key chips.0.v_cel_ml"),
     "bad value type": ("n_cells_million = 1.0", 'n_cells_million = "many" # <-', "n_cells_million"),
     "sensor in safe state": ('pump1 = "stop"', 'pump1 = "stop"\ndo1 = "stop" # <-', "cannot be stopped"),
-    "bad quantity": ('max_flow = "100 uL/min", max_dose_volume = "0.2 mL" }',
-                     'max_flow = "100 uL", max_dose_volume = "0.2 mL" } # <-', "not a [volume] / [time]"),
+    "bad quantity": (
+        'max_flow = "100 uL/min", max_dose_volume = "0.2 mL" }',
+        'max_flow = "100 uL", max_dose_volume = "0.2 mL" } # <-',
+        "not a [volume] / [time]",
+    ),
     "toml syntax": ('name = "bench"', 'name = "bench # <-', "not valid TOML"),
 }
 
@@ -138,12 +151,13 @@ def test_each_mistake_names_its_line(case: str) -> None:
 
 
 def test_a_duplicated_serial_address_names_the_second_pump() -> None:
-    second = BASE.split("[[instruments]]\nname = \"do1\"")[0].split("[[instruments]]", 1)[1].replace("pump1", "pump2")
+    second = BASE.split('[[instruments]]\nname = "do1"')[0].split("[[instruments]]", 1)[1].replace("pump1", "pump2")
     text = BASE.replace("[safe_state]", "[[instruments]]" + second + "[safe_state]")
     found, message = error_line(text)
     assert "same bus and address as 'pump1'" in message and "/dev/ttyUSB0" in message
-    assert found == text.splitlines().index(
-        'connection = { kind = "serial", port = "/dev/ttyUSB0", address = 0 }', 20) + 1
+    assert (
+        found == text.splitlines().index('connection = { kind = "serial", port = "/dev/ttyUSB0", address = 0 }', 20) + 1
+    )
 
 
 def test_a_missing_required_key_names_its_table() -> None:

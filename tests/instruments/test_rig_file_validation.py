@@ -58,17 +58,29 @@ RIG_MISTAKES = {
     "nan plausible range": ("poll_period_s = 300", "poll_period_s = 300\nplausible = [nan, 100.0]", "plausible"),
     "register address -1": ("address = 0\n", "address = -1\n", "address"),
     "register address beyond 65535": ("address = 0\n", "address = 70000\n", "address"),
-    "nan register scale": ('unit = "kPa"\n\n[[instruments.registers]]',
-                           'unit = "kPa"\nscale = nan\n\n[[instruments.registers]]', "scale"),
-    "zero register scale": ('unit = "kPa"\n\n[[instruments.registers]]',
-                            'unit = "kPa"\nscale = 0.0\n\n[[instruments.registers]]', "scale 0"),
+    "nan register scale": (
+        'unit = "kPa"\n\n[[instruments.registers]]',
+        'unit = "kPa"\nscale = nan\n\n[[instruments.registers]]',
+        "scale",
+    ),
+    "zero register scale": (
+        'unit = "kPa"\n\n[[instruments.registers]]',
+        'unit = "kPa"\nscale = 0.0\n\n[[instruments.registers]]',
+        "scale 0",
+    ),
     "unparseable channel unit": ('unit = "percent"', 'unit = "???"', "unit '???' cannot hold"),
     "empty channel unit": ('unit = "percent"', 'unit = ""', "cannot hold"),
-    "register unit pint chokes on": ('type = "float32"\nunit = "kPa"\n\n[[instruments.registers]]',
-                                     'type = "float32"\nunit = "mL/"\n\n[[instruments.registers]]', "mL/"),
+    "register unit pint chokes on": (
+        'type = "float32"\nunit = "kPa"\n\n[[instruments.registers]]',
+        'type = "float32"\nunit = "mL/"\n\n[[instruments.registers]]',
+        "mL/",
+    ),
     "pump feeds a chip twice": ('feeds = ["chip1"]', 'feeds = ["chip1", "chip1"]', "names 'chip1' twice"),
-    "absurd drug concentration": ("drug_concentration_um = 1000.0", "drug_concentration_um = 1e300",
-                                  "drug_concentration_um"),
+    "absurd drug concentration": (
+        "drug_concentration_um = 1000.0",
+        "drug_concentration_um = 1e300",
+        "drug_concentration_um",
+    ),
     "port is a boolean": ("port = 502, unit_id = 1 }", "port = true, unit_id = 1 }", "not true/false"),
 }
 
@@ -88,8 +100,10 @@ def test_rig_mistakes_are_one_line_with_the_line_to_fix(tmp_path: Path, endpoint
 
 
 def test_two_pumps_feeding_one_chip_is_refused_and_names_both(tmp_path: Path, endpoints: Path) -> None:
-    second = ('[[instruments]]\nname = "pump2"\ndriver = "ne1000"\nfeeds = ["chip1"]\nsyringe_diameter_mm = 4.78\n'
-              'connection = { kind = "serial", port = "/dev/ttyUSB1", address = 0 }\n\n')
+    second = (
+        '[[instruments]]\nname = "pump2"\ndriver = "ne1000"\nfeeds = ["chip1"]\nsyringe_diameter_mm = 4.78\n'
+        'connection = { kind = "serial", port = "/dev/ttyUSB1", address = 0 }\n\n'
+    )
     path = tmp_path / "rig.toml"
     path.write_text(BASE.replace("[safe_state]", second + "[safe_state]"))
     refused(check(path, endpoints), "chip 'chip1' is fed by two pumps: 'pump1' (line 11) and 'pump2'")
@@ -114,21 +128,45 @@ def test_rig_file_level_mistakes(tmp_path: Path, endpoints: Path) -> None:
 
 # -- scenario files --------------------------------------------------------------------------------------
 def sim_rig(scenario: Path, tmp_path: Path):
-    return runner.invoke(app, ["sim-rig", "--rig", str(EXAMPLE_RIG), "--scenario", str(scenario),
-                               "--duration-s", "0", "--endpoints-file", str(tmp_path / "ep.json")])
+    return runner.invoke(
+        app,
+        [
+            "sim-rig",
+            "--rig",
+            str(EXAMPLE_RIG),
+            "--scenario",
+            str(scenario),
+            "--duration-s",
+            "0",
+            "--endpoints-file",
+            str(tmp_path / "ep.json"),
+        ],
+    )
 
 
 SCENARIO_MISTAKES = {
     "infinite noise": ("[sensors.all]\nnoise_sd = inf\n", "line 2", "sensors.all.noise_sd"),
     "nan drift": ("[sensors.do1]\ndrift_per_h = nan\n", "line 2", "sensors.do1.drift_per_h"),
-    "pump alarm code that does not exist": ('[[faults]]\nkind = "pump_alarm"\ndevice = "pump1"\nat_s = 10\n'
-                                            'params = { alarm = "X" }\n', "line 5", "alarm = 'X' is not accepted"),
-    "pump alarm on an oxygen sensor": ('[[faults]]\nkind = "pump_alarm"\ndevice = "do1"\nat_s = 10\n', "line 2",
-                                       "a 'pump_alarm' fault cannot happen on 'do1' (visiferm_do)"),
-    "modbus exception code 99": ('[[faults]]\nkind = "modbus_exception"\ndevice = "do1"\nat_s = 10\n'
-                                 "params = { code = 99 }\n", "line 5", "code = 99"),
-    "unknown fault parameter": ('[[faults]]\nkind = "timeout"\ndevice = "do1"\nat_s = 10\nparams = { when = 1 }\n',
-                                "line 5", "no parameter 'when'"),
+    "pump alarm code that does not exist": (
+        '[[faults]]\nkind = "pump_alarm"\ndevice = "pump1"\nat_s = 10\nparams = { alarm = "X" }\n',
+        "line 5",
+        "alarm = 'X' is not accepted",
+    ),
+    "pump alarm on an oxygen sensor": (
+        '[[faults]]\nkind = "pump_alarm"\ndevice = "do1"\nat_s = 10\n',
+        "line 2",
+        "a 'pump_alarm' fault cannot happen on 'do1' (visiferm_do)",
+    ),
+    "modbus exception code 99": (
+        '[[faults]]\nkind = "modbus_exception"\ndevice = "do1"\nat_s = 10\nparams = { code = 99 }\n',
+        "line 5",
+        "code = 99",
+    ),
+    "unknown fault parameter": (
+        '[[faults]]\nkind = "timeout"\ndevice = "do1"\nat_s = 10\nparams = { when = 1 }\n',
+        "line 5",
+        "no parameter 'when'",
+    ),
     "infinite fault time": ('[[faults]]\nkind = "timeout"\ndevice = "do1"\nat_s = inf\n', "line 4", "at_s"),
     "negative seed": ("seed = -1\n", "line 1", "seed"),
     "absurd truth": ("[truth.all]\nvmax = 1e300\n", "line 2", "vmax = 1e+300 is beyond"),
@@ -149,6 +187,8 @@ def test_scenario_file_level_mistakes_and_a_good_one(tmp_path: Path) -> None:
     path.write_bytes(b"seed = 1\n# \xff\n")
     refused(sim_rig(path, tmp_path), "scenario.toml", "not UTF-8")
     refused(sim_rig(tmp_path, tmp_path), "is a directory")
-    path.write_text('seed = 3\n[sensors.all]\nnoise_sd = 0.1\n[[faults]]\nkind = "pump_alarm"\ndevice = "pump1"\n'
-                    'at_s = 10\nparams = { alarm = "R" }\n')
+    path.write_text(
+        'seed = 3\n[sensors.all]\nnoise_sd = 0.1\n[[faults]]\nkind = "pump_alarm"\ndevice = "pump1"\n'
+        'at_s = 10\nparams = { alarm = "R" }\n'
+    )
     assert sim_rig(path, tmp_path).exit_code == 0

@@ -34,8 +34,9 @@ def test_silence_is_three_and_a_half_chars_up_to_19200_baud_then_fixed() -> None
 def pty_client() -> Iterator[tuple[int, RtuClient]]:
     master, slave = os.openpty()
     tty.setraw(slave)
-    client = RtuClient(os.ttyname(slave), baudrate=SLOW_BAUD, parity="N", stopbits=2, bytesize=8,
-                       timeout=1.0, retries=0)
+    client = RtuClient(
+        os.ttyname(slave), baudrate=SLOW_BAUD, parity="N", stopbits=2, bytesize=8, timeout=1.0, retries=0
+    )
     assert client.connect()
     yield master, client
     client.close()
@@ -71,8 +72,7 @@ def test_send_keeps_the_silence_after_the_last_byte_received(pty_client) -> None
 def test_polling_through_the_bus_never_breaks_the_silence() -> None:
     # replies are instant (no byte timing): only the client's own wait keeps the gap
     policy = RetryPolicy(timeout_s=0.5, retries=0)
-    with ModbusRtuSim(SimModbusBus([visiferm_do_sim()])) as sim, \
-            ModbusBus(RtuLine(sim.port), policy) as bus:
+    with ModbusRtuSim(SimModbusBus([visiferm_do_sim()])) as sim, ModbusBus(RtuLine(sim.port), policy) as bus:
         link = bus.device(1, "visiferm")
         for _ in range(20):
             link.read_registers(2089, 10)
@@ -113,8 +113,9 @@ def test_simulator_charges_a_request_that_broke_the_silence_to_the_line() -> Non
 def test_an_rtu_line_is_never_shared_with_a_second_client(pty_client) -> None:
     # the flock pyserial's exclusive=True takes: a second runner (or anything else) cannot open the line
     master, first = pty_client
-    second = RtuClient(first.comm_params.host, baudrate=SLOW_BAUD, parity="N", stopbits=2, bytesize=8,
-                       timeout=0.2, retries=0)
+    second = RtuClient(
+        first.comm_params.host, baudrate=SLOW_BAUD, parity="N", stopbits=2, bytesize=8, timeout=0.2, retries=0
+    )
     try:
         assert not second.connect() and second.socket is None
         first.close()

@@ -87,8 +87,9 @@ def test_framings_cut_exactly_one_frame() -> None:
 
 
 def test_scripted_transport_checks_bytes() -> None:
-    fake = ScriptedTransport([(b"ping 1\n", b"pong 1\n"), (b"ping 2\n", None), (b"ping 3\n", b"pon")],
-                             TerminatorFraming(b"\n"))
+    fake = ScriptedTransport(
+        [(b"ping 1\n", b"pong 1\n"), (b"ping 2\n", None), (b"ping 3\n", b"pon")], TerminatorFraming(b"\n")
+    )
     assert fake.query(b"ping 1\n", parse_pong) == "pong 1"
     with pytest.raises(DeviceTimeout):
         fake.query(b"ping 2\n")
@@ -105,26 +106,28 @@ def test_query_over_pty(link: SerialLink, sim: EchoSim) -> None:
 
 
 @pytest.mark.parametrize("kind", ["timeout", "garbled", "truncated"])
-def test_one_fault_is_retried_and_health_returns_to_ok(kind: str, link: SerialLink, plan: FaultPlan,
-                                                       transitions: list) -> None:
+def test_one_fault_is_retried_and_health_returns_to_ok(
+    kind: str, link: SerialLink, plan: FaultPlan, transitions: list
+) -> None:
     plan.add(Fault(kind, "echo", at_s=0.0))
     assert link.query(b"ping 7\n", parse_pong) == "pong 7"
     assert [f.fault.kind for f in plan.fired()] == [kind]
     assert transitions == [("ok", "degraded"), ("degraded", "ok")]
 
 
-def test_persistent_silence_times_out_then_goes_lost_and_fails_fast(link: SerialLink, sim: EchoSim,
-                                                                   plan: FaultPlan) -> None:
+def test_persistent_silence_times_out_then_goes_lost_and_fails_fast(
+    link: SerialLink, sim: EchoSim, plan: FaultPlan
+) -> None:
     plan.add(Fault("timeout", "echo", at_s=now(), duration_s=60.0))
     with pytest.raises(DeviceTimeout):
-        link.query(b"ping 1\n", parse_pong)            # 3 attempts: degraded -> reconnecting
+        link.query(b"ping 1\n", parse_pong)  # 3 attempts: degraded -> reconnecting
     assert link.connection_state == ConnectionState.RECONNECTING
     with pytest.raises(DeviceLost):
-        link.query(b"ping 2\n", parse_pong)            # 6th failure: lost
+        link.query(b"ping 2\n", parse_pong)  # 6th failure: lost
     served = len(sim.requests)
     started = now()
     with pytest.raises(DeviceLost, match="next attempt"):
-        link.query(b"ping 3\n", parse_pong)            # fails fast, nothing sent
+        link.query(b"ping 3\n", parse_pong)  # fails fast, nothing sent
     assert now() - started < 0.05 and len(sim.requests) == served
 
 
@@ -146,8 +149,7 @@ def test_lost_device_is_probed_after_backoff_and_recovers(sim: EchoSim, plan: Fa
         link.close()
 
 
-def test_vanish_and_reappear_is_refound_through_the_resolver(link: SerialLink, sim: EchoSim,
-                                                            plan: FaultPlan) -> None:
+def test_vanish_and_reappear_is_refound_through_the_resolver(link: SerialLink, sim: EchoSim, plan: FaultPlan) -> None:
     assert link.query(b"ping 1\n", parse_pong) == "pong 1"
     old_path = sim.path
     plan.add(Fault("vanish", "echo", at_s=0.0))

@@ -104,8 +104,25 @@ def test_o2_through_the_hamilton_driver_is_the_twins_oxygen_plus_noise(rig: Rig)
 def test_mbpoll_reads_the_gateways_o2_block_as_the_driver_does(rig: Rig) -> None:
     with running(rig, Scenario()) as (sim, devices):
         gateway = sim.endpoints["do2"]
-        command = [MBPOLL or "mbpoll", "-m", "tcp", "-p", str(gateway["port"]), "-a", "2", "-r", "2090", "-c", "5",
-                   "-t", "4:float", "-1", "-o", "2", gateway["host"]]
+        command = [
+            MBPOLL or "mbpoll",
+            "-m",
+            "tcp",
+            "-p",
+            str(gateway["port"]),
+            "-a",
+            "2",
+            "-r",
+            "2090",
+            "-c",
+            "5",
+            "-t",
+            "4:float",
+            "-1",
+            "-o",
+            "2",
+            gateway["host"],
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
         driver_value = devices["do2"].read()[0].value
     assert result.returncode == 0, result.stdout + result.stderr
@@ -113,7 +130,7 @@ def test_mbpoll_reads_the_gateways_o2_block_as_the_driver_does(rig: Rig) -> None
     assert floats[1] == pytest.approx(driver_value, rel=1e-5) == pytest.approx(70.0, abs=1e-3)
 
 
-FAULTS = '''
+FAULTS = """
 [[faults]]
 kind = "timeout"
 device = "do1"
@@ -132,7 +149,7 @@ params = { alarm = "S" }
 kind = "garbled"
 device = "teer"
 at_s = 240
-'''
+"""
 
 
 def test_each_scheduled_fault_is_logged_with_its_time(rig: Rig) -> None:
@@ -141,8 +158,12 @@ def test_each_scheduled_fault_is_logged_with_its_time(rig: Rig) -> None:
         while sim.rig_time_s() < 300:  # 300 rig seconds: under 0.1 s of wall time
             time.sleep(0.01)
         seen = {}
-        for name, read in (("do1", lambda: devices["do1"].read()), ("pressure", lambda: devices["pressure"].read()),
-                           ("pump1", lambda: devices["pump1"].status()), ("teer", lambda: devices["teer"].read())):
+        for name, read in (
+            ("do1", lambda: devices["do1"].read()),
+            ("pressure", lambda: devices["pressure"].read()),
+            ("pump1", lambda: devices["pump1"].status()),
+            ("teer", lambda: devices["teer"].read()),
+        ):
             try:
                 read()
                 seen[name] = "recovered"  # the link's retry got past the one-shot fault

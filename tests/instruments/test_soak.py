@@ -28,15 +28,23 @@ from instruments.sim.modbus_devices import RegisterMapSim, SimModbusBus, visifer
 from instruments.sim.modbus_sim import ModbusRtuSim, ModbusTcpSim
 from instruments.transport.modbus_link import ModbusBus, RtuLine, TcpEndpoint
 
-RATE = 360.0             # 1 simulated hour ≈ 10 s real
-SOAK_S = 3600.0          # clock seconds
+RATE = 360.0  # 1 simulated hour ≈ 10 s real
+SOAK_S = 3600.0  # clock seconds
 T0 = 1.8e9
-POLICY = RetryPolicy(timeout_s=0.08, retries=1, backoff_initial_s=0.01, backoff_max_s=0.4,
-                     failures_until_reconnect=3, failures_until_lost=6)
-PRESSURE_MAP = RegisterMap([
-    RegisterPoint("pressure", "pressure", 0, "float32", "kPa", plausible=(-50.0, 500.0)),
-    RegisterPoint("flow", "flow_rate", 2, "int16", "uL/min", scale=0.1),
-])
+POLICY = RetryPolicy(
+    timeout_s=0.08,
+    retries=1,
+    backoff_initial_s=0.01,
+    backoff_max_s=0.4,
+    failures_until_reconnect=3,
+    failures_until_lost=6,
+)
+PRESSURE_MAP = RegisterMap(
+    [
+        RegisterPoint("pressure", "pressure", 0, "float32", "kPa", plausible=(-50.0, 500.0)),
+        RegisterPoint("flow", "flow_rate", 2, "int16", "uL/min", scale=0.1),
+    ]
+)
 FAULT_KINDS = ("timeout", "modbus_exception", "dropout", "garbled", "crc_error")
 DEVICES = ("do_1", "do_2", "pressure", "do_rtu", "ldo_rtu")
 
@@ -78,15 +86,25 @@ def _apart(a: Fault, b: Fault, gap_s: float = 150.0) -> bool:
 
 
 def tcp_devices() -> list:
-    return [visiferm_do_sim("do_1", 1, wave(90.0, 5.0, 900.0)), visiferm_do_sim("do_2", 2, wave(70.0, 8.0, 600.0)),
-            RegisterMapSim("pressure", 3, PRESSURE_MAP, {"pressure": wave(12.0, 2.0, 300.0),
-                                                         "flow": wave(20.0, 1.0, 120.0)})]
+    return [
+        visiferm_do_sim("do_1", 1, wave(90.0, 5.0, 900.0)),
+        visiferm_do_sim("do_2", 2, wave(70.0, 8.0, 600.0)),
+        RegisterMapSim(
+            "pressure", 3, PRESSURE_MAP, {"pressure": wave(12.0, 2.0, 300.0), "flow": wave(20.0, 1.0, 120.0)}
+        ),
+    ]
 
 
 def rtu_devices() -> list:
-    return [visiferm_do_sim("do_rtu", 1, wave(80.0, 4.0, 1200.0)),
-            RegisterMapSim("ldo_rtu", 2, HACH_LDO_MAP, {"dissolved_oxygen": wave(7.0, 0.5, 1800.0),
-                                                        "temperature": wave(37.0, 0.2, 3600.0)})]
+    return [
+        visiferm_do_sim("do_rtu", 1, wave(80.0, 4.0, 1200.0)),
+        RegisterMapSim(
+            "ldo_rtu",
+            2,
+            HACH_LDO_MAP,
+            {"dissolved_oxygen": wave(7.0, 0.5, 1800.0), "temperature": wave(37.0, 0.2, 3600.0)},
+        ),
+    ]
 
 
 def soak_channels(tcp: ModbusBus, rtu: ModbusBus) -> list[Channel]:
@@ -94,15 +112,17 @@ def soak_channels(tcp: ModbusBus, rtu: ModbusBus) -> list[Channel]:
     pressure = ModbusRegisterSensor("pressure", tcp.device(3, "pressure"), PRESSURE_MAP)
     do_rtu = VisiFermDO("do_rtu", rtu.device(1, "do_rtu"))
     ldo = ModbusRegisterSensor("ldo_rtu", rtu.device(2, "ldo_rtu"), HACH_LDO_MAP)
-    return [Channel("chip1/o2", do_1, "oxygen_air_saturation", "percent", 10.0, (0.0, 200.0)),
-            Channel("chip1/temp", do_1, "temperature", "degC", 10.0, (20.0, 45.0)),
-            Channel("chip2/o2", do_2, "oxygen_air_saturation", "percent", 10.0, (0.0, 200.0)),
-            Channel("chip2/temp", do_2, "temperature", "degC", 30.0, (20.0, 45.0)),
-            Channel("chip1/pressure", pressure, "pressure", "kPa", 5.0, (0.0, 100.0)),
-            Channel("chip1/flow", pressure, "flow_rate", "uL/min", 5.0, (0.0, 50.0)),
-            Channel("chip3/o2", do_rtu, "oxygen_air_saturation", "percent", 60.0, (0.0, 200.0)),
-            Channel("chip3/temp", do_rtu, "temperature", "degC", 60.0, (20.0, 45.0)),
-            Channel("chip4/do", ldo, "dissolved_oxygen", "mg/L", 60.0, (0.0, 20.0))]
+    return [
+        Channel("chip1/o2", do_1, "oxygen_air_saturation", "percent", 10.0, (0.0, 200.0)),
+        Channel("chip1/temp", do_1, "temperature", "degC", 10.0, (20.0, 45.0)),
+        Channel("chip2/o2", do_2, "oxygen_air_saturation", "percent", 10.0, (0.0, 200.0)),
+        Channel("chip2/temp", do_2, "temperature", "degC", 30.0, (20.0, 45.0)),
+        Channel("chip1/pressure", pressure, "pressure", "kPa", 5.0, (0.0, 100.0)),
+        Channel("chip1/flow", pressure, "flow_rate", "uL/min", 5.0, (0.0, 50.0)),
+        Channel("chip3/o2", do_rtu, "oxygen_air_saturation", "percent", 60.0, (0.0, 200.0)),
+        Channel("chip3/temp", do_rtu, "temperature", "degC", 60.0, (20.0, 45.0)),
+        Channel("chip4/do", ldo, "dissolved_oxygen", "mg/L", 60.0, (0.0, 20.0)),
+    ]
 
 
 class Sink:
@@ -120,10 +140,12 @@ def test_one_hour_accelerated_soak_with_random_faults() -> None:
     def sim_now_s() -> float:
         return clock.now_s() - T0
 
-    with ModbusTcpSim(SimModbusBus(tcp_devices(), plan, sim_now_s)) as tcp_sim, \
-            ModbusRtuSim(SimModbusBus(rtu_devices(), plan, sim_now_s), baudrate=19200, enforce_timing=True) as rtu_sim, \
-            ModbusBus(TcpEndpoint("127.0.0.1", tcp_sim.port), POLICY, name="gateway") as tcp, \
-            ModbusBus(RtuLine(rtu_sim.port, baudrate=19200), POLICY, name="rs485") as rtu:
+    with (
+        ModbusTcpSim(SimModbusBus(tcp_devices(), plan, sim_now_s)) as tcp_sim,
+        ModbusRtuSim(SimModbusBus(rtu_devices(), plan, sim_now_s), baudrate=19200, enforce_timing=True) as rtu_sim,
+        ModbusBus(TcpEndpoint("127.0.0.1", tcp_sim.port), POLICY, name="gateway") as tcp,
+        ModbusBus(RtuLine(rtu_sim.port, baudrate=19200), POLICY, name="rs485") as rtu,
+    ):
         channels = soak_channels(tcp, rtu)
         poller = Poller(channels, sink, clock, batch_readings=200, batch_interval_s=0.5, start_utc_s=T0)
         with poller:
@@ -146,8 +168,11 @@ def test_one_hour_accelerated_soak_with_random_faults() -> None:
         channel_stats = stats.channels[channel.name]
         polls_and_missed = channel_stats.polls + channel_stats.missed_slots
         # every slot of the time the poller ran is a poll or a counted miss (± 3 at the edges)
-        assert SOAK_S / channel.period_s - 3 <= polls_and_missed <= stopped_s / channel.period_s + 3, \
-            (channel.name, stopped_s, vars(channel_stats))
+        assert SOAK_S / channel.period_s - 3 <= polls_and_missed <= stopped_s / channel.period_s + 3, (
+            channel.name,
+            stopped_s,
+            vars(channel_stats),
+        )
         if channel.sensor.name in faulty_devices:
             assert channel_stats.errors > 0, f"{channel.name}: its device's dropout/exception was not seen"
         last = [r for r in sink.readings if r.channel == channel.name][-1]

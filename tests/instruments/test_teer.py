@@ -23,24 +23,34 @@ def meter(wells=("A1", "A2"), **kwargs):
 
 
 def test_read_byte_exact() -> None:
-    exchanges = [(b"*IDN?\n", b"CHIPTWIN,TEER-SIM,0001,1.0\n"), (b"MEAS? A1\n", b"TEER A1 1234.5 36.80\n"),
-                 (b"MEAS? A2\n", b"TEER A2 987.0 37.00\r\n")]
+    exchanges = [
+        (b"*IDN?\n", b"CHIPTWIN,TEER-SIM,0001,1.0\n"),
+        (b"MEAS? A1\n", b"TEER A1 1234.5 36.80\n"),
+        (b"MEAS? A2\n", b"TEER A2 987.0 37.00\r\n"),
+    ]
     with expected_protocol(meter(), exchanges, LF) as teer:
         assert teer.identity() == "CHIPTWIN,TEER-SIM,0001,1.0"
         values = {(m.quantity, m.unit): m.value for m in teer.read()}
-    assert values == {("teer.A1", "ohm * cm ** 2"): 1234.5, ("temperature.A1", "degC"): 36.8,
-                      ("teer.A2", "ohm * cm ** 2"): 987.0, ("temperature.A2", "degC"): 37.0}
+    assert values == {
+        ("teer.A1", "ohm * cm ** 2"): 1234.5,
+        ("temperature.A1", "degC"): 36.8,
+        ("teer.A2", "ohm * cm ** 2"): 987.0,
+        ("temperature.A2", "degC"): 37.0,
+    }
 
 
 def test_temperature_correction_adds_a_value() -> None:
-    with expected_protocol(meter(["A1"], correction=TemperatureCorrection(37.0, 0.02)),
-                           [(b"MEAS? A1\n", b"TEER A1 1000.0 32.00\n")], LF) as teer:
+    with expected_protocol(
+        meter(["A1"], correction=TemperatureCorrection(37.0, 0.02)), [(b"MEAS? A1\n", b"TEER A1 1000.0 32.00\n")], LF
+    ) as teer:
         corrected = [m for m in teer.read() if m.quantity == "teer_corrected.A1"]
-    assert corrected[0].value == pytest.approx(900.0)   # 5 °C cooler reads 10 % high
+    assert corrected[0].value == pytest.approx(900.0)  # 5 °C cooler reads 10 % high
 
 
-@pytest.mark.parametrize("reply, code", [(b"ERR 102 unknown well A1\n", "102"),
-                                         (b"ERR 200 open circuit on A1: electrode not in medium\n", "200")])
+@pytest.mark.parametrize(
+    "reply, code",
+    [(b"ERR 102 unknown well A1\n", "102"), (b"ERR 200 open circuit on A1: electrode not in medium\n", "200")],
+)
 def test_errors_are_rejections(reply: bytes, code: str) -> None:
     with expected_protocol(meter(["A1"]), [(b"MEAS? A1\n", reply)], LF) as teer:
         with pytest.raises(DeviceRejected) as caught:
@@ -72,8 +82,9 @@ def plan() -> FaultPlan:
 @pytest.fixture
 def sim(plan: FaultPlan, no_leaks):
     lifted = {"A3"}
-    with TeerSim("teer", plan=plan, teer_ohm_cm2=lambda well, t: None if well in lifted else 1500.0,
-                 temperature_c=lambda t: 36.5) as device:
+    with TeerSim(
+        "teer", plan=plan, teer_ohm_cm2=lambda well, t: None if well in lifted else 1500.0, temperature_c=lambda t: 36.5
+    ) as device:
         yield device
 
 

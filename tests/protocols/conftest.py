@@ -32,11 +32,19 @@ def liver4():
 @pytest.fixture
 def one_chip() -> SimpleRig:
     """One 1 mL chip (limit 100 uM, min medium 0.5 mL), a 1 mM syringe pump, an oxygen and a pressure channel."""
-    chip = ChipView("c1", Q_(1.0, "mL"), min_medium_volume=Q_(0.5, "mL"), max_concentration=Q_(100, "uM"),
-                    max_dose_volume=Q_(0.2, "mL"), max_flow=Q_(100, "uL/min"))
+    chip = ChipView(
+        "c1",
+        Q_(1.0, "mL"),
+        min_medium_volume=Q_(0.5, "mL"),
+        max_concentration=Q_(100, "uM"),
+        max_dose_volume=Q_(0.2, "mL"),
+        max_flow=Q_(100, "uL/min"),
+    )
     pump = InstrumentView("p1", "syringe_pump", Q_(0.2, "mL"), Q_(200, "uL/min"), ("c1",), Q_(1000, "uM"))
-    channels = {"c1_o2": ChannelView("c1_o2", "percent", "oxygen_air_saturation", "c1", "do1", "oxygen"),
-                "inlet_pressure": ChannelView("inlet_pressure", "kPa", "pressure", None, "pressure")}
+    channels = {
+        "c1_o2": ChannelView("c1_o2", "percent", "oxygen_air_saturation", "c1", "do1", "oxygen"),
+        "inlet_pressure": ChannelView("inlet_pressure", "kPa", "pressure", None, "pressure"),
+    }
     return SimpleRig("one", {"c1": chip}, {"p1": pump}, channels)
 
 

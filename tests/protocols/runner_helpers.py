@@ -40,8 +40,9 @@ def protocol_text(steps: str, interlocks: str = "") -> str:
 
 
 @contextmanager
-def sim_runner(tmp_path: Path, protocol: str, scenario: str = "seed = 1\n", rate: float = 3600.0
-               ) -> Iterator[tuple[Runner, SimulatedRig]]:
+def sim_runner(
+    tmp_path: Path, protocol: str, scenario: str = "seed = 1\n", rate: float = 3600.0
+) -> Iterator[tuple[Runner, SimulatedRig]]:
     engine = make_engine(str(tmp_path / "lab.db"), create=True)
     upgrade(engine)
     rig = load_rig(RIG)
@@ -76,7 +77,7 @@ class Background:
 def wait_until(predicate, timeout_s: float = 10.0, poll_s: float = 0.02):  # noqa: ANN001, ANN201
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if (found := predicate()):
+        if found := predicate():
             return found
         time.sleep(poll_s)
     return None

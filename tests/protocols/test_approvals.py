@@ -56,14 +56,48 @@ def _decided_by_a_scientist(tmp_path, action: str):  # noqa: ANN001, ANN202
         text = protocol_text(STEPS.replace("{port}", str(hook.server_address[1])))
         with sim_runner(tmp_path, text, rate=3600.0) as (runner, _sim):
             engine = runner.ctx.recorder.engine
-            design = {"chip1": {"chip": "chip1", "dose_um": 80.0, "schedule": "s0", "sample_times_h": [],
-                                "sample_volume_ml": 0.02, "utility": 1.0, "method": "test"}}
+            design = {
+                "chip1": {
+                    "chip": "chip1",
+                    "dose_um": 80.0,
+                    "schedule": "s0",
+                    "sample_times_h": [],
+                    "sample_volume_ml": 0.02,
+                    "utility": 1.0,
+                    "method": "test",
+                }
+            }
             with engine.begin() as c:  # the fit and proposal of steps 0 and 1, found again by their step index
-                fits.add(c, NewFit(model="liver_chip", model_version="test", method="individual", record_json="{}",
-                                   minus2ll=None, aic=None, bic=None, converged=True, wall_time_s=0.0,
-                                   created_utc_s=0.0, run_id=runner.run_id, step_index=0, chips=("chip1",)))
-                pid = proposals.add(c, NewProposal(run_id=runner.run_id, fit_id=None, step_index=1, design=design,
-                                                   predicted={}, expected_information_gain=1.0, created_utc_s=0.0))
+                fits.add(
+                    c,
+                    NewFit(
+                        model="liver_chip",
+                        model_version="test",
+                        method="individual",
+                        record_json="{}",
+                        minus2ll=None,
+                        aic=None,
+                        bic=None,
+                        converged=True,
+                        wall_time_s=0.0,
+                        created_utc_s=0.0,
+                        run_id=runner.run_id,
+                        step_index=0,
+                        chips=("chip1",),
+                    ),
+                )
+                pid = proposals.add(
+                    c,
+                    NewProposal(
+                        run_id=runner.run_id,
+                        fit_id=None,
+                        step_index=1,
+                        design=design,
+                        predicted={},
+                        expected_information_gain=1.0,
+                        created_utc_s=0.0,
+                    ),
+                )
             safe_calls: list[int] = []
             original = runner.ctx.devices.safe_state
             runner.ctx.devices.safe_state = lambda: (safe_calls.append(1), original())[1]

@@ -44,11 +44,15 @@ def test_invalid_protocol_lists_every_error_and_exits_2(tmp_path):
     assert len(lines) == 2 and all(line.startswith("error: bad.toml line ") for line in lines)
     assert "has no unit" in lines[0] and "unknown step kind 'wiat'" in lines[1]
     as_json = json.loads(_check(str(bad), "--rig", str(LIVER4), "--json").stdout)
-    assert not as_json["valid"] and [e["line"] for e in as_json["errors"]] == [int(line.split()[3][:-1]) for line in lines]
+    assert not as_json["valid"] and [e["line"] for e in as_json["errors"]] == [
+        int(line.split()[3][:-1]) for line in lines
+    ]
 
 
 def test_missing_rig_or_protocol_file_is_a_user_error(tmp_path):
     result = _check(str(EXAMPLES / "overnight_dosing.toml"), "--rig", str(tmp_path / "nope.toml"))
     assert result.exit_code == 2 and "cannot read rig file" in result.stderr
     result = _check(str(tmp_path / "nope.toml"), "--rig", str(LIVER4))
-    assert result.exit_code == 2 and "nope.toml: it does not exist" in result.stderr and "Traceback" not in result.output
+    assert (
+        result.exit_code == 2 and "nope.toml: it does not exist" in result.stderr and "Traceback" not in result.output
+    )

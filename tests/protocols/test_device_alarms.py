@@ -18,7 +18,9 @@ def test_one_alarm_per_transition() -> None:
     for error in ["", "", "DeviceTimeout: no reply", "DeviceTimeout: no reply", "DeviceLost: lost", "", ""]:
         sink.health("chip1_o2", error)
     assert [(severity, source) for severity, source, _ in raised] == [
-        ("warning", "instrument:chip1_o2"), ("info", "instrument:chip1_o2")]
+        ("warning", "instrument:chip1_o2"),
+        ("info", "instrument:chip1_o2"),
+    ]
     assert "DeviceTimeout: no reply" in raised[0][2] and "answers again" in raised[1][2]
 
 

@@ -77,8 +77,10 @@ def test_counter_past_1000_ul_keeps_an_exact_ledger_over_100_doses(tmp_path) -> 
         state = sim.serial_sims["pump1"].state
         state.infused_ml = 0.950  # 950 µL already infused: the counter shows 1 µL steps after 50 doses
         chip_id = runner.ctx.ids["chips"]["chip1"]
-        ledger_ul = [runner.intents.dose(DoseOrder(runner.run_id, i, "chip1", chip_id, "pump1", 10.101, 100.0, "apap"))
-                     for i in range(100)]
+        ledger_ul = [
+            runner.intents.dose(DoseOrder(runner.run_id, i, "chip1", chip_id, "pump1", 10.101, 100.0, "apap"))
+            for i in range(100)
+        ]
         delivered_ul = (state.infused_ml - 0.950) * 1000.0
         doses = _rows(runner, DoseEvent, DoseEvent.run_id == runner.run_id)
         engine = runner.ctx.recorder.engine
@@ -119,7 +121,8 @@ def test_dosing_pump_never_falls_back_to_another_chips_pump() -> None:
 
 def test_protocol_check_refuses_a_dose_for_a_chip_no_pump_feeds() -> None:
     text = one_chip_protocol('[[steps]]\nkind = "dose"\namount = "5 nmol"\nvolume = "10 uL"\n').replace(
-        'chips = ["c1"]', 'chips = ["c1", "c2"]')
+        'chips = ["c1"]', 'chips = ["c1", "c2"]'
+    )
     with pytest.raises(ProtocolError, match="no pump of rig 'two' feeds chip 'c2'"):
         parse_protocol(text, _rig(_pump("p1", "c1"), _pump("p2", "c1")))
 
@@ -131,8 +134,15 @@ def test_resume_of_an_aborted_run_is_refused(tmp_path) -> None:
         try:
             assert wait_until(lambda: _rows(runner, DoseEvent, DoseEvent.run_id == runner.run_id), 30.0)
             with runner.ctx.recorder.engine.begin() as c:
-                c.execute(insert(PanelRequest).values(run_id=runner.run_id, kind="abort", payload_json="{}",
-                                                      requested_by="alice", requested_utc_s=time.time()))
+                c.execute(
+                    insert(PanelRequest).values(
+                        run_id=runner.run_id,
+                        kind="abort",
+                        payload_json="{}",
+                        requested_by="alice",
+                        requested_utc_s=time.time(),
+                    )
+                )
             assert background.result(30.0) == "aborted"
         finally:
             runner.control.stop("aborted", "test over")
@@ -149,9 +159,16 @@ def test_resume_of_an_aborted_run_is_refused(tmp_path) -> None:
 
 
 # -- 5. an interlock that can never trip is refused ---------------------------------------------
-@pytest.mark.parametrize("rule", ["oxygen < nan % -> safe_state", "oxygen > inf % -> alarm",
-                                  "oxygen < -inf % for 10 s -> pause", "oxygen < 20 % for inf h -> alarm",
-                                  "oxygen < 20 % for nan s -> alarm"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "oxygen < nan % -> safe_state",
+        "oxygen > inf % -> alarm",
+        "oxygen < -inf % for 10 s -> pause",
+        "oxygen < 20 % for inf h -> alarm",
+        "oxygen < 20 % for nan s -> alarm",
+    ],
+)
 def test_interlocks_that_can_never_trip_are_refused(rule) -> None:
     with pytest.raises(FieldError, match="not a finite"):
         parse_interlock(rule)
@@ -180,32 +197,37 @@ def test_a_watched_channel_without_good_readings_trips_after_its_grace_and_once(
     rig = _rig(_pump("p1", "c1"))
     blind: list[tuple[str, str, float]] = []
     clock = _Clock()
-    monitor = Monitor(rig, [parse_interlock("oxygen < 5 % for 10 min -> safe_state, alarm")], clock,
-                      lambda *a: None, on_blind=lambda i, c, s: blind.append((str(i), c, s)),
-                      poll_periods_s={"o2": 30.0})
+    monitor = Monitor(
+        rig,
+        [parse_interlock("oxygen < 5 % for 10 min -> safe_state, alarm")],
+        clock,
+        lambda *a: None,
+        on_blind=lambda i, c, s: blind.append((str(i), c, s)),
+        poll_periods_s={"o2": 30.0},
+    )
     assert monitor.grace_s == {"o2": 150.0}  # five poll periods (at least a minute)
     monitor.feed([_Reading("o2", 1000.0)])
     wall = monitor._last_good["o2"][1]
-    assert monitor.check_blind(1149.0, wall + 60) == []             # within the grace
-    monitor.feed([_Reading("o2", 1100.0, quality=4)])                # a DEVICE_ERROR is no sighting
+    assert monitor.check_blind(1149.0, wall + 60) == []  # within the grace
+    monitor.feed([_Reading("o2", 1100.0, quality=4)])  # a DEVICE_ERROR is no sighting
     assert monitor.check_blind(1151.0, wall + BLIND_MIN_WALL_S / 2) == []  # too little wall time yet
     assert monitor.check_blind(1151.0, wall + BLIND_MIN_WALL_S + 1) == ["o2"]
-    assert monitor.check_blind(1300.0, wall + 100) == []             # reported once
+    assert monitor.check_blind(1300.0, wall + 100) == []  # reported once
     assert len(blind) == 1 and blind[0][1] == "o2" and blind[0][2] == pytest.approx(151.0)
-    monitor.feed([_Reading("o2", 1301.0)])                           # it reads again: watched anew
+    monitor.feed([_Reading("o2", 1301.0)])  # it reads again: watched anew
     assert monitor.check_blind(1460.0, wall + 200) == ["o2"] and len(blind) == 2
 
 
 def test_a_lost_oxygen_sensor_under_an_interlock_parks_the_run(tmp_path) -> None:
-    scenario = ("seed = 1\n[[faults]]\nkind = \"dropout\"\ndevice = \"do1\"\nat_s = 1800\n"
-                "duration_s = 720000\n")
+    scenario = 'seed = 1\n[[faults]]\nkind = "dropout"\ndevice = "do1"\nat_s = 1800\nduration_s = 720000\n'
     steps = '[[steps]]\nkind = "wait"\nduration = "400 h"\n'
     text = protocol_text(steps, '"oxygen < 5 % for 10 min -> safe_state, alarm"')
     with sim_runner(tmp_path, text, scenario, rate=3600.0) as (runner, _sim):
         background = Background(runner)
         try:
-            assert wait_until(lambda: runner.control.state == "parked", 10.0 * BLIND_MIN_WALL_S), \
+            assert wait_until(lambda: runner.control.state == "parked", 10.0 * BLIND_MIN_WALL_S), (
                 "the oxygen interlock stayed blind"
+            )
             assert wait_until(lambda: _state(runner) == "parked", 10.0)
         finally:
             runner.control.stop("aborted", "test over")

@@ -82,8 +82,15 @@ def overnight(tmp_path_factory):
             commands = c.execute(select(Command).where(Command.run_id == runner.run_id)).all()
             doses = c.execute(select(DoseEvent).where(DoseEvent.run_id == runner.run_id)).all()
         safe_state_log = list(runner.control.safe_state_log)
-    return dict(state=state, fired=fired, alarms=alarms, commands=commands, doses=doses,
-                wall_s=time.monotonic() - started, safe_state_log=safe_state_log)
+    return dict(
+        state=state,
+        fired=fired,
+        alarms=alarms,
+        commands=commands,
+        doses=doses,
+        wall_s=time.monotonic() - started,
+        safe_state_log=safe_state_log,
+    )
 
 
 def test_overnight_dosing_with_faults_completes_or_parks_safely(overnight) -> None:

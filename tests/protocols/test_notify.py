@@ -53,8 +53,9 @@ def _servers() -> Iterator[tuple[socketserver.TCPServer, http.server.HTTPServer]
     smtp.daemon_threads = True
     hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
     smtp.messages, hook.posts = [], []  # type: ignore[attr-defined]
-    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-               for s in (smtp, hook)]
+    threads = [
+        threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True) for s in (smtp, hook)
+    ]
     for t in threads:
         t.start()
     try:
@@ -86,8 +87,10 @@ duration = "40 h"
 def test_an_interlock_alarm_is_mailed_and_posted_naming_run_chip_and_alarm(tmp_path) -> None:
     scenario = "seed = 1\n[sensors.pressure]\nnoise_sd = 0.05\nvalues = { inlet_pressure = 30.0 }\n"
     with _servers() as (smtp, hook):
-        text = protocol_text(_notify_table(smtp.server_address[1], hook.server_address[1]) + STEPS,
-                             '"pressure > 250 mbar for 10 s -> safe_state, alarm"')
+        text = protocol_text(
+            _notify_table(smtp.server_address[1], hook.server_address[1]) + STEPS,
+            '"pressure > 250 mbar for 10 s -> safe_state, alarm"',
+        )
         with sim_runner(tmp_path, text, scenario, rate=600.0) as (runner, _sim):
             background = Background(runner)
             try:

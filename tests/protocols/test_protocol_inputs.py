@@ -34,15 +34,25 @@ def _step(body: str) -> str:
 REFUSED = {
     "wait of 1e300 h": (_step('kind = "wait"\nduration = "1e300 h"\n'), "more than a year"),
     "clock_rate as text": (BASE.replace("clock_rate = 3600", 'clock_rate = "fast"'), "clock_rate 'fast'"),
-    "repeat 1e9 times": (_step('kind = "repeat"\ncount = 1000000000\n[[steps.steps]]\nkind = "wait"\n'
-                               'duration = "1 h"\n'), "more than 10,000"),
-    "repeats unrolling to 1e8 steps": (_step('kind = "repeat"\ncount = 10000\n[[steps.steps]]\nkind = "repeat"\n'
-                                             'count = 10000\n[[steps.steps.steps]]\nkind = "wait"\nduration = "1 s"\n'),
-                                       "unrolls to 100,000,010 steps"),
-    "a decade of waits": (_step('kind = "repeat"\ncount = 20\n[[steps.steps]]\nkind = "wait"\nduration = "8000 h"\n'),
-                          "more than a year"),
-    "one chip twice in a dose": (_step('kind = "dose"\nconcentration = "5 uM"\nchips = ["chip1", "chip1"]\n'),
-                                 "'chip1' more than once"),
+    "repeat 1e9 times": (
+        _step('kind = "repeat"\ncount = 1000000000\n[[steps.steps]]\nkind = "wait"\nduration = "1 h"\n'),
+        "more than 10,000",
+    ),
+    "repeats unrolling to 1e8 steps": (
+        _step(
+            'kind = "repeat"\ncount = 10000\n[[steps.steps]]\nkind = "repeat"\n'
+            'count = 10000\n[[steps.steps.steps]]\nkind = "wait"\nduration = "1 s"\n'
+        ),
+        "unrolls to 100,000,010 steps",
+    ),
+    "a decade of waits": (
+        _step('kind = "repeat"\ncount = 20\n[[steps.steps]]\nkind = "wait"\nduration = "8000 h"\n'),
+        "more than a year",
+    ),
+    "one chip twice in a dose": (
+        _step('kind = "dose"\nconcentration = "5 uM"\nchips = ["chip1", "chip1"]\n'),
+        "'chip1' more than once",
+    ),
     "sample of 0 uL": (_step('kind = "sample"\nvolume = "0 uL"\nchips = ["chip1"]\n'), "which does nothing"),
     "media change of 1e9 mL": (_step('kind = "media_change"\nvolume = "1e9 mL"\n'), "more than a litre"),
     "media change above the chip": (_step('kind = "media_change"\nvolume = "5 mL"\n'), "more than chip"),
@@ -67,16 +77,23 @@ def test_nonsense_is_refused_with_one_line_naming_it(tmp_path, case) -> None:
     assert all(line.startswith("error: p.toml") for line in output.strip().splitlines()), output
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"\xff\xfe[protocol]\n", "is not UTF-8 text (byte 0xff at offset 0)"),
-    (b"", "is empty"),
-    (None, "is a directory"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"\xff\xfe[protocol]\n", "is not UTF-8 text (byte 0xff at offset 0)"),
+        (b"", "is empty"),
+        (None, "is a directory"),
+    ],
+)
 def test_unreadable_files_get_one_line_through_the_real_command(tmp_path, content, expected) -> None:
     path = tmp_path / "p.toml"
     path.mkdir() if content is None else path.write_bytes(content)
-    done = subprocess.run([sys.executable, "-m", "ui.cli.app", "protocol", "check", str(path), "--rig", str(LIVER4)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "ui.cli.app", "protocol", "check", str(path), "--rig", str(LIVER4)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert expected in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -85,11 +102,34 @@ def test_unreadable_files_get_one_line_through_the_real_command(tmp_path, conten
 VALUE = re.compile(r'(?m)^(\s*[a-z_]+\s*=\s*)(".*?"|[-\d.e+]+|\[.*\])\s*$')
 SLOTS = [m.span(2) for m in VALUE.finditer(BASE)]
 JUNK = st.one_of(
-    st.sampled_from(['"nan uL"', '"inf h"', '"-1 uM"', '"0 uL"', '"1e300 h"', '"10 kg"', '""', '"   "', "1e9",
-                     "-1", "0", "true", "[]", '["chip1", "chip1"]', '["chip9"]', '"10"', '"10 uM uM"', '"\\u00b5"',
-                     "1000000000", '"oxygen < nan % -> alarm"', '["nan mbar"]']),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\\n\r'),
-            max_size=12).map(lambda s: f'"{s}"'),
+    st.sampled_from(
+        [
+            '"nan uL"',
+            '"inf h"',
+            '"-1 uM"',
+            '"0 uL"',
+            '"1e300 h"',
+            '"10 kg"',
+            '""',
+            '"   "',
+            "1e9",
+            "-1",
+            "0",
+            "true",
+            "[]",
+            '["chip1", "chip1"]',
+            '["chip9"]',
+            '"10"',
+            '"10 uM uM"',
+            '"\\u00b5"',
+            "1000000000",
+            '"oxygen < nan % -> alarm"',
+            '["nan mbar"]',
+        ]
+    ),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\\n\r'), max_size=12).map(
+        lambda s: f'"{s}"'
+    ),
     st.floats(allow_nan=False, allow_infinity=False).map(repr),
 )
 COUNTS = {"tried": 0, "refused": 0, "accepted": 0}

@@ -33,7 +33,8 @@ from tests.protocols.runner_helpers import RIG, protocol_text
 
 CRASH_POINTS = 10  # fewer than the issue's 20 to keep this test near 90 s on the shared 2-core machine
 ROUNDS = 6
-STEPS = "".join(f"""
+STEPS = "".join(
+    f"""
 [[steps]]
 kind = "dose"
 concentration = "5 uM"
@@ -42,12 +43,19 @@ chips = ["chip1", "chip2"]
 [[steps]]
 kind = "wait"
 duration = "{0.25 + 0.25 * (k % 2)} h"
-""" for k in range(ROUNDS))
+"""
+    for k in range(ROUNDS)
+)
 
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "ui.cli.run", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, cwd=Path(RIG).parents[2])
+    return subprocess.Popen(
+        [sys.executable, "-m", "ui.cli.run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        cwd=Path(RIG).parents[2],
+    )
 
 
 def _count(engine, what) -> int:  # noqa: ANN001

@@ -45,7 +45,8 @@ CLI_TIMEOUT_S = 240
 
 def _steps(waits_h: list[float]) -> str:
     """A dose of chip1 and chip2 before each wait: the pumps move only in dose steps."""
-    return "".join(f"""
+    return "".join(
+        f"""
 [[steps]]
 kind = "dose"
 concentration = "5 uM"
@@ -54,7 +55,9 @@ chips = ["chip1", "chip2"]
 [[steps]]
 kind = "wait"
 duration = "{hours} h"
-""" for hours in waits_h)
+"""
+        for hours in waits_h
+    )
 
 
 @contextmanager
@@ -69,9 +72,16 @@ def _bench(tmp_path: Path, url: str, waits_h: list[float]) -> Iterator[dict]:
         endpoints = tmp_path / "ep.json"
         endpoints.write_text(json.dumps(sim.endpoints_document()))
         (tmp_path / "p.toml").write_text(protocol_text(_steps(waits_h)))
-        yield {"engine": engine, "url": url, "sim": sim, "rig": rig, "children": children,
-               "common": ["--rig", str(RIG), "--db", url, "--endpoints", str(endpoints)],
-               "protocol": str(tmp_path / "p.toml"), "before_ul": _pump_counters(sim, rig)}
+        yield {
+            "engine": engine,
+            "url": url,
+            "sim": sim,
+            "rig": rig,
+            "children": children,
+            "common": ["--rig", str(RIG), "--db", url, "--endpoints", str(endpoints)],
+            "protocol": str(tmp_path / "p.toml"),
+            "before_ul": _pump_counters(sim, rig),
+        }
     finally:
         for child in children:
             if child.poll() is None:
@@ -87,9 +97,14 @@ def _pump_counters(sim: SimulatedRig, rig) -> dict[str, float]:  # noqa: ANN001
 
 
 def _cli(bench: dict, *args: str, env: dict | None = None) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-m", "ui.cli.run", *args, *bench["common"]],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**os.environ, **(env or {})}, cwd=Path(RIG).parents[2])
+    child = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli.run", *args, *bench["common"]],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=Path(RIG).parents[2],
+    )
     bench["children"].append(child)
     return child
 
@@ -103,7 +118,7 @@ def _client_pids(sim: SimulatedRig) -> set[int]:
 def _wait_for(predicate, timeout_s: float = 120.0, poll_s: float = 0.1):  # noqa: ANN001, ANN201
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if (found := predicate()):
+        if found := predicate():
             return found
         time.sleep(poll_s)
     raise AssertionError(f"not within {timeout_s} s")
@@ -131,8 +146,9 @@ def _run_state(engine, run_id: int) -> str | None:  # noqa: ANN001
 
 def _last_take_over(engine) -> dict:  # noqa: ANN001
     with engine.connect() as c:
-        row = c.execute(select(AuditEntry).where(AuditEntry.action == "rig.lease_taken_over")
-                        .order_by(AuditEntry.seq.desc())).first()
+        row = c.execute(
+            select(AuditEntry).where(AuditEntry.action == "rig.lease_taken_over").order_by(AuditEntry.seq.desc())
+        ).first()
     assert row is not None, "the take-over was not audited"
     return json.loads(row.payload_json)
 
@@ -142,7 +158,9 @@ def test_of_two_runs_started_together_one_runs_the_other_is_refused_before_any_b
     # the run outlasts the loser's start-up (seconds on a busy machine) by far: ~19 clock-hours at 3600x
     with _bench(tmp_path, store_url, [1.0, 18.0]) as bench:
         first, second = (_cli(bench, "run", bench["protocol"]) for _ in range(2))
-        outcomes = {child.pid: (child.communicate(timeout=CLI_TIMEOUT_S), child.returncode) for child in (first, second)}
+        outcomes = {
+            child.pid: (child.communicate(timeout=CLI_TIMEOUT_S), child.returncode) for child in (first, second)
+        }
         codes = sorted(code for _, code in outcomes.values())
         assert codes == [0, 2], {pid: (code, err[-600:]) for pid, ((_, err), code) in outcomes.items()}
         winner = next(pid for pid, (_, code) in outcomes.items() if code == 0)
@@ -186,8 +204,13 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         _wait_for(lambda: (h := run_holder(engine, 1)) is not None and h.holder_pid == runner.pid)
         _wait_for(lambda: _count_confirmed(engine) >= 2)
 
-        status = subprocess.run([sys.executable, "-m", "ui.cli.app", "rig", "status", "--db", bench["url"], "--json"],
-                                capture_output=True, text=True, timeout=CLI_TIMEOUT_S, cwd=Path(RIG).parents[2])
+        status = subprocess.run(
+            [sys.executable, "-m", "ui.cli.app", "rig", "status", "--db", bench["url"], "--json"],
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            cwd=Path(RIG).parents[2],
+        )
         held = {r["rig"]: r for r in json.loads(status.stdout)}["liver4"]
         assert f"pid {runner.pid} (run 1, `chiptwin run`)" in held["holder"] and held["expired"] is False
         assert 0 <= held["heartbeat_age_s"] < expiry_s
@@ -263,9 +286,25 @@ def test_a_port_held_by_one_process_is_refused_to_another(tmp_path):
             assert f"{path} is in use by another process" in str(refused.value)
             endpoints = tmp_path / "ep.json"
             endpoints.write_text(json.dumps(sim.endpoints_document()))
-            check = subprocess.run([sys.executable, "-m", "ui.cli.app", "devices", "check", "--rig", str(RIG),
-                                    "--endpoints", str(endpoints), "--json", "--timeout-s", "0.5"],
-                                   capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+            check = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ui.cli.app",
+                    "devices",
+                    "check",
+                    "--rig",
+                    str(RIG),
+                    "--endpoints",
+                    str(endpoints),
+                    "--json",
+                    "--timeout-s",
+                    "0.5",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=CLI_TIMEOUT_S,
+            )
             reports = {d["name"]: d for d in json.loads(check.stdout)["devices"]}
             assert check.returncode == 1 and not reports["pump1"]["ok"]
             assert "in use by another process" in reports["pump1"]["error"]

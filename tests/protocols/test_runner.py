@@ -25,9 +25,15 @@ def _state(runner) -> str:  # noqa: ANN001
 
 def _request(runner, kind: str, payload: dict | None = None) -> int:  # noqa: ANN001
     with runner.ctx.recorder.engine.begin() as c:
-        return c.execute(insert(PanelRequest).values(
-            run_id=runner.run_id, kind=kind, payload_json=json.dumps(payload or {}), requested_by="alice",
-            requested_utc_s=runner.ctx.clock.now_s())).inserted_primary_key[0]
+        return c.execute(
+            insert(PanelRequest).values(
+                run_id=runner.run_id,
+                kind=kind,
+                payload_json=json.dumps(payload or {}),
+                requested_by="alice",
+                requested_utc_s=runner.ctx.clock.now_s(),
+            )
+        ).inserted_primary_key[0]
 
 
 def _acknowledged(runner, request_id: int):  # noqa: ANN001, ANN201

@@ -114,11 +114,14 @@ def test_a_fresh_store_and_a_filled_one_verify_with_their_head_anchored(engine):
     assert report.intact and report.anchored_seq == 6 and report.rows_checked == 3
 
 
-@pytest.mark.parametrize("where, gone", [
-    ("WHERE seq = 6", "entry 6 was deleted"),
-    ("WHERE seq > 3", "entries 4–6 were deleted"),
-    ("", "the whole trail was deleted"),
-])
+@pytest.mark.parametrize(
+    "where, gone",
+    [
+        ("WHERE seq = 6", "entry 6 was deleted"),
+        ("WHERE seq > 3", "entries 4–6 were deleted"),
+        ("", "the whole trail was deleted"),
+    ],
+)
 def test_a_deleted_tail_is_truncation(engine, where, gone):
     _fill(engine)
     _delete(engine, where)
@@ -133,11 +136,14 @@ def _recompute_from(engine, seq: int, payload: dict) -> None:
     with engine.begin() as connection:
         rows = connection.execute(select(AuditEntry).order_by(AuditEntry.seq)).all()
         prev = rows[seq - 2].entry_hash if seq > 1 else "0" * 64
-        for row in rows[seq - 1:]:
+        for row in rows[seq - 1 :]:
             body = json.dumps(payload, sort_keys=True) if row.seq == seq else row.payload_json
             digest = entry_hash(row.seq, row.t_utc_s, row.actor, row.action, row.entity, row.entity_id, body, prev)
-            connection.execute(AuditEntry.__table__.update().where(AuditEntry.seq == row.seq).values(
-                payload_json=body, prev_hash=prev, entry_hash=digest))
+            connection.execute(
+                AuditEntry.__table__.update()
+                .where(AuditEntry.seq == row.seq)
+                .values(payload_json=body, prev_hash=prev, entry_hash=digest)
+            )
             prev = digest
 
 
@@ -204,21 +210,39 @@ def regulated(engine, channels):
         chip_id = c.execute(text("SELECT id FROM chip")).scalar()
         proposal = c.execute(insert(Proposal).values(design_json="{}", created_utc_s=1.0)).inserted_primary_key[0]
         ids = {
-            "approval": c.execute(insert(Approval).values(proposal_id=proposal, decided_by="sam", decision="rejected",
-                                                          reason="too high", decided_utc_s=2.0)).inserted_primary_key[0],
-            "command": c.execute(insert(Command).values(idempotency_key="run1/step1/liver-1/a1", command="dispense",
-                                                        state="pending", requested_amount=10.0, amount_unit="uL",
-                                                        created_utc_s=3.0, updated_utc_s=3.0)).inserted_primary_key[0],
-            "user": c.execute(insert(User).values(username="tina", role_name="technician", created_utc_s=4.0,
-                                                  password_hash="scrypt$1$1$1$00$00")).inserted_primary_key[0],
+            "approval": c.execute(
+                insert(Approval).values(
+                    proposal_id=proposal, decided_by="sam", decision="rejected", reason="too high", decided_utc_s=2.0
+                )
+            ).inserted_primary_key[0],
+            "command": c.execute(
+                insert(Command).values(
+                    idempotency_key="run1/step1/liver-1/a1",
+                    command="dispense",
+                    state="pending",
+                    requested_amount=10.0,
+                    amount_unit="uL",
+                    created_utc_s=3.0,
+                    updated_utc_s=3.0,
+                )
+            ).inserted_primary_key[0],
+            "user": c.execute(
+                insert(User).values(
+                    username="tina", role_name="technician", created_utc_s=4.0, password_hash="scrypt$1$1$1$00$00"
+                )
+            ).inserted_primary_key[0],
         }
-        ids["doseevent"] = c.execute(insert(DoseEvent).values(chip_id=chip_id, command_id=ids["command"], drug="apap",
-                                                              t_utc_s=3.0, amount_nmol=0.5, volume_ml=0.01)
-                                     ).inserted_primary_key[0]
+        ids["doseevent"] = c.execute(
+            insert(DoseEvent).values(
+                chip_id=chip_id, command_id=ids["command"], drug="apap", t_utc_s=3.0, amount_nmol=0.5, volume_ml=0.01
+            )
+        ).inserted_primary_key[0]
         for table, row_id in ids.items():
             seal_row(c, table, row_id, "test", f"{table}.add")
-        c.execute(text("UPDATE command SET state = 'confirmed', device_reported_amount = 10.0 WHERE id = :i"),
-                  {"i": ids["command"]})
+        c.execute(
+            text("UPDATE command SET state = 'confirmed', device_reported_amount = 10.0 WHERE id = :i"),
+            {"i": ids["command"]},
+        )
         seal_row(c, "command", ids["command"], "runner", "dose.confirmed", {"device_reported_ul": 10.0})
     ids["role"] = "technician"
     assert verify_audit(engine).intact
@@ -245,10 +269,18 @@ def test_an_edit_of_a_regulated_row_is_named(engine, regulated, table):
 
 def test_a_row_inserted_behind_the_programs_back_is_named(engine, regulated):
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO role (name, can_control, can_approve, can_administer, description) "
-                                "VALUES ('root', true, true, true, '')"))
-        connection.execute(text("INSERT INTO doseevent (chip_id, drug, t_utc_s, amount_nmol, volume_ml) "
-                                "SELECT chip_id, drug, 9.0, 50.0, 0.1 FROM doseevent"))
+        connection.execute(
+            text(
+                "INSERT INTO role (name, can_control, can_approve, can_administer, description) "
+                "VALUES ('root', true, true, true, '')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO doseevent (chip_id, drug, t_utc_s, amount_nmol, volume_ml) "
+                "SELECT chip_id, drug, 9.0, 50.0, 0.1 FROM doseevent"
+            )
+        )
     report = verify_audit(engine)
     assert _kinds(report) == ["row-unsealed", "row-unsealed"]
     named = " ".join(p.message for p in report.problems)

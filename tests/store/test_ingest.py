@@ -15,8 +15,12 @@ from store.ingest import Quality, ReadingIn, ingest_readings
 
 def _stored(engine) -> list[tuple]:
     with engine.connect() as connection:
-        return [tuple(r) for r in connection.execute(
-            text("SELECT channel_id, t_utc_s, value, quality FROM reading ORDER BY channel_id, t_utc_s"))]
+        return [
+            tuple(r)
+            for r in connection.execute(
+                text("SELECT channel_id, t_utc_s, value, quality FROM reading ORDER BY channel_id, t_utc_s")
+            )
+        ]
 
 
 def test_batches_store_every_reading_once(engine, channels):
@@ -42,11 +46,14 @@ def test_nan_rejects_its_batch_and_keeps_earlier_batches(engine, channels):
 
 
 def test_compatible_units_are_converted_to_the_channel_unit(engine, channels):
-    ingest_readings(engine, [
-        ReadingIn(channels["pressure"], 1.0, 25.0, 0, "kPa"),
-        ReadingIn(channels["temperature"], 1.0, 310.15, 0, "kelvin"),
-        ReadingIn(channels["temperature"], 2.0, 37.0),
-    ])
+    ingest_readings(
+        engine,
+        [
+            ReadingIn(channels["pressure"], 1.0, 25.0, 0, "kPa"),
+            ReadingIn(channels["temperature"], 1.0, 310.15, 0, "kelvin"),
+            ReadingIn(channels["temperature"], 2.0, 37.0),
+        ],
+    )
     values = {(r[0], r[1]): r[2] for r in _stored(engine)}
     assert values[(channels["pressure"], 1.0)] == pytest.approx(250.0)
     assert values[(channels["temperature"], 1.0)] == pytest.approx(37.0)

@@ -47,7 +47,9 @@ def test_a_database_newer_than_the_code_is_refused_and_its_data_kept(engine, sto
 def test_cli_db_upgrade_creates_the_schema_from_empty(store_url):
     result = subprocess.run(
         [sys.executable, "-m", "ui.cli.app", "db", "upgrade", "--db", store_url],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert f"schema empty → {code_head()}" in result.stdout

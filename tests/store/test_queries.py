@@ -10,8 +10,11 @@ from store.queries import latest_readings, window, windows
 
 
 def test_latest_reading_of_every_channel(engine, channels):
-    ingest_readings(engine, [ReadingIn(channels["o2"], t, 100.0 - t) for t in (3.0, 1.0, 2.0)]
-                    + [ReadingIn(channels["pressure"], 1.5, 120.0)])
+    ingest_readings(
+        engine,
+        [ReadingIn(channels["o2"], t, 100.0 - t) for t in (3.0, 1.0, 2.0)]
+        + [ReadingIn(channels["pressure"], 1.5, 120.0)],
+    )
     latest = {r.channel: r for r in latest_readings(engine)}
     assert (latest["o2"].t_utc_s, latest["o2"].value) == (3.0, 97.0)
     assert (latest["pressure"].t_utc_s, latest["pressure"].unit) == (1.5, "mbar")
@@ -50,8 +53,9 @@ def test_windows_of_several_channels_equal_one_window_each(engine, channels):
     rng = np.random.default_rng(11)
     t = np.arange(0.0, 1800.0, 1.0)
     for name in ("o2", "pressure"):
-        ingest_readings(engine, [ReadingIn(channels[name], float(a), float(b))
-                                 for a, b in zip(t, rng.normal(50, 5, t.size))])
+        ingest_readings(
+            engine, [ReadingIn(channels[name], float(a), float(b)) for a, b in zip(t, rng.normal(50, 5, t.size))]
+        )
     ids = [channels["o2"], channels["pressure"], channels["temperature"]]
     frames = windows(engine, ids, 100.0, 1700.0, max_points=64)
     assert list(frames) == ids

@@ -21,16 +21,22 @@ def offences(source: str) -> list[str]:
         elif isinstance(node, ast.Call):
             name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
             if name in SQL_CALLS:
-                found += [f"line {node.lineno}: {name}({a.id})" for a in node.args
-                          if isinstance(a, ast.Name) and a.id in TABLE_CLASSES]
+                found += [
+                    f"line {node.lineno}: {name}({a.id})"
+                    for a in node.args
+                    if isinstance(a, ast.Name) and a.id in TABLE_CLASSES
+                ]
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and TABLE_NAMES.search(node.value):
             found.append(f"line {node.lineno}: SQL text {node.value[:40]!r}")
     return found
 
 
 def test_no_module_outside_store_queries_runs_fits_or_proposals():
-    product = [p for package in ("twin", "instruments", "calibration", "protocols", "ui")
-               for p in (REPO / package).rglob("*.py")]
+    product = [
+        p
+        for package in ("twin", "instruments", "calibration", "protocols", "ui")
+        for p in (REPO / package).rglob("*.py")
+    ]
     assert len(product) > 100
     bad = {str(p.relative_to(REPO)): found for p in product if (found := offences(p.read_text(encoding="utf-8")))}
     assert bad == {}

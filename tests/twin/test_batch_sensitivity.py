@@ -17,13 +17,19 @@ STEP = 1e-4  # on the log scale
 LIVER_BASE = {p.name: p.default for p in LIVER_PARAMETERS} | {"ec50": 20.0}  # a dose that hurts: kill terms live
 LIVER_RUNS = [
     ChipRun(LIVER_BASE, [Dose(0.0, 80.0, 0.1), Sample(3.0, 0.1), Dose(6.0, 40.0, 0.05), MediaChange(12.0, 1.0, 5.0)]),
-    ChipRun(LIVER_BASE | {"vmax": 5.0, "km": 3.0}, [Dose(0.0, 150.0), Sample(2.0, 0.02), Sample(24.0, 0.02)],
-            {"V_m0": 2.0}),
+    ChipRun(
+        LIVER_BASE | {"vmax": 5.0, "km": 3.0}, [Dose(0.0, 150.0), Sample(2.0, 0.02), Sample(24.0, 0.02)], {"V_m0": 2.0}
+    ),
 ]
-LIVER_TIMES = [np.array([0.5, 3.0, 3.0 - 1e-9, 6.0, 9.0, 12.0, 18.0])[[0, 2, 1, 3, 4, 5, 6]],
-               np.array([0.0, 1.0, 2.0 - 1e-9, 2.0, 8.0, 24.0 - 1e-9, 30.0])]
-MULTI_EVENTS = [Dose(0.0, 10.0, 0.0, medium="apical"), Sample(6.0, 0.05, medium="reservoir"),
-                Dose(12.0, 5.0, 0.02, medium="reservoir")]
+LIVER_TIMES = [
+    np.array([0.5, 3.0, 3.0 - 1e-9, 6.0, 9.0, 12.0, 18.0])[[0, 2, 1, 3, 4, 5, 6]],
+    np.array([0.0, 1.0, 2.0 - 1e-9, 2.0, 8.0, 24.0 - 1e-9, 30.0]),
+]
+MULTI_EVENTS = [
+    Dose(0.0, 10.0, 0.0, medium="apical"),
+    Sample(6.0, 0.05, medium="reservoir"),
+    Dose(12.0, 5.0, 0.02, medium="reservoir"),
+]
 MULTI_FREE = ["vmax_liver", "ps_liver", "clr_kidney", "papp_area"]
 
 
@@ -33,20 +39,36 @@ def _central_differences(runs, times, free, model):
     for run, t in zip(runs, times):
         system = system_for(model)
         base = {p.name: p.default for p in system.spec.parameters} | dict(run.params or {})
-        perturbed = [ChipRun({**base, name: base[name] * np.exp(sign * STEP)}, run.events, run.constants)
-                     for name in free for sign in (1, -1)]
+        perturbed = [
+            ChipRun({**base, name: base[name] * np.exp(sign * STEP)}, run.events, run.constants)
+            for name in free
+            for sign in (1, -1)
+        ]
         result = simulate_chips(perturbed, t, model=model, rtol=1e-10, atol=1e-12)
-        out.append({name: np.stack([(result[name][2 * j] - result[name][2 * j + 1]) / (2 * STEP)
-                                    for j in range(len(free))], axis=-1)
-                    for name in result if name != "time_h"})
+        out.append(
+            {
+                name: np.stack(
+                    [(result[name][2 * j] - result[name][2 * j + 1]) / (2 * STEP) for j in range(len(free))], axis=-1
+                )
+                for name in result
+                if name != "time_h"
+            }
+        )
     return out
 
 
-@pytest.mark.parametrize("model, runs, times, free", [
-    ("liver_chip", LIVER_RUNS, LIVER_TIMES, [p.name for p in LIVER_PARAMETERS]),
-    ("multi_organ", [ChipRun(None, MULTI_EVENTS), ChipRun({"vmax_liver": 3.0}, MULTI_EVENTS[:1])],
-     [np.array([0.5, 6.0, 12.0, 24.0]), np.array([1.0, 4.0, 12.0])], MULTI_FREE),
-])
+@pytest.mark.parametrize(
+    "model, runs, times, free",
+    [
+        ("liver_chip", LIVER_RUNS, LIVER_TIMES, [p.name for p in LIVER_PARAMETERS]),
+        (
+            "multi_organ",
+            [ChipRun(None, MULTI_EVENTS), ChipRun({"vmax_liver": 3.0}, MULTI_EVENTS[:1])],
+            [np.array([0.5, 6.0, 12.0, 24.0]), np.array([1.0, 4.0, 12.0])],
+            MULTI_FREE,
+        ),
+    ],
+)
 def test_batched_sensitivities_match_central_differences(model, runs, times, free):
     results = chips_sensitivities(runs, times, free, model=model, rtol=1e-8, atol=1e-11)
     numeric = _central_differences(runs, times, free, model)
@@ -54,8 +76,13 @@ def test_batched_sensitivities_match_central_differences(model, runs, times, fre
         assert result.parameter_names == tuple(free)
         for observable, exact in result.d_dlogp.items():
             scale = np.max(np.abs(result.values[observable])) + 1e-12  # zeros compared on the observable's scale
-            np.testing.assert_allclose(exact, reference[observable], rtol=1e-4, atol=1e-5 * scale,
-                                       err_msg=f"chip {chip}: d {observable} / d log p")
+            np.testing.assert_allclose(
+                exact,
+                reference[observable],
+                rtol=1e-4,
+                atol=1e-5 * scale,
+                err_msg=f"chip {chip}: d {observable} / d log p",
+            )
 
 
 def test_batched_sensitivities_equal_the_single_chip_reference_path():
@@ -68,8 +95,9 @@ def test_batched_sensitivities_equal_the_single_chip_reference_path():
         for name, values in result.values.items():
             np.testing.assert_allclose(values[order], reference.values[name], rtol=1e-7, atol=1e-12)
             scale = np.max(np.abs(reference.d_dlogp[name])) + 1e-12
-            np.testing.assert_allclose(result.d_dlogp[name][order], reference.d_dlogp[name][:, columns],
-                                       rtol=1e-6, atol=1e-7 * scale)
+            np.testing.assert_allclose(
+                result.d_dlogp[name][order], reference.d_dlogp[name][:, columns], rtol=1e-6, atol=1e-7 * scale
+            )
 
 
 def test_complex_step_pieces_equal_the_analytic_jacobians():

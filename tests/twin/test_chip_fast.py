@@ -19,8 +19,14 @@ def test_scalar_rhs_equals_the_batched_rhs_at_random_states():
 
 
 def test_odeint_path_agrees_with_a_tight_reference():
-    events = [Dose(0.0, 10.0, 0.0), Sample(1.0, 0.05), Dose(24.0, 80.0, 0.01), Sample(30.0, 0.05),
-              MediaChange(48.0, 1.0, 0.0), Sample(60.0, 0.05)]
+    events = [
+        Dose(0.0, 10.0, 0.0),
+        Sample(1.0, 0.05),
+        Dose(24.0, 80.0, 0.01),
+        Sample(30.0, 0.05),
+        MediaChange(48.0, 1.0, 0.0),
+        Sample(60.0, 0.05),
+    ]
     times = np.linspace(0, 72, 145)
     params = {"vmax": 3.0, "km": 15.0, "ec50": 40.0}
     fast = simulate_chip(params, events, times, method="odeint")

@@ -43,7 +43,9 @@ def test_negative_amounts_and_volumes():
 
 
 def test_events_out_of_time_order():
-    with pytest.raises(InvalidValueError, match=r"event 1 \(Dose at 2 h\) comes after one at 5 h; list events in time order"):
+    with pytest.raises(
+        InvalidValueError, match=r"event 1 \(Dose at 2 h\) comes after one at 5 h; list events in time order"
+    ):
         simulate_chip(None, [Sample(5.0, 0.1), Dose(2.0, 1.0)], TIMES)
 
 

@@ -17,15 +17,23 @@ def test_sensitivities_match_central_differences_on_the_log_scale():
     result = sensitivities(base, EVENTS, TIMES, rtol=1e-10, atol=1e-12)
     assert result.parameter_names == tuple(base)
     # all perturbed chips in one tight batched run: row 2j is log p_j + STEP, row 2j+1 is − STEP
-    runs = [ChipRun({**base, name: base[name] * np.exp(sign * STEP)}, EVENTS)
-            for name in result.parameter_names for sign in (1, -1)]
+    runs = [
+        ChipRun({**base, name: base[name] * np.exp(sign * STEP)}, EVENTS)
+        for name in result.parameter_names
+        for sign in (1, -1)
+    ]
     perturbed = simulate_chips(runs, TIMES, rtol=1e-11, atol=1e-13)
     for j, name in enumerate(result.parameter_names):
         for observable, values in result.values.items():
             numeric = (perturbed[observable][2 * j] - perturbed[observable][2 * j + 1]) / (2 * STEP)
             scale = np.max(np.abs(values)) + 1e-12  # zero sensitivities are compared on the observable's scale
-            np.testing.assert_allclose(result.d_dlogp[observable][:, j], numeric, rtol=1e-4, atol=1e-5 * scale,
-                                       err_msg=f"d {observable} / d log {name}")
+            np.testing.assert_allclose(
+                result.d_dlogp[observable][:, j],
+                numeric,
+                rtol=1e-4,
+                atol=1e-5 * scale,
+                err_msg=f"d {observable} / d log {name}",
+            )
 
 
 def test_some_sensitivities_are_structurally_zero_and_others_not():

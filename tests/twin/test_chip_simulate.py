@@ -18,8 +18,14 @@ from twin.chip import (
 )
 from twin.units import Q_
 
-SCHEDULE = [Dose(0.0, 50.0, 0.1), Sample(2.0, 0.05), Dose(5.0, 100.0, 0.05), Sample(24.0, 0.1),
-            MediaChange(30.0, 1.0, 10.0), Sample(36.0, 0.1)]
+SCHEDULE = [
+    Dose(0.0, 50.0, 0.1),
+    Sample(2.0, 0.05),
+    Dose(5.0, 100.0, 0.05),
+    Sample(24.0, 0.1),
+    MediaChange(30.0, 1.0, 10.0),
+    Sample(36.0, 0.1),
+]
 TIMES = np.array([0.0, 1.0, 2.0, 4.9, 5.0, 12.0, 24.0, 30.0, 33.0, 36.0, 48.0])
 DRUG = ("A_m", "A_c", "A_p", "M_m")
 
@@ -39,8 +45,9 @@ def test_drug_mass_balance_closes_per_chip():
 
 
 def test_drug_mass_balance_closes_in_the_batched_path():
-    result = simulate_chips([ChipRun(None, SCHEDULE), ChipRun({"km": 1.0, "kon": 0.5}, SCHEDULE[:3])], TIMES,
-                            return_states=True)
+    result = simulate_chips(
+        [ChipRun(None, SCHEDULE), ChipRun({"km": 1.0, "kon": 0.5}, SCHEDULE[:3])], TIMES, return_states=True
+    )
     assert result["A_m"].shape == (2, len(TIMES))
     assert np.max(np.abs(_closure(result))) < 1e-9
 
@@ -54,8 +61,9 @@ def test_dose_shows_up_exactly_at_its_time():
 
 
 def test_sampling_reduces_the_volume_not_the_concentration():
-    result = simulate_chip(None, [Dose(0.0, 30.0, 0.0), Sample(3.0, 0.25)], np.array([3.0 - 1e-9, 3.0]),
-                           return_states=True)
+    result = simulate_chip(
+        None, [Dose(0.0, 30.0, 0.0), Sample(3.0, 0.25)], np.array([3.0 - 1e-9, 3.0]), return_states=True
+    )
     assert result["V_m"].tolist() == [1.0, 0.75]
     assert result["drug_medium"][1] == pytest.approx(result["drug_medium"][0], rel=1e-7)
     assert result["removed_A_m_nmol"][1] == pytest.approx(0.25 * result["A_m"][0], rel=1e-7)
@@ -90,10 +98,13 @@ def test_integrators_agree_with_a_tight_reference(method, reference):
 
 def test_batched_rodas_agrees_with_the_tight_reference_and_per_chip_solves():
     rng = np.random.default_rng(5)
-    chips = [ChipRun({"ps": float(rng.uniform(0.1, 2)), "vmax": float(rng.uniform(0.5, 5)),
-                      "ec50": float(rng.uniform(5, 100))},
-                     [Dose(float(rng.uniform(0, 3)), float(rng.uniform(10, 200)), 0.05), Sample(24.0, 0.1)])
-             for _ in range(3)]
+    chips = [
+        ChipRun(
+            {"ps": float(rng.uniform(0.1, 2)), "vmax": float(rng.uniform(0.5, 5)), "ec50": float(rng.uniform(5, 100))},
+            [Dose(float(rng.uniform(0, 3)), float(rng.uniform(10, 200)), 0.05), Sample(24.0, 0.1)],
+        )
+        for _ in range(3)
+    ]
     batched = simulate_chips(chips, TIMES)
     for i, chip in enumerate(chips):
         reference = simulate_chip(chip.params, chip.events, TIMES, rtol=1e-12, atol=1e-14, method="LSODA")
@@ -119,8 +130,11 @@ def test_stepper_matches_a_whole_simulation():
 
 
 def test_multi_organ_conserves_drug_through_oral_and_reservoir_doses():
-    events = [Dose(0.0, 10.0, 0.0, medium="apical"), Sample(6.0, 0.05, medium="reservoir"),
-              Dose(12.0, 5.0, 0.02, medium="reservoir")]
+    events = [
+        Dose(0.0, 10.0, 0.0, medium="apical"),
+        Sample(6.0, 0.05, medium="reservoir"),
+        Dose(12.0, 5.0, 0.02, medium="reservoir"),
+    ]
     result = simulate_chip(None, events, np.array([0.0, 6.0, 24.0]), model="multi_organ", return_states=True)
     inside = sum(v for k, v in result.items() if k.startswith(("A_", "M_liver")))
     closure = (inside + result["removed_A_R_nmol"] + result["removed_A_ap_nmol"]) / result["drug_added_nmol"] - 1
@@ -132,6 +146,5 @@ def test_multi_organ_conserves_drug_through_oral_and_reservoir_doses():
 def test_multi_organ_batched_agrees_with_per_chip():
     events = [Dose(0.0, 10.0, 0.0, medium="apical")]
     single = simulate_chip({"vmax_liver": 3.0}, events, np.array([0.0, 4.0, 12.0]), model="multi_organ")
-    batched = simulate_chips([ChipRun({"vmax_liver": 3.0}, events)], np.array([0.0, 4.0, 12.0]),
-                             model="multi_organ")
+    batched = simulate_chips([ChipRun({"vmax_liver": 3.0}, events)], np.array([0.0, 4.0, 12.0]), model="multi_organ")
     np.testing.assert_allclose(batched["drug_reservoir"][0], single["drug_reservoir"], rtol=2e-6, atol=1e-10)

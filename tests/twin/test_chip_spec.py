@@ -46,8 +46,12 @@ def test_every_formula_parses_and_names_only_known_symbols(model):
     spec = get_model(model)
     known = set(spec.state_names) | set(spec.parameter_names) | {c.name for c in spec.constants}
     known |= set(spec.assignments)
-    formulas = [*spec.odes.values(), *spec.assignments.values(), *(o.expression for o in spec.observables),
-                *(s.initial for s in spec.states)]
+    formulas = [
+        *spec.odes.values(),
+        *spec.assignments.values(),
+        *(o.expression for o in spec.observables),
+        *(s.initial for s in spec.states),
+    ]
     for formula in formulas:
         parse(formula)
         assert names_in(formula) <= known, formula
@@ -60,8 +64,9 @@ def test_hand_written_liver_rhs_equals_the_spec_strings_at_random_states():
     for _ in range(20):
         x, p, c = _random_point(spec, rng)
         expected = _eval_spec_rhs(spec, x, p, c)
-        got = LIVER_SYSTEM.rhs(np.array([list(x.values())]), np.array([list(p.values())]),
-                               np.array([list(c.values())]))[0]
+        got = LIVER_SYSTEM.rhs(
+            np.array([list(x.values())]), np.array([list(p.values())]), np.array([list(c.values())])
+        )[0]
         np.testing.assert_allclose(got, [expected[s] for s in spec.state_names], rtol=1e-12, atol=1e-12)
 
 
@@ -97,11 +102,13 @@ def test_analytic_liver_derivatives_match_central_differences(derivative):
 def test_initial_oxygen_is_the_steady_state_and_holds_without_drug():
     spec = get_model("liver_chip")
     d = spec.defaults()
-    x0 = LIVER_SYSTEM.initial(np.array([[p.default for p in spec.parameters]]),
-                              np.array([[c.default for c in spec.constants]]))[0]
+    x0 = LIVER_SYSTEM.initial(
+        np.array([[p.default for p in spec.parameters]]), np.array([[c.default for c in spec.constants]])
+    )[0]
     assert x0[spec.state_names.index("O2")] == pytest.approx(d["O2_sat"] - d["ocr"] / d["kla"], rel=1e-15)
-    dx = LIVER_SYSTEM.rhs(x0[None], np.array([[p.default for p in spec.parameters]]),
-                          np.array([[c.default for c in spec.constants]]))[0]
+    dx = LIVER_SYSTEM.rhs(
+        x0[None], np.array([[p.default for p in spec.parameters]]), np.array([[c.default for c in spec.constants]])
+    )[0]
     assert np.all(dx == 0.0)  # nothing moves before the first dose
 
 
@@ -138,7 +145,11 @@ def test_libsbml_reads_every_formula_as_sbml_l3(model):
     import libsbml
 
     spec = get_model(model)
-    formulas = [*spec.odes.values(), *spec.assignments.values(), *(o.expression for o in spec.observables),
-                *(s.initial for s in spec.states)]
+    formulas = [
+        *spec.odes.values(),
+        *spec.assignments.values(),
+        *(o.expression for o in spec.observables),
+        *(s.initial for s in spec.states),
+    ]
     unreadable = [f for f in formulas if libsbml.parseL3Formula(f) is None]
     assert unreadable == []

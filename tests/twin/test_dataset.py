@@ -31,17 +31,20 @@ def test_evid_derived_when_absent(tmp_path: Path) -> None:
     assert data["EVID"].tolist() == [1, 0]
 
 
-@pytest.mark.parametrize(("text", "line", "words"), [
-    ("ID,TIME,AMT\n1,0,-5\n", 2, "negative"),
-    ("ID,TIME,AMT\n1,0,abc\n", 2, "not a number"),
-    ("ID,TIME,AMT\n1,2,100\n1,1,0\n", 3, "before the previous"),
-    ("ID,TIME,AMT,II\n1,0,100,12\n", 2, "without ADDL or SS"),
-    ("ID,TIME,AMT,ADDL\n1,0,100,3\n", 2, "with II 0"),
-    ("ID,TIME,AMT,EVID\n1,0,100,7\n", 2, "EVID 7"),
-    ("ID,TIME,AMT\n1,.,100\n", 2, "TIME is missing"),
-    ("ID,TIME,AMT,RATE\n1,0,100,-3\n", 2, "RATE -3"),
-    ("ID,TIME,AMT,SS\n1,0,100,1\n", 2, "SS with II 0"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "words"),
+    [
+        ("ID,TIME,AMT\n1,0,-5\n", 2, "negative"),
+        ("ID,TIME,AMT\n1,0,abc\n", 2, "not a number"),
+        ("ID,TIME,AMT\n1,2,100\n1,1,0\n", 3, "before the previous"),
+        ("ID,TIME,AMT,II\n1,0,100,12\n", 2, "without ADDL or SS"),
+        ("ID,TIME,AMT,ADDL\n1,0,100,3\n", 2, "with II 0"),
+        ("ID,TIME,AMT,EVID\n1,0,100,7\n", 2, "EVID 7"),
+        ("ID,TIME,AMT\n1,.,100\n", 2, "TIME is missing"),
+        ("ID,TIME,AMT,RATE\n1,0,100,-3\n", 2, "RATE -3"),
+        ("ID,TIME,AMT,SS\n1,0,100,1\n", 2, "SS with II 0"),
+    ],
+)
 def test_bad_rows_name_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     with pytest.raises(DatasetError, match=rf"^line {line}: .*{words}"):
         read_dataset(_write(tmp_path, text))
@@ -51,7 +54,7 @@ def test_time_may_restart_on_a_reset(tmp_path: Path) -> None:
     data = read_dataset(_write(tmp_path, "ID,TIME,AMT,EVID\n1,0,100,1\n1,10,0,0\n1,0,50,4\n1,5,0,0\n"))
     out = simulate_dataset(data, "iv_1cpt", {"cl": 1.0, "v": 10.0})
     assert out.loc[4, "IPRED"] == pytest.approx(5.0)  # reset then 50 mg into 10 L
-    assert out.loc[5, "IPRED"] == pytest.approx(5.0 * 2.718281828459045 ** -0.5)
+    assert out.loc[5, "IPRED"] == pytest.approx(5.0 * 2.718281828459045**-0.5)
 
 
 def test_dose_into_a_missing_compartment(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 
 def test_models_page_is_up_to_date() -> None:
     assert PAGE.read_text() == model_reference_markdown(), (
-        "docs/models.md is out of date: run `.venv/bin/python -m twin.docs > docs/models.md` (do not edit it by hand)")
+        "docs/models.md is out of date: run `.venv/bin/python -m twin.docs > docs/models.md` (do not edit it by hand)"
+    )
 
 
 def test_page_covers_every_model_parameter_and_equation() -> None:

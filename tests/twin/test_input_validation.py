@@ -18,12 +18,12 @@ from twin.userfile import MAX_CONFIG_BYTES, UserFileError, read_user_text
 from ui.cli.app import app
 
 runner = CliRunner()
-PATIENT = '''id = "P-1"
+PATIENT = """id = "P-1"
 age = "54 years"
 sex = "female"
 weight = "72 kg"
 serum_creatinine = "0.9 mg/dL"
-'''
+"""
 PREDICT = ["--drug", "midazolam", "--regimen", "7.5 mg q24h x7 oral", "--json"]
 SIMULATE = ["-m", "iv_1cpt", "-p", "cl=1.1", "-p", "v=20"]
 
@@ -52,7 +52,9 @@ def test_the_reader_refuses_each_unusable_file_in_one_line(tmp_path: Path) -> No
     cases = {"binary.toml": b"age = \xff\xfe\n", "empty.toml": b"", "blank.toml": b"  \n\n", "nul.toml": b"a = 1\x00\n"}
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
-    with pytest.raises(UserFileError, match=r"binary\.toml: the patient file is not UTF-8 text \(byte 0xff at offset 6\)"):
+    with pytest.raises(
+        UserFileError, match=r"binary\.toml: the patient file is not UTF-8 text \(byte 0xff at offset 6\)"
+    ):
         read_user_text(tmp_path / "binary.toml", "patient file")
     for name in ("empty.toml", "blank.toml"):
         with pytest.raises(UserFileError, match="is empty"):
@@ -82,13 +84,19 @@ PATIENT_MISTAKES = {
     "nan abundance": ("[abundance]\nCYP3A4 = nan\n", "abundance.CYP3A4"),
     "infinite abundance": ("[abundance]\nCYP3A4 = inf\n", "abundance.CYP3A4"),
     "absurd abundance": ("[abundance]\nCYP3A4 = 1e9\n", "0–10000"),
-    "negative co-medication": ('[[comedication]]\ndrug = "ketoconazole"\nunbound_concentration = "-0.02 uM"\n',
-                               "outside 0–10000 µM"),
-    "co-medication listed twice": ('[[comedication]]\ndrug = "ketoconazole"\nunbound_concentration = "0.02 uM"\n'
-                                   '[[comedication]]\ndrug = "ketoconazole"\nunbound_concentration = "0.03 uM"\n',
-                                   "listed twice"),
-    "co-medication unknown key": ('[[comedication]]\ndrug = "ketoconazole"\nunbound_concentration = "0.02 uM"\n'
-                                  'dose = 3\n', "unknown key comedication.0.dose"),
+    "negative co-medication": (
+        '[[comedication]]\ndrug = "ketoconazole"\nunbound_concentration = "-0.02 uM"\n',
+        "outside 0–10000 µM",
+    ),
+    "co-medication listed twice": (
+        '[[comedication]]\ndrug = "ketoconazole"\nunbound_concentration = "0.02 uM"\n'
+        '[[comedication]]\ndrug = "ketoconazole"\nunbound_concentration = "0.03 uM"\n',
+        "listed twice",
+    ),
+    "co-medication unknown key": (
+        '[[comedication]]\ndrug = "ketoconazole"\nunbound_concentration = "0.02 uM"\ndose = 3\n',
+        "unknown key comedication.0.dose",
+    ),
     "nan weight": (None, "weight"),
     "boolean age": (None, "age"),
     "quantity that would hang pint": (None, "cannot read"),
@@ -149,14 +157,17 @@ def test_dataset_file_level_mistakes(tmp_path: Path) -> None:
     refused(simulate(path), "d.csv", "column 'TIME' appears twice")
 
 
-@pytest.mark.parametrize(("rows", "words"), [
-    ("1,0,100,1,1,24,1e9,.,1\n", ("ADDL 1e+09", f"beyond the limit of {MAX_TIME_H:g} h")),
-    ("1,0,100,1,1,0.001,999999,.,1\n1,0,100,1,1,0.001,999999,.,1\n", ("expand", f"{MAX_DOSE_EVENTS:,}")),
-    ("1,0,100,1,1,0,0,.,1\n1,1,0,0,1,0,0,5,2\n", ("line 3", "MDV 2 is not 0")),
-    ("1,inf,100,1,1,0,0,.,1\n", ("line 2", "TIME inf is not a finite number")),
-    ("1,0,1e999,1,1,0,0,.,1\n", ("AMT inf",)),
-    ("1,1e9,100,1,1,0,0,.,1\n", ("TIME 1e+09 h is beyond",)),
-])
+@pytest.mark.parametrize(
+    ("rows", "words"),
+    [
+        ("1,0,100,1,1,24,1e9,.,1\n", ("ADDL 1e+09", f"beyond the limit of {MAX_TIME_H:g} h")),
+        ("1,0,100,1,1,0.001,999999,.,1\n1,0,100,1,1,0.001,999999,.,1\n", ("expand", f"{MAX_DOSE_EVENTS:,}")),
+        ("1,0,100,1,1,0,0,.,1\n1,1,0,0,1,0,0,5,2\n", ("line 3", "MDV 2 is not 0")),
+        ("1,inf,100,1,1,0,0,.,1\n", ("line 2", "TIME inf is not a finite number")),
+        ("1,0,1e999,1,1,0,0,.,1\n", ("AMT inf",)),
+        ("1,1e9,100,1,1,0,0,.,1\n", ("TIME 1e+09 h is beyond",)),
+    ],
+)
 def test_dataset_rows_that_would_be_absurd_or_unbounded(tmp_path: Path, rows: str, words: tuple[str, ...]) -> None:
     path = tmp_path / "d.csv"
     path.write_text("ID,TIME,AMT,EVID,CMT,II,ADDL,DV,MDV\n" + rows)

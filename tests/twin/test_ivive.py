@@ -47,26 +47,44 @@ def _predict(obach, drug: str, *, binding: bool) -> float:
     fu_mic = column["fu_microsomes"]
     fu_serum = column["fu_serum_over_fu_microsomes"] * fu_mic
     # eq. 4: fub = fu_serum/BP, in-vitro binding corrected by CLint,u = CLint/fu_mic
-    return hepatic_clearance(clint, fu_p=fu_serum, bp=column["blood_to_plasma"], qh=qh,
-                             fu_inc=fu_mic).to("mL/min/kg").magnitude
+    return (
+        hepatic_clearance(clint, fu_p=fu_serum, bp=column["blood_to_plasma"], qh=qh, fu_inc=fu_mic)
+        .to("mL/min/kg")
+        .magnitude
+    )
 
 
 @pytest.mark.parametrize("drug", DRUGS)
 def test_well_stirred_without_binding_reproduces_obach_table3(obach, drug):
     expected = obach["WS_eq1_no_binding_CLblood_pred"][drug]
-    assert _predict(obach, drug, binding=False) == pytest.approx(expected, abs=two_significant_figures_tolerance(expected))
+    assert _predict(obach, drug, binding=False) == pytest.approx(
+        expected, abs=two_significant_figures_tolerance(expected)
+    )
 
 
-@pytest.mark.parametrize("drug", [
-    "propranolol", "warfarin",
-    pytest.param("imipramine", marks=pytest.mark.xfail(strict=True, reason=(
-        "from the table's own inputs (fu_s/fu_mic 0.31, BP 1.1, CLint 48, Q 21) eq. 4 gives 8.2 mL/min/kg, "
-        "not the printed 9.0 (8.7 even without BP); propranolol and warfarin reproduce, so the printed value "
-        "rests on an input the table does not show"))),
-])
+@pytest.mark.parametrize(
+    "drug",
+    [
+        "propranolol",
+        "warfarin",
+        pytest.param(
+            "imipramine",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "from the table's own inputs (fu_s/fu_mic 0.31, BP 1.1, CLint 48, Q 21) eq. 4 gives 8.2 mL/min/kg, "
+                    "not the printed 9.0 (8.7 even without BP); propranolol and warfarin reproduce, so the printed value "
+                    "rests on an input the table does not show"
+                ),
+            ),
+        ),
+    ],
+)
 def test_well_stirred_with_serum_and_microsome_binding_reproduces_obach_table3(obach, drug):
     expected = obach["WS_eq4_serum_microsome_partitioning_CLblood_pred"][drug]
-    assert _predict(obach, drug, binding=True) == pytest.approx(expected, abs=two_significant_figures_tolerance(expected))
+    assert _predict(obach, drug, binding=True) == pytest.approx(
+        expected, abs=two_significant_figures_tolerance(expected)
+    )
 
 
 def test_propranolol_example_of_models_md(obach):

@@ -38,8 +38,9 @@ def _ode_course(cl, v, ka, f, regimen, n_doses):
     for dose in range(n_doses):
         state[0 if oral else 1] += (f if oral else 1.0) * regimen.dose_mg
         start = dose * regimen.interval_h
-        solution = solve_ivp(rhs, (start, start + regimen.interval_h), state, method="DOP853", rtol=1e-12,
-                             atol=1e-15, dense_output=True)
+        solution = solve_ivp(
+            rhs, (start, start + regimen.interval_h), state, method="DOP853", rtol=1e-12, atol=1e-15, dense_output=True
+        )
         pieces.append(solution)
         state = solution.y[:, -1].copy()
     return pieces
@@ -63,8 +64,12 @@ def test_closed_form_matches_numerical_integration(case):
     pieces = _ode_course(cl, v, ka, f, regimen, regimen.n_doses)
     last = pieces[-1]
     start = last.t[0]
-    peak = minimize_scalar(lambda t: -last.sol(t)[1] / v, bounds=(start, start + regimen.interval_h),
-                           method="bounded", options={"xatol": 1e-10})
+    peak = minimize_scalar(
+        lambda t: -last.sol(t)[1] / v,
+        bounds=(start, start + regimen.interval_h),
+        method="bounded",
+        options={"xatol": 1e-10},
+    )
     assert result.cmax[0] == pytest.approx(-peak.fun, rel=RTOL)
     assert result.ctrough[0] == pytest.approx(last.y[1, -1] / v, rel=RTOL)
     assert result.auc_0_end[0] == pytest.approx(last.y[2, -1], rel=RTOL)
@@ -82,29 +87,36 @@ def test_steady_state_matches_a_long_numerical_course(case):
     pk = IndividualPK(np.array([cl]), np.array([v]), np.array([ka]), np.array([f]), fu_p=0.1)
     result = exposure(pk, regimen)
     last = _ode_course(cl, v, ka, f, regimen, regimen.n_doses)[-1]  # e^(−k·τ·40) ≈ 1e-21: steady
-    peak = minimize_scalar(lambda t: -last.sol(t)[1] / v, bounds=(last.t[0], last.t[-1]), method="bounded",
-                           options={"xatol": 1e-10})
+    peak = minimize_scalar(
+        lambda t: -last.sol(t)[1] / v, bounds=(last.t[0], last.t[-1]), method="bounded", options={"xatol": 1e-10}
+    )
     assert result.cmax_ss[0] == pytest.approx(-peak.fun, rel=RTOL)
     assert result.ctrough_ss[0] == pytest.approx(last.y[1, -1] / v, rel=RTOL)
     assert result.auc_tau_ss[0] == pytest.approx(last.y[2, -1] - last.y[2, 0], rel=RTOL)
 
 
-@pytest.mark.parametrize("text, dose, interval, n, route", [
-    ("100 mg q12h x14 oral", 100, 12, 14, "oral"),
-    ("0.5 g q1d x7 po", 500, 24, 7, "oral"),
-    ("250 mg q8 x3 IV", 250, 8, 3, "iv"),
-])
+@pytest.mark.parametrize(
+    "text, dose, interval, n, route",
+    [
+        ("100 mg q12h x14 oral", 100, 12, 14, "oral"),
+        ("0.5 g q1d x7 po", 500, 24, 7, "oral"),
+        ("250 mg q8 x3 IV", 250, 8, 3, "iv"),
+    ],
+)
 def test_regimen_parsing(text, dose, interval, n, route):
     regimen = parse_regimen(text)
     assert (regimen.dose_mg, regimen.interval_h, regimen.n_doses, regimen.route) == (dose, interval, n, route)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("100 mg every 12 h", "write it like '100 mg q12h x14 oral'"),
-    ("100 mg q12h x14 rectal", "unknown route 'rectal'"),
-    ("100 mL q12h x14 oral", "dose"),
-    ("100 mg q0h x14 oral", "must be positive"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("100 mg every 12 h", "write it like '100 mg q12h x14 oral'"),
+        ("100 mg q12h x14 rectal", "unknown route 'rectal'"),
+        ("100 mL q12h x14 oral", "dose"),
+        ("100 mg q0h x14 oral", "must be positive"),
+    ],
+)
 def test_bad_regimens(text, message):
     with pytest.raises(TwinError, match=message):
         parse_regimen(text)
@@ -129,11 +141,11 @@ def test_targets_and_recommendation_centre_the_patient():
 def test_predict_for_a_patient_gives_a_recommendation_inside_a_reachable_window():
     patient = Patient(54, "female", 72, 0.9)
     drug = load_drug("example_chip_compound")
-    prediction = predict(drug, patient, parse_regimen("100 mg q12h x14 oral"), Target("auc_tau_ss", 1.0, 2.0),
-                         strengths_mg=[50, 100])
+    prediction = predict(
+        drug, patient, parse_regimen("100 mg q12h x14 oral"), Target("auc_tau_ss", 1.0, 2.0), strengths_mg=[50, 100]
+    )
     assert prediction.recommendation.in_window
-    assert prediction.toxicity_margin == pytest.approx(
-        50.0 * 300.0 / 1000 / (drug.fu_p * prediction.exposure.cmax[0]))
+    assert prediction.toxicity_margin == pytest.approx(50.0 * 300.0 / 1000 / (drug.fu_p * prediction.exposure.cmax[0]))
 
 
 def test_a_washed_out_trough_is_not_fixed_by_dose():

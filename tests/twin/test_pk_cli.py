@@ -29,8 +29,25 @@ def data_path(tmp_path: Path) -> Path:
 
 
 def test_simulate_writes_input_plus_ipred(app, data_path: Path) -> None:
-    result = CliRunner().invoke(app, ["simulate", str(data_path), "--model", "oral_1cpt", "-p", "ka=1.5",
-                                      "-p", "cl=1.1 L/h", "-p", "v=20", "-p", "f1=@bio", "--scale", "1000"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            str(data_path),
+            "--model",
+            "oral_1cpt",
+            "-p",
+            "ka=1.5",
+            "-p",
+            "cl=1.1 L/h",
+            "-p",
+            "v=20",
+            "-p",
+            "f1=@bio",
+            "--scale",
+            "1000",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = pd.read_csv(io.StringIO(result.stdout), dtype=str, keep_default_na=False)
     assert list(out.columns) == ["ID", "TIME", "AMT", "EVID", "CMT", "BIO", "DV", "IPRED"]
@@ -46,12 +63,15 @@ def test_simulate_to_file(app, data_path: Path, tmp_path: Path) -> None:
     assert len(pd.read_csv(target)) == 3
 
 
-@pytest.mark.parametrize("arguments", [
-    ["-m", "oral_1cpt", "-p", "k=1"],
-    ["-m", "nope"],
-    ["-m", "oral_1cpt", "-p", "cl"],
-    ["-m", "iv_1cpt", "-p", "cl=3 kg"],
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["-m", "oral_1cpt", "-p", "k=1"],
+        ["-m", "nope"],
+        ["-m", "oral_1cpt", "-p", "cl"],
+        ["-m", "iv_1cpt", "-p", "cl=3 kg"],
+    ],
+)
 def test_user_errors_are_one_line_exit_2(app, data_path: Path, arguments: list[str]) -> None:
     result = CliRunner().invoke(app, ["simulate", str(data_path), *arguments])
     assert result.exit_code == 2

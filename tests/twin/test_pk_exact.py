@@ -34,8 +34,11 @@ def _regimens(first: int, central: int) -> pd.DataFrame:
         _dose(5, 0.0, central, 100, RATE=10, SS=1, II=12, ADDL=3, LAGT=15.0, BIO=0.6),  # lag > II
         _dose(6, 0.0, first, 100, SS=1, II=24, ADDL=1, LAGT=30.0),
     ]
-    observations = [{"ID": s, "TIME": t, "EVID": 0, "CMT": central, "AMT": 0}
-                    for s in range(1, 7) for t in np.r_[np.arange(0.0, 96.0, 1.5), [12.0, 24.0, 50.0, 52.0]]]
+    observations = [
+        {"ID": s, "TIME": t, "EVID": 0, "CMT": central, "AMT": 0}
+        for s in range(1, 7)
+        for t in np.r_[np.arange(0.0, 96.0, 1.5), [12.0, 24.0, 50.0, 52.0]]
+    ]
     frame = pd.DataFrame(doses + observations).fillna({"RATE": 0, "II": 0, "ADDL": 0, "SS": 0})
     frame = frame.sort_values(["ID", "TIME", "EVID"], kind="stable", key=lambda c: c if c.name != "EVID" else -c)
     return frame.fillna({"LAGT": 0.0, "BIO": 1.0, "DUR": 1.0, "RT": 1.0}).reset_index(drop=True)
@@ -46,8 +49,15 @@ def test_exact_matches_integrator(model: str) -> None:
     oral = model.startswith("oral")
     first, central = 1, (2 if oral else 1)
     data = _regimens(first, central)
-    params = {**PARAMS[model], f"alag{first}": "@LAGT", f"f{first}": "@BIO", f"d{central}": "@DUR",
-              f"r{central}": "@RT", f"alag{central}": "@LAGT", f"f{central}": "@BIO"}
+    params = {
+        **PARAMS[model],
+        f"alag{first}": "@LAGT",
+        f"f{first}": "@BIO",
+        f"d{central}": "@DUR",
+        f"r{central}": "@RT",
+        f"alag{central}": "@LAGT",
+        f"f{central}": "@BIO",
+    }
     exact = simulate_dataset(data, model, params)["IPRED"].to_numpy()
     ode = simulate_dataset(data, model, params, engine="ode", integrator=TIGHT)["IPRED"].to_numpy()
     assert np.isfinite(exact).all() and exact.max() > 1.0
@@ -58,8 +68,15 @@ def test_exact_matches_integrator(model: str) -> None:
 def test_oral_bolus_is_the_bateman_function() -> None:
     ka, cl, v, dose, f, lag = 1.3, 2.0, 15.0, 100.0, 0.7, 0.5
     times = np.linspace(0.0, 48.0, 97)
-    data = pd.DataFrame({"ID": 1, "TIME": np.r_[0.0, times], "AMT": np.r_[dose, 0 * times],
-                         "EVID": np.r_[1, 0 * times], "CMT": np.r_[1, 2 + 0 * times]})
+    data = pd.DataFrame(
+        {
+            "ID": 1,
+            "TIME": np.r_[0.0, times],
+            "AMT": np.r_[dose, 0 * times],
+            "EVID": np.r_[1, 0 * times],
+            "CMT": np.r_[1, 2 + 0 * times],
+        }
+    )
     got = simulate_dataset(data, "oral_1cpt", {"ka": ka, "cl": cl, "v": v, "f1": f, "alag1": lag})["IPRED"][1:]
     k, tau = cl / v, np.maximum(times - lag, 0.0)
     bateman = f * dose * ka / (v * (ka - k)) * (np.exp(-k * tau) - np.exp(-ka * tau))
@@ -69,8 +86,17 @@ def test_oral_bolus_is_the_bateman_function() -> None:
 def test_iv_steady_state_infusion_and_bolus_closed_forms() -> None:
     cl, v, ii, dose, rate = 2.0, 15.0, 12.0, 100.0, 25.0
     k = cl / v
-    data = pd.DataFrame({"ID": [1, 1, 2, 2], "TIME": [0.0, 0.0, 0.0, 0.0], "AMT": [dose, 0, dose, 0],
-                         "EVID": [1, 0, 1, 0], "SS": [1, 0, 1, 0], "II": [ii, 0, ii, 0], "RATE": [0, 0, rate, 0]})
+    data = pd.DataFrame(
+        {
+            "ID": [1, 1, 2, 2],
+            "TIME": [0.0, 0.0, 0.0, 0.0],
+            "AMT": [dose, 0, dose, 0],
+            "EVID": [1, 0, 1, 0],
+            "SS": [1, 0, 1, 0],
+            "II": [ii, 0, ii, 0],
+            "RATE": [0, 0, rate, 0],
+        }
+    )
     got = simulate_dataset(data, "iv_1cpt", {"cl": cl, "v": v})["IPRED"].to_numpy()
     peak = dose / v / (1 - np.exp(-k * ii))  # bolus at steady state, just after the dose
     duration = dose / rate  # infusion at steady state: trough at the start of an infusion
@@ -83,16 +109,24 @@ def test_nearly_equal_eigenvalues_fall_back_to_the_integrator() -> None:
     cl, v = 2.0, 16.0
     k = cl / v
     times = np.linspace(0.5, 24.0, 48)
-    data = pd.DataFrame({"ID": 1, "TIME": np.r_[0.0, times], "AMT": np.r_[100.0, 0 * times],
-                         "EVID": np.r_[1, 0 * times], "CMT": np.r_[1, 2 + 0 * times]})
+    data = pd.DataFrame(
+        {
+            "ID": 1,
+            "TIME": np.r_[0.0, times],
+            "AMT": np.r_[100.0, 0 * times],
+            "EVID": np.r_[1, 0 * times],
+            "CMT": np.r_[1, 2 + 0 * times],
+        }
+    )
     got = simulate_dataset(data, "oral_1cpt", {"ka": k, "cl": cl, "v": v})["IPRED"][1:]
     np.testing.assert_allclose(got, 100.0 / v * k * times * np.exp(-k * times), rtol=1e-7)
 
 
 def test_warfarin_single_dose_runs_and_recovers() -> None:
     times = np.arange(0.0, 400.0, 6.0)
-    data = pd.DataFrame({"ID": 1, "TIME": np.r_[0.0, times], "AMT": np.r_[100.0, 0 * times],
-                         "EVID": np.r_[1, 0 * times], "CMT": 1})
+    data = pd.DataFrame(
+        {"ID": 1, "TIME": np.r_[0.0, times], "AMT": np.r_[100.0, 0 * times], "EVID": np.r_[1, 0 * times], "CMT": 1}
+    )
     cp = simulate_dataset(data, "warfarin_pkpd")["IPRED"].to_numpy()[1:]
     pca = simulate_dataset(data, "warfarin_pkpd", observable="pca")["IPRED"].to_numpy()[1:]
     assert cp[0] == 0 and cp.max() > 5 and pca[0] == pytest.approx(96.6)

@@ -94,8 +94,15 @@ def test_every_event_kind_one_and_two_compartments(model):
 
 def _regimen_params(model: str) -> dict:
     first, central = 1, (2 if model.startswith("oral") else 1)
-    return {**REGIMEN_PARAMS[model], f"alag{first}": "@LAGT", f"f{first}": "@BIO", f"d{central}": "@DUR",
-            f"r{central}": "@RT", f"alag{central}": "@LAGT", f"f{central}": "@BIO"}
+    return {
+        **REGIMEN_PARAMS[model],
+        f"alag{first}": "@LAGT",
+        f"f{first}": "@BIO",
+        f"d{central}": "@DUR",
+        f"r{central}": "@RT",
+        f"alag{central}": "@LAGT",
+        f"f{central}": "@BIO",
+    }
 
 
 def test_rows_any_shape_and_repeats():

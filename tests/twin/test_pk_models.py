@@ -36,8 +36,13 @@ def test_rhs_matches_the_infix_equations(name: str) -> None:
             assert c @ x == pytest.approx(_evaluate(observable.expression, names), rel=1e-12)
         # the analytic Jacobian against central differences of the right-hand side
         step = 1e-6 * np.maximum(np.abs(x), 1.0)
-        numeric = np.stack([(rhs(0, x + dx, 0 * x) - rhs(0, x - dx, 0 * x)) / (2 * h)
-                            for dx, h in ((np.eye(len(x))[i] * step[i], step[i]) for i in range(len(x)))], axis=1)
+        numeric = np.stack(
+            [
+                (rhs(0, x + dx, 0 * x) - rhs(0, x - dx, 0 * x)) / (2 * h)
+                for dx, h in ((np.eye(len(x))[i] * step[i], step[i]) for i in range(len(x)))
+            ],
+            axis=1,
+        )
         np.testing.assert_allclose(jac(0.0, x), numeric, rtol=1e-6, atol=1e-9)
 
 

@@ -21,7 +21,11 @@ from twin.pk import simulate_dataset
 
 NMTEST = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "pk" / "nmtest.csv"
 PARAMS = {"ka": 1.5, "cl": 1.1, "v": 20, "f2": "@bioav", "alag2": "@lagt", "r2": "@rat2", "d2": "@dur2"}
-START_H = {**dict.fromkeys((409, 410, 411, 415, 510, 610, 709), 24.0), **dict.fromkeys((809, 909, 1009), 48.0), 825: 96.0}
+START_H = {
+    **dict.fromkeys((409, 410, 411, 415, 510, 610, 709), 24.0),
+    **dict.fromkeys((809, 909, 1009), 48.0),
+    825: 96.0,
+}
 # NONMEM artefact: id 509 (lag 27.16 h > II 24 h, infusion) starts its SS at a negative cp and
 # matches the regime's steady state only from t = 4 h; rxode2 passes it on the mean criterion.
 POINTWISE_FROM_H = {509: 4.0}

@@ -9,8 +9,9 @@ from twin.pk import DatasetModel, central_difference
 
 
 def _bolus_data(times: np.ndarray, dose: float) -> pd.DataFrame:
-    return pd.DataFrame({"ID": 1, "TIME": np.r_[0.0, times], "AMT": np.r_[dose, 0 * times],
-                         "EVID": np.r_[1, 0 * times], "CMT": 1})
+    return pd.DataFrame(
+        {"ID": 1, "TIME": np.r_[0.0, times], "AMT": np.r_[dose, 0 * times], "EVID": np.r_[1, 0 * times], "CMT": 1}
+    )
 
 
 def test_iv_bolus_sensitivities_match_analytic_derivatives() -> None:

@@ -42,7 +42,9 @@ def test_summary_is_independent_of_chunk_size(inline):
 def test_local_process_pool_and_dask_give_identical_summaries(inline):
     distributed = pytest.importorskip("distributed")
     _same(inline, _run(max_workers=2, chunk_size=BLOCK))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
         with distributed.Client(cluster) as client:
             _same(inline, _run(dask=client, chunk_size=BLOCK))
         _same(inline, _run(dask=cluster.scheduler_address, chunk_size=2 * BLOCK))

@@ -88,8 +88,11 @@ def _amount_states(name: str) -> list[int]:
 def pk_dataset(cmt: int) -> pd.DataFrame:
     doses = [{"ID": 1, "TIME": t, "EVID": 1, "CMT": cmt, "AMT": a} for t, a in PK_DOSES]
     observations = [{"ID": 1, "TIME": t, "EVID": 0, "CMT": cmt, "AMT": 0.0} for t in PK_TIMES]
-    return pd.DataFrame(doses + observations).sort_values(["TIME", "EVID"], ascending=[True, False],
-                                                          kind="stable").reset_index(drop=True)
+    return (
+        pd.DataFrame(doses + observations)
+        .sort_values(["TIME", "EVID"], ascending=[True, False], kind="stable")
+        .reset_index(drop=True)
+    )
 
 
 PK_CASES = [(name, i) for name, spec in all_models().items() if not _is_chip(name) for i in _amount_states(name)]
@@ -121,8 +124,13 @@ def chip_events(name: str) -> list:
     """Doses, samples and media changes on every medium of the chip."""
     media = system_for(name).media
     main = next(iter(media))
-    events = [Dose(0.0, 50.0, 0.1, medium=main), Sample(2.0, 0.1, medium=main), Dose(6.0, 20.0, medium=main),
-              MediaChange(24.0, 1.0, 5.0, medium=main), Sample(30.0, 0.2, medium=main)]
+    events = [
+        Dose(0.0, 50.0, 0.1, medium=main),
+        Sample(2.0, 0.1, medium=main),
+        Dose(6.0, 20.0, medium=main),
+        MediaChange(24.0, 1.0, 5.0, medium=main),
+        Sample(30.0, 0.2, medium=main),
+    ]
     for other in list(media)[1:]:
         events += [Dose(1.0, 30.0, 0.05, medium=other), Sample(12.0, 0.05, medium=other)]
     return sorted(events, key=lambda e: e.time_h)

@@ -19,8 +19,15 @@ from ui.cli.app import app as chiptwin
 
 MODELS = list(all_models())
 # SBML base units in SI: litre and gram are 1e-3 of pint's m^3 and kg
-SI = {"litre": (1e-3, "meter ** 3"), "gram": (1e-3, "kilogram"), "metre": (1.0, "meter"), "second": (1.0, "second"),
-      "mole": (1.0, "mole"), "ampere": (1.0, "ampere"), "dimensionless": (1.0, "")}
+SI = {
+    "litre": (1e-3, "meter ** 3"),
+    "gram": (1e-3, "kilogram"),
+    "metre": (1.0, "meter"),
+    "second": (1.0, "second"),
+    "mole": (1.0, "mole"),
+    "ampere": (1.0, "ampere"),
+    "dimensionless": (1.0, ""),
+}
 
 
 def read(text: str) -> libsbml.SBMLDocument:
@@ -95,11 +102,14 @@ def test_initial_assignments_follow_parameters() -> None:
     assert model.getParameter("Phi").getValue() == 1.0
 
 
-@pytest.mark.parametrize(("formula", "says"), [
-    ("cl / v * (central", "does not parse"),
-    ("clearance / v * central", "'clearance'"),
-    ("foo(central)", "unknown function 'foo'"),
-])
+@pytest.mark.parametrize(
+    ("formula", "says"),
+    [
+        ("cl / v * (central", "does not parse"),
+        ("clearance / v * central", "'clearance'"),
+        ("foo(central)", "unknown function 'foo'"),
+    ],
+)
 def test_bad_formula_fails_naming_model_and_formula(formula: str, says: str) -> None:
     spec = dataclasses.replace(get_model("iv_1cpt"), name="broken", odes={"central": formula})
     with pytest.raises(SbmlExportError, match="broken") as caught:
@@ -132,13 +142,16 @@ def test_cli_writes_sbml(app, tmp_path: Path) -> None:
     assert result.exit_code == 0 and read(out.read_text()).getModel().getId() == "liver_chip"
 
 
-@pytest.mark.parametrize("arguments", [
-    ["export-sbml", "no_such_model"],
-    ["export-sbml", "oral_1cpt", "-p", "nope=1"],
-    ["export-sbml", "oral_1cpt", "-p", "cl=3 mg"],
-    ["export-sbml", "oral_1cpt", "-p", "cl"],
-    ["export-sbml", "oral_1cpt", "-p", "cl=@CL"],
-])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["export-sbml", "no_such_model"],
+        ["export-sbml", "oral_1cpt", "-p", "nope=1"],
+        ["export-sbml", "oral_1cpt", "-p", "cl=3 mg"],
+        ["export-sbml", "oral_1cpt", "-p", "cl"],
+        ["export-sbml", "oral_1cpt", "-p", "cl=@CL"],
+    ],
+)
 def test_cli_user_errors_are_one_line_exit_2(app, arguments: list[str]) -> None:
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2

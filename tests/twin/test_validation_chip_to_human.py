@@ -66,7 +66,8 @@ def test_drug_set_clearance_check_fold_errors_and_fractions():
         drug = load_drug(row.drug)
         renal = drug.cl_renal_ref_l_per_h / 70 * 1000 / 60
         assert row.predicted_cl_ml_min_per_kg == pytest.approx(
-            _well_stirred_plasma_cl(drug.fu_p, drug.bp, row.clint_u_ml_min_per_kg, renal), rel=1e-12)
+            _well_stirred_plasma_cl(drug.fu_p, drug.bp, row.clint_u_ml_min_per_kg, renal), rel=1e-12
+        )
     folds = np.array([row.predicted_cl_ml_min_per_kg / row.observed_cl_ml_min_per_kg for row in result.rows])
     within2 = np.mean(np.abs(np.log(folds)) <= np.log(2))
     within3 = np.mean(np.abs(np.log(folds)) <= np.log(3))
@@ -89,11 +90,13 @@ def test_obach_propranolol_row_reproduces_obach_well_stirred_with_binding():
 def test_a_bad_in_vitro_table_is_refused_naming_file_and_key(tmp_path):
     from twin.drugs import DrugFileError
 
-    (tmp_path / "x.toml").write_text('[in_vitro]\nvmax = { value = 1, unit = "nmol/h/mg" }\n'
-                                     'km = { value = 0, unit = "µM" }\npathway_fraction = { value = 1, unit = "" }\n')
+    (tmp_path / "x.toml").write_text(
+        '[in_vitro]\nvmax = { value = 1, unit = "nmol/h/mg" }\n'
+        'km = { value = 0, unit = "µM" }\npathway_fraction = { value = 1, unit = "" }\n'
+    )
     with pytest.raises(DrugFileError, match="x.toml: in_vitro.vmax and km must be positive"):
         in_vitro_clearance("x", tmp_path)
-    (tmp_path / "y.toml").write_text('[in_vitro]\nclint_scaled = 3.0\n')
+    (tmp_path / "y.toml").write_text("[in_vitro]\nclint_scaled = 3.0\n")
     with pytest.raises(DrugFileError, match=r"y.toml: in_vitro.clint_scaled: write it as"):
         in_vitro_clearance("y", tmp_path)
     (tmp_path / "z.toml").write_text('[in_vitro]\nclint_scaled = { value = 3, unit = "mL/h" }\n')

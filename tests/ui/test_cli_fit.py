@@ -25,8 +25,11 @@ def dataset(tmp_path):
         for t in TIMES_H:
             k = cl / v
             c = 100 * ka / (v * (ka - k)) * (np.exp(-k * t) - np.exp(-ka * t))
-            rows.append(dict(ID=subject, TIME=t, AMT=0, EVID=0, CMT=2, DV=c * (1 + 0.1 * rng.standard_normal()),
-                             MDV=0, LLOQ=0.05))
+            rows.append(
+                dict(
+                    ID=subject, TIME=t, AMT=0, EVID=0, CMT=2, DV=c * (1 + 0.1 * rng.standard_normal()), MDV=0, LLOQ=0.05
+                )
+            )
     path = tmp_path / "pk.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
@@ -46,8 +49,22 @@ def test_population_fit_json_has_the_documented_fields(dataset):
 
 def test_fixing_a_parameter_and_the_bound_warning_is_printed(dataset, tmp_path):
     out = tmp_path / "fit.json"
-    result = runner.invoke(app, ["fit", str(dataset), "-m", "oral_1cpt", "--pooled", "--estimate", "ka,cl",
-                                 "--fix", "v=300", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(dataset),
+            "-m",
+            "oral_1cpt",
+            "--pooled",
+            "--estimate",
+            "ka,cl",
+            "--fix",
+            "v=300",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
     assert set(saved["theta"]) == {"ka", "cl"}
@@ -64,12 +81,15 @@ def test_all_observations_below_lloq_is_a_clear_error(dataset, tmp_path):
     assert "all of them are below the LLOQ" in result.output
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--estimate", "ka,cl,foo"], "has no parameter foo"),
-    (["--individual", "--pooled"], "choose one of"),
-    (["--fix", "v=lots"], "write name=number"),
-    (["--error", "huge"], "unknown error model"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--estimate", "ka,cl,foo"], "has no parameter foo"),
+        (["--individual", "--pooled"], "choose one of"),
+        (["--fix", "v=lots"], "write name=number"),
+        (["--error", "huge"], "unknown error model"),
+    ],
+)
 def test_bad_requests_name_the_fix(dataset, args, message):
     result = runner.invoke(app, ["fit", str(dataset), "-m", "oral_1cpt", *args])
     assert result.exit_code == 2, result.output
@@ -80,11 +100,14 @@ def test_a_lab_dataset_is_detected_and_fitted_per_chip(tmp_path):
     from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 
     truth = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
-    rows = lab_rows("chip-A", Experiment(60.0, (0.5, 1, 2, 4, 8, 12, 24, 36, 48)), truth, 0.05,
-                    np.random.default_rng(3))
+    rows = lab_rows(
+        "chip-A", Experiment(60.0, (0.5, 1, 2, 4, 8, 12, 24, 36, 48)), truth, 0.05, np.random.default_rng(3)
+    )
     path = write_lab_dataset(rows, tmp_path / "lab.csv")
-    result = runner.invoke(app, ["fit", str(path), "-m", "liver_chip", "--estimate", "vmax,km",
-                                 "--fix", "ps=0.5,kon=0.05,koff=0.02", "--json"])
+    result = runner.invoke(
+        app,
+        ["fit", str(path), "-m", "liver_chip", "--estimate", "vmax,km", "--fix", "ps=0.5,kon=0.05,koff=0.02", "--json"],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["method"] == "individual" and "chip-A" in record["individual"]

@@ -10,15 +10,34 @@ from pathlib import Path
 
 import pytest
 
-DESIGN_COMMANDS = ["demo", "run", "resume", "panel", "fit", "design", "simulate", "predict", "sim-rig",
-                   "db", "audit", "devices", "protocol"]
+DESIGN_COMMANDS = [
+    "demo",
+    "run",
+    "resume",
+    "panel",
+    "fit",
+    "design",
+    "simulate",
+    "predict",
+    "sim-rig",
+    "db",
+    "audit",
+    "devices",
+    "protocol",
+]
 
 
 def chiptwin(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     executable = shutil.which("chiptwin", path=str(Path(sys.executable).parent))
     command = [executable] if executable else [sys.executable, "-m", "ui.cli.app"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, cwd=cwd,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})})
+    return subprocess.run(
+        [*command, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
 
 
 def test_help_lists_the_commands_of_the_design():
@@ -28,8 +47,20 @@ def test_help_lists_the_commands_of_the_design():
         assert f" {command} " in result.stdout, command
 
 
-@pytest.mark.parametrize("command", [["demo"], ["run"], ["fit"], ["design"], ["dose"], ["sim-rig"],
-                                     ["devices", "check"], ["protocol", "check"], ["panel"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["demo"],
+        ["run"],
+        ["fit"],
+        ["design"],
+        ["dose"],
+        ["sim-rig"],
+        ["devices", "check"],
+        ["protocol", "check"],
+        ["panel"],
+    ],
+)
 def test_every_command_explains_itself(command):
     result = chiptwin(*command, "--help")
     assert result.returncode == 0, result.stderr
@@ -38,8 +69,14 @@ def test_every_command_explains_itself(command):
 
 def test_the_store_defaults_to_a_file_in_the_working_directory(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CHIPTWIN_DB"}
-    result = subprocess.run([sys.executable, "-m", "ui.cli.app", "db", "upgrade"], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path, env={**env, "PYTHONPATH": str(Path(__file__).parents[2])})
+    result = subprocess.run(
+        [sys.executable, "-m", "ui.cli.app", "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "chiptwin.db").exists()
 
@@ -51,10 +88,13 @@ def test_chiptwin_db_variable_selects_the_store(tmp_path):
     assert "from-env.db" in chiptwin("db", "current", env={"CHIPTWIN_DB": str(target)}).stdout
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("postgresql+psycopg://lab@127.0.0.1:1/x", "cannot reach the database"),
-    ("oracle://scott@tiger/db", "unsupported database 'oracle'"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("postgresql+psycopg://lab@127.0.0.1:1/x", "cannot reach the database"),
+        ("oracle://scott@tiger/db", "unsupported database 'oracle'"),
+    ],
+)
 def test_store_errors_are_one_line_without_traceback(url, expected):
     result = chiptwin("db", "upgrade", "--db", url)
     assert result.returncode == 2

@@ -36,15 +36,28 @@ def test_the_sign_in_hint_names_the_store_in_use(lab) -> None:  # noqa: F811
 
 
 SUMMARY = {
-    "run_id": 1, "state": "done", "wall_time_s": 141.6, "rounds": 1, "readings_stored": 10871,
-    "doses_executed": 16, "intents_confirmed": 16,
-    "alarms": [{"severity": "warning", "source": "pump3", "message": "pump3: NE-1000 alarm S: motor stalled",
-                "run_id": None}],
+    "run_id": 1,
+    "state": "done",
+    "wall_time_s": 141.6,
+    "rounds": 1,
+    "readings_stored": 10871,
+    "doses_executed": 16,
+    "intents_confirmed": 16,
+    "alarms": [
+        {"severity": "warning", "source": "pump3", "message": "pump3: NE-1000 alarm S: motor stalled", "run_id": None}
+    ],
     "truth": {"chip1": {"vmax": 2.0, "km": 10.0}},
-    "per_round": [{"round": 1, "fit_id": 3, "error": {"vmax": 0.0953, "km": 0.405},
-                   "ci_width": {"vmax": 1.8, "km": None},
-                   "estimates": {"chip1": {"vmax": {"estimate": 2.2, "ci95": [1.7, 2.9]},
-                                           "km": {"estimate": 15.0, "ci95": None}}}}],
+    "per_round": [
+        {
+            "round": 1,
+            "fit_id": 3,
+            "error": {"vmax": 0.0953, "km": 0.405},
+            "ci_width": {"vmax": 1.8, "km": None},
+            "estimates": {
+                "chip1": {"vmax": {"estimate": 2.2, "ci95": [1.7, 2.9]}, "km": {"estimate": 15.0, "ci95": None}}
+            },
+        }
+    ],
 }
 
 

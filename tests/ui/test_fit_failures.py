@@ -26,8 +26,9 @@ def _one_error_line(result) -> str:
 
 def test_a_fit_that_does_not_converge_is_one_line_and_exit_2(tmp_path):
     out = tmp_path / "fit.json"
-    result = runner.invoke(app, ["fit", str(PHENO), "-m", "iv_1cpt", "--population", "--random", "cl,v",
-                                 "--out", str(out)])
+    result = runner.invoke(
+        app, ["fit", str(PHENO), "-m", "iv_1cpt", "--population", "--random", "cl,v", "--out", str(out)]
+    )
     assert result.exit_code == 2
     line = _one_error_line(result)
     assert "did not converge" in line and "--init" in line and str(out) in line
@@ -36,8 +37,23 @@ def test_a_fit_that_does_not_converge_is_one_line_and_exit_2(tmp_path):
 
 
 def test_the_same_fit_from_starting_values_near_the_data_converges():
-    result = runner.invoke(app, ["fit", str(PHENO), "-m", "iv_1cpt", "--population", "--random", "cl,v",
-                                 "--init", "cl=0.01", "--init", "v=1", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(PHENO),
+            "-m",
+            "iv_1cpt",
+            "--population",
+            "--random",
+            "cl,v",
+            "--init",
+            "cl=0.01",
+            "--init",
+            "v=1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert record["converged"] and 0.001 < record["theta"]["cl"]["estimate"] < 0.05  # L/h, a newborn's

@@ -25,8 +25,16 @@ from store.schema import Approval, AuditEntry, PanelRequest
 from tests.ui.test_panel_support import PASSWORDS, _fill
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 DOCS_IMG = REPO / "docs" / "img"
@@ -79,8 +87,15 @@ def panel(tmp_path):
     port = _free_port()
     env = {**os.environ, "CHIPTWIN_PANEL_REFRESH_S": "2"}
     command = [sys.executable, "-m", "ui.cli.app", "panel", "--db", lab.url, "--port", str(port)]
-    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         _wait_healthy(base, process)
@@ -130,8 +145,9 @@ def test_the_panel_in_a_real_browser(panel):
             _go(page, "Live run", "Live run")
             _eventually(lambda: page.locator(".vega-embed").count() >= 6, "six live plots")
             page.get_by_role("button", name="Pause").click()
-            requests = _eventually(lambda: _rows(lab.url, select(PanelRequest.kind, PanelRequest.state)),
-                                   "a PanelRequest row")
+            requests = _eventually(
+                lambda: _rows(lab.url, select(PanelRequest.kind, PanelRequest.state)), "a PanelRequest row"
+            )
             assert [tuple(r) for r in requests] == [("pause", "pending")]
             page.get_by_text("pause requested").wait_for()
             _shot(page, "panel-live-fixture")  # docs/img/panel-live.png: a real run (test_panel_browser_runner)
@@ -140,8 +156,9 @@ def test_the_panel_in_a_real_browser(panel):
             page.get_by_label("Reason (kept with the decision)").fill("most informative next dose")
             page.get_by_role("textbox", name="Signature: your password, sam").fill(PASSWORDS["sam"])
             page.get_by_role("button", name="Approve and sign").click()
-            approvals = _eventually(lambda: _rows(lab.url, select(Approval.decided_by, Approval.decision)),
-                                    "an Approval row")
+            approvals = _eventually(
+                lambda: _rows(lab.url, select(Approval.decided_by, Approval.decision)), "an Approval row"
+            )
             assert [tuple(a) for a in approvals] == [("sam", "approved")]
             audited = _rows(lab.url, select(AuditEntry.actor).where(AuditEntry.action == "proposal.approve"))
             assert [a.actor for a in audited] == ["sam"]
@@ -158,7 +175,9 @@ def test_the_panel_in_a_real_browser(panel):
 
             page.get_by_role("button", name="Sign out").click()
             page.get_by_role("button", name="Sign in").wait_for()
-            assert _rows(lab.url, select(AuditEntry.action).order_by(AuditEntry.seq.desc()).limit(1))[0].action \
+            assert (
+                _rows(lab.url, select(AuditEntry.action).order_by(AuditEntry.seq.desc()).limit(1))[0].action
                 == "panel.sign_out"
+            )
         finally:
             browser.close()

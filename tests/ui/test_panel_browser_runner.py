@@ -53,8 +53,9 @@ def _panel(url: str, cwd: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     env = {**os.environ, "CHIPTWIN_PANEL_REFRESH_S": "1"}
     command = [sys.executable, "-m", "ui.cli.app", "panel", "--db", url, "--port", str(port)]
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -82,8 +83,9 @@ def test_pause_and_resume_acknowledged_by_a_real_runner(tmp_path):
         panel, base = _panel(url, tmp_path)
         try:
             # the run doses both chips and takes its samples (0.25 h and 1 h: 1.5 s and 6 s of wall time)
-            assert wait_until(lambda: _count(url, DoseEvent) >= 2 and _count(url, Sample) >= 4, 30.0), \
+            assert wait_until(lambda: _count(url, DoseEvent) >= 2 and _count(url, Sample) >= 4, 30.0), (
                 "the runner did not dose and sample"
+            )
             _wait_healthy(base, panel)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -107,10 +109,18 @@ def test_pause_and_resume_acknowledged_by_a_real_runner(tmp_path):
                     page.get_by_text("(resume) done: acknowledged by the runner").wait_for()
                     assert runner.control.state == "running"
                     with engine.connect() as connection:
-                        rows = connection.execute(select(PanelRequest.kind, PanelRequest.state,
-                                                         PanelRequest.acknowledged_utc_s, PanelRequest.requested_by)
-                                                  .order_by(PanelRequest.id)).all()
-                    assert [(k, s, by) for k, s, _, by in rows] == [("pause", "done", "tina"), ("resume", "done", "tina")]
+                        rows = connection.execute(
+                            select(
+                                PanelRequest.kind,
+                                PanelRequest.state,
+                                PanelRequest.acknowledged_utc_s,
+                                PanelRequest.requested_by,
+                            ).order_by(PanelRequest.id)
+                        ).all()
+                    assert [(k, s, by) for k, s, _, by in rows] == [
+                        ("pause", "done", "tina"),
+                        ("resume", "done", "tina"),
+                    ]
                     assert all(t is not None for _, _, t, _ in rows)
                     page.get_by_role("heading", name="chip1 (liver)").first.wait_for()
                     page.set_viewport_size({"width": 1440, "height": 2400})  # both chips in the picture

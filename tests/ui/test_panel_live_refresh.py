@@ -77,7 +77,7 @@ def test_refresh_queries_only_the_tail_and_equals_a_full_requery(db, lab, querie
         before, end = end if step else t - 17.0, live.latest_time(db, lab.rig_id)
         queried.clear()
         cached = live.refresh_window(db, cached, chip, end, SPAN_S, POINTS)
-        (start, stop), = queried
+        ((start, stop),) = queried
         assert stop - start <= 3 * cached.width_s, f"refresh {step} re-read {stop - start:.0f} s"
         assert start <= before - 5.0  # the lagging channel's last (open) bucket is read again
         _assert_same(cached, live.full_window(db, chip, end, SPAN_S, POINTS))
@@ -90,10 +90,12 @@ def test_a_changed_span_or_chip_or_a_jump_queries_the_whole_window(db, lab, quer
     chip, other = lab.chip_ids
     end = T0 + 7190.0
     cached = live.refresh_window(db, None, chip, end, SPAN_S, POINTS)
-    for changed in (dict(chip_id=chip, end_utc_s=end, span_s=1800.0),
-                    dict(chip_id=other, end_utc_s=end, span_s=SPAN_S),
-                    dict(chip_id=chip, end_utc_s=end + 2 * SPAN_S, span_s=SPAN_S),   # no overlap any more
-                    dict(chip_id=chip, end_utc_s=end - 600.0, span_s=SPAN_S)):       # another run's clock
+    for changed in (
+        dict(chip_id=chip, end_utc_s=end, span_s=1800.0),
+        dict(chip_id=other, end_utc_s=end, span_s=SPAN_S),
+        dict(chip_id=chip, end_utc_s=end + 2 * SPAN_S, span_s=SPAN_S),  # no overlap any more
+        dict(chip_id=chip, end_utc_s=end - 600.0, span_s=SPAN_S),
+    ):  # another run's clock
         queried.clear()
         again = live.refresh_window(db, cached, max_points=POINTS, **changed)
         assert queried == [(again.start_utc_s, again.stop_utc_s)]
@@ -109,7 +111,11 @@ def test_the_newest_request_is_told_pending_or_acknowledged(db, lab):
     request_id = live.request_control(db, sign_in(db, "tina", PASSWORDS["tina"]), lab.run_id, "pause")
     assert "is pending" in live.request_status(live.requests_of(db, lab.run_id))
     with db.begin() as connection:
-        connection.execute(update(PanelRequest).where(PanelRequest.id == request_id).values(
-            state="done", acknowledged_utc_s=T0 + 60.0, response="paused by tina"))
+        connection.execute(
+            update(PanelRequest)
+            .where(PanelRequest.id == request_id)
+            .values(state="done", acknowledged_utc_s=T0 + 60.0, response="paused by tina")
+        )
     assert live.request_status(live.requests_of(db, lab.run_id)) == (
-        f"Request {request_id} (pause) done: acknowledged by the runner at 2027-01-15 08:01:00 UTC — paused by tina")
+        f"Request {request_id} (pause) done: acknowledged by the runner at 2027-01-15 08:01:00 UTC — paused by tina"
+    )

@@ -24,15 +24,25 @@ from tests.ui.test_panel_support import PASSWORDS
 
 pytestmark = pytest.mark.timeout(120)
 
-PAGES = ["Live run", "Proposals", "Model review", "Body-on-chip simulator", "Drug response predictor",
-         "Virtual population", "Audit and data", "Overview"]
+PAGES = [
+    "Live run",
+    "Proposals",
+    "Model review",
+    "Body-on-chip simulator",
+    "Drug response predictor",
+    "Virtual population",
+    "Audit and data",
+    "Overview",
+]
 
 
 def review_estimates(lab) -> dict[str, float]:
     """θ estimates of the newest fit of the lab's run, from the store."""
     engine = make_engine(lab.url)
     with engine.connect() as c:
-        text = c.execute(select(Fit.record_json).where(Fit.run_id == lab.run_id).order_by(Fit.created_utc_s.desc())).first()[0]
+        text = c.execute(
+            select(Fit.record_json).where(Fit.run_id == lab.run_id).order_by(Fit.created_utc_s.desc())
+        ).first()[0]
     engine.dispose()
     return {name: theta["estimate"] for name, theta in json.loads(text)["theta"].items()}
 

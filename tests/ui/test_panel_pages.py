@@ -58,8 +58,13 @@ def test_sign_in_shows_the_overview_and_is_audited(lab):
     app = app_signed_in("sam")
     assert app.title[0].value == "Overview"
     metrics = {m.label: m.value for m in app.metric}
-    assert metrics == {"rigs": "1", "chips": "2", "instruments not ok": "1", "open alarms": "1",
-                       "proposals waiting": "1"}
+    assert metrics == {
+        "rigs": "1",
+        "chips": "2",
+        "instruments not ok": "1",
+        "open alarms": "1",
+        "proposals waiting": "1",
+    }
     instruments = app.dataframe[1].value
     assert set(instruments["state"]) == {"🟢 ok", "🔴 lost"}
     latest = app.dataframe[2].value
@@ -132,8 +137,9 @@ def test_the_request_confirmation_stays_until_the_runner_answers(lab):
     engine = make_engine(lab.url)
     try:
         with engine.begin() as connection:  # the runner's answer
-            connection.execute(PanelRequest.__table__.update().values(
-                state="done", acknowledged_utc_s=T0 + 60.0, response="paused"))
+            connection.execute(
+                PanelRequest.__table__.update().values(state="done", acknowledged_utc_s=T0 + 60.0, response="paused")
+            )
     finally:
         engine.dispose()
     app.run()
@@ -246,14 +252,34 @@ def _title(chart) -> str:
     return title.get("text", "") if isinstance(title, dict) else str(title)
 
 
-OUTCOME = {"chips": {"liver-1": {
-    "observables": {"drug_medium": {"time_h": [0.5, 2, 8], "mean": [40.0, 30.0, 9.0], "p05": [35.0, 24.0, 5.0],
-                                    "p95": [45.0, 36.0, 14.0]}},
-    "parameters": {"vmax": {"estimate": 1.6, "rse_percent": 30.0, "expected_rse_percent": 12.0},
-                   "km": {"estimate": 16.0, "rse_percent": 80.0, "expected_rse_percent": 25.0}}}},
-    "checks": [{"chip": "liver-1", "check": "dose concentration", "value": "50 uM", "limit": "<= 200 uM", "ok": True},
-               {"chip": "liver-1", "check": "medium left after sampling", "value": "440 uL", "limit": ">= 500 uL",
-                "ok": False}]}
+OUTCOME = {
+    "chips": {
+        "liver-1": {
+            "observables": {
+                "drug_medium": {
+                    "time_h": [0.5, 2, 8],
+                    "mean": [40.0, 30.0, 9.0],
+                    "p05": [35.0, 24.0, 5.0],
+                    "p95": [45.0, 36.0, 14.0],
+                }
+            },
+            "parameters": {
+                "vmax": {"estimate": 1.6, "rse_percent": 30.0, "expected_rse_percent": 12.0},
+                "km": {"estimate": 16.0, "rse_percent": 80.0, "expected_rse_percent": 25.0},
+            },
+        }
+    },
+    "checks": [
+        {"chip": "liver-1", "check": "dose concentration", "value": "50 uM", "limit": "<= 200 uM", "ok": True},
+        {
+            "chip": "liver-1",
+            "check": "medium left after sampling",
+            "value": "440 uL",
+            "limit": ">= 500 uL",
+            "ok": False,
+        },
+    ],
+}
 
 
 def test_a_proposal_shows_its_predicted_band_what_it_teaches_and_a_failed_check(lab):
@@ -269,7 +295,10 @@ def test_a_proposal_shows_its_predicted_band_what_it_teaches_and_a_failed_check(
     assert list(band["p05"]) == [35.0, 24.0, 5.0] and list(band["p95"]) == [45.0, 36.0, 14.0]
     taught = app.dataframe[0].value
     assert list(taught["rse expected %"]) == [12.0, 25.0]
-    assert "1 of 2 pass" in app.error[0].value and "medium left after sampling 440 uL (limit >= 500 uL)" in app.error[0].value
+    assert (
+        "1 of 2 pass" in app.error[0].value
+        and "medium left after sampling 440 uL (limit >= 500 uL)" in app.error[0].value
+    )
     assert list(app.dataframe[1].value["ok"]) == [True, False]
 
 
@@ -284,8 +313,10 @@ def test_live_page_draws_the_twin_forecast_over_the_assays(calibrated_lab, monke
     titles = [_title(chart) for chart in charts(app)]
     forecasts = [t for t in titles if "twin forecast" in t]
     fit_id = calibrated_lab.fit_ids[-1]
-    assert sorted(forecasts) == [f"liver-1 drug_medium: twin forecast (fit {fit_id}) and assays",
-                                 f"liver-1 metabolite_medium: twin forecast (fit {fit_id}) and assays"]
+    assert sorted(forecasts) == [
+        f"liver-1 drug_medium: twin forecast (fit {fit_id}) and assays",
+        f"liver-1 metabolite_medium: twin forecast (fit {fit_id}) and assays",
+    ]
     assert len(titles) == 6 + 2  # every channel, and the forecast of the one fitted chip
     assert sorted(computed) == ["liver-1", "liver-2"]
     app.run()  # a refresh with nothing new reuses the forecast (no recomputation, same charts)

@@ -100,8 +100,9 @@ def test_the_profile_reports_progress_and_stops_between_points(small):
 def test_progress_advances_and_cancel_stops_the_worker_within_one_point(small, no_thread_left):
     problem, x_hat = small
     grid = np.exp(x_hat[1]) * np.geomspace(0.2, 5, 40)
-    task = _slowed(lambda stop, progress: profile_grid(problem, x_hat, "k", grid, should_stop=stop, progress=progress),
-                   0.05)
+    task = _slowed(
+        lambda stop, progress: profile_grid(problem, x_hat, "k", grid, should_stop=stop, progress=progress), 0.05
+    )
     job = no_thread_left.start(("browser-1", 7, "", "k"), task)
     _wait(lambda: job.status().done >= 3)
     status = job.status()
@@ -139,8 +140,9 @@ def test_an_abandoned_session_s_worker_stops_after_the_timeout(small, monkeypatc
     workers = ProfileWorkers(timeout_s=0.5)  # the timeout is injectable; the panel's is 30 s
     monkeypatch.setattr(profile_worker, "WORKERS", workers)
     grid = np.exp(x_hat[1]) * np.geomspace(0.2, 5, 1000)  # far longer than the timeout
-    task = _slowed(lambda stop, progress: profile_grid(problem, x_hat, "k", grid, should_stop=stop, progress=progress),
-                   0.02)
+    task = _slowed(
+        lambda stop, progress: profile_grid(problem, x_hat, "k", grid, should_stop=stop, progress=progress), 0.02
+    )
     kept, dropped = workers.start(("kept", 1, "", "k"), task), workers.start(("gone", 1, "", "k"), task)
     started = time.monotonic()
     while dropped.thread.is_alive():  # only the first session's page keeps asking

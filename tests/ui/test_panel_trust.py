@@ -115,8 +115,11 @@ def test_a_promotion_also_ends_the_session_but_a_new_sign_in_has_the_new_role(la
 
 def test_cli_demotes_deactivates_and_reactivates(lab):
     runner = CliRunner()
-    for args, said in ((["role", "sam", "technician"], "now has the role technician"),
-                       (["deactivate", "tina"], "deactivated"), (["activate", "tina"], "may sign in again")):
+    for args, said in (
+        (["role", "sam", "technician"], "now has the role technician"),
+        (["deactivate", "tina"], "deactivated"),
+        (["activate", "tina"], "may sign in again"),
+    ):
         result = runner.invoke(cli, ["user", *args, "--db", lab.url])
         assert result.exit_code == 0 and said in result.output, result.output
     listed = runner.invoke(cli, ["user", "list", "--db", lab.url]).output
@@ -130,16 +133,19 @@ def test_cli_demotes_deactivates_and_reactivates(lab):
 # ------------------------------------------------------------------ item 9: inputs
 
 
-@pytest.mark.parametrize("key, typed, named", [
-    ("p_strengths", "'--", "available strengths"),
-    ("p_strengths", "25, nan", "available strengths"),
-    ("p_strengths", "-5", "available strengths"),
-    ("p_target", "'--", "target window"),
-    ("p_target", "2:inf", "target window"),
-    ("p_regimen", "'--", "regimen"),
-    ("p_regimen", "", "regimen"),
-    ("p_2d6", "'--", "CYP2D6"),
-])
+@pytest.mark.parametrize(
+    "key, typed, named",
+    [
+        ("p_strengths", "'--", "available strengths"),
+        ("p_strengths", "25, nan", "available strengths"),
+        ("p_strengths", "-5", "available strengths"),
+        ("p_target", "'--", "target window"),
+        ("p_target", "2:inf", "target window"),
+        ("p_regimen", "'--", "regimen"),
+        ("p_regimen", "", "regimen"),
+        ("p_2d6", "'--", "CYP2D6"),
+    ],
+)
 def test_predictor_junk_gives_one_message_not_a_traceback(lab, key, typed, named):
     app = on_page(app_signed_in("sam"), "predictor")
     app.text_input(key=key).input(typed)

@@ -24,11 +24,22 @@ from tests.ui.test_panel_support import (  # noqa: F401 (lab, calibrated_lab are
 from ui.unit_text import label, pretty_unit
 
 
-@pytest.mark.parametrize("stored, shown", [
-    ("ohm * cm ** 2", "Ω·cm²"), ("ohm*cm^2", "Ω·cm²"), ("uM", "µM"), ("mL/h", "mL/h"), ("percent/h", "%/h"),
-    ("1/h", "1/h"), ("nmol/h", "nmol/h"), ("umol/L/h", "µmol/(L·h)"), ("dimensionless", "1"), ("", "1"),
-    ("cells", "cells"),  # pint cannot read it: shown as written, never an error
-])
+@pytest.mark.parametrize(
+    "stored, shown",
+    [
+        ("ohm * cm ** 2", "Ω·cm²"),
+        ("ohm*cm^2", "Ω·cm²"),
+        ("uM", "µM"),
+        ("mL/h", "mL/h"),
+        ("percent/h", "%/h"),
+        ("1/h", "1/h"),
+        ("nmol/h", "nmol/h"),
+        ("umol/L/h", "µmol/(L·h)"),
+        ("dimensionless", "1"),
+        ("", "1"),
+        ("cells", "cells"),  # pint cannot read it: shown as written, never an error
+    ],
+)
 def test_pretty_unit(stored, shown):
     assert pretty_unit(stored) == shown
 

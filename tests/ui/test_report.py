@@ -61,7 +61,9 @@ def test_the_report_holds_estimates_with_units_the_dose_count_and_the_audit_stat
         assert f"{low:.4g} – {high:.4g} {unit}" in pdf_text
     assert "µM" in pdf_text and "uM" not in pdf_text  # units as a person reads them
 
-    doses = _scalar(calibrated_lab.url, select(func.count(DoseEvent.id)).where(DoseEvent.run_id == calibrated_lab.run_id))
+    doses = _scalar(
+        calibrated_lab.url, select(func.count(DoseEvent.id)).where(DoseEvent.run_id == calibrated_lab.run_id)
+    )
     assert f"Dose count: {doses} confirmed dose events" in pdf_text
     assays = _scalar(calibrated_lab.url, select(func.count(AssayResult.id)))
     assert f"assays ({assays})" in pdf_text
@@ -101,13 +103,17 @@ def test_an_unknown_run_is_one_line_and_exit_2(lab, tmp_path):
 def test_export_writes_the_runs_assays_doses_and_samples(calibrated_lab, tmp_path, fmt):
     run = calibrated_lab.run_id
     expected = {
-        "assays": _scalar(calibrated_lab.url, select(func.count(AssayResult.id)).join(Sample).where(Sample.run_id == run)),
+        "assays": _scalar(
+            calibrated_lab.url, select(func.count(AssayResult.id)).join(Sample).where(Sample.run_id == run)
+        ),
         "doses": _scalar(calibrated_lab.url, select(func.count(DoseEvent.id)).where(DoseEvent.run_id == run)),
         "samples": _scalar(calibrated_lab.url, select(func.count(Sample.id)).where(Sample.run_id == run)),
     }
     for what, rows in expected.items():
         out = tmp_path / f"{what}.{fmt}"
-        result = chiptwin("export", str(run), "--what", what, "--format", fmt, "--out", str(out), "--db", calibrated_lab.url)
+        result = chiptwin(
+            "export", str(run), "--what", what, "--format", fmt, "--out", str(out), "--db", calibrated_lab.url
+        )
         assert result.returncode == 0, result.stderr
         frame = pd.read_csv(out) if fmt == "csv" else pd.read_parquet(io.BytesIO(out.read_bytes()))
         assert len(frame) == rows > 0, what
@@ -128,7 +134,9 @@ def test_export_of_the_lab_dataset_is_what_fit_reads(calibrated_lab, tmp_path):
     from calibration.io.lab import read_lab_dataset
 
     out = tmp_path / "lab.csv"
-    result = chiptwin("export", str(calibrated_lab.run_id), "--what", "lab", "--out", str(out), "--db", calibrated_lab.url)
+    result = chiptwin(
+        "export", str(calibrated_lab.run_id), "--what", "lab", "--out", str(out), "--db", calibrated_lab.url
+    )
     assert result.returncode == 0, result.stderr
     data = read_lab_dataset(out)
     assays = _scalar(calibrated_lab.url, select(func.count(AssayResult.id)).where(AssayResult.analyte == "drug_medium"))
@@ -143,10 +151,19 @@ def test_a_dose_that_failed_is_in_the_report(lab, tmp_path):
 
     engine = make_engine(lab.url)
     with engine.begin() as c:  # as the runner's intent log leaves a dose whose pump counter did not move
-        command_id = c.execute(insert(Command).values(
-            run_id=lab.run_id, idempotency_key="run1/step4/liver-2/a1", command="dispense", state="failed",
-            requested_amount=20.0, amount_unit="uL", error="not dosed: the pump's counter did not move",
-            created_utc_s=1.8e9 + 4000, updated_utc_s=1.8e9 + 4001)).inserted_primary_key[0]
+        command_id = c.execute(
+            insert(Command).values(
+                run_id=lab.run_id,
+                idempotency_key="run1/step4/liver-2/a1",
+                command="dispense",
+                state="failed",
+                requested_amount=20.0,
+                amount_unit="uL",
+                error="not dosed: the pump's counter did not move",
+                created_utc_s=1.8e9 + 4000,
+                updated_utc_s=1.8e9 + 4001,
+            )
+        ).inserted_primary_key[0]
         seal_row(c, "command", command_id, "runner", "command.failed")
     engine.dispose()
     out = tmp_path / "run.pdf"

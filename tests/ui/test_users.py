@@ -36,11 +36,12 @@ def test_a_hash_is_salted_and_checks_only_its_own_password():
 
 def test_user_add_reads_the_password_from_stdin_and_the_user_can_sign_in(empty_store):
     url, engine = empty_store
-    result = runner.invoke(app, ["user", "add", "ana", "--role", "scientist", "--password-stdin", "--db", url],
-                           input="s3cret-pass\n")
+    result = runner.invoke(
+        app, ["user", "add", "ana", "--role", "scientist", "--password-stdin", "--db", url], input="s3cret-pass\n"
+    )
     assert result.exit_code == 0, result.output
     with engine.connect() as connection:
-        stored = connection.execute(text("SELECT role_name, password_hash FROM \"user\"")).one()
+        stored = connection.execute(text('SELECT role_name, password_hash FROM "user"')).one()
     assert stored[0] == "scientist" and "s3cret-pass" not in stored[1]
     assert sign_in(engine, "ana", "s3cret-pass").can_approve
     assert sign_in(engine, "ana", "wrong") is None
@@ -59,10 +60,13 @@ def test_user_add_prompts_twice_when_no_stdin_flag(empty_store):
     assert sign_in(engine, "tom", "long-enough").role == "technician"
 
 
-@pytest.mark.parametrize("args, stdin, message", [
-    (["--role", "wizard"], "long-enough\n", "unknown role 'wizard'"),
-    (["--role", "scientist"], "short\n", "too short"),
-])
+@pytest.mark.parametrize(
+    "args, stdin, message",
+    [
+        (["--role", "wizard"], "long-enough\n", "unknown role 'wizard'"),
+        (["--role", "scientist"], "short\n", "too short"),
+    ],
+)
 def test_user_add_refusals_are_one_line(empty_store, args, stdin, message):
     url, _ = empty_store
     result = runner.invoke(app, ["user", "add", "bob", *args, "--password-stdin", "--db", url], input=stdin)
@@ -91,21 +95,24 @@ def test_migration_0002_adds_the_hash_column_and_keeps_users(store_url):
     try:
         upgrade(engine, "0001")
         with engine.begin() as connection:
-            connection.execute(text("INSERT INTO \"user\" (username, display_name, role_name, created_utc_s, active) "
-                                    "VALUES ('old', 'Old Timer', 'technician', 1.0, true)"))
+            connection.execute(
+                text(
+                    'INSERT INTO "user" (username, display_name, role_name, created_utc_s, active) '
+                    "VALUES ('old', 'Old Timer', 'technician', 1.0, true)"
+                )
+            )
         assert "password_hash" not in {c["name"] for c in inspect(engine).get_columns("user")}
         assert upgrade(engine, "0002") == ("0001", "0002")  # later revisions have tests of their own
         assert database_revision(engine) == "0002"
         columns = {c["name"]: c for c in inspect(engine).get_columns("user")}
         assert columns["password_hash"]["nullable"]
         with engine.connect() as connection:
-            row = connection.execute(text("SELECT username, password_hash FROM \"user\"")).one()
+            row = connection.execute(text('SELECT username, password_hash FROM "user"')).one()
         assert tuple(row) == ("old", None)
         assert sign_in(engine, "old", "") is None  # no password yet: cannot sign in
         command.downgrade(_config(engine), "0001")  # and back down, the user kept
         assert "password_hash" not in {c["name"] for c in inspect(engine).get_columns("user")}
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT username FROM \"user\"")).scalar() == "old"
+            assert connection.execute(text('SELECT username FROM "user"')).scalar() == "old"
     finally:
         engine.dispose()
-

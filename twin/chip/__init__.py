@@ -15,6 +15,18 @@ from twin.chip.multi_organ import multi_organ_spec
 from twin.chip.stepper import ChipState, advance, apply_event, initial_state
 
 __all__ = [
-    "ChipRun", "ChipState", "Dose", "Event", "MediaChange", "Sample", "Sensitivities", "advance",
-    "apply_event", "initial_state", "multi_organ_spec", "sensitivities", "simulate_chip", "simulate_chips",
+    "ChipRun",
+    "ChipState",
+    "Dose",
+    "Event",
+    "MediaChange",
+    "Sample",
+    "Sensitivities",
+    "advance",
+    "apply_event",
+    "initial_state",
+    "multi_organ_spec",
+    "sensitivities",
+    "simulate_chip",
+    "simulate_chips",
 ]

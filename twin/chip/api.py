@@ -45,8 +45,16 @@ def _prepare(system: ChipSystem, run: ChipRun) -> tuple[np.ndarray, np.ndarray, 
     return p, c, x0, validate_schedule(run.events, system, x0)
 
 
-def _results(system: ChipSystem, names: tuple[str, ...], times_h: np.ndarray, states: np.ndarray,
-             ledgers: np.ndarray, p: np.ndarray, c: np.ndarray, return_states: bool) -> dict[str, np.ndarray]:
+def _results(
+    system: ChipSystem,
+    names: tuple[str, ...],
+    times_h: np.ndarray,
+    states: np.ndarray,
+    ledgers: np.ndarray,
+    p: np.ndarray,
+    c: np.ndarray,
+    return_states: bool,
+) -> dict[str, np.ndarray]:
     """Named outputs from states (..., T, S); leading axes are chips, if any."""
     lead = states.shape[:-1]
     flat = states.reshape(-1, states.shape[-1])
@@ -61,10 +69,19 @@ def _results(system: ChipSystem, names: tuple[str, ...], times_h: np.ndarray, st
     return result
 
 
-def simulate_chip(params: ParamInput, events: Sequence[Event], times: Sequence[float] | np.ndarray,
-                  constants: Mapping[str, Value] | None = None, observables: Sequence[str] | None = None, *,
-                  model: Model = "liver_chip", return_states: bool = False, rtol: float = 1e-8,
-                  atol: float = 1e-10, method: str = "BDF") -> dict[str, np.ndarray]:
+def simulate_chip(
+    params: ParamInput,
+    events: Sequence[Event],
+    times: Sequence[float] | np.ndarray,
+    constants: Mapping[str, Value] | None = None,
+    observables: Sequence[str] | None = None,
+    *,
+    model: Model = "liver_chip",
+    return_states: bool = False,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+    method: str = "BDF",
+) -> dict[str, np.ndarray]:
     """Simulate one chip with scipy's stiff integrator (``method``: BDF, Radau or LSODA).
 
     Returns ``{"time_h": (T,), observable: (T,), ...}``; with ``return_states`` also every
@@ -78,9 +95,16 @@ def simulate_chip(params: ParamInput, events: Sequence[Event], times: Sequence[f
     return _results(system, observable_names(system, observables), times_h, states, ledgers, p, c, return_states)
 
 
-def simulate_chips(chips: Sequence[ChipRun], times: Sequence[float] | np.ndarray,
-                   observables: Sequence[str] | None = None, *, model: Model = "liver_chip",
-                   return_states: bool = False, rtol: float = 1e-8, atol: float = 1e-10) -> dict[str, np.ndarray]:
+def simulate_chips(
+    chips: Sequence[ChipRun],
+    times: Sequence[float] | np.ndarray,
+    observables: Sequence[str] | None = None,
+    *,
+    model: Model = "liver_chip",
+    return_states: bool = False,
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+) -> dict[str, np.ndarray]:
     """Simulate many chips at once (vectorised Rodas4); arrays are (n_chips, T).
 
     Each chip has its own parameters, constants and event schedule; all share the output
@@ -92,14 +116,21 @@ def simulate_chips(chips: Sequence[ChipRun], times: Sequence[float] | np.ndarray
     p = np.array([item[0] for item in prepared]).reshape(len(chips), system.n_params)
     c = np.array([item[1] for item in prepared]).reshape(len(chips), len(system.spec.constants))
     x0 = np.array([item[2] for item in prepared]).reshape(len(chips), system.n_states)
-    states, ledgers = solve_batch(system, p, c, x0, [item[3] for item in prepared], times_h,
-                                  Tolerances(rtol, atol))
+    states, ledgers = solve_batch(system, p, c, x0, [item[3] for item in prepared], times_h, Tolerances(rtol, atol))
     return _results(system, observable_names(system, observables), times_h, states, ledgers, p, c, return_states)
 
 
-def sensitivities(params: ParamInput, events: Sequence[Event], times: Sequence[float] | np.ndarray,
-                  constants: Mapping[str, Value] | None = None, observables: Sequence[str] | None = None, *,
-                  model: Model = "liver_chip", rtol: float = 1e-8, atol: float = 1e-10) -> Sensitivities:
+def sensitivities(
+    params: ParamInput,
+    events: Sequence[Event],
+    times: Sequence[float] | np.ndarray,
+    constants: Mapping[str, Value] | None = None,
+    observables: Sequence[str] | None = None,
+    *,
+    model: Model = "liver_chip",
+    rtol: float = 1e-8,
+    atol: float = 1e-10,
+) -> Sensitivities:
     """Observables and their forward sensitivities with respect to the log-parameters."""
     system = system_for(model)
     times_h = check_times(times)
@@ -107,5 +138,6 @@ def sensitivities(params: ParamInput, events: Sequence[Event], times: Sequence[f
     states, dstates = solve_sensitivities(system, p, c, schedule, times_h, Tolerances(rtol, atol))
     values, grads = observable_sensitivities(system, p, c, states, dstates)
     names = observable_names(system, observables)
-    return Sensitivities(times_h, system.spec.parameter_names, {k: values[k] for k in names},
-                         {k: grads[k] for k in names})
+    return Sensitivities(
+        times_h, system.spec.parameter_names, {k: values[k] for k in names}, {k: grads[k] for k in names}
+    )

@@ -24,13 +24,35 @@ from twin.chip.system import ChipSystem
 from twin.errors import InvalidValueError
 
 GAMMA = 0.25
-_A = [0.1544000000000000e01, 0.9466785280815826e00, 0.2557011698983284e00, 0.3314825187068521e01,
-      0.2896124015972201e01, 0.9986419139977817e00, 0.1221224509226641e01, 0.6019134481288629e01,
-      0.1253708332932087e02, -0.6878860361058950e00]
-_C = [-0.5668800000000000e01, -0.2430093356833875e01, -0.2063599157091915e00, -0.1073529058151375e00,
-      -0.9594562251023355e01, -0.2047028614809616e02, 0.7496443313967647e01, -0.1024680431464352e02,
-      -0.3399990352819905e02, 0.1170890893206160e02, 0.8083246795921522e01, -0.7981132988064893e01,
-      -0.3152159432874371e02, 0.1631930543123136e02, -0.6058818238834054e01]
+_A = [
+    0.1544000000000000e01,
+    0.9466785280815826e00,
+    0.2557011698983284e00,
+    0.3314825187068521e01,
+    0.2896124015972201e01,
+    0.9986419139977817e00,
+    0.1221224509226641e01,
+    0.6019134481288629e01,
+    0.1253708332932087e02,
+    -0.6878860361058950e00,
+]
+_C = [
+    -0.5668800000000000e01,
+    -0.2430093356833875e01,
+    -0.2063599157091915e00,
+    -0.1073529058151375e00,
+    -0.9594562251023355e01,
+    -0.2047028614809616e02,
+    0.7496443313967647e01,
+    -0.1024680431464352e02,
+    -0.3399990352819905e02,
+    0.1170890893206160e02,
+    0.8083246795921522e01,
+    -0.7981132988064893e01,
+    -0.3152159432874371e02,
+    0.1631930543123136e02,
+    -0.6058818238834054e01,
+]
 A = np.zeros((6, 6))
 C = np.zeros((6, 6))
 A[np.tril_indices(5, -1)] = _A  # stages 2-5, row by row
@@ -41,8 +63,9 @@ FIRST_STEP_H = 1e-3
 SAFETY, FAC_MIN, FAC_MAX = 0.9, 0.2, 6.0
 
 
-def rodas4_step(system: ChipSystem, x: np.ndarray, p: np.ndarray, c: np.ndarray,
-                h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rodas4_step(
+    system: ChipSystem, x: np.ndarray, p: np.ndarray, c: np.ndarray, h: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """One Rodas4 step of size h (per chip); returns (x_new, error estimate)."""
     n, s = x.shape
     w = np.eye(s)[None] / (GAMMA * h)[:, None, None] - system.jac(x, p, c)
@@ -73,7 +96,7 @@ class _Chips:
         width = max((len(e) for e in self.events), default=0) + 1  # a last column of inf: no more events
         self.event_times = np.full((len(schedules), width), np.inf)
         for i, sched in enumerate(self.events):
-            self.event_times[i, :len(sched)] = [e.time_h for e in sched]
+            self.event_times[i, : len(sched)] = [e.time_h for e in sched]
         self.next_event = np.zeros(len(schedules), dtype=int)
         self.next_out = np.zeros(len(schedules), dtype=int)
         self.keys = ledger_keys(system)
@@ -112,9 +135,15 @@ class _Chips:
         return np.minimum(out_t, self.event_time(chips))
 
 
-def solve_batch(system: ChipSystem, p: np.ndarray, c: np.ndarray, x0: np.ndarray,
-                schedules: Sequence[Sequence[Event]], times_h: np.ndarray,
-                tol: Tolerances = Tolerances()) -> tuple[np.ndarray, np.ndarray]:
+def solve_batch(
+    system: ChipSystem,
+    p: np.ndarray,
+    c: np.ndarray,
+    x0: np.ndarray,
+    schedules: Sequence[Sequence[Event]],
+    times_h: np.ndarray,
+    tol: Tolerances = Tolerances(),
+) -> tuple[np.ndarray, np.ndarray]:
     """States (n, T, S) and cumulative ledgers (n, T, L) of n chips; schedules already validated."""
     n, n_times = x0.shape[0], len(times_h)
     book = _Chips(system, schedules, times_h)
@@ -141,8 +170,9 @@ def solve_batch(system: ChipSystem, p: np.ndarray, c: np.ndarray, x0: np.ndarray
         # a step cut short to land on an event/output says little about the next one
         h = np.where(ok & lands, np.maximum(h, h_before), h)
         if np.any(h < 1e-12 * np.maximum(1.0, t)):
-            raise InvalidValueError("the batched integrator's step size underflowed; "
-                                    "check the parameters are in a plausible range")
+            raise InvalidValueError(
+                "the batched integrator's step size underflowed; check the parameters are in a plausible range"
+            )
         t = np.where(ok, np.where(lands, t_target, t + step), t)
         x[ok] = x_new[ok]
         landed = ok & lands

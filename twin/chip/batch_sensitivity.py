@@ -88,7 +88,6 @@ class _Augmented:
         f, jac = self.system.rhs(y, p, c), self.system.jac(y, p, c)
         return f, jac, self.system.dfdp(y, p, c)[:, :, self.free] * self.p_free[chips][:, None, :]
 
-
     def starting_step(self, x: np.ndarray, chips: np.ndarray, tol: Tolerances) -> np.ndarray:
         """Hairer & Wanner's first-step guess, 0.01·‖x‖/‖f(x)‖ in the error norm's scale."""
         f = self.system.rhs(x, self.p[chips], self.c[chips])
@@ -103,11 +102,14 @@ def _apply(jac: np.ndarray, s: np.ndarray) -> np.ndarray:
     return jac @ s  # (n, S, S) @ (n, S, P)
 
 
-def rodas4_sensitivity_step(aug: _Augmented, x: np.ndarray, s: np.ndarray, chips: np.ndarray,
-                            h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def rodas4_sensitivity_step(
+    aug: _Augmented, x: np.ndarray, s: np.ndarray, chips: np.ndarray, h: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One Rodas4 step of (x, S) for the chips ``chips``; returns (x_new, S_new, err_x, err_S)."""
     n, n_s = x.shape
-    w_inv = np.linalg.inv(np.eye(n_s)[None] / (GAMMA * h)[:, None, None] - aug.system.jac(x, aug.p[chips], aug.c[chips]))
+    w_inv = np.linalg.inv(
+        np.eye(n_s)[None] / (GAMMA * h)[:, None, None] - aug.system.jac(x, aug.p[chips], aug.c[chips])
+    )
     f0, base = aug.pieces(x, s, chips)  # f and S' at the step's start
     scale = _DIRECTIONAL_STEP * (1.0 + np.linalg.norm(x, axis=1))
     kx: list[np.ndarray] = []
@@ -181,9 +183,15 @@ class _Schedule:
             self.next_out[chips[due]] += 1
 
 
-def solve_batch_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, free: Sequence[int],
-                              schedules: Sequence[Sequence[Event]], times_h: Sequence[np.ndarray],
-                              tol: Tolerances = Tolerances(1e-7, 1e-10)) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def solve_batch_sensitivities(
+    system: ChipSystem,
+    p: np.ndarray,
+    c: np.ndarray,
+    free: Sequence[int],
+    schedules: Sequence[Sequence[Event]],
+    times_h: Sequence[np.ndarray],
+    tol: Tolerances = Tolerances(1e-7, 1e-10),
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """States (T_i, S) and ∂x/∂log p_free (T_i, S, P) of n chips, each at its own sorted times.
 
     ``p`` (n, n_params) and ``c`` (n, n_constants) in spec order; ``free`` indexes the
@@ -228,8 +236,10 @@ def solve_batch_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, 
         # a step cut short to land says little about the next one (nor does an Euler micro-step)
         h = np.where(tiny, h, np.where(ok & lands, np.maximum(h_next, h), h_next))
         if np.any(h < 1e-12 * np.maximum(1.0, t)):
-            raise InvalidValueError("the batched sensitivity integrator's step size underflowed; "
-                                    "check the parameters are in a plausible range")
+            raise InvalidValueError(
+                "the batched sensitivity integrator's step size underflowed; "
+                "check the parameters are in a plausible range"
+            )
         t = np.where(ok, np.where(lands, t_target, t + step), t)
         x[ok], s[ok] = x_new[ok], s_new[ok]
         landed = np.flatnonzero(ok & lands)
@@ -243,8 +253,9 @@ def solve_batch_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, 
             book.record(chips[landed], t[landed], x[landed], s[landed], out_x, out_s)
 
 
-def observe_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, states: np.ndarray,
-                          dstates: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def observe_sensitivities(
+    system: ChipSystem, p: np.ndarray, c: np.ndarray, states: np.ndarray, dstates: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """One chip's observables (T,) and their ∂/∂log p_free (T, P) from states and ∂x/∂log p_free."""
     n_times = states.shape[0]
     pp, cc = np.repeat(p[None], n_times, 0), np.repeat(c[None], n_times, 0)

@@ -88,5 +88,15 @@ def compile_system(spec: ModelSpec, media: Mapping[str, Medium], drug_states: tu
         d = _complex_step(all_obs, x)
         return {name: d[:, k, :] for k, name in enumerate(names)}
 
-    return ChipSystem(spec=spec, media=media, rhs=rhs, jac=jac, dfdp=dfdp, initial=initial,
-                      dinitial_dp=dinitial_dp, observe=observe, dobs_dx=dobs_dx, drug_states=drug_states)
+    return ChipSystem(
+        spec=spec,
+        media=media,
+        rhs=rhs,
+        jac=jac,
+        dfdp=dfdp,
+        initial=initial,
+        dinitial_dp=dinitial_dp,
+        observe=observe,
+        dobs_dx=dobs_dx,
+        drug_states=drug_states,
+    )

@@ -1,7 +1,7 @@
 """The chip-fit face of the batched sensitivities: many chips, each at its own times.
 
-    result = chips_sensitivities(runs, times_by_chip, ["vmax", "km"], ["drug_medium"])
-    result[i].values["drug_medium"], result[i].d_dlogp["drug_medium"]   # (T_i,), (T_i, 2)
+result = chips_sensitivities(runs, times_by_chip, ["vmax", "km"], ["drug_medium"])
+result[i].values["drug_medium"], result[i].d_dlogp["drug_medium"]   # (T_i,), (T_i, 2)
 """
 
 from __future__ import annotations
@@ -19,9 +19,16 @@ from twin.chip.solve import Tolerances, check_times
 from twin.errors import InvalidValueError
 
 
-def chips_sensitivities(runs: Sequence[ChipRun], times_by_chip: Sequence[Sequence[float]], free: Sequence[str],
-                        observables: Sequence[str] | None = None, *, model: Model = "liver_chip",
-                        rtol: float = 1e-7, atol: float = 1e-10) -> list[Sensitivities]:
+def chips_sensitivities(
+    runs: Sequence[ChipRun],
+    times_by_chip: Sequence[Sequence[float]],
+    free: Sequence[str],
+    observables: Sequence[str] | None = None,
+    *,
+    model: Model = "liver_chip",
+    rtol: float = 1e-7,
+    atol: float = 1e-10,
+) -> list[Sensitivities]:
     """Each chip's observables at its own (sorted) times and ∂/∂log p for the ``free`` parameters.
 
     One batched solve for all chips (Rodas4 on the model plus its sensitivity equations).
@@ -30,8 +37,9 @@ def chips_sensitivities(runs: Sequence[ChipRun], times_by_chip: Sequence[Sequenc
     names = system.spec.parameter_names
     unknown = [name for name in free if name not in names]
     if unknown:
-        raise InvalidValueError(f"model {system.spec.name!r} has no parameter {unknown[0]!r}; "
-                                f"its parameters are {', '.join(names)}")
+        raise InvalidValueError(
+            f"model {system.spec.name!r} has no parameter {unknown[0]!r}; its parameters are {', '.join(names)}"
+        )
     if len(runs) != len(times_by_chip):
         raise InvalidValueError(f"{len(runs)} chips but {len(times_by_chip)} lists of times")
     p = np.array([parameter_vector(system, run.params) for run in runs]).reshape(len(runs), system.n_params)

@@ -19,10 +19,29 @@ from twin.errors import InvalidValueError
 Namespace = Mapping[str, np.ndarray | float]
 
 _FUNCTIONS: dict[str, Callable] = {
-    "exp": np.exp, "ln": np.log, "log": np.log, "sqrt": np.sqrt, "pow": np.power, "abs": np.abs,
+    "exp": np.exp,
+    "ln": np.log,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "pow": np.power,
+    "abs": np.abs,
 }
-_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant, ast.Call,
-          ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
+_NODES = (
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.Call,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.Pow,
+    ast.USub,
+    ast.UAdd,
+)
 
 
 def parse(formula: str) -> ast.Expression:

@@ -25,18 +25,24 @@ def parameter_vector(system: ChipSystem, params: ParamInput) -> np.ndarray:
     if params is not None and not isinstance(params, Mapping):
         values = np.asarray(params, dtype=float).ravel()
         if values.size != len(spec.parameters):
-            raise InvalidValueError(f"model {spec.name!r} takes {len(spec.parameters)} parameters "
-                                    f"({', '.join(spec.parameter_names)}); got {values.size} values")
+            raise InvalidValueError(
+                f"model {spec.name!r} takes {len(spec.parameters)} parameters "
+                f"({', '.join(spec.parameter_names)}); got {values.size} values"
+            )
         params = dict(zip(spec.parameter_names, values))
     given = dict(params or {})
     for name in given:
         spec.parameter(name)  # raises UnknownParameterError listing the known names
     vector = np.empty(len(spec.parameters))
     for i, parameter in enumerate(spec.parameters):
-        value = to_unit(given.get(parameter.name, parameter.default), parameter.unit, what=f"parameter {parameter.name}")
+        value = to_unit(
+            given.get(parameter.name, parameter.default), parameter.unit, what=f"parameter {parameter.name}"
+        )
         if value <= 0:
-            raise InvalidValueError(f"parameter {parameter.name} is {value:g} {parameter.unit}; every parameter "
-                                    "must be positive (parameters are estimated on the log scale)")
+            raise InvalidValueError(
+                f"parameter {parameter.name} is {value:g} {parameter.unit}; every parameter "
+                "must be positive (parameters are estimated on the log scale)"
+            )
         vector[i] = value
     return vector
 
@@ -48,8 +54,9 @@ def constant_vector(system: ChipSystem, constants: Mapping[str, Value] | None) -
     given = dict(constants or {})
     unknown = sorted(set(given) - set(known))
     if unknown:
-        raise UnknownParameterError(f"model {spec.name!r} has no constant {unknown[0]!r}; "
-                                    f"its constants are: {', '.join(known)}")
+        raise UnknownParameterError(
+            f"model {spec.name!r} has no constant {unknown[0]!r}; its constants are: {', '.join(known)}"
+        )
     vector = np.empty(len(known))
     for i, constant in enumerate(spec.constants):
         value = to_unit(given.get(constant.name, constant.default), constant.unit, what=f"constant {constant.name}")
@@ -65,6 +72,7 @@ def observable_names(system: ChipSystem, observables: Sequence[str] | None) -> t
         return known
     unknown = [name for name in observables if name not in known]
     if unknown:
-        raise InvalidValueError(f"model {system.spec.name!r} has no observable {unknown[0]!r}; "
-                                f"choose from: {', '.join(known)}")
+        raise InvalidValueError(
+            f"model {system.spec.name!r} has no observable {unknown[0]!r}; choose from: {', '.join(known)}"
+        )
     return tuple(observables)

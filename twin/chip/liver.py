@@ -95,8 +95,25 @@ def _terms(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]
     hn = cc_pos**hill
     e = ec50**hill
     frac = hn / (e + hn)
-    return dict(ps=ps, vmax=vmax, km=km, kon=kon, koff=koff, kmax=kmax, ec50=ec50, hill=hill, ocr=ocr,
-                vc=vc, cm=cm, cc=cc, cc_pos=cc_pos, hn=hn, e=e, frac=frac, sat=cc / (km + cc))
+    return dict(
+        ps=ps,
+        vmax=vmax,
+        km=km,
+        kon=kon,
+        koff=koff,
+        kmax=kmax,
+        ec50=ec50,
+        hill=hill,
+        ocr=ocr,
+        vc=vc,
+        cm=cm,
+        cc=cc,
+        cc_pos=cc_pos,
+        hn=hn,
+        e=e,
+        frac=frac,
+        sat=cc / (km + cc),
+    )
 
 
 def rhs(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -123,8 +140,17 @@ def rhs_one(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> np.ndarray:
     v = vmax * phi * c_c / (km + c_c)
     hn = max(c_c, 0.0) ** hill
     kill = kmax * hn / (ec50**hill + hn)
-    return np.array([-flux - kon * a_m + koff * a_p, flux - v, kon * a_m - koff * a_p, v, -kill * phi,
-                     kla * (o2_sat - o2) - ocr * phi, 0.0])
+    return np.array(
+        [
+            -flux - kon * a_m + koff * a_p,
+            flux - v,
+            kon * a_m - koff * a_p,
+            v,
+            -kill * phi,
+            kla * (o2_sat - o2) - ocr * phi,
+            0.0,
+        ]
+    )
 
 
 def _dkill_dcc(t: dict[str, np.ndarray]) -> np.ndarray:
@@ -198,8 +224,12 @@ def dinitial_dp(p: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 
 def observe(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
-    return {"drug_medium": x[:, AM] / x[:, VM], "metabolite_medium": x[:, MM] / x[:, VM],
-            "oxygen": x[:, O2].copy(), "viability": x[:, PHI].copy()}
+    return {
+        "drug_medium": x[:, AM] / x[:, VM],
+        "metabolite_medium": x[:, MM] / x[:, VM],
+        "oxygen": x[:, O2].copy(),
+        "viability": x[:, PHI].copy(),
+    }
 
 
 def dobs_dx(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
@@ -213,6 +243,15 @@ def dobs_dx(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray
 
 
 LIVER_SYSTEM = ChipSystem(
-    spec=LIVER_CHIP, media={"medium": MEDIUM}, rhs=rhs, rhs_one=rhs_one, jac=jac, dfdp=dfdp, initial=initial,
-    dinitial_dp=dinitial_dp, observe=observe, dobs_dx=dobs_dx, drug_states=("A_m", "A_c", "A_p", "M_m"),
+    spec=LIVER_CHIP,
+    media={"medium": MEDIUM},
+    rhs=rhs,
+    rhs_one=rhs_one,
+    jac=jac,
+    dfdp=dfdp,
+    initial=initial,
+    dinitial_dp=dinitial_dp,
+    observe=observe,
+    dobs_dx=dobs_dx,
+    drug_states=("A_m", "A_c", "A_p", "M_m"),
 )

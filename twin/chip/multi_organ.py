@@ -54,10 +54,14 @@ def _module_parameters(m: str) -> list[Parameter]:
 
 def _extra_parameters(m: str) -> list[Parameter]:
     return {
-        "gut": [_p("papp_area", "mL/h", 0.05, 1e-6, 1e2, "gut: apparent permeability x area, lumen to cells"),
-                _p("kbar_gut", "1/h", 0.1, 1e-6, 10.0, "gut: maximal rate of barrier (TEER) loss")],
-        "liver": [_p("vmax_liver", "nmol/h", 1.0, 1e-4, 1e4, "liver: maximal metabolic rate"),
-                  _p("km_liver", "uM", 10.0, 1e-3, 1e4, "liver: Michaelis constant")],
+        "gut": [
+            _p("papp_area", "mL/h", 0.05, 1e-6, 1e2, "gut: apparent permeability x area, lumen to cells"),
+            _p("kbar_gut", "1/h", 0.1, 1e-6, 10.0, "gut: maximal rate of barrier (TEER) loss"),
+        ],
+        "liver": [
+            _p("vmax_liver", "nmol/h", 1.0, 1e-4, 1e4, "liver: maximal metabolic rate"),
+            _p("km_liver", "uM", 10.0, 1e-3, 1e4, "liver: Michaelis constant"),
+        ],
         "kidney": [_p("clr_kidney", "mL/h", 0.1, 1e-6, 1e2, "kidney: clearance from the channel")],
     }.get(m, [])
 
@@ -86,14 +90,18 @@ def _hill(rate: str, m: str) -> str:
 
 def _module_equations(m: str) -> tuple[dict[str, str], dict[str, str]]:
     """(assignments, odes) of one module."""
-    assignments = {f"C_{m}": f"A_{m} / V_ch_{m}", f"C_c_{m}": f"A_c_{m} / V_cell_{m}",
-                   f"kill_{m}": _hill(f"kmax_{m}", m)}
+    assignments = {
+        f"C_{m}": f"A_{m} / V_ch_{m}",
+        f"C_c_{m}": f"A_c_{m} / V_cell_{m}",
+        f"kill_{m}": _hill(f"kmax_{m}", m),
+    }
     channel = f"Q_{m} * (C_R - C_{m}) - ps_{m} * (C_{m} - C_c_{m}) - kon_{m} * A_{m} + koff_{m} * A_p_{m}"
     cells = f"ps_{m} * (C_{m} - C_c_{m})"
     odes = {}
     if m == "gut":
-        assignments.update({"C_ap": "A_ap / V_ap", "J_ap": "papp_area * (C_ap - C_c_gut)",
-                            "kill_bar_gut": _hill("kbar_gut", m)})
+        assignments.update(
+            {"C_ap": "A_ap / V_ap", "J_ap": "papp_area * (C_ap - C_c_gut)", "kill_bar_gut": _hill("kbar_gut", m)}
+        )
         cells += " + J_ap"
         odes.update({"A_ap": "-J_ap", "V_ap": "0", "B_gut": "-kill_bar_gut * B_gut"})
     if m == "liver":
@@ -103,27 +111,40 @@ def _module_equations(m: str) -> tuple[dict[str, str], dict[str, str]]:
     if m == "kidney":
         channel += " - clr_kidney * C_kidney"
         odes["A_urine"] = "clr_kidney * C_kidney"
-    odes.update({f"A_{m}": channel, f"A_c_{m}": cells, f"A_p_{m}": f"kon_{m} * A_{m} - koff_{m} * A_p_{m}",
-                 f"Phi_{m}": f"-kill_{m} * Phi_{m}", f"O2_{m}": f"kla * (O2_sat - O2_{m}) - ocr_{m} * Phi_{m}"})
+    odes.update(
+        {
+            f"A_{m}": channel,
+            f"A_c_{m}": cells,
+            f"A_p_{m}": f"kon_{m} * A_{m} - koff_{m} * A_p_{m}",
+            f"Phi_{m}": f"-kill_{m} * Phi_{m}",
+            f"O2_{m}": f"kla * (O2_sat - O2_{m}) - ocr_{m} * Phi_{m}",
+        }
+    )
     return assignments, odes
 
 
 _EXTRA_STATES = {
-    "gut": [State("A_ap", "nmol", "gut: drug in the apical lumen (oral doses)"),
-            State("V_ap", "mL", "gut: apical lumen volume, changed only by events", initial="V_ap0"),
-            State("B_gut", "dimensionless", "gut: barrier integrity (TEER / teer0_gut)", initial="1")],
+    "gut": [
+        State("A_ap", "nmol", "gut: drug in the apical lumen (oral doses)"),
+        State("V_ap", "mL", "gut: apical lumen volume, changed only by events", initial="V_ap0"),
+        State("B_gut", "dimensionless", "gut: barrier integrity (TEER / teer0_gut)", initial="1"),
+    ],
     "liver": [State("M_liver", "nmol", "liver: metabolite formed")],
     "kidney": [State("A_urine", "nmol", "kidney: drug cleared from the channel")],
 }
 
 
 def _observables(m: str) -> list[Observable]:
-    obs = [Observable(f"drug_{m}", "uM", f"A_{m} / V_ch_{m}", f"{m}: drug concentration in the channel"),
-           Observable(f"viability_{m}", "dimensionless", f"Phi_{m}", f"{m}: viable fraction"),
-           Observable(f"oxygen_{m}", "percent", f"O2_{m}", f"{m}: dissolved oxygen")]
+    obs = [
+        Observable(f"drug_{m}", "uM", f"A_{m} / V_ch_{m}", f"{m}: drug concentration in the channel"),
+        Observable(f"viability_{m}", "dimensionless", f"Phi_{m}", f"{m}: viable fraction"),
+        Observable(f"oxygen_{m}", "percent", f"O2_{m}", f"{m}: dissolved oxygen"),
+    ]
     if m == "gut":
-        obs += [Observable("teer_gut", "ohm*cm^2", "teer0_gut * B_gut", "gut: trans-epithelial resistance"),
-                Observable("drug_apical", "uM", "A_ap / V_ap", "gut: drug concentration in the apical lumen")]
+        obs += [
+            Observable("teer_gut", "ohm*cm^2", "teer0_gut * B_gut", "gut: trans-epithelial resistance"),
+            Observable("drug_apical", "uM", "A_ap / V_ap", "gut: drug concentration in the apical lumen"),
+        ]
     if m == "liver":
         obs.append(Observable("metabolite_liver", "nmol", "M_liver", "liver: metabolite formed"))
     return obs
@@ -135,12 +156,16 @@ def multi_organ_spec(modules: tuple[str, ...] = ALL_MODULES) -> ModelSpec:
     if not modules or unknown or len(set(modules)) != len(modules):
         raise InvalidValueError(f"modules {modules!r}: choose a non-empty set, without repeats, of {ALL_MODULES}")
     modules = tuple(m for m in ALL_MODULES if m in modules)  # canonical order
-    states = [State("A_R", "nmol", "drug in the mixing reservoir"),
-              State("V_R", "mL", "reservoir volume, changed only by events", initial="V_R0")]
+    states = [
+        State("A_R", "nmol", "drug in the mixing reservoir"),
+        State("V_R", "mL", "reservoir volume, changed only by events", initial="V_R0"),
+    ]
     parameters: list[Parameter] = []
-    constants = [Constant("V_R0", "mL", 0.4, "initial reservoir (mixer) volume"),
-                 Constant("O2_sat", "percent", 100.0, "oxygen at air saturation"),
-                 Constant("kla", "1/h", 5.0, "oxygen transfer coefficient")]
+    constants = [
+        Constant("V_R0", "mL", 0.4, "initial reservoir (mixer) volume"),
+        Constant("O2_sat", "percent", 100.0, "oxygen at air saturation"),
+        Constant("kla", "1/h", 5.0, "oxygen transfer coefficient"),
+    ]
     assignments = {"C_R": "A_R / V_R"}
     odes = {"A_R": " + ".join(f"Q_{m} * (C_{m} - C_R)" for m in modules), "V_R": "0"}
     observables = [Observable("drug_reservoir", "uM", "A_R / V_R", "drug concentration in the reservoir")]
@@ -153,14 +178,21 @@ def multi_organ_spec(modules: tuple[str, ...] = ALL_MODULES) -> ModelSpec:
         odes.update(module_odes)
         observables += _observables(m)
     if "gut" in modules:
-        constants += [Constant("V_ap0", "mL", 0.1, "gut: initial apical lumen volume"),
-                      Constant("teer0_gut", "ohm*cm^2", 500.0, "gut: TEER of the intact barrier")]
+        constants += [
+            Constant("V_ap0", "mL", 0.1, "gut: initial apical lumen volume"),
+            Constant("teer0_gut", "ohm*cm^2", 500.0, "gut: TEER of the intact barrier"),
+        ]
     name = "multi_organ" if modules == ALL_MODULES else "multi_organ_" + "_".join(modules)
     return ModelSpec(
-        name=name, version=VERSION,
+        name=name,
+        version=VERSION,
         description=f"Body-on-chip: reservoir with {', '.join(modules)} modules (Maass 2017 scales).",
-        states=tuple(states), parameters=tuple(parameters), observables=tuple(observables),
-        odes=odes, constants=tuple(constants), assignments=assignments,
+        states=tuple(states),
+        parameters=tuple(parameters),
+        observables=tuple(observables),
+        odes=odes,
+        constants=tuple(constants),
+        assignments=assignments,
     )
 
 

@@ -18,8 +18,14 @@ from twin.chip.solve import Tolerances, run_segments, scipy_integrator
 from twin.chip.system import ChipSystem
 
 
-def solve_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, events: Sequence[Event],
-                        times_h: np.ndarray, tol: Tolerances = Tolerances()) -> tuple[np.ndarray, np.ndarray]:
+def solve_sensitivities(
+    system: ChipSystem,
+    p: np.ndarray,
+    c: np.ndarray,
+    events: Sequence[Event],
+    times_h: np.ndarray,
+    tol: Tolerances = Tolerances(),
+) -> tuple[np.ndarray, np.ndarray]:
     """States (T, S) and state sensitivities ∂x/∂log p (T, S, P) of one chip."""
     n_s, n_p = system.n_states, system.n_params
     pp, cc = p[None, :], c[None, :]
@@ -54,8 +60,9 @@ def solve_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, events
     return out[:, :n_s], out[:, n_s:].reshape(len(times_h), n_s, n_p)
 
 
-def observable_sensitivities(system: ChipSystem, p: np.ndarray, c: np.ndarray, states: np.ndarray,
-                             dstates: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def observable_sensitivities(
+    system: ChipSystem, p: np.ndarray, c: np.ndarray, states: np.ndarray, dstates: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Observables (T,) and their ∂/∂log p (T, P) from states (T, S) and ∂x/∂log p (T, S, P)."""
     n_times = states.shape[0]
     pp, cc = np.repeat(p[None], n_times, 0), np.repeat(c[None], n_times, 0)

@@ -33,8 +33,14 @@ class Tolerances:
     method: str = "BDF"
 
 
-def run_segments(y0: np.ndarray, events: Sequence[Event], times_h: np.ndarray, integrate: Integrate,
-                 jump: Jump, ledger_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def run_segments(
+    y0: np.ndarray,
+    events: Sequence[Event],
+    times_h: np.ndarray,
+    integrate: Integrate,
+    jump: Jump,
+    ledger_names: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray]:
     """Integrate from t = 0 through ``events`` and report at ``times_h`` (right-continuous).
 
     Returns (y at times, shape (T, dim); cumulative ledger at times, shape (T, L)).
@@ -71,11 +77,12 @@ def scipy_integrator(fun: Callable, jac: Callable, tol: Tolerances) -> Integrate
     def integrate(t0: float, t1: float, y: np.ndarray, t_eval: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # solve_ivp wants strictly increasing t_eval; outputs may repeat a time or end at t1
         t_unique, where = np.unique(np.append(t_eval, t1), return_inverse=True)
-        sol = solve_ivp(fun, (t0, t1), y, method=tol.method, jac=jac, rtol=tol.rtol, atol=tol.atol,
-                        t_eval=t_unique)
+        sol = solve_ivp(fun, (t0, t1), y, method=tol.method, jac=jac, rtol=tol.rtol, atol=tol.atol, t_eval=t_unique)
         if not sol.success:
-            raise InvalidValueError(f"the integrator failed between {t0:g} h and {t1:g} h: {sol.message}; "
-                                    "check the parameters are in a plausible range")
+            raise InvalidValueError(
+                f"the integrator failed between {t0:g} h and {t1:g} h: {sol.message}; "
+                "check the parameters are in a plausible range"
+            )
         return sol.y[:, -1], sol.y[:, where[:-1]].T
 
     return integrate
@@ -89,12 +96,22 @@ def odeint_integrator(fun: Callable, jac: Callable, tol: Tolerances) -> Integrat
         grid, where = np.unique(np.concatenate([[t0], t_eval[later], [t1]]), return_inverse=True)
         out = np.empty((len(t_eval), len(y)))
         out[~later] = y
-        solution, info = odeint(lambda x, t: fun(t, x), y, grid, Dfun=lambda x, t: jac(t, x), rtol=tol.rtol,
-                                atol=tol.atol, mxstep=200_000, full_output=True)
+        solution, info = odeint(
+            lambda x, t: fun(t, x),
+            y,
+            grid,
+            Dfun=lambda x, t: jac(t, x),
+            rtol=tol.rtol,
+            atol=tol.atol,
+            mxstep=200_000,
+            full_output=True,
+        )
         if info["message"] != "Integration successful.":
-            raise InvalidValueError(f"the integrator failed between {t0:g} h and {t1:g} h: {info['message']}; "
-                                    "check the parameters are in a plausible range")
-        out[later] = solution[where[1:1 + int(later.sum())]]
+            raise InvalidValueError(
+                f"the integrator failed between {t0:g} h and {t1:g} h: {info['message']}; "
+                "check the parameters are in a plausible range"
+            )
+        out[later] = solution[where[1 : 1 + int(later.sum())]]
         return solution[-1], out
 
     return integrate
@@ -109,8 +126,15 @@ def check_times(times_h: np.ndarray) -> np.ndarray:
     return times_h
 
 
-def solve_one(system: ChipSystem, p: np.ndarray, c: np.ndarray, x0: np.ndarray, events: Sequence[Event],
-              times_h: np.ndarray, tol: Tolerances = Tolerances()) -> tuple[np.ndarray, np.ndarray]:
+def solve_one(
+    system: ChipSystem,
+    p: np.ndarray,
+    c: np.ndarray,
+    x0: np.ndarray,
+    events: Sequence[Event],
+    times_h: np.ndarray,
+    tol: Tolerances = Tolerances(),
+) -> tuple[np.ndarray, np.ndarray]:
     """States (T, S) and cumulative ledger (T, L) of one chip; events already validated."""
     pp, cc = p[None, :], c[None, :]
 

@@ -54,8 +54,9 @@ class ChipState:
         return {k: float(v[0]) for k, v in system.observe(self.x[None], p[None], self.constants[None]).items()}
 
 
-def initial_state(params: ParamInput = None, constants: Mapping[str, Value] | None = None,
-                  model: str = "liver_chip") -> ChipState:
+def initial_state(
+    params: ParamInput = None, constants: Mapping[str, Value] | None = None, model: str = "liver_chip"
+) -> ChipState:
     """The chip at t = 0: no drug, cells fully viable, oxygen at its steady state."""
     system = system_for(model)
     p, c = parameter_vector(system, params), constant_vector(system, constants)
@@ -63,8 +64,9 @@ def initial_state(params: ParamInput = None, constants: Mapping[str, Value] | No
     return ChipState(model, 0.0, x0, c, dict.fromkeys(ledger_keys(system), 0.0))
 
 
-def advance(state: ChipState, dt: float | Value, params: ParamInput = None, *, rtol: float = 1e-8,
-            atol: float = 1e-10) -> ChipState:
+def advance(
+    state: ChipState, dt: float | Value, params: ParamInput = None, *, rtol: float = 1e-8, atol: float = 1e-10
+) -> ChipState:
     """The chip ``dt`` hours later (a pint quantity is converted), with no event in between."""
     dt_h = to_unit(dt, "h", what="dt")
     if dt_h < 0:
@@ -88,8 +90,10 @@ def advance(state: ChipState, dt: float | Value, params: ParamInput = None, *, r
 def apply_event(state: ChipState, event: Event) -> ChipState:
     """The chip just after ``event``, which must be due now (event.time_h == state.time_h)."""
     if abs(event.time_h - state.time_h) > EVENT_TIME_SLACK_H * max(1.0, state.time_h):
-        raise InvalidValueError(f"{type(event).__name__} is for {event.time_h:g} h but the chip is at "
-                                f"{state.time_h:g} h; advance the chip to the event's time first")
+        raise InvalidValueError(
+            f"{type(event).__name__} is for {event.time_h:g} h but the chip is at "
+            f"{state.time_h:g} h; advance the chip to the event's time first"
+        )
     system = state.system
     validate_schedule([replace(event, time_h=0.0)], system, state.x)  # e.g. a sample larger than the medium
     x, entries = event_jump(state.x, event, system)

@@ -34,8 +34,14 @@ REFERENCE_WEIGHT_KG = 70.0  # the adult for whom literature clearances are quote
 REFERENCE_CRCL_ML_MIN = 100.0  # that adult's creatinine clearance: renal CL scales from here
 
 _PROPERTY_UNITS = {
-    "molecular_weight": "g/mol", "fu_p": "dimensionless", "bp": "dimensionless",
-    "fa": "dimensionless", "fg": "dimensionless", "ka": "1/h", "v": "L/kg", "fe": "dimensionless",
+    "molecular_weight": "g/mol",
+    "fu_p": "dimensionless",
+    "bp": "dimensionless",
+    "fa": "dimensionless",
+    "fg": "dimensionless",
+    "ka": "1/h",
+    "v": "L/kg",
+    "fe": "dimensionless",
 }
 _CHIP_UNITS = {"vmax": "nmol/h", "km": "µM", "n_cells_million": "dimensionless"}
 
@@ -131,13 +137,15 @@ class _Reader:
         if entry is None:
             if default is not None:
                 return default
-            raise DrugFileError(f"{where} is missing (write {key} = {{ value = …, unit = \"{unit}\", source = \"…\" }})")
+            raise DrugFileError(f'{where} is missing (write {key} = {{ value = …, unit = "{unit}", source = "…" }})')
         if not isinstance(entry, dict) or "value" not in entry or "unit" not in entry:
-            raise DrugFileError(f"{where}: write it as {{ value = …, unit = \"{unit}\", source = \"…\" }}")
+            raise DrugFileError(f'{where}: write it as {{ value = …, unit = "{unit}", source = "…" }}')
         try:
             quantity = Q_(float(entry["value"]), str(entry["unit"]))
         except Exception:  # pint raises several unrelated types for an unreadable unit
-            raise DrugFileError(f"{where}: cannot read {entry['value']!r} {entry['unit']!r} as a quantity in {unit}") from None
+            raise DrugFileError(
+                f"{where}: cannot read {entry['value']!r} {entry['unit']!r} as a quantity in {unit}"
+            ) from None
         magnitude = to_unit(quantity, unit, what=where)
         if magnitude < 0:
             raise InvalidValueError(f"{where} must not be negative; got {magnitude}")
@@ -173,8 +181,9 @@ def _hepatic_and_renal(reader: _Reader, props: dict[str, float], chip: ChipData 
     if fe >= 1.0:
         raise DrugFileError(f"{reader.path.name}: properties.fe must be below 1 (some hepatic clearance)")
     if chip is not None:
-        per_million = clint_per_million_cells_ml_per_h(chip.vmax_nmol_per_h, chip.km_um, chip.n_cells_million,
-                                                       fu_inc=chip.fu_inc)
+        per_million = clint_per_million_cells_ml_per_h(
+            chip.vmax_nmol_per_h, chip.km_um, chip.n_cells_million, fu_inc=chip.fu_inc
+        )
         clint_per_kg = per_million * DEFAULT_SCALING.liver_cells_million_per_kg() / 1000.0
         clh_plasma_per_kg = float(qh_per_kg * fub * clint_per_kg / (qh_per_kg + fub * clint_per_kg)) * props["bp"]
         return clint_per_kg, fe / (1 - fe) * clh_plasma_per_kg * REFERENCE_WEIGHT_KG, "chip"
@@ -193,8 +202,10 @@ def load_drug(name: str, folder: Path = LIBRARY) -> Drug:
     path, data = _read(name, folder)
     reader = _Reader(path, data)
     if "ki" in data and "fu_p" not in reader.table("properties"):
-        raise DrugFileError(f"{path.name} describes {name!r} as an inhibitor only (it has no properties.fu_p, "
-                            "properties.v, …); it can be a co-medication, not the drug dosed")
+        raise DrugFileError(
+            f"{path.name} describes {name!r} as an inhibitor only (it has no properties.fu_p, "
+            "properties.v, …); it can be a co-medication, not the drug dosed"
+        )
     props = {key: reader.value("properties", key, unit) for key, unit in _PROPERTY_UNITS.items()}
     for key in ("fu_p", "fa", "fg"):
         if not 0 < props[key] <= 1:
@@ -205,9 +216,21 @@ def load_drug(name: str, folder: Path = LIBRARY) -> Drug:
     chip = _chip(reader)
     clint_per_kg, cl_renal_ref, origin = _hepatic_and_renal(reader, props, chip)
     return Drug(
-        name=data.get("name", path.stem), molecular_weight_g_per_mol=props["molecular_weight"],
-        fu_p=props["fu_p"], bp=props["bp"], fa=props["fa"], fg=props["fg"], ka_per_h=props["ka"],
-        v_l_per_kg=props["v"], fe=props["fe"], fm=fm, clint_u_l_per_h_per_kg=clint_per_kg,
-        cl_renal_ref_l_per_h=cl_renal_ref, clint_origin=origin, ki_um=reader.fractions("ki", "µM"),
-        chip=chip, approximate=tuple(reader.approximate), sources=reader.sources,
+        name=data.get("name", path.stem),
+        molecular_weight_g_per_mol=props["molecular_weight"],
+        fu_p=props["fu_p"],
+        bp=props["bp"],
+        fa=props["fa"],
+        fg=props["fg"],
+        ka_per_h=props["ka"],
+        v_l_per_kg=props["v"],
+        fe=props["fe"],
+        fm=fm,
+        clint_u_l_per_h_per_kg=clint_per_kg,
+        cl_renal_ref_l_per_h=cl_renal_ref,
+        clint_origin=origin,
+        ki_um=reader.fractions("ki", "µM"),
+        chip=chip,
+        approximate=tuple(reader.approximate),
+        sources=reader.sources,
     )

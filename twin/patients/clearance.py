@@ -51,8 +51,9 @@ def inhibition_divisors(comedications, fm: Mapping[str, float]) -> dict[str, flo
     return divisors
 
 
-def enzyme_capacity(fm: Mapping[str, float], activity: Mapping[str, np.ndarray | float],
-                    divisors: Mapping[str, float] | None = None):
+def enzyme_capacity(
+    fm: Mapping[str, float], activity: Mapping[str, np.ndarray | float], divisors: Mapping[str, float] | None = None
+):
     """Hepatic CLint relative to a normal metaboliser with no inhibitor (1 = reference)."""
     divisors = divisors or {}
     capacity = 1.0 - sum(fm.values())
@@ -75,8 +76,9 @@ def patient_activity(patient: Patient, fm: Mapping[str, float]) -> tuple[dict[st
     return activity, assumptions
 
 
-def individual_pk(drug: Drug, weight_kg, crcl_ml_per_min, capacity, *,
-                  eta_cl=0.0, eta_v=0.0, eta_ka=0.0) -> IndividualPK:
+def individual_pk(
+    drug: Drug, weight_kg, crcl_ml_per_min, capacity, *, eta_cl=0.0, eta_v=0.0, eta_ka=0.0
+) -> IndividualPK:
     """PK parameters from covariates, enzyme capacity and random effects (module docstring)."""
     weight_kg = np.asarray(weight_kg, dtype=float)
     exp_eta_cl = np.exp(eta_cl)

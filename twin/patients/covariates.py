@@ -50,18 +50,24 @@ class Patient:
     def __post_init__(self) -> None:
         if self.sex not in ("male", "female"):
             raise PatientError(f"sex must be 'male' or 'female'; got {self.sex!r}")
-        for name, value, low, high in (("age", self.age_years, 18, 120), ("weight", self.weight_kg, 20, 400),
-                                       ("serum creatinine", self.scr_mg_per_dl, 0.1, 20)):
+        for name, value, low, high in (
+            ("age", self.age_years, 18, 120),
+            ("weight", self.weight_kg, 20, 400),
+            ("serum creatinine", self.scr_mg_per_dl, 0.1, 20),
+        ):
             if not low <= value <= high:
-                raise InvalidValueError(f"{name} {value} is outside the range the covariate models cover "
-                                        f"({low}–{high}; Cockcroft–Gault is for adults)")
+                raise InvalidValueError(
+                    f"{name} {value} is outside the range the covariate models cover "
+                    f"({low}–{high}; Cockcroft–Gault is for adults)"
+                )
         for enzyme in self.abundance_pmol_per_mg:
             reference_abundance(enzyme)
 
     @property
     def crcl_ml_per_min(self) -> float:
-        return float(cockcroft_gault_ml_per_min(self.age_years, self.weight_kg, self.scr_mg_per_dl,
-                                                self.sex == "female"))
+        return float(
+            cockcroft_gault_ml_per_min(self.age_years, self.weight_kg, self.scr_mg_per_dl, self.sex == "female")
+        )
 
 
 def cockcroft_gault_ml_per_min(age_years, weight_kg, scr_mg_per_dl, female):

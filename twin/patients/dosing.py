@@ -91,17 +91,22 @@ class DoseRecommendation:
     in_window: bool
 
 
-def recommend_dose(target: Target, dose_mg: float, exposure: Exposure,
-                   strengths_mg: Sequence[float] | None = None) -> DoseRecommendation:
+def recommend_dose(
+    target: Target, dose_mg: float, exposure: Exposure, strengths_mg: Sequence[float] | None = None
+) -> DoseRecommendation:
     """The dose that puts one patient's metric (predicted at ``dose_mg``) at the window centre."""
     metric_per_mg = float(np.ravel(target.values(exposure))[0]) / dose_mg
     if not metric_per_mg > 0:
-        raise TargetError(f"the predicted {target.metric} is 0 at {dose_mg:g} mg (the drug washes out within the "
-                          "interval); no dose reaches the window — shorten the interval or target AUC")
+        raise TargetError(
+            f"the predicted {target.metric} is 0 at {dose_mg:g} mg (the drug washes out within the "
+            "interval); no dose reaches the window — shorten the interval or target AUC"
+        )
     exact = target.centre / metric_per_mg
     if not 1 / MAX_DOSE_CHANGE <= exact / dose_mg <= MAX_DOSE_CHANGE:
-        raise TargetError(f"centring {target.metric} needs {exact:.3g} mg, over {MAX_DOSE_CHANGE:g}× away from "
-                          f"{dose_mg:g} mg; change the interval (or the target) rather than the dose")
+        raise TargetError(
+            f"centring {target.metric} needs {exact:.3g} mg, over {MAX_DOSE_CHANGE:g}× away from "
+            f"{dose_mg:g} mg; change the interval (or the target) rather than the dose"
+        )
     dose = exact
     if strengths_mg:
         candidates = _achievable_doses_mg(strengths_mg)

@@ -61,8 +61,9 @@ def _after_last_dose(pk: IndividualPK, regimen: Regimen, n, t_after_h):
     if ka is None:
         return regimen.dose_mg / pk.v_l * _accumulation(k, tau, n) * np.exp(-k * t_after_h)
     scale = pk.f_oral * regimen.dose_mg * ka / (pk.v_l * (ka - k))
-    return scale * (_accumulation(k, tau, n) * np.exp(-k * t_after_h)
-                    - _accumulation(ka, tau, n) * np.exp(-ka * t_after_h))
+    return scale * (
+        _accumulation(k, tau, n) * np.exp(-k * t_after_h) - _accumulation(ka, tau, n) * np.exp(-ka * t_after_h)
+    )
 
 
 def _peak_time_h(pk: IndividualPK, regimen: Regimen, n):
@@ -94,8 +95,10 @@ def bioavailable_fraction(pk: IndividualPK, regimen: Regimen):
 def concentration_mg_per_l(pk: IndividualPK, regimen: Regimen, times_h) -> np.ndarray:
     """Plasma concentration at ``times_h`` after the first dose: shape (patients, times)."""
     t = np.asarray(times_h, dtype=float)[None, :]
-    column = IndividualPK(*(np.atleast_1d(np.asarray(x, dtype=float))[:, None] for x in
-                            (pk.cl_l_per_h, pk.v_l, pk.ka_per_h, pk.f_oral)), fu_p=pk.fu_p)
+    column = IndividualPK(
+        *(np.atleast_1d(np.asarray(x, dtype=float))[:, None] for x in (pk.cl_l_per_h, pk.v_l, pk.ka_per_h, pk.f_oral)),
+        fu_p=pk.fu_p,
+    )
     doses_given = np.clip(np.floor(t / regimen.interval_h) + 1, 1, regimen.n_doses)
     after = np.maximum(t - (doses_given - 1) * regimen.interval_h, 0.0)
     return np.where(t >= 0, _after_last_dose(column, regimen, doses_given, after), 0.0)

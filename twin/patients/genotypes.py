@@ -23,8 +23,19 @@ from twin.errors import TwinError
 
 NORMAL_SCORE = 2.0  # *1/*1: the normal metaboliser both genes' clearance is quoted for
 
-CYP2D6_VALUES = {"*1": 1.0, "*2": 1.0, "*9": 0.5, "*17": 0.5, "*29": 0.5, "*41": 0.5, "*10": 0.25,
-                 "*3": 0.0, "*4": 0.0, "*5": 0.0, "*6": 0.0}
+CYP2D6_VALUES = {
+    "*1": 1.0,
+    "*2": 1.0,
+    "*9": 0.5,
+    "*17": 0.5,
+    "*29": 0.5,
+    "*41": 0.5,
+    "*10": 0.25,
+    "*3": 0.0,
+    "*4": 0.0,
+    "*5": 0.0,
+    "*6": 0.0,
+}
 CYP2C19_VALUES = {"*1": 1.0, "*2": 0.0, "*3": 0.0, "*17": 1.5}
 GENE_VALUES = {"CYP2D6": CYP2D6_VALUES, "CYP2C19": CYP2C19_VALUES}
 
@@ -64,8 +75,10 @@ def parse_allele(gene: str, text: str) -> Allele:
     match = _ALLELE.match(text.strip())
     values = _values(gene)
     if match is None or match.group(1) not in values:
-        raise GenotypeError(f"{gene}: unknown allele {text.strip()!r}; known alleles: {', '.join(values)}"
-                            + (" (a duplication is written like *1x2)" if gene == "CYP2D6" else ""))
+        raise GenotypeError(
+            f"{gene}: unknown allele {text.strip()!r}; known alleles: {', '.join(values)}"
+            + (" (a duplication is written like *1x2)" if gene == "CYP2D6" else "")
+        )
     copies = int(match.group(2) or 1)
     if copies < 1 or (copies > 1 and gene != "CYP2D6"):
         raise GenotypeError(f"{gene}: {text.strip()!r}: copy numbers are only read for CYP2D6, and must be ≥ 1")
@@ -113,8 +126,9 @@ def _cyp2c19_phenotype(diplotype: Diplotype) -> str:
         return "PM"
     if "none" in functions:
         return "IM"
-    return {("normal", "normal"): "NM", ("increased", "normal"): "RM",
-            ("increased", "increased"): "UM"}[tuple(functions)]  # type: ignore[index]
+    return {("normal", "normal"): "NM", ("increased", "normal"): "RM", ("increased", "increased"): "UM"}[
+        tuple(functions)
+    ]  # type: ignore[index]
 
 
 def phenotype(diplotype: Diplotype) -> str:

@@ -45,15 +45,16 @@ CREATININE_G_PER_MOL = 113.12
 _REQUIRED = {"age": "year", "weight": "kg", "serum_creatinine": "mg/dL"}
 _EXAMPLES = {"age": "54 years", "weight": "72 kg", "serum_creatinine": "0.9 mg/dL"}
 _KNOWN_KEYS = {"id", "sex", "genotype", "abundance", "comedication", *_REQUIRED}
-MAX_ABUNDANCE_PMOL_PER_MG = 1e4   # ~70× the mean CYP3A4 abundance: beyond is a unit mistake
-MAX_INHIBITOR_UM = 1e4            # 10 mM unbound at the liver is no patient
+MAX_ABUNDANCE_PMOL_PER_MG = 1e4  # ~70× the mean CYP3A4 abundance: beyond is a unit mistake
+MAX_INHIBITOR_UM = 1e4  # 10 mM unbound at the liver is no patient
 # what each key accepts, for the message when its type is wrong
 _ACCEPTED = {
-    "id": "text, e.g. id = \"P-001\"", "sex": "\"male\" or \"female\"",
-    "genotype": "a table of star alleles, e.g. CYP2D6 = \"*1/*4\"",
+    "id": 'text, e.g. id = "P-001"',
+    "sex": '"male" or "female"',
+    "genotype": 'a table of star alleles, e.g. CYP2D6 = "*1/*4"',
     "abundance": "a number of pmol per mg protein",
-    "comedication": "[[comedication]] entries with drug = \"…\" and unbound_concentration = \"… µM\"",
-    **{key: f"a quantity such as \"{example}\"" for key, example in _EXAMPLES.items()},
+    "comedication": '[[comedication]] entries with drug = "…" and unbound_concentration = "… µM"',
+    **{key: f'a quantity such as "{example}"' for key, example in _EXAMPLES.items()},
 }
 
 
@@ -81,8 +82,9 @@ class _PatientDocument(_Strict):
 def _shape(data: dict[str, Any], where: str) -> _PatientDocument:
     unknown = set(data) - _KNOWN_KEYS
     if unknown:
-        raise PatientError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                           f"known: {', '.join(sorted(_KNOWN_KEYS))}")
+        raise PatientError(
+            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(sorted(_KNOWN_KEYS))}"
+        )
     try:
         return _PatientDocument.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -120,7 +122,7 @@ def _serum_creatinine_mg_per_dl(value: Any, where: str) -> float:
 def _quantity(document: _PatientDocument, key: str, where: str) -> float:
     value = getattr(document, key)
     if value is None:
-        raise PatientError(f"{where}: {key} is missing (e.g. {key} = \"{_EXAMPLES[key]}\")")
+        raise PatientError(f'{where}: {key} is missing (e.g. {key} = "{_EXAMPLES[key]}")')
     if key == "serum_creatinine":
         return _serum_creatinine_mg_per_dl(value, f"{where}: {key}")
     return _to_unit(value, _REQUIRED[key], f"{where}: {key}", _EXAMPLES[key])
@@ -135,9 +137,11 @@ def _comedications(entries: list[_ComedicationEntry], where: str) -> tuple[Comed
         load_inhibitor(entry.drug)  # fails early, naming the known drugs
         unbound_um = _to_unit(entry.unbound_concentration, "µM", label, "0.02 µM")
         if not 0 <= unbound_um <= MAX_INHIBITOR_UM:
-            raise PatientError(f"{label}: unbound concentration {entry.unbound_concentration!r} is outside "
-                               f"0–{MAX_INHIBITOR_UM:g} µM; give the unbound concentration at the liver, e.g. "
-                               "\"0.02 µM\"")
+            raise PatientError(
+                f"{label}: unbound concentration {entry.unbound_concentration!r} is outside "
+                f"0–{MAX_INHIBITOR_UM:g} µM; give the unbound concentration at the liver, e.g. "
+                '"0.02 µM"'
+            )
         found.append(Comedication(entry.drug, unbound_um))
     return tuple(found)
 
@@ -145,8 +149,10 @@ def _comedications(entries: list[_ComedicationEntry], where: str) -> tuple[Comed
 def _abundance(table: dict[str, float], where: str) -> dict[str, float]:
     for enzyme, value in table.items():
         if not 0 <= value <= MAX_ABUNDANCE_PMOL_PER_MG:
-            raise PatientError(f"{where}: abundance.{enzyme} must be a number of pmol per mg protein, "
-                               f"0–{MAX_ABUNDANCE_PMOL_PER_MG:g}; got {value!r}")
+            raise PatientError(
+                f"{where}: abundance.{enzyme} must be a number of pmol per mg protein, "
+                f"0–{MAX_ABUNDANCE_PMOL_PER_MG:g}; got {value!r}"
+            )
     return dict(table)
 
 
@@ -155,9 +161,12 @@ def patient_from_dict(data: dict[str, Any], where: str = "patient") -> Patient:
         document = _shape(data, where)
         genotypes = {gene: parse_diplotype(gene, text) for gene, text in document.genotype.items()}
         return Patient(
-            id=str(document.id), age_years=_quantity(document, "age", where), sex=document.sex,  # type: ignore[arg-type]
+            id=str(document.id),
+            age_years=_quantity(document, "age", where),
+            sex=document.sex,  # type: ignore[arg-type]
             weight_kg=_quantity(document, "weight", where),
-            scr_mg_per_dl=_quantity(document, "serum_creatinine", where), genotypes=genotypes,
+            scr_mg_per_dl=_quantity(document, "serum_creatinine", where),
+            genotypes=genotypes,
             abundance_pmol_per_mg=_abundance(document.abundance, where),
             comedications=_comedications(document.comedication, where),
         )

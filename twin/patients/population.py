@@ -32,8 +32,21 @@ from twin.patients.summaries import StreamingSummary
 BLOCK = 8192
 
 ALLELE_FREQUENCIES = {  # approximate, European ancestry, rounded (CPIC frequency tables)
-    "CYP2D6": {"*1": 0.35, "*2": 0.27, "*4": 0.18, "*41": 0.09, "*5": 0.03, "*9": 0.02, "*10": 0.02,
-               "*17": 0.005, "*29": 0.005, "*3": 0.01, "*6": 0.01, "*1x2": 0.005, "*2x2": 0.005},
+    "CYP2D6": {
+        "*1": 0.35,
+        "*2": 0.27,
+        "*4": 0.18,
+        "*41": 0.09,
+        "*5": 0.03,
+        "*9": 0.02,
+        "*10": 0.02,
+        "*17": 0.005,
+        "*29": 0.005,
+        "*3": 0.01,
+        "*6": 0.01,
+        "*1x2": 0.005,
+        "*2x2": 0.005,
+    },
     "CYP2C19": {"*1": 0.62, "*2": 0.15, "*3": 0.005, "*17": 0.225},
 }
 
@@ -78,11 +91,13 @@ def sample_covariates(spec: PopulationSpec, rng: np.random.Generator, size: int)
     female = rng.random(size) < spec.female_fraction
     age = rng.uniform(*spec.age_range_years, size)
     weight_median = np.where(female, spec.weight_median_kg["female"], spec.weight_median_kg["male"])
-    weight = np.clip(weight_median * np.exp(_log_normal_sigma(spec.weight_cv) * rng.standard_normal(size)),
-                     *spec.weight_range_kg)
+    weight = np.clip(
+        weight_median * np.exp(_log_normal_sigma(spec.weight_cv) * rng.standard_normal(size)), *spec.weight_range_kg
+    )
     scr_median = np.where(female, spec.scr_median_mg_per_dl["female"], spec.scr_median_mg_per_dl["male"])
-    scr = np.clip(scr_median * np.exp(_log_normal_sigma(spec.scr_cv) * rng.standard_normal(size)),
-                  *spec.scr_range_mg_per_dl)
+    scr = np.clip(
+        scr_median * np.exp(_log_normal_sigma(spec.scr_cv) * rng.standard_normal(size)), *spec.scr_range_mg_per_dl
+    )
     covariates = {"female": female, "age_years": age, "weight_kg": weight, "scr_mg_per_dl": scr}
     for gene in sorted(spec.allele_frequencies):
         values, frequencies = _allele_values(gene, spec.allele_frequencies[gene])
@@ -112,17 +127,20 @@ class PopulationAccumulator:
         self.margin_below_1 += other.margin_below_1
 
 
-def simulate_block(drug: Drug, regimen: Regimen, spec: PopulationSpec, target: Target | None,
-                   seed: int, block: int, size: int) -> PopulationAccumulator:
+def simulate_block(
+    drug: Drug, regimen: Regimen, spec: PopulationSpec, target: Target | None, seed: int, block: int, size: int
+) -> PopulationAccumulator:
     """Simulate block ``block`` (``size`` ≤ BLOCK patients) and summarise it."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(block,)))
     covariates = sample_covariates(spec, rng, size)
-    eta = rng.standard_normal((3, size)) * np.array([[_log_normal_sigma(cv)] for cv in (spec.cv_cl, spec.cv_v,
-                                                                                          spec.cv_ka)])
+    eta = rng.standard_normal((3, size)) * np.array(
+        [[_log_normal_sigma(cv)] for cv in (spec.cv_cl, spec.cv_v, spec.cv_ka)]
+    )
     activity = {gene: covariates[f"activity_{gene}"] for gene in GENE_VALUES if f"activity_{gene}" in covariates}
     capacity = enzyme_capacity(drug.fm, activity, inhibition_divisors(spec.comedications, drug.fm))
-    crcl = cockcroft_gault_ml_per_min(covariates["age_years"], covariates["weight_kg"], covariates["scr_mg_per_dl"],
-                                      covariates["female"])
+    crcl = cockcroft_gault_ml_per_min(
+        covariates["age_years"], covariates["weight_kg"], covariates["scr_mg_per_dl"], covariates["female"]
+    )
     pk = individual_pk(drug, covariates["weight_kg"], crcl, capacity, eta_cl=eta[0], eta_v=eta[1], eta_ka=eta[2])
     result = exposure(pk, regimen)
     metrics = {name: getattr(result, name) for name in result.__dataclass_fields__}
@@ -140,8 +158,16 @@ def simulate_block(drug: Drug, regimen: Regimen, spec: PopulationSpec, target: T
     return accumulator
 
 
-def simulate_chunk(drug: Drug, regimen: Regimen, spec: PopulationSpec, target: Target | None,
-                   seed: int, n_total: int, first_block: int, n_blocks: int) -> PopulationAccumulator:
+def simulate_chunk(
+    drug: Drug,
+    regimen: Regimen,
+    spec: PopulationSpec,
+    target: Target | None,
+    seed: int,
+    n_total: int,
+    first_block: int,
+    n_blocks: int,
+) -> PopulationAccumulator:
     """Blocks ``first_block``… of the population, one at a time (what a worker runs)."""
     accumulator = PopulationAccumulator()
     for block in range(first_block, first_block + n_blocks):

@@ -29,7 +29,8 @@ class Prediction:
         """Named values with their units, scalars for this one patient."""
         rows = {
             "CrCl (Cockcroft–Gault)": (self.crcl_ml_per_min, "mL/min"),
-            "CL": (float(self.pk.cl_l_per_h[0]), "L/h"), "V": (float(self.pk.v_l[0]), "L"),
+            "CL": (float(self.pk.cl_l_per_h[0]), "L/h"),
+            "V": (float(self.pk.v_l[0]), "L"),
         }
         if self.regimen.route == "oral":
             rows["F"] = (float(self.pk.f_oral[0]), "")
@@ -41,14 +42,25 @@ class Prediction:
         return rows
 
 
-def predict(drug: Drug, patient: Patient, regimen: Regimen, target: Target | None = None,
-            strengths_mg: Sequence[float] | None = None) -> Prediction:
+def predict(
+    drug: Drug,
+    patient: Patient,
+    regimen: Regimen,
+    target: Target | None = None,
+    strengths_mg: Sequence[float] | None = None,
+) -> Prediction:
     pk, assumptions = patient_pk(drug, patient)
     result = exposure(pk, regimen)
     margin = toxicity_margin(drug.ec50_mg_per_l, result)
     recommendation = None if target is None else recommend_dose(target, regimen.dose_mg, result, strengths_mg)
     return Prediction(
-        drug=drug.name, regimen=regimen, crcl_ml_per_min=patient.crcl_ml_per_min, pk=pk, exposure=result,
-        toxicity_margin=None if margin is None else float(margin[0]), recommendation=recommendation,
-        target=target, assumptions=tuple(assumptions),
+        drug=drug.name,
+        regimen=regimen,
+        crcl_ml_per_min=patient.crcl_ml_per_min,
+        pk=pk,
+        exposure=result,
+        toxicity_margin=None if margin is None else float(margin[0]),
+        recommendation=recommendation,
+        target=target,
+        assumptions=tuple(assumptions),
     )

@@ -56,5 +56,6 @@ def parse_regimen(text: str) -> Regimen:
     return Regimen(
         dose_mg=to_unit(match["dose"], "mg", what=f"regimen {text!r}: dose"),
         interval_h=to_unit(interval, "h", what=f"regimen {text!r}: interval"),
-        n_doses=int(match["n"]), route=route,  # type: ignore[arg-type]
+        n_doses=int(match["n"]),
+        route=route,  # type: ignore[arg-type]
     )

@@ -89,19 +89,38 @@ class PopulationSummary:
         return None if self.target is None else self.accumulator.attained / self.n
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"drug": self.drug, "regimen": self.regimen, "n": self.n, "seed": self.seed,
-                               "metrics": {k: s.describe() for k, s in sorted(self.accumulator.summaries.items())}}
+        out: dict[str, Any] = {
+            "drug": self.drug,
+            "regimen": self.regimen,
+            "n": self.n,
+            "seed": self.seed,
+            "metrics": {k: s.describe() for k, s in sorted(self.accumulator.summaries.items())},
+        }
         if self.target is not None:
-            out["target"] = {"metric": self.target.metric, "low": self.target.low, "high": self.target.high,
-                             "probability_of_target_attainment": self.pta}
+            out["target"] = {
+                "metric": self.target.metric,
+                "low": self.target.low,
+                "high": self.target.high,
+                "probability_of_target_attainment": self.pta,
+            }
         if "toxicity_margin" in self.accumulator.summaries:
             out["fraction_toxicity_margin_below_1"] = self.accumulator.margin_below_1 / self.n
         return out
 
 
-def run_population(drug: Drug, regimen: Regimen, n: int, *, seed: int = 0, spec: PopulationSpec | None = None,
-                   target: Target | None = None, chunk_size: int = 8 * BLOCK, dask: Any = None,
-                   max_workers: int | None = None, progress: Progress | None = None) -> PopulationSummary:
+def run_population(
+    drug: Drug,
+    regimen: Regimen,
+    n: int,
+    *,
+    seed: int = 0,
+    spec: PopulationSpec | None = None,
+    target: Target | None = None,
+    chunk_size: int = 8 * BLOCK,
+    dask: Any = None,
+    max_workers: int | None = None,
+    progress: Progress | None = None,
+) -> PopulationSummary:
     """Exposure, PTA and toxicity-margin summaries of ``n`` virtual patients.
 
     ``chunk_size`` (patients per task) is rounded up to whole blocks of ``BLOCK``;
@@ -123,8 +142,19 @@ def run_population(drug: Drug, regimen: Regimen, n: int, *, seed: int = 0, spec:
         def submit_next() -> bool:
             start = next(starts, None)
             if start is not None:
-                pending.add(pool.submit(simulate_chunk, drug, regimen, spec, target, seed, n, start,
-                                        min(blocks_per_chunk, n_blocks - start)))
+                pending.add(
+                    pool.submit(
+                        simulate_chunk,
+                        drug,
+                        regimen,
+                        spec,
+                        target,
+                        seed,
+                        n,
+                        start,
+                        min(blocks_per_chunk, n_blocks - start),
+                    )
+                )
             return start is not None
 
         while len(pending) < 2 * pool.workers and submit_next():

@@ -43,16 +43,23 @@ from twin.pk.terms import SteadyTerms, build_terms
 class Superposition:
     """Predictions of one dataset at ``rows`` for new structural parameters, fast when repeated."""
 
-    def __init__(self, data: pd.DataFrame, spec: ModelSpec, values: ResolvedParameters, schedule: Schedule, *,
-                 observable: str = "cp", rows: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        spec: ModelSpec,
+        values: ResolvedParameters,
+        schedule: Schedule,
+        *,
+        observable: str = "cp",
+        rows: np.ndarray | None = None,
+    ) -> None:
         self.data, self.spec, self.values, self.schedule, self.observable = data, spec, values, schedule, observable
         rows = np.arange(len(data)) if rows is None else np.asarray(rows, dtype=np.int64)
         self._shape = rows.shape
         self._wanted, inverse = np.unique(rows, return_inverse=True)
         self._inverse = inverse.reshape(-1)
         everyone = np.arange(schedule.n_subjects)
-        self.terms = build_terms(schedule, len(spec.states), self._wanted, len(data),
-                                 None if spec.linear else everyone)
+        self.terms = build_terms(schedule, len(spec.states), self._wanted, len(data), None if spec.linear else everyone)
         fallback = self.terms.fallback
         self._fallback_schedule = _subset(schedule, fallback) if fallback.size else None
         self._fallback_outputs = np.isin(self.terms.output_subject, fallback)
@@ -78,21 +85,28 @@ class Superposition:
             out[invalid[terms.output_subject]] = np.nan
         if self._fallback_schedule is not None:
             subset = {name: value[terms.fallback] for name, value in structural.items()}
-            full = predict_resolved(self.data, self.spec, replace(self.values, structural=subset),
-                                    self._fallback_schedule, observable=self.observable)
+            full = predict_resolved(
+                self.data,
+                self.spec,
+                replace(self.values, structural=subset),
+                self._fallback_schedule,
+                observable=self.observable,
+            )
             out[self._fallback_outputs] = full[self._wanted[self._fallback_outputs]]
         if unsolved.any():
             full = np.full(len(self.data), np.nan)
             for s in np.flatnonzero(unsolved):
                 p = {name: float(value[s]) for name, value in structural.items()}
-                simulate_subject(self.spec, p, self.schedule, self._bounds[s], self._bounds[s + 1], weights[s], full,
-                                 FALLBACK)
+                simulate_subject(
+                    self.spec, p, self.schedule, self._bounds[s], self._bounds[s + 1], weights[s], full, FALLBACK
+                )
             mine = unsolved[terms.output_subject]
             out[mine] = full[self._wanted[mine]]
         return out[self._inverse].reshape(self._shape)
 
-    def predict_derivatives(self, structural: Mapping[str, np.ndarray], names: tuple[str, ...],
-                            step: float = 1e-4) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def predict_derivatives(
+        self, structural: Mapping[str, np.ndarray], names: tuple[str, ...], step: float = 1e-4
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The observable at ``rows``, and its first and second derivatives in ψ = log p for the
         structural parameters ``names``: shapes ``rows.shape``, (…, r) and (…, r, r).
 
@@ -113,12 +127,16 @@ class Superposition:
             shifts += [step * np.eye(r)[a], -step * np.eye(r)[a]]
         for a in range(r):
             for b in range(a):
-                shifts += [step * (sa * np.eye(r)[a] + sb * np.eye(r)[b]) for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
+                shifts += [
+                    step * (sa * np.eye(r)[a] + sb * np.eye(r)[b]) for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1))
+                ]
         shifts = np.array(shifts)
         batch = {name: np.tile(np.broadcast_to(value, (n,)), len(shifts)) for name, value in base.items()}
         for k, name in enumerate(names):
             batch[name] = batch[name] * np.exp(np.repeat(shifts[:, k], n))
-        lam, coef, unsolved, invalid = decompose(self.spec.name, batch, observation_weights(self.spec, self.observable, batch))
+        lam, coef, unsolved, invalid = decompose(
+            self.spec.name, batch, observation_weights(self.spec, self.observable, batch)
+        )
         if unsolved.any() or invalid.any():
             return None
         lam, coef = lam.reshape(len(shifts), n, *lam.shape[1:]), coef.reshape(len(shifts), n, *coef.shape[1:])
@@ -138,8 +156,11 @@ class Superposition:
                 i += 4
         f, d1, d2 = self._superpose_derivatives(lam0, coef0, dlam, dcoef, d2lam, d2coef)
         shape = self._shape
-        return (f[self._inverse].reshape(shape), d1[self._inverse].reshape(*shape, r),
-                d2[self._inverse].reshape(*shape, r, r))
+        return (
+            f[self._inverse].reshape(shape),
+            d1[self._inverse].reshape(*shape, r),
+            d2[self._inverse].reshape(*shape, r, r),
+        )
 
     def _superpose_derivatives(self, lam, coef, dlam, dcoef, d2lam, d2coef):
         """``_superpose`` with ∂/∂ψ and ∂²/∂ψ², for real eigenvalues.
@@ -191,8 +212,12 @@ class Superposition:
                 f += s0 * c
                 d1 += (s1 * c)[:, None] * la + s0[:, None] * ca
                 cross = la[:, :, None] * ca[:, None, :]
-                d2 += ((s2 * c)[:, None, None] * lala + (s1 * c)[:, None, None] * lab
-                       + s1[:, None, None] * (cross + cross.transpose(0, 2, 1)) + s0[:, None, None] * cab)
+                d2 += (
+                    (s2 * c)[:, None, None] * lala
+                    + (s1 * c)[:, None, None] * lab
+                    + s1[:, None, None] * (cross + cross.transpose(0, 2, 1))
+                    + s0[:, None, None] * cab
+                )
         return f, d1, d2
 
     def _superpose(self, lam: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -253,8 +278,9 @@ def steady_states(r: SteadyTerms, lam: np.ndarray) -> np.ndarray:
     return state
 
 
-def decompose(name: str, p: Mapping[str, np.ndarray],
-              weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def decompose(
+    name: str, p: Mapping[str, np.ndarray], weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Eigenvalues (subjects, n), coef (subjects, input compartment, n), and two masks of subjects:
     nearly defective (for the integrator), and not finite (e.g. CL/V overflowing: NaN predictions).
 
@@ -316,5 +342,12 @@ def _subset(schedule: Schedule, subjects: np.ndarray) -> Schedule:
     keep = np.isin(schedule.subject, subjects)
     number = np.full(schedule.n_subjects, -1)
     number[subjects] = np.arange(len(subjects))
-    return Schedule(len(subjects), number[schedule.subject[keep]], schedule.time_h[keep], schedule.kind[keep],
-                    schedule.cmt[keep], schedule.value[keep], schedule.steady)
+    return Schedule(
+        len(subjects),
+        number[schedule.subject[keep]],
+        schedule.time_h[keep],
+        schedule.kind[keep],
+        schedule.cmt[keep],
+        schedule.value[keep],
+        schedule.steady,
+    )

@@ -28,7 +28,9 @@ def phi1(z: np.ndarray) -> np.ndarray:
     return np.where(small, 1.0 + z / 2, np.expm1(safe) / safe)
 
 
-def simulate_linear(schedule: Schedule, a: np.ndarray, weights: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+def simulate_linear(
+    schedule: Schedule, a: np.ndarray, weights: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Predictions c·x for every OUTPUT row, and a mask of subjects left to the integrator.
 
     ``a``: (subjects, n, n) rate matrices; ``weights``: (subjects, n) observation weights c.
@@ -83,7 +85,9 @@ def _run(tables, lam, inputs, readout, steady: SteadyDoses, out: np.ndarray) -> 
         y[reset] = 0.0
         w[reset] = 0.0
         for s in np.flatnonzero(kind == SS):
-            y[s] = _steady_state(lam[s], unit[s], steady, int(value[s])) + (y[s] if steady.mode[int(value[s])] == 2 else 0)
+            y[s] = _steady_state(lam[s], unit[s], steady, int(value[s])) + (
+                y[s] if steady.mode[int(value[s])] == 2 else 0
+            )
         shown = kind == OUTPUT
         out[value[shown].astype(int)] = np.real(np.sum(readout[shown] * y[shown], axis=1))
 

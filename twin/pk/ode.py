@@ -43,8 +43,9 @@ class _Subject:
         if t1 - t0 <= 1e-9 * max(1.0, abs(t1)):  # rounding-size gap: LSODA cannot start on it
             return x + (t1 - t0) * self.rhs(t0, x, rates)
         i = self.integrator
-        sol = solve_ivp(lambda t, y: self.rhs(t, y, rates), (t0, t1), x, method=i.method, jac=self.jac,
-                        rtol=i.rtol, atol=i.atol)
+        sol = solve_ivp(
+            lambda t, y: self.rhs(t, y, rates), (t0, t1), x, method=i.method, jac=self.jac, rtol=i.rtol, atol=i.atol
+        )
         if not sol.success:
             raise InvalidValueError(f"the integrator failed between t = {t0:g} h and {t1:g} h: {sol.message}")
         return sol.y[:, -1]
@@ -55,7 +56,9 @@ class _Subject:
         periods = 8
         while periods <= MAX_PERIODS:
             x = self._dose_regime(steady, i, periods)
-            if previous is not None and np.max(np.abs(x - previous)) <= 10 * self.integrator.rtol * (np.max(np.abs(x)) + 1e-300):
+            if previous is not None and np.max(np.abs(x - previous)) <= 10 * self.integrator.rtol * (
+                np.max(np.abs(x)) + 1e-300
+            ):
                 return x
             previous, periods = x, periods * 2
         raise InvalidValueError(f"no steady state after {MAX_PERIODS} dosing intervals; check II and the parameters")
@@ -96,8 +99,16 @@ class _Subject:
         return float(np.min(-eig.real[eig.real < 0], initial=1.0))
 
 
-def simulate_subject(spec: ModelSpec, p: dict[str, float], schedule: Schedule, start: int, stop: int,
-                     weights: np.ndarray, out: np.ndarray, integrator: Integrator) -> None:
+def simulate_subject(
+    spec: ModelSpec,
+    p: dict[str, float],
+    schedule: Schedule,
+    start: int,
+    stop: int,
+    weights: np.ndarray,
+    out: np.ndarray,
+    integrator: Integrator,
+) -> None:
     """Run actions[start:stop] (one subject) and write c·x into ``out`` for each OUTPUT."""
     subject = _Subject(spec, p, integrator)
     x, rates = subject.x0.copy(), np.zeros_like(subject.x0)

@@ -23,8 +23,12 @@ from twin.model import ModelSpec
 from twin.units import to_unit
 
 # kind: (unit, default, what it is)
-DOSING = {"f": ("dimensionless", 1.0, "bioavailability"), "alag": ("h", 0.0, "lag time"),
-          "r": ("mg/h", np.nan, "modelled infusion rate (RATE -1)"), "d": ("h", np.nan, "modelled duration (RATE -2)")}
+DOSING = {
+    "f": ("dimensionless", 1.0, "bioavailability"),
+    "alag": ("h", 0.0, "lag time"),
+    "r": ("mg/h", np.nan, "modelled infusion rate (RATE -1)"),
+    "d": ("h", np.nan, "modelled duration (RATE -2)"),
+}
 _DOSING_NAME = re.compile(r"^(f|alag|r|d)([1-9][0-9]*)$")
 
 ParamValue = float | str | object  # a number, "1.5 L/h", "@column", or a pint Quantity
@@ -64,7 +68,8 @@ def _check_names(spec: ModelSpec, params: Mapping[str, ParamValue]) -> None:
             raise UnknownParameterError(
                 f"model {spec.name!r} has no parameter {name!r}; its parameters are "
                 f"{', '.join(spec.parameter_names)} and the dosing parameters fN, alagN, rN, dN "
-                f"for N = 1..{len(spec.states)}")
+                f"for N = 1..{len(spec.states)}"
+            )
 
 
 def _per_row(data: pd.DataFrame, name: str, value: ParamValue, unit: str) -> np.ndarray:
@@ -76,8 +81,10 @@ def _per_row(data: pd.DataFrame, name: str, value: ParamValue, unit: str) -> np.
 def _column(data: pd.DataFrame, name: str, column: str) -> np.ndarray:
     matches = [c for c in data.columns if str(c).lower() == column.lower()]
     if not matches:
-        raise DatasetError(f"parameter {name} reads column {column!r}, which the dataset does not have; "
-                           f"its columns are: {', '.join(map(str, data.columns))}")
+        raise DatasetError(
+            f"parameter {name} reads column {column!r}, which the dataset does not have; "
+            f"its columns are: {', '.join(map(str, data.columns))}"
+        )
     raw = data[matches[0]]
     if pd.api.types.is_numeric_dtype(raw):
         return raw.to_numpy(dtype=float)
@@ -86,8 +93,9 @@ def _column(data: pd.DataFrame, name: str, column: str) -> np.ndarray:
     bad = np.isnan(values) & raw.notna().to_numpy() & ~text.isin(("", ".")).to_numpy()
     if bad.any():
         at = int(np.flatnonzero(bad)[0])
-        raise DatasetError(f"{row_label(data, at)}: column {matches[0]} ({name}): {text.iloc[at]!r} is not a "
-                           "number; write a number")
+        raise DatasetError(
+            f"{row_label(data, at)}: column {matches[0]} ({name}): {text.iloc[at]!r} is not a number; write a number"
+        )
     return values
 
 
@@ -101,8 +109,10 @@ def _per_subject(data: pd.DataFrame, name: str, per_row: np.ndarray, subjects: n
     varies = per_row != per_subject[subjects]
     if varies.any():
         at = int(np.flatnonzero(varies)[0])
-        raise DatasetError(f"{row_label(data, at)}: parameter {name} changes within a subject; time-varying "
-                           "structural parameters are not supported — make it constant per ID")
+        raise DatasetError(
+            f"{row_label(data, at)}: parameter {name} changes within a subject; time-varying "
+            "structural parameters are not supported — make it constant per ID"
+        )
     if (per_subject <= 0).any():
         at = int(first[np.flatnonzero(per_subject <= 0)[0]])
         raise InvalidValueError(f"{row_label(data, at)}: parameter {name} = {per_row[at]:g}; it must be > 0")

@@ -81,8 +81,12 @@ class _Actions:
 
     def add(self, row, time, kind, cmt, value, cls, sub) -> None:
         n = len(row)
-        self.parts.append(tuple(np.broadcast_to(np.asarray(a, dtype=float), (n,)) for a in
-                                (row, time, np.full(n, kind), cmt, value, cls, sub)))
+        self.parts.append(
+            tuple(
+                np.broadcast_to(np.asarray(a, dtype=float), (n,))
+                for a in (row, time, np.full(n, kind), cmt, value, cls, sub)
+            )
+        )
 
     def columns(self) -> list[np.ndarray]:
         return [np.concatenate([p[i] for p in self.parts]) for i in range(7)]
@@ -117,14 +121,23 @@ def _dose_amounts(data: pd.DataFrame, values: ResolvedParameters) -> tuple[np.nd
     dose = data["EVID"].isin((1, 4)).to_numpy() & ((amt > 0) | (rate_col > 0))
     _require(data, dose & ~(values.f >= 0), "bioavailability f{n} is missing or negative; give a value ≥ 0")
     _require(data, dose & ~(values.alag_h >= 0), "lag time alag{n} is missing or negative; give a value ≥ 0")
-    _require(data, dose & (rate_col == -1) & ~(values.rate_mg_per_h > 0),
-             "RATE -1 needs the modelled rate r{n} > 0; pass r{n}=<mg/h> or r{n}=@column")
-    _require(data, dose & (rate_col == -2) & ~(values.duration_h > 0),
-             "RATE -2 needs the modelled duration d{n} > 0; pass d{n}=<h> or d{n}=@column")
+    _require(
+        data,
+        dose & (rate_col == -1) & ~(values.rate_mg_per_h > 0),
+        "RATE -1 needs the modelled rate r{n} > 0; pass r{n}=<mg/h> or r{n}=@column",
+    )
+    _require(
+        data,
+        dose & (rate_col == -2) & ~(values.duration_h > 0),
+        "RATE -2 needs the modelled duration d{n} > 0; pass d{n}=<h> or d{n}=@column",
+    )
     amount = np.where(dose, values.f * amt, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.select([rate_col > 0, rate_col == -1, rate_col == -2],
-                         [rate_col, values.rate_mg_per_h, amount / values.duration_h], 0.0)
+        rate = np.select(
+            [rate_col > 0, rate_col == -1, rate_col == -2],
+            [rate_col, values.rate_mg_per_h, amount / values.duration_h],
+            0.0,
+        )
         duration = np.where(rate > 0, amount / rate, 0.0)
     return amount, np.where(dose, rate, 0.0), duration
 
@@ -199,10 +212,12 @@ def _check_steady_tails_bounded(data: pd.DataFrame, steady_rows: np.ndarray, ste
             continue
         span = (abs(steady.lag_h[i]) + steady.duration_h[i]) / interval
         if not span <= MAX_DOSE_EVENTS:
-            raise DatasetError(f"{row_label(data, int(row))}: this steady-state dose's lag and infusion "
-                               f"({steady.lag_h[i]:g} h + {steady.duration_h[i]:g} h) span {span:g} intervals of "
-                               f"{interval:g} h, above the limit of {MAX_DOSE_EVENTS:,}; check the units of AMT, "
-                               "RATE and the lag")
+            raise DatasetError(
+                f"{row_label(data, int(row))}: this steady-state dose's lag and infusion "
+                f"({steady.lag_h[i]:g} h + {steady.duration_h[i]:g} h) span {span:g} intervals of "
+                f"{interval:g} h, above the limit of {MAX_DOSE_EVENTS:,}; check the units of AMT, "
+                "RATE and the lag"
+            )
 
 
 def past_doses(lag_h: float, duration_h: float, interval_h: float) -> tuple[int, int]:
@@ -213,6 +228,7 @@ def past_doses(lag_h: float, duration_h: float, interval_h: float) -> tuple[int,
     (kII ≥ L) and ended when k ≥ k_ended (kII ≥ L + D); k_started ≤ k < k_ended are running.
     Doses with k < k_started (lag longer than II) are given after the record.
     """
+
     def first_k(offset_h: float) -> int:
         return max(1, int(np.ceil(offset_h / interval_h - 1e-12)))
 
@@ -231,8 +247,15 @@ def _sorted(actions: _Actions, data: pd.DataFrame, reset: np.ndarray, steady: St
     keep = (cls == OWN) | (time <= epoch_end[row])
     order = np.lexsort((sub[keep], row[keep], cls[keep], time[keep], epoch[keep], subject[keep]))
     pick = np.flatnonzero(keep)[order]
-    return Schedule(int(subjects.max(initial=-1)) + 1, subject[pick], time[pick], kind[pick].astype(int),
-                    cmt[pick].astype(int), value[pick], steady)
+    return Schedule(
+        int(subjects.max(initial=-1)) + 1,
+        subject[pick],
+        time[pick],
+        kind[pick].astype(int),
+        cmt[pick].astype(int),
+        value[pick],
+        steady,
+    )
 
 
 def _epochs(subjects: np.ndarray, reset: np.ndarray) -> np.ndarray:

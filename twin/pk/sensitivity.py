@@ -25,8 +25,9 @@ from twin.pk.simulate import Engine, predict_resolved
 REL_STEP = 1e-5
 
 
-def central_difference(f: Callable[[np.ndarray], np.ndarray], values: Sequence[float],
-                       rel_step: float = REL_STEP) -> np.ndarray:
+def central_difference(
+    f: Callable[[np.ndarray], np.ndarray], values: Sequence[float], rel_step: float = REL_STEP
+) -> np.ndarray:
     """Jacobian ∂f/∂values, shape (len(f(values)), len(values)); values must be non-zero."""
     values = np.asarray(values, dtype=float)
     columns = []
@@ -47,9 +48,17 @@ class DatasetModel:
     unless a dosing parameter (fN, alagN, rN, dN) is free.
     """
 
-    def __init__(self, data: pd.DataFrame, model: str | ModelSpec, free: Sequence[str],
-                 fixed: Mapping[str, ParamValue] | None = None, *, observable: str = "cp",
-                 scale: float = 1.0, engine: Engine = "auto") -> None:
+    def __init__(
+        self,
+        data: pd.DataFrame,
+        model: str | ModelSpec,
+        free: Sequence[str],
+        fixed: Mapping[str, ParamValue] | None = None,
+        *,
+        observable: str = "cp",
+        scale: float = 1.0,
+        engine: Engine = "auto",
+    ) -> None:
         self.spec = model if isinstance(model, ModelSpec) else get_model(model)
         self.data = prepare_dataset(data)
         check_dataset_for_model(self.data, self.spec)
@@ -68,8 +77,9 @@ class DatasetModel:
         params = {**self.fixed, **dict(zip(self.free, map(float, values), strict=True))}
         resolved = resolve_parameters(self.data, self.spec, params)
         schedule = self._schedule or build_schedule(self.data, resolved)
-        return self.scale * predict_resolved(self.data, self.spec, resolved, schedule,
-                                             observable=self.observable, engine=self.engine)
+        return self.scale * predict_resolved(
+            self.data, self.spec, resolved, schedule, observable=self.observable, engine=self.engine
+        )
 
     def simulate_s1(self, values: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """IPRED and its sensitivities ∂IPRED/∂values, shape (rows, n_parameters)."""

@@ -30,10 +30,16 @@ Engine = Literal["auto", "exact", "ode"]
 FALLBACK = Integrator(method="LSODA", rtol=1e-10, atol=1e-14)
 
 
-def simulate_dataset(data: pd.DataFrame | str | Path, model: str | ModelSpec,
-                     params: Mapping[str, ParamValue] | None = None, *, scale: float = 1.0,
-                     observable: str = "cp", engine: Engine = "auto",
-                     integrator: Integrator | None = None) -> pd.DataFrame:
+def simulate_dataset(
+    data: pd.DataFrame | str | Path,
+    model: str | ModelSpec,
+    params: Mapping[str, ParamValue] | None = None,
+    *,
+    scale: float = 1.0,
+    observable: str = "cp",
+    engine: Engine = "auto",
+    integrator: Integrator | None = None,
+) -> pd.DataFrame:
     """The dataset with an ``IPRED`` column: ``scale`` × the model's ``observable`` at each row.
 
     ``data``: a DataFrame, or the path of a CSV (then the prepared, NONMEM-defaulted frame is
@@ -50,18 +56,33 @@ def simulate_dataset(data: pd.DataFrame | str | Path, model: str | ModelSpec,
     return result
 
 
-def predict(data: pd.DataFrame, spec: ModelSpec, params: Mapping[str, ParamValue], *, observable: str = "cp",
-            engine: Engine = "auto", integrator: Integrator | None = None) -> np.ndarray:
+def predict(
+    data: pd.DataFrame,
+    spec: ModelSpec,
+    params: Mapping[str, ParamValue],
+    *,
+    observable: str = "cp",
+    engine: Engine = "auto",
+    integrator: Integrator | None = None,
+) -> np.ndarray:
     """The observable at every row of a prepared dataset (``twin.dataset.prepare_dataset``)."""
     check_dataset_for_model(data, spec)
     values = resolve_parameters(data, spec, params)
-    return predict_resolved(data, spec, values, build_schedule(data, values), observable=observable,
-                            engine=engine, integrator=integrator)
+    return predict_resolved(
+        data, spec, values, build_schedule(data, values), observable=observable, engine=engine, integrator=integrator
+    )
 
 
-def predict_resolved(data: pd.DataFrame, spec: ModelSpec, values: ResolvedParameters, schedule: Schedule, *,
-                     observable: str = "cp", engine: Engine = "auto",
-                     integrator: Integrator | None = None) -> np.ndarray:
+def predict_resolved(
+    data: pd.DataFrame,
+    spec: ModelSpec,
+    values: ResolvedParameters,
+    schedule: Schedule,
+    *,
+    observable: str = "cp",
+    engine: Engine = "auto",
+    integrator: Integrator | None = None,
+) -> np.ndarray:
     """As ``predict``, from already resolved values and schedule (reuse them in a fit)."""
     weights = observation_weights(spec, observable, values.structural)
     exact = spec.linear and engine in ("auto", "exact")
@@ -74,6 +95,14 @@ def predict_resolved(data: pd.DataFrame, spec: ModelSpec, values: ResolvedParame
     bounds = schedule.bounds()
     for s in np.flatnonzero(unsolved):
         p = {name: float(v[s]) for name, v in values.structural.items()}
-        simulate_subject(spec, p, schedule, bounds[s], bounds[s + 1], weights[s], out,
-                         integrator or (FALLBACK if exact else Integrator()))
+        simulate_subject(
+            spec,
+            p,
+            schedule,
+            bounds[s],
+            bounds[s + 1],
+            weights[s],
+            out,
+            integrator or (FALLBACK if exact else Integrator()),
+        )
     return out

@@ -78,8 +78,17 @@ def _warfarin(p: Mapping[str, float]):
     def rhs(t: float, x: np.ndarray, r: np.ndarray) -> np.ndarray:
         depot, gut, central, effect = x
         c = central / v
-        return np.array([-ktr * depot, ktr * depot - ka * gut, ka * gut - k * central,
-                         kin * (1 - emax * c / (ec50 + c)) - kout * effect]) + r
+        return (
+            np.array(
+                [
+                    -ktr * depot,
+                    ktr * depot - ka * gut,
+                    ka * gut - k * central,
+                    kin * (1 - emax * c / (ec50 + c)) - kout * effect,
+                ]
+            )
+            + r
+        )
 
     def jac(t: float, x: np.ndarray) -> np.ndarray:
         c = x[2] / v

@@ -76,8 +76,9 @@ class Terms:
     output_subject: np.ndarray  # subject of each compact output
 
 
-def build_terms(schedule: Schedule, n_inputs: int, wanted: np.ndarray, n_rows: int,
-                excluded: np.ndarray | None = None) -> Terms:
+def build_terms(
+    schedule: Schedule, n_inputs: int, wanted: np.ndarray, n_rows: int, excluded: np.ndarray | None = None
+) -> Terms:
     """The terms of the outputs of ``wanted`` rows (sorted, unique); ``n_inputs`` compartments."""
     kind, subject, time = schedule.kind, schedule.subject, schedule.time_h
     n = len(kind)
@@ -99,8 +100,7 @@ def build_terms(schedule: Schedule, n_inputs: int, wanted: np.ndarray, n_rows: i
     outputs = outputs[compact[outputs] >= 0]
     output_subject = np.zeros(len(wanted), dtype=np.int64)
     output_subject[compact[outputs]] = subject[outputs]
-    _limit_terms(np.union1d(np.flatnonzero((kind == BOLUS) | (kind == SS)), starts), outputs, first, subject,
-                 fallback)
+    _limit_terms(np.union1d(np.flatnonzero((kind == BOLUS) | (kind == SS)), starts), outputs, first, subject, fallback)
     outputs = outputs[~fallback[subject[outputs]]]
 
     def family(sources: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -113,8 +113,7 @@ def build_terms(schedule: Schedule, n_inputs: int, wanted: np.ndarray, n_rows: i
 
     def make(out, src, cmt, weight, elapsed, extra=None) -> Family:
         s = subject[src]
-        return Family(compact[out], s, s * n_inputs + cmt, weight, elapsed,
-                      np.zeros(0) if extra is None else extra)
+        return Family(compact[out], s, s * n_inputs + cmt, weight, elapsed, np.zeros(0) if extra is None else extra)
 
     out, src = family(np.flatnonzero(kind == BOLUS))
     bolus = make(out, src, schedule.cmt[src], schedule.value[src], time[out] - time[src])
@@ -131,8 +130,9 @@ def build_terms(schedule: Schedule, n_inputs: int, wanted: np.ndarray, n_rows: i
     return Terms(len(wanted), bolus, infusion, steady, records, np.flatnonzero(fallback), output_subject)
 
 
-def _limit_terms(sources: np.ndarray, outputs: np.ndarray, first: np.ndarray, subject: np.ndarray,
-                 fallback: np.ndarray) -> None:
+def _limit_terms(
+    sources: np.ndarray, outputs: np.ndarray, first: np.ndarray, subject: np.ndarray, fallback: np.ndarray
+) -> None:
     """Leave to the lockstep solver the subjects with the most terms, beyond ``MAX_TERMS`` in all."""
     count = np.searchsorted(sources, outputs) - np.searchsorted(sources, first[outputs])
     per_subject = np.bincount(subject[outputs], count, minlength=len(fallback)) * ~fallback
@@ -189,6 +189,15 @@ def _steady_records(schedule: Schedule, steady_actions: np.ndarray) -> SteadyTer
             for k in range(k_started, ended[i]):
                 running_record.append(i)
                 running_elapsed.append(k * steady.interval_h[i] - steady.lag_h[i])
-    return SteadyTerms(subject, steady.cmt, steady.amount_mg, steady.rate_mg_per_h, steady.lag_h,
-                       steady.interval_h, duration, ended, np.array(running_record, dtype=np.int64),
-                       np.array(running_elapsed, dtype=float))
+    return SteadyTerms(
+        subject,
+        steady.cmt,
+        steady.amount_mg,
+        steady.rate_mg_per_h,
+        steady.lag_h,
+        steady.interval_h,
+        duration,
+        ended,
+        np.array(running_record, dtype=np.int64),
+        np.array(running_elapsed, dtype=float),
+    )

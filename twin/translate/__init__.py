@@ -13,6 +13,13 @@ from twin.translate.chain import (
 )
 
 __all__ = [
-    "DISPERSION_NUMBER", "LIVER_MODELS", "METRICS", "Factor", "Subjects", "chain_factors", "clint_u_per_kg_l_per_h",
-    "hepatic_blood_clearance", "translate",
+    "DISPERSION_NUMBER",
+    "LIVER_MODELS",
+    "METRICS",
+    "Factor",
+    "Subjects",
+    "chain_factors",
+    "clint_u_per_kg_l_per_h",
+    "hepatic_blood_clearance",
+    "translate",
 ]

@@ -39,8 +39,14 @@ LIVER_MODELS = ("well-stirred", "dispersion")
 DISPERSION_NUMBER = 0.17  # Roberts & Rowland 1986 (J Pharmacokinet Biopharm), human liver
 
 METRICS = {  # name → unit of the metrics a translation reports
-    "clint_u_l_per_h": "L/h", "cl_l_per_h": "L/h", "f_oral": "", "cmax_mg_per_l": "mg/L", "cmax_um": "µM",
-    "tmax_h": "h", "auc_0_end_mg_h_per_l": "mg·h/L", "auc_tau_ss_mg_h_per_l": "mg·h/L",
+    "clint_u_l_per_h": "L/h",
+    "cl_l_per_h": "L/h",
+    "f_oral": "",
+    "cmax_mg_per_l": "mg/L",
+    "cmax_um": "µM",
+    "tmax_h": "h",
+    "auc_0_end_mg_h_per_l": "mg·h/L",
+    "auc_tau_ss_mg_h_per_l": "mg·h/L",
 }
 
 
@@ -104,13 +110,26 @@ def clint_u_per_kg_l_per_h(vmax_nmol_per_h, km_um, n_cells_million: float, fu_in
     """Unbound human hepatic CLint per kg body weight (L/h/kg) from chip draws."""
     if not 0 < fu_inc <= 1:
         raise InvalidValueError(f"fu_inc must be a fraction in (0, 1]; got {fu_inc}")
-    per_million_ml_h = (_positive(vmax_nmol_per_h, "vmax") / _positive(km_um, "km")
-                        / float(_positive(n_cells_million, "N_cells (millions)")) / fu_inc)
+    per_million_ml_h = (
+        _positive(vmax_nmol_per_h, "vmax")
+        / _positive(km_um, "km")
+        / float(_positive(n_cells_million, "N_cells (millions)"))
+        / fu_inc
+    )
     return per_million_ml_h * DEFAULT_SCALING.liver_cells_million_per_kg() / 1000.0
 
 
-def translate(drug: Drug, vmax_nmol_per_h, km_um, *, n_cells_million: float, subjects: Subjects,
-              regimen: Regimen, fu_inc: float = 1.0, liver_model: str = "well-stirred") -> dict[str, np.ndarray]:
+def translate(
+    drug: Drug,
+    vmax_nmol_per_h,
+    km_um,
+    *,
+    n_cells_million: float,
+    subjects: Subjects,
+    regimen: Regimen,
+    fu_inc: float = 1.0,
+    liver_model: str = "well-stirred",
+) -> dict[str, np.ndarray]:
     """Every metric of ``METRICS`` per (draw, subject) pair; draws and subjects broadcast together."""
     clint_per_kg = clint_u_per_kg_l_per_h(vmax_nmol_per_h, km_um, n_cells_million, fu_inc)
     weight = np.asarray(subjects.weight_kg, dtype=float)
@@ -119,26 +138,48 @@ def translate(drug: Drug, vmax_nmol_per_h, km_um, *, n_cells_million: float, sub
     qh = DEFAULT_SCALING.qh_l_per_h_per_kg() * weight
     clh_blood = hepatic_blood_clearance(qh, drug.fu_p / drug.bp, clint, liver_model)
     cl_renal = drug.cl_renal_ref_l_per_h * np.asarray(subjects.crcl_ml_per_min) / REFERENCE_CRCL_ML_MIN * exp_eta_cl
-    pk = IndividualPK(*(np.atleast_1d(np.asarray(x, dtype=float)) for x in (
-        clh_blood * drug.bp + cl_renal, drug.v_l_per_kg * weight * np.exp(subjects.eta_v),
-        drug.ka_per_h * np.exp(subjects.eta_ka), drug.fa * drug.fg * (1.0 - clh_blood / qh))), fu_p=drug.fu_p)
+    pk = IndividualPK(
+        *(
+            np.atleast_1d(np.asarray(x, dtype=float))
+            for x in (
+                clh_blood * drug.bp + cl_renal,
+                drug.v_l_per_kg * weight * np.exp(subjects.eta_v),
+                drug.ka_per_h * np.exp(subjects.eta_ka),
+                drug.fa * drug.fg * (1.0 - clh_blood / qh),
+            )
+        ),
+        fu_p=drug.fu_p,
+    )
     result = exposure(pk, regimen)
     cmax = np.atleast_1d(result.cmax)
     out = {
-        "clint_u_l_per_h": clint, "cl_l_per_h": pk.cl_l_per_h,
+        "clint_u_l_per_h": clint,
+        "cl_l_per_h": pk.cl_l_per_h,
         "f_oral": pk.f_oral if regimen.route == "oral" else np.ones_like(cmax),
-        "cmax_mg_per_l": cmax, "cmax_um": cmax * 1000.0 / drug.molecular_weight_g_per_mol,
+        "cmax_mg_per_l": cmax,
+        "cmax_um": cmax * 1000.0 / drug.molecular_weight_g_per_mol,
         "tmax_h": peak_time_after_last_dose_h(pk.cl_l_per_h, pk.v_l, pk.ka_per_h, regimen)
         + (regimen.n_doses - 1) * regimen.interval_h,
-        "auc_0_end_mg_h_per_l": result.auc_0_end, "auc_tau_ss_mg_h_per_l": result.auc_tau_ss,
+        "auc_0_end_mg_h_per_l": result.auc_0_end,
+        "auc_tau_ss_mg_h_per_l": result.auc_tau_ss,
     }
     shape = np.broadcast_shapes(*(np.shape(v) for v in out.values()))
     return {name: np.broadcast_to(np.asarray(v, float), shape).copy() for name, v in out.items()}
 
 
-def chain_factors(drug: Drug, vmax_nmol_per_h: float, km_um: float, *, n_cells_million: float, fu_inc: float,
-                  weight_kg: float, crcl_ml_per_min: float, capacity: float, sources: dict[str, str],
-                  liver_model: str = "well-stirred") -> list[Factor]:
+def chain_factors(
+    drug: Drug,
+    vmax_nmol_per_h: float,
+    km_um: float,
+    *,
+    n_cells_million: float,
+    fu_inc: float,
+    weight_kg: float,
+    crcl_ml_per_min: float,
+    capacity: float,
+    sources: dict[str, str],
+    liver_model: str = "well-stirred",
+) -> list[Factor]:
     """The chain's factors at one point (the fit's estimate, one subject), each with its source.
     ``sources`` names where the chip's inputs came from (keys vmax, km, n_cells, fu_inc, subject)."""
     s = DEFAULT_SCALING
@@ -158,8 +199,12 @@ def chain_factors(drug: Drug, vmax_nmol_per_h: float, km_um: float, *, n_cells_m
         Factor("N_cells", n_cells_million, "10^6 cells", sources["n_cells"]),
         Factor("fu_inc (binding in the chip)", fu_inc, "", sources["fu_inc"]),
         Factor("CLint,u per 10^6 cells", per_million, "mL/h", "CLint,chip / N_cells / fu_inc"),
-        Factor("hepatocellularity", s.hepatocellularity_per_g / 1e6, "10^6 cells/g",
-               "MODELS.md §3 default 120e6/g (published 99–139e6: Barter 2007, Sohlenius-Sternbeck 2006)"),
+        Factor(
+            "hepatocellularity",
+            s.hepatocellularity_per_g / 1e6,
+            "10^6 cells/g",
+            "MODELS.md §3 default 120e6/g (published 99–139e6: Barter 2007, Sohlenius-Sternbeck 2006)",
+        ),
         Factor("liver weight", s.liver_g_per_kg, "g/kg", "MODELS.md §3 (~1.8 kg at 70 kg)"),
         Factor("body weight", weight_kg, "kg", sources["subject"]),
         Factor("enzyme capacity (genotype, DDI)", capacity, "", "CPIC activity score / co-medication, twin.patients"),
@@ -167,10 +212,19 @@ def chain_factors(drug: Drug, vmax_nmol_per_h: float, km_um: float, *, n_cells_m
         Factor("Qh", qh, "L/h", f"{s.qh_ml_min_per_kg} mL/min/kg, MODELS.md §3"),
         Factor("fu_p", drug.fu_p, "", src("properties.fu_p", "drug file")),
         Factor("BP", drug.bp, "", src("properties.bp", "drug file")),
-        *([Factor("dispersion number DN", DISPERSION_NUMBER, "", "Roberts & Rowland 1986")]
-          if liver_model == "dispersion" else []),
-        Factor(f"CLh (blood), {liver_model}", clh, "L/h", "Qh·fub·CLint,u/(Qh + fub·CLint,u)"
-               if liver_model == "well-stirred" else "dispersion model, Roberts & Rowland 1986"),
+        *(
+            [Factor("dispersion number DN", DISPERSION_NUMBER, "", "Roberts & Rowland 1986")]
+            if liver_model == "dispersion"
+            else []
+        ),
+        Factor(
+            f"CLh (blood), {liver_model}",
+            clh,
+            "L/h",
+            "Qh·fub·CLint,u/(Qh + fub·CLint,u)"
+            if liver_model == "well-stirred"
+            else "dispersion model, Roberts & Rowland 1986",
+        ),
         Factor("CrCl", crcl_ml_per_min, "mL/min", sources["subject"] + " (Cockcroft–Gault)"),
         Factor("renal CL", renal, "L/h", "library fe × CL, scaled by CrCl/100: " + src("properties.fe", "")),
         Factor("CL (plasma)", clh * drug.bp + renal, "L/h", "CLh·BP + CLr"),

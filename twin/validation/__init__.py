@@ -10,6 +10,15 @@ from twin.validation.herland import HERLAND_TABLE1_GUM, GumDose, HerlandGumRow, 
 from twin.validation.in_vitro import InVitroClearance, in_vitro_clearance
 
 __all__ = [
-    "ClearanceCheck", "DrugSetResult", "GumDose", "HERLAND_TABLE1_GUM", "HerlandGumRow", "InVitroClearance",
-    "NicotinePrediction", "drug_set_check", "in_vitro_clearance", "predict_nicotine_gum", "predicted_plasma_clearance",
+    "ClearanceCheck",
+    "DrugSetResult",
+    "GumDose",
+    "HERLAND_TABLE1_GUM",
+    "HerlandGumRow",
+    "InVitroClearance",
+    "NicotinePrediction",
+    "drug_set_check",
+    "in_vitro_clearance",
+    "predict_nicotine_gum",
+    "predicted_plasma_clearance",
 ]

@@ -72,8 +72,13 @@ def drug_set_check(names: list[str] | None = None, folder=LIBRARY) -> DrugSetRes
             excluded.append(f"{name}: no {'observed clearance' if observed is None else 'published in-vitro CLint'}")
             continue
         drug = load_drug(name, folder)
-        rows.append(ClearanceCheck(
-            drug=name, system=in_vitro.system, clint_u_ml_min_per_kg=in_vitro.clint_u_ml_min_per_kg,
-            predicted_cl_ml_min_per_kg=predicted_plasma_clearance(drug, in_vitro.clint_u_ml_min_per_kg),
-            observed_cl_ml_min_per_kg=observed))
+        rows.append(
+            ClearanceCheck(
+                drug=name,
+                system=in_vitro.system,
+                clint_u_ml_min_per_kg=in_vitro.clint_u_ml_min_per_kg,
+                predicted_cl_ml_min_per_kg=predicted_plasma_clearance(drug, in_vitro.clint_u_ml_min_per_kg),
+                observed_cl_ml_min_per_kg=observed,
+            )
+        )
     return DrugSetResult(rows=tuple(rows), excluded=tuple(excluded))

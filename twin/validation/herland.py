@@ -101,7 +101,12 @@ def predict_nicotine_gum(gum: GumDose = GumDose(), weight_kg: float = 70.0) -> N
     mw = drug.molecular_weight_g_per_mol
     factors = (
         Factor("gum nicotine content", gum.nicotine_mg, "mg", "Herland 2020 Table 1; Digard et al. 2013"),
-        Factor("fraction extracted from the gum", gum.fraction_released, "", "Clin Pharmacol Ther 1987;41:467 (PMID 3829583)"),
+        Factor(
+            "fraction extracted from the gum",
+            gum.fraction_released,
+            "",
+            "Clin Pharmacol Ther 1987;41:467 (PMID 3829583)",
+        ),
         Factor("in-vitro CLint,u (scaled)", in_vitro.clint_u_ml_min_per_kg, "mL/min/kg", "; ".join(in_vitro.sources)),
         Factor("fu_p", drug.fu_p, "", drug.sources["properties.fu_p"]),
         Factor("BP", drug.bp, "", drug.sources["properties.bp"]),
@@ -111,5 +116,11 @@ def predict_nicotine_gum(gum: GumDose = GumDose(), weight_kg: float = 70.0) -> N
         Factor("predicted CL (plasma)", cl, "L/h", "well-stirred liver + renal, MODELS.md §3"),
         Factor("predicted F", f, "", "released × Fa·Fg·Fh"),
     )
-    return NicotinePrediction(cmax_um=_um(cmax_mg_l, mw), tmax_min=tmax_h * 60.0,
-                              auc_0_2h_um_h=_um(auc_mg_h_l, mw), cl_plasma_l_per_h=cl, f_oral=f, factors=factors)
+    return NicotinePrediction(
+        cmax_um=_um(cmax_mg_l, mw),
+        tmax_min=tmax_h * 60.0,
+        auc_0_2h_um_h=_um(auc_mg_h_l, mw),
+        cl_plasma_l_per_h=cl,
+        f_oral=f,
+        factors=factors,
+    )

@@ -54,7 +54,7 @@ def entry_value(path: Path, table: dict[str, Any], where: str, key: str, unit: s
     """(value in ``unit``, source) of a ``{ value, unit, source }`` entry; errors name file and key."""
     entry = table.get(key)
     if not isinstance(entry, dict) or "value" not in entry or "unit" not in entry:
-        raise DrugFileError(f"{path.name}: {where}.{key}: write it as {{ value = …, unit = \"{unit}\", source = \"…\" }}")
+        raise DrugFileError(f'{path.name}: {where}.{key}: write it as {{ value = …, unit = "{unit}", source = "…" }}')
     try:
         quantity = Q_(float(entry["value"]), str(entry["unit"]))
     except Exception:  # pint raises several unrelated types for an unreadable unit
@@ -91,6 +91,9 @@ def in_vitro_clearance(name: str, folder: Path = LIBRARY) -> InVitroClearance | 
         clint = per_kg_ml_h / 60.0 / share
     if not clint > 0:
         raise DrugFileError(f"{path.name}: the in-vitro CLint must be positive; got {clint}")
-    return InVitroClearance(drug=data.get("name", path.stem), system=str(table.get("system", "")),
-                            clint_u_ml_min_per_kg=clint / fu_inc,
-                            sources=tuple(f"in_vitro.{key}: {src}" for key, src in sources.items()))
+    return InVitroClearance(
+        drug=data.get("name", path.stem),
+        system=str(table.get("system", "")),
+        clint_u_ml_min_per_kg=clint / fu_inc,
+        sources=tuple(f"in_vitro.{key}: {src}" for key, src in sources.items()),
+    )

@@ -74,8 +74,10 @@ def _print_version(asked: bool) -> None:
 
 @app.callback()
 def _root(
-    show_version: Annotated[Optional[bool], typer.Option(
-        "--version", help="Print the version and exit.", is_eager=True, callback=_print_version)] = None,
+    show_version: Annotated[
+        Optional[bool],
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = None,
 ) -> None:
     """ChipTwin: organ-on-chip rigs with a calibrated computational twin in the loop."""
 

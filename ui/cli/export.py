@@ -30,8 +30,14 @@ def export_command(
     try:
         frame = table(engine, run, what)
         write_file(out, to_bytes(frame, fmt))
-        audit(engine, f"cli:{getpass.getuser()}", "data.export", entity=what.value, entity_id=run,
-              payload={"run_id": run, "format": fmt.value, "rows": len(frame), "file": str(out)})
+        audit(
+            engine,
+            f"cli:{getpass.getuser()}",
+            "data.export",
+            entity=what.value,
+            entity_id=run,
+            payload={"run_id": run, "format": fmt.value, "rows": len(frame), "file": str(out)},
+        )
     finally:
         engine.dispose()
     typer.echo(f"run {run}: {len(frame)} rows of {what.value} written to {out} ({fmt.value})")

@@ -22,9 +22,15 @@ def fit(
     model: Annotated[str, typer.Option("--model", "-m", help="Catalogue model, e.g. oral_1cpt or liver_chip.")],
     individual: Annotated[bool, typer.Option("--individual", help="One fit per subject/chip.")] = False,
     pooled: Annotated[bool, typer.Option("--pooled", help="One parameter set for all subjects/chips.")] = False,
-    population: Annotated[bool, typer.Option("--population", help="Mixed effects (FOCE-I); default for NONMEM data.")] = False,
-    error: Annotated[str, typer.Option("--error", help="add, prop or comb; per observable: drug_medium=prop,oxygen=add.")] = "prop",
-    random: Annotated[Optional[str], typer.Option(help="Random effects, e.g. ka,cl,v (default: all estimated).")] = None,
+    population: Annotated[
+        bool, typer.Option("--population", help="Mixed effects (FOCE-I); default for NONMEM data.")
+    ] = False,
+    error: Annotated[
+        str, typer.Option("--error", help="add, prop or comb; per observable: drug_medium=prop,oxygen=add.")
+    ] = "prop",
+    random: Annotated[
+        Optional[str], typer.Option(help="Random effects, e.g. ka,cl,v (default: all estimated).")
+    ] = None,
     estimate: Annotated[Optional[str], typer.Option(help="Parameters to estimate, e.g. ps,vmax,km.")] = None,
     fix: Annotated[Optional[list[str]], typer.Option(help="Fixed values, e.g. --fix kla=5 (repeatable).")] = None,
     init: Annotated[Optional[list[str]], typer.Option(help="Initial values, e.g. --init cl=4.")] = None,
@@ -41,7 +47,10 @@ def fit(
     from calibration.estimate.lab_fit import fit_lab
     from calibration.estimate.nonmem_fit import fit_nonmem
     from calibration.io.datasets import detect_format
-    chosen = [name for name, flag in (("individual", individual), ("pooled", pooled), ("population", population)) if flag]
+
+    chosen = [
+        name for name, flag in (("individual", individual), ("pooled", pooled), ("population", population)) if flag
+    ]
     if len(chosen) > 1:
         raise CalibrationError(f"choose one of --individual, --pooled, --population (got {', '.join(chosen)})")
     method = chosen[0] if chosen else ""
@@ -53,9 +62,14 @@ def fit(
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task(f"fitting {model} ({method})", total=None)
-        common = dict(estimate=parse_names(estimate), random=parse_names(random), fix=parse_assignments(fix, "--fix"),
-                      init=parse_assignments(init, "--init"), n_starts=starts,
-                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+        common = dict(
+            estimate=parse_names(estimate),
+            random=parse_names(random),
+            fix=parse_assignments(fix, "--fix"),
+            init=parse_assignments(init, "--init"),
+            n_starts=starts,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
         if profile or mcmc or plot:
             common.update(profile=profile, mcmc=mcmc, problems=(problems := {}))
         if lab:
@@ -76,23 +90,37 @@ def fit(
 
 
 def print_record(record: FitRecord, console: Console) -> None:
-    table = Table(title=f"{record.model} — {record.method} fit ({record.n_subjects} subjects, "
-                        f"{record.n_observations} observations)")
+    table = Table(
+        title=f"{record.model} — {record.method} fit ({record.n_subjects} subjects, "
+        f"{record.n_observations} observations)"
+    )
     for column in ("parameter", "estimate", "SE", "95 % interval", "RSE %"):
         table.add_column(column, justify="right" if column != "parameter" else "left")
     for name, value in record.theta.items():
         ci = value.ci95
-        table.add_row(name, f"{value.estimate:.5g}", _fmt(value.se),
-                      f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else "—", _fmt(value.rse_percent, ".1f"))
+        table.add_row(
+            name,
+            f"{value.estimate:.5g}",
+            _fmt(value.se),
+            f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else "—",
+            _fmt(value.rse_percent, ".1f"),
+        )
     for name, value in record.omega.items():
-        table.add_row(f"ω² {name}", f"{value['variance']:.4g}", _fmt(value.get("se_variance")), "",
-                      f"CV {value['cv_percent']:.1f} %")
+        table.add_row(
+            f"ω² {name}",
+            f"{value['variance']:.4g}",
+            _fmt(value.get("se_variance")),
+            "",
+            f"CV {value['cv_percent']:.1f} %",
+        )
     for name, value in record.sigma.items():
         table.add_row(name, f"{value:.4g}", "", "", "")
     console.print(table)
-    console.print(f"−2LL {record.minus2ll:.3f} (without N·log 2π; {record.minus2ll_with_constant:.3f} with it)   "
-                  f"AIC {record.aic:.2f}   BIC {record.bic:.2f}   converged: {'yes' if record.converged else 'NO'}   "
-                  f"{record.wall_time_s:.1f} s")
+    console.print(
+        f"−2LL {record.minus2ll:.3f} (without N·log 2π; {record.minus2ll_with_constant:.3f} with it)   "
+        f"AIC {record.aic:.2f}   BIC {record.bic:.2f}   converged: {'yes' if record.converged else 'NO'}   "
+        f"{record.wall_time_s:.1f} s"
+    )
     for warning in record.warnings:
         console.print(f"[bold yellow]warning:[/] {warning}")
 
@@ -114,5 +142,7 @@ def refuse_unconverged(record: FitRecord, out: Path | None) -> None:
     from calibration.errors import CalibrationError
     from calibration.estimate.failures import TRY_INSTEAD
 
-    raise CalibrationError(f"the fit did not converge{f' ({reason.rstrip(chr(46))})' if reason else ''}, so its "
-                           f"estimates are not usable: {TRY_INSTEAD}{kept}")
+    raise CalibrationError(
+        f"the fit did not converge{f' ({reason.rstrip(chr(46))})' if reason else ''}, so its "
+        f"estimates are not usable: {TRY_INSTEAD}{kept}"
+    )

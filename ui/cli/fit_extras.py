@@ -17,12 +17,14 @@ def save_plots(problems: dict, directory: Path) -> list[Path]:
     """fit_<key>.png (data, prediction, 90 % band) and profile_<key>_<name>.png for each fitted problem."""
     from calibration.io.plots import plot_fit_band, plot_profile
     from calibration.uncertainty.profile import Profile
+
     paths = []
     for key, (problem, record) in problems.items():
         paths.append(plot_fit_band(problem, record, directory / f"fit_{key}.png"))
         for name, kept in record.profiles.items():
-            profile = Profile(name, kept.estimate, _array(kept.values), _array(kept.delta_minus2ll),
-                              kept.ci95[0], kept.ci95[1])
+            profile = Profile(
+                name, kept.estimate, _array(kept.values), _array(kept.delta_minus2ll), kept.ci95[0], kept.ci95[1]
+            )
             paths.append(plot_profile(profile, directory / f"profile_{key}_{name}.png"))
     return paths
 
@@ -42,7 +44,9 @@ def print_uncertainty(record: FitRecord, console: Console) -> None:
             console.print(f"{prefix}profile-likelihood 95 % interval of {name}: {low} – {high}")
         mcmc = rec.mcmc
         if mcmc is not None:
-            console.print(f"{prefix}MCMC: {mcmc.n_walkers} walkers × {mcmc.n_steps} steps, acceptance "
-                          f"{mcmc.acceptance_fraction:.2f}")
+            console.print(
+                f"{prefix}MCMC: {mcmc.n_walkers} walkers × {mcmc.n_steps} steps, acceptance "
+                f"{mcmc.acceptance_fraction:.2f}"
+            )
             for name, s in mcmc.summary.items():
                 console.print(f"  {name}: median {s.median:.4g}, 95 % {s.ci95[0]:.4g} – {s.ci95[1]:.4g}")

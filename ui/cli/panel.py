@@ -21,9 +21,27 @@ APP = Path(__file__).resolve().parents[1] / "panel" / "app.py"  # ui/panel/app.p
 
 
 def streamlit_command(port: int, host: str) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port), "--server.address", host,
-            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--global.developmentMode", "false", "--client.toolbarMode", "minimal"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(port),
+        "--server.address",
+        host,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+    ]
 
 
 DEMO_USERS = {"demo-scientist": "scientist", "demo-technician": "technician"}
@@ -35,6 +53,7 @@ def demo_users(engine: Any) -> dict[str, str]:
     Fresh random passwords each time (shown once, never stored in clear), so a demo store
     copied elsewhere does not carry a known password."""
     from ui.panel.auth import add_user, list_users, set_active, set_password, set_role
+
     known = {u["username"] for u in list_users(engine)}
     passwords = {}
     for name, role in DEMO_USERS.items():
@@ -52,14 +71,21 @@ def demo_users(engine: Any) -> dict[str, str]:
 def panel(
     db: DbOption = None,
     port: Annotated[int, typer.Option("--port", help="TCP port to serve on.")] = 8501,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 serves the whole lab network).")]
-    = "127.0.0.1",
-    with_demo_users: Annotated[bool, typer.Option("--demo-users", help="Create (or renew) demo-scientist and "
-                                                  "demo-technician with new passwords, printed once.")] = False,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (0.0.0.0 serves the whole lab network).")
+    ] = "127.0.0.1",
+    with_demo_users: Annotated[
+        bool,
+        typer.Option(
+            "--demo-users",
+            help="Create (or renew) demo-scientist and demo-technician with new passwords, printed once.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the control panel (localhost by default); Ctrl-C stops it."""
     from store import open_store
     from store.engine import ENV_VAR, resolve_url
+
     engine = open_store(db)  # refuses a missing store or an old schema before anything starts
     passwords = demo_users(engine) if with_demo_users else {}
     engine.dispose()

@@ -24,15 +24,21 @@ if TYPE_CHECKING:
 
 DrugOption = Annotated[str, typer.Option("--drug", help="Drug name in the library (twin/drugs/*.toml).")]
 RegimenOption = Annotated[str, typer.Option("--regimen", help="e.g. '100 mg q12h x14 oral' (or iv).")]
-AucOption = Annotated[Optional[str], typer.Option(
-    "--target-auc", help="Steady-state AUC over a dosing interval, mg·h/L: LOW:HIGH, or X for 80–125 % of X.")]
-TroughOption = Annotated[Optional[str], typer.Option(
-    "--target-trough", help="Steady-state trough, mg/L: LOW:HIGH, or X for 80–125 % of X.")]
+AucOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--target-auc", help="Steady-state AUC over a dosing interval, mg·h/L: LOW:HIGH, or X for 80–125 % of X."
+    ),
+]
+TroughOption = Annotated[
+    Optional[str], typer.Option("--target-trough", help="Steady-state trough, mg/L: LOW:HIGH, or X for 80–125 % of X.")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 def _target(target_auc: str | None, target_trough: str | None) -> Target | None:
     from twin.patients import TargetError, parse_target
+
     if target_auc and target_trough:
         raise TargetError("give --target-auc or --target-trough, not both")
     if target_auc:
@@ -42,6 +48,7 @@ def _target(target_auc: str | None, target_trough: str | None) -> Target | None:
 
 def _strengths(text: str | None) -> list[float] | None:
     from twin.patients import TargetError
+
     if not text:
         return None
     try:
@@ -51,12 +58,18 @@ def _strengths(text: str | None) -> list[float] | None:
 
 
 def _prediction_json(prediction: Prediction) -> dict:
-    out = {"drug": prediction.drug, "regimen": str(prediction.regimen),
-           "values": {name: {"value": value, "unit": unit} for name, (value, unit) in prediction.table().items()},
-           "assumptions": list(prediction.assumptions)}
+    out = {
+        "drug": prediction.drug,
+        "regimen": str(prediction.regimen),
+        "values": {name: {"value": value, "unit": unit} for name, (value, unit) in prediction.table().items()},
+        "assumptions": list(prediction.assumptions),
+    }
     if prediction.recommendation is not None and prediction.target is not None:
-        out["target"] = {"metric": prediction.target.metric, "low": prediction.target.low,
-                         "high": prediction.target.high}
+        out["target"] = {
+            "metric": prediction.target.metric,
+            "low": prediction.target.low,
+            "high": prediction.target.high,
+        }
         out["recommendation"] = prediction.recommendation.__dict__
     return out
 
@@ -73,21 +86,32 @@ def _print_prediction(prediction: Prediction, console: Console) -> None:
     rec, target = prediction.recommendation, prediction.target
     if rec is not None and target is not None:
         where = "inside" if rec.in_window else "OUTSIDE"
-        console.print(f"recommended dose: {rec.dose_mg:g} mg (exact {rec.exact_dose_mg:.4g} mg) → {target.metric} "
-                      f"{rec.predicted:.4g}, {where} the window {target.low:g}–{target.high:g}")
+        console.print(
+            f"recommended dose: {rec.dose_mg:g} mg (exact {rec.exact_dose_mg:.4g} mg) → {target.metric} "
+            f"{rec.predicted:.4g}, {where} the window {target.low:g}–{target.high:g}"
+        )
 
 
 def predict_command(
     patient: Annotated[str, typer.Option("--patient", help="Patient TOML file (see twin/patients/patient_file.py).")],
-    drug: DrugOption, regimen: RegimenOption, target_auc: AucOption = None, target_trough: TroughOption = None,
+    drug: DrugOption,
+    regimen: RegimenOption,
+    target_auc: AucOption = None,
+    target_trough: TroughOption = None,
     strengths: Annotated[Optional[str], typer.Option("--strengths", help="Available strengths, mg: 25,50,100.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """A virtual patient's exposure to a regimen, and the dose that centres a target window."""
     from twin.drugs import load_drug
     from twin.patients import load_patient, parse_regimen, predict
-    prediction = predict(load_drug(drug), load_patient(patient), parse_regimen(regimen),
-                         _target(target_auc, target_trough), _strengths(strengths))
+
+    prediction = predict(
+        load_drug(drug),
+        load_patient(patient),
+        parse_regimen(regimen),
+        _target(target_auc, target_trough),
+        _strengths(strengths),
+    )
     if as_json:
         typer.echo(json.dumps(_prediction_json(prediction), indent=2))
     else:
@@ -102,19 +126,27 @@ def _print_population(summary: PopulationSummary, console: Console) -> None:
         table.add_row(name, *(f"{s.quantile(q):.4g}" for q in (0.05, 0.5, 0.95)), f"{s.mean:.4g}")
     console.print(table)
     if summary.target is not None:
-        console.print(f"probability of target attainment ({summary.target.metric} {summary.target.low:g}–"
-                      f"{summary.target.high:g}): {summary.pta:.1%}")
+        console.print(
+            f"probability of target attainment ({summary.target.metric} {summary.target.low:g}–"
+            f"{summary.target.high:g}): {summary.pta:.1%}"
+        )
     if "toxicity_margin" in summary.accumulator.summaries:
         console.print(f"toxicity margin < 1 in {summary.accumulator.margin_below_1 / summary.n:.2%} of patients")
 
 
 def population_command(
-    drug: DrugOption, regimen: RegimenOption,
+    drug: DrugOption,
+    regimen: RegimenOption,
     n: Annotated[int, typer.Option("--n", help="Number of virtual patients.")] = 10_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same summary).")] = 0,
-    target_auc: AucOption = None, target_trough: TroughOption = None,
-    dask_scheduler: Annotated[Optional[str], typer.Option(
-        "--dask-scheduler", help="Run on this Dask scheduler (tcp://host:8786) instead of local processes.")] = None,
+    target_auc: AucOption = None,
+    target_trough: TroughOption = None,
+    dask_scheduler: Annotated[
+        Optional[str],
+        typer.Option(
+            "--dask-scheduler", help="Run on this Dask scheduler (tcp://host:8786) instead of local processes."
+        ),
+    ] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", help="Local processes (default: all cores).")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -122,13 +154,22 @@ def population_command(
     from twin.drugs import load_drug
     from twin.patients import parse_regimen
     from twin.patients.runner import run_population
+
     target = _target(target_auc, target_trough)
     drug_entry, parsed = load_drug(drug), parse_regimen(regimen)
     columns = (TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("patients", total=n)
-        summary = run_population(drug_entry, parsed, n, seed=seed, target=target, dask=dask_scheduler,
-                                 max_workers=workers, progress=lambda done, _total: bar.update(task, completed=done))
+        summary = run_population(
+            drug_entry,
+            parsed,
+            n,
+            seed=seed,
+            target=target,
+            dask=dask_scheduler,
+            max_workers=workers,
+            progress=lambda done, _total: bar.update(task, completed=done),
+        )
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:

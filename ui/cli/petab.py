@@ -14,7 +14,9 @@ if TYPE_CHECKING:
 
 
 def export_petab_command(
-    data: Annotated[Path, typer.Argument(help="Lab or NONMEM-style dataset (CSV); single dose at t = 0 per chip/subject.")],
+    data: Annotated[
+        Path, typer.Argument(help="Lab or NONMEM-style dataset (CSV); single dose at t = 0 per chip/subject.")
+    ],
     model: Annotated[str, typer.Option("--model", "-m", help="Catalogue model, e.g. liver_chip or iv_1cpt.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for problem.yaml, model.xml and the tables.")],
     estimate: Annotated[Optional[str], typer.Option(help="Parameters to estimate, e.g. vmax,km.")] = None,
@@ -27,9 +29,18 @@ def export_petab_command(
 ) -> None:
     """Export a calibration problem to PEtab v1 (no events: one dose at t = 0 per chip/subject)."""
     from calibration.io.petab import export_petab, lint_petab
-    yaml = export_petab(data, model, out, estimate=parse_names(estimate), fix=parse_assignments(fix, "--fix"),
-                        init=parse_assignments(init, "--init"), error=parse_errors(error) if error else None,
-                        observable=observable, scale=scale)
+
+    yaml = export_petab(
+        data,
+        model,
+        out,
+        estimate=parse_names(estimate),
+        fix=parse_assignments(fix, "--fix"),
+        init=parse_assignments(init, "--init"),
+        error=parse_errors(error) if error else None,
+        observable=observable,
+        scale=scale,
+    )
     typer.echo(f"PEtab problem written: {yaml}")
     if lint:
         if not lint_petab(yaml):

@@ -34,6 +34,7 @@ def check(
     from protocols.language.api import load_protocol
     from protocols.language.dry_run import dry_run
     from protocols.language.rig_view import load_rig_view
+
     try:
         rig_view = load_rig_view(rig)
         protocol = load_protocol(file, rig_view)
@@ -43,8 +44,9 @@ def check(
     if report.problems:
         _fail(ProtocolFileError(report.problems, file.name), file, as_json)
     if as_json:
-        typer.echo(json.dumps({"valid": True, "file": str(file), "protocol": protocol.name, **report.to_dict()},
-                              indent=2))
+        typer.echo(
+            json.dumps({"valid": True, "file": str(file), "protocol": protocol.name, **report.to_dict()}, indent=2)
+        )
     else:
         _print_summary(protocol, report)
 
@@ -52,8 +54,9 @@ def check(
 def _fail(exc: ProtocolError, file: Path, as_json: bool) -> None:
     problems = [p.to_dict() for p in getattr(exc, "problems", ())]
     if as_json:
-        typer.echo(json.dumps({"valid": False, "file": str(file), "errors": problems or [{"message": str(exc)}]},
-                              indent=2))
+        typer.echo(
+            json.dumps({"valid": False, "file": str(file), "errors": problems or [{"message": str(exc)}]}, indent=2)
+        )
     for line in str(exc).splitlines():
         typer.echo(f"error: {line}", err=True)
     raise typer.Exit(EXIT_INVALID)
@@ -61,15 +64,23 @@ def _fail(exc: ProtocolError, file: Path, as_json: bool) -> None:
 
 def _print_summary(protocol: Protocol, report: DryRunReport) -> None:
     console = Console()
-    console.print(f"[bold]{protocol.name}[/bold]: valid; dry run {report.duration_h:.4g} h "
-                  f"({len(protocol.chips)} chips, drug {protocol.drug.name})")
+    console.print(
+        f"[bold]{protocol.name}[/bold]: valid; dry run {report.duration_h:.4g} h "
+        f"({len(protocol.chips)} chips, drug {protocol.drug.name})"
+    )
     chips = Table(title="Chips")
     for column in ("chip", "dosed (nmol)", "sampled (uL)", "min medium (uL)", "peak (uM)", "at (h)"):
         chips.add_column(column, justify="left" if column == "chip" else "right")
     for chip in protocol.chips:
         peak, at = report.peak_concentration_um[chip]
-        chips.add_row(chip, f"{report.dosed_amount_nmol[chip]:.4g}", f"{report.sampled_volume_ml[chip] * 1e3:.4g}",
-                      f"{report.min_medium_ml[chip] * 1e3:.4g}", f"{peak:.4g}", f"{at:.4g}")
+        chips.add_row(
+            chip,
+            f"{report.dosed_amount_nmol[chip]:.4g}",
+            f"{report.sampled_volume_ml[chip] * 1e3:.4g}",
+            f"{report.min_medium_ml[chip] * 1e3:.4g}",
+            f"{peak:.4g}",
+            f"{at:.4g}",
+        )
     console.print(chips)
     pumps = Table(title="Pumps")
     pumps.add_column("pump")
@@ -82,8 +93,14 @@ def _print_summary(protocol: Protocol, report: DryRunReport) -> None:
         for column in ("interlock", "chip", "channel", "at (h)", "step (line)", "stops run"):
             trips.add_column(column)
         for t in report.trips:
-            trips.add_row(t.interlock, t.chip, t.channel, f"{t.time_h:.4g}", f"{t.step} ({t.line})",
-                          "yes" if t.stops else "no (alarm)")
+            trips.add_row(
+                t.interlock,
+                t.chip,
+                t.channel,
+                f"{t.time_h:.4g}",
+                f"{t.step} ({t.line})",
+                "yes" if t.stops else "no (alarm)",
+            )
         console.print(trips)
     else:
         console.print("No interlock is predicted to trip.")

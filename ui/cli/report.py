@@ -44,9 +44,11 @@ def report_command(
         engine.dispose()
     write_file(out, pdf)
     status = "intact" if content.audit.intact else f"BROKEN ({len(content.audit.problems)} problems)"
-    typer.echo(f"run {run} ({content.run.protocol_name}): report written to {out} ({len(pdf) / 1024:.0f} KiB) — "
-               f"{len(content.chips)} chips, {len(content.doses)} doses, {len(content.assays)} assay results, "
-               f"{len(content.fits)} chip fits, {len(content.proposals)} proposals, audit chain {status}")
+    typer.echo(
+        f"run {run} ({content.run.protocol_name}): report written to {out} ({len(pdf) / 1024:.0f} KiB) — "
+        f"{len(content.chips)} chips, {len(content.doses)} doses, {len(content.assays)} assay results, "
+        f"{len(content.fits)} chip fits, {len(content.proposals)} proposals, audit chain {status}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -41,8 +41,12 @@ def _table(found: DevicesCheck) -> Table:
 def devices_check(
     rig_path: Annotated[Path, typer.Option("--rig", help="The rig file (TOML).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    endpoints: Annotated[Optional[Path], typer.Option(
-        "--endpoints", help="Endpoints file written by `chiptwin sim-rig`: talk to the simulated devices.")] = None,
+    endpoints: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--endpoints", help="Endpoints file written by `chiptwin sim-rig`: talk to the simulated devices."
+        ),
+    ] = None,
     timeout_s: Annotated[float, typer.Option(help="Reply timeout per request, seconds.")] = 1.0,
 ) -> None:
     """Talk to every instrument of a rig: connection state, identity, a live reading. Exit 1 if any fails."""
@@ -50,8 +54,11 @@ def devices_check(
 
     found = check_devices(rig_path, endpoints, timeout_s)
     if as_json:
-        typer.echo(json.dumps({"rig": found.rig.name, "ok": found.all_ok,
-                               "devices": [r.to_dict() for r in found.reports]}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"rig": found.rig.name, "ok": found.all_ok, "devices": [r.to_dict() for r in found.reports]}, indent=2
+            )
+        )
     else:
         Console(width=max(Console().width, 140)).print(_table(found))
     raise typer.Exit(0 if found.all_ok else 1)
@@ -91,15 +98,19 @@ def _wait_for_stop(duration_s: float | None) -> None:
 
 def sim_rig(
     rig_path: Annotated[Path, typer.Option("--rig", help="The rig file (TOML).")],
-    scenario_path: Annotated[Optional[Path], typer.Option(
-        "--scenario", help="Hidden truth, noise and faults (TOML); default: model defaults, no noise.")] = None,
-    endpoints_file: Annotated[Path, typer.Option(
-        "--endpoints-file", help="Where to write the endpoints JSON (for devices check, run, demo).")]
-    = DEFAULT_ENDPOINTS,
-    clock_rate: Annotated[float, typer.Option(help="Simulated seconds per wall second (3600 = an hour a second).")]
-    = 3600.0,
-    duration_s: Annotated[Optional[float], typer.Option(
-        help="Stop after this many wall-clock seconds (default: until Ctrl-C / SIGTERM).")] = None,
+    scenario_path: Annotated[
+        Optional[Path],
+        typer.Option("--scenario", help="Hidden truth, noise and faults (TOML); default: model defaults, no noise."),
+    ] = None,
+    endpoints_file: Annotated[
+        Path, typer.Option("--endpoints-file", help="Where to write the endpoints JSON (for devices check, run, demo).")
+    ] = DEFAULT_ENDPOINTS,
+    clock_rate: Annotated[
+        float, typer.Option(help="Simulated seconds per wall second (3600 = an hour a second).")
+    ] = 3600.0,
+    duration_s: Annotated[
+        Optional[float], typer.Option(help="Stop after this many wall-clock seconds (default: until Ctrl-C / SIGTERM).")
+    ] = None,
 ) -> None:
     """Run the simulated rig on its own: ptys for serial devices, a Modbus TCP server on 127.0.0.1."""
     from protocols.rigs import simulated_rig

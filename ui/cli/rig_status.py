@@ -21,6 +21,7 @@ def rig_status(db: DbOption = None, as_json: JsonOption = False) -> None:
     from store import open_store
     from store.lease import lease_rows
     from store.schema import Rig
+
     engine = open_store(db)
     try:
         with engine.connect() as connection:

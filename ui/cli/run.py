@@ -26,9 +26,11 @@ if TYPE_CHECKING:
     from store.lease import Holder, RigLease
 
 DEFAULT_DEMO_DB = "chiptwin-demo.db"
-TAKE_OVER_HELP = ("Take the rig from a holder that is gone (heartbeat expired, or its pid absent on this host); "
-                  "refused while it is alive; audited. Lease times: $CHIPTWIN_LEASE_EXPIRY_S (30), "
-                  "$CHIPTWIN_LEASE_HEARTBEAT_S (5).")
+TAKE_OVER_HELP = (
+    "Take the rig from a holder that is gone (heartbeat expired, or its pid absent on this host); "
+    "refused while it is alive; audited. Lease times: $CHIPTWIN_LEASE_EXPIRY_S (30), "
+    "$CHIPTWIN_LEASE_HEARTBEAT_S (5)."
+)
 TakeOver = Annotated[bool, typer.Option("--take-over", help=TAKE_OVER_HELP)]
 Action = Callable[[Any, Any, Any, Any, "RigLease"], dict]
 
@@ -41,8 +43,12 @@ def _fail(exc: Exception) -> None:
 def run(
     protocol_path: Annotated[Path, typer.Argument(help="The protocol file (TOML).")],
     rig_path: Annotated[Path, typer.Option("--rig", help="The rig file (TOML).")],
-    db: Annotated[Optional[str], typer.Option(help="Store URL or SQLite path (default $CHIPTWIN_DB / ./chiptwin.db).")] = None,
-    endpoints: Annotated[Optional[Path], typer.Option(help="Endpoints file of `chiptwin sim-rig` (its clock too).")] = None,
+    db: Annotated[
+        Optional[str], typer.Option(help="Store URL or SQLite path (default $CHIPTWIN_DB / ./chiptwin.db).")
+    ] = None,
+    endpoints: Annotated[
+        Optional[Path], typer.Option(help="Endpoints file of `chiptwin sim-rig` (its clock too).")
+    ] = None,
     clock_rate: Annotated[float, typer.Option(help="Clock rate without --endpoints (1 = real time).")] = 1.0,
     take_over: TakeOver = False,
 ) -> None:
@@ -83,8 +89,17 @@ def resume(
     _drive(rig_path, db, endpoints, clock_rate, go_on, command="resume", take_over=take_over, run_id=run_id)
 
 
-def _drive(rig_path: Path, db: Optional[str], endpoints: Optional[Path], clock_rate: float, action: Action, *,
-           command: str, take_over: bool = False, run_id: Optional[int] = None) -> None:
+def _drive(
+    rig_path: Path,
+    db: Optional[str],
+    endpoints: Optional[Path],
+    clock_rate: float,
+    action: Action,
+    *,
+    command: str,
+    take_over: bool = False,
+    run_id: Optional[int] = None,
+) -> None:
     """Lease the rig, open it and the store, do ``action``, print its outcome as JSON; exit 0 only when done.
 
     The lease comes first: a second runner is refused before it opens a single port, and a
@@ -99,8 +114,9 @@ def _drive(rig_path: Path, db: Optional[str], endpoints: Optional[Path], clock_r
         engine = open_store(db)
         if run_id is not None:
             refuse_if_run_alive(engine, run_id)
-        with hold_rig(engine, rig.name, command=command, run_id=run_id, take_over=take_over,
-                      adopt_run=run_id, on_lost=_lost_lease) as lease:
+        with hold_rig(
+            engine, rig.name, command=command, run_id=run_id, take_over=take_over, adopt_run=run_id, on_lost=_lost_lease
+        ) as lease:
             if lease.taken_over is not None:
                 typer.echo(f"took rig {rig.name} over from {lease.taken_over.who()} (audited)", err=True)
             devices, clock = open_for_run(rig, endpoints, clock_rate)
@@ -119,8 +135,11 @@ def _lost_lease(holder: Optional["Holder"]) -> None:
     (the intent log); putting the pumps in their safe state now would stop the new holder's.
     """
     who = holder.who() if holder is not None else "nobody (the lease row was removed)"
-    typer.echo(f"error: lost the lease on the rig to {who}; stopping at once without touching the devices — "
-               "check `chiptwin rig status` before resuming", err=True)
+    typer.echo(
+        f"error: lost the lease on the rig to {who}; stopping at once without touching the devices — "
+        "check `chiptwin rig status` before resuming",
+        err=True,
+    )
     os._exit(EXIT_USER_ERROR)
 
 
@@ -143,12 +162,18 @@ def demo(
     prepare_store(db)  # the panel refuses a store that does not exist yet
     panel = None if no_panel else _open_panel(db, port, console)
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
-                      disable=as_json and not console.is_terminal) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=as_json and not console.is_terminal,
+        ) as bar:
             task = bar.add_task("closed loop", total=None)
 
             def progress(index: int, total: int, kind: str) -> None:
                 bar.update(task, total=total, completed=index, description=f"step {index + 1}/{total}: {kind}")
+
             summary = run_demo(db, clock_rate, progress)
     except BaseException:
         _stop(panel)
@@ -168,8 +193,12 @@ def _open_panel(db: str, port: int, console: Console) -> Any:
     """`chiptwin panel --demo-users` on the demo's store; its lines (URL, sign-ins) are relayed."""
     exe = shutil.which("chiptwin") or str(Path(sys.executable).with_name("chiptwin"))
     try:
-        process = subprocess.Popen([exe, "panel", "--db", db, "--port", str(port), "--demo-users"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [exe, "panel", "--db", db, "--port", str(port), "--demo-users"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     except OSError:
         console.print(f"open the panel with: chiptwin panel --db {db} --demo-users")
         return None

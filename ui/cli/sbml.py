@@ -13,12 +13,17 @@ from ui.cli.options import parse_param
 def export_sbml_command(
     model: Annotated[str, typer.Argument(help="Catalogue model, e.g. oral_1cpt or liver_chip.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the SBML here (default: stdout).")] = None,
-    param: Annotated[Optional[list[str]], typer.Option(
-        "--param", "-p", help="name=value for a parameter or constant (repeatable); e.g. -p cl=4 or -p 'cl=4 L/h'.")] = None,
+    param: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--param", "-p", help="name=value for a parameter or constant (repeatable); e.g. -p cl=4 or -p 'cl=4 L/h'."
+        ),
+    ] = None,
 ) -> None:
     """Export a model's equations to SBML L3V2 (doses and other events are not part of it)."""
     from twin.errors import InvalidValueError
     from twin.sbml import export_sbml
+
     values = dict(parse_param(p) for p in param or [])
     for name, value in values.items():
         if isinstance(value, str) and value.startswith("@"):

@@ -14,8 +14,10 @@ from ui.cli.options import parse_param
 def simulate(
     data: Annotated[Path, typer.Argument(help="NONMEM-style CSV (ID, TIME, AMT, EVID, CMT, RATE, II, ADDL, SS, ...).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Catalogue model, e.g. oral_1cpt.")],
-    param: Annotated[Optional[list[str]], typer.Option(
-        "--param", "-p", help="name=value or name=@column (repeatable); e.g. -p cl=1.1 -p f2=@bioav.")] = None,
+    param: Annotated[
+        Optional[list[str]],
+        typer.Option("--param", "-p", help="name=value or name=@column (repeatable); e.g. -p cl=1.1 -p f2=@bioav."),
+    ] = None,
     scale: Annotated[float, typer.Option(help="Multiply the prediction (e.g. 1000 for mg/L -> ng/mL).")] = 1.0,
     observable: Annotated[str, typer.Option(help="Observable to predict (cp; warfarin_pkpd also pca).")] = "cp",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the CSV here (default: stdout).")] = None,
@@ -24,6 +26,7 @@ def simulate(
     import pandas as pd
 
     from twin.pk import simulate_dataset
+
     params = dict(parse_param(p) for p in param or [])
     predicted = simulate_dataset(data, model, params, scale=scale, observable=observable)
     rows = pd.read_csv(data, dtype=str, keep_default_na=False)  # the input exactly as written

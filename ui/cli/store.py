@@ -25,6 +25,7 @@ audit_app = typer.Typer(help="The hash-chained, anchored audit trail.", no_args_
 
 def _where(db: str | None) -> str:
     from store.engine import parse_url
+
     return parse_url(db).render_as_string(hide_password=True)
 
 
@@ -33,6 +34,7 @@ def db_upgrade(db: DbOption = None) -> None:
     """Create the schema in an empty database, or bring an older one up to date (data kept)."""
     from store import make_engine
     from store.migrate import upgrade
+
     engine = make_engine(db, create=True)
     before, after = upgrade(engine)
     if before == after:
@@ -46,6 +48,7 @@ def db_current(db: DbOption = None) -> None:
     """Show the database's schema revision and this code's."""
     from store import make_engine
     from store.migrate import code_head, database_revision
+
     engine = make_engine(db)
     typer.echo(f"{_where(db)}: database at {database_revision(engine) or 'empty'}, code at {code_head()}")
 
@@ -56,13 +59,18 @@ def audit_verify(db: DbOption = None, as_json: JsonOption = False) -> None:
     one line per problem (exit 1 if there is one). Anchors and key: see docs/store.md."""
     from store import open_store
     from store.audit import verify_audit
+
     report = verify_audit(open_store(db))
     if as_json:
         typer.echo(json.dumps(_report_json(report)))
     elif report.intact:
-        anchored = "not anchored yet" if report.anchored_seq is None else f"head anchored at entry {report.anchored_seq}"
-        typer.echo(f"audit trail intact: {report.entries_checked} entries, last hash {report.last_hash[:16]}…, "
-                   f"{anchored}; {report.rows_checked} regulated rows match their entries")
+        anchored = (
+            "not anchored yet" if report.anchored_seq is None else f"head anchored at entry {report.anchored_seq}"
+        )
+        typer.echo(
+            f"audit trail intact: {report.entries_checked} entries, last hash {report.last_hash[:16]}…, "
+            f"{anchored}; {report.rows_checked} regulated rows match their entries"
+        )
     else:
         for line in _problem_lines(report):
             typer.echo(line, err=True)
@@ -72,9 +80,15 @@ def audit_verify(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 def _report_json(report: AuditReport) -> dict:
     broken = report.first_broken
-    return {"intact": report.intact, "entries_checked": report.entries_checked, "last_hash": report.last_hash,
-            "first_broken": None if broken is None else broken.__dict__, "anchored_seq": report.anchored_seq,
-            "rows_checked": report.rows_checked, "problems": [p.__dict__ for p in report.problems]}
+    return {
+        "intact": report.intact,
+        "entries_checked": report.entries_checked,
+        "last_hash": report.last_hash,
+        "first_broken": None if broken is None else broken.__dict__,
+        "anchored_seq": report.anchored_seq,
+        "rows_checked": report.rows_checked,
+        "problems": [p.__dict__ for p in report.problems],
+    }
 
 
 def _problem_lines(report: AuditReport) -> list[str]:
@@ -82,8 +96,10 @@ def _problem_lines(report: AuditReport) -> list[str]:
     broken = report.first_broken
     if broken is not None:
         when = datetime.fromtimestamp(broken.t_utc_s, timezone.utc).isoformat(timespec="seconds")
-        lines.append(f"audit trail BROKEN at entry {broken.seq} ({when}, {broken.actor}: {broken.action}): "
-                     f"{broken.reason}. The {report.entries_checked} entries before it are intact.")
+        lines.append(
+            f"audit trail BROKEN at entry {broken.seq} ({when}, {broken.actor}: {broken.action}): "
+            f"{broken.reason}. The {report.entries_checked} entries before it are intact."
+        )
     shown = report.problems[:MAX_PROBLEM_LINES]
     lines += [f"audit trail BROKEN ({p.kind}): {p.message}" for p in shown]
     if len(report.problems) > len(shown):
@@ -96,21 +112,27 @@ def audit_anchor(db: DbOption = None) -> None:
     """Anchor the trail's head now (every append does this itself; use it for a store from before anchoring)."""
     from store import open_store
     from store.audit_anchor import anchor_head, anchor_path
+
     engine = open_store(db)
     outcome = anchor_head(engine)
     if outcome == "refused":
-        typer.echo("error: the trail does not continue its last anchor, so its head was not anchored; "
-                   "run `chiptwin audit verify`", err=True)
+        typer.echo(
+            "error: the trail does not continue its last anchor, so its head was not anchored; "
+            "run `chiptwin audit verify`",
+            err=True,
+        )
         raise typer.Exit(1)
     typer.echo(f"{_where(db)}: head {outcome} in {anchor_path(engine.url)}")
 
 
 @audit_app.command("adopt")
-def audit_adopt(actor: Annotated[str, typer.Option("--actor", help="Who accepts the rows as they are.")],
-                db: DbOption = None) -> None:
+def audit_adopt(
+    actor: Annotated[str, typer.Option("--actor", help="Who accepts the rows as they are.")], db: DbOption = None
+) -> None:
     """Seal every regulated row that has no audit entry yet (a store from before seals). It accepts rows
     written behind the program's back too: read `chiptwin audit verify` first."""
     from store import open_store
     from store.audit import adopt_unsealed
+
     count = adopt_unsealed(open_store(db), actor)
     typer.echo(f"{count} regulated rows sealed by {actor}")

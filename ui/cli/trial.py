@@ -18,8 +18,9 @@ from typing import Annotated, Optional
 import typer
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
-trial_app = typer.Typer(help="Virtual control arms: simulate, analyse and size trials with PROCOVA.",
-                        no_args_is_help=True)
+trial_app = typer.Typer(
+    help="Virtual control arms: simulate, analyse and size trials with PROCOVA.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,32 +44,66 @@ def simulate_command(
     design = load_trial_design(trial_file)
     arms, outcome, sim = design.arms, design.outcome, design.simulation
     started = time.perf_counter()
-    result = simulate_trials(n_treatment=arms.treatment, n_control=arms.control, effect=outcome.effect,
-                             sd=outcome.sd, correlation=design.prognostic.correlation, n_trials=sim.n_trials,
-                             seed=sim.seed, control_mean=outcome.control_mean)
+    result = simulate_trials(
+        n_treatment=arms.treatment,
+        n_control=arms.control,
+        effect=outcome.effect,
+        sd=outcome.sd,
+        correlation=design.prognostic.correlation,
+        n_trials=sim.n_trials,
+        seed=sim.seed,
+        control_mean=outcome.control_mean,
+    )
     simulate_s = time.perf_counter() - started
     rates = {name: getattr(result, name).rejection_rate(sim.alpha) for name in ("unadjusted", "procova")}
     size, size_note = None, ""
     if outcome.effect != 0:
         try:
             size = procova_size_keeping_power(
-                n_treatment=arms.treatment, n_control=arms.control, effect=outcome.effect, sd=outcome.sd,
-                correlation=design.prognostic.correlation, target_power=rates["unadjusted"], alpha=sim.alpha,
-                n_trials=min(sim.n_trials, 4000), seed=sim.seed)
+                n_treatment=arms.treatment,
+                n_control=arms.control,
+                effect=outcome.effect,
+                sd=outcome.sd,
+                correlation=design.prognostic.correlation,
+                target_power=rates["unadjusted"],
+                alpha=sim.alpha,
+                n_trials=min(sim.n_trials, 4000),
+                seed=sim.seed,
+            )
         except ValueError as exc:  # power near 0 or 1: the simulation stands, the size search cannot
             size_note = f"no size search: {exc}"
     search_s = time.perf_counter() - started - simulate_s
     metric = "power" if outcome.effect != 0 else "type-I error"
     summary = {
-        "trial": design.name, "subjects": design.subjects, "n_trials": sim.n_trials, "alpha": sim.alpha,
-        "arms": {"treatment": arms.treatment, "control": arms.control}, "metric": metric,
-        "effect": outcome.effect, "unit": outcome.unit, "correlation": design.prognostic.correlation,
-        "analyses": {name: {metric: rates[name], "mean_effect": float(getattr(result, name).effect.mean()),
-                            "mean_se": float(getattr(result, name).se.mean())} for name in rates},
-        "size_keeping_power": None if size is None else {
-            "n_treatment": size.n_treatment, "n_control": size.n_control, "scale": size.scale,
-            "one_minus_rho_squared": 1 - design.prognostic.correlation ** 2, "target_power": size.target_power},
-        "size_note": size_note, "simulate_wall_s": simulate_s, "size_search_wall_s": search_s,
+        "trial": design.name,
+        "subjects": design.subjects,
+        "n_trials": sim.n_trials,
+        "alpha": sim.alpha,
+        "arms": {"treatment": arms.treatment, "control": arms.control},
+        "metric": metric,
+        "effect": outcome.effect,
+        "unit": outcome.unit,
+        "correlation": design.prognostic.correlation,
+        "analyses": {
+            name: {
+                metric: rates[name],
+                "mean_effect": float(getattr(result, name).effect.mean()),
+                "mean_se": float(getattr(result, name).se.mean()),
+            }
+            for name in rates
+        },
+        "size_keeping_power": None
+        if size is None
+        else {
+            "n_treatment": size.n_treatment,
+            "n_control": size.n_control,
+            "scale": size.scale,
+            "one_minus_rho_squared": 1 - design.prognostic.correlation**2,
+            "target_power": size.target_power,
+        },
+        "size_note": size_note,
+        "simulate_wall_s": simulate_s,
+        "size_search_wall_s": search_s,
     }
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
@@ -81,8 +116,10 @@ def _print_simulation(s: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"{s['trial']} — {s['n_trials']:,} virtual trials of {s['arms']['treatment']} + "
-                        f"{s['arms']['control']} {s['subjects']}, ρ = {s['correlation']:g}")
+    table = Table(
+        title=f"{s['trial']} — {s['n_trials']:,} virtual trials of {s['arms']['treatment']} + "
+        f"{s['arms']['control']} {s['subjects']}, ρ = {s['correlation']:g}"
+    )
     for column in ("analysis", s["metric"], f"mean effect ({s['unit'] or 'outcome unit'})", "mean SE"):
         table.add_column(column)
     for name, label in (("unadjusted", "unadjusted (t-test)"), ("procova", "PROCOVA (ANCOVA on twin)")):
@@ -91,13 +128,17 @@ def _print_simulation(s: dict) -> None:
     console.print(table)
     size = s["size_keeping_power"]
     if size is not None:
-        console.print(f"PROCOVA keeps the unadjusted power ({size['target_power']:.3f}) with {size['n_treatment']} + "
-                      f"{size['n_control']} {s['subjects']} (control arm {size['n_control']} instead of "
-                      f"{s['arms']['control']}: ×{size['scale']:.2f}; 1 − ρ² = {size['one_minus_rho_squared']:.2f})")
+        console.print(
+            f"PROCOVA keeps the unadjusted power ({size['target_power']:.3f}) with {size['n_treatment']} + "
+            f"{size['n_control']} {s['subjects']} (control arm {size['n_control']} instead of "
+            f"{s['arms']['control']}: ×{size['scale']:.2f}; 1 − ρ² = {size['one_minus_rho_squared']:.2f})"
+        )
     if s["size_note"]:
         console.print(s["size_note"])
-    console.print(f"{s['n_trials']:,} trials simulated and analysed in {s['simulate_wall_s']:.2f} s; "
-                  f"size search {s['size_search_wall_s']:.2f} s")
+    console.print(
+        f"{s['n_trials']:,} trials simulated and analysed in {s['simulate_wall_s']:.2f} s; "
+        f"size search {s['size_search_wall_s']:.2f} s"
+    )
 
 
 @trial_app.command("analyze")
@@ -106,8 +147,12 @@ def analyze_command(
     outcome: Annotated[str, typer.Option("--outcome", help="Column of the observed outcome.")],
     arm: Annotated[str, typer.Option("--arm", help="Column of the arm label (two values).")],
     prognostic: Annotated[str, typer.Option("--prognostic", help="Column of the twin-predicted control outcome.")],
-    treatment: Annotated[Optional[str], typer.Option(
-        "--treatment", help="Arm label of the treatment arm (guessed for 0/1, treatment/control, active/placebo).")] = None,
+    treatment: Annotated[
+        Optional[str],
+        typer.Option(
+            "--treatment", help="Arm label of the treatment arm (guessed for 0/1, treatment/control, active/placebo)."
+        ),
+    ] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Two-sided level; intervals are 1 − alpha.")] = 0.05,
     as_json: JsonOption = False,
 ) -> None:
@@ -131,8 +176,10 @@ def analyze_command(
     table.add_row(*_effect_row("PROCOVA", result.procova))
     console = Console()
     console.print(table)
-    console.print(f"prognostic slope {result.prognostic_slope:.4g}, within-arm correlation {result.correlation:.3f}; "
-                  f"variance of the effect reduced by {result.variance_reduction:.1%}")
+    console.print(
+        f"prognostic slope {result.prognostic_slope:.4g}, within-arm correlation {result.correlation:.3f}; "
+        f"variance of the effect reduced by {result.variance_reduction:.1%}"
+    )
 
 
 @trial_app.command("size")
@@ -150,11 +197,21 @@ def size_command(
 
     r = sample_size(effect=effect, sd=sd, correlation=correlation, power=power, alpha=alpha, ratio=ratio)
     if as_json:
-        typer.echo(json.dumps({"unadjusted": {**asdict(r.unadjusted), "total": r.unadjusted.total},
-                               "procova": {**asdict(r.procova), "total": r.procova.total},
-                               "reduction": r.reduction, "one_minus_rho_squared": 1 - correlation**2}, indent=2))
+        typer.echo(
+            json.dumps(
+                {
+                    "unadjusted": {**asdict(r.unadjusted), "total": r.unadjusted.total},
+                    "procova": {**asdict(r.procova), "total": r.procova.total},
+                    "reduction": r.reduction,
+                    "one_minus_rho_squared": 1 - correlation**2,
+                },
+                indent=2,
+            )
+        )
         return
     for name, sizes in (("unadjusted", r.unadjusted), ("PROCOVA", r.procova)):
-        typer.echo(f"{name:>10}: {sizes.n_treatment} treatment + {sizes.n_control} control = {sizes.total} "
-                   f"(power {sizes.power:.3f})")
+        typer.echo(
+            f"{name:>10}: {sizes.n_treatment} treatment + {sizes.n_control} control = {sizes.total} "
+            f"(power {sizes.power:.3f})"
+        )
     typer.echo(f"PROCOVA needs ×{r.reduction:.3f} the subjects (1 − ρ² = {1 - correlation**2:.3f})")

@@ -24,13 +24,17 @@ def _page(file: str, title: str, icon: str, **options) -> st.Page:
 
 def _pages() -> dict[str, list[st.Page]]:
     return {
-        "Lab": [_page("overview.py", "Overview", ":material/dashboard:", default=True),
-                _page("live.py", "Live run", ":material/monitoring:"),
-                _page("proposals.py", "Proposals", ":material/approval:"),
-                _page("review.py", "Model review", ":material/query_stats:")],
-        "Twin": [_page("simulator.py", "Body-on-chip simulator", ":material/science:"),
-                 _page("predictor.py", "Drug response predictor", ":material/person:"),
-                 _page("population.py", "Virtual population", ":material/groups:")],
+        "Lab": [
+            _page("overview.py", "Overview", ":material/dashboard:", default=True),
+            _page("live.py", "Live run", ":material/monitoring:"),
+            _page("proposals.py", "Proposals", ":material/approval:"),
+            _page("review.py", "Model review", ":material/query_stats:"),
+        ],
+        "Twin": [
+            _page("simulator.py", "Body-on-chip simulator", ":material/science:"),
+            _page("predictor.py", "Drug response predictor", ":material/person:"),
+            _page("population.py", "Virtual population", ":material/groups:"),
+        ],
         "Records": [_page("audit.py", "Audit and data", ":material/policy:")],
     }
 

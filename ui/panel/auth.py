@@ -60,8 +60,9 @@ def check_password(password: str, stored: str | None) -> bool:
         scheme, n, r, p, salt, key = (stored or "").split("$")
         if scheme != "scrypt":
             return False
-        computed = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                                  dklen=len(key) // 2)
+        computed = hashlib.scrypt(
+            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p), dklen=len(key) // 2
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(computed.hex(), key)
@@ -78,8 +79,9 @@ def _check_role(connection: Connection, name: str) -> None:
         raise PanelError(f"unknown role {name!r}; choose one of: {', '.join(known)}")
 
 
-def add_user(engine: Engine, username: str, role: str, password: str, *, display_name: str = "",
-             actor: str = "cli") -> None:
+def add_user(
+    engine: Engine, username: str, role: str, password: str, *, display_name: str = "", actor: str = "cli"
+) -> None:
     """Create a user who can sign in; refuses a taken name, an unknown role, a short password."""
     username = username.strip()
     if not username or len(username) > _ACTOR_MAX:
@@ -91,9 +93,16 @@ def add_user(engine: Engine, username: str, role: str, password: str, *, display
         _check_role(connection, role)
         if connection.execute(select(User.id).where(User.username == username)).first():
             raise PanelError(f"user {username!r} exists already; set a new password with `chiptwin user passwd`")
-        user_id = connection.execute(insert(User).values(
-            username=username, display_name=display_name, role_name=role, created_utc_s=time.time(),
-            active=True, password_hash=password_hash)).inserted_primary_key[0]
+        user_id = connection.execute(
+            insert(User).values(
+                username=username,
+                display_name=display_name,
+                role_name=role,
+                created_utc_s=time.time(),
+                active=True,
+                password_hash=password_hash,
+            )
+        ).inserted_primary_key[0]
         seal_row(connection, "user", user_id, actor, "user.add", {"username": username, "role": role})
 
     audited(engine, work)
@@ -116,8 +125,9 @@ def set_active(engine: Engine, username: str, active: bool, *, actor: str = "cli
     _change_user(engine, username, actor, "user.activate" if active else "user.deactivate", active=active)
 
 
-def _change_user(engine: Engine, username: str, actor: str, action: str, check_role: str | None = None,
-                 **values) -> None:
+def _change_user(
+    engine: Engine, username: str, actor: str, action: str, check_role: str | None = None, **values
+) -> None:
     def work(connection: Connection) -> None:
         if check_role is not None:
             _check_role(connection, check_role)
@@ -133,10 +143,15 @@ def _change_user(engine: Engine, username: str, actor: str, action: str, check_r
 
 def list_users(engine: Engine) -> list[dict]:
     with engine.connect() as connection:
-        rows = connection.execute(select(User.username, User.display_name, User.role_name, User.active,
-                                         User.password_hash).order_by(User.username)).all()
-    return [{"username": u, "display_name": d, "role": r, "active": bool(a), "can_sign_in": bool(a and h)}
-            for u, d, r, a, h in rows]
+        rows = connection.execute(
+            select(User.username, User.display_name, User.role_name, User.active, User.password_hash).order_by(
+                User.username
+            )
+        ).all()
+    return [
+        {"username": u, "display_name": d, "role": r, "active": bool(a), "can_sign_in": bool(a and h)}
+        for u, d, r, a, h in rows
+    ]
 
 
 def _session_tag(role: str, active: bool, password_hash: str | None) -> str:
@@ -146,17 +161,34 @@ def _session_tag(role: str, active: bool, password_hash: str | None) -> str:
 
 def _user_row(connection: Connection, username: str):
     return connection.execute(
-        select(User.username, User.display_name, User.role_name, User.active, User.password_hash,
-               Role.can_control, Role.can_approve, Role.can_administer)
-        .join(Role, Role.name == User.role_name).where(User.username == username)).first()
+        select(
+            User.username,
+            User.display_name,
+            User.role_name,
+            User.active,
+            User.password_hash,
+            Role.can_control,
+            Role.can_approve,
+            Role.can_administer,
+        )
+        .join(Role, Role.name == User.role_name)
+        .where(User.username == username)
+    ).first()
 
 
 def _signed_in(connection: Connection, username: str) -> tuple[SignedIn | None, str | None]:
     row = _user_row(connection, username)
     if row is None or not row.active:
         return None, None
-    who = SignedIn(row.username, row.display_name, row.role_name, bool(row.can_control), bool(row.can_approve),
-                   bool(row.can_administer), _session_tag(row.role_name, row.active, row.password_hash))
+    who = SignedIn(
+        row.username,
+        row.display_name,
+        row.role_name,
+        bool(row.can_control),
+        bool(row.can_approve),
+        bool(row.can_administer),
+        _session_tag(row.role_name, row.active, row.password_hash),
+    )
     return who, row.password_hash
 
 
@@ -178,8 +210,7 @@ def sign_in(engine: Engine, username: str, password: str) -> SignedIn | None:
 
 
 def sign_out(engine: Engine, user: SignedIn) -> None:
-    audited(engine, lambda c: append_audit(c, user.username, "panel.sign_out", entity="user",
-                                           entity_id=user.username))
+    audited(engine, lambda c: append_audit(c, user.username, "panel.sign_out", entity="user", entity_id=user.username))
 
 
 def confirm_signature(engine: Engine, user: SignedIn, password: str) -> None:
@@ -197,8 +228,15 @@ def current(engine: Engine, user: SignedIn) -> SignedIn:
     reason = _revoked(user, row)
     if reason:
         raise SessionEnded(f"your session ended: {reason}; sign in again")
-    return SignedIn(row.username, row.display_name, row.role_name, bool(row.can_control), bool(row.can_approve),
-                    bool(row.can_administer), user.session_tag)
+    return SignedIn(
+        row.username,
+        row.display_name,
+        row.role_name,
+        bool(row.can_control),
+        bool(row.can_approve),
+        bool(row.can_administer),
+        user.session_tag,
+    )
 
 
 def _revoked(user: SignedIn, row) -> str:
@@ -214,8 +252,12 @@ def _revoked(user: SignedIn, row) -> str:
 
 
 def end_session(engine: Engine, user: SignedIn, reason: str) -> None:
-    audited(engine, lambda c: append_audit(c, user.username, "panel.session_ended", entity="user",
-                                           entity_id=user.username, payload={"reason": reason}))
+    audited(
+        engine,
+        lambda c: append_audit(
+            c, user.username, "panel.session_ended", entity="user", entity_id=user.username, payload={"reason": reason}
+        ),
+    )
 
 
 def require(engine: Engine, user: SignedIn | None, permission: str) -> SignedIn:

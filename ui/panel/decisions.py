@@ -41,8 +41,9 @@ def signature_of(proposal_id: int, design_json: str, decision: str, reason: str,
     return f"sha256:{hashlib.sha256(content.encode()).hexdigest()}"
 
 
-def decide(engine: Engine, user: SignedIn | None, proposal_id: int, action: str, reason: str,
-           password: str) -> Decision:
+def decide(
+    engine: Engine, user: SignedIn | None, proposal_id: int, action: str, reason: str, password: str
+) -> Decision:
     """``action`` is approve or reject; refuses roles that cannot approve, a blank reason, a bad signature."""
     who = require(engine, user, "approve")
     if action not in DECISIONS:
@@ -61,14 +62,30 @@ def decide(engine: Engine, user: SignedIn | None, proposal_id: int, action: str,
         if not proposals.set_status(connection, proposal_id, decision, only_if=ProposalStatus.PENDING):
             raise PanelError(f"proposal {proposal_id} is {row.status} already; nothing was changed")
         signature = signature_of(proposal_id, row.design_json, decision, reason, who.username, now)
-        approval_id = proposals.add_approval(connection, proposal_id, who.username, decision, reason, now,
-                                             signature=signature)
+        approval_id = proposals.add_approval(
+            connection, proposal_id, who.username, decision, reason, now, signature=signature
+        )
         payload = {"proposal_id": proposal_id, "approval_id": approval_id, "reason": reason}
-        request_id = connection.execute(insert(PanelRequest).values(
-            run_id=row.run_id, kind=action, payload_json=json.dumps(payload), requested_by=who.username,
-            requested_utc_s=now, state="pending", response="")).inserted_primary_key[0]
-        seal_row(connection, "approval", approval_id, who.username, f"proposal.{action}",
-                 {**payload, "request_id": request_id, "signature": signature}, t_utc_s=now)
+        request_id = connection.execute(
+            insert(PanelRequest).values(
+                run_id=row.run_id,
+                kind=action,
+                payload_json=json.dumps(payload),
+                requested_by=who.username,
+                requested_utc_s=now,
+                state="pending",
+                response="",
+            )
+        ).inserted_primary_key[0]
+        seal_row(
+            connection,
+            "approval",
+            approval_id,
+            who.username,
+            f"proposal.{action}",
+            {**payload, "request_id": request_id, "signature": signature},
+            t_utc_s=now,
+        )
         return Decision(proposal_id, decision, approval_id, request_id, signature)
 
     return audited(engine, work)

@@ -19,8 +19,13 @@ def observed_vs_predicted(data: pd.DataFrame, observable: str, unit: str | None)
     low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
     identity = pd.DataFrame({"x": [low, high], "y": [low, high]})
     line = alt.Chart(identity).mark_line(color="#888", strokeDash=[4, 3]).encode(x="x:Q", y="y:Q")
-    dots = alt.Chart(points).mark_point(filled=True, color="#ff7f0e").encode(
-        x=alt.X("prediction:Q", title=label(f"predicted {observable}", unit)),
-        y=alt.Y("value:Q", title=label(f"observed {observable}", unit)),
-        tooltip=["time_h", "value", "prediction", "weighted_residual"])
+    dots = (
+        alt.Chart(points)
+        .mark_point(filled=True, color="#ff7f0e")
+        .encode(
+            x=alt.X("prediction:Q", title=label(f"predicted {observable}", unit)),
+            y=alt.Y("value:Q", title=label(f"observed {observable}", unit)),
+            tooltip=["time_h", "value", "prediction", "weighted_residual"],
+        )
+    )
     return alt.layer(line, dots).properties(height=220, title=f"{observable}: observed against predicted")

@@ -66,8 +66,9 @@ def profile_task(engine: Engine, row, chip: str, document: dict, name: str) -> P
     except CalibrationError as exc:
         raise PanelError(str(exc)) from None
 
-    def compute(should_stop: Callable[[], bool] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> Profile:
+    def compute(
+        should_stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> Profile:
         try:
             return profile_parameter(problem, x_hat, name, should_stop=should_stop, progress=progress)
         except CalibrationError as exc:
@@ -83,8 +84,10 @@ def profile(engine: Engine, row, chip: str, document: dict, name: str) -> Profil
 
 def _data(engine: Engine, row, chip: str) -> ChipData:
     if row.run_id is None or not chip:
-        raise PanelError("this fit was not made on a run's chips, so the store holds no data to plot it against; "
-                         "its parameter table and correlations are below")
+        raise PanelError(
+            "this fit was not made on a run's chips, so the store holds no data to plot it against; "
+            "its parameter table and correlations are below"
+        )
     return chip_data(engine, int(row.run_id), float(row.created_utc_s), chip)
 
 
@@ -93,8 +96,11 @@ def forecast_key(engine: Engine, run_id: int) -> tuple:
     with engine.connect() as c:
         fit = fits.latest_id(c, run_id)
         doses = c.execute(select(func.count(DoseEvent.id)).where(DoseEvent.run_id == run_id)).scalar()
-        assays = c.execute(select(func.count(AssayResult.id)).join(Sample, Sample.id == AssayResult.sample_id)
-                           .where(Sample.run_id == run_id)).scalar()
+        assays = c.execute(
+            select(func.count(AssayResult.id))
+            .join(Sample, Sample.id == AssayResult.sample_id)
+            .where(Sample.run_id == run_id)
+        ).scalar()
     return run_id, fit, doses, assays
 
 

@@ -16,8 +16,13 @@ from ui.panel.auth import SignedIn, require
 from ui.panel.errors import PanelError
 from ui.panel.transactions import audited
 
-CONNECTION_BADGES = {"ok": "🟢 ok", "degraded": "🟡 degraded", "reconnecting": "🟠 reconnecting",
-                     "lost": "🔴 lost", "unknown": "⚪ unknown"}
+CONNECTION_BADGES = {
+    "ok": "🟢 ok",
+    "degraded": "🟡 degraded",
+    "reconnecting": "🟠 reconnecting",
+    "lost": "🔴 lost",
+    "unknown": "⚪ unknown",
+}
 
 
 def utc(seconds: pd.Series | float | None):
@@ -38,16 +43,36 @@ def rigs(engine: Engine) -> pd.DataFrame:
 
 
 def chips(engine: Engine) -> pd.DataFrame:
-    query = (select(Chip.id, Rig.name.label("rig"), Chip.name, Chip.organ, Chip.cell_lot, Chip.n_cells_million,
-                    Chip.v_medium_ml, Chip.v_cell_ml)
-             .join(Rig, Rig.id == Chip.rig_id).order_by(Rig.name, Chip.name))
+    query = (
+        select(
+            Chip.id,
+            Rig.name.label("rig"),
+            Chip.name,
+            Chip.organ,
+            Chip.cell_lot,
+            Chip.n_cells_million,
+            Chip.v_medium_ml,
+            Chip.v_cell_ml,
+        )
+        .join(Rig, Rig.id == Chip.rig_id)
+        .order_by(Rig.name, Chip.name)
+    )
     return _frame(engine, query)
 
 
 def instruments(engine: Engine) -> pd.DataFrame:
-    query = (select(Instrument.id, Rig.name.label("rig"), Instrument.name, Instrument.driver, Instrument.address,
-                    Instrument.connection_state)
-             .join(Rig, Rig.id == Instrument.rig_id).order_by(Rig.name, Instrument.name))
+    query = (
+        select(
+            Instrument.id,
+            Rig.name.label("rig"),
+            Instrument.name,
+            Instrument.driver,
+            Instrument.address,
+            Instrument.connection_state,
+        )
+        .join(Rig, Rig.id == Instrument.rig_id)
+        .order_by(Rig.name, Instrument.name)
+    )
     frame = _frame(engine, query)
     frame["state"] = frame["connection_state"].map(lambda s: CONNECTION_BADGES.get(s, f"⚪ {s}"))
     return frame
@@ -57,8 +82,12 @@ def latest(engine: Engine, now_utc_s: float | None = None) -> pd.DataFrame:
     """The newest reading of every channel with its chip, and how old it is (s)."""
     rows = latest_readings(engine)
     frame = pd.DataFrame(rows, columns=["channel_id", "channel", "unit", "t_utc_s", "value", "quality"])
-    names = _frame(engine, select(Channel.id.label("channel_id"), Chip.name.label("chip"))
-                   .join(Chip, Chip.id == Channel.chip_id, isouter=True))
+    names = _frame(
+        engine,
+        select(Channel.id.label("channel_id"), Chip.name.label("chip")).join(
+            Chip, Chip.id == Channel.chip_id, isouter=True
+        ),
+    )
     frame = frame.merge(names, on="channel_id", how="left")
     now = time.time() if now_utc_s is None else now_utc_s
     frame["age_s"] = now - frame["t_utc_s"]
@@ -67,10 +96,14 @@ def latest(engine: Engine, now_utc_s: float | None = None) -> pd.DataFrame:
 
 
 def open_alarms(engine: Engine) -> pd.DataFrame:
-    query = (select(Alarm.id, Alarm.t_utc_s, Alarm.severity, Alarm.source, Alarm.message, Alarm.run_id,
-                    Rig.name.label("rig"))
-             .join(Rig, Rig.id == Alarm.rig_id, isouter=True)
-             .where(Alarm.acknowledged_utc_s.is_(None)).order_by(Alarm.t_utc_s.desc()))
+    query = (
+        select(
+            Alarm.id, Alarm.t_utc_s, Alarm.severity, Alarm.source, Alarm.message, Alarm.run_id, Rig.name.label("rig")
+        )
+        .join(Rig, Rig.id == Alarm.rig_id, isouter=True)
+        .where(Alarm.acknowledged_utc_s.is_(None))
+        .order_by(Alarm.t_utc_s.desc())
+    )
     frame = _frame(engine, query)
     frame["time"] = utc(frame["t_utc_s"].astype(float))
     return frame
@@ -86,12 +119,21 @@ def acknowledge_alarm(engine: Engine, user: SignedIn | None, alarm_id: int, comm
 
     def work(connection: Connection) -> None:
         done = connection.execute(
-            update(Alarm).where(Alarm.id == alarm_id, Alarm.acknowledged_utc_s.is_(None))
-            .values(acknowledged_by=who.username, acknowledged_utc_s=now, ack_comment=comment))
+            update(Alarm)
+            .where(Alarm.id == alarm_id, Alarm.acknowledged_utc_s.is_(None))
+            .values(acknowledged_by=who.username, acknowledged_utc_s=now, ack_comment=comment)
+        )
         if done.rowcount != 1:
             raise PanelError(f"alarm {alarm_id} is not open (acknowledged already, or gone)")
-        append_audit(connection, who.username, "alarm.acknowledge", entity="alarm", entity_id=alarm_id,
-                     payload={"comment": comment}, t_utc_s=now)
+        append_audit(
+            connection,
+            who.username,
+            "alarm.acknowledge",
+            entity="alarm",
+            entity_id=alarm_id,
+            payload={"comment": comment},
+            t_utc_s=now,
+        )
         return alarm_id
 
     return audited(engine, work)

@@ -57,17 +57,24 @@ def latest_time(engine: Engine, rig_id: int) -> float | None:
     """The newest reading time on the rig: the live window ends there (the clock may be accelerated)."""
     with engine.connect() as connection:
         ids = connection.execute(select(Channel.id).where(Channel.rig_id == rig_id)).scalars().all()
-        newest = [connection.execute(select(func.max(Reading.t_utc_s)).where(Reading.channel_id == i)).scalar()
-                  for i in ids]
+        newest = [
+            connection.execute(select(func.max(Reading.t_utc_s)).where(Reading.channel_id == i)).scalar() for i in ids
+        ]
     newest = [t for t in newest if t is not None]
     return max(newest) if newest else None
 
 
 def _marks(connection: Connection, chip_id: int, start: float, end: float) -> pd.DataFrame:
-    doses = connection.execute(select(DoseEvent.t_utc_s, DoseEvent.drug, DoseEvent.amount_nmol).where(
-        DoseEvent.chip_id == chip_id, DoseEvent.t_utc_s >= start, DoseEvent.t_utc_s < end)).all()
-    samples = connection.execute(select(Sample.t_utc_s, Sample.label, Sample.volume_ml).where(
-        Sample.chip_id == chip_id, Sample.t_utc_s >= start, Sample.t_utc_s < end)).all()
+    doses = connection.execute(
+        select(DoseEvent.t_utc_s, DoseEvent.drug, DoseEvent.amount_nmol).where(
+            DoseEvent.chip_id == chip_id, DoseEvent.t_utc_s >= start, DoseEvent.t_utc_s < end
+        )
+    ).all()
+    samples = connection.execute(
+        select(Sample.t_utc_s, Sample.label, Sample.volume_ml).where(
+            Sample.chip_id == chip_id, Sample.t_utc_s >= start, Sample.t_utc_s < end
+        )
+    ).all()
     rows = [(t, "dose", f"{drug} {amount:g} nmol") for t, drug, amount in doses]
     rows += [(t, "sample", f"{label} ({volume:g} mL)") for t, label, volume in samples]
     frame = pd.DataFrame(rows, columns=["t_utc_s", "kind", "label"])
@@ -75,13 +82,17 @@ def _marks(connection: Connection, chip_id: int, start: float, end: float) -> pd
     return frame
 
 
-def chip_windows(engine: Engine, chip_id: int, start_utc_s: float, end_utc_s: float,
-                 max_points: int = DEFAULT_POINTS) -> ChipWindows:
+def chip_windows(
+    engine: Engine, chip_id: int, start_utc_s: float, end_utc_s: float, max_points: int = DEFAULT_POINTS
+) -> ChipWindows:
     """Every channel of one chip over [start, end), each reduced to ≤ ``max_points`` buckets."""
     with engine.connect() as connection:
         chip = connection.execute(select(Chip.name, Chip.organ).where(Chip.id == chip_id)).one()
-        channels = connection.execute(select(Channel.id, Channel.name, Channel.quantity, Channel.unit)
-                                      .where(Channel.chip_id == chip_id).order_by(Channel.name)).all()
+        channels = connection.execute(
+            select(Channel.id, Channel.name, Channel.quantity, Channel.unit)
+            .where(Channel.chip_id == chip_id)
+            .order_by(Channel.name)
+        ).all()
         marks = _marks(connection, chip_id, start_utc_s, end_utc_s)
     result = ChipWindows(chip_id, chip.name, chip.organ, marks=marks)
     for channel_id, name, quantity, unit in channels:
@@ -115,27 +126,37 @@ def _bounds(end_utc_s: float, span_s: float, width_s: float) -> tuple[float, flo
     return math.floor((end_utc_s - span_s) / width_s) * width_s, (math.floor(end_utc_s / width_s) + 1) * width_s
 
 
-def _query(engine: Engine, channel_ids: list[int], start: float, stop: float,
-           width_s: float) -> dict[int, pd.DataFrame]:
+def _query(
+    engine: Engine, channel_ids: list[int], start: float, stop: float, width_s: float
+) -> dict[int, pd.DataFrame]:
     frames = windows(engine, channel_ids, start, stop, max_points=max(1, round((stop - start) / width_s)))
     for frame in frames.values():
         frame["time"] = utc(frame["t_utc_s"])
     return frames
 
 
-def full_window(engine: Engine, chip_id: int, end_utc_s: float, span_s: float,
-                max_points: int = DEFAULT_POINTS) -> LiveWindow:
+def full_window(
+    engine: Engine, chip_id: int, end_utc_s: float, span_s: float, max_points: int = DEFAULT_POINTS
+) -> LiveWindow:
     """Every channel of the chip over the grid-aligned window ending with the bucket that holds ``end``."""
     width = bucket_width(span_s, max_points)
     start, stop = _bounds(end_utc_s, span_s, width)
     with engine.connect() as connection:
         chip = connection.execute(select(Chip.name, Chip.organ).where(Chip.id == chip_id)).one()
-        channels = connection.execute(select(Channel.id, Channel.name, Channel.quantity, Channel.unit)
-                                      .where(Channel.chip_id == chip_id).order_by(Channel.name)).all()
+        channels = connection.execute(
+            select(Channel.id, Channel.name, Channel.quantity, Channel.unit)
+            .where(Channel.chip_id == chip_id)
+            .order_by(Channel.name)
+        ).all()
         marks = _marks(connection, chip_id, start, stop)
     frames = _query(engine, [c.id for c in channels], start, stop, width)
-    result = ChipWindows(chip_id, chip.name, chip.organ, marks=marks,
-                         channels=[ChannelWindow(i, n, q, u, frames[i]) for i, n, q, u in channels])
+    result = ChipWindows(
+        chip_id,
+        chip.name,
+        chip.organ,
+        marks=marks,
+        channels=[ChannelWindow(i, n, q, u, frames[i]) for i, n, q, u in channels],
+    )
     return LiveWindow(chip_id, span_s, max_points, width, start, stop, result)
 
 
@@ -150,12 +171,18 @@ def tail_start(cached: LiveWindow) -> float:
     return max(cached.start_utc_s, min(starts))
 
 
-def refresh_window(engine: Engine, cached: LiveWindow | None, chip_id: int, end_utc_s: float, span_s: float,
-                   max_points: int = DEFAULT_POINTS) -> LiveWindow:
+def refresh_window(
+    engine: Engine,
+    cached: LiveWindow | None,
+    chip_id: int,
+    end_utc_s: float,
+    span_s: float,
+    max_points: int = DEFAULT_POINTS,
+) -> LiveWindow:
     """The chip's window ending at ``end``: from ``cached``, only the tail since its last complete bucket
     is queried, appended, and the buckets that slid out are dropped. A full query when there is nothing
     cached, the chip, span or resolution changed, or the new window no longer overlaps the cached one."""
-    if (cached is None or cached.chip_id != chip_id or cached.span_s != span_s or cached.max_points != max_points):
+    if cached is None or cached.chip_id != chip_id or cached.span_s != span_s or cached.max_points != max_points:
         return full_window(engine, chip_id, end_utc_s, span_s, max_points)
     width = cached.width_s
     start, stop = _bounds(end_utc_s, span_s, width)
@@ -168,14 +195,24 @@ def refresh_window(engine: Engine, cached: LiveWindow | None, chip_id: int, end_
         old = channel.frame
         keep = old[(old["t_utc_s"] >= start) & (old["t_utc_s"] < tail)]
         new = frames[channel.channel_id]
-        frame = pd.concat([keep, new], ignore_index=True) if not keep.empty and not new.empty else (
-            new if keep.empty else keep.reset_index(drop=True))
+        frame = (
+            pd.concat([keep, new], ignore_index=True)
+            if not keep.empty and not new.empty
+            else (new if keep.empty else keep.reset_index(drop=True))
+        )
         channels.append(ChannelWindow(channel.channel_id, channel.name, channel.quantity, channel.unit, frame))
     with engine.connect() as connection:
         marks = _marks(connection, chip_id, start, stop)
     chip = cached.windows
-    return LiveWindow(chip_id, span_s, max_points, width, start, stop,
-                      ChipWindows(chip_id, chip.chip, chip.organ, channels=channels, marks=marks))
+    return LiveWindow(
+        chip_id,
+        span_s,
+        max_points,
+        width,
+        start,
+        stop,
+        ChipWindows(chip_id, chip.chip, chip.organ, channels=channels, marks=marks),
+    )
 
 
 def request_control(engine: Engine, user: SignedIn | None, run_id: int, kind: str) -> int:
@@ -189,11 +226,26 @@ def request_control(engine: Engine, user: SignedIn | None, run_id: int, kind: st
         if state is None:
             raise PanelError(f"there is no run {run_id}")
         now = time.time()
-        request_id = connection.execute(insert(PanelRequest).values(
-            run_id=run_id, kind=kind, payload_json=json.dumps({"run_state_seen": state}),
-            requested_by=who.username, requested_utc_s=now, state="pending", response="")).inserted_primary_key[0]
-        append_audit(connection, who.username, f"run.{kind}_request", entity="protocolrun", entity_id=run_id,
-                     payload={"request_id": request_id, "run_state_seen": state}, t_utc_s=now)
+        request_id = connection.execute(
+            insert(PanelRequest).values(
+                run_id=run_id,
+                kind=kind,
+                payload_json=json.dumps({"run_state_seen": state}),
+                requested_by=who.username,
+                requested_utc_s=now,
+                state="pending",
+                response="",
+            )
+        ).inserted_primary_key[0]
+        append_audit(
+            connection,
+            who.username,
+            f"run.{kind}_request",
+            entity="protocolrun",
+            entity_id=run_id,
+            payload={"request_id": request_id, "run_state_seen": state},
+            t_utc_s=now,
+        )
         return request_id
 
     return audited(engine, work)
@@ -220,9 +272,20 @@ def request_status(requests: pd.DataFrame) -> str | None:
 
 def requests_of(engine: Engine, run_id: int, limit: int = 20) -> pd.DataFrame:
     """The run's recent panel requests with their state (pending until the runner acknowledges)."""
-    query = (select(PanelRequest.id, PanelRequest.kind, PanelRequest.requested_by, PanelRequest.requested_utc_s,
-                    PanelRequest.state, PanelRequest.acknowledged_utc_s, PanelRequest.response)
-             .where(PanelRequest.run_id == run_id).order_by(PanelRequest.id.desc()).limit(limit))
+    query = (
+        select(
+            PanelRequest.id,
+            PanelRequest.kind,
+            PanelRequest.requested_by,
+            PanelRequest.requested_utc_s,
+            PanelRequest.state,
+            PanelRequest.acknowledged_utc_s,
+            PanelRequest.response,
+        )
+        .where(PanelRequest.run_id == run_id)
+        .order_by(PanelRequest.id.desc())
+        .limit(limit)
+    )
     frame = _frame(engine, query)
     frame["requested"] = utc(frame["requested_utc_s"].astype(float))
     frame["acknowledged"] = utc(frame["acknowledged_utc_s"].astype(float))

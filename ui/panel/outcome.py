@@ -30,8 +30,16 @@ def bands(predicted_json: str | None) -> pd.DataFrame:
     for chip, entry in (_document(predicted_json).get("chips") or {}).items():
         for observable, series in (entry.get("observables") or {}).items():
             for k, t_h in enumerate(series.get("time_h") or []):
-                rows.append({"chip": chip, "observable": observable, "time_h": t_h, "mean": series["mean"][k],
-                             "p05": series["p05"][k], "p95": series["p95"][k]})
+                rows.append(
+                    {
+                        "chip": chip,
+                        "observable": observable,
+                        "time_h": t_h,
+                        "mean": series["mean"][k],
+                        "p05": series["p05"][k],
+                        "p95": series["p95"][k],
+                    }
+                )
     return pd.DataFrame(rows, columns=BAND_COLUMNS)
 
 
@@ -40,8 +48,15 @@ def parameters(predicted_json: str | None) -> pd.DataFrame:
     rows = []
     for chip, entry in (_document(predicted_json).get("chips") or {}).items():
         for name, p in (entry.get("parameters") or {}).items():
-            rows.append({"chip": chip, "parameter": name, "estimate": p.get("estimate"),
-                         "rse now %": p.get("rse_percent"), "rse expected %": p.get("expected_rse_percent")})
+            rows.append(
+                {
+                    "chip": chip,
+                    "parameter": name,
+                    "estimate": p.get("estimate"),
+                    "rse now %": p.get("rse_percent"),
+                    "rse expected %": p.get("expected_rse_percent"),
+                }
+            )
     return pd.DataFrame(rows, columns=PARAMETER_COLUMNS)
 
 

@@ -85,8 +85,10 @@ def attempt(action: Callable[[], T], success: str | None = None) -> T | None:
         return None
     except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback on the page
         _log.exception("panel action failed")
-        st.error(f"This failed inside ChipTwin ({type(exc).__name__}); the details are in the panel's log. "
-                 "Check what you typed, and report it if it happens again.")
+        st.error(
+            f"This failed inside ChipTwin ({type(exc).__name__}); the details are in the panel's log. "
+            "Check what you typed, and report it if it happens again."
+        )
         return None
     if success:
         st.success(success)

@@ -114,8 +114,9 @@ class ProfileJob:
 class ProfileWorkers:
     """The panel process's profile jobs. ``timeout_s`` and ``clock`` are injectable (tests)."""
 
-    def __init__(self, timeout_s: float = TIMEOUT_S, max_running: int = MAX_RUNNING,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, timeout_s: float = TIMEOUT_S, max_running: int = MAX_RUNNING, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.timeout_s, self.max_running, self.clock = timeout_s, max_running, clock
         self._jobs: dict[Hashable, ProfileJob] = {}
         self._lock = threading.Lock()

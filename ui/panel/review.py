@@ -22,8 +22,19 @@ MAX_EXPORT_ROWS = 2_000_000  # beyond this, use the Python API (store.queries) o
 
 
 def fits(engine: Engine) -> pd.DataFrame:
-    columns = ["id", "run_id", "model", "model_version", "method", "converged", "minus2ll", "aic", "bic",
-               "wall_time_s", "created_utc_s"]
+    columns = [
+        "id",
+        "run_id",
+        "model",
+        "model_version",
+        "method",
+        "converged",
+        "minus2ll",
+        "aic",
+        "bic",
+        "wall_time_s",
+        "created_utc_s",
+    ]
     frame = pd.DataFrame([{c: getattr(f, c) for c in columns} for f in fit_records.listing(engine)], columns=columns)
     frame["created"] = utc(frame["created_utc_s"].astype(float))
     return frame
@@ -47,8 +58,12 @@ def summary_of(row, record: dict, chip: str = ""):
     """converged, −2LL, AIC and warnings of what is shown: the row, or one chip's record of it."""
     if not chip:
         return row
-    return SimpleNamespace(converged=bool(record.get("converged")), minus2ll=_number(record.get("minus2ll")),
-                           aic=_number(record.get("aic")), warnings_json=json.dumps(record.get("warnings") or []))
+    return SimpleNamespace(
+        converged=bool(record.get("converged")),
+        minus2ll=_number(record.get("minus2ll")),
+        aic=_number(record.get("aic")),
+        warnings_json=json.dumps(record.get("warnings") or []),
+    )
 
 
 def warnings_of(row, record: dict) -> list[str]:
@@ -72,10 +87,18 @@ def parameter_table(record: dict) -> pd.DataFrame:
     rows = []
     for name, theta in (record.get("theta") or {}).items():
         ci = theta.get("ci95") or [None, None]
-        rows.append({"kind": "θ", "parameter": name, "estimate": _number(theta.get("estimate")),
-                     "se": _number(theta.get("se")), "ci95 low": _number(ci[0]), "ci95 high": _number(ci[1]),
-                     "rse %": _number(theta.get("rse_percent")),
-                     "interval": "none (covariance step failed)" if theta.get("ci95") is None else ""})
+        rows.append(
+            {
+                "kind": "θ",
+                "parameter": name,
+                "estimate": _number(theta.get("estimate")),
+                "se": _number(theta.get("se")),
+                "ci95 low": _number(ci[0]),
+                "ci95 high": _number(ci[1]),
+                "rse %": _number(theta.get("rse_percent")),
+                "interval": "none (covariance step failed)" if theta.get("ci95") is None else "",
+            }
+        )
     for name, value in (record.get("sigma") or {}).items():
         rows.append({"kind": "σ", "parameter": name, "estimate": _number(value), "interval": "point estimate only"})
     for name, omega in (record.get("omega") or {}).items():
@@ -99,8 +122,16 @@ def learning_frame(engine: Engine, run_id: int | None, model: str, chip: str = "
         record = chip_documents(record).get(chip, record) if chip else record
         for name, theta in (record.get("theta") or {}).items():
             ci = theta.get("ci95") or [theta.get("estimate")] * 2
-            rows.append({"fit": number, "fit_id": fit_id, "parameter": name, "estimate": theta.get("estimate"),
-                         "low": ci[0], "high": ci[1]})
+            rows.append(
+                {
+                    "fit": number,
+                    "fit_id": fit_id,
+                    "parameter": name,
+                    "estimate": theta.get("estimate"),
+                    "low": ci[0],
+                    "high": ci[1],
+                }
+            )
     return pd.DataFrame(rows, columns=["fit", "fit_id", "parameter", "estimate", "low", "high"])
 
 
@@ -114,14 +145,25 @@ def run_span(engine: Engine, run_id: int) -> tuple[int, float | None, float | No
     return run.rig_id, run.started_utc_s, run.ended_utc_s
 
 
-def readings(engine: Engine, channel_ids: list[int], start_utc_s: float | None = None,
-             end_utc_s: float | None = None) -> pd.DataFrame:
+def readings(
+    engine: Engine, channel_ids: list[int], start_utc_s: float | None = None, end_utc_s: float | None = None
+) -> pd.DataFrame:
     """Raw readings (not downsampled) of channels in [start, end), with chip and channel names."""
-    query = (select(Chip.name.label("chip"), Channel.name.label("channel"), Channel.unit, Reading.t_utc_s,
-                    Reading.value, Reading.quality)
-             .join(Channel, Channel.id == Reading.channel_id).join(Chip, Chip.id == Channel.chip_id, isouter=True)
-             .where(Reading.channel_id.in_(channel_ids)).order_by(Reading.channel_id, Reading.t_utc_s)
-             .limit(MAX_EXPORT_ROWS + 1))
+    query = (
+        select(
+            Chip.name.label("chip"),
+            Channel.name.label("channel"),
+            Channel.unit,
+            Reading.t_utc_s,
+            Reading.value,
+            Reading.quality,
+        )
+        .join(Channel, Channel.id == Reading.channel_id)
+        .join(Chip, Chip.id == Channel.chip_id, isouter=True)
+        .where(Reading.channel_id.in_(channel_ids))
+        .order_by(Reading.channel_id, Reading.t_utc_s)
+        .limit(MAX_EXPORT_ROWS + 1)
+    )
     if start_utc_s is not None:
         query = query.where(Reading.t_utc_s >= start_utc_s)
     if end_utc_s is not None:

@@ -26,8 +26,9 @@ def render() -> None:
         else:
             st.session_state[USER_KEY] = who
             st.rerun()
-    st.caption("No account? An administrator adds one with "
-               f"`chiptwin user add NAME --role scientist --db {_store_in_use()}`.")
+    st.caption(
+        f"No account? An administrator adds one with `chiptwin user add NAME --role scientist --db {_store_in_use()}`."
+    )
 
 
 def _store_in_use() -> str:

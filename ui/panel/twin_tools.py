@@ -47,8 +47,15 @@ def _long(time_h: np.ndarray, series: dict[str, np.ndarray]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["time_h", "series", "value"])
 
 
-def simulate_body_on_chip(modules: tuple[str, ...], settings: dict[str, ModuleSetting], reservoir_ml: float,
-                          dose_nmol: float, dose_into: str, hours: float, n_points: int = 241) -> BodyOnChipRun:
+def simulate_body_on_chip(
+    modules: tuple[str, ...],
+    settings: dict[str, ModuleSetting],
+    reservoir_ml: float,
+    dose_nmol: float,
+    dose_into: str,
+    hours: float,
+    n_points: int = 241,
+) -> BodyOnChipRun:
     """One dose at t = 0 into the reservoir or the gut's apical lumen; every compartment and readout."""
     spec = multi_organ_spec(tuple(modules))
     constants = {"V_R0": reservoir_ml}
@@ -57,8 +64,9 @@ def simulate_body_on_chip(modules: tuple[str, ...], settings: dict[str, ModuleSe
         constants.update({f"Q_{m}": s.flow_ml_h, f"V_ch_{m}": s.channel_ml, f"V_cell_{m}": s.cell_ml})
     medium = "apical" if dose_into == "apical" and "gut" in modules else "reservoir"
     times = np.linspace(0.0, hours, n_points)
-    result = simulate_chip(None, [Dose(0.0, dose_nmol, 0.0, medium=medium)], times, constants=constants,
-                           model=spec, return_states=True)
+    result = simulate_chip(
+        None, [Dose(0.0, dose_nmol, 0.0, medium=medium)], times, constants=constants, model=spec, return_states=True
+    )
     conc = {"reservoir": result["drug_reservoir"]}
     if "gut" in modules:
         conc["gut lumen (apical)"] = result["drug_apical"]
@@ -106,12 +114,17 @@ class PatientInputs:
 
 
 def patient_document(inputs: PatientInputs) -> dict:
-    document = {"age": f"{inputs.age_years} years", "sex": inputs.sex, "weight": f"{inputs.weight_kg} kg",
-                "serum_creatinine": f"{inputs.scr_mg_per_dl} mg/dL",
-                "genotype": {g: t.strip() for g, t in inputs.genotypes.items() if t and t.strip()}}
+    document = {
+        "age": f"{inputs.age_years} years",
+        "sex": inputs.sex,
+        "weight": f"{inputs.weight_kg} kg",
+        "serum_creatinine": f"{inputs.scr_mg_per_dl} mg/dL",
+        "genotype": {g: t.strip() for g, t in inputs.genotypes.items() if t and t.strip()},
+    }
     if inputs.comedication:
-        document["comedication"] = [{"drug": inputs.comedication,
-                                     "unbound_concentration": f"{inputs.comedication_unbound_um} µM"}]
+        document["comedication"] = [
+            {"drug": inputs.comedication, "unbound_concentration": f"{inputs.comedication_unbound_um} µM"}
+        ]
     return document
 
 
@@ -125,12 +138,18 @@ def regimen_of(text: str):
     return parse_regimen(validators.required_text("regimen", text, "100 mg q12h x14 oral"))
 
 
-def predict_patient(drug: str, inputs: PatientInputs, regimen: str, metric: str = "auc_tau_ss",
-                    target: str = "", strengths_mg: str = "") -> Prediction:
+def predict_patient(
+    drug: str, inputs: PatientInputs, regimen: str, metric: str = "auc_tau_ss", target: str = "", strengths_mg: str = ""
+) -> Prediction:
     """Every typed field is checked (``validators``) before the twin sees it."""
     strengths = validators.strengths_mg(strengths_mg)
-    return predict(load_drug(drug), patient_from_dict(patient_document(inputs), "patient"), regimen_of(regimen),
-                   target_of(metric, target), strengths)
+    return predict(
+        load_drug(drug),
+        patient_from_dict(patient_document(inputs), "patient"),
+        regimen_of(regimen),
+        target_of(metric, target),
+        strengths,
+    )
 
 
 def prediction_table(prediction: Prediction) -> pd.DataFrame:
@@ -140,11 +159,26 @@ def prediction_table(prediction: Prediction) -> pd.DataFrame:
 # ---------------------------------------------------------------- virtual population
 
 
-def simulate_population(drug: str, regimen: str, n: int, seed: int = 0, metric: str = "auc_tau_ss",
-                        target: str = "", workers: int = 1, progress=None) -> PopulationSummary:
+def simulate_population(
+    drug: str,
+    regimen: str,
+    n: int,
+    seed: int = 0,
+    metric: str = "auc_tau_ss",
+    target: str = "",
+    workers: int = 1,
+    progress=None,
+) -> PopulationSummary:
     """N virtual patients, in this process by default (the panel's server has the cores it has)."""
-    return run_population(load_drug(drug), regimen_of(regimen), n, seed=seed, target=target_of(metric, target),
-                          max_workers=workers, progress=progress)
+    return run_population(
+        load_drug(drug),
+        regimen_of(regimen),
+        n,
+        seed=seed,
+        target=target_of(metric, target),
+        max_workers=workers,
+        progress=progress,
+    )
 
 
 def population_table(summary: PopulationSummary) -> pd.DataFrame:

@@ -16,8 +16,14 @@ from twin.errors import TwinError
 from ui.unit_text import DIMENSIONLESS, pretty_unit
 
 HIGH_CORRELATION = 0.95  # |r| at which two estimates cannot be told apart by these data
-_EXPOSURE_UNITS = {"auc": "mg*h/L", "c": "mg/L", "cl_l_per_h": "L/h", "crcl_ml_per_min": "mL/min", "f_oral": "1",
-                   "toxicity_margin": "1"}
+_EXPOSURE_UNITS = {
+    "auc": "mg*h/L",
+    "c": "mg/L",
+    "cl_l_per_h": "L/h",
+    "crcl_ml_per_min": "mL/min",
+    "f_oral": "1",
+    "toxicity_margin": "1",
+}
 
 
 def _spec(model: str):
@@ -91,8 +97,9 @@ def target_text(metric: str, low: float, high: float) -> str:
     return f"target window of {metric}: {low:.4g}–{high:.4g} {exposure_unit(metric)}"
 
 
-def high_correlations(names: list[str], matrix: list[list[float]] | None,
-                      threshold: float = HIGH_CORRELATION) -> list[str]:
+def high_correlations(
+    names: list[str], matrix: list[list[float]] | None, threshold: float = HIGH_CORRELATION
+) -> list[str]:
     """A warning per pair of estimates correlated at |r| ≥ threshold, strongest first."""
     if not matrix:
         return []
@@ -102,9 +109,11 @@ def high_correlations(names: list[str], matrix: list[list[float]] | None,
             r = matrix[i][j]
             if r is not None and not math.isnan(r) and abs(r) >= threshold:
                 pairs.append((abs(r), names[i], names[j], r))
-    return [f"{a} and {b} are correlated at r = {r:+.2f} (|r| ≥ {threshold:.2f}): these data cannot tell them "
-            "apart; trust their combination more than either, or design an experiment that separates them"
-            for _, a, b, r in sorted(pairs, reverse=True)]
+    return [
+        f"{a} and {b} are correlated at r = {r:+.2f} (|r| ≥ {threshold:.2f}): these data cannot tell them "
+        "apart; trust their combination more than either, or design an experiment that separates them"
+        for _, a, b, r in sorted(pairs, reverse=True)
+    ]
 
 
 def prediction_with_units(table: pd.DataFrame) -> pd.DataFrame:
@@ -119,5 +128,10 @@ def readings_with_units(table: pd.DataFrame) -> pd.DataFrame:
 
 def final_values(final: dict[str, float]) -> pd.DataFrame:
     """The body-on-chip simulation's end values: readouts named "… (%)" are percent, the rest µM."""
-    return pd.DataFrame({"at the end": list(final), "value": list(final.values()),
-                         "unit": [pretty_unit("percent") if n.endswith("(%)") else pretty_unit("uM") for n in final]})
+    return pd.DataFrame(
+        {
+            "at the end": list(final),
+            "value": list(final.values()),
+            "unit": [pretty_unit("percent") if n.endswith("(%)") else pretty_unit("uM") for n in final],
+        }
+    )

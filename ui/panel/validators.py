@@ -29,8 +29,10 @@ def strengths_mg(text: str) -> list[float] | None:
             continue
         value = _number(part.removesuffix("mg").strip())
         if value is None or value <= 0:
-            raise InvalidInput(f"available strengths: {part[:40]!r} is not a dose in mg; write positive numbers "
-                               "separated by commas, like 25, 50, 100 (or leave it blank for any dose)")
+            raise InvalidInput(
+                f"available strengths: {part[:40]!r} is not a dose in mg; write positive numbers "
+                "separated by commas, like 25, 50, 100 (or leave it blank for any dose)"
+            )
         values.append(value)
     return values or None
 
@@ -41,8 +43,10 @@ def target_window(text: str) -> str:
     text = (text or "").strip()
     parts = text.split(":") if text else []
     if len(parts) > 2 or any(_number(p.strip()) is None for p in parts):
-        raise InvalidInput(f"target window: cannot read {text[:40]!r}; write LOW:HIGH with two numbers, like 2:4, "
-                           "or one number X for 80–125 % of X (or leave it blank for no target)")
+        raise InvalidInput(
+            f"target window: cannot read {text[:40]!r}; write LOW:HIGH with two numbers, like 2:4, "
+            "or one number X for 80–125 % of X (or leave it blank for no target)"
+        )
     return text
 
 

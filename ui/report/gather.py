@@ -191,10 +191,12 @@ def gather(engine: Engine, run_id: int) -> RunReport:
         alarms = _alarms(c, run)
         fits = _fits(c, run_id)
         proposals = _proposals(c, run_id)
-    chip_infos = tuple(ChipInfo(r.name, r.organ, r.cell_lot, r.n_cells_million, r.v_medium_ml, r.v_cell_ml)
-                       for r in chips.values())
-    return RunReport(info, chip_infos, doses, intents, open_intents, samples, assays, alarms, fits, proposals,
-                     _audit(engine))
+    chip_infos = tuple(
+        ChipInfo(r.name, r.organ, r.cell_lot, r.n_cells_million, r.v_medium_ml, r.v_cell_ml) for r in chips.values()
+    )
+    return RunReport(
+        info, chip_infos, doses, intents, open_intents, samples, assays, alarms, fits, proposals, _audit(engine)
+    )
 
 
 def _run_info(run, rig) -> RunInfo:
@@ -203,18 +205,47 @@ def _run_info(run, rig) -> RunInfo:
     except tomllib.TOMLDecodeError:
         name = "(protocol text is not TOML)"
     matches = hashlib.sha256(run.protocol_text.encode()).hexdigest() == run.protocol_sha256
-    return RunInfo(run.id, name, run.protocol_sha256, matches, run.state, run.started_utc_s, run.ended_utc_s,
-                   run.clock_rate, rig.name, rig.description)
+    return RunInfo(
+        run.id,
+        name,
+        run.protocol_sha256,
+        matches,
+        run.state,
+        run.started_utc_s,
+        run.ended_utc_s,
+        run.clock_rate,
+        rig.name,
+        rig.description,
+    )
 
 
 def _doses(c, run_id: int, name_of: dict[int, str]) -> tuple[DoseInfo, ...]:
-    rows = c.execute(select(DoseEvent.chip_id, DoseEvent.drug, DoseEvent.t_utc_s, DoseEvent.amount_nmol,
-                            DoseEvent.volume_ml, Command.idempotency_key, Command.state)
-                     .join(Command, Command.id == DoseEvent.command_id, isouter=True)
-                     .where(DoseEvent.run_id == run_id).order_by(DoseEvent.t_utc_s, DoseEvent.id)).all()
-    return tuple(DoseInfo(name_of.get(r.chip_id, f"chip #{r.chip_id}"), r.drug, r.t_utc_s, r.amount_nmol,
-                          r.volume_ml, r.idempotency_key or "", r.state or "recorded without an intent")
-                 for r in rows)
+    rows = c.execute(
+        select(
+            DoseEvent.chip_id,
+            DoseEvent.drug,
+            DoseEvent.t_utc_s,
+            DoseEvent.amount_nmol,
+            DoseEvent.volume_ml,
+            Command.idempotency_key,
+            Command.state,
+        )
+        .join(Command, Command.id == DoseEvent.command_id, isouter=True)
+        .where(DoseEvent.run_id == run_id)
+        .order_by(DoseEvent.t_utc_s, DoseEvent.id)
+    ).all()
+    return tuple(
+        DoseInfo(
+            name_of.get(r.chip_id, f"chip #{r.chip_id}"),
+            r.drug,
+            r.t_utc_s,
+            r.amount_nmol,
+            r.volume_ml,
+            r.idempotency_key or "",
+            r.state or "recorded without an intent",
+        )
+        for r in rows
+    )
 
 
 def _intent_states(c, run_id: int) -> dict[str, int]:
@@ -225,21 +256,37 @@ def _intent_states(c, run_id: int) -> dict[str, int]:
 
 
 def _open_intents(c, run_id: int) -> tuple[OpenIntent, ...]:
-    rows = c.execute(select(Command).where(Command.run_id == run_id, Command.state != "confirmed")
-                     .order_by(Command.created_utc_s, Command.id)).all()
-    return tuple(OpenIntent(r.idempotency_key, r.command, r.state, r.requested_amount, r.amount_unit, r.error,
-                            r.created_utc_s) for r in rows)
+    rows = c.execute(
+        select(Command)
+        .where(Command.run_id == run_id, Command.state != "confirmed")
+        .order_by(Command.created_utc_s, Command.id)
+    ).all()
+    return tuple(
+        OpenIntent(r.idempotency_key, r.command, r.state, r.requested_amount, r.amount_unit, r.error, r.created_utc_s)
+        for r in rows
+    )
 
 
 def _samples(c, run_id: int, name_of: dict[int, str]) -> tuple[tuple[SampleInfo, ...], tuple[AssayInfo, ...]]:
     samples = c.execute(select(Sample).where(Sample.run_id == run_id).order_by(Sample.t_utc_s, Sample.id)).all()
     label = {s.id: s.label for s in samples}
     chip = {s.id: name_of.get(s.chip_id, f"chip #{s.chip_id}") for s in samples}
-    assays = c.execute(select(AssayResult).where(AssayResult.sample_id.in_(list(label)))
-                       .order_by(AssayResult.sample_id, AssayResult.analyte)).all() if label else []
-    return (tuple(SampleInfo(s.label, chip[s.id], s.t_utc_s, s.volume_ml) for s in samples),
-            tuple(AssayInfo(label[a.sample_id], chip[a.sample_id], a.analyte, a.value, a.unit, a.below_lloq, a.lloq)
-                  for a in assays))
+    assays = (
+        c.execute(
+            select(AssayResult)
+            .where(AssayResult.sample_id.in_(list(label)))
+            .order_by(AssayResult.sample_id, AssayResult.analyte)
+        ).all()
+        if label
+        else []
+    )
+    return (
+        tuple(SampleInfo(s.label, chip[s.id], s.t_utc_s, s.volume_ml) for s in samples),
+        tuple(
+            AssayInfo(label[a.sample_id], chip[a.sample_id], a.analyte, a.value, a.unit, a.below_lloq, a.lloq)
+            for a in assays
+        ),
+    )
 
 
 def _alarms(c, run) -> tuple[AlarmInfo, ...]:
@@ -261,10 +308,21 @@ def _fits(c, run_id: int) -> tuple[ChipFit, ...]:
         except json.JSONDecodeError:
             document = {}
         for chip, record in chip_documents(document).items():
-            result.append(ChipFit(row.id, chip, row.model, row.method, bool(record.get("converged", row.converged)),
-                                  record.get("minus2ll", row.minus2ll), record.get("n_observations"),
-                                  row.created_utc_s, _estimates(row.model, record),
-                                  tuple(record.get("warnings") or ()), record))
+            result.append(
+                ChipFit(
+                    row.id,
+                    chip,
+                    row.model,
+                    row.method,
+                    bool(record.get("converged", row.converged)),
+                    record.get("minus2ll", row.minus2ll),
+                    record.get("n_observations"),
+                    row.created_utc_s,
+                    _estimates(row.model, record),
+                    tuple(record.get("warnings") or ()),
+                    record,
+                )
+            )
     return tuple(result)
 
 
@@ -289,10 +347,15 @@ def _parameter_units(model: str) -> dict[str, str]:
 def _proposals(c, run_id: int) -> tuple[ProposalInfo, ...]:
     result = []
     for p in proposal_records.of_run(c, run_id):
-        decisions = tuple(Decision(a.decided_by, a.decision, a.reason, bool(a.signature), a.decided_utc_s)
-                          for a in proposal_records.approvals(c, p.id))
-        result.append(ProposalInfo(p.id, p.status, p.created_utc_s, p.expected_information_gain,
-                                   _design_text(p.design_json), decisions))
+        decisions = tuple(
+            Decision(a.decided_by, a.decision, a.reason, bool(a.signature), a.decided_utc_s)
+            for a in proposal_records.approvals(c, p.id)
+        )
+        result.append(
+            ProposalInfo(
+                p.id, p.status, p.created_utc_s, p.expected_information_gain, _design_text(p.design_json), decisions
+            )
+        )
     return tuple(result)
 
 
@@ -319,5 +382,11 @@ def _audit(engine: Engine) -> AuditStatus:
     report = verify_audit(engine)
     problems = [f"entry {report.first_broken.seq}: {report.first_broken.reason}"] if report.first_broken else []
     problems += [f"{p.kind}: {p.message}" for p in report.problems]
-    return AuditStatus(report.intact, report.entries_checked, report.last_hash, report.anchored_seq,
-                       report.rows_checked, tuple(problems))
+    return AuditStatus(
+        report.intact,
+        report.entries_checked,
+        report.last_hash,
+        report.anchored_seq,
+        report.rows_checked,
+        tuple(problems),
+    )

@@ -42,9 +42,17 @@ def render(report: RunReport, figure_of: Callable[[ChipFit], bytes | None]) -> b
 
     _register_fonts()
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=1.6 * cm, rightMargin=1.6 * cm, topMargin=1.5 * cm,
-                            bottomMargin=1.5 * cm, title=f"ChipTwin run {report.run.run_id}",
-                            author="ChipTwin", subject=report.run.protocol_name)
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=1.6 * cm,
+        rightMargin=1.6 * cm,
+        topMargin=1.5 * cm,
+        bottomMargin=1.5 * cm,
+        title=f"ChipTwin run {report.run.run_id}",
+        author="ChipTwin",
+        subject=report.run.protocol_name,
+    )
     doc.build(_story(report, figure_of, doc.width))
     return buffer.getvalue()
 
@@ -93,64 +101,148 @@ def _story(report: RunReport, figure_of: Callable[[ChipFit], bytes | None], widt
     para(f"Protocol: {run.protocol_name}")
     para(f"Protocol SHA-256: {run.protocol_sha256} ({hash_note})", small)
     para(f"Rig: {run.rig_name}" + (f" — {run.rig_description}" if run.rig_description else ""))
-    para(f"State: {run.state}; started {utc(run.started_utc_s)}; ended {utc(run.ended_utc_s)} (run clock); "
-         f"clock rate {run.clock_rate:g} simulated s per wall s")
+    para(
+        f"State: {run.state}; started {utc(run.started_utc_s)}; ended {utc(run.ended_utc_s)} (run clock); "
+        f"clock rate {run.clock_rate:g} simulated s per wall s"
+    )
     para(f"Report made {utc(report.made_utc_s)}", small)
 
     audit = report.audit
     section("Audit trail")
     if audit.intact:
-        anchored = "head not anchored yet" if audit.anchored_seq is None else f"head anchored at entry {audit.anchored_seq}"
-        para(f"Audit chain status: INTACT — {audit.entries_checked} entries, last hash {audit.last_hash[:16]}…, "
-             f"{anchored}; {audit.rows_checked} regulated rows match their entries.")
+        anchored = (
+            "head not anchored yet" if audit.anchored_seq is None else f"head anchored at entry {audit.anchored_seq}"
+        )
+        para(
+            f"Audit chain status: INTACT — {audit.entries_checked} entries, last hash {audit.last_hash[:16]}…, "
+            f"{anchored}; {audit.rows_checked} regulated rows match their entries."
+        )
     else:
-        para(f"Audit chain status: BROKEN — {len(audit.problems)} problems "
-             f"({audit.entries_checked} entries checked). Run `chiptwin audit verify`.")
+        para(
+            f"Audit chain status: BROKEN — {len(audit.problems)} problems "
+            f"({audit.entries_checked} entries checked). Run `chiptwin audit verify`."
+        )
         for problem in audit.problems[:20]:
             para(problem, small)
 
     section(f"Chips ({len(report.chips)})")
-    table(["chip", "organ", "cell lot", "cells", "medium volume", "cell volume"],
-          [[c.name, c.organ, c.cell_lot or "—", f"{c.n_cells_million:g} million", quantity(c.v_medium_ml, "mL"),
-            quantity(c.v_cell_ml, "mL")] for c in report.chips], "chips")
+    table(
+        ["chip", "organ", "cell lot", "cells", "medium volume", "cell volume"],
+        [
+            [
+                c.name,
+                c.organ,
+                c.cell_lot or "—",
+                f"{c.n_cells_million:g} million",
+                quantity(c.v_medium_ml, "mL"),
+                quantity(c.v_cell_ml, "mL"),
+            ]
+            for c in report.chips
+        ],
+        "chips",
+    )
 
     section(f"Doses ({len(report.doses)})")
     intents = ", ".join(f"{n} {state}" for state, n in sorted(report.intent_states.items())) or "none"
     para(f"Dose count: {len(report.doses)} confirmed dose events. Intent log of the run: {intents}.")
-    table(["time", "chip", "drug", "amount", "volume", "intent"],
-          [[when(d.t_utc_s), d.chip, d.drug, quantity(d.amount_nmol, "nmol"), quantity(d.volume_ml, "mL"),
-            f"{d.intent_key} ({d.intent_state})" if d.intent_key else d.intent_state] for d in report.doses], "doses")
+    table(
+        ["time", "chip", "drug", "amount", "volume", "intent"],
+        [
+            [
+                when(d.t_utc_s),
+                d.chip,
+                d.drug,
+                quantity(d.amount_nmol, "nmol"),
+                quantity(d.volume_ml, "mL"),
+                f"{d.intent_key} ({d.intent_state})" if d.intent_key else d.intent_state,
+            ]
+            for d in report.doses
+        ],
+        "doses",
+    )
     if report.open_intents:
         para("Intents that did not end confirmed (a failed dose, or one a person must check):")
-        table(["time", "intent", "command", "requested", "state", "error"],
-              [[when(i.t_utc_s), i.key, i.command, quantity(i.requested_amount, i.amount_unit), i.state, i.error or "—"] for i in report.open_intents],
-              "open intents")
+        table(
+            ["time", "intent", "command", "requested", "state", "error"],
+            [
+                [
+                    when(i.t_utc_s),
+                    i.key,
+                    i.command,
+                    quantity(i.requested_amount, i.amount_unit),
+                    i.state,
+                    i.error or "—",
+                ]
+                for i in report.open_intents
+            ],
+            "open intents",
+        )
 
     section(f"Samples ({len(report.samples)}) and assays ({len(report.assays)})")
-    table(["time", "sample", "chip", "volume"],
-          [[when(s.t_utc_s), s.label, s.chip, quantity(s.volume_ml, "mL")] for s in report.samples], "samples")
+    table(
+        ["time", "sample", "chip", "volume"],
+        [[when(s.t_utc_s), s.label, s.chip, quantity(s.volume_ml, "mL")] for s in report.samples],
+        "samples",
+    )
     story.append(Spacer(1, 4))
-    table(["sample", "chip", "analyte", "value", "LLOQ"],
-          [[a.sample, a.chip, a.analyte, "< LLOQ" if a.below_lloq else quantity(a.value, a.unit),
-            quantity(a.lloq, a.unit)] for a in report.assays], "assay results")
+    table(
+        ["sample", "chip", "analyte", "value", "LLOQ"],
+        [
+            [
+                a.sample,
+                a.chip,
+                a.analyte,
+                "< LLOQ" if a.below_lloq else quantity(a.value, a.unit),
+                quantity(a.lloq, a.unit),
+            ]
+            for a in report.assays
+        ],
+        "assay results",
+    )
 
     section(f"Alarms ({len(report.alarms)})")
-    table(["time", "severity", "source", "message", "acknowledged"],
-          [[when(a.t_utc_s), a.severity, a.source, a.message,
-            f"{a.acknowledged_by}: {a.ack_comment}" if a.acknowledged_by else "open"] for a in report.alarms],
-          "alarms")
+    table(
+        ["time", "severity", "source", "message", "acknowledged"],
+        [
+            [
+                when(a.t_utc_s),
+                a.severity,
+                a.source,
+                a.message,
+                f"{a.acknowledged_by}: {a.ack_comment}" if a.acknowledged_by else "open",
+            ]
+            for a in report.alarms
+        ],
+        "alarms",
+    )
 
     section(f"Fits ({len(report.fits)} chip fits)")
-    para("Estimates with their 95 % intervals (from the covariance of the log parameters); "
-         "figures: data, prediction and its 90 % band, for each chip's latest fit.", small)
+    para(
+        "Estimates with their 95 % intervals (from the covariance of the log parameters); "
+        "figures: data, prediction and its 90 % band, for each chip's latest fit.",
+        small,
+    )
     latest = {f.chip: f for f in report.fits}  # fits come oldest first
     for fit in report.fits:
-        para(f"Fit {fit.fit_id}{' — chip ' + fit.chip if fit.chip else ''}: {fit.model}, {fit.method}, "
-             f"{when(fit.created_utc_s)}; converged: {'yes' if fit.converged else 'NO'}; "
-             f"−2LL {quantity(fit.minus2ll, None)}; {fit.n_observations or '—'} observations", fit_head)
-        table(["parameter", "estimate", "95 % interval", "RSE"],
-              [[e.name, quantity(e.estimate, e.unit), _interval(e.low95, e.high95, e.unit),
-                "—" if e.rse_percent is None else f"{e.rse_percent:.3g} %"] for e in fit.estimates], "estimates")
+        para(
+            f"Fit {fit.fit_id}{' — chip ' + fit.chip if fit.chip else ''}: {fit.model}, {fit.method}, "
+            f"{when(fit.created_utc_s)}; converged: {'yes' if fit.converged else 'NO'}; "
+            f"−2LL {quantity(fit.minus2ll, None)}; {fit.n_observations or '—'} observations",
+            fit_head,
+        )
+        table(
+            ["parameter", "estimate", "95 % interval", "RSE"],
+            [
+                [
+                    e.name,
+                    quantity(e.estimate, e.unit),
+                    _interval(e.low95, e.high95, e.unit),
+                    "—" if e.rse_percent is None else f"{e.rse_percent:.3g} %",
+                ]
+                for e in fit.estimates
+            ],
+            "estimates",
+        )
         for warning in fit.warnings:
             para(f"warning: {warning}", small)
         if latest.get(fit.chip) is fit:
@@ -159,8 +251,10 @@ def _story(report: RunReport, figure_of: Callable[[ChipFit], bytes | None], widt
     section(f"Proposals and decisions ({len(report.proposals)})")
     for p in report.proposals:
         gain = "—" if p.expected_information_gain is None else f"{p.expected_information_gain:.3g}"
-        para(f"Proposal {p.proposal_id}: {p.status}; made {when(p.created_utc_s)}; design utility {gain} "
-             "(log-det ratio of the posterior covariance, dimensionless)")
+        para(
+            f"Proposal {p.proposal_id}: {p.status}; made {when(p.created_utc_s)}; design utility {gain} "
+            "(log-det ratio of the posterior covariance, dimensionless)"
+        )
         para(p.design.replace("\n", "; "), small)
         for d in p.decisions:
             how = "signed e-signature" if d.signed else "unsigned (policy)"
@@ -197,9 +291,15 @@ def _table(header: list[str], rows: list[list[str]], style, width: float):
     cells = [[Paragraph(f"<b>{_escape(h)}</b>", style) for h in header]]
     cells += [[Paragraph(_escape(str(v)), style) for v in row] for row in rows]
     table = Table(cells, repeatRows=1, colWidths=[width / len(header)] * len(header))
-    table.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef4")),
-                               ("VALIGN", (0, 0), (-1, -1), "TOP")]))
+    table.setStyle(
+        TableStyle(
+            [
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef4")),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
     return table
 
 

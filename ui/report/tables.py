@@ -43,29 +43,64 @@ def table(engine: Engine, run_id: int, what: What) -> pd.DataFrame:
 
 
 def _doses(run_id: int):
-    return (select(DoseEvent.id.label("dose_id"), Chip.name.label("chip"), DoseEvent.drug, DoseEvent.t_utc_s,
-                   DoseEvent.amount_nmol, DoseEvent.volume_ml, Command.idempotency_key.label("intent_key"),
-                   Command.state.label("intent_state"), Command.requested_amount.label("requested_amount"),
-                   Command.device_reported_amount.label("device_reported_amount"),
-                   Command.amount_unit.label("amount_unit"))
-            .join(Chip, Chip.id == DoseEvent.chip_id)
-            .join(Command, Command.id == DoseEvent.command_id, isouter=True)
-            .where(DoseEvent.run_id == run_id).order_by(DoseEvent.t_utc_s, DoseEvent.id))
+    return (
+        select(
+            DoseEvent.id.label("dose_id"),
+            Chip.name.label("chip"),
+            DoseEvent.drug,
+            DoseEvent.t_utc_s,
+            DoseEvent.amount_nmol,
+            DoseEvent.volume_ml,
+            Command.idempotency_key.label("intent_key"),
+            Command.state.label("intent_state"),
+            Command.requested_amount.label("requested_amount"),
+            Command.device_reported_amount.label("device_reported_amount"),
+            Command.amount_unit.label("amount_unit"),
+        )
+        .join(Chip, Chip.id == DoseEvent.chip_id)
+        .join(Command, Command.id == DoseEvent.command_id, isouter=True)
+        .where(DoseEvent.run_id == run_id)
+        .order_by(DoseEvent.t_utc_s, DoseEvent.id)
+    )
 
 
 def _samples(run_id: int):
-    return (select(Sample.id.label("sample_id"), Sample.label, Chip.name.label("chip"), Sample.t_utc_s,
-                   Sample.volume_ml, Sample.assay)
-            .join(Chip, Chip.id == Sample.chip_id)
-            .where(Sample.run_id == run_id).order_by(Sample.t_utc_s, Sample.id))
+    return (
+        select(
+            Sample.id.label("sample_id"),
+            Sample.label,
+            Chip.name.label("chip"),
+            Sample.t_utc_s,
+            Sample.volume_ml,
+            Sample.assay,
+        )
+        .join(Chip, Chip.id == Sample.chip_id)
+        .where(Sample.run_id == run_id)
+        .order_by(Sample.t_utc_s, Sample.id)
+    )
 
 
 def _assays(run_id: int):
-    return (select(AssayResult.id.label("assay_id"), Sample.label.label("sample"), Chip.name.label("chip"),
-                   Sample.t_utc_s, AssayResult.analyte, AssayResult.value, AssayResult.unit, AssayResult.below_lloq,
-                   AssayResult.lloq, AssayResult.source_file, AssayResult.source_sha256, AssayResult.imported_utc_s)
-            .join(Sample, Sample.id == AssayResult.sample_id).join(Chip, Chip.id == Sample.chip_id)
-            .where(Sample.run_id == run_id).order_by(Sample.t_utc_s, Sample.id, AssayResult.analyte))
+    return (
+        select(
+            AssayResult.id.label("assay_id"),
+            Sample.label.label("sample"),
+            Chip.name.label("chip"),
+            Sample.t_utc_s,
+            AssayResult.analyte,
+            AssayResult.value,
+            AssayResult.unit,
+            AssayResult.below_lloq,
+            AssayResult.lloq,
+            AssayResult.source_file,
+            AssayResult.source_sha256,
+            AssayResult.imported_utc_s,
+        )
+        .join(Sample, Sample.id == AssayResult.sample_id)
+        .join(Chip, Chip.id == Sample.chip_id)
+        .where(Sample.run_id == run_id)
+        .order_by(Sample.t_utc_s, Sample.id, AssayResult.analyte)
+    )
 
 
 def _iso(seconds: pd.Series) -> pd.Series:

@@ -75,8 +75,9 @@ def plots() -> None:
         st.subheader(f"{windows.chip} ({windows.organ})")
         columns = st.columns(2)
         for i, channel in enumerate(windows.channels):
-            columns[i % 2].vega_lite_chart(charts.channel_data(channel), charts.channel_spec(channel, windows.marks),
-                                           width="stretch")
+            columns[i % 2].vega_lite_chart(
+                charts.channel_data(channel), charts.channel_spec(channel, windows.marks), width="stretch"
+            )
         twin_forecast(windows.chip, end, forecast_key)
 
 
@@ -93,10 +94,17 @@ def twin_forecast(chip: str, end_utc_s: float, key: tuple) -> None:
     units = units_view.observable_units(units_view.model_of_fit(db, fit_id))
     observables = sorted(view.data["observable"].unique())
     for column, observable in zip(st.columns(2) * len(observables), observables):
-        column.altair_chart(charts.fit_band(view.curves, view.data, observable, view.has_band,
-                                           f"{chip} {observable}: twin forecast (fit {fit_id}) and assays",
-                                           unit=units.get(observable)),
-                            width="stretch")
+        column.altair_chart(
+            charts.fit_band(
+                view.curves,
+                view.data,
+                observable,
+                view.has_band,
+                f"{chip} {observable}: twin forecast (fit {fit_id}) and assays",
+                unit=units.get(observable),
+            ),
+            width="stretch",
+        )
 
 
 st.subheader(f"Requests to the runner — run {run_id} is {run.state}")

@@ -26,8 +26,10 @@ for held in lease_rows(db, rigs["name"].tolist()):
         st.caption(f"🔓 rig {held['rig']}: free")
         continue
     state = "🔴 expired — its runner looks gone" if held["expired"] else "🟢 alive"
-    st.caption(f"🔒 rig {held['rig']}: held by {held['holder']} since {held['since_utc']}; "
-               f"heartbeat {held['heartbeat_age_s']:.0f} s ago ({state})")
+    st.caption(
+        f"🔒 rig {held['rig']}: held by {held['holder']} since {held['since_utc']}; "
+        f"heartbeat {held['heartbeat_age_s']:.0f} s ago ({state})"
+    )
 
 left, right = st.columns(2)
 with left:
@@ -38,9 +40,12 @@ with right:
     st.dataframe(instruments[["rig", "name", "driver", "address", "state"]], hide_index=True, width="stretch")
 
 st.subheader("Latest readings")
-st.dataframe(units_view.readings_with_units(lab.latest(db).drop(columns=["channel_id"])), hide_index=True,
-             width="stretch",
-             column_config={"age_s": st.column_config.NumberColumn("age (s)", format="%.0f")})
+st.dataframe(
+    units_view.readings_with_units(lab.latest(db).drop(columns=["channel_id"])),
+    hide_index=True,
+    width="stretch",
+    column_config={"age_s": st.column_config.NumberColumn("age (s)", format="%.0f")},
+)
 
 st.subheader("Open alarms")
 if alarms.empty:
@@ -59,6 +64,7 @@ st.subheader("Proposals waiting for approval")
 if proposals.empty:
     st.info("Nothing waits for approval.")
 else:
-    st.dataframe(proposals[["id", "run_id", "fit_id", "expected_information_gain", "created"]], hide_index=True,
-                 width="stretch")
+    st.dataframe(
+        proposals[["id", "run_id", "fit_id", "expected_information_gain", "created"]], hide_index=True, width="stretch"
+    )
     st.page_link("pages/proposals.py", label="Decide on proposals", icon=":material/approval:")

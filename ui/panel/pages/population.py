@@ -17,14 +17,20 @@ with st.form("population"):
     seed = d.number_input("seed", 0, 2**31 - 1, 0, key="pop_seed")
     e, f = st.columns(2)
     metric = e.selectbox("target metric", ["auc_tau_ss", "ctrough_ss"], key="pop_metric")
-    target = f.text_input("target window (LOW:HIGH in mg·h/L for an AUC, mg/L for a concentration; "
-                          "or X for 80–125 % of X)", "2:4", key="pop_target")
+    target = f.text_input(
+        "target window (LOW:HIGH in mg·h/L for an AUC, mg/L for a concentration; or X for 80–125 % of X)",
+        "2:4",
+        key="pop_target",
+    )
     go = st.form_submit_button("Simulate population", type="primary")
 
 if go:
     bar = st.progress(0.0, text="simulating patients")
-    summary = attempt(lambda: twin_tools.simulate_population(
-        drug, regimen, int(n), int(seed), metric, target, progress=lambda done, total: bar.progress(done / total)))
+    summary = attempt(
+        lambda: twin_tools.simulate_population(
+            drug, regimen, int(n), int(seed), metric, target, progress=lambda done, total: bar.progress(done / total)
+        )
+    )
     bar.empty()
     if summary is not None:
         st.session_state["population_result"] = (summary, metric)
@@ -41,5 +47,6 @@ if found is not None:
     if window is not None:
         st.caption(units_view.target_text(metric, *window))
     st.altair_chart(charts.histogram(twin_tools.distribution(summary, metric), metric, unit, window), width="stretch")
-    st.dataframe(units_view.population_with_units(twin_tools.population_table(summary)), hide_index=True,
-                 width="stretch")
+    st.dataframe(
+        units_view.population_with_units(twin_tools.population_table(summary)), hide_index=True, width="stretch"
+    )

@@ -20,18 +20,23 @@ with st.form("predict"):
     comed = g.selectbox("co-medication", ["(none)", *twin_tools.inhibitors()], key="p_comed")
     unbound = h.number_input("its unbound conc. (µM)", 0.0, 100.0, 0.02, format="%.4f", key="p_unbound")
     i, j, k, m = st.columns(4)
-    drug = i.selectbox("drug", twin_tools.patient_drugs(), index=twin_tools.patient_drugs().index("metoprolol"),
-                       key="p_drug")
+    drug = i.selectbox(
+        "drug", twin_tools.patient_drugs(), index=twin_tools.patient_drugs().index("metoprolol"), key="p_drug"
+    )
     regimen = j.text_input("regimen", "100 mg q12h x14 oral", key="p_regimen")
     metric = k.selectbox("target metric", ["auc_tau_ss", "ctrough_ss"], key="p_metric")
-    target = m.text_input("target window (LOW:HIGH in mg·h/L for an AUC, mg/L for a concentration; "
-                          "or X for 80–125 % of X)", "", key="p_target")
+    target = m.text_input(
+        "target window (LOW:HIGH in mg·h/L for an AUC, mg/L for a concentration; or X for 80–125 % of X)",
+        "",
+        key="p_target",
+    )
     strengths = st.text_input("available strengths (mg, comma-separated; blank: any dose)", "", key="p_strengths")
     go = st.form_submit_button("Predict", type="primary")
 
 if go:
-    inputs = twin_tools.PatientInputs(age, sex, weight, scr, {"CYP2D6": cyp2d6, "CYP2C19": cyp2c19},
-                                      "" if comed == "(none)" else comed, unbound)
+    inputs = twin_tools.PatientInputs(
+        age, sex, weight, scr, {"CYP2D6": cyp2d6, "CYP2C19": cyp2c19}, "" if comed == "(none)" else comed, unbound
+    )
     prediction = attempt(lambda: twin_tools.predict_patient(drug, inputs, regimen, metric, target, strengths))
     if prediction is not None:
         st.subheader(f"{prediction.drug} — {prediction.regimen}")
@@ -41,8 +46,11 @@ if go:
         rec = prediction.recommendation
         if rec is not None and prediction.target is not None:
             where = "inside" if rec.in_window else "OUTSIDE"
-            st.metric("recommended dose", f"{rec.dose_mg:.4g} mg",
-                      help=f"predicted {prediction.target.metric} {rec.predicted:.4g} "
-                           f"{units_view.exposure_unit(prediction.target.metric)}, {where} the window")
+            st.metric(
+                "recommended dose",
+                f"{rec.dose_mg:.4g} mg",
+                help=f"predicted {prediction.target.metric} {rec.predicted:.4g} "
+                f"{units_view.exposure_unit(prediction.target.metric)}, {where} the window",
+            )
         for assumption in prediction.assumptions:
             st.caption(f"assumption: {assumption}")

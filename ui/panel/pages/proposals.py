@@ -20,8 +20,10 @@ for proposal in pending.itertuples():
     gain = proposal.expected_information_gain
     with st.container(border=True):
         st.subheader(f"Proposal {proposal.id}")
-        st.caption(f"run {proposal.run_id} · fit {proposal.fit_id} · created {proposal.created:%Y-%m-%d %H:%M:%S} UTC · "
-                   f"expected information gain {'—' if gain is None else f'{gain:.3g}'}")
+        st.caption(
+            f"run {proposal.run_id} · fit {proposal.fit_id} · created {proposal.created:%Y-%m-%d %H:%M:%S} UTC · "
+            f"expected information gain {'—' if gain is None else f'{gain:.3g}'}"
+        )
         bands = outcome.bands(proposal.predicted_json)
         if bands.empty:  # a proposal without the propose step's outcome document
             st.markdown("**Predicted outcome**")
@@ -32,8 +34,10 @@ for proposal in pending.itertuples():
                 column.altair_chart(charts.predicted_outcome(bands, chip), width="stretch")
         learnt = outcome.parameters(proposal.predicted_json)
         if not learnt.empty:
-            st.markdown("**Why this experiment** — the parameters it targets, their uncertainty now and "
-                        "expected after it (relative SE from the posterior)")
+            st.markdown(
+                "**Why this experiment** — the parameters it targets, their uncertainty now and "
+                "expected after it (relative SE from the posterior)"
+            )
             model = units_view.model_of_fit(db, proposal.fit_id)
             st.dataframe(units_view.with_parameter_units(learnt, model), hide_index=True, width="stretch")
         checks = outcome.checks(proposal.predicted_json)
@@ -41,8 +45,13 @@ for proposal in pending.itertuples():
             failed = checks[~checks["ok"].astype(bool)]
             (st.error if len(failed) else st.success)(
                 f"Safety checks against the rig file: {len(checks) - len(failed)} of {len(checks)} pass"
-                + ("" if failed.empty else " — " + "; ".join(f"{r.chip}: {r.check} {r.value} (limit {r.limit})"
-                                                             for r in failed.itertuples())))
+                + (
+                    ""
+                    if failed.empty
+                    else " — "
+                    + "; ".join(f"{r.chip}: {r.check} {r.value} (limit {r.limit})" for r in failed.itertuples())
+                )
+            )
             st.dataframe(checks, hide_index=True, width="stretch")
         with st.expander("Design (as the runner will execute it)"):
             st.json(decisions.pretty_json(proposal.design_json))
@@ -50,8 +59,9 @@ for proposal in pending.itertuples():
             continue
         with st.form(f"decide_{proposal.id}", clear_on_submit=True):
             reason = st.text_area("Reason (kept with the decision)", key=f"reason_{proposal.id}")
-            signature = st.text_input(f"Signature: your password, {who.username}", type="password",
-                                      key=f"signature_{proposal.id}")
+            signature = st.text_input(
+                f"Signature: your password, {who.username}", type="password", key=f"signature_{proposal.id}"
+            )
             approve, reject = st.columns(2)
             chosen = None
             if approve.form_submit_button("Approve and sign", type="primary"):

@@ -28,15 +28,18 @@ fits = review.fits(db)
 if fits.empty:
     st.info("No fit in the store yet; calibration writes one at each calibrate step of a run.")
     st.stop()
-labels = {f.id: f"fit {f.id} — {f.model} {f.method}, run {f.run_id}, {f.created:%Y-%m-%d %H:%M} UTC"
-          for f in fits.itertuples()}
+labels = {
+    f.id: f"fit {f.id} — {f.model} {f.method}, run {f.run_id}, {f.created:%Y-%m-%d %H:%M} UTC"
+    for f in fits.itertuples()
+}
 fit_id = st.selectbox("Fit", list(labels), format_func=labels.get, key="review_fit")
 row = review.fit_row(db, fit_id)
 per_chip = fit_view.chip_records(review.record_of(row))
 chip = next(iter(per_chip))
 if len(per_chip) > 1:
-    chip = st.selectbox("Chip (each chip has its own fit: cells from different donors)", list(per_chip),
-                        key="review_chip")
+    chip = st.selectbox(
+        "Chip (each chip has its own fit: cells from different donors)", list(per_chip), key="review_chip"
+    )
 record = per_chip[chip]
 
 summary = review.summary_of(row, record, chip)
@@ -59,16 +62,21 @@ if view is not None:
         st.caption("No band: the fit has no covariance (see the warnings above).")
     observables = sorted(view.data["observable"].unique())
     for column, observable in zip(st.columns(len(observables)), observables):
-        column.altair_chart(charts.fit_band(view.curves, view.data, observable, view.has_band,
-                                            unit=observable_units.get(observable)), width="stretch")
+        column.altair_chart(
+            charts.fit_band(view.curves, view.data, observable, view.has_band, unit=observable_units.get(observable)),
+            width="stretch",
+        )
     st.subheader("Residuals")
     st.altair_chart(charts.residuals(view.data), width="stretch")
-    st.caption("Weighted residuals (data − prediction) / SD: a fit that describes the data scatters about 0, "
-               "mostly within ±2, with no trend in time.")
+    st.caption(
+        "Weighted residuals (data − prediction) / SD: a fit that describes the data scatters about 0, "
+        "mostly within ±2, with no trend in time."
+    )
     st.subheader("Observed against predicted")
     for column, observable in zip(st.columns(len(observables)), observables):
-        column.altair_chart(fit_charts.observed_vs_predicted(view.data, observable, observable_units.get(observable)),
-                            width="stretch")
+        column.altair_chart(
+            fit_charts.observed_vs_predicted(view.data, observable, observable_units.get(observable)), width="stretch"
+        )
 
 names, matrix = review.correlation(record)
 st.subheader("Correlation of the estimates")
@@ -84,9 +92,13 @@ browser = st.session_state.setdefault("review_session", uuid.uuid4().hex)  # thi
 left, right = st.columns([2, 1])
 name = left.selectbox("Parameter", list(record.get("theta") or {}), key="review_profile_name")
 busy = any(job.status().running for job in profile_worker.WORKERS.of_session(browser))
-if right.button("Compute profile", key="review_profile_go", disabled=busy or not who.can_control,
-                help="Runs in the background: each point re-fits the other parameters"
-                     + ("" if who.can_control else f" (your role, {who.role}, may not compute)")):
+if right.button(
+    "Compute profile",
+    key="review_profile_go",
+    disabled=busy or not who.can_control,
+    help="Runs in the background: each point re-fits the other parameters"
+    + ("" if who.can_control else f" (your role, {who.role}, may not compute)"),
+):
 
     def start_profile():
         require(db, who, "control")  # the role as the store has it now
@@ -104,9 +116,11 @@ def profile_progress() -> None:
         status = job.status()  # a heartbeat: this session still looks
         if status.running:
             total = status.total or 1
-            st.progress(min(status.done / total, 1.0),
-                        text=f"profiling {job_name} (fit {job_fit}): {status.done} of at most {total} points, "
-                             f"{status.elapsed_s:.0f} s")
+            st.progress(
+                min(status.done / total, 1.0),
+                text=f"profiling {job_name} (fit {job_fit}): {status.done} of at most {total} points, "
+                f"{status.elapsed_s:.0f} s",
+            )
             if st.button("Cancel", key="review_profile_cancel", icon=":material/stop:"):
                 job.cancel()
             st.caption("Cancel stops after the point being computed.")
@@ -117,8 +131,9 @@ def profile_progress() -> None:
         elif status.state == "failed":
             ended.append(("error", f"profile of {job_name} failed: {status.error}"))
         else:
-            ended.append(("info", f"profile of {job_name} {status.state} after {status.done} points "
-                                  f"({status.elapsed_s:.0f} s)"))
+            ended.append(
+                ("info", f"profile of {job_name} {status.state} after {status.done} points ({status.elapsed_s:.0f} s)")
+            )
         st.rerun()  # the result (or why there is none) is drawn by the page
 
 
@@ -128,11 +143,15 @@ while ended:
     getattr(st, kind)(message)
 if (shown := profiles.get((fit_id, chip, name))) is not None:
     low, high = shown.interval
-    st.altair_chart(charts.profile(shown.values.tolist(), shown.delta.tolist(), name, CHI2_95, theta_units.get(name)),
-                    width="stretch")
-    st.caption(f"95 % profile interval of {name}: [{'open' if low is None else f'{low:.4g}'}, "
-               f"{'open' if high is None else f'{high:.4g}'}] {theta_units.get(name, '')} (Δ(−2LL) = {CHI2_95:.2f})"
-               + "".join(f"; {note}" for note in shown.notes))
+    st.altair_chart(
+        charts.profile(shown.values.tolist(), shown.delta.tolist(), name, CHI2_95, theta_units.get(name)),
+        width="stretch",
+    )
+    st.caption(
+        f"95 % profile interval of {name}: [{'open' if low is None else f'{low:.4g}'}, "
+        f"{'open' if high is None else f'{high:.4g}'}] {theta_units.get(name, '')} (Δ(−2LL) = {CHI2_95:.2f})"
+        + "".join(f"; {note}" for note in shown.notes)
+    )
 
 st.subheader("Learning curve (fits of the same run)")
 curve = review.learning_frame(db, row.run_id, row.model, chip)
@@ -143,18 +162,38 @@ st.altair_chart(charts.learning_curve(curve))
 
 st.subheader("Export")
 left, middle, right = st.columns(3)
-left.download_button("Fit record (JSON)", review.fit_json(row), file_name=f"fit-{fit_id}.json",
-                     mime="application/json", on_click="ignore")
+left.download_button(
+    "Fit record (JSON)",
+    review.fit_json(row),
+    file_name=f"fit-{fit_id}.json",
+    mime="application/json",
+    on_click="ignore",
+)
 if row.run_id is None:
     st.caption("This fit belongs to no run; export readings from Audit and data.")
 else:
     rig_id, start, end = review.run_span(db, row.run_id)
     channels = review.rig_channel_ids(db, rig_id)
-    middle.download_button("Run readings (CSV)", lambda: export_readings(db, who, channels, start, end, "csv"),
-                           file_name=f"run-{row.run_id}-readings.csv", mime="text/csv", on_click="ignore")
-    right.download_button("Run readings (Parquet)", lambda: export_readings(db, who, channels, start, end, "parquet"),
-                          file_name=f"run-{row.run_id}-readings.parquet", mime="application/octet-stream",
-                          on_click="ignore")
-    st.download_button("Study report (PDF)", lambda: run_report_pdf(db, row.run_id), key="review_report_pdf",
-                       file_name=f"run-{row.run_id}-report.pdf", mime="application/pdf", on_click="ignore",
-                       help="The same report as `chiptwin report`: doses, assays, alarms, fits, decisions, audit")
+    middle.download_button(
+        "Run readings (CSV)",
+        lambda: export_readings(db, who, channels, start, end, "csv"),
+        file_name=f"run-{row.run_id}-readings.csv",
+        mime="text/csv",
+        on_click="ignore",
+    )
+    right.download_button(
+        "Run readings (Parquet)",
+        lambda: export_readings(db, who, channels, start, end, "parquet"),
+        file_name=f"run-{row.run_id}-readings.parquet",
+        mime="application/octet-stream",
+        on_click="ignore",
+    )
+    st.download_button(
+        "Study report (PDF)",
+        lambda: run_report_pdf(db, row.run_id),
+        key="review_report_pdf",
+        file_name=f"run-{row.run_id}-report.pdf",
+        mime="application/pdf",
+        on_click="ignore",
+        help="The same report as `chiptwin report`: doses, assays, alarms, fits, decisions, audit",
+    )
