@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from calibration.estimate.error_models import LOG_2PI
+from twin.catalogue import get_model
+from twin.errors import TwinError
 
 LEGACY_KEYS = ("chips", "subjects", "profiles", "mcmc")  # once kept inside data_selection
 
@@ -27,6 +29,7 @@ class Estimate:
     ci95: list[float] | None = None  # from the observed information (log-normal)
     rse_percent: float | None = None
     ci95_profile: list[float | None] | None = None  # profile likelihood; None ends are open
+    unit: str = ""  # the model's unit of the parameter (the estimate and its interval are in it)
 
     def to_dict(self) -> dict[str, Any]:
         document = asdict(self)
@@ -108,6 +111,12 @@ class FitRecord:
     profiles: dict[str, ProfileSummary] = field(default_factory=dict)
     mcmc: McmcSummary | None = None
 
+    def __post_init__(self) -> None:
+        units = _parameter_units(self.model)
+        for name, entry in self.theta.items():
+            if isinstance(entry, Estimate) and not entry.unit:
+                entry.unit = units.get(name, "")
+
     @property
     def minus2ll_with_constant(self) -> float:
         return self.minus2ll + self.n_observations * LOG_2PI
@@ -165,6 +174,15 @@ class FitRecord:
         mcmc = known.get("mcmc") or legacy.get("mcmc")
         known["mcmc"] = None if mcmc is None else McmcSummary.from_dict(mcmc)
         return cls(**known)
+
+
+def _parameter_units(model: str) -> dict[str, str]:
+    """The catalogue's unit of each parameter of ``model`` (none for a model outside the catalogue)."""
+    try:
+        spec = get_model(model)
+    except TwinError:
+        return {}
+    return {p.name: p.unit for p in spec.parameters}
 
 
 def chip_documents(document: dict[str, Any]) -> dict[str, dict[str, Any]]:

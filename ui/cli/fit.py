@@ -90,12 +90,14 @@ def fit(
 
 
 def print_record(record: FitRecord, console: Console) -> None:
+    from ui.unit_text import pretty_unit  # pint: only when a record is printed
+
     table = Table(
         title=f"{record.model} — {record.method} fit ({record.n_subjects} subjects, "
         f"{record.n_observations} observations)"
     )
-    for column in ("parameter", "estimate", "SE", "95 % interval", "RSE %"):
-        table.add_column(column, justify="right" if column != "parameter" else "left")
+    for column in ("parameter", "estimate", "SE", "95 % interval", "unit", "RSE %"):
+        table.add_column(column, justify="left" if column in ("parameter", "unit") else "right")
     for name, value in record.theta.items():
         ci = value.ci95
         table.add_row(
@@ -103,6 +105,7 @@ def print_record(record: FitRecord, console: Console) -> None:
             f"{value.estimate:.5g}",
             _fmt(value.se),
             f"{ci[0]:.4g} – {ci[1]:.4g}" if ci else "—",
+            pretty_unit(value.unit) if value.unit else "",
             _fmt(value.rse_percent, ".1f"),
         )
     for name, value in record.omega.items():
@@ -111,10 +114,11 @@ def print_record(record: FitRecord, console: Console) -> None:
             f"{value['variance']:.4g}",
             _fmt(value.get("se_variance")),
             "",
+            "",
             f"CV {value['cv_percent']:.1f} %",
         )
     for name, value in record.sigma.items():
-        table.add_row(name, f"{value:.4g}", "", "", "")
+        table.add_row(name, f"{value:.4g}", "", "", "", "")
     console.print(table)
     console.print(
         f"−2LL {record.minus2ll:.3f} (without N·log 2π; {record.minus2ll_with_constant:.3f} with it)   "
