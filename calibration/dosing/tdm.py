@@ -89,9 +89,12 @@ class PatientLearning:
     steps: list[LearningStep]
     plan: DosePlan | None = None  # the proposal after every level
     notes: list[str] = field(default_factory=list)
+    fixed: dict[str, float] = field(default_factory=dict)  # held at the library's value (oral F as f1)
+    posteriors: list[Posterior] = field(default_factory=list, repr=False)  # one per step (not in to_dict)
 
     def to_dict(self) -> dict:
         document = asdict(self)
+        document.pop("posteriors")
         document["plan"] = None if self.plan is None else self.plan.to_dict()
         document["regimen"]["next_dose_h"] = self.regimen.next_dose_h
         return document
@@ -160,6 +163,22 @@ class Forecast:
         return np.asarray(self.problem.predict(phi))[:, : self.n_times]
 
 
+def forecast_band(
+    levels: pd.DataFrame,
+    posterior: Posterior,
+    times_h: Sequence[float],
+    *,
+    route: str,
+    fixed: Mapping[str, float],
+    n_draws: int = 300,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The concentration over ``times_h`` (median and 95 % band, mg/L) under one step's posterior."""
+    values = Forecast(levels, times_h, n_draws, route, fixed).predict(posterior, np.random.default_rng(seed))
+    low, median, high = np.quantile(values, [0.025, 0.5, 0.975], axis=0)
+    return pd.DataFrame({"time_h": list(times_h), "median": median, "low": low, "high": high})
+
+
 def learn(
     levels: pd.DataFrame,
     prior: Mapping[str, tuple[float, float]],
@@ -188,7 +207,7 @@ def learn(
     fixed = {"f1": float(np.ravel(pk.f_oral)[0])} if route == "oral" else {}
     forecast = Forecast(levels, [regimen.next_dose_h - 1e-9], n_samples, route, fixed)
     doses = levels[~levels.index.isin(observed.index) & (levels["EVID"] != 0)]
-    steps = []
+    steps, posteriors = [], []
     plan = None
     for k in range(len(observed) + 1):
         if k == 0:
@@ -198,6 +217,7 @@ def learn(
                 ["TIME", "EVID"], ascending=[True, False], kind="stable"
             )
             posterior = map_posterior(data, prior, route=route, fixed=fixed, error_cv=error_cv)
+        posteriors.append(posterior)
         trough = forecast.predict(posterior, np.random.default_rng(seed))[:, 0]
         summary = posterior.summary()["cl"]
         step = dict(
@@ -233,7 +253,16 @@ def learn(
         f"next trough: just before the dose due at {regimen.next_dose_h:g} h ({regimen.dose_mg:g} mg q{regimen.interval_h:g}h)",
     ]
     unit = PATIENT_METRICS[target.metric][1] if target is not None else None
-    return PatientLearning(drug, route, regimen, target, unit, steps, plan, notes)
+    return PatientLearning(drug, route, regimen, target, unit, steps, plan, notes, fixed, posteriors)
 
 
-__all__ = ["Band", "Forecast", "LearningStep", "PatientLearning", "Regimen", "current_regimen", "learn"]
+__all__ = [
+    "Band",
+    "Forecast",
+    "forecast_band",
+    "LearningStep",
+    "PatientLearning",
+    "Regimen",
+    "current_regimen",
+    "learn",
+]
