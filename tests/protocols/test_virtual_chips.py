@@ -13,7 +13,7 @@ from protocols.language.api import parse_protocol
 from protocols.language.dry_run import dry_run
 from protocols.language.interlock import parse_interlock
 from protocols.language.timeline import first_held
-from protocols.language.virtual_chips import VirtualChipsError, held_for, virtual_chips
+from protocols.language.virtual_chips import VirtualChipsError, held_for, pooled, virtual_chips
 from tests.protocols.conftest import EXAMPLES, LIVER4, protocol_text
 from ui.cli.app import app
 
@@ -89,6 +89,19 @@ def test_the_vectorised_interlock_agrees_with_the_dry_runs_loop():
         loop = np.array([first_held(times, row, interlock, "percent") is not None for row in values])
         assert np.array_equal(held_for(times, values, interlock, "percent"), loop), text
         assert 0 < loop.sum() < len(loop)  # the case is not trivial
+
+
+def test_two_processes_give_the_single_batchs_answers(one_chip):
+    text = protocol_text(
+        '[[steps]]\nkind = "dose"\namount = "60 nmol"\nvolume = "10 uL"\n\n'
+        '[[steps]]\nkind = "sample"\nvolume = "50 uL"\nat = ["1 h", "3 h"]\n',
+        interlocks='    "oxygen < 60 % for 10 min -> safe_state, alarm",\n',
+    )
+    protocol = parse_protocol(text, one_chip)
+    one = virtual_chips(protocol, one_chip, 40, seed=5)
+    two = virtual_chips(protocol, one_chip, 40, seed=5, simulator=pooled(2))
+    assert one.chips == two.chips and one.p_run_stops == two.p_run_stops
+    assert 0 < one.chips[0].p_interlock["oxygen < 60 % for 600 s -> safe_state, alarm"] < 1  # not a trivial case
 
 
 def test_bad_requests_are_refused(one_chip):
