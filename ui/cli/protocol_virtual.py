@@ -12,6 +12,11 @@ if TYPE_CHECKING:
 
 
 def _p(report: VirtualChipsReport, p: float) -> str:
+    """A probability ± its standard error; none (or all) of N: the rule of three's 95 % bound."""
+    if p == 0.0:
+        return f"0 (< {3 / report.n_chips:.1%})"
+    if p == 1.0:
+        return f"1 (> {1 - 3 / report.n_chips:.1%})"
     return f"{p:.1%} ± {report.standard_error(p):.1%}"
 
 
@@ -25,7 +30,7 @@ def print_virtual(report: VirtualChipsReport, console: Console) -> None:
         f"between-chip CV {', '.join(f'{k} {v:.0%}' for k, v in report.between_chip_cv.items() if v)}) — "
         f"{report.wall_s:.1f} s wall, {report.cpu_s:.1f} s CPU"
     )
-    risks = Table(title="Probability over the virtual chips (± Monte-Carlo standard error)")
+    risks = Table(title="Probability over the virtual chips (± Monte-Carlo standard error; 0: 95 % upper bound)")
     for column in ("chip", "peak over limit", "medium runs out", "peak (uM) 5/50/95 %", "lowest medium (uL) 5/50/95 %"):
         risks.add_column(column, justify="left" if column == "chip" else "right")
     for chip in report.chips:
