@@ -56,6 +56,7 @@ DEFAULT_CHIP_CV |= {"hill": 0.1, "ocr": 0.25, "medium": 0.05}
 DEFAULT_PRIOR_CV = 0.3
 MEDIUM = "medium"  # the name of the fill factor among the variabilities
 MAX_VIRTUAL_CHIPS = 100_000
+CHUNK = 2000  # chips per batch: a chunk's states (2,000 chips × 865 times of a 72 h run ≈ 100 MB), not all
 OBSERVABLES = ("drug_medium", "metabolite_medium", "oxygen", "viability")
 
 
@@ -200,22 +201,13 @@ def virtual_chips(
             params = dict(zip(draws.names, draws.values[i, k].tolist()))
             chip_constants = {**constants[chip], "V_m0": constants[chip]["V_m0"] * float(draws.fill[i, k])}
             runs.append(ChipRun(params, schedules[i], chip_constants))
-    result = simulator(runs, times)
-    units = {o.name: o.unit for o in get_model("liver_chip").observables}
+    metrics = _simulate_in_chunks(protocol, rig, chips, n_chips, runs, times, timeline, simulator)
     stops = np.zeros(n_chips, dtype=bool)
-    outlooks = []
-    for k, chip in enumerate(chips):
-        rows = slice(k * n_chips, (k + 1) * n_chips)
-        values = {name: result[name][rows] for name in OBSERVABLES}
-        trips = {}
-        for interlock in protocol.interlocks:
-            tripped = _tripped(rig, chip, interlock, times, values, units)
-            if tripped is not None:
-                trips[str(interlock)] = float(np.mean(tripped))
-                stops |= tripped & interlock.stops
-        outlooks.append(
-            _outlook(chip, rig, timeline.events[chip], times, values, runs_out[k], medium_min[k], trips, units)
-        )
+    for interlock in protocol.interlocks:
+        if interlock.stops:
+            for m in metrics:
+                stops |= m.get(("trip", str(interlock)), False)
+    outlooks = [_outlook(chip, rig, metrics[k], runs_out[k], medium_min[k]) for k, chip in enumerate(chips)]
     report = VirtualChipsReport(
         n_chips,
         seed,
@@ -357,39 +349,74 @@ def held_for(times_h: np.ndarray, values: np.ndarray, interlock: Interlock, unit
     return np.any(held & (lasted_s >= interlock.for_s - 1e-6), axis=1)
 
 
-def _outlook(
-    chip: str,
+Metrics = dict[tuple, np.ndarray]  # per virtual copy of one chip: ("peak",), ("trip", interlock), ("readout", name, t)
+
+
+def _simulate_in_chunks(
+    protocol: Protocol,
     rig: RigView,
+    chips: list[str],
+    n_chips: int,
+    runs: list[ChipRun],
+    times: np.ndarray,
+    timeline: Timeline,
+    simulator: Simulator,
+) -> list[Metrics]:
+    """Simulate ``CHUNK`` chips at a time and keep only what the report needs of each (memory stays
+    bounded: a chunk's states, not every chip's), per chip of the protocol in run order."""
+    units = {o.name: o.unit for o in get_model("liver_chip").observables}
+    position = np.repeat(np.arange(len(chips)), n_chips)
+    parts: list[dict[tuple, list[np.ndarray]]] = [{} for _ in chips]
+    for start in range(0, len(runs), CHUNK):
+        result = simulator(runs[start : start + CHUNK], times)
+        where = position[start : start + CHUNK]
+        for k in np.unique(where):
+            values = {name: np.asarray(result[name])[where == k] for name in OBSERVABLES}
+            reduced = _reduce(protocol, rig, chips[k], timeline.events[chips[k]], times, values, units)
+            for key, array in reduced.items():
+                parts[k].setdefault(key, []).append(array)
+    return [{key: np.concatenate(arrays) for key, arrays in part.items()} for part in parts]
+
+
+def _reduce(
+    protocol: Protocol,
+    rig: RigView,
+    chip: str,
     events: list[Event],
     times: np.ndarray,
     values: Mapping[str, np.ndarray],
-    runs_out: np.ndarray,
-    medium_min: np.ndarray,
-    trips: dict[str, float],
     units: Mapping[str, str],
-) -> ChipOutlook:
-    conc = values["drug_medium"]
-    peak = conc.max(axis=1)
-    limit = rig.chips[chip].max_concentration
-    limit_um = None if limit is None else magnitude(limit, "concentration")
-    over = np.zeros(peak.size, bool) if limit_um is None else peak > limit_um * (1 + 1e-9)
-    readouts = []
+) -> Metrics:
+    """What the report needs of each virtual copy of ``chip`` (rows of ``values``)."""
+    out: Metrics = {("peak",): values["drug_medium"].max(axis=1)}
+    for interlock in protocol.interlocks:
+        tripped = _tripped(rig, chip, interlock, times, values, units)
+        if tripped is not None:
+            out[("trip", str(interlock))] = tripped
     for event in events:
         if isinstance(event, SampleEvent):
             at = int(np.searchsorted(times, event.time_h))
             for name in ("drug_medium", "metabolite_medium"):
-                readouts.append(Readout(name, event.time_h, Spread.of(values[name][:, at], units[name])))
-    readouts.append(Readout("oxygen (lowest)", None, Spread.of(values["oxygen"].min(axis=1), units["oxygen"])))
-    readouts.append(Readout("viability (end)", float(times[-1]), Spread.of(values["viability"][:, -1], "1")))
+                out[("readout", name, event.time_h, units[name])] = values[name][:, at]
+    out[("readout", "oxygen (lowest)", None, units["oxygen"])] = values["oxygen"].min(axis=1)
+    out[("readout", "viability (end)", float(times[-1]), "1")] = values["viability"][:, -1]
+    return out
+
+
+def _outlook(chip: str, rig: RigView, metrics: Metrics, runs_out: np.ndarray, medium_min: np.ndarray) -> ChipOutlook:
+    peak = metrics[("peak",)]
+    limit = rig.chips[chip].max_concentration
+    limit_um = None if limit is None else magnitude(limit, "concentration")
+    over = np.zeros(peak.size, bool) if limit_um is None else peak > limit_um * (1 + 1e-9)
     return ChipOutlook(
         chip,
         limit_um,
         float(np.mean(over)),
         float(np.mean(runs_out)),
-        trips,
+        {key[1]: float(np.mean(v)) for key, v in metrics.items() if key[0] == "trip"},
         Spread.of(peak, "uM"),
         Spread.of(medium_min, "mL"),
-        readouts,
+        [Readout(key[1], key[2], Spread.of(v, key[3])) for key, v in metrics.items() if key[0] == "readout"],
     )
 
 

@@ -104,6 +104,24 @@ def test_two_processes_give_the_single_batchs_answers(one_chip):
     assert 0 < one.chips[0].p_interlock["oxygen < 60 % for 600 s -> safe_state, alarm"] < 1  # not a trivial case
 
 
+def test_chunks_give_the_single_batchs_answers(liver4, monkeypatch):
+    from protocols.language import virtual_chips as module
+    from protocols.language.api import load_protocol
+
+    protocol = load_protocol(EXAMPLES / "overnight_dosing.toml", liver4)
+    whole = virtual_chips(protocol, liver4, 10, seed=3)
+    sizes = []
+
+    def counted(runs, times):
+        sizes.append(len(runs))
+        return module.batched(runs, times)
+
+    monkeypatch.setattr(module, "CHUNK", 7)  # chunks straddle the chips of the protocol
+    chunked = virtual_chips(protocol, liver4, 10, seed=3, simulator=counted)
+    assert sizes == [7] * 5 + [5] and chunked.chips == whole.chips and chunked.p_run_stops == whole.p_run_stops
+    assert len(whole.chips[0].readouts) == 2 * 8 + 2  # drug and metabolite at 8 samples, oxygen, viability
+
+
 def test_bad_requests_are_refused(one_chip):
     protocol = parse_protocol(protocol_text('[[steps]]\nkind = "wait"\nduration = "1 h"\n'), one_chip)
     with pytest.raises(VirtualChipsError, match="between 1 and"):
