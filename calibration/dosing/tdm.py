@@ -111,6 +111,8 @@ def observations(levels: pd.DataFrame) -> pd.DataFrame:
 def current_regimen(levels: pd.DataFrame, interval_h: float | None = None) -> Regimen:
     """The last dose of the dataset (ADDL expanded) and the interval: ``interval_h``, else II, else
     the time between the last two doses."""
+    if interval_h is not None and not (np.isfinite(interval_h) and interval_h > 0):
+        raise CalibrationError(f"--interval {interval_h!r}: give the dosing interval in hours, a positive number")
     doses = levels[levels["EVID"].isin((1, 4)) & (pd.to_numeric(levels["AMT"], errors="coerce") > 0)]
     if doses.empty:
         raise CalibrationError("the levels file has no doses (EVID 1 rows with AMT in mg); add the doses given")
@@ -200,10 +202,20 @@ def learn(
         raise CalibrationError(f"a patient target is one of {', '.join(PATIENT_METRICS)}; got {target.metric!r}")
     if not 10 <= n_samples <= 100_000:
         raise CalibrationError(f"--samples {n_samples}: give between 10 and 100,000 posterior draws")
+    ids = pd.unique(levels["ID"])
+    if len(ids) != 1:
+        shown = ", ".join(f"{i:g}" if isinstance(i, float) else str(i) for i in ids[:5])
+        raise CalibrationError(
+            f"the levels hold {len(ids)} patients (IDs {shown}); give one patient's doses and levels"
+        )
     regimen = current_regimen(levels, interval_h)
     observed = observations(levels)
     if observed.empty:
         raise CalibrationError("the levels file has no measured levels (EVID 0 rows with a DV in mg/L)")
+    negative = observed[pd.to_numeric(observed["DV"]) < 0]
+    if not negative.empty:
+        where = f"line {negative.index[0]}" if negative.index.name == "line" else f"TIME {negative['TIME'].iloc[0]:g}"
+        raise CalibrationError(f"{where}: a level of {negative['DV'].iloc[0]:g} mg/L; a concentration is not negative")
     fixed = {"f1": float(np.ravel(pk.f_oral)[0])} if route == "oral" else {}
     forecast = Forecast(levels, [regimen.next_dose_h - 1e-9], n_samples, route, fixed)
     doses = levels[~levels.index.isin(observed.index) & (levels["EVID"] != 0)]

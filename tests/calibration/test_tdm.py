@@ -82,3 +82,17 @@ def test_one_dose_without_an_interval_is_refused(tmp_path):
     with pytest.raises(CalibrationError, match="--interval"):
         current_regimen(frame)
     assert current_regimen(frame, 8.0).next_dose_h == 8.0
+    with pytest.raises(CalibrationError, match="positive"):
+        current_regimen(frame, -8.0)
+
+
+def test_two_patients_or_a_negative_level_are_refused(tmp_path):
+    write_levels(tmp_path / "levels.csv")
+    data, _ = load_nonmem(tmp_path / "levels.csv")
+    prior, pk = library_prior(load_drug("metoprolol"), load_patient(PATIENT))
+    other = data.assign(ID=2)
+    with pytest.raises(CalibrationError, match="2 patients"):
+        learn(pd.concat([data, other]), prior, pk)
+    data.loc[data["EVID"] == 0, "DV"] = -data.loc[data["EVID"] == 0, "DV"]
+    with pytest.raises(CalibrationError, match="not negative"):
+        learn(data, prior, pk)
