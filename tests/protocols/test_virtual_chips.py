@@ -147,5 +147,6 @@ def test_cli_virtual_chips_json_and_a_bad_option():
     assert len(samples) == 8 and all(r["spread"]["p05"] <= r["spread"]["p50"] <= r["spread"]["p95"] for r in samples)
     table = runner.invoke(app, [*args, "--virtual-chips", "20"], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "Probability that an interlock trips" in table.stdout
+    assert runner.invoke(app, [*args, "--virtual-chips", "20", "--seed", "-1"]).exit_code == 2
     bad = runner.invoke(app, [*args, "--virtual-chips", "20", "--between-chip", "vmax=lots"])
     assert bad.exit_code == 2 and bad.stderr.strip().count("\n") == 0 and "--between-chip" in bad.stderr

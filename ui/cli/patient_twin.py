@@ -46,7 +46,7 @@ def update(
     route: Annotated[str, typer.Option(help="oral (oral_1cpt) or iv (iv_1cpt).")] = "oral",
     error_cv: Annotated[float, typer.Option(help="Proportional residual error of the levels (fixed).")] = 0.2,
     samples: Annotated[int, typer.Option(help="Posterior draws for the bands and the proposal.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Random seed of the posterior draws.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the posterior draws.", min=0)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Update the patient's twin level by level: estimate, forecast band, next dose."""

@@ -41,7 +41,7 @@ def check(
             help="Also run N virtual copies of each chip (posterior or prior draws plus between-chip variability).",
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed of the virtual chips.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed of the virtual chips.", min=0)] = 0,
     fit: Annotated[
         Optional[Path], typer.Option("--fit", help="Chip fit record (JSON) whose estimates and intervals to draw from.")
     ] = None,
