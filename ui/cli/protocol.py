@@ -55,6 +55,12 @@ def check(
     workers: Annotated[
         int, typer.Option(help="Processes for the virtual chips (2 halves the wall time on an idle 2-core machine).")
     ] = 1,
+    grid_min: Annotated[
+        float,
+        typer.Option(
+            "--grid-min", help="Virtual chips: minutes between predicted readings (interlocks are judged on them)."
+        ),
+    ] = 5.0,
 ) -> None:
     """Validate a protocol and dry-run it on the twin (and on N virtual chips)."""
     from protocols.errors import ProtocolError, ProtocolFileError
@@ -72,7 +78,7 @@ def check(
         _fail(ProtocolFileError(report.problems, file.name), file, as_json)
     virtual = None
     if virtual_chips is not None:
-        virtual = _virtual(protocol, rig_view, virtual_chips, seed, fit, between_chip, workers)
+        virtual = _virtual(protocol, rig_view, virtual_chips, seed, fit, between_chip, workers, grid_min)
     if as_json:
         document = {"valid": True, "file": str(file), "protocol": protocol.name, **report.to_dict()}
         if virtual is not None:
@@ -87,7 +93,14 @@ def check(
 
 
 def _virtual(
-    protocol, rig_view, n: int, seed: int, fit: Path | None, between_chip: str | None, workers: int
+    protocol,
+    rig_view,
+    n: int,
+    seed: int,
+    fit: Path | None,
+    between_chip: str | None,
+    workers: int,
+    grid_min: float,
 ) -> VirtualChipsReport:
     from protocols.language.virtual_chips import VirtualChipsError, batched, pooled, virtual_chips
     from ui.cli.design import read_fit
@@ -103,9 +116,13 @@ def _virtual(
             ) from None
     if not 1 <= workers <= 64:
         raise VirtualChipsError(f"--workers {workers}: give between 1 and 64 processes")
+    if not 0.1 <= grid_min <= 60:  # NaN fails too
+        raise VirtualChipsError(f"--grid-min {grid_min}: give between 0.1 and 60 minutes")
     record = read_fit(fit) if fit is not None else None
     simulator = batched if workers == 1 else pooled(workers)
-    return virtual_chips(protocol, rig_view, n, seed=seed, fit=record, between_chip_cv=cv, simulator=simulator)
+    return virtual_chips(
+        protocol, rig_view, n, seed=seed, fit=record, between_chip_cv=cv, simulator=simulator, grid_h=grid_min / 60
+    )
 
 
 def _fail(exc: ProtocolError, file: Path, as_json: bool) -> None:
