@@ -148,6 +148,8 @@ def test_cli_virtual_chips_json_and_a_bad_option():
     table = runner.invoke(app, [*args, "--virtual-chips", "20"], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "Probability that an interlock trips" in table.stdout
     assert runner.invoke(app, [*args, "--virtual-chips", "20", "--seed", "-1"]).exit_code == 2
+    forgot = runner.invoke(app, [*args, "--fit", fit, "--seed", "3"])
+    assert forgot.exit_code == 2 and "--fit, --seed apply to virtual chips; add --virtual-chips N" in forgot.stderr
     coarse = runner.invoke(app, [*args, "--virtual-chips", "20", "--grid-min", "15", "--json"])
     assert coarse.exit_code == 0 and json.loads(coarse.stdout)["virtual_chips"]["n_chips"] == 20
     assert "--grid-min 0.0" in runner.invoke(app, [*args, "--virtual-chips", "20", "--grid-min", "0"]).stderr

@@ -77,6 +77,14 @@ def check(
     if report.problems:
         _fail(ProtocolFileError(report.problems, file.name), file, as_json)
     virtual = None
+    stray = [o for o, v in (("--fit", fit), ("--between-chip", between_chip)) if v is not None]
+    stray += [
+        o for o, v, d in (("--seed", seed, 0), ("--workers", workers, 1), ("--grid-min", grid_min, 5.0)) if v != d
+    ]
+    if virtual_chips is None and stray:
+        from protocols.language.virtual_chips import VirtualChipsError
+
+        raise VirtualChipsError(f"{', '.join(stray)} apply to virtual chips; add --virtual-chips N (e.g. 1000)")
     if virtual_chips is not None:
         virtual = _virtual(protocol, rig_view, virtual_chips, seed, fit, between_chip, workers, grid_min)
     if as_json:
