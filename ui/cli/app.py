@@ -17,6 +17,7 @@ from ui.cli import (
     export,
     fit,
     panel,
+    patient_twin,
     patients,
     petab,
     protocol,
@@ -41,6 +42,7 @@ design.register(app)
 petab.register(app)
 dose.register(app)
 patients.register(app)
+patient_twin.register(app)  # patient update: learn from each level (TDM)
 panel.register(app)
 users.register(app)
 app.add_typer(store.db_app, name="db")

@@ -34,6 +34,7 @@ def _pages() -> dict[str, list[st.Page]]:
             _page("simulator.py", "Body-on-chip simulator", ":material/science:"),
             _page("predictor.py", "Drug response predictor", ":material/person:"),
             _page("population.py", "Virtual population", ":material/groups:"),
+            _page("tdm.py", "Learning patient twin", ":material/timeline:"),
         ],
         "Records": [_page("audit.py", "Audit and data", ":material/policy:")],
     }

@@ -8,6 +8,7 @@ from typing import Callable, TypeVar
 import streamlit as st
 from sqlalchemy import Engine
 
+from calibration.errors import CalibrationError
 from store.errors import StoreError
 from twin.errors import TwinError
 from ui.panel.auth import SignedIn, current, end_session
@@ -18,7 +19,7 @@ T = TypeVar("T")
 USER_KEY = "user"
 FLASH_KEY = "flash"
 ENDED_KEY = "session_ended"  # why the last session ended, shown once on the sign-in page
-SHOWN_ERRORS = (PanelError, StoreError, TwinError)
+SHOWN_ERRORS = (PanelError, StoreError, TwinError, CalibrationError)
 _log = logging.getLogger(__name__)
 
 
