@@ -13,6 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from calibration.io.lab import COLUMNS
 from twin.chip import Dose, Sample, simulate_chip
 
 CHIP_CONSTANTS = {"v_medium_ml": 1.0, "v_cell_ml": 0.0034, "n_cells_million": 1.0, "kla_per_h": 5.0}
@@ -71,20 +72,5 @@ def lab_rows(
 
 
 def write_lab_dataset(rows: Sequence[dict], path: str | Path) -> Path:
-    columns = [
-        "chip",
-        "time_h",
-        "event",
-        "amount_nmol",
-        "volume_ml",
-        "conc_um",
-        "observable",
-        "value",
-        "unit",
-        "v_medium_ml",
-        "v_cell_ml",
-        "n_cells_million",
-        "kla_per_h",
-    ]
-    pd.DataFrame(list(rows)).reindex(columns=columns).to_csv(path, index=False)
+    pd.DataFrame(list(rows)).reindex(columns=list(COLUMNS)).to_csv(path, index=False)
     return Path(path)

@@ -25,24 +25,12 @@ from calibration.errors import CalibrationError
 from calibration.estimate.individual import IndividualProblem, _bound_warnings
 from calibration.estimate.lab_fit import chip_problem
 from calibration.estimate.scoring import Evaluator, box, fisher_scoring, into_box, levenberg, objective_from
-from calibration.io.lab import CONSTANT_COLUMNS, ChipData, _apply_row, _constants
+from calibration.io.lab import COLUMNS, ChipData, _apply_row, _constants
 from calibration.io.record import FitRecord
 from calibration.uncertainty.information import from_hessian, natural_scale
 from twin.catalogue import get_model
 
 DECREMENT_TOL = 1e-2  # stop when the Newton decrement ½·gᵀH⁻¹g (−2LL units; ≈ 0.14 SE left) is below this
-_ROW_COLUMNS = (
-    "chip",
-    "time_h",
-    "event",
-    "amount_nmol",
-    "volume_ml",
-    "conc_um",
-    "observable",
-    "value",
-    "unit",
-    *CONSTANT_COLUMNS,
-)
 
 
 class LabProblemFactory:
@@ -71,7 +59,7 @@ class LabProblemFactory:
             where = f"streamed row {self.n_rows}"
             values = {
                 c: "" if row.get(c) is None or (isinstance(row.get(c), float) and np.isnan(row[c])) else str(row[c])
-                for c in _ROW_COLUMNS
+                for c in COLUMNS
             }
             record = type("Row", (), values)
             self.chip = self.chip or ChipData(values["chip"])
