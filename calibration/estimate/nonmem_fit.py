@@ -41,7 +41,8 @@ def fit_nonmem(
     mcmc: int = 0,
     problems: dict | None = None,
 ) -> FitRecord:
-    """``profile``/``mcmc``/``problems``: as in ``fit_lab`` (individual and pooled fits)."""
+    """``profile``/``mcmc``/``problems``: as in ``fit_lab`` (individual and pooled fits); a population fit
+    puts its problem under ``problems["population"]``."""
     post = partial(requested_uncertainty, profile=profile, mcmc=mcmc, problems=problems)
     if method not in METHODS:
         raise CalibrationError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
@@ -62,6 +63,8 @@ def fit_nonmem(
             )
         pop = PopulationModel(names, random, lognormal_individual(names, random), problem.predict, error_model)
         record = fit_population(pop, problem.population_data(), start, model_name=spec.name, model_version=spec.version)
+        if problems is not None:  # for the population plots (VPC, η, observed vs predicted)
+            problems["population"] = (problem, record)
     elif method == "pooled":
         record = _fit_pooled(problem, names, error_model, start, spec, n_starts, progress, post)
     else:

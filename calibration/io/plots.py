@@ -3,6 +3,8 @@
 - ``plot_profile``: Δ(−2LL) against the parameter (log axis), the 3.84 line, the interval.
 - ``plot_fit_band``: data and prediction per observable, with the 90 % band of the prediction
   from the parameter covariance (delta method on the log parameters).
+- Population fits: ``plot_vpc`` (visual predictive check), ``plot_etas`` (η against N(0, ω²), with
+  shrinkage) and ``plot_observed_vs_predicted`` (PRED and IPRED).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from matplotlib.figure import Figure
 from calibration.estimate.individual import IndividualProblem
 from calibration.io.record import FitRecord
 from calibration.uncertainty.profile import CHI2_95, Profile, optimum
+from calibration.uncertainty.vpc import Etas, Predictions, Vpc
 
 Z90 = 1.6448536269514722
 
@@ -115,4 +118,70 @@ def plot_fit_band(
         ax.set_xlabel(x_label)
         ax.legend(fontsize=8)
     figure.suptitle(f"{record.model} — {record.method} fit")
+    return _save(figure, path)
+
+
+def plot_vpc(check: Vpc, path: str | Path, unit: str = "", time_unit: str = "h") -> Path:
+    """Observations, their 5/50/95th percentiles per bin, and the simulated 90 % intervals of each."""
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(check.times_h, check.values, ".", color="0.6", ms=3, label="observations")
+    for k, (color, label) in enumerate((("C0", "5th"), ("C3", "50th"), ("C0", "95th"))):
+        ax.fill_between(
+            check.bin_time_h,
+            check.simulated[:, k, 0],
+            check.simulated[:, k, 2],
+            color=color,
+            alpha=0.18,
+            label=f"simulated {label} percentile, 90 % interval",
+        )
+        ax.plot(
+            check.bin_time_h,
+            check.observed[:, k],
+            "-o",
+            color=color,
+            ms=3,
+            lw=1.5,
+            label=f"observed {label} percentile",
+        )
+    ax.set_yscale("log" if np.all(check.values > 0) else "linear")
+    ax.set_xlabel(f"time ({time_unit})")
+    ax.set_ylabel(f"observation ({unit})" if unit else "observation (DV, in the dataset's unit)")
+    ax.set_title(f"Visual predictive check ({check.n_replicates} simulated replicates of the design)")
+    ax.legend(fontsize=7, loc="best")
+    return _save(figure, path)
+
+
+def plot_etas(etas: Etas, path: str | Path) -> Path:
+    """Each random effect's individual η beside its N(0, ω²), with the shrinkage."""
+    names = list(etas.values)
+    figure = Figure(figsize=(3.4 * len(names), 3.2), layout="constrained")
+    for k, name in enumerate(names):
+        ax = figure.add_subplot(1, len(names), k + 1)
+        values, sd = etas.values[name], etas.omega_sd[name]
+        ax.hist(values, bins=min(20, max(5, values.size // 4)), density=True, color="C0", alpha=0.5)
+        grid = np.linspace(-3.5 * sd, 3.5 * sd, 200)
+        ax.plot(grid, np.exp(-0.5 * (grid / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color="C3", label="N(0, ω²)")
+        ax.axvline(0.0, color="0.4", lw=0.8)
+        ax.set_xlabel(f"η {name} (log scale, dimensionless)")
+        ax.set_title(f"ω {sd:.3g}, shrinkage {100 * etas.shrinkage(name):.0f} %", fontsize=9)
+        ax.legend(fontsize=7)
+    return _save(figure, path)
+
+
+def plot_observed_vs_predicted(found: Predictions, path: str | Path, unit: str = "") -> Path:
+    """Observations against population (PRED) and individual (IPRED) predictions, with the identity line."""
+    figure = Figure(figsize=(8, 4), layout="constrained")
+    low = max(min(found.observed.min(), found.pred.min(), found.ipred.min()), 1e-12)
+    high = max(found.observed.max(), found.pred.max(), found.ipred.max())
+    suffix = f" ({unit})" if unit else ""
+    for k, (predicted, label) in enumerate(((found.pred, "PRED (η = 0)"), (found.ipred, "IPRED (η̂)"))):
+        ax = figure.add_subplot(1, 2, k + 1)
+        ax.plot(predicted, found.observed, ".", color="C0", ms=3)
+        ax.plot([low, high], [low, high], color="C3", lw=1)
+        if low > 0:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.set_xlabel(f"{label}{suffix}")
+        ax.set_ylabel(f"observed{suffix}")
     return _save(figure, path)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from ui.cli.fit_extras import print_uncertainty, save_plots
+from ui.cli.fit_extras import print_uncertainty, save_plots, save_population_plots
 from ui.cli.options import parse_assignments, parse_errors, parse_names
 
 if TYPE_CHECKING:
@@ -57,8 +57,10 @@ def fit(
     lab = detect_format(data) == "lab"
     if not chosen:
         method = "individual" if lab else "population"
-    if method == "population" and (profile or mcmc or plot):
-        raise CalibrationError("--profile, --mcmc and --plot work with --individual or --pooled fits")
+    if method == "population" and (profile or mcmc):
+        raise CalibrationError("--profile and --mcmc work with --individual or --pooled fits")
+    if method == "population" and plot and lab:
+        raise CalibrationError("--plot of a population fit (VPC, η, observed vs predicted) needs NONMEM-style data")
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task(f"fitting {model} ({method})", total=None)
@@ -76,7 +78,9 @@ def fit(
             record = fit_lab(data, model, method, error=parse_errors(error), **common)
         else:
             record = fit_nonmem(data, model, method, error=error, scale=scale, **common)
-    if plot and method != "population":
+    if plot and method == "population":
+        save_population_plots(problems, plot, error)
+    elif plot:
         save_plots(problems, plot)
     if out:
         out.write_text(record.to_json())

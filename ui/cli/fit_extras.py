@@ -50,3 +50,18 @@ def print_uncertainty(record: FitRecord, console: Console) -> None:
             )
             for name, s in mcmc.summary.items():
                 console.print(f"  {name}: median {s.median:.4g}, 95 % {s.ci95[0]:.4g} – {s.ci95[1]:.4g}")
+
+
+def save_population_plots(problems: dict, directory: Path, error: str) -> list[Path]:
+    """vpc.png, eta.png and observed_vs_predicted.png of a population fit of NONMEM-style data."""
+    from calibration.estimate.error_models import ErrorModel
+    from calibration.io.plots import plot_etas, plot_observed_vs_predicted, plot_vpc
+    from calibration.uncertainty.vpc import individual_etas, predictions, vpc
+
+    problem, record = problems["population"]
+    check = vpc(problem, record, ErrorModel(error))
+    return [
+        plot_vpc(check, directory / "vpc.png"),
+        plot_etas(individual_etas(record), directory / "eta.png"),
+        plot_observed_vs_predicted(predictions(problem, record), directory / "observed_vs_predicted.png"),
+    ]
