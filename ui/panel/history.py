@@ -210,7 +210,9 @@ def table(records: list[DecisionRecord], outcomes: dict[int, list[Observed]], st
                 "decided by": r.who,
                 "reason": r.reason,
                 "signed": r.signed,
-                "decided (UTC)": None if r.decided_utc_s is None else pd.Timestamp(r.decided_utc_s, unit="s", tz="UTC"),
+                "decided (UTC)": None
+                if r.decided_utc_s is None
+                else pd.Timestamp(r.decided_utc_s, unit="s", tz="UTC").floor("s"),
                 "proposed (h into the run)": None if start is None else round((r.created_utc_s - start) / 3600.0, 2),
                 "outcome": outcome_summary(outcomes.get(r.proposal_id, [])),
             }
