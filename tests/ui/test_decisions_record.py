@@ -291,3 +291,20 @@ def test_runs_list_and_show_with_the_checkpoint_and_a_timeline(decided):
     assert shown.exit_code == 0 and "run 1: running" in shown.stdout and "approve" in shown.stdout
     missing = _cli("runs", "show", "42", "--db", url)
     assert missing.exit_code == 2 and "there is no run 42" in missing.stderr
+
+
+def test_runs_show_names_the_current_and_next_step_of_the_stored_protocol(lab):
+    from protocols.demo.setup import PROTOCOL
+    from store.repositories import runs
+
+    engine = make_engine(lab.url)
+    with engine.begin() as c:
+        run_id, _sha = runs.create(c, lab.rig_id, PROTOCOL.read_text(encoding="utf-8"), 3600.0)
+        runs.checkpoint(c, run_id, {"step": 16, "started_utc_s": T0})
+    engine.dispose()
+    view = json.loads(_cli("runs", "show", str(run_id), "--json", "--db", lab.url).stdout)
+    assert view["steps_total"] == 19 and view["state"] == "created"
+    assert view["current_step"] == {"index": 16, "kind": "approve"}  # the last round's, signed by a person
+    assert view["next_step"] == {"index": 17, "kind": "execute"}
+    shown = _cli("runs", "show", str(run_id), "--db", lab.url).stdout
+    assert "current step: 17/19 approve · next: 18/19 execute" in shown
