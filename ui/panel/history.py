@@ -206,15 +206,15 @@ def table(records: list[DecisionRecord], outcomes: dict[int, list[Observed]], st
                 "proposal": r.proposal_id,
                 "run": r.run_id,
                 "status": r.status,
-                "doses (µM)": ", ".join(f"{c} {d:g}" for c, d in r.doses_um.items()),
                 "decided by": r.who,
-                "reason": r.reason,
                 "signed": r.signed,
+                "reason": r.reason,
                 "decided (UTC)": None
                 if r.decided_utc_s is None
                 else pd.Timestamp(r.decided_utc_s, unit="s", tz="UTC").floor("s"),
-                "proposed (h into the run)": None if start is None else round((r.created_utc_s - start) / 3600.0, 2),
                 "outcome": outcome_summary(outcomes.get(r.proposal_id, [])),
+                "doses (µM)": ", ".join(f"{c} {d:g}" for c, d in r.doses_um.items()),
+                "proposed (h into the run)": None if start is None else round((r.created_utc_s - start) / 3600.0, 2),
             }
         )
     return pd.DataFrame(rows)
