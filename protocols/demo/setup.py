@@ -19,7 +19,7 @@ from protocols.run.bench import SimBench
 from protocols.run.runner import Runner
 from store.engine import make_engine
 from store.migrate import upgrade
-from store.repositories import fits, runs
+from store.repositories import fits, proposals, runs
 from store.schema import Alarm, Command, DoseEvent, Reading
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -111,6 +111,16 @@ def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> d
                 .order_by(Alarm.id)
             ).all()
         ]
+        decisions = [
+            {
+                "proposal_id": item.proposal.id,
+                "status": item.proposal.status,
+                "decided_by": item.approvals[-1].decided_by if item.approvals else None,
+                "signed": bool(item.approvals and item.approvals[-1].signature),
+                "reason": item.approvals[-1].reason if item.approvals else "",
+            }
+            for item in reversed(proposals.history(c, run_id))
+        ]
     rounds = []
     for k, fit in enumerate(run_fits, 1):
         record = json.loads(fit.record_json)
@@ -135,6 +145,7 @@ def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> d
         "doses_executed": doses,
         "intents_confirmed": confirmed,
         "alarms": alarms,
+        "decisions": decisions,  # each proposal, oldest first: who (a user, or policy:NAME) decided, signed, why
         "per_round": rounds,
         "truth": truth,
     }

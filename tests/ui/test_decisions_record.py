@@ -308,3 +308,20 @@ def test_runs_show_names_the_current_and_next_step_of_the_stored_protocol(lab):
     assert view["next_step"] == {"index": 17, "kind": "execute"}
     shown = _cli("runs", "show", str(run_id), "--db", lab.url).stdout
     assert "current step: 17/19 approve · next: 18/19 execute" in shown
+
+
+def test_the_demo_summary_lists_each_decision_oldest_first(decided):
+    from protocols.demo.setup import summarise
+
+    summary = summarise(make_engine(decided.lab.url), decided.lab.run_id, {})
+    decisions = {d["proposal_id"]: d for d in summary["decisions"]}
+    assert list(decisions) == sorted(decisions)
+    assert decisions[decided.executed]["decided_by"] == "policy:auto_within_bounds"
+    assert decisions[decided.rejected] == {
+        "proposal_id": decided.rejected,
+        "status": "rejected",
+        "decided_by": "sam",
+        "signed": True,
+        "reason": "50 uM is too close to the tox limit",
+    }
+    assert decisions[decided.expired]["decided_by"] is None
