@@ -232,8 +232,8 @@ def test_approve_from_the_command_line_needs_the_signers_own_password(decided):
     assert request.run_id == decided.lab.run_id and json.loads(request.payload_json)["proposal_id"] == pid
     sealed = _rows(url, select(AuditEntry).where(AuditEntry.action == "proposal.approve"))
     assert [(e.actor, e.entity, e.entity_id) for e in sealed] == [("sam", "approval", str(approval.id))]
-    refused = [e.actor for e in _rows(url, select(AuditEntry).where(AuditEntry.action == "panel.sign_in_refused"))]
-    assert refused == ["sam"]  # the wrong signature is on the record too
+    refused = [e.actor for e in _rows(url, select(AuditEntry).where(AuditEntry.action == "cli.sign_in_refused"))]
+    assert refused == ["sam"]  # the wrong signature is on the record too, as the command line's
     assert verify_audit(make_engine(url)).intact
 
     again = _cli(*args, "--user", "sam", stdin=PASSWORDS["sam"] + "\n")

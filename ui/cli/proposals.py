@@ -91,7 +91,7 @@ def _decide(action: str, proposal_id: int, reason: str, username: str, password_
             password = sys.stdin.readline().rstrip("\r\n")
         else:
             password = typer.prompt(f"Signature: the password of {username}", hide_input=True)
-        who = sign_in(engine, username, password)  # audited, refused or not
+        who = sign_in(engine, username, password, where="cli")  # audited (cli.sign_in[_refused])
         if who is None:
             raise NotAllowed(f"the signature does not match: {username!r} is not an active user with that password")
         done = decide(engine, who, proposal_id, action, reason, password)
