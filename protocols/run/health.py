@@ -31,12 +31,12 @@ class InstrumentStates:
 
     def observe(self) -> None:
         """Write every instrument whose state changed since it was last written."""
-        with self._lock:
+        with self._lock:  # held while writing: two pollers never store an older state over a newer one
             changed = {
                 name: state
                 for name in self.instrument_ids
                 if (state := self.state_of(name)) is not None and self.written.get(name) != state
             }
-            self.written.update(changed)
-        if changed:
-            self.recorder.instrument_states({self.instrument_ids[n]: s for n, s in changed.items()})
+            if changed:
+                self.recorder.instrument_states({self.instrument_ids[n]: s for n, s in changed.items()})
+                self.written.update(changed)
