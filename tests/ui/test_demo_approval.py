@@ -66,3 +66,63 @@ def test_the_demo_says_which_proposal_waits_and_how_to_approve_it():
     assert "motor stalled" not in said
     assert "proposal 3 (20 uM" in said and "Proposals page" in said
     assert 'chiptwin proposals approve 3 --reason "..." --user demo-scientist --db chiptwin-demo.db' in said
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path, encoding="ascii") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+def test_the_demos_sigterm_to_its_panel_also_stops_streamlit(tmp_path):
+    """`chiptwin demo` ends its panel with SIGTERM (``ui.cli.run._stop``): the streamlit server the
+    panel started must go with it, not linger serving the port."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from store import make_engine
+    from store.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    upgrade(make_engine(url, create=True))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    panel = subprocess.Popen(
+        [sys.executable, "-m", "ui.cli.app", "panel", "--db", url, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (streamlit := _children(panel.pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert streamlit, "the panel started no streamlit server"
+        panel.send_signal(signal.SIGTERM)  # to the panel command only, as the demo does
+        panel.wait(timeout=15)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in streamlit) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in streamlit), "streamlit outlived the panel command"
+    finally:  # whatever is left of the panel's session (its own group): nothing outlives the test
+        try:
+            os.killpg(panel.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        panel.wait(timeout=10)
