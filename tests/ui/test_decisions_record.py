@@ -242,19 +242,11 @@ def test_approve_from_the_command_line_needs_the_signers_own_password(decided):
 
 def test_reject_from_the_command_line_and_a_missing_proposal(decided):
     url, pid = decided.lab.url, decided.lab.proposal_id
+    # without --password-stdin the signature is asked for, and not echoed
     done = _cli(
-        "proposals",
-        "reject",
-        str(pid),
-        "--reason",
-        "no",
-        "--user",
-        "sam",
-        "--password-stdin",
-        "--db",
-        url,
-        stdin=PASSWORDS["sam"] + "\n",
+        "proposals", "reject", str(pid), "--reason", "no", "--user", "sam", "--db", url, stdin=PASSWORDS["sam"] + "\n"
     )
+    assert "Signature: the password of sam" in done.output and PASSWORDS["sam"] not in done.output
     assert done.exit_code == 0 and f"proposal {pid} rejected by sam" in done.stdout
     assert _rows(url, select(Proposal.status).where(Proposal.id == pid))[0].status == "rejected"
     missing = _cli(
