@@ -279,8 +279,10 @@ def test_runs_list_and_show_with_the_checkpoint_and_a_timeline(decided):
         (2, "approve", "running"),
     ]
     assert view["timeline"][1]["start_h"] == pytest.approx(1.0)
+    assert view["proposals_pending"] == [decided.lab.proposal_id]
     shown = _cli("runs", "show", str(run_id), "--db", url)
     assert shown.exit_code == 0 and "run 1: running" in shown.stdout and "approve" in shown.stdout
+    assert f"proposal {decided.lab.proposal_id} waits for a decision: chiptwin proposals approve" in shown.stdout
     missing = _cli("runs", "show", "42", "--db", url)
     assert missing.exit_code == 2 and "there is no run 42" in missing.stderr
 

@@ -74,9 +74,11 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
     """A run's state, checkpoint, current and next step, and its steps so far (JSON-ready)."""
     from protocols.errors import ProtocolError
     from protocols.language.api import expand, parse_protocol
-    from store.repositories import runs
+    from store.repositories import proposals, runs
+    from store.states import ProposalStatus
 
     row = runs.get(engine, run_id)
+    pending = [p.id for p in proposals.of_run(engine, run_id) if p.status == ProposalStatus.PENDING]
     steps = runs.steps(engine, run_id)
     try:
         kinds = [s.kind for s in expand(parse_protocol(row.protocol_text, None, f"run {run_id}").steps)]
@@ -101,6 +103,7 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
         "steps_total": total,
         "current_step": None if finished else {"index": at, "kind": step_name(at)},
         "next_step": None if finished or step_name(at + 1) is None else {"index": at + 1, "kind": step_name(at + 1)},
+        "proposals_pending": pending,  # what a parked approve step waits for
         "timeline": [
             {
                 "index": s.index,
@@ -147,6 +150,12 @@ def runs_show(
         )
         + ("" if following is None else f" · next: {following['index'] + 1}/{total} {following['kind']}")
     )
+    for proposal_id in view["proposals_pending"]:
+        out.print(
+            f"proposal {proposal_id} waits for a decision: chiptwin proposals approve {proposal_id} "
+            '--reason "..." --user NAME (or reject)',
+            highlight=False,
+        )
     timeline = view["timeline"][-TIMELINE_STEPS:]
     table = Table(title=f"steps started: {len(view['timeline'])} (times in hours since the run started)")
     for column in ("step", "kind", "state", "start (h)", "end (h)"):
