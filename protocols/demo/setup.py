@@ -19,13 +19,21 @@ from protocols.run.bench import SimBench
 from protocols.run.runner import Runner
 from store.engine import make_engine
 from store.migrate import upgrade
-from store.repositories import fits, runs
+from store.repositories import fits, proposals, runs
 from store.schema import Alarm, Command, DoseEvent, Reading
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RIG = EXAMPLES / "rigs" / "liver4.toml"
 SCENARIO = EXAMPLES / "scenarios" / "liver4_truth.toml"
 PROTOCOL = EXAMPLES / "protocols" / "closed_loop_liver.toml"
+PERSON_APPROVES = 'policy = "manual"'  # the protocol's last round waits for a person's signed approval
+POLICY_APPROVES = 'policy = "auto_within_bounds"'
+
+
+def unattended(protocol_text: str) -> str:
+    """The protocol with every manual approval made a policy's (inside the same bounds): for a demo
+    nobody watches (`chiptwin demo --no-panel`). The run stores this text, so its record says so."""
+    return protocol_text.replace(PERSON_APPROVES, POLICY_APPROVES)
 
 
 def prepare_store(db: str) -> None:
@@ -40,8 +48,17 @@ def run_demo(
     clock_rate: float = 3600.0,
     progress: Callable[[int, int, str], None] | None = None,
     protocol_path: Path = PROTOCOL,
+    person_approves: bool = False,
+    on_alarm: Callable[[str, str, str], None] | None = None,
 ) -> dict[str, Any]:
+    """Run the closed loop on the simulated rig and summarise it. With ``person_approves`` the
+    protocol's manual approvals wait for a person (the panel, or `chiptwin proposals approve`);
+    without, a policy approves them. ``on_alarm(severity, source, message)`` hears every alarm
+    as it is raised (the waiting-for-approval notice among them)."""
     wall_start = time.perf_counter()
+    text = protocol_path.read_text(encoding="utf-8")
+    if not person_approves:
+        text = unattended(text)
     engine = make_engine(db, create=True)
     upgrade(engine)
     rig = load_rig(RIG)
@@ -50,7 +67,7 @@ def run_demo(
     with SimulatedRig(rig, scenario, AcceleratedClock.starting_now(clock_rate)) as sim:
         with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
             runner = Runner.create(
-                protocol_path.read_text(encoding="utf-8"),
+                text,
                 rig,
                 engine,
                 devices,
@@ -59,6 +76,8 @@ def run_demo(
                 bench=SimBench(sim),
                 progress=progress,
             )
+            if on_alarm is not None and runner.ctx.recorder.alarm_hook is None:
+                runner.ctx.recorder.alarm_hook = on_alarm
             state = runner.run()
     summary = summarise(engine, runner.run_id, {c: scenario.truth_for(c) for c in names["chips"]})
     summary.update(
@@ -92,6 +111,16 @@ def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> d
                 .order_by(Alarm.id)
             ).all()
         ]
+        decisions = [
+            {
+                "proposal_id": item.proposal.id,
+                "status": item.proposal.status,
+                "decided_by": item.approvals[-1].decided_by if item.approvals else None,
+                "signed": bool(item.approvals and item.approvals[-1].signature),
+                "reason": item.approvals[-1].reason if item.approvals else "",
+            }
+            for item in reversed(proposals.history(c, run_id))
+        ]
     rounds = []
     for k, fit in enumerate(run_fits, 1):
         record = json.loads(fit.record_json)
@@ -116,6 +145,7 @@ def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> d
         "doses_executed": doses,
         "intents_confirmed": confirmed,
         "alarms": alarms,
+        "decisions": decisions,  # each proposal, oldest first: who (a user, or policy:NAME) decided, signed, why
         "per_round": rounds,
         "truth": truth,
     }

@@ -12,6 +12,7 @@ watcher keeps answering.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from sqlalchemy import func, select
@@ -157,10 +158,11 @@ def _designs(proposal: Any) -> dict[str, ChipDesign]:
 def _decide(
     ctx: Any, proposal_id: int, decision: ProposalStatus, actor: str, reason: str, approval_id: int | None = None
 ) -> None:
-    """Record the decision; a signed Approval the panel already wrote is not written twice."""
+    """Record the decision; a signed Approval the panel already wrote is not written twice. A decision's
+    time is wall-clock time (as a person's is), never the run's possibly accelerated clock."""
     with ctx.recorder.tx() as c:
         if approval_id is None:
-            approval_id = proposals.add_approval(c, proposal_id, actor, decision, reason, ctx.clock.now_s())
+            approval_id = proposals.add_approval(c, proposal_id, actor, decision, reason, time.time())
             ctx.recorder.seal(
                 c, "approval", approval_id, f"approval.{decision}", {"proposal_id": proposal_id}, actor=actor
             )

@@ -35,10 +35,16 @@ class StoreSink:
     """
 
     def __init__(
-        self, recorder: Recorder, channel_ids: dict[str, int], monitor: Monitor, alarm: AlarmFn | None = None
+        self,
+        recorder: Recorder,
+        channel_ids: dict[str, int],
+        monitor: Monitor,
+        alarm: AlarmFn | None = None,
+        states: Callable[[], None] | None = None,
     ) -> None:
         self.recorder, self.channel_ids, self.monitor = recorder, channel_ids, monitor
         self.alarm = alarm
+        self.states = states  # after every poll: instruments' connection states to the store when they change
         self.failing: set[str] = set()
         self._failing_lock = threading.Lock()  # one worker thread per bus calls health()
         self.stored = 0
@@ -51,6 +57,8 @@ class StoreSink:
 
     def health(self, channel: str, error: str) -> None:
         """After every poll of ``channel``: ``error`` is "" when the read succeeded."""
+        if self.states is not None:
+            self.states()
         if self.alarm is None:
             return
         with self._failing_lock:

@@ -169,6 +169,12 @@ class Recorder:
         with self.tx() as c:
             c.execute(update(Step).where(Step.run_id == run_id, Step.index == index).values(**values))
 
+    def instrument_states(self, states: dict[int, str]) -> None:
+        """Instrument id → its connection state (ok / degraded / reconnecting / lost), as the drivers report it."""
+        with self.tx() as c:
+            for instrument_id, state in states.items():
+                c.execute(update(Instrument).where(Instrument.id == instrument_id).values(connection_state=state))
+
     def alarm(self, rig_id: int | None, run_id: int | None, severity: str, source: str, message: str) -> None:
         with self.tx() as c:
             alarm_id = c.execute(

@@ -35,6 +35,7 @@ from protocols.run.acquire import StoreSink, start_poller
 from protocols.run.actions import StepAction
 from protocols.run.bench import Bench
 from protocols.run.control import Aborted, Control
+from protocols.run.health import InstrumentStates
 from protocols.run.intents import IntentLog, NeedsPerson
 from protocols.run.interlocks import Monitor
 from protocols.run.notify import Notifier
@@ -84,6 +85,7 @@ class Runner:
             on_blind=self._blind,
             poll_periods_s={c.name: c.poll_period_s for c in ctx.rig.channels},
         )
+        self.instrument_states = InstrumentStates(ctx.recorder, ctx.devices, ctx.ids["instruments"])
         self.sink = StoreSink(
             ctx.recorder,
             ctx.ids["channels"],
@@ -91,6 +93,7 @@ class Runner:
             alarm=lambda severity, source, message: ctx.recorder.alarm(
                 ctx.rig_id, ctx.run_id, severity, source, message
             ),
+            states=self.instrument_states.observe,
         )
         self.watcher = RequestWatcher(ctx.recorder, ctx.run_id, self.control, self.intents.busy)
         self.poller: Any = None
@@ -214,6 +217,7 @@ class Runner:
             ctx.recorder.set_state(ctx.run_id, self.control.state, why)
 
     def _start_threads(self) -> None:
+        self.instrument_states.observe()  # every instrument's state as the run starts (lost: no driver)
         self.poller, skipped = start_poller(self.ctx.rig, self.ctx.devices, self.sink, self.ctx.clock)
         for why in skipped:
             self.ctx.recorder.alarm(self.ctx.rig_id, self.ctx.run_id, "warning", "acquisition", f"not polled: {why}")

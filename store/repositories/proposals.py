@@ -119,3 +119,32 @@ def approvals(source: Engine | Connection, proposal_id: int) -> list[Approval]:
     """Who decided the proposal, oldest decision first."""
     query = select(Approval).where(col(Approval.proposal_id) == proposal_id).order_by(col(Approval.decided_utc_s))
     return [Approval(**r._mapping) for r in read(source, query).all()]
+
+
+@dataclass(frozen=True)
+class ProposalHistory:
+    """A proposal with every decision on it (a policy's, a person's signed one), oldest decision first."""
+
+    proposal: Proposal
+    approvals: tuple[Approval, ...]
+
+
+def history(source: Engine | Connection, run_id: int | None = None) -> list[ProposalHistory]:
+    """Every proposal (of one run, or of all runs), newest first, each with its decisions."""
+    query = select(Proposal).order_by(col(Proposal.id).desc())
+    if run_id is not None:
+        query = query.where(col(Proposal.run_id) == run_id)
+    found = [Proposal(**r._mapping) for r in read(source, query).all()]
+    ids = [p.id for p in found if p.id is not None]
+    decided: dict[int, list[Approval]] = {}
+    if ids:
+        rows = read(
+            source,
+            select(Approval)
+            .where(col(Approval.proposal_id).in_(ids))
+            .order_by(col(Approval.decided_utc_s), col(Approval.id)),
+        ).all()
+        for r in rows:
+            approval = Approval(**r._mapping)
+            decided.setdefault(approval.proposal_id, []).append(approval)
+    return [ProposalHistory(p, tuple(decided.get(p.id or 0, ()))) for p in found]

@@ -13,7 +13,7 @@ from sqlmodel import col
 from store.errors import StoreError
 from store.repositories.reading import new_id
 from store.repositories.reading import read as _read
-from store.schema import ProtocolRun, Rig
+from store.schema import ProtocolRun, Rig, Step
 from store.states import FINAL_RUN_STATES, RunState
 
 
@@ -113,3 +113,9 @@ def latest_ids(source: Engine | Connection, n: int) -> list[int]:
             for row in _read(source, select(col(ProtocolRun.id)).order_by(col(ProtocolRun.id).desc()).limit(n)).all()
         )
     ]
+
+
+def steps(source: Engine | Connection, run_id: int) -> list[Step]:
+    """The steps a run has started, in order (the runner writes one row as each step starts)."""
+    query = select(Step).where(col(Step.run_id) == run_id).order_by(col(Step.index))
+    return [Step(**r._mapping) for r in _read(source, query).all()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from store.repositories import fits, proposals
 from store.repositories.fits import NewFit
@@ -10,6 +11,7 @@ from store.repositories.proposals import NewProposal
 from store.schema import Alarm, Approval, AuditEntry, DoseEvent, Proposal, ProtocolRun
 from tests.protocols.runner_helpers import Background, protocol_text, sim_runner, wait_until
 from tests.protocols.test_notify import _servers
+from ui.cli.app import app as cli
 from ui.panel.auth import add_user, sign_in
 from ui.panel.decisions import decide
 
@@ -50,7 +52,7 @@ def _run_state(runner) -> str:  # noqa: ANN001
     return next(r.state for r in _rows(runner, ProtocolRun) if r.id == runner.run_id)
 
 
-def _decided_by_a_scientist(tmp_path, action: str):  # noqa: ANN001, ANN202
+def _decided_by_a_scientist(tmp_path, action: str, via_cli: bool = False):  # noqa: ANN001, ANN202
     """Run calibrate, propose (both found in the store), approve → execute on an 80 uM proposal (bounds: 50 uM); ``action`` it from the panel as a scientist."""
     with _servers() as (_smtp, hook):
         text = protocol_text(STEPS.replace("{port}", str(hook.server_address[1])))
@@ -112,7 +114,15 @@ def _decided_by_a_scientist(tmp_path, action: str):  # noqa: ANN001, ANN202
                 assert post["event"] == "approval" and post["proposal_id"] == pid and post["run_id"] == runner.run_id
                 alarms = [a for a in _rows(runner, Alarm) if a.source == "approval"]
                 assert alarms and "waiting for approval" in alarms[0].message and "80 uM" in alarms[0].message
-                decide(engine, sign_in(engine, "sam", PASSWORD), pid, action, "checked the tox data", PASSWORD)
+                if via_cli:  # `chiptwin proposals approve|reject`, headless: the same signed decision
+                    url = engine.url.render_as_string(hide_password=False)
+                    args = [action, str(pid), "--reason", "checked the tox data", "--user", "sam"]
+                    result = CliRunner().invoke(
+                        cli, ["proposals", *args, "--password-stdin", "--db", url], input=PASSWORD + "\n"
+                    )
+                    assert result.exit_code == 0, result.output
+                else:
+                    decide(engine, sign_in(engine, "sam", PASSWORD), pid, action, "checked the tox data", PASSWORD)
                 assert background.result(30.0) == "done"
             finally:
                 runner.control.stop("aborted", "test over")
@@ -141,3 +151,11 @@ def test_a_rejection_gives_no_dose_and_the_run_goes_on(tmp_path) -> None:
     assert {a.decision for a in _rows(runner, Approval) if a.proposal_id == pid} == {"rejected"}
     assert not _rows(runner, DoseEvent)
     assert ("sam", "proposal.reject") in [(e.actor, e.action) for e in _rows(runner, AuditEntry)]
+
+
+def test_a_parked_run_goes_on_when_a_scientist_approves_from_the_command_line(tmp_path) -> None:
+    runner, pid = _decided_by_a_scientist(tmp_path, "approve", via_cli=True)
+    (approval,) = [a for a in _rows(runner, Approval) if a.proposal_id == pid]
+    assert (approval.decided_by, approval.decision) == ("sam", "approved") and approval.signature.startswith("sha256:")
+    assert next(p.status for p in _rows(runner, Proposal) if p.id == pid) == "executed"
+    assert len(_rows(runner, DoseEvent)) == 1

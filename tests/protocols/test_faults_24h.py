@@ -68,6 +68,13 @@ def overnight(tmp_path_factory):
     text = protocol_text(STEPS, '"pressure > 250 mbar for 10 s -> safe_state, alarm"')
     started = time.monotonic()
     with sim_runner(tmp_path_factory.mktemp("overnight"), text, SCENARIO, rate=RATE) as (runner, sim):
+        names = {i: n for n, i in runner.ctx.ids["instruments"].items()}
+        written: list[tuple[str, str]] = []  # (instrument, state) as the runner stores them
+        store_states = runner.ctx.recorder.instrument_states
+        runner.ctx.recorder.instrument_states = lambda states: (  # type: ignore[method-assign]
+            written.extend((names[i], s) for i, s in states.items()),
+            store_states(states),
+        )
         background = Background(runner)
         try:
             # the run ends, or parks (instruments safe) and waits for a person: both are safe outcomes
@@ -90,6 +97,7 @@ def overnight(tmp_path_factory):
         doses=doses,
         wall_s=time.monotonic() - started,
         safe_state_log=safe_state_log,
+        states=written,
     )
 
 
@@ -114,3 +122,11 @@ def test_faults_the_drivers_cannot_ride_out_raise_alarms(overnight) -> None:
     # the alarm comes from the poller's health hook, not from the stored readings
     sources = {alarm.source for alarm in overnight["alarms"] if alarm.severity == "warning"}
     assert "instrument:chip1_o2" in sources, f"faults {sorted(overnight['fired'])} fired; alarms: {sources}"
+
+
+def test_the_runner_records_the_dropped_sensors_connection_state(overnight) -> None:
+    """The overview's instrument health (#12 item 4): a device the drivers give up on is not 'ok' in the store."""
+    do1 = [state for name, state in overnight["states"] if name == "do1"]
+    assert do1, overnight["states"]
+    assert set(do1) & {"degraded", "reconnecting", "lost"}, f"do1 went {do1}"
+    assert all(a != b for a, b in zip(do1, do1[1:])), do1  # written on a change only

@@ -163,6 +163,10 @@ def test_the_panel_in_a_real_browser(panel):
             audited = _rows(lab.url, select(AuditEntry.actor).where(AuditEntry.action == "proposal.approve"))
             assert [a.actor for a in audited] == ["sam"]
             page.get_by_text("No proposal waits for a decision.").wait_for()
+            # the decision is in the history below, with who signed it and why (#12 item 5)
+            page.get_by_role("heading", name="History").wait_for()
+            for said in ("approved", "sam (signed)", "most informative next dose"):  # the grid's accessible cells
+                page.locator('td[role="gridcell"]', has_text=said).first.wait_for(state="attached")
 
             _go(page, "Model review", "Model review")
             _eventually(lambda: page.locator(".vega-embed").count() >= 2, "the review plots")

@@ -20,11 +20,13 @@ from ui.cli import (
     patient_twin,
     patients,
     petab,
+    proposals,
     protocol,
     report,
     rig,
     rig_status,
     run,
+    runs,
     sbml,
     simulate,
     store,
@@ -52,6 +54,8 @@ trial.register(app)  # trial simulate, analyze, size (PROCOVA)
 translate.register(app)  # chip fit → IVIVE → patient
 report.register(app)  # report RUN: the study report (PDF)
 export.register(app)  # export RUN: assays, doses, samples, readings, lab (CSV / Parquet)
+proposals.register(app)  # proposals list, approve, reject (signed, as in the panel)
+runs.register(app)  # runs list, runs show RUN
 
 devices_app = typer.Typer(help="Instruments of a rig.", no_args_is_help=True)
 protocol_app = typer.Typer(help="Protocol files.", no_args_is_help=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -94,12 +95,17 @@ def panel(
     for name, password in passwords.items():
         typer.echo(f"  sign in as {name} ({DEMO_USERS[name]}) with password {password}", err=True)
     process = subprocess.Popen(streamlit_command(port, host), env=env)
+    signal.signal(signal.SIGTERM, _interrupted)  # `chiptwin demo` stops its panel with SIGTERM: stop streamlit too
     try:
         code = process.wait()
     except KeyboardInterrupt:
         process.terminate()
         code = process.wait(timeout=10)
     raise typer.Exit(code)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

@@ -149,16 +149,28 @@ def demo(
     db: Annotated[str, typer.Option(help="SQLite file for the demo's store.")] = DEFAULT_DEMO_DB,
     clock_rate: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 3600.0,
     port: Annotated[int, typer.Option("--port", help="TCP port of the control panel.")] = 8501,
+    person_approves: Annotated[
+        Optional[bool],
+        typer.Option(
+            "--person-approves-last/--policy-approves-all",
+            help="Whether the last round's proposal waits for a person's signed approval (default: yes with "
+            "the panel, no with --no-panel, which then runs unattended).",
+        ),
+    ] = None,
 ) -> None:
     """The main job: simulated rig + closed loop (calibrate → propose → approve → execute) + summary.
 
     With the panel (the default), the store is made first, the panel starts on it with a demo
-    scientist and technician whose passwords are printed once, and after the summary the panel
-    keeps serving in the foreground until Ctrl-C, which stops it."""
+    scientist and technician whose passwords are printed once, the last round's proposal waits
+    for a signed approval (the panel's Proposals page, or `chiptwin proposals approve`), and after
+    the summary the panel keeps serving in the foreground until Ctrl-C, which stops it. With
+    --no-panel every proposal is approved by the protocol's policy bounds, so the demo runs
+    unattended (CI, scripts)."""
     from protocols.demo.setup import prepare_store, run_demo
     from protocols.demo.summary import summary_tables
 
     console = Console(stderr=True)
+    person = (not no_panel) if person_approves is None else person_approves
     prepare_store(db)  # the panel refuses a store that does not exist yet
     panel = None if no_panel else _open_panel(db, port, console)
     try:
@@ -174,7 +186,9 @@ def demo(
             def progress(index: int, total: int, kind: str) -> None:
                 bar.update(task, total=total, completed=index, description=f"step {index + 1}/{total}: {kind}")
 
-            summary = run_demo(db, clock_rate, progress)
+            summary = run_demo(
+                db, clock_rate, progress, person_approves=person, on_alarm=_approval_hint(bar.console, db, no_panel)
+            )
     except BaseException:
         _stop(panel)
         raise
@@ -187,6 +201,25 @@ def demo(
     if panel is not None:
         _serve_until_interrupted(panel, db, port, console)
     raise typer.Exit(0 if summary["state"] == "done" else 1)
+
+
+def _approval_hint(console: Console, db: str, no_panel: bool) -> Callable[[str, str, str], None]:
+    """Says, when the run parks for a person, where and how to approve the waiting proposal."""
+
+    def hear(severity: str, source: str, message: str) -> None:
+        if source != "approval" or not message.startswith("waiting for approval: proposal "):
+            return
+        proposal_id = message.removeprefix("waiting for approval: proposal ").split(" ", 1)[0]
+        where = "" if no_panel else "on the panel's Proposals page (sign in as demo-scientist), or "
+        signer = "NAME (a scientist: chiptwin user add NAME --role scientist)" if no_panel else "demo-scientist"
+        console.print(
+            f"[bold]The run waits for a person:[/bold] {message.removeprefix('waiting for approval: ')}.\n"
+            f"Approve or reject it {where}with: chiptwin proposals approve {proposal_id} "
+            f'--reason "..." --user {signer} --db {db}',
+            highlight=False,
+        )
+
+    return hear
 
 
 def _open_panel(db: str, port: int, console: Console) -> Any:

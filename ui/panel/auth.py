@@ -192,8 +192,9 @@ def _signed_in(connection: Connection, username: str) -> tuple[SignedIn | None, 
     return who, row.password_hash
 
 
-def sign_in(engine: Engine, username: str, password: str) -> SignedIn | None:
-    """The user when the password matches an active user; None otherwise. Both are audited."""
+def sign_in(engine: Engine, username: str, password: str, *, where: str = "panel") -> SignedIn | None:
+    """The user when the password matches an active user; None otherwise. Both are audited, as
+    ``{where}.sign_in`` or ``{where}.sign_in_refused`` (``cli`` for a signer on the command line)."""
     username = username.strip()[:_ACTOR_MAX]
     with engine.connect() as connection:
         who, stored = _signed_in(connection, username)
@@ -202,7 +203,7 @@ def sign_in(engine: Engine, username: str, password: str) -> SignedIn | None:
         check_password(password, _DUMMY_HASH)  # same work for unknown users: no timing hint
 
     def work(connection: Connection) -> None:
-        action = "panel.sign_in" if ok else "panel.sign_in_refused"
+        action = f"{where}.sign_in" if ok else f"{where}.sign_in_refused"
         append_audit(connection, username or "(blank)", action, entity="user", entity_id=username)
 
     audited(engine, work)

@@ -21,8 +21,9 @@ CONNECTION_BADGES = {
     "degraded": "🟡 degraded",
     "reconnecting": "🟠 reconnecting",
     "lost": "🔴 lost",
-    "unknown": "⚪ unknown",
+    "unknown": "⚪ not seen by a runner yet",
 }
+TROUBLE = ("degraded", "reconnecting", "lost")  # what the overview counts as "not ok"
 
 
 def utc(seconds: pd.Series | float | None):
@@ -75,7 +76,22 @@ def instruments(engine: Engine) -> pd.DataFrame:
     )
     frame = _frame(engine, query)
     frame["state"] = frame["connection_state"].map(lambda s: CONNECTION_BADGES.get(s, f"⚪ {s}"))
+    contact = last_contact(engine)
+    frame["last contact"] = utc(frame["id"].map(contact).astype(float))
     return frame
+
+
+def last_contact(engine: Engine) -> dict[int, float]:
+    """Instrument id → the time of its newest reading (a sensor's poll, a pump's readback after a dose)."""
+    rows = latest_readings(engine)
+    with engine.connect() as connection:
+        owner = dict(connection.execute(select(Channel.id, Channel.instrument_id)).all())
+    contact: dict[int, float] = {}
+    for row in rows:
+        instrument = owner.get(row.channel_id)
+        if instrument is not None and row.t_utc_s is not None:
+            contact[instrument] = max(contact.get(instrument, float("-inf")), float(row.t_utc_s))
+    return contact
 
 
 def latest(engine: Engine, now_utc_s: float | None = None) -> pd.DataFrame:

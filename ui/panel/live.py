@@ -160,6 +160,19 @@ def full_window(
     return LiveWindow(chip_id, span_s, max_points, width, start, stop, result)
 
 
+def why_empty(channel: ChannelWindow, span: str) -> str:
+    """What a channel without readings in the window means, in place of an empty chart."""
+    if channel.quantity == "dispensed":
+        return (
+            f"{channel.name}: no dose in the {span} — a pump's counter is not polled (its serial line belongs "
+            "to dosing); the runner stores its readback after each dose."
+        )
+    return (
+        f"{channel.name}: no reading in the {span} — its device has not answered, or no run polls this rig now "
+        "(the Overview shows each instrument's state and last contact)."
+    )
+
+
 def tail_start(cached: LiveWindow) -> float:
     """Where the refresh re-reads from: the start of the earliest channel's last bucket (it may have
     been incomplete when read), or the window's last bucket when a channel has nothing yet."""

@@ -75,6 +75,9 @@ def plots() -> None:
         st.subheader(f"{windows.chip} ({windows.organ})")
         columns = st.columns(2)
         for i, channel in enumerate(windows.channels):
+            if channel.frame.empty:  # an empty chart says nothing: say why there is nothing
+                columns[i % 2].info(live.why_empty(channel, span_name))
+                continue
             columns[i % 2].vega_lite_chart(
                 charts.channel_data(channel), charts.channel_spec(channel, windows.marks), width="stretch"
             )

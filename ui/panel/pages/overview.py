@@ -16,7 +16,7 @@ alarms, proposals = lab.open_alarms(db), lab.pending_proposals(db)
 cols = st.columns(5)
 cols[0].metric("rigs", len(rigs))
 cols[1].metric("chips", len(chips))
-cols[2].metric("instruments not ok", int((instruments["connection_state"] != "ok").sum()))
+cols[2].metric("instruments not ok", int(instruments["connection_state"].isin(lab.TROUBLE).sum()))
 cols[3].metric("open alarms", len(alarms))
 cols[4].metric("proposals waiting", len(proposals))
 
@@ -37,7 +37,13 @@ with left:
     st.dataframe(chips.drop(columns=["id"]), hide_index=True, width="stretch")
 with right:
     st.subheader("Instruments")
-    st.dataframe(instruments[["rig", "name", "driver", "address", "state"]], hide_index=True, width="stretch")
+    st.dataframe(
+        instruments[["rig", "name", "driver", "state", "last contact", "address"]], hide_index=True, width="stretch"
+    )
+    st.caption(
+        "State as the runner last saw it (ok, degraded: recent failures; reconnecting; lost: retried at the "
+        "longest back-off); last contact: its newest reading, on the run's clock."
+    )
 
 st.subheader("Latest readings")
 st.dataframe(

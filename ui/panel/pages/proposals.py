@@ -1,9 +1,10 @@
 """Each pending proposal: its predicted outcome with the 90 % band, why it was chosen (what it is expected
-to teach), its safety checks against the rig file, the design; approve or reject with a signature."""
+to teach), its safety checks against the rig file, the design; approve or reject with a signature.
+Below, the history: every proposal of every run with its decision, and executed ones' outcome."""
 
 import streamlit as st
 
-from ui.panel import charts, decisions, lab, outcome, units_view
+from ui.panel import charts, decisions, history, lab, outcome, units_view
 from ui.panel.page import attempt, engine, flash, show_flash, signed_in
 
 who = signed_in()
@@ -73,3 +74,30 @@ for proposal in pending.itertuples():
             if done is not None:
                 flash(f"Proposal {done.proposal_id} {done.decision}; request {done.request_id} sent to the runner.")
                 st.rerun()
+
+# ------------------------------------------------------------------ the record of every decision
+st.header("History")
+st.caption(
+    "Every proposal of every run: its status, who decided it (a person's signed decision or a policy), "
+    "why and when (wall-clock UTC), and for an executed proposal what was measured against the prediction."
+)
+records = history.decision_records(db)
+runs_seen = sorted({r.run_id for r in records if r.run_id is not None}, reverse=True)
+chosen_run = st.selectbox(
+    "Run", ["all runs", *runs_seen], key="history_run", format_func=lambda r: r if r == "all runs" else f"run {r}"
+)
+shown = [r for r in records if chosen_run == "all runs" or r.run_id == chosen_run]
+if not shown:
+    st.info("No proposal yet: the closed loop's propose step makes them.")
+else:
+    outcomes = {r.proposal_id: history.outcome(db, r.proposal_id) for r in shown if r.status == "executed"}
+    st.dataframe(history.table(shown, outcomes, history.run_starts(db)), hide_index=True, width="stretch")
+    for proposal_id, observed in outcomes.items():
+        if not observed:
+            continue
+        with st.expander(f"Proposal {proposal_id}: outcome vs prediction — {history.outcome_summary(observed)}"):
+            st.caption(
+                "Each assay of the samples the proposal took, beside the twin's prediction when it was proposed: "
+                "the band is the posterior's 90 % band of the mean (assay noise not included)."
+            )
+            st.dataframe(history.outcome_table(observed), hide_index=True, width="stretch")

@@ -1,0 +1,176 @@
+"""`chiptwin runs …`: the protocol runs in the lab record, and where each one is.
+
+chiptwin runs list [--json]          # every run: rig, state, started, ended, clock rate
+chiptwin runs show 1 [--json]        # state, current and next step (from the checkpoint), a timeline of steps
+
+Step times are the run's clock: for an accelerated (simulated) run they are shown as hours since
+the run started, which is what they mean; start and end of a real run are dates (UTC).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ui.cli.store import DbOption, JsonOption
+
+runs_app = typer.Typer(
+    help="Protocol runs: list them; show one's state, current step and timeline.", no_args_is_help=True
+)
+TIMELINE_STEPS = 40  # the newest steps a table shows (--json has every one)
+
+
+def _utc(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@runs_app.command("list")
+def runs_list(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Every run, newest first: its rig, state, start and end, and clock rate (3600 = an hour a second)."""
+    from store import open_store
+    from store.repositories import runs
+
+    engine = open_store(db)
+    try:
+        rows = [
+            {
+                "run_id": r.id,
+                "rig": r.rig,
+                "state": str(r.state),
+                "started_utc_s": r.started_utc_s,
+                "ended_utc_s": r.ended_utc_s,
+                "clock_rate": r.clock_rate,
+            }
+            for r in runs.listing(engine)
+        ]
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} runs (times on each run's clock, UTC)")
+    for column in ("run", "rig", "state", "started", "ended", "clock rate"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            str(r["run_id"]),
+            r["rig"],
+            r["state"],
+            _utc(r["started_utc_s"]),
+            _utc(r["ended_utc_s"]),
+            f"{r['clock_rate']:g}×",
+        )
+    Console(width=max(Console().width, 120)).print(table)
+
+
+def run_view(engine: Any, run_id: int) -> dict[str, Any]:
+    """A run's state, checkpoint, current and next step, and its steps so far (JSON-ready)."""
+    from protocols.errors import ProtocolError
+    from protocols.language.api import expand, parse_protocol
+    from store.repositories import proposals, runs
+    from store.states import ProposalStatus
+
+    row = runs.get(engine, run_id)
+    pending = [p.id for p in proposals.of_run(engine, run_id) if p.status == ProposalStatus.PENDING]
+    steps = runs.steps(engine, run_id)
+    try:
+        kinds = [s.kind for s in expand(parse_protocol(row.protocol_text, None, f"run {run_id}").steps)]
+    except ProtocolError:  # an older language version: the steps already started still tell the story
+        kinds = []
+    point = json.loads(row.checkpoint_json or "{}")
+    at = int(point.get("step", 0))
+    total = len(kinds) or None
+    t0 = row.started_utc_s
+    finished = total is not None and at >= total
+
+    def step_name(index: int) -> str | None:
+        return kinds[index] if 0 <= index < len(kinds) else None
+
+    return {
+        "run_id": run_id,
+        "state": row.state,
+        "protocol_sha256": row.protocol_sha256,
+        "clock_rate": row.clock_rate,
+        "started_utc_s": row.started_utc_s,
+        "ended_utc_s": row.ended_utc_s,
+        "steps_total": total,
+        "current_step": None if finished else {"index": at, "kind": step_name(at)},
+        "next_step": None if finished or step_name(at + 1) is None else {"index": at + 1, "kind": step_name(at + 1)},
+        "proposals_pending": pending,  # what a parked approve step waits for
+        "timeline": [
+            {
+                "index": s.index,
+                "kind": s.kind,
+                "state": s.state,
+                "start_h": None if s.started_utc_s is None or t0 is None else (s.started_utc_s - t0) / 3600.0,
+                "end_h": None if s.ended_utc_s is None or t0 is None else (s.ended_utc_s - t0) / 3600.0,
+            }
+            for s in steps
+        ],
+    }
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[int, typer.Argument(help="The run (see `chiptwin runs list`).")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A run's state, its current and next step (from the checkpoint), and a timeline of its steps."""
+    from store import open_store
+
+    engine = open_store(db)
+    try:
+        view = run_view(engine, run_id)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(view, indent=2))
+        return
+    out = Console(width=max(Console().width, 100))
+    total = view["steps_total"] or "?"
+    current, following = view["current_step"], view["next_step"]
+    out.print(
+        f"run {run_id}: {view['state']} (clock {view['clock_rate']:g}×, protocol sha256 {view['protocol_sha256'][:12]}…)"
+    )
+    out.print(f"started {_utc(view['started_utc_s']) or '—'} · ended {_utc(view['ended_utc_s']) or '—'}")
+    out.print(
+        "current step: "
+        + (
+            "none: every step is done"
+            if current is None
+            else f"{current['index'] + 1}/{total} {current['kind'] or '?'}"
+        )
+        + ("" if following is None else f" · next: {following['index'] + 1}/{total} {following['kind']}")
+    )
+    for proposal_id in view["proposals_pending"]:
+        out.print(
+            f"proposal {proposal_id} waits for a decision: chiptwin proposals approve {proposal_id} "
+            '--reason "..." --user NAME (or reject)',
+            highlight=False,
+        )
+    timeline = view["timeline"][-TIMELINE_STEPS:]
+    table = Table(title=f"steps started: {len(view['timeline'])} (times in hours since the run started)")
+    for column in ("step", "kind", "state", "start (h)", "end (h)"):
+        table.add_column(column)
+    for s in timeline:
+        table.add_row(
+            str(s["index"] + 1),
+            s["kind"],
+            s["state"],
+            "" if s["start_h"] is None else f"{s['start_h']:.2f}",
+            "" if s["end_h"] is None else f"{s['end_h']:.2f}",
+        )
+    out.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `runs` to ``app``."""
+    app.add_typer(runs_app, name="runs")
