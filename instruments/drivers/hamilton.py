@@ -178,14 +178,19 @@ class HamiltonArcSensor:
 
     def read_block(self, address: int, expected_unit_codes: frozenset[int]) -> HamiltonBlock:
         """Read and decode one block; a unit this block cannot have means a wrong word order."""
-        registers = self.link.read_registers(address, BLOCK_REGISTERS, self.function)
-        block = decode_block(registers, self.word_order)
-        if block.unit_code not in expected_unit_codes:
-            raise WireProtocolError(
-                f"{self.name}: block {address} reports unit {block.unit.label}, which this "
-                f"sensor does not measure; check word_order (now {self.word_order!r})"
-            )
-        return block
+
+        def plausible(registers: list[int]) -> None:
+            block = decode_block(registers, self.word_order)
+            if block.unit_code not in expected_unit_codes:
+                raise WireProtocolError(
+                    f"{self.name}: block {address} reports unit {block.unit.label}, which this "
+                    f"sensor does not measure; check word_order (now {self.word_order!r})"
+                )
+
+        # checked inside the link's retries: a stale reply (another block's) is read again
+        return decode_block(
+            self.link.read_registers(address, BLOCK_REGISTERS, self.function, plausible), self.word_order
+        )
 
     def primary_quantity(self, block: HamiltonBlock) -> str:
         raise NotImplementedError

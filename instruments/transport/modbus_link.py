@@ -244,8 +244,14 @@ class ModbusDeviceLink:
     def state(self) -> ConnectionState:
         return self.health.state
 
-    def read_registers(self, address: int, count: int, function: int = 3) -> list[int]:
-        """Read ``count`` registers at zero-based ``address``, retrying per the policy."""
+    def read_registers(
+        self, address: int, count: int, function: int = 3, check: Callable[[list[int]], None] | None = None
+    ) -> list[int]:
+        """Read ``count`` registers at zero-based ``address``, retrying per the policy.
+
+        ``check`` raises WireProtocolError for registers that cannot be this block's: on an RTU line a
+        reply that came after its request timed out answers the next request (same unit, same length),
+        and only the content shows it; such a reply is retried like a garbled frame."""
         policy = self.bus.policy
         lost = self.health.state is ConnectionState.LOST
         if lost and self._clock_s() < self._next_probe_s:
@@ -258,6 +264,8 @@ class ModbusDeviceLink:
         for attempt in range(attempts):
             try:
                 registers = self.bus.read_once(self.unit_id, function, address, count)
+                if check is not None:
+                    check(registers)
             except DeviceRejected:
                 self.health.succeeded()  # it answered: the link is fine, the request was not
                 raise

@@ -117,3 +117,26 @@ def test_rtu_byte_timing_is_enforced_at_the_configured_baud_rate() -> None:
         per_read_s = (time.monotonic() - started) / 3
     # request 8 chars + 3.5 gap + reply 25 chars, 11 bits per char at 9600 baud ≈ 41.8 ms
     assert per_read_s >= (8 + 3.5 + 25) * 11 / 9600 * 0.95
+
+
+def test_a_stale_reply_that_fails_the_content_check_is_read_again() -> None:
+    """On RTU a reply that came after its request timed out answers the next one (same unit and length):
+    the driver's content check rejects it inside the link's retries, and the fresh reply is used."""
+    from instruments.connection import ConnectionState, RetryPolicy
+    from instruments.errors import WireProtocolError
+    from instruments.transport.modbus_link import ModbusDeviceLink
+
+    class Bus:
+        policy = RetryPolicy(timeout_s=0.1, retries=1, backoff_initial_s=0.0, backoff_max_s=0.0)
+        replies = [[7] * 10, [1] * 10]  # first another block's registers, then this block's
+
+        def read_once(self, unit: int, function: int, address: int, count: int) -> list[int]:
+            return self.replies.pop(0)
+
+    def this_block(registers: list[int]) -> None:
+        if registers[0] != 1:
+            raise WireProtocolError("block 2409 reports another block's unit")
+
+    link = ModbusDeviceLink(Bus(), 1, "do", sleep=lambda _s: None)  # type: ignore[arg-type]
+    assert link.read_registers(2409, 10, check=this_block) == [1] * 10
+    assert link.state is ConnectionState.OK and Bus.replies == []
