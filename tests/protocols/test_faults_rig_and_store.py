@@ -5,6 +5,9 @@ dose is in flight (a pump that lost power: it stops answering, and a new one sta
 counter at zero). The runner must park with an alarm naming the pump and the dose, send no
 second dose, and leave the intent undecided; ``resume`` on a new rig must not take "the
 counter did not move" as "not dosed" (it may have been reset), so it parks again for a person.
+When only the pump's line is lost (a USB cable pulled; the pump keeps power and finishes the
+dose), the pump's counter survives and ``resume`` confirms the dose from it and completes the
+run: the ledger equals what each pump dispensed.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from instruments.clock import AcceleratedClock
 from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.rig.model import load_rig
+from instruments.sim.rig import SimulatedRig
 from store.engine import make_engine
 from store.migrate import upgrade
 from store.schema import Alarm, Command, DoseEvent, ProtocolRun
@@ -138,4 +143,47 @@ def test_a_pump_vanishing_mid_dose_parks_and_resume_never_guesses(tmp_path) -> N
         assert _counters(second_ep) == {"pump1": 0.0, "pump2": 0.0}, "resume dosed on a counter it could not trust"
     finally:
         _stop(*children)
+        engine.dispose()
+
+
+def test_a_pump_line_lost_mid_dose_parks_and_resume_confirms_from_the_surviving_counter(tmp_path) -> None:
+    db = str(tmp_path / "lab.db")
+    engine = make_engine(db, create=True)
+    upgrade(engine)
+    protocol = tmp_path / "p.toml"
+    protocol.write_text(protocol_text(DOSE_THEN_WAIT))
+    sim = SimulatedRig(load_rig(RIG), None, AcceleratedClock.starting_now(CLOCK_RATE)).start()
+    children: list[subprocess.Popen] = []
+    try:
+        first_ep, second_ep = tmp_path / "ep1.json", tmp_path / "ep2.json"
+        first_ep.write_text(json.dumps(sim.endpoints_document()))
+        runner = _runner("run", str(protocol), db=db, endpoints=first_ep)
+        children.append(runner)
+        assert _wait(lambda: _rows(engine, Command, Command.state == "sent"), 60.0), "no dose was sent"
+        pump1 = sim.serial_sims["pump1"]
+        pump1.vanish(gap_s=2.0)  # the cable is out for 2 s; the pump keeps power and pumps on
+        out, err = runner.communicate(timeout=90)
+        assert _rows(engine, ProtocolRun)[0].state == "parked", err.decode()[-1500:]
+        commands = _rows(engine, Command)
+        assert [(c.idempotency_key, c.state) for c in commands] == [("run1/step0/chip1/a1", "sent")]
+        assert _wait(lambda: pump1.path is not None, 10.0), "the pump did not come back"
+
+        second_ep.write_text(json.dumps(sim.endpoints_document()))  # plugged in again, under a new path
+        resumed = _runner("resume", "1", db=db, endpoints=second_ep)
+        children.append(resumed)
+        out, err = resumed.communicate(timeout=90)
+        assert _rows(engine, ProtocolRun)[0].state == "done", err.decode()[-1500:]
+        commands = _rows(engine, Command)
+        assert [(c.idempotency_key, c.state) for c in commands] == [
+            ("run1/step0/chip1/a1", "confirmed"),
+            ("run1/step0/chip2/a1", "confirmed"),
+        ], "a dose was repeated or skipped"
+        doses = _rows(engine, DoseEvent)
+        assert [d.command_id for d in doses] == [c.id for c in commands]
+        counters = _counters(second_ep)
+        for pump, dose in zip(("pump1", "pump2"), doses):
+            assert abs(counters[pump] - dose.volume_ml * 1000.0) < 0.05, (pump, counters[pump], dose.volume_ml)
+    finally:
+        _stop(*children)
+        sim.stop()
         engine.dispose()
