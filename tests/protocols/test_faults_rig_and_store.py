@@ -8,28 +8,38 @@ counter did not move" as "not dosed" (it may have been reset), so it parks again
 When only the pump's line is lost (a USB cable pulled; the pump keeps power and finishes the
 dose), the pump's counter survives and ``resume`` confirms the dose from it and completes the
 run: the ledger equals what each pump dispensed.
+
+(B) On PostgreSQL, the runner's server sessions are terminated mid-run (what a server restart
+does to its clients; only this test's runner's sessions, by application_name). A short loss
+is ridden out (the step is re-entered by its keys once the store answers): the run completes,
+every dose once, the audit chain intact.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
-from sqlalchemy import select
+import psycopg
+from sqlalchemy import event, func, select
 
 from instruments.clock import AcceleratedClock
 from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
+from protocols.run.runner import Runner
+from store.audit import verify_audit
 from store.engine import make_engine
 from store.migrate import upgrade
-from store.schema import Alarm, Command, DoseEvent, ProtocolRun
-from tests.protocols.runner_helpers import REPO, RIG, protocol_text
+from store.schema import Alarm, Command, DoseEvent, ProtocolRun, Reading
+from tests.protocols.runner_helpers import REPO, RIG, Background, protocol_text
 
 CLOCK_RATE = 10.0  # slow enough that a ~110 uL dose at 100 uL/min lasts ~7 s of wall time
 DOSE_THEN_WAIT = """
@@ -44,9 +54,13 @@ duration = "0.01 h"
 """
 
 
-def _python(*args: str) -> subprocess.Popen:
+def _python(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=dict(os.environ)
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -68,8 +82,8 @@ def _sim_rig(endpoints: Path) -> subprocess.Popen:
     return child
 
 
-def _runner(*args: str, db: str, endpoints: Path) -> subprocess.Popen:
-    return _python("-m", "ui.cli.run", *args, "--rig", str(RIG), "--db", db, "--endpoints", str(endpoints))
+def _runner(*args: str, db: str, endpoints: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return _python("-m", "ui.cli.run", *args, "--rig", str(RIG), "--db", db, "--endpoints", str(endpoints), env=env)
 
 
 def _wait(predicate, timeout_s: float, poll_s: float = 0.02):  # noqa: ANN001, ANN202
@@ -185,5 +199,142 @@ def test_a_pump_line_lost_mid_dose_parks_and_resume_confirms_from_the_surviving_
             assert abs(counters[pump] - dose.volume_ml * 1000.0) < 0.05, (pump, counters[pump], dose.volume_ml)
     finally:
         _stop(*children)
+        sim.stop()
+        engine.dispose()
+
+
+ROUNDS = 4
+KILLS = 30
+DOSES_AND_WAITS = "".join(
+    f"""
+[[steps]]
+kind = "dose"
+concentration = "5 uM"
+chips = ["chip1", "chip2"]
+
+[[steps]]
+kind = "wait"
+duration = "{1.0 + k % 2} h"
+"""
+    for k in range(ROUNDS)
+)
+
+
+def _terminate(admin_dsn: str, application_name: str) -> int:
+    """What a server restart does to a client: its sessions end under it (this runner's only)."""
+    with psycopg.connect(admin_dsn, autocommit=True) as c:
+        return len(
+            c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = %s",
+                (application_name,),
+            ).fetchall()
+        )
+
+
+def _exact_ledger(engine, endpoints: Path, before: dict[str, float]) -> None:  # noqa: ANN001
+    confirmed = _rows(engine, Command, Command.state == "confirmed")
+    keys = sorted(c.idempotency_key.rsplit("/", 1)[0] for c in confirmed)
+    assert keys == sorted(f"run1/step{2 * k}/{chip}" for k in range(ROUNDS) for chip in ("chip1", "chip2"))
+    doses = _rows(engine, DoseEvent)
+    assert sorted(d.command_id for d in doses) == sorted(c.id for c in confirmed), "a dose row twice or missing"
+    counters = _counters(endpoints)
+    for pump, chip in (("pump1", "chip1"), ("pump2", "chip2")):
+        ledger = sum(c.device_reported_amount for c in confirmed if f"/{chip}/" in c.idempotency_key)
+        assert abs(counters[pump] - before[pump] - ledger) < 0.05, (pump, counters[pump], ledger)
+
+
+def test_a_short_store_outage_is_ridden_out_and_nothing_is_written_twice(
+    tmp_path, postgres_url, postgres_admin_dsn
+) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    protocol = tmp_path / "p.toml"
+    protocol.write_text(protocol_text(DOSES_AND_WAITS))
+    sim = SimulatedRig(load_rig(RIG), None, AcceleratedClock.starting_now(1800.0)).start()
+    app = f"chiptwin-faults-{uuid.uuid4().hex[:8]}"
+    runner = None
+    try:
+        endpoints = tmp_path / "ep.json"
+        endpoints.write_text(json.dumps(sim.endpoints_document()))
+        before = _counters(endpoints)
+        runner = _runner("run", str(protocol), db=postgres_url, endpoints=endpoints, env={"PGAPPNAME": app})
+        assert _wait(lambda: _rows(engine, Command), 60.0), "the run did not start dosing"
+        killed, rng = 0, random.Random(15)
+        for _ in range(KILLS):  # losses at random moments: mid-transaction too, not only idle sessions
+            time.sleep(rng.uniform(0.05, 0.3))
+            if runner.poll() is not None:
+                break
+            killed += _terminate(postgres_admin_dsn, app)
+        out, err = runner.communicate(timeout=90)
+        print(f"{killed} sessions terminated")
+        assert killed >= 3, f"only {killed} sessions were terminated"
+        assert _rows(engine, ProtocolRun)[0].state == "done", f"{runner.returncode}: {err.decode()[-1500:]}"
+        _exact_ledger(engine, endpoints, before)
+        report = verify_audit(engine)
+        assert report.intact, report
+        with engine.connect() as c:
+            assert c.execute(select(func.count()).select_from(Reading)).scalar() > 0
+    finally:
+        if runner is not None:
+            _stop(runner)
+        sim.stop()
+        engine.dispose()
+
+
+# statement (its start) -> which occurrence loses its connection mid-transaction
+CUTS = {
+    "INSERT INTO command": 1,  # the intent row, before any byte goes to the pump
+    "UPDATE command SET state=%(state)s": 3,  # "sent": the pump is already dosing
+    "INSERT INTO doseevent": 3,  # the ledger row, with the intent's "confirmed"
+    "INSERT INTO step": 4,  # a step's start
+    "UPDATE protocolrun SET checkpoint_json": 4,  # a checkpoint
+}
+
+
+class Cutter:
+    """Terminates the runner's own server session just before chosen statements (once each):
+    the statement fails mid-transaction, as it would when the server restarts at that moment."""
+
+    def __init__(self, engine, admin_dsn: str) -> None:  # noqa: ANN001
+        self.admin_dsn, self.seen, self.cut = admin_dsn, dict.fromkeys(CUTS, 0), []
+        event.listen(engine, "before_cursor_execute", self._before)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        for start, nth in CUTS.items():
+            if statement.startswith(start):
+                self.seen[start] += 1
+                if self.seen[start] == nth:
+                    pid = conn.connection.dbapi_connection.info.backend_pid
+                    with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+                        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+                    self.cut.append(start)
+
+
+def test_a_connection_lost_mid_transaction_anywhere_in_a_dose_is_retried_exactly_once(
+    tmp_path, postgres_url, postgres_admin_dsn
+) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    rig = load_rig(RIG)
+    sim = SimulatedRig(rig, None, AcceleratedClock.starting_now(3600.0)).start()
+    background = None
+    try:
+        endpoints = tmp_path / "ep.json"
+        endpoints.write_text(json.dumps(sim.endpoints_document()))
+        before = _counters(endpoints)
+        with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
+            runner = Runner.create(protocol_text(DOSES_AND_WAITS), rig, engine, devices, sim.clock)
+            cutter = Cutter(engine, postgres_admin_dsn)
+            background = Background(runner)
+            state = background.result(60.0)
+            runner.control.stop("aborted", "test over")  # a no-op once done; ends a hung run
+            background.result(10.0)
+        assert state == "done", f"the run ended {state} after losing the store mid-transaction"
+        assert sorted(cutter.cut) == sorted(CUTS), f"not every cut happened: {cutter.cut}"
+        _exact_ledger(engine, endpoints, before)
+        report = verify_audit(engine)
+        assert report.intact, report
+    finally:
         sim.stop()
         engine.dispose()
