@@ -12,7 +12,9 @@ run: the ledger equals what each pump dispensed.
 (B) On PostgreSQL, the runner's server sessions are terminated mid-run (what a server restart
 does to its clients; only this test's runner's sessions, by application_name). A short loss
 is ridden out (the step is re-entered by its keys once the store answers): the run completes,
-every dose once, the audit chain intact.
+every dose once, the audit chain intact. A long loss (through a proxy that stays down past
+``CHIPTWIN_STORE_OUTAGE_S``) stops the runner with the rig in its safe state and one line
+saying so; ``chiptwin resume`` completes the run with an exact ledger.
 """
 
 from __future__ import annotations
@@ -29,17 +31,20 @@ from pathlib import Path
 
 import psycopg
 from sqlalchemy import event, func, select
+from sqlalchemy.engine import make_url
 
 from instruments.clock import AcceleratedClock
 from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
 from protocols.run.runner import Runner
+from protocols.run.store_outage import OUTAGE_LIMIT_ENV
 from store.audit import verify_audit
 from store.engine import make_engine
 from store.migrate import upgrade
 from store.schema import Alarm, Command, DoseEvent, ProtocolRun, Reading
 from tests.protocols.runner_helpers import REPO, RIG, Background, protocol_text
+from tests.protocols.tcp_proxy import TcpProxy
 
 CLOCK_RATE = 10.0  # slow enough that a ~110 uL dose at 100 uL/min lasts ~7 s of wall time
 DOSE_THEN_WAIT = """
@@ -338,3 +343,49 @@ def test_a_connection_lost_mid_transaction_anywhere_in_a_dose_is_retried_exactly
     finally:
         sim.stop()
         engine.dispose()
+
+
+def test_a_long_store_outage_stops_in_the_safe_state_and_resume_completes(tmp_path, postgres_url) -> None:
+    direct = make_url(postgres_url)
+    proxy = TcpProxy(direct.host or "127.0.0.1", direct.port or 5432).start()
+    url = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    protocol = tmp_path / "p.toml"
+    protocol.write_text(protocol_text(DOSES_AND_WAITS))
+    sim = SimulatedRig(load_rig(RIG), None, AcceleratedClock.starting_now(1800.0)).start()
+    children: list[subprocess.Popen] = []
+    try:
+        endpoints = tmp_path / "ep.json"
+        endpoints.write_text(json.dumps(sim.endpoints_document()))
+        before = _counters(endpoints)
+        limit = {OUTAGE_LIMIT_ENV: "3"}
+        runner = _runner("run", str(protocol), db=url, endpoints=endpoints, env=limit)
+        children.append(runner)
+        assert _wait(lambda: _rows(engine, Command), 60.0), "the run did not start dosing"
+        engine.dispose()
+        stops_before = sum(r.endswith(b"STP\r") for r in sim.serial_sims["pump1"].requests)
+        proxy.down()  # the server is gone for longer than the runner's limit
+        t_down = time.monotonic()
+        out, err = runner.communicate(timeout=60)
+        stopped_after_s = time.monotonic() - t_down
+        proxy.up()
+        message = err.decode()
+        assert runner.returncode == 2, f"{runner.returncode}: {message[-1500:]}"
+        assert "store was unreachable" in message and "chiptwin resume 1" in message, message[-1500:]
+        assert sum(r.endswith(b"STP\r") for r in sim.serial_sims["pump1"].requests) > stops_before, "no safe state"
+        assert stopped_after_s < 30.0
+        print(f"runner stopped {stopped_after_s:.1f} s after the store went down")
+
+        resumed = _runner("resume", "1", db=url, endpoints=endpoints, env=limit)
+        children.append(resumed)
+        out, err = resumed.communicate(timeout=90)
+        assert _rows(engine, ProtocolRun)[0].state == "done", f"{resumed.returncode}: {err.decode()[-1500:]}"
+        _exact_ledger(engine, endpoints, before)
+        report = verify_audit(engine)
+        assert report.intact, report
+    finally:
+        _stop(*children)
+        sim.stop()
+        engine.dispose()
+        proxy.stop()
