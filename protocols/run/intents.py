@@ -38,6 +38,7 @@ MAX_ATTEMPTS = 3
 DOSE_RATE_UL_MIN = 100.0
 SETTLE_WALL_S = 20.0  # how long to wait for a pump to finish before deciding it is stuck
 _sends = 0
+UNDECIDED = "needs a person: "  # error prefix of an intent that reconciliation could not decide
 
 
 class NeedsPerson(ProtocolError, RuntimeError):
@@ -192,6 +193,15 @@ class IntentLog:
             ledger_ul = requested if abs(delta - requested) <= rounding else delta
             self._confirm(row, args, delta, ledger_ul)
             return "confirmed"
+        if abs(delta) <= tol and row.error.startswith(UNDECIDED):
+            # Once the pump was lost with this dose in flight, "unchanged" is no evidence: a pump
+            # that lost power comes back with its counter at zero, which reads as "not dosed"
+            # whenever the baseline was zero too — re-issuing would dose the chip twice.
+            return self._undecided(
+                row,
+                f"{args['pump']}'s counter reads its value before the dose, but the pump was lost with "
+                "this dose in flight and a power loss resets the counter: not dosed cannot be told from reset",
+            )
         if abs(delta) <= tol:
             self._set(row.id, "failed", error="not dosed: the pump's counter did not move")
             return "not_dosed"
@@ -203,7 +213,7 @@ class IntentLog:
         return self._undecided(row, why)
 
     def _undecided(self, row: Command, why: str) -> str:
-        self._set(row.id, row.state, error=f"needs a person: {why}")
+        self._set(row.id, row.state, error=f"{UNDECIDED}{why}")
         raise NeedsPerson(
             f"dose {row.idempotency_key}: {why}; a person must check the chip and the pump "
             "(the run is parked; never guessed)"

@@ -48,7 +48,10 @@ class RequestWatcher:
             try:
                 self.poll_once()
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive a busy database
-                self.recorder.alarm(None, self.run_id, "warning", "requests", f"request watcher: {exc}")
+                try:
+                    self.recorder.alarm(None, self.run_id, "warning", "requests", f"request watcher: {exc}")
+                except Exception:  # noqa: BLE001 - the store is away: raising here would end the watcher
+                    continue
 
     def poll_once(self) -> int:
         with self.recorder.engine.connect() as c:

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+from sqlalchemy.exc import DBAPIError
 
 from instruments.clock import Clock
 from instruments.rig.factory import RigDevices
@@ -42,6 +45,7 @@ from protocols.run.notify import Notifier
 from protocols.run.record import FINAL_STATES, Recorder
 from protocols.run.requests import RequestWatcher
 from protocols.run.step_exec import RIG_STEPS
+from protocols.run.store_outage import MAX_RECOVERIES, StoreLost, is_store_outage, outage_limit_s, wait_for_store
 
 STEPS: dict[str, StepAction] = {**RIG_STEPS, **LOOP_STEPS}  # every step kind of the language, and what it does
 
@@ -97,6 +101,7 @@ class Runner:
         )
         self.watcher = RequestWatcher(ctx.recorder, ctx.run_id, self.control, self.intents.busy)
         self.poller: Any = None
+        self._running_recorded = False  # "running" is written once per process, not after each store outage
         notify.attach(ctx)  # [notify]: alarms and "waiting for approval" to people off-site
 
     # -- construction -------------------------------------------------------------------
@@ -127,12 +132,33 @@ class Runner:
 
     # -- running ------------------------------------------------------------------------
     def run(self) -> str:
-        """Run from the checkpoint to the end (or a stop); returns the run's final state."""
-        ctx, recorder = self.ctx, self.ctx.recorder
-        point = json.loads(recorder.run_row(ctx.run_id).checkpoint_json or "{}")
+        """Run from the checkpoint to the end (or a stop); returns the run's final state.
+
+        A store connection lost mid-step (a database restart) re-enters the step from the
+        checkpoint once the store answers (store_outage); past the outage limit, StoreLost."""
         self._start_threads()
         try:
-            recorder.set_state(ctx.run_id, "running")
+            for recovery in range(MAX_RECOVERIES + 1):
+                try:
+                    return self._run_steps(recovering=recovery > 0)
+                except DBAPIError as exc:
+                    if not is_store_outage(exc) or recovery == MAX_RECOVERIES:
+                        raise
+                    self._ride_out_store_outage(exc)
+            raise AssertionError("unreachable")
+        finally:
+            self._stop_threads()
+
+    def _run_steps(self, *, recovering: bool) -> str:
+        ctx, recorder = self.ctx, self.ctx.recorder
+        try:
+            if recovering:  # the lost transaction may have left a dose in flight: decide it first
+                outcomes = self.intents.reconcile(ctx.run_id)
+                recorder.audit_entry("run.reconciled", {"intents": outcomes, "after": "store outage"}, ctx.run_id)
+            if not self._running_recorded:
+                recorder.set_state(ctx.run_id, "running")
+                self._running_recorded = True
+            point = json.loads(recorder.run_row(ctx.run_id).checkpoint_json or "{}")
             for index in range(int(point.get("step", 0)), len(self.steps)):
                 step = self.steps[index]
                 started = point.get("started_utc_s") if point.get("step") == index else None
@@ -152,8 +178,34 @@ class Runner:
             return "aborted"
         except NeedsPerson as exc:
             return self.park(str(exc))
-        finally:
-            self._stop_threads()
+
+    def _ride_out_store_outage(self, exc: DBAPIError) -> None:
+        """Wait (bounded) for the store; back: a warning alarm, and the caller re-enters the
+        step. Still away after the limit: the rig's safe state, an alarm if it can, StoreLost."""
+        ctx = self.ctx
+        why = (str(exc.orig or exc).strip().splitlines() or ["connection lost"])[0]
+        lost_at, limit_s = time.monotonic(), outage_limit_s()
+        if wait_for_store(ctx.recorder.engine, limit_s):
+            ctx.recorder.alarm(
+                ctx.rig_id,
+                ctx.run_id,
+                "warning",
+                "store",
+                f"run {ctx.run_id}: the store connection was lost ({why}) and answered again after "
+                f"{time.monotonic() - lost_at:.1f} s; the step was re-entered from its checkpoint",
+            )
+            return
+        errors = ctx.devices.safe_state()
+        message = (
+            f"run {ctx.run_id}: the store was unreachable for more than {limit_s:g} s ({why}); the rig is in "
+            f"its safe state{f' (errors: {errors})' if errors else ''}; once the database answers, "
+            f"`chiptwin resume {ctx.run_id}` continues the run without dosing twice"
+        )
+        try:  # "when it can": the store may be back by now
+            ctx.recorder.alarm(ctx.rig_id, ctx.run_id, "critical", "store", message)
+        except DBAPIError:
+            pass
+        raise StoreLost(message) from None
 
     def resume(self) -> tuple[list[dict[str, Any]], str]:
         """Reconcile unfinished dose intents first, then continue from the checkpoint.
