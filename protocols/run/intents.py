@@ -228,15 +228,7 @@ class IntentLog:
                 .values(state="confirmed", device_reported_amount=delta_ul, updated_utc_s=now)
             )
             dose_id = c.execute(
-                insert(DoseEvent).values(
-                    run_id=row.run_id,
-                    chip_id=args["chip_id"],
-                    command_id=row.id,
-                    drug=args["drug"],
-                    t_utc_s=row.created_utc_s,
-                    amount_nmol=ledger_ul / 1000.0 * float(args["stock_um"]),
-                    volume_ml=ledger_ul / 1000.0,
-                )
+                insert(DoseEvent).values(**dose_event_values(row, args, ledger_ul))
             ).inserted_primary_key[0]
             self.recorder.seal(
                 c,
@@ -326,6 +318,19 @@ def _check_resolvable(order: DoseOrder, commanded_ul: float, baseline: CounterRe
             f"too coarse to confirm a {commanded_ul:g} uL dose; clear the pump's counter or dose a larger "
             "volume of a weaker stock, then resume"
         )
+
+
+def dose_event_values(row: Command, args: dict[str, Any], ledger_ul: float) -> dict[str, Any]:
+    """The DoseEvent of a confirmed intent: ``ledger_ul`` of the stock into the intent's chip, at its time."""
+    return {
+        "run_id": row.run_id,
+        "chip_id": args["chip_id"],
+        "command_id": row.id,
+        "drug": args["drug"],
+        "t_utc_s": row.created_utc_s,
+        "amount_nmol": ledger_ul / 1000.0 * float(args["stock_um"]),
+        "volume_ml": ledger_ul / 1000.0,
+    }
 
 
 def instrument_names(recorder: Recorder, rig_id: int) -> dict[int, str]:

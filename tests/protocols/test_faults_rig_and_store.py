@@ -32,6 +32,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from instruments.clock import AcceleratedClock
 from instruments.rig.factory import endpoints_resolver, open_rig
@@ -42,10 +43,13 @@ from protocols.run.store_outage import OUTAGE_LIMIT_ENV
 from store.audit import verify_audit
 from store.engine import make_engine
 from store.migrate import upgrade
-from store.schema import Alarm, Command, DoseEvent, ProtocolRun, Reading
+from store.schema import Alarm, AuditEntry, Command, DoseEvent, ProtocolRun, Reading
 from tests.protocols.runner_helpers import REPO, RIG, Background, protocol_text
 from tests.protocols.tcp_proxy import TcpProxy
+from ui.cli.app import app
+from ui.panel.auth import add_user
 
+PASSWORD = "a long enough passphrase"
 CLOCK_RATE = 10.0  # slow enough that a ~110 uL dose at 100 uL/min lasts ~7 s of wall time
 DOSE_THEN_WAIT = """
 [[steps]]
@@ -160,6 +164,30 @@ def test_a_pump_vanishing_mid_dose_parks_and_resume_never_guesses(tmp_path) -> N
         assert any("pump1" in m and "run1/step0/chip1" in m and "reset" in m for m in critical[1:]), critical
         assert not _rows(engine, DoseEvent)
         assert _counters(second_ep) == {"pump1": 0.0, "pump2": 0.0}, "resume dosed on a counter it could not trust"
+
+        # a technician looks at chip1's syringe, finds the whole dose went in, and settles it (signed)
+        requested_ul = float(commands[0].requested_amount)
+        add_user(engine, "tina", "technician", PASSWORD)
+        settle = [
+            "runs", "settle", "1", "run1/step0/chip1/a1", "--dispensed-ul", f"{requested_ul:.3f}",
+            "--reason", "syringe emptied by the full dose", "--user", "tina", "--password-stdin", "--db", db,
+        ]  # fmt: skip
+        refused = CliRunner().invoke(app, settle, input="wrong\n")
+        assert refused.exit_code == 2 and "signature does not match" in refused.output
+        settled = CliRunner().invoke(app, settle, input=PASSWORD + "\n")
+        assert settled.exit_code == 0, settled.output
+        resumed = _runner("resume", "1", db=db, endpoints=second_ep)
+        children.append(resumed)
+        out, err = resumed.communicate(timeout=90)
+        assert _rows(engine, ProtocolRun)[0].state == "done", err.decode()[-1500:]
+        ledger = {e.chip_id: e.volume_ml * 1000 for e in _rows(engine, DoseEvent)}
+        counters = _counters(second_ep)
+        assert counters["pump1"] == 0.0, "chip1, settled as dosed, was dosed again"
+        assert len(ledger) == 2 and abs(sorted(ledger.values())[0] - min(requested_ul, counters["pump2"])) < 1.0
+        assert verify_audit(engine).intact
+        with engine.connect() as c:
+            actors = {e.actor for e in c.execute(select(AuditEntry).where(AuditEntry.action == "dose.settled"))}
+        assert actors == {"tina"}
     finally:
         _stop(*children)
         engine.dispose()

@@ -10,8 +10,9 @@ the run started, which is what they mean; start and end of a real run are dates 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -74,6 +75,7 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
     """A run's state, checkpoint, current and next step, and its steps so far (JSON-ready)."""
     from protocols.errors import ProtocolError
     from protocols.language.api import expand, parse_protocol
+    from protocols.run.settle import undecided_doses
     from store.repositories import proposals, runs
     from store.states import ProposalStatus
 
@@ -104,6 +106,10 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
         "current_step": None if finished else {"index": at, "kind": step_name(at)},
         "next_step": None if finished or step_name(at + 1) is None else {"index": at + 1, "kind": step_name(at + 1)},
         "proposals_pending": pending,  # what a parked approve step waits for
+        "doses_undecided": [
+            {"key": d.idempotency_key, "requested_ul": d.requested_amount, "why": d.error}
+            for d in undecided_doses(engine, run_id)
+        ],  # what a parked dose step waits for
         "timeline": [
             {
                 "index": s.index,
@@ -156,6 +162,13 @@ def runs_show(
             '--reason "..." --user NAME (or reject)',
             highlight=False,
         )
+    for dose in view["doses_undecided"]:
+        out.print(
+            f"dose {dose['key']} ({dose['requested_ul']:g} µL asked) waits for a person: {dose['why']}. "
+            f"Check the chip and the syringe, then: chiptwin runs settle {run_id} {dose['key']} "
+            '--dispensed-ul X (or --not-dosed) --reason "..." --user NAME',
+            highlight=False,
+        )
     timeline = view["timeline"][-TIMELINE_STEPS:]
     table = Table(title=f"steps started: {len(view['timeline'])} (times in hours since the run started)")
     for column in ("step", "kind", "state", "start (h)", "end (h)"):
@@ -169,6 +182,47 @@ def runs_show(
             "" if s["end_h"] is None else f"{s['end_h']:.2f}",
         )
     out.print(table)
+
+
+@runs_app.command("settle")
+def runs_settle(
+    run_id: Annotated[int, typer.Argument(help="The parked run.")],
+    key: Annotated[str, typer.Argument(help="The dose waiting for a person (see `chiptwin runs show RUN`).")],
+    reason: Annotated[str, typer.Option("--reason", help="What you checked (kept with the record, signed).")],
+    user: Annotated[str, typer.Option("--user", help="Who signs: a user whose role may control runs.")],
+    dispensed_ul: Annotated[
+        Optional[float], typer.Option("--dispensed-ul", help="The volume that went into the chip, µL.")
+    ] = None,
+    not_dosed: Annotated[bool, typer.Option("--not-dosed", help="Nothing went in: resume doses again.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the signer's password from the first line of stdin.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Record what a person found for a dose the pump could not tell (signed); then `chiptwin resume` goes on."""
+    from protocols.errors import ProtocolError
+    from protocols.run.settle import settle_dose
+    from store import open_store
+    from ui.panel.auth import require, sign_in
+    from ui.panel.errors import NotAllowed
+
+    if (dispensed_ul is None) == (not not_dosed):
+        raise ProtocolError("say what went in: --dispensed-ul X (µL), or --not-dosed")
+    engine = open_store(db)
+    try:
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt(f"Signature: the password of {user}", hide_input=True)
+        who = sign_in(engine, user, password, where="cli")  # audited (cli.sign_in[_refused])
+        if who is None:
+            raise NotAllowed(f"the signature does not match: {user!r} is not an active user with that password")
+        require(engine, who, "control")
+        done = settle_dose(engine, run_id, key, dispensed_ul=dispensed_ul, actor=who.username, reason=reason)
+    finally:
+        engine.dispose()
+    what = "not dosed (resume doses again)" if done.ledger_ul is None else f"{done.ledger_ul:g} µL into the chip"
+    typer.echo(f"dose {done.key} settled by {who.username}: {what}; continue with: chiptwin resume {run_id} --rig …")
 
 
 def register(app: typer.Typer) -> None:
