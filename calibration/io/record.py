@@ -151,11 +151,10 @@ class FitRecord:
             bic=self.bic,
             minus2ll_note="minus2ll excludes N·log(2π); minus2ll_with_constant includes it",
         )
-        plain: dict[str, Any] = json.loads(json.dumps(document, default=_plain))  # plain JSON types throughout
-        return plain
+        return document
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        return json.dumps(self.to_dict(), indent=2, default=_plain)
 
     @classmethod
     def from_dict(cls, document: dict[str, Any]) -> FitRecord:

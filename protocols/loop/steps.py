@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -49,7 +50,7 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
     chips = chips_of(runner, step)
     previous: dict[str, dict[str, float]] = {}
     try:
-        previous = {c: {n: r.theta[n].estimate for n in r.theta} for c, r in _chip_fits(ctx).items()}
+        previous = {c: r.estimates() for c, r in _chip_fits(ctx)[1].items()}
     except CalibrationError:
         pass
     per_chip, n_rows = loop.calibrate(
@@ -86,20 +87,23 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
 
 def _combined(per_chip: dict[str, FitRecord]) -> FitRecord:
     """One record for the step: the first chip's, summed over chips, with every chip's record inside."""
-    record = FitRecord.from_dict(next(iter(per_chip.values())).to_dict())
-    record.method, record.chips = "individual", dict(per_chip)
-    record.wall_time_s = sum(r.wall_time_s for r in per_chip.values())
-    record.minus2ll = sum(r.minus2ll for r in per_chip.values())
-    record.converged = all(r.converged for r in per_chip.values())
-    return record
+    return replace(
+        next(iter(per_chip.values())),
+        method="individual",
+        chips=dict(per_chip),
+        wall_time_s=sum(r.wall_time_s for r in per_chip.values()),
+        minus2ll=sum(r.minus2ll for r in per_chip.values()),
+        converged=all(r.converged for r in per_chip.values()),
+    )
 
 
-def _chip_fits(ctx: Any) -> dict[str, FitRecord]:
+def _chip_fits(ctx: Any) -> tuple[int, dict[str, FitRecord]]:
+    """The run's latest fit: its id and each chip's record."""
     row = fits.latest(ctx.recorder.engine, ctx.run_id)
     if row is None:
         raise CalibrationError("propose needs a fit first; put a calibrate step before it")
     record = FitRecord.from_dict(json.loads(row.record_json))
-    return dict(record.chips) or {json.loads(row.data_selection_json)["chips"][0]: record}
+    return row.id, dict(record.chips) or {json.loads(row.data_selection_json)["chips"][0]: record}
 
 
 def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict[str, Any]:
@@ -107,7 +111,7 @@ def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict[st
     engine = ctx.recorder.engine
     if (row := proposals.for_step(engine, ctx.run_id, index)) is not None:
         return {"proposal_id": row.id, "reused": True}
-    chip_fits = _chip_fits(ctx)
+    fit_id, chip_fits = _chip_fits(ctx)
     doses = [magnitude(d, "concentration") for d in step.doses]
     schedules = [[magnitude(t, "time") for t in s] for s in step.schedules]
     sample_ml = magnitude(step.sample_volume, "volume") if step.sample_volume is not None else 0.02
@@ -129,13 +133,12 @@ def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict[st
     view = rig_view_from_rig_file(ctx.rig.spec)
     predicted = {chip: {"observables": d.predicted, "parameters": d.expected} for chip, d in designs.items()}
     checks = [check for chip, d in designs.items() for check in loop.safety_checks(view.chips[chip], d)]
-    latest_fit = fits.latest(engine, ctx.run_id)
     with ctx.recorder.tx() as c:
         pid = proposals.add(
             c,
             NewProposal(
                 run_id=ctx.run_id,
-                fit_id=None if latest_fit is None else latest_fit.id,
+                fit_id=fit_id,
                 step_index=index,
                 design={chip: d.to_document() for chip, d in designs.items()},
                 predicted={"chips": predicted, "checks": checks},

@@ -103,8 +103,9 @@ def of_run(source: Engine | Connection, run_id: int) -> list[Fit]:
 
 def listing(source: Engine | Connection) -> list[Fit]:
     """Every fit, newest first (the record JSON left out: a list does not need it)."""
-    query = select(Fit).order_by(col(Fit.created_utc_s).desc(), col(Fit.id).desc())
-    return [Fit(**{**r._mapping, "record_json": "{}"}) for r in read(source, query).all()]
+    columns = [c for c in Fit.__table__.columns if c.name != "record_json"]  # type: ignore[attr-defined]
+    query = select(*columns).order_by(col(Fit.created_utc_s).desc(), col(Fit.id).desc())
+    return [Fit(**r._mapping) for r in read(source, query).all()]
 
 
 def records_of_model(source: Engine | Connection, model: str, run_id: int | None) -> list[tuple[int, str]]:
