@@ -295,3 +295,26 @@ class RigLease(SQLModel, table=True):
     acquired_utc_s: float
     heartbeat_utc_s: float
     expires_utc_s: float
+
+
+class QueuedRun(SQLModel, table=True):
+    """A protocol waiting for its rig: a lab supervisor starts it when the rig is free and its time has come.
+
+    Times are wall-clock: a queue is read and written by people and schedulers, not by a run's
+    accelerated clock. ``rig_name`` is a name, not a key: a rig is queued for before any run on it
+    has written its ``rig`` row.
+    """
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    rig_name: str = Field(index=True, max_length=128)
+    protocol_name: str = Field(default="", max_length=255)  # the file it came from, for people to read
+    protocol_text: str
+    protocol_sha256: str = Field(max_length=64)
+    not_before_utc_s: Optional[float] = None
+    state: str = Field(default="queued", max_length=16, index=True)  # store.states.QueueState
+    run_id: Optional[int] = Field(default=None, foreign_key="protocolrun.id")
+    queued_by: str = Field(max_length=64)
+    queued_utc_s: float
+    ended_by: str = Field(default="", max_length=64)  # who cancelled it, or the supervisor that started it
+    ended_utc_s: Optional[float] = None
+    note: str = ""  # why it was cancelled or could not start

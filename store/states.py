@@ -27,3 +27,14 @@ class ProposalStatus(StrEnum):
 
 
 DECISIONS = frozenset({ProposalStatus.APPROVED, ProposalStatus.REJECTED})  # what a person or a policy may decide
+
+
+class QueueState(StrEnum):
+    QUEUED = "queued"  # waiting for its rig and its time
+    STARTING = "starting"  # a supervisor has claimed it and is starting its runner
+    STARTED = "started"  # its run exists (``run_id``); the run's own state tells the rest
+    CANCELLED = "cancelled"  # a person took it off the queue before it started
+    FAILED = "failed"  # it could not be started (the note says why)
+
+
+OPEN_QUEUE_STATES = frozenset({QueueState.QUEUED, QueueState.STARTING})  # entries a supervisor still acts on
