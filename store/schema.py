@@ -114,8 +114,10 @@ class ProtocolRun(SQLModel, table=True):
     state: str = Field(default="created", max_length=32)  # created/running/paused/parked/done/aborted/failed
     checkpoint_json: str = "{}"
     clock_rate: float = 1.0
-    started_utc_s: Optional[float] = None
+    started_utc_s: Optional[float] = None  # on the run's clock (simulated for an accelerated rig)
     ended_utc_s: Optional[float] = None
+    started_wall_utc_s: Optional[float] = None  # on the wall clock, always
+    ended_wall_utc_s: Optional[float] = None
 
 
 class Step(SQLModel, table=True):
