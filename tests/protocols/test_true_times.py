@@ -51,3 +51,36 @@ def test_audit_times_are_wall_clock_and_never_go_backwards_on_an_accelerated_rig
     assert len(ahead) >= len(doses) == 2  # the entries of the run's actions keep the rig's time beside the wall's
     assert max(ahead) - min(ahead) >= 3 * 3600 - 60  # the 3 h wait is in the rig's time, not the wall's
     assert doses[1].t_utc_s - doses[0].t_utc_s >= 3 * 3600 - 60  # doses are stamped on the rig's clock
+
+
+def test_an_accelerated_run_is_read_in_wall_dates_and_run_time_never_in_the_future(tmp_path) -> None:
+    """The run keeps its wall-clock start and end; the overview and `chiptwin runs list` show no date
+    past now and no negative age, although the rig's clock ended three hours ahead."""
+    from store.repositories import runs
+    from ui.cli.runs import run_view
+    from ui.panel import lab
+    from ui.run_clock import clock_of
+
+    wall_before = time.time()
+    with sim_runner(tmp_path, protocol_text(STEPS), rate=RATE) as (runner, _sim):
+        assert runner.run() == "done"
+        engine = runner.ctx.recorder.engine
+        wall_after = time.time()
+        (run,) = runs.listing(engine)
+        view = run_view(engine, run.id)
+        latest = lab.latest(engine)
+        instruments = lab.instruments(engine)
+    assert run.started_utc_s is not None and run.ended_utc_s is not None
+    assert run.ended_utc_s - run.started_utc_s >= 3 * 3600 - 60  # the run's own clock covered the wait
+    assert run.started_wall_utc_s is not None and run.ended_wall_utc_s is not None
+    assert wall_before - 1.0 <= run.started_wall_utc_s <= run.ended_wall_utc_s <= wall_after + 1.0
+    assert run.ended_wall_utc_s - run.started_wall_utc_s < 0.5 * (run.ended_utc_s - run.started_utc_s)
+    assert view["ended_wall_utc_s"] == run.ended_wall_utc_s
+    clock = clock_of(run)
+    assert clock is not None and clock.simulated
+    read = latest.dropna(subset=["age_s"])
+    assert not read.empty
+    assert (read["age_s"] >= 0).all(), "a reading is younger than now: its age is below zero"
+    assert read["time"].str.startswith("run +").all()  # run time, not a date days ahead
+    contact = instruments["last contact"].dropna()
+    assert not contact.empty and contact.str.startswith("run +").all()

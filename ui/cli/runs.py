@@ -3,15 +3,15 @@
 chiptwin runs list [--json]          # every run: rig, state, started, ended, clock rate
 chiptwin runs show 1 [--json]        # state, current and next step (from the checkpoint), a timeline of steps
 
-Step times are the run's clock: for an accelerated (simulated) run they are shown as hours since
-the run started, which is what they mean; start and end of a real run are dates (UTC).
+Start and end are wall-clock dates (UTC): when the run really started and ended. Step times are on
+the run's clock, shown as hours since the run started — for an accelerated (simulated) run that is
+what they mean (its own clock runs days ahead of the wall clock; ui.run_clock).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 from typing import Annotated, Any, Optional
 
 import typer
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ui.cli.store import DbOption, JsonOption
+from ui.run_clock import date_text, run_time_text
 
 runs_app = typer.Typer(
     help="Protocol runs: list them; show one's state, current step and timeline.", no_args_is_help=True
@@ -26,10 +27,18 @@ runs_app = typer.Typer(
 TIMELINE_STEPS = 40  # the newest steps a table shows (--json has every one)
 
 
-def _utc(seconds: float | None) -> str:
-    if seconds is None:
+def _wall(run_s: float | None, wall_s: float | None, clock_rate: float) -> float | None:
+    """The wall-clock time of a run's start or end (a run stored before wall times: its own time if real)."""
+    if wall_s is not None:
+        return wall_s
+    return run_s if clock_rate == 1.0 else None
+
+
+def _length(started_s: float | None, ended_s: float | None) -> str:
+    """How much run time (on the run's clock) a run covered."""
+    if started_s is None or ended_s is None:
         return ""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return run_time_text(ended_s - started_s).lstrip("+")
 
 
 @runs_app.command("list")
@@ -45,8 +54,10 @@ def runs_list(db: DbOption = None, as_json: JsonOption = False) -> None:
                 "run_id": r.id,
                 "rig": r.rig,
                 "state": str(r.state),
-                "started_utc_s": r.started_utc_s,
+                "started_utc_s": r.started_utc_s,  # on the run's clock
                 "ended_utc_s": r.ended_utc_s,
+                "started_wall_utc_s": _wall(r.started_utc_s, r.started_wall_utc_s, r.clock_rate),
+                "ended_wall_utc_s": _wall(r.ended_utc_s, r.ended_wall_utc_s, r.clock_rate),
                 "clock_rate": r.clock_rate,
             }
             for r in runs.listing(engine)
@@ -56,16 +67,17 @@ def runs_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(rows)} runs (times on each run's clock, UTC)")
-    for column in ("run", "rig", "state", "started", "ended", "clock rate"):
+    table = Table(title=f"{len(rows)} runs (started and ended: wall clock; run time: on the run's own clock)")
+    for column in ("run", "rig", "state", "started", "ended", "run time", "clock rate"):
         table.add_column(column)
     for r in rows:
         table.add_row(
             str(r["run_id"]),
             r["rig"],
             r["state"],
-            _utc(r["started_utc_s"]),
-            _utc(r["ended_utc_s"]),
+            date_text(r["started_wall_utc_s"]) if r["started_wall_utc_s"] is not None else "",
+            date_text(r["ended_wall_utc_s"]) if r["ended_wall_utc_s"] is not None else "",
+            _length(r["started_utc_s"], r["ended_utc_s"]),
             f"{r['clock_rate']:g}×",
         )
     Console(width=max(Console().width, 120)).print(table)
@@ -100,8 +112,10 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
         "state": row.state,
         "protocol_sha256": row.protocol_sha256,
         "clock_rate": row.clock_rate,
-        "started_utc_s": row.started_utc_s,
+        "started_utc_s": row.started_utc_s,  # on the run's clock
         "ended_utc_s": row.ended_utc_s,
+        "started_wall_utc_s": _wall(row.started_utc_s, row.started_wall_utc_s, row.clock_rate),
+        "ended_wall_utc_s": _wall(row.ended_utc_s, row.ended_wall_utc_s, row.clock_rate),
         "steps_total": total,
         "current_step": None if finished else {"index": at, "kind": step_name(at)},
         "next_step": None if finished or step_name(at + 1) is None else {"index": at + 1, "kind": step_name(at + 1)},
@@ -146,7 +160,14 @@ def runs_show(
     out.print(
         f"run {run_id}: {view['state']} (clock {view['clock_rate']:g}×, protocol sha256 {view['protocol_sha256'][:12]}…)"
     )
-    out.print(f"started {_utc(view['started_utc_s']) or '—'} · ended {_utc(view['ended_utc_s']) or '—'}")
+    out.print(
+        f"started {date_text(view['started_wall_utc_s'])} · ended {date_text(view['ended_wall_utc_s'])} (wall clock)"
+        + (
+            f" · run time {_length(view['started_utc_s'], view['ended_utc_s'])}"
+            if view["ended_utc_s"] is not None and view["started_utc_s"] is not None
+            else ""
+        )
+    )
     out.print(
         "current step: "
         + (

@@ -11,14 +11,19 @@ from ui.panel.live import ChannelWindow
 from ui.unit_text import label, pretty_unit
 
 
-def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180) -> dict:
+def channel_spec(
+    channel: ChannelWindow, marks: pd.DataFrame, height: int = 180, run_start_s: float | None = None
+) -> dict:
     """Vega-Lite for one channel: mean line over the bucket's min–max band; doses and samples as rules.
 
     Written as a plain spec (for ``st.vega_lite_chart(channel.frame, spec)``) rather than through
     Altair: this is the live page's hot path, and Altair's schema validation costs more than the
     database query. The readings travel as the chart's Arrow data; the few marks inline.
+    A simulated run (``run_start_s`` given) is drawn against run time in hours, not dates: its
+    clock runs ahead of the wall clock (ui.run_clock).
     """
-    x = {"field": "time", "type": "temporal", "title": None}
+    time_field, time_type = ("run_h", "quantitative") if run_start_s is not None else ("time", "temporal")
+    x: dict = {"field": time_field, "type": time_type, "title": None if run_start_s is None else "run time (h)"}
     layers: list[dict] = [
         {
             "mark": {"type": "area", "opacity": 0.25},
@@ -39,16 +44,20 @@ def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180)
                 "x": x,
                 "y": {"field": "value", "type": "quantitative"},
                 "tooltip": [
-                    {"field": f, "type": "temporal" if f == "time" else "quantitative"}
-                    for f in ("time", "value", "min", "max", "n")
+                    {"field": f, "type": time_type if f == time_field else "quantitative"}
+                    for f in (time_field, "value", "min", "max", "n")
                 ],
             },
         },
     ]
     if not marks.empty:
         values = [
-            {"time": t.isoformat(), "kind": k, "label": label}
-            for t, k, label in zip(marks["time"], marks["kind"], marks["label"])
+            {
+                time_field: t.isoformat() if run_start_s is None else (float(s) - run_start_s) / 3600.0,
+                "kind": k,
+                "label": label,
+            }
+            for t, s, k, label in zip(marks["time"], marks["t_utc_s"], marks["kind"], marks["label"])
         ]
         layers.append(
             {
@@ -69,9 +78,12 @@ def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180)
     return {"title": label(channel.name, channel.unit), "height": height, "layer": layers}
 
 
-def channel_data(channel: ChannelWindow) -> pd.DataFrame:
+def channel_data(channel: ChannelWindow, run_start_s: float | None = None) -> pd.DataFrame:
     """The columns the channel spec plots (what is sent to the browser)."""
-    return channel.frame[["time", "value", "min", "max", "n"]]
+    if run_start_s is None:
+        return channel.frame[["time", "value", "min", "max", "n"]]
+    frame = channel.frame.assign(run_h=(channel.frame["t_utc_s"] - run_start_s) / 3600.0)
+    return frame[["run_h", "value", "min", "max", "n"]]
 
 
 def correlation_heatmap(names: list[str], matrix: list[list[float]]) -> alt.LayerChart:

@@ -9,12 +9,15 @@ from sqlalchemy import Connection, Engine, select, update
 
 from store.audit import append_audit
 from store.queries import latest_readings
-from store.repositories import proposals
+from store.repositories import proposals, runs
 from store.schema import Alarm, Channel, Chip, Instrument, Rig
 from ui.panel import validators
 from ui.panel.auth import SignedIn, require
 from ui.panel.errors import PanelError
 from ui.panel.transactions import audited
+from ui.run_clock import RunClock, clock_of
+
+REAL_TIME = RunClock(started_s=0.0, started_wall_s=0.0, rate=1.0)  # a rig no run has started on
 
 CONNECTION_BADGES = {
     "ok": "🟢 ok",
@@ -31,6 +34,20 @@ def utc(seconds: pd.Series | float | None):
     if isinstance(seconds, pd.Series):
         return pd.to_datetime(seconds, unit="s", utc=True)
     return None if seconds is None else pd.Timestamp(seconds, unit="s", tz="UTC")
+
+
+def rig_clocks(engine: Engine) -> dict[int, RunClock]:
+    """Rig id → the clock of its newest started run: how its readings' times are read (ui.run_clock)."""
+    clocks: dict[int, RunClock] = {}
+    for run in runs.listing(engine):  # newest first
+        if run.rig_id not in clocks and (clock := clock_of(run)) is not None:
+            clocks[run.rig_id] = clock
+    return clocks
+
+
+def run_clocks(engine: Engine) -> dict[int, RunClock]:
+    """Run id → its clock (runs that have started)."""
+    return {run.id: clock for run in runs.listing(engine) if (clock := clock_of(run)) is not None}
 
 
 def _frame(engine: Engine, query) -> pd.DataFrame:
@@ -65,6 +82,7 @@ def instruments(engine: Engine) -> pd.DataFrame:
     query = (
         select(
             Instrument.id,
+            Instrument.rig_id,
             Rig.name.label("rig"),
             Instrument.name,
             Instrument.driver,
@@ -76,8 +94,11 @@ def instruments(engine: Engine) -> pd.DataFrame:
     )
     frame = _frame(engine, query)
     frame["state"] = frame["connection_state"].map(lambda s: CONNECTION_BADGES.get(s, f"⚪ {s}"))
-    contact = last_contact(engine)
-    frame["last contact"] = utc(frame["id"].map(contact).astype(float))
+    contact, clocks = last_contact(engine), rig_clocks(engine)
+    frame["last contact"] = [
+        clocks.get(int(rig), REAL_TIME).label(contact.get(int(i))) if int(i) in contact else None
+        for i, rig in zip(frame["id"], frame["rig_id"])
+    ]
     return frame
 
 
@@ -95,33 +116,58 @@ def last_contact(engine: Engine) -> dict[int, float]:
 
 
 def latest(engine: Engine, now_utc_s: float | None = None) -> pd.DataFrame:
-    """The newest reading of every channel with its chip, and how old it is (s)."""
+    """The newest reading of every channel with its chip, when it was taken and how old it is (wall s).
+
+    A simulated run's reading is timed on its run ("run +12 h 30 min"); its age is wall-clock time.
+    """
     rows = latest_readings(engine)
     frame = pd.DataFrame(rows, columns=["channel_id", "channel", "unit", "t_utc_s", "value", "quality"])
     names = _frame(
         engine,
-        select(Channel.id.label("channel_id"), Chip.name.label("chip")).join(
+        select(Channel.id.label("channel_id"), Channel.rig_id, Chip.name.label("chip")).join(
             Chip, Chip.id == Channel.chip_id, isouter=True
         ),
     )
     frame = frame.merge(names, on="channel_id", how="left")
     now = time.time() if now_utc_s is None else now_utc_s
-    frame["age_s"] = now - frame["t_utc_s"]
-    frame["time"] = utc(frame["t_utc_s"].astype(float))
+    clocks = rig_clocks(engine)
+    read = [
+        (None, None) if pd.isna(t) else (clock.label(float(t)), clock.age_s(float(t), now))
+        for clock, t in zip((clocks.get(int(r), REAL_TIME) for r in frame["rig_id"]), frame["t_utc_s"])
+    ]
+    frame["time"] = [label for label, _ in read]
+    frame["age_s"] = pd.Series([age for _, age in read], index=frame.index, dtype=float)
     return frame[["chip", "channel", "value", "unit", "time", "age_s", "quality", "channel_id"]]
 
 
 def open_alarms(engine: Engine) -> pd.DataFrame:
     query = (
         select(
-            Alarm.id, Alarm.t_utc_s, Alarm.severity, Alarm.source, Alarm.message, Alarm.run_id, Rig.name.label("rig")
+            Alarm.id,
+            Alarm.t_utc_s,
+            Alarm.severity,
+            Alarm.source,
+            Alarm.message,
+            Alarm.run_id,
+            Alarm.rig_id,
+            Rig.name.label("rig"),
         )
         .join(Rig, Rig.id == Alarm.rig_id, isouter=True)
         .where(Alarm.acknowledged_utc_s.is_(None))
         .order_by(Alarm.t_utc_s.desc())
     )
     frame = _frame(engine, query)
-    frame["time"] = utc(frame["t_utc_s"].astype(float))
+    by_run, by_rig = run_clocks(engine), rig_clocks(engine)
+
+    def clock(run_id, rig_id) -> RunClock:
+        if not pd.isna(run_id) and int(run_id) in by_run:
+            return by_run[int(run_id)]
+        return by_rig.get(int(rig_id), REAL_TIME) if not pd.isna(rig_id) else REAL_TIME
+
+    frame["time"] = [
+        clock(run_id, rig_id).label(float(t))
+        for t, run_id, rig_id in zip(frame["t_utc_s"], frame["run_id"], frame["rig_id"])
+    ]
     return frame
 
 

@@ -102,8 +102,13 @@ def _story(report: RunReport, figure_of: Callable[[ChipFit], bytes | None], widt
     para(f"Protocol SHA-256: {run.protocol_sha256} ({hash_note})", small)
     para(f"Rig: {run.rig_name}" + (f" — {run.rig_description}" if run.rig_description else ""))
     para(
-        f"State: {run.state}; started {utc(run.started_utc_s)}; ended {utc(run.ended_utc_s)} (run clock); "
-        f"clock rate {run.clock_rate:g} simulated s per wall s"
+        f"State: {run.state}; started {utc(run.started_wall_utc_s)}; ended {utc(run.ended_wall_utc_s)} (wall clock); "
+        f"clock rate {run.clock_rate:g} run s per wall s"
+        + (
+            f"; run time covered {(run.ended_utc_s - run.started_utc_s) / 3600.0:.2f} h"
+            if run.started_utc_s is not None and run.ended_utc_s is not None
+            else ""
+        )
     )
     para(f"Report made {utc(report.made_utc_s)}", small)
 

@@ -22,6 +22,8 @@ if runs.empty:
 labels = {row.id: f"run {row.id} on {row.rig} — {row.state}" for row in runs.itertuples()}
 run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="live_run")
 run = runs.set_index("id").loc[run_id]
+# a simulated (accelerated) run is drawn against run time: its clock runs ahead of the wall clock
+run_start_s = None if run.clock_rate == 1.0 or run.started_utc_s != run.started_utc_s else float(run.started_utc_s)
 span_name = st.segmented_control("Window", list(live.SPANS_S), default="last 6 h", key="live_span") or "last 6 h"
 auto = st.toggle(f"Refresh every {REFRESH_S:g} s", value=True, key="live_auto")
 every = REFRESH_S if auto else None
@@ -79,7 +81,9 @@ def plots() -> None:
                 columns[i % 2].info(live.why_empty(channel, span_name))
                 continue
             columns[i % 2].vega_lite_chart(
-                charts.channel_data(channel), charts.channel_spec(channel, windows.marks), width="stretch"
+                charts.channel_data(channel, run_start_s),
+                charts.channel_spec(channel, windows.marks, run_start_s=run_start_s),
+                width="stretch",
             )
         twin_forecast(windows.chip, end, forecast_key)
 

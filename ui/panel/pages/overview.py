@@ -42,7 +42,8 @@ with right:
     )
     st.caption(
         "State as the runner last saw it (ok, degraded: recent failures; reconnecting; lost: retried at the "
-        "longest back-off); last contact: its newest reading, on the run's clock."
+        "longest back-off); last contact: its newest reading — a date for a real run, run time for a simulated "
+        "(accelerated) one, whose own clock runs ahead of the wall clock."
     )
 
 st.subheader("Latest readings")
@@ -58,7 +59,7 @@ if alarms.empty:
     st.success("No open alarms.")
 for alarm in alarms.itertuples():
     icon = {"critical": "🔴", "warning": "🟠"}.get(alarm.severity, "🔵")
-    with st.expander(f"{icon} {alarm.severity}: {alarm.message} — {alarm.source}, {alarm.time:%Y-%m-%d %H:%M:%S} UTC"):
+    with st.expander(f"{icon} {alarm.severity}: {alarm.message} — {alarm.source}, {alarm.time}"):
         with st.form(f"ack_{alarm.id}"):
             comment = st.text_input("What was done (required)", key=f"ack_comment_{alarm.id}")
             if st.form_submit_button("Acknowledge", disabled=not who.can_control):
