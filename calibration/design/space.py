@@ -26,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from calibration.design.insilico import CHIP_CONSTANTS, Experiment
 from calibration.errors import CalibrationError
 from twin.errors import TwinError
+from twin.toml_lines import Path as KeyPath
+from twin.toml_lines import line_index, located
 from twin.units import parse_quantity, to_unit
 from twin.userfile import read_user_text
 
@@ -196,22 +198,26 @@ def load_space(path: str | Path) -> DesignSpace:
         raise CalibrationError(
             f"{path}: not valid TOML ({exc}); fix: check quotes, brackets and '=' on that line"
         ) from None
-    return space_from_dict(document, str(path))
+    return space_from_dict(document, str(path), line_index(text))
 
 
-def space_from_dict(document: Mapping[str, Any], where: str = "design space") -> DesignSpace:
-    """Validate a design-space document (types, ranges, references, duplicates) and build the space."""
+def space_from_dict(
+    document: Mapping[str, Any], where: str = "design space", lines: Mapping[KeyPath, int] | None = None
+) -> DesignSpace:
+    """Validate a design-space document (types, ranges, references, duplicates) and build the space.
+
+    ``lines`` (the file's key → line index, twin.toml_lines) puts the line in every message."""
     unknown = sorted(set(document) - set(_SpaceFile.model_fields))
     if unknown:
         raise CalibrationError(
-            f"{where}: unknown section {', '.join(map(str, unknown))}; use {', '.join(sorted(_SpaceFile.model_fields))}"
+            f"{located(where, lines, unknown[0])}: unknown section {', '.join(map(str, unknown))}; use {', '.join(sorted(_SpaceFile.model_fields))}"
         )
     try:
         spec = _SpaceFile.model_validate(dict(document))
     except pydantic.ValidationError as exc:
-        raise CalibrationError(_shape_message(exc, where)) from None
+        raise CalibrationError(_shape_message(exc, where, lines)) from None
     constants = {**CHIP_CONSTANTS, **spec.chip_constants.model_dump(exclude_none=True)}
-    _check_space(spec, constants, where)
+    _check_space(spec, constants, where, lines)
     space = DesignSpace(
         dose_levels_um=tuple(spec.doses.levels_um),
         schedules={k: tuple(v) for k, v in spec.schedules.items()} or dict(DEFAULT_SCHEDULES),
@@ -222,21 +228,21 @@ def space_from_dict(document: Mapping[str, Any], where: str = "design space") ->
             spec.constraints.max_concentration_um,
             "µM",
             "[substance] / [volume]",
-            f"{where}: constraints.max_concentration_um",
+            f"{located(where, lines, 'constraints', 'max_concentration_um')}: constraints.max_concentration_um",
             "200 uM",
         ),
         max_volume_removed_ml=_limit(
             spec.constraints.max_volume_removed_ml,
             "mL",
             "[volume]",
-            f"{where}: constraints.max_volume_removed_ml",
+            f"{located(where, lines, 'constraints', 'max_volume_removed_ml')}: constraints.max_volume_removed_ml",
             "0.1 mL",
         ),
         removed_ml=dict(spec.chips.removed_ml),
         constants=constants,
         errors={k: v.model_dump(exclude_none=True) for k, v in spec.error.items()},
     )
-    _check_work(space, where)
+    _check_work(space, located(where, lines, "doses", "levels_um"))
     return space
 
 
@@ -316,10 +322,13 @@ _ACCEPTED = {
 }
 
 
-def _shape_message(exc: pydantic.ValidationError, where: str) -> str:
+def _shape_message(exc: pydantic.ValidationError, where: str, lines: Mapping[KeyPath, int] | None = None) -> str:
     # a misspelt key also makes the right one "missing": report the unknown key first
     error = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-    loc = [str(p) for p in error["loc"] if isinstance(p, (str, int)) and p not in ("float", "str", "int")]
+    path = tuple(p for p in error["loc"] if isinstance(p, (str, int)) and p not in ("float", "str", "int"))
+    # a list item's index is not a key with a line of its own: the list's key holds it
+    where = located(where, lines, *(p for p in path if isinstance(p, str)))
+    loc = [str(p) for p in path]
     key = ".".join(loc)
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key {key}; fix: remove it or check its spelling (docs/design-space.md)"
@@ -333,13 +342,16 @@ def _shape_message(exc: pydantic.ValidationError, where: str) -> str:
     return f"{where}: {key} = {got} is not accepted ({error['msg']}); fix: give {accepted}"
 
 
-def _check_space(spec: _SpaceFile, constants: dict[str, float], where: str) -> None:
+def _check_space(
+    spec: _SpaceFile, constants: dict[str, float], file: str, lines: Mapping[KeyPath, int] | None = None
+) -> None:
     """What the types cannot say: duplicates, order, references, volumes against the medium."""
-    _unique(spec.doses.levels_um, f"{where}: doses.levels_um")
-    _unique(spec.samples.volumes_ml, f"{where}: samples.volumes_ml")
-    _unique(spec.chips.free, f"{where}: chips.free")
-    _unique(spec.observables, f"{where}: observables")
+    _unique(spec.doses.levels_um, f"{located(file, lines, 'doses', 'levels_um')}: doses.levels_um")
+    _unique(spec.samples.volumes_ml, f"{located(file, lines, 'samples', 'volumes_ml')}: samples.volumes_ml")
+    _unique(spec.chips.free, f"{located(file, lines, 'chips', 'free')}: chips.free")
+    _unique(spec.observables, f"{located(file, lines, 'observables')}: observables")
     for name, times in spec.schedules.items():
+        where = located(file, lines, "schedules", name)
         if not times:
             raise CalibrationError(f"{where}: schedules.{name} is empty; fix: give at least one sample time (h)")
         if len(times) > MAX_LIST:
@@ -354,13 +366,13 @@ def _check_space(spec: _SpaceFile, constants: dict[str, float], where: str) -> N
     for volume in spec.samples.volumes_ml:
         if volume >= constants["v_medium_ml"]:
             raise CalibrationError(
-                f"{where}: samples.volumes_ml: {volume:g} mL is not below the medium volume "
+                f"{located(file, lines, 'samples', 'volumes_ml')}: samples.volumes_ml: {volume:g} mL is not below the medium volume "
                 f"{constants['v_medium_ml']:g} mL; fix: give a smaller sample volume"
             )
     for chip in spec.chips.removed_ml:
         if chip not in spec.chips.free:
             raise CalibrationError(
-                f"{where}: chips.removed_ml names chip {chip!r}, which is not in chips.free "
+                f"{located(file, lines, 'chips', 'removed_ml', chip)}: chips.removed_ml names chip {chip!r}, which is not in chips.free "
                 f"({', '.join(spec.chips.free)}); fix: use a free chip's name or remove it"
             )
 

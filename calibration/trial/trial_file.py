@@ -16,6 +16,7 @@ one line naming the file, the key and the fix.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +24,8 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration.trial.errors import TrialError
+from twin.toml_lines import Path as KeyPath
+from twin.toml_lines import line_index, located
 from twin.userfile import read_user_text
 
 MAX_SUBJECTS_PER_ARM = 100_000
@@ -89,8 +92,9 @@ _KEY_FIXES = {
 }
 
 
-def _message(path: Path, error: dict[str, Any]) -> str:
+def _message(path: Path, error: dict[str, Any], lines: Mapping[KeyPath, int] | None = None) -> str:
     key = ".".join(str(part) for part in error["loc"])
+    where = located(str(path), lines, *(part for part in error["loc"] if isinstance(part, (str, int))))
     kind = error["type"]
     if kind == "extra_forbidden":
         problem = f"unknown key {key}"
@@ -100,18 +104,21 @@ def _message(path: Path, error: dict[str, Any]) -> str:
         problem = f"{key} = {error.get('input')!r}: {error['msg'][0].lower()}{error['msg'][1:]}"
     fix = _KEY_FIXES.get(key) if kind not in ("extra_forbidden", "missing", "model_type") else None
     fix = fix or _FIXES.get(kind, "correct the value (ranges in docs/trials.md)")
-    return f"{path}: {problem}; fix: {fix}"
+    return f"{where}: {problem}; fix: {fix}"
 
 
-def trial_design_from_dict(data: dict[str, Any], path: Path | str = "<trial>") -> TrialDesign:
+def trial_design_from_dict(
+    data: dict[str, Any], path: Path | str = "<trial>", lines: Mapping[KeyPath, int] | None = None
+) -> TrialDesign:
+    """Validate a parsed trial file; ``lines`` (twin.toml_lines) puts the line in the message."""
     try:
         design = TrialDesign.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise TrialError(_message(Path(path), exc.errors()[0])) from None
+        raise TrialError(_message(Path(path), exc.errors()[0], lines)) from None
     draws = design.simulation.n_trials * design.arms.total
     if draws > MAX_SUBJECT_DRAWS:
         raise TrialError(
-            f"{path}: simulation.n_trials × subjects = {draws:,} virtual subjects, above "
+            f"{located(str(path), lines, 'simulation', 'n_trials')}: simulation.n_trials × subjects = {draws:,} virtual subjects, above "
             f"{MAX_SUBJECT_DRAWS:,}; fix: fewer trials or smaller arms"
         )
     return design
@@ -124,4 +131,4 @@ def load_trial_design(path: str | Path) -> TrialDesign:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TrialError(f"{path}: not valid TOML ({exc}); fix: see examples/trials/ for the format") from None
-    return trial_design_from_dict(data, path)
+    return trial_design_from_dict(data, path, line_index(text))

@@ -1,15 +1,10 @@
-"""TOML with line numbers: values from ``tomllib``, lines from a light scan of the text.
+"""TOML with line numbers for the instrument files: values from ``tomllib``, lines from
+``twin.toml_lines`` (shared with every other TOML file type).
 
-``tomllib`` gives values but no positions, and a rig-file error must say which line to
-fix. ``read_toml(text, filename)`` returns a :class:`TomlDocument`: the parsed data plus
-an index from *paths* (``("instruments", 2, "connection", "port")``) to 1-based line
-numbers, built from ``[table]``, ``[[array.of.tables]]`` and ``key =`` lines.
-``doc.error(path, message, fix)`` makes the project's one error shape::
+``read_toml(text, filename)`` returns a :class:`TomlDocument`: the parsed data plus the index from
+paths to lines. ``doc.error(path, message, fix)`` makes the project's one error shape::
 
     rig.toml line 14: instrument 'do2' repeats unit id 1 on tcp://10.0.0.5:502; fix: give it a free unit id
-
-Keys inside inline tables or multi-line arrays map to the line of the key that holds
-them (the lookup falls back to the nearest enclosing path that has a line).
 """
 
 from __future__ import annotations
@@ -20,18 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from instruments.errors import ConfigError
+from twin.toml_lines import Path, line_index, line_of
 
-Path = tuple[str | int, ...]
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
 _TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
-
-
-def _split_dotted(name: str) -> list[str]:
-    parts = re.findall(r'"[^"]*"|\'[^\']*\'|[^.\s]+', name)
-    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
 
 
 @dataclass
@@ -42,55 +28,14 @@ class TomlDocument:
 
     def line(self, path: Path) -> int:
         """The line of ``path`` or of its nearest enclosing path; 1 if nothing matches."""
-        for end in range(len(path), 0, -1):
-            if (found := self.lines.get(tuple(path[:end]))) is not None:
-                return found
-        return 1
+        found = line_of(self.lines, path)
+        return 1 if found is None else found
 
     def where(self, path: Path) -> str:
         return f"{self.filename} line {self.line(path)}"
 
     def error(self, path: Path, message: str, fix: str) -> ConfigError:
         return ConfigError(f"{self.where(path)}: {message}; fix: {fix}")
-
-
-class _Scanner:
-    """Tracks the current table while walking the text line by line."""
-
-    def __init__(self) -> None:
-        self.lines: dict[Path, int] = {}
-        self.arrays: dict[Path, int] = {}  # resolved array path -> number of elements so far
-        self.table: Path = ()
-        self.depth = 0  # bracket depth of a multi-line value
-
-    def resolve(self, parts: list[str]) -> Path:
-        path: Path = ()
-        for part in parts:
-            path += (part,)
-            if path in self.arrays:
-                path += (self.arrays[path] - 1,)
-        return path
-
-    def header(self, double: bool, name: str, number: int) -> None:
-        parts = _split_dotted(name)
-        if double:
-            parent = self.resolve(parts[:-1]) + (parts[-1],)
-            self.arrays[parent] = self.arrays.get(parent, 0) + 1
-            self.lines.setdefault(parent, number)
-            self.table = parent + (self.arrays[parent] - 1,)
-        else:
-            self.table = self.resolve(parts)
-        self.lines[self.table] = number
-
-    def scan(self, number: int, raw: str) -> None:
-        text = _STRINGS.sub('""', raw).split("#", 1)[0]
-        if self.depth == 0:
-            if (match := _HEADER.match(raw)) is not None and "=" not in raw.split("#", 1)[0]:
-                self.header(match.group(1) == "[[", match.group(2), number)
-                return
-            if (match := _KEY.match(raw)) is not None:
-                self.lines.setdefault(self.table + tuple(_split_dotted(match.group(1))), number)
-        self.depth = max(self.depth + text.count("[") + text.count("{") - text.count("]") - text.count("}"), 0)
 
 
 def read_toml(text: str, filename: str) -> TomlDocument:
@@ -104,7 +49,4 @@ def read_toml(text: str, filename: str) -> TomlDocument:
         raise ConfigError(
             f"{filename} line {line}: not valid TOML ({reason}); fix: check quotes, brackets and '=' on that line"
         ) from None
-    scanner = _Scanner()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        scanner.scan(number, raw)
-    return TomlDocument(data, filename, scanner.lines)
+    return TomlDocument(data, filename, line_index(text))

@@ -19,7 +19,7 @@ Format (quantities are strings with units; bare numbers are in the unit shown)::
     drug = "ketoconazole"             # a library entry with a [ki] table
     unbound_concentration = "0.02 µM"
 
-Errors name the file and the key. The shape (types, unknown keys, finite numbers) is a
+Errors name the file, the line and the key (``p001.toml line 4: weight must be …``). The shape (types, unknown keys, finite numbers) is a
 strict pydantic model: ``id = ["a"]``, ``abundance.CYP3A4 = nan`` or ``true`` as a weight
 are refused, not coerced. Abundances are 0–10,000 pmol/mg; a co-medication's unbound
 concentration is 0–10,000 µM and each drug is listed once.
@@ -28,6 +28,7 @@ concentration is 0–10,000 µM and each drug is listed once.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from twin.drugs import load_inhibitor
 from twin.errors import TwinError
 from twin.patients.covariates import Comedication, Patient, PatientError
 from twin.patients.genotypes import parse_diplotype
+from twin.toml_lines import Path as KeyPath
+from twin.toml_lines import line_index, located
 from twin.units import parse_quantity, to_unit
 from twin.userfile import read_user_text
 
@@ -79,22 +82,28 @@ class _PatientDocument(_Strict):
     comedication: list[_ComedicationEntry] = []
 
 
-def _shape(data: dict[str, Any], where: str) -> _PatientDocument:
-    unknown = set(data) - _KNOWN_KEYS
+Lines = Mapping[KeyPath, int] | None  # the file's key → line index (None: a table given in code)
+
+
+def _shape(data: dict[str, Any], where: str, lines: Lines = None) -> _PatientDocument:
+    unknown = sorted(map(str, set(data) - _KNOWN_KEYS))
     if unknown:
         raise PatientError(
-            f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; known: {', '.join(sorted(_KNOWN_KEYS))}"
+            f"{located(where, lines, unknown[0])}: unknown key(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_KNOWN_KEYS))}"
         )
     try:
         return _PatientDocument.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise PatientError(_shape_message(exc.errors()[0], where)) from None
+        raise PatientError(_shape_message(exc.errors()[0], where, lines)) from None
 
 
-def _shape_message(error: dict[str, Any], where: str) -> str:
-    loc = [str(part) for part in error["loc"] if isinstance(part, (str, int))]
+def _shape_message(error: dict[str, Any], where: str, lines: Lines = None) -> str:
+    path = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
     # drop pydantic's union branch names ("str", "float") from the location
-    loc = [part for part in loc if part not in ("str", "int", "float")]
+    path = tuple(part for part in path if part not in ("str", "int", "float"))
+    where = located(where, lines, *path)
+    loc = [str(part) for part in path]
     key = ".".join(loc)
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key {key}; see twin/patients/patient_file.py for the format"
@@ -119,8 +128,10 @@ def _serum_creatinine_mg_per_dl(value: Any, where: str) -> float:
     return to_unit(quantity, "mg/dL", what=where)
 
 
-def _quantity(document: _PatientDocument, key: str, where: str) -> float:
+def _quantity(document: _PatientDocument, key: str, where: str, lines: Lines = None) -> float:
     value = getattr(document, key)
+    if value is not None:
+        where = located(where, lines, key)
     if value is None:
         raise PatientError(f'{where}: {key} is missing (e.g. {key} = "{_EXAMPLES[key]}")')
     if key == "serum_creatinine":
@@ -128,13 +139,14 @@ def _quantity(document: _PatientDocument, key: str, where: str) -> float:
     return _to_unit(value, _REQUIRED[key], f"{where}: {key}", _EXAMPLES[key])
 
 
-def _comedications(entries: list[_ComedicationEntry], where: str) -> tuple[Comedication, ...]:
+def _comedications(entries: list[_ComedicationEntry], where: str, lines: Lines = None) -> tuple[Comedication, ...]:
     found: list[Comedication] = []
     for i, entry in enumerate(entries):
-        label = f"{where}: comedication #{i + 1}"
+        label = f"{located(where, lines, 'comedication', i)}: comedication #{i + 1}"
         if entry.drug in (c.drug for c in found):
             raise PatientError(f"{label}: {entry.drug!r} is listed twice; give each co-medication once")
         load_inhibitor(entry.drug)  # fails early, naming the known drugs
+        label = f"{located(where, lines, 'comedication', i, 'unbound_concentration')}: comedication #{i + 1}"
         unbound_um = _to_unit(entry.unbound_concentration, "µM", label, "0.02 µM")
         if not 0 <= unbound_um <= MAX_INHIBITOR_UM:
             raise PatientError(
@@ -146,30 +158,48 @@ def _comedications(entries: list[_ComedicationEntry], where: str) -> tuple[Comed
     return tuple(found)
 
 
-def _abundance(table: dict[str, float], where: str) -> dict[str, float]:
+def _abundance(table: dict[str, float], where: str, lines: Lines = None) -> dict[str, float]:
     for enzyme, value in table.items():
         if not 0 <= value <= MAX_ABUNDANCE_PMOL_PER_MG:
             raise PatientError(
-                f"{where}: abundance.{enzyme} must be a number of pmol per mg protein, "
+                f"{located(where, lines, 'abundance', enzyme)}: abundance.{enzyme} must be a number of pmol per mg protein, "
                 f"0–{MAX_ABUNDANCE_PMOL_PER_MG:g}; got {value!r}"
             )
     return dict(table)
 
 
-def patient_from_dict(data: dict[str, Any], where: str = "patient") -> Patient:
+def _genotypes(table: dict[str, str], where: str, lines: Lines = None) -> dict:
+    found = {}
+    for gene, text in table.items():
+        try:
+            found[gene] = parse_diplotype(gene, text)
+        except TwinError as exc:
+            raise type(exc)(f"{located(where, lines, 'genotype', gene)}: {exc}") from None
+    return found
+
+
+def patient_from_dict(data: dict[str, Any], where: str = "patient", lines: Lines = None) -> Patient:
+    """A patient from a parsed table; ``lines`` (the file's key → line index) puts lines in messages."""
     try:
-        document = _shape(data, where)
-        genotypes = {gene: parse_diplotype(gene, text) for gene, text in document.genotype.items()}
-        return Patient(
-            id=str(document.id),
-            age_years=_quantity(document, "age", where),
-            sex=document.sex,  # type: ignore[arg-type]
-            weight_kg=_quantity(document, "weight", where),
-            scr_mg_per_dl=_quantity(document, "serum_creatinine", where),
-            genotypes=genotypes,
-            abundance_pmol_per_mg=_abundance(document.abundance, where),
-            comedications=_comedications(document.comedication, where),
-        )
+        document = _shape(data, where, lines)
+        genotypes = _genotypes(document.genotype, where, lines)
+        try:
+            return Patient(
+                id=str(document.id),
+                age_years=_quantity(document, "age", where, lines),
+                sex=document.sex,  # type: ignore[arg-type]
+                weight_kg=_quantity(document, "weight", where, lines),
+                scr_mg_per_dl=_quantity(document, "serum_creatinine", where, lines),
+                genotypes=genotypes,
+                abundance_pmol_per_mg=_abundance(document.abundance, where, lines),
+                comedications=_comedications(document.comedication, where, lines),
+            )
+        except PatientError as exc:  # the covariates' own checks (sex, ranges) name their key first
+            message, key = str(exc), str(exc).split(" ", 1)[0].rstrip(":")
+            if not message.startswith(where) and key in _KNOWN_KEYS | {"age_years", "weight_kg", "scr_mg_per_dl"}:
+                key = {"age_years": "age", "weight_kg": "weight", "scr_mg_per_dl": "serum_creatinine"}.get(key, key)
+                raise PatientError(f"{located(where, lines, key)}: {message}") from None
+            raise
     except TwinError as exc:
         message = str(exc)
         raise type(exc)(message if message.startswith(where) else f"{where}: {message}") from None
@@ -183,4 +213,4 @@ def load_patient(path: str | Path) -> Patient:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PatientError(f"{path.name}: not valid TOML ({exc})") from None
-    return patient_from_dict(data, path.name)
+    return patient_from_dict(data, path.name, line_index(text))
