@@ -16,7 +16,7 @@ from protocols.language.api import parse_protocol
 from store.repositories import queue
 from store.repositories.queue import UnknownQueueEntry
 from ui.endpoints.sila.progress import progress
-from ui.endpoints.sila.signing import signed
+from ui.endpoints.sila.signing import queue_signer
 from ui.panel import validators
 from ui.panel.errors import InvalidInput, NotAllowed
 
@@ -61,7 +61,7 @@ class RunQueueImpl(FeatureImplementationBase):
         metadata: Any,
     ) -> int:
         try:
-            who = signed(self.engine, UserName, Password, "control")
+            who = queue_signer(self.engine, UserName, Password)
         except NotAllowed as exc:
             raise self._error("NotAllowed", exc) from None
         try:
@@ -86,7 +86,7 @@ class RunQueueImpl(FeatureImplementationBase):
         metadata: Any,
     ) -> None:
         try:
-            who = signed(self.engine, UserName, Password, "control")
+            who = queue_signer(self.engine, UserName, Password)
         except NotAllowed as exc:
             raise self._error("NotAllowed", exc) from None
         try:

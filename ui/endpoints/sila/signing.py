@@ -19,3 +19,11 @@ def signed(engine: Engine, user_name: str, password: str, permission: str) -> Si
     if who is None:
         raise NotAllowed("the user name or password is wrong; fix: give an active ChipTwin user and their password")
     return require(engine, who, permission)
+
+
+def queue_signer(engine: Engine, user_name: str, password: str) -> SignedIn:
+    """A user who may put runs on a rig's queue or take them off: a scientist or admin, as on the panel's Runs page."""
+    who = signed(engine, user_name, password, "control")
+    if not who.can_approve:
+        raise NotAllowed(f"your role ({who.role}) may not queue or cancel runs; ask a scientist or an admin")
+    return who
