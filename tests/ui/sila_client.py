@@ -55,9 +55,21 @@ def observe(client: SilaClient, queue_id: int, timeout_s: float) -> None:
     reply({"statuses": statuses, "final": final, "progress": instance.progress})
 
 
+def connected(host: str, port: int, timeout_s: float = 60.0) -> SilaClient:
+    """A client, once the server answers (it may still be starting: both are started together)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return SilaClient(host, port, insecure=True)
+        except Exception:  # noqa: BLE001 (grpc's connection errors vary by version)
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
-    with SilaClient(host, port, insecure=True) as client:
+    with connected(host, port) as client:
         reply({"ready": sorted(str(f) for f in client.SiLAService.ImplementedFeatures.get())})
         for line in sys.stdin:
             request = json.loads(line)

@@ -30,11 +30,13 @@ def serve(
     discovery: Annotated[
         bool, typer.Option("--discovery", help="announce the server by SiLA discovery (mDNS)")
     ] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error")] = "warning",
 ) -> None:
     """Serve until SIGTERM or Ctrl-C."""
     from store import open_store
     from ui.endpoints.sila import server as sila
 
+    sila.configure_logging(log_level)
     where = sila.parse_address(address)
     if insecure and tls_dir is not None:
         raise typer.BadParameter("give either --insecure or --tls-dir, not both")

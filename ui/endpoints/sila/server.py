@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from sila2.framework import DefinedExecutionError
 from sila2.server import SilaServer
 from sila2.server.encryption import generate_self_signed_certificate
 from sqlalchemy import Engine
@@ -126,3 +128,15 @@ def start(
     server.start(
         address.host, address.port, private_key=tls.private_key, cert_chain=tls.certificate, enable_discovery=discovery
     )
+
+
+def _not_a_refusal(record: logging.LogRecord) -> bool:
+    """sila2 logs every error a method raises with its traceback; a defined one is an answer, not a fault."""
+    return not (record.exc_info and isinstance(record.exc_info[1], DefinedExecutionError))
+
+
+def configure_logging(level: str = "WARNING") -> None:
+    """One line per record on stderr, without the tracebacks of refusals the client is told about."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_a_refusal)
