@@ -5,7 +5,7 @@ Driven over stdin/stdout, one JSON line per request and reply (the test decides 
     ["call", FEATURE, COMMAND, ARG…]  → {"ok": RESPONSES} or {"error": IDENTIFIER, "message": TEXT}
     ["observe", QUEUE_ID, TIMEOUT_S]  → {"observing": UUID}, then {"statuses": [...], "final": [...]}
 
-Usage: python tests/ui/sila_client.py HOST PORT
+Usage: python tests/ui/sila_client.py HOST PORT [CA_CERT_PEM]  (plain text without a CA file)
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 from sila2.client import SilaClient
 from sila2.framework import DefinedExecutionError
@@ -55,12 +56,14 @@ def observe(client: SilaClient, queue_id: int, timeout_s: float) -> None:
     reply({"statuses": statuses, "final": final, "progress": instance.progress})
 
 
-def connected(host: str, port: int, timeout_s: float = 60.0) -> SilaClient:
+def connected(host: str, port: int, ca: bytes | None, timeout_s: float = 60.0) -> SilaClient:
     """A client, once the server answers (it may still be starting: both are started together)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return SilaClient(host, port, insecure=True)
+            if ca is None:
+                return SilaClient(host, port, insecure=True)
+            return SilaClient(host, port, root_certs=ca)
         except Exception:  # noqa: BLE001 (grpc's connection errors vary by version)
             if time.monotonic() > deadline:
                 raise
@@ -69,7 +72,8 @@ def connected(host: str, port: int, timeout_s: float = 60.0) -> SilaClient:
 
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
-    with connected(host, port) as client:
+    ca = Path(sys.argv[3]).read_bytes() if len(sys.argv) > 3 else None  # TLS, trusting this certificate
+    with connected(host, port, ca) as client:
         reply({"ready": sorted(str(f) for f in client.SiLAService.ImplementedFeatures.get())})
         for line in sys.stdin:
             request = json.loads(line)

@@ -57,9 +57,10 @@ def _prepared_store(url: str) -> None:
 class Client:
     """The client process, one JSON line per request and reply (each read bounded)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, ca: Path | None = None) -> None:
+        trust = [] if ca is None else [str(ca)]
         self.process = subprocess.Popen(
-            [sys.executable, str(CLIENT), "127.0.0.1", str(port)],
+            [sys.executable, str(CLIENT), "127.0.0.1", str(port), *trust],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -6,13 +6,14 @@ The lab supervisor starts this as its own process; SIGTERM or Ctrl-C stops it cl
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ui.errors import command_line
+from ui.errors import EXIT_USER_ERROR, USER_ERRORS, command_line, report
 
 app = command_line(add_completion=False, help="Serve ChipTwin's SiLA 2 features (run queue, channels, decisions).")
 
@@ -38,13 +39,12 @@ def serve(
 
     sila.configure_logging(log_level)
     where = sila.parse_address(address)
-    if insecure and tls_dir is not None:
-        raise typer.BadParameter("give either --insecure or --tls-dir, not both")
-    engine = open_store(db)
+    sila.check_mode(where, insecure=insecure, tls_dir=tls_dir)
     server_uuid = sila.server_uuid_for(tls_dir, where)
-    tls = None if insecure or tls_dir is None else sila.tls_material(tls_dir, server_uuid, where.host)
+    tls = None if tls_dir is None else sila.tls_material(tls_dir, server_uuid, where.host)
+    engine = open_store(db)
     server = sila.build(engine, server_uuid)
-    sila.start(server, where, insecure=insecure, tls=tls, discovery=discovery)
+    sila.start(server, where, tls=tls, discovery=discovery)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -57,5 +57,14 @@ def serve(
         engine.dispose()
 
 
+def main() -> None:
+    """A user error is one line and exit 2 (a one-command app is not the group that maps them elsewhere)."""
+    try:
+        app()
+    except USER_ERRORS as exc:
+        report(exc)
+        sys.exit(EXIT_USER_ERROR)
+
+
 if __name__ == "__main__":
-    app()
+    main()

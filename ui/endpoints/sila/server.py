@@ -111,23 +111,33 @@ def server_uuid_for(directory: Path | None, address: Address) -> uuid.UUID:
     return made
 
 
-def start(
-    server: SilaServer, address: Address, *, insecure: bool, tls: Tls | None = None, discovery: bool = False
-) -> None:
-    """Listen on ``address``: plain only on loopback, else TLS with ``tls``."""
-    if insecure:
-        if not address.loopback:
-            raise SilaEndpointError(
-                f"--insecure serves plain text, allowed on loopback only, not on {address.host}; "
-                "fix: use 127.0.0.1, or drop --insecure and give --tls-dir"
-            )
-        server.start_insecure(address.host, address.port, enable_discovery=discovery)
-        return
+def check_mode(address: Address, *, insecure: bool, tls_dir: Path | None) -> None:
+    """Plain text on loopback only; otherwise TLS, from a directory. Checked before anything is opened."""
+    if insecure and tls_dir is not None:
+        raise SilaEndpointError("give either --insecure or --tls-dir, not both")
+    if insecure and not address.loopback:
+        raise SilaEndpointError(
+            f"--insecure serves plain text, allowed on loopback only, not on {address.host}; "
+            "fix: use 127.0.0.1, or drop --insecure and give --tls-dir"
+        )
+    if not insecure and tls_dir is None:
+        raise SilaEndpointError(
+            "give --tls-dir DIR (its key and certificate, made if missing) or, on loopback, --insecure"
+        )
+
+
+def start(server: SilaServer, address: Address, *, tls: Tls | None, discovery: bool = False) -> None:
+    """Listen on ``address``: TLS with ``tls``, plain text when it is None (check_mode allowed that)."""
     if tls is None:
-        raise SilaEndpointError("TLS needs its key and certificate; fix: give --tls-dir DIR (made if missing)")
-    server.start(
-        address.host, address.port, private_key=tls.private_key, cert_chain=tls.certificate, enable_discovery=discovery
-    )
+        server.start_insecure(address.host, address.port, enable_discovery=discovery)
+    else:
+        server.start(
+            address.host,
+            address.port,
+            private_key=tls.private_key,
+            cert_chain=tls.certificate,
+            enable_discovery=discovery,
+        )
 
 
 def _not_a_refusal(record: logging.LogRecord) -> bool:
