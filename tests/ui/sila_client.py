@@ -56,7 +56,7 @@ def observe(client: SilaClient, queue_id: int, timeout_s: float) -> None:
     reply({"statuses": statuses, "final": final, "progress": instance.progress})
 
 
-def connected(host: str, port: int, ca: bytes | None, timeout_s: float = 60.0) -> SilaClient:
+def connected(host: str, port: int, ca: bytes | None, timeout_s: float = 120.0) -> SilaClient:
     """A client, once the server answers (it may still be starting: both are started together)."""
     deadline = time.monotonic() + timeout_s
     while True:

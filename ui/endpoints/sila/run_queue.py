@@ -9,10 +9,12 @@ from typing import Any
 from sila2.framework import DefinedExecutionError, Feature
 from sila2.server import FeatureImplementationBase, SilaServer
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from protocols.errors import ProtocolError
 from protocols.lab import queueing
 from protocols.language.api import parse_protocol
+from protocols.language.steps import expanded_count
 from store.repositories import queue
 from store.repositories.queue import UnknownQueueEntry
 from ui.endpoints.sila.progress import progress
@@ -21,6 +23,7 @@ from ui.panel import validators
 from ui.panel.errors import InvalidInput, NotAllowed
 
 POLL_S = 0.5  # how often an observed entry is re-read; a step lasts minutes, this is plenty
+OUTAGE_RETRY_S = 2.0
 
 
 def not_before_utc_s(text: str) -> float | None:
@@ -103,7 +106,11 @@ class RunQueueImpl(FeatureImplementationBase):
             last = None
             instance.begin_execution()
             while not self._stopping.is_set():
-                now = progress(self.engine, QueueId, total)
+                try:
+                    now = progress(self.engine, QueueId, total)
+                except DBAPIError:  # the store is restarting: an observer waits for it, as the runner does
+                    self._stopping.wait(OUTAGE_RETRY_S)
+                    continue
                 if now.status() != last:
                     last = now.status()
                     instance.progress = now.fraction
@@ -113,7 +120,7 @@ class RunQueueImpl(FeatureImplementationBase):
                 self._stopping.wait(POLL_S)
         except UnknownQueueEntry as exc:
             raise self._error("UnknownQueueEntry", exc) from None
-        raise self._error("UnknownQueueEntry", "the SiLA server is stopping; observe the entry again once it is back")
+        raise self._error("ObservationEnded", "the SiLA server is stopping; observe the entry again once it is back")
 
     def _steps_total(self, entry_id: int) -> int:
         """How many steps the queued protocol has (0 when its rig's file no longer reads)."""
@@ -123,7 +130,7 @@ class RunQueueImpl(FeatureImplementationBase):
             protocol = parse_protocol(queue.protocol_text(self.engine, entry_id), rig, filename=entry.protocol_name)
         except ProtocolError:
             return 0
-        return len(protocol.steps)
+        return expanded_count(protocol.steps)  # repeats unrolled: the runner writes one step row per expanded step
 
     def stop(self) -> None:
         self._stopping.set()
