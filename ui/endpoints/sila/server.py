@@ -128,16 +128,21 @@ def check_mode(address: Address, *, insecure: bool, tls_dir: Path | None) -> Non
 
 def start(server: SilaServer, address: Address, *, tls: Tls | None, discovery: bool = False) -> None:
     """Listen on ``address``: TLS with ``tls``, plain text when it is None (check_mode allowed that)."""
-    if tls is None:
-        server.start_insecure(address.host, address.port, enable_discovery=discovery)
-    else:
-        server.start(
-            address.host,
-            address.port,
-            private_key=tls.private_key,
-            cert_chain=tls.certificate,
-            enable_discovery=discovery,
-        )
+    try:
+        if tls is None:
+            server.start_insecure(address.host, address.port, enable_discovery=discovery)
+        else:
+            server.start(
+                address.host,
+                address.port,
+                private_key=tls.private_key,
+                cert_chain=tls.certificate,
+                enable_discovery=discovery,
+            )
+    except RuntimeError as exc:  # grpc: the port is taken, or the host is not this machine's
+        raise SilaEndpointError(
+            f"cannot listen on {address.host}:{address.port} ({exc}); fix: choose a free port on an address of this machine"
+        ) from None
 
 
 def _not_a_refusal(record: logging.LogRecord) -> bool:
@@ -145,8 +150,13 @@ def _not_a_refusal(record: logging.LogRecord) -> bool:
     return not (record.exc_info and isinstance(record.exc_info[1], DefinedExecutionError))
 
 
-def configure_logging(level: str = "WARNING") -> None:
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str = "warning") -> None:
     """One line per record on stderr, without the tracebacks of refusals the client is told about."""
+    if level.lower() not in LOG_LEVELS:
+        raise SilaEndpointError(f"log level {level!r} is not one of {', '.join(LOG_LEVELS)}; fix: pick one of them")
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_a_refusal)
