@@ -22,6 +22,7 @@ def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys
         ("--address", "127.0.0.1:50052"): "give --tls-dir DIR",
         ("--address", "127.0.0.1:50052", "--insecure", "--tls-dir", str(tmp_path)): "either --insecure or --tls-dir",
         ("--address", "127.0.0.1:50052", "--insecure", "--db", str(tmp_path / "none.db")): "there is no store at",
+        ("--address", "127.0.0.1:50052", "--insecure", "--log-level", "loud"): "log level 'loud' is not one of",
     }
     for args, message in cases.items():
         monkeypatch.setattr(sys, "argv", ["python -m ui.endpoints.sila", *args])
