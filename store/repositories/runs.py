@@ -133,3 +133,24 @@ def steps(source: Engine | Connection, run_id: int) -> list[Step]:
     """The steps a run has started, in order (the runner writes one row as each step starts)."""
     query = select(Step).where(col(Step.run_id) == run_id).order_by(col(Step.index))
     return [Step(**r._mapping) for r in _read(source, query).all()]
+
+
+def latest_of_rig(source: Engine | Connection, rig_id: int) -> RunListing | None:
+    """The rig's newest run (None before its first), as the OPC UA endpoint shows it."""
+    query = (
+        select(
+            col(ProtocolRun.id),
+            col(Rig.name),
+            col(ProtocolRun.rig_id),
+            col(ProtocolRun.state),
+            col(ProtocolRun.started_utc_s),
+            col(ProtocolRun.ended_utc_s),
+            col(ProtocolRun.clock_rate),
+        )
+        .join(Rig, col(Rig.id) == col(ProtocolRun.rig_id))
+        .where(col(ProtocolRun.rig_id) == rig_id)
+        .order_by(col(ProtocolRun.id).desc())
+        .limit(1)
+    )
+    r = _read(source, query).first()
+    return None if r is None else RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6])

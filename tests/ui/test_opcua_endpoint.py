@@ -1,0 +1,344 @@
+"""The OPC UA endpoint as another system meets it: the endpoint in its own process over a real
+SQLite store, clients in separate processes (an asyncua client script, asyncua's `uals` and
+`uaread`), on a free loopback port. One server per module keeps the file short."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from store import make_engine
+from store.engine import session
+from store.ingest import Quality, ReadingIn, ingest_readings
+from store.migrate import upgrade
+from store.schema import Alarm, AuditEntry, Channel, Chip, PanelRequest, ProtocolRun, Rig, Step
+from ui.panel.auth import add_user
+
+T0 = time.time() - 600.0
+PASSWORDS = {"sam": "scientist-pw-1", "tina": "technician-pw-1"}
+ROLES = {"sam": "scientist", "tina": "technician"}
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+WAIT_S = 60.0  # generous: the machine is shared
+
+CLIENT = r'''
+import asyncio, json, sys
+from asyncua import Client, ua
+
+url, user, password, action = sys.argv[1:5]
+NS = "urn:chiptwin:opcua"
+
+class Seen:
+    def __init__(self):
+        self.values, self.events = [], []
+    def datachange_notification(self, node, value, data):
+        self.values.append((value, data.monitored_item.Value.SourceTimestamp.timestamp()))
+    def event_notification(self, event):
+        self.events.append((str(event.Message.Text), int(event.Severity)))
+
+async def main():
+    client = Client(url, timeout=30)
+    if user != "-":
+        client.set_user(user)
+        client.set_password(password)
+    out = {}
+    try:
+        await client.connect()
+    except Exception as error:
+        print(json.dumps({"connect_error": type(error).__name__}), flush=True)
+        return
+    try:
+        ns = await client.get_namespace_index(NS)
+        rig = client.get_node(ua.NodeId("rig/bench-1", ns))
+        if action == "browse":
+            devices = await client.nodes.objects.get_child([f"{ns}:Devices"])
+            out["rigs"] = [(await n.read_browse_name()).Name for n in await devices.get_children()]
+            units = await rig.get_child([f"{ns}:FunctionalUnits"])
+            out["chips"] = sorted([(await n.read_browse_name()).Name for n in await units.get_children()])
+            chip = await units.get_child([f"{ns}:liver-1"])
+            out["channels"] = sorted([(await n.read_browse_name()).Name for n in await chip.get_children()])
+            oxygen = client.get_node(ua.NodeId("rig/bench-1/channel/liver-1/oxygen", ns))
+            value = await oxygen.read_data_value()
+            eu = await (await oxygen.get_child(["0:EngineeringUnits"])).read_value()
+            out["oxygen"] = [value.Value.Value, value.StatusCode.name, value.SourceTimestamp.timestamp()]
+            out["unit"] = [eu.DisplayName.Text, eu.UnitId, eu.NamespaceUri]
+            teer = await client.get_node(ua.NodeId("rig/bench-1/channel/liver-1/teer", ns)).read_data_value(
+                raise_on_bad_status=False)
+            out["teer_status"] = teer.StatusCode.name
+            out["run_state"] = await client.get_node(ua.NodeId("rig/bench-1/RunState", ns)).read_value()
+            out["current_step"] = await client.get_node(ua.NodeId("rig/bench-1/CurrentStep", ns)).read_value()
+        elif action == "subscribe":
+            seen = Seen()
+            subscription = await client.create_subscription(100, seen)
+            oxygen = client.get_node(ua.NodeId("rig/bench-1/channel/liver-1/oxygen", ns))
+            await subscription.subscribe_data_change(oxygen)
+            await subscription.subscribe_events(rig, client.get_node(ua.NodeId("ChipTwinAlarmEventType", ns)))
+            for _ in range(300):  # the first notification: the value already there
+                if seen.values:
+                    break
+                await asyncio.sleep(0.1)
+            print("subscribed", flush=True)
+            sys.stdin.readline()  # the test writes a reading and an alarm, then a line
+            for _ in range(300):
+                if len(seen.values) >= 2 and seen.events:
+                    break
+                await asyncio.sleep(0.1)
+            out["values"], out["events"] = seen.values, seen.events
+        else:  # call: the methods named in `action`, e.g. "Pause,Abort"
+            out["calls"] = []
+            for kind in action.split(","):
+                try:
+                    result = await rig.call_method(ua.QualifiedName(kind, ns))
+                    out["calls"].append([kind, "Good", result])
+                except ua.UaStatusCodeError as error:
+                    out["calls"].append([kind, type(error).__name__, None])
+    finally:
+        await client.disconnect()
+    print(json.dumps(out), flush=True)
+
+asyncio.run(main())
+'''
+
+
+@dataclass
+class Lab:
+    url: str
+    endpoint: str
+    channel_ids: dict[str, int]
+    rig_id: int
+    run_id: int
+    client: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fill(url: str) -> tuple[dict[str, int], int, int]:
+    engine = make_engine(url, create=True)
+    upgrade(engine)
+    with session(engine) as s:
+        rig = Rig(name="bench-1", created_utc_s=T0)
+        s.add(rig)
+        s.flush()
+        chips = [Chip(rig_id=rig.id, name=f"liver-{i}", organ="liver") for i in (1, 2)]
+        s.add_all(chips)
+        s.flush()
+        channels = [
+            Channel(rig_id=rig.id, chip_id=chip.id, name=f"{chip.name}/{q}", quantity=q, unit=u, poll_period_s=0.5)
+            for chip in chips
+            for q, u in (("oxygen", "percent"), ("teer", "ohm*cm^2"))
+        ]
+        run = ProtocolRun(
+            rig_id=rig.id, protocol_text="dose", protocol_sha256="0" * 64, state="running", started_utc_s=T0
+        )
+        s.add_all([*channels, run])
+        s.flush()
+        s.add(Step(run_id=run.id, index=2, kind="dose", state="running", started_utc_s=T0))
+        s.commit()
+        ids, rig_id, run_id = {c.name: c.id for c in channels}, rig.id, run.id
+    ingest_readings(
+        engine,
+        [
+            ReadingIn(ids["liver-1/oxygen"], T0 + 1.0, 18.5),
+            ReadingIn(ids["liver-1/teer"], T0 + 1.0, 950.0, int(Quality.DEVICE_ERROR)),
+        ],
+    )
+    for name, password in PASSWORDS.items():
+        add_user(engine, name, ROLES[name], password)
+    engine.dispose()
+    return ids, rig_id, run_id
+
+
+def _start(url: str, endpoint: str, anonymous: str) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", endpoint, "--anonymous", anonymous],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    line = process.stdout.readline() if process.stdout else ""  # blocks until ready or exit
+    if "serving" not in line:
+        process.kill()
+        _, err = process.communicate(timeout=WAIT_S)
+        pytest.fail(f"the endpoint did not start: {line!r} {err[-2000:]}")
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.communicate(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("opcua")
+    url = f"sqlite:///{folder / 'lab.db'}"
+    ids, rig_id, run_id = _fill(url)
+    endpoint = f"opc.tcp://127.0.0.1:{_free_port()}"
+    client = folder / "client.py"
+    client.write_text(CLIENT)
+    process = _start(url, endpoint, "read")
+    yield Lab(url, endpoint, ids, rig_id, run_id, client)
+    _stop(process)
+
+
+def _client(lab: Lab, user: str, password: str, action: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(lab.client), lab.endpoint, user, password, action],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_client_browses_devices_chips_and_channels_and_reads_a_value_with_its_unit(lab):
+    seen = _client(lab, "sam", PASSWORDS["sam"], "browse")
+    assert seen["rigs"] == ["bench-1"]
+    assert seen["chips"] == ["liver-1", "liver-2"]
+    assert seen["channels"] == ["liver-1/oxygen", "liver-1/teer"]
+    value, status, source_t = seen["oxygen"]
+    assert (value, status) == (18.5, "Good")
+    assert source_t == pytest.approx(T0 + 1.0, abs=1e-3)  # the reading's own time, not the poll's
+    assert seen["unit"] == ["%", int.from_bytes(b"P1", "big"), "http://www.opcfoundation.org/UA/units/un/cefact"]
+    assert seen["teer_status"] == "BadDeviceFailure"
+    assert (seen["run_state"], seen["current_step"]) == ("running", "2 dose (running)")
+
+
+def test_a_subscriber_sees_a_new_reading_and_an_alarm_event(lab):
+    process = subprocess.Popen(
+        [sys.executable, str(lab.client), lab.endpoint, "sam", PASSWORDS["sam"], "subscribe"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout and process.stdin
+        assert process.stdout.readline().strip() == "subscribed"
+        engine = make_engine(lab.url)
+        t_new = time.time()
+        ingest_readings(engine, [ReadingIn(lab.channel_ids["liver-1/oxygen"], t_new, 17.25)])
+        with session(engine) as s:
+            s.add(Alarm(rig_id=lab.rig_id, t_utc_s=t_new, severity="critical", source="o2", message="oxygen low"))
+            s.commit()
+        engine.dispose()
+        out, err = process.communicate("go\n", timeout=WAIT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert [v for v, _ in seen["values"]] == [18.5, 17.25], err[-2000:]
+    assert seen["values"][-1][1] == pytest.approx(t_new, abs=1e-3)
+    assert seen["events"] == [["critical: oxygen low", 900]]
+
+
+def _requests(lab: Lab) -> list[tuple[str, str]]:
+    engine = make_engine(lab.url)
+    with engine.connect() as c:
+        rows = c.execute(select(PanelRequest.kind, PanelRequest.requested_by).order_by(PanelRequest.id)).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def _audit(lab: Lab, action: str) -> list[str]:
+    engine = make_engine(lab.url)
+    with engine.connect() as c:
+        actors = c.execute(select(AuditEntry.actor).where(AuditEntry.action == action)).scalars().all()
+    engine.dispose()
+    return list(actors)
+
+
+def test_the_technician_and_anonymous_may_read_but_not_steer_a_run(lab):
+    before = _requests(lab)
+    tina = _client(lab, "tina", PASSWORDS["tina"], "Pause,Abort")
+    anonymous = _client(lab, "-", "-", "Pause")
+    assert tina["calls"] == [["Pause", "BadUserAccessDenied", None], ["Abort", "BadUserAccessDenied", None]]
+    assert anonymous["calls"] == [["Pause", "BadUserAccessDenied", None]]
+    assert _requests(lab) == before  # nothing reached the runner
+    assert "rigs" in _client(lab, "-", "-", "browse")  # anonymous read is on in this endpoint
+
+
+def test_a_scientist_pauses_and_aborts_through_the_panels_request_path(lab):
+    before = len(_requests(lab))
+    sam = _client(lab, "sam", PASSWORDS["sam"], "Pause,Resume,Abort")
+    assert [c[:2] for c in sam["calls"]] == [["Pause", "Good"], ["Resume", "Good"], ["Abort", "Good"]]
+    assert _requests(lab)[before:] == [("pause", "sam"), ("resume", "sam"), ("abort", "sam")]
+    assert _audit(lab, "run.pause_request") == ["sam"]
+    assert _audit(lab, "run.abort_request") == ["sam"]
+    ids = [c[2] for c in sam["calls"]]
+    assert ids == sorted(ids) and len(set(ids)) == 3  # each call returns its own request id
+
+
+def test_a_wrong_password_is_refused_and_audited(lab):
+    seen = _client(lab, "sam", "not-the-password", "browse")
+    assert seen == {"connect_error": "BadUserAccessDenied"}
+    assert "sam" in _audit(lab, "opcua.sign_in_refused")
+
+
+def test_asyncua_command_line_tools_list_and_read_nodes(lab):
+    listed = subprocess.run(
+        [str(BIN / "uals"), "-u", lab.endpoint, "-n", "ns=2;s=rig/bench-1", "-l", "1"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    for name in ("RunState", "CurrentStep", "FunctionalUnits", "Pause", "Abort"):
+        assert name in listed.stdout
+    read = subprocess.run(
+        [str(BIN / "uaread"), "-u", lab.endpoint, "-n", "ns=2;s=rig/bench-1/channel/liver-2/oxygen", "-a", "value"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert read.returncode == 0, read.stderr[-2000:]
+
+
+def test_with_anonymous_off_an_anonymous_client_is_refused(tmp_path):
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    _fill(url)
+    endpoint = f"opc.tcp://127.0.0.1:{_free_port()}"
+    client = tmp_path / "client.py"
+    client.write_text(CLIENT)
+    off = Lab(url, endpoint, {}, 0, 0, client)
+    process = _start(url, endpoint, "off")
+    try:
+        assert "connect_error" in _client(off, "-", "-", "browse")
+        assert _client(off, "sam", PASSWORDS["sam"], "browse")["rigs"] == ["bench-1"]
+    finally:
+        _stop(process)
+
+
+def test_a_bad_endpoint_url_is_one_line_and_exit_2(tmp_path):
+    url = f"sqlite:///{tmp_path / 'lab.db'}"
+    make_engine(url, create=True).dispose()
+    done = subprocess.run(
+        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", "http://127.0.0.1:1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        env={**os.environ},
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "opc.tcp://HOST:PORT" in done.stderr

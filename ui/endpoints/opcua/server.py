@@ -1,0 +1,279 @@
+"""The address space after LADS (OPC 30500) and the loop that keeps it equal to the store.
+
+    Objects/Devices/<rig>                      a rig (LADS Device)
+        RunId, RunState, CurrentStep           the rig's newest run
+        Pause(), Resume(), Abort() -> RequestId   write the panel's run request (access.may_steer)
+        FunctionalUnits/<chip>                 a chip (LADS FunctionalUnit)
+            <channel>                          Double, EngineeringUnits (EUInformation), quality as StatusCode
+        Channels/<channel>                     channels that belong to no chip
+    alarms: ChipTwinAlarmEventType events emitted by the rig object (and the Server object)
+
+Node ids are strings in the endpoint's namespace (``urn:chiptwin:opcua``), stable across restarts:
+``rig/<rig>``, ``rig/<rig>/RunState``, ``rig/<rig>/channel/<channel>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from asyncua import Node, Server, ua
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from store.ingest import Quality
+from store.states import FINAL_RUN_STATES
+from ui.endpoints.opcua import snapshot
+from ui.endpoints.opcua.access import CALLER, Anonymous, StoreUserManager, may_steer, record_callers
+from ui.endpoints.opcua.units import eu_information
+from ui.panel.errors import NotAllowed, PanelError
+from ui.panel.live import request_control
+
+NAMESPACE_URI = "urn:chiptwin:opcua"
+DEFAULT_POLL_PERIOD_S = 0.5
+SEVERITY = {"info": 100, "warning": 500, "critical": 900}  # OPC UA severity 1..1000
+log = logging.getLogger(__name__)
+
+
+def status_of(value: snapshot.ChannelValue) -> ua.StatusCode:
+    """The reading's quality bits as an OPC UA status: device error bad, stale/range/substituted uncertain."""
+    if value.t_utc_s is None:
+        return ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData)
+    if value.quality & Quality.DEVICE_ERROR:
+        return ua.StatusCode(ua.StatusCodes.BadDeviceFailure)
+    if value.quality & Quality.STALE:
+        return ua.StatusCode(ua.StatusCodes.UncertainLastUsableValue)
+    if value.quality & Quality.OUT_OF_RANGE:
+        return ua.StatusCode(ua.StatusCodes.UncertainEngineeringUnitsExceeded)
+    if value.quality & Quality.SUBSTITUTED:
+        return ua.StatusCode(ua.StatusCodes.UncertainSubstituteValue)
+    return ua.StatusCode(ua.StatusCodes.Good)
+
+
+def utc(t_utc_s: float) -> datetime:
+    return datetime.fromtimestamp(t_utc_s, tz=timezone.utc)
+
+
+@dataclass
+class _Rig:
+    node: Node
+    run_id: Node
+    run_state: Node
+    current_step: Node
+    units: Node
+    events: Any  # asyncua EventGenerator emitting from the rig
+    chips: dict[int, Node] = field(default_factory=dict)
+    shown: snapshot.RunView | None = None
+
+
+@dataclass
+class _Read:
+    """One poll's reading of the store (made in a worker thread)."""
+
+    rigs: list[snapshot.RigView]
+    values: list[snapshot.ChannelValue]
+    runs: dict[int, snapshot.RunView]
+    alarms: list[snapshot.AlarmView]
+
+
+def _read(engine: Engine, after_alarm_id: int) -> _Read:
+    rigs = snapshot.topology(engine)
+    return _Read(
+        rigs,
+        snapshot.values(engine),
+        {r.id: snapshot.run_of(engine, r.id) for r in rigs},
+        snapshot.alarms_after(engine, after_alarm_id),
+    )
+
+
+class Endpoint:
+    """An asyncua server over one store; ``serve`` until ``stop`` is set."""
+
+    def __init__(
+        self, engine: Engine, url: str, anonymous: Anonymous, poll_period_s: float = DEFAULT_POLL_PERIOD_S
+    ) -> None:
+        self.engine, self.url, self.anonymous, self.poll_period_s = engine, url, anonymous, poll_period_s
+        self.server = Server(user_manager=StoreUserManager(engine, anonymous))
+        self.ns = 0
+        self._rigs: dict[int, _Rig] = {}
+        self._channels: dict[int, Node] = {}
+        self._shown_t: dict[int, float | None] = {}
+        self._last_alarm_id = 0
+        self._alarm_type: Node | None = None
+        self._server_events: Any = None
+        self._store_ok = True
+
+    # -- start ----------------------------------------------------------------------------
+    async def start(self) -> None:
+        record_callers()
+        await self.server.init()
+        self.server.set_endpoint(self.url)
+        self.server.set_server_name("ChipTwin lab")
+        self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        tokens: list[type] = [ua.UserNameIdentityToken]
+        if self.anonymous == Anonymous.READ:
+            tokens.insert(0, ua.AnonymousIdentityToken)
+        self.server.set_identity_tokens(tokens)
+        self.ns = await self.server.register_namespace(NAMESPACE_URI)
+        self._devices = await self.server.nodes.objects.add_folder(self._id("Devices"), self._name("Devices"))
+        self._alarm_type = await self.server.create_custom_event_type(
+            self.ns,
+            "ChipTwinAlarmEventType",
+            ua.ObjectIds.BaseEventType,
+            [("AlarmId", ua.VariantType.Int64), ("RigName", ua.VariantType.String)],
+        )
+        self._server_events = await self.server.get_event_generator(self._alarm_type, ua.ObjectIds.Server)
+        self._last_alarm_id = await asyncio.to_thread(snapshot.last_alarm_id, self.engine)
+        await self.poll_once()
+        await self.server.start()
+
+    def _id(self, path: str) -> ua.NodeId:
+        return ua.NodeId(path, self.ns)
+
+    def _name(self, name: str) -> ua.QualifiedName:
+        return ua.QualifiedName(name, self.ns)
+
+    # -- the address space ---------------------------------------------------------------
+    async def _add_rig(self, rig: snapshot.RigView) -> _Rig:
+        base = f"rig/{rig.name}"
+        node = await self._devices.add_object(self._id(base), self._name(rig.name))
+        await node.set_event_notifier([ua.EventNotifier.SubscribeToEvents])
+        await self.server.get_node(ua.ObjectIds.Server).add_reference(node.nodeid, ua.ObjectIds.HasNotifier)
+        run_id = await node.add_variable(self._id(f"{base}/RunId"), self._name("RunId"), -1, ua.VariantType.Int64)
+        state = await node.add_variable(self._id(f"{base}/RunState"), self._name("RunState"), "idle")
+        step = await node.add_variable(self._id(f"{base}/CurrentStep"), self._name("CurrentStep"), "")
+        for kind in ("Pause", "Resume", "Abort"):
+            await node.add_method(
+                self._id(f"{base}/{kind}"), self._name(kind), self._method(rig.id, kind.lower()), [], [ua.VariantType.Int64]
+            )
+        units = await node.add_folder(self._id(f"{base}/FunctionalUnits"), self._name("FunctionalUnits"))
+        events = await self.server.get_event_generator(self._alarm_type, node)
+        return _Rig(node, run_id, state, step, units, events)
+
+    async def _add_channel(self, rig: snapshot.RigView, shown: _Rig, channel: snapshot.ChannelView) -> None:
+        parent = shown.node
+        if channel.chip_id is not None:
+            if channel.chip_id not in shown.chips:
+                chip = rig.chips[channel.chip_id]
+                shown.chips[channel.chip_id] = await shown.units.add_object(
+                    self._id(f"rig/{rig.name}/chip/{chip}"), self._name(chip)
+                )
+            parent = shown.chips[channel.chip_id]
+        base = f"rig/{rig.name}/channel/{channel.name}"
+        node = await parent.add_variable(self._id(base), self._name(channel.name), 0.0, ua.VariantType.Double)
+        await node.add_property(
+            self._id(f"{base}/EngineeringUnits"),
+            ua.QualifiedName("EngineeringUnits", 0),
+            ua.Variant(eu_information(channel.unit), ua.VariantType.ExtensionObject),
+            datatype=ua.NodeId(ua.ObjectIds.EUInformation),
+        )
+        await node.add_property(self._id(f"{base}/Quantity"), self._name("Quantity"), channel.quantity)
+        self._channels[channel.id] = node
+        self._shown_t[channel.id] = -1.0  # nothing shown yet: the first poll writes it
+
+    async def _ensure(self, rigs: list[snapshot.RigView]) -> None:
+        """Add the rigs, chips and channels that appeared in the store since the last poll."""
+        for rig in rigs:
+            if rig.id not in self._rigs:
+                self._rigs[rig.id] = await self._add_rig(rig)
+            for channel in rig.channels:
+                if channel.id not in self._channels:
+                    await self._add_channel(rig, self._rigs[rig.id], channel)
+
+    # -- the poll ------------------------------------------------------------------------
+    async def poll_once(self) -> None:
+        try:
+            read = await asyncio.to_thread(_read, self.engine, self._last_alarm_id)
+        except SQLAlchemyError as error:
+            if self._store_ok:
+                log.warning("the store does not answer (%s); values keep their last state", error)
+            self._store_ok = False
+            return
+        self._store_ok = True
+        await self._ensure(read.rigs)
+        now = datetime.now(timezone.utc)
+        for value in read.values:
+            await self._show_value(value, now)
+        for rig_id, run in read.runs.items():
+            await self._show_run(self._rigs[rig_id], run)
+        names = {r.id: r.name for r in read.rigs}
+        for alarm in read.alarms:
+            await self._raise(alarm, names.get(alarm.rig_id or -1, ""))
+            self._last_alarm_id = alarm.id
+
+    async def _show_value(self, value: snapshot.ChannelValue, now: datetime) -> None:
+        if value.channel_id not in self._channels or self._shown_t.get(value.channel_id) == value.t_utc_s:
+            return  # unchanged: writing it again would notify subscribers of nothing new
+        self._shown_t[value.channel_id] = value.t_utc_s
+        data = ua.DataValue(
+            Value=ua.Variant(value.value if value.value is not None else 0.0, ua.VariantType.Double),
+            StatusCode=status_of(value),
+            SourceTimestamp=utc(value.t_utc_s) if value.t_utc_s is not None else None,
+            ServerTimestamp=now,
+        )
+        await self.server.write_attribute_value(self._channels[value.channel_id].nodeid, data)
+
+    async def _show_run(self, rig: _Rig, run: snapshot.RunView) -> None:
+        if rig.shown == run:
+            return
+        rig.shown = run
+        await rig.run_id.write_value(ua.Variant(-1 if run.run_id is None else run.run_id, ua.VariantType.Int64))
+        await rig.run_state.write_value(run.state)
+        await rig.current_step.write_value(run.current_step)
+
+    async def _raise(self, alarm: snapshot.AlarmView, rig_name: str) -> None:
+        targets = [self._server_events]
+        if alarm.rig_id in self._rigs:
+            targets.append(self._rigs[alarm.rig_id].events)
+        for generator in targets:
+            generator.event.Severity = SEVERITY.get(alarm.severity, 500)
+            generator.event.SourceName = alarm.source
+            generator.event.AlarmId = alarm.id
+            generator.event.RigName = rig_name
+            await generator.trigger(time_attr=utc(alarm.t_utc_s), message=f"{alarm.severity}: {alarm.message}")
+
+    # -- methods -------------------------------------------------------------------------
+    def _method(self, rig_id: int, kind: str):
+        async def call(parent: ua.NodeId, *args: Any) -> Any:
+            return await self._steer(rig_id, kind)
+
+        return call
+
+    async def _steer(self, rig_id: int, kind: str) -> Any:
+        user = CALLER.get()
+        try:
+            who = await asyncio.to_thread(may_steer, self.engine, user)
+        except NotAllowed as refused:
+            log.info("%s refused for %s: %s", kind, getattr(user, "name", None) or "anonymous", refused)
+            return ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)
+        run = await asyncio.to_thread(snapshot.run_of, self.engine, rig_id)
+        if run.run_id is None or run.state in FINAL_RUN_STATES:
+            return ua.StatusCode(ua.StatusCodes.BadInvalidState)
+        try:
+            request_id = await asyncio.to_thread(request_control, self.engine, who, run.run_id, kind)
+        except PanelError as refused:
+            log.info("%s refused: %s", kind, refused)
+            return ua.StatusCode(ua.StatusCodes.BadUserAccessDenied)
+        return [ua.Variant(int(request_id), ua.VariantType.Int64)]
+
+    # -- run -----------------------------------------------------------------------------
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Poll every ``poll_period_s`` (from the start of one poll to the next) until ``stop``."""
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    await self.poll_once()
+                except Exception:  # one bad poll must not take the endpoint down; the next one retries
+                    log.exception("a poll of the store failed")
+                left_s = self.poll_period_s - (time.monotonic() - started)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=max(left_s, 0.0))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await self.server.stop()
