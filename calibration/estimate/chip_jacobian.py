@@ -69,7 +69,9 @@ class ChipsJacobian:
             out.append((np.concatenate([f for f, _ in parts]), np.concatenate([j for _, j in parts])))
         return out
 
-    def each(self, values_by_chip: Sequence[Mapping[str, float]], chips: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def each(
+        self, values_by_chip: Sequence[Mapping[str, float]], chips: Sequence[int]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """``(f, ∂f/∂log θ)`` of chip ``chips[k]`` at its own parameters ``values_by_chip[k]``, all in one
         batched run (a population fit: every chip at its own individual parameters)."""
         runs = [ChipRun(dict(v), self.chips[i].events, self.chips[i].constants) for v, i in zip(values_by_chip, chips)]
@@ -86,7 +88,10 @@ class ChipsJacobian:
             )
         except (TwinError, np.linalg.LinAlgError, FloatingPointError):
             return [
-                (np.full(self.chips[i].n_observations, np.nan), np.full((self.chips[i].n_observations, len(self.names)), np.nan))
+                (
+                    np.full(self.chips[i].n_observations, np.nan),
+                    np.full((self.chips[i].n_observations, len(self.names)), np.nan),
+                )
                 for i in chips
             ]
         return [self._observed(i, result) for i, result in zip(chips, results)]
