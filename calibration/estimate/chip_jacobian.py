@@ -65,18 +65,46 @@ class ChipsJacobian:
             return [nan for _ in parameter_sets]  # the trial point is rejected, not the fit
         out = []
         for k in range(len(parameter_sets)):
-            f_parts, j_parts = [], []
-            for i, chip in enumerate(self.chips):
-                result = results[k * len(self.chips) + i]
-                f = np.empty(chip.n_observations)
-                jac = np.empty((chip.n_observations, len(self.names)))
-                for name, rows in self.rows[i].items():
-                    f[rows] = result.values[name][self.index[i][rows]]
-                    jac[rows] = result.d_dlogp[name][self.index[i][rows]]
-                f_parts.append(f)
-                j_parts.append(jac)
-            out.append((np.concatenate(f_parts), np.concatenate(j_parts)))
+            parts = [self._observed(i, results[k * len(self.chips) + i]) for i in range(len(self.chips))]
+            out.append((np.concatenate([f for f, _ in parts]), np.concatenate([j for _, j in parts])))
         return out
+
+    def each(
+        self, values_by_chip: Sequence[Mapping[str, float]], chips: Sequence[int]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``(f, ∂f/∂log θ)`` of chip ``chips[k]`` at its own parameters ``values_by_chip[k]``, all in one
+        batched run (a population fit: every chip at its own individual parameters)."""
+        runs = [ChipRun(dict(v), self.chips[i].events, self.chips[i].constants) for v, i in zip(values_by_chip, chips)]
+        self.solves += 1
+        try:
+            results = chips_sensitivities(
+                runs,
+                [self.times[i] for i in chips],
+                self.names,
+                self.observables,
+                model=self.model,
+                rtol=self.rtol,
+                atol=self.atol,
+            )
+        except (TwinError, np.linalg.LinAlgError, FloatingPointError):
+            return [
+                (
+                    np.full(self.chips[i].n_observations, np.nan),
+                    np.full((self.chips[i].n_observations, len(self.names)), np.nan),
+                )
+                for i in chips
+            ]
+        return [self._observed(i, result) for i, result in zip(chips, results)]
+
+    def _observed(self, i: int, result) -> tuple[np.ndarray, np.ndarray]:
+        """Chip ``i``'s predictions and Jacobian at its observations, from its sensitivity result."""
+        chip = self.chips[i]
+        f = np.empty(chip.n_observations)
+        jac = np.empty((chip.n_observations, len(self.names)))
+        for name, rows in self.rows[i].items():
+            f[rows] = result.values[name][self.index[i][rows]]
+            jac[rows] = result.d_dlogp[name][self.index[i][rows]]
+        return f, jac
 
     def predict(self, values: Mapping[str, float]) -> np.ndarray:
         """Predictions alone (no sensitivities): the batched Rodas4 of ``simulate_chips``, all chips at

@@ -10,10 +10,10 @@ import numpy as np
 
 from calibration.errors import CalibrationError
 from calibration.estimate.chip_jacobian import ChipsJacobian
+from calibration.estimate.chip_population import ChipPopulation, check_random, fit_chip_population
 from calibration.estimate.error_models import ErrorModel, Residuals
 from calibration.estimate.failures import numerical_failures
 from calibration.estimate.individual import IndividualProblem, fit_individual
-from calibration.estimate.population import PopulationData, PopulationModel, fit_population, lognormal_individual
 from calibration.io.lab import ChipData, LabData, read_lab_dataset
 from calibration.io.record import Estimate, FitRecord
 from calibration.uncertainty.requested import requested_uncertainty
@@ -234,29 +234,9 @@ def _pooled(
 
 
 def _population(chips, spec, names, fix, start, error, random) -> FitRecord:
-    """Replicate chips as a population (FOCE-I); one error model for all observations."""
-    predictors = [ChipPredictor(chip, spec.name) for chip in chips.values()]
-    observed = {o for chip in chips.values() for o in chip.observables}
-    if len(observed) > 1:
-        raise CalibrationError(
-            "a population fit takes one observable at a time here; "
-            f"the data hold {', '.join(sorted(observed))} — fit them pooled or per chip"
-        )
-    width = max(chip.n_observations for chip in chips.values())
-    dv = np.zeros((len(chips), width))
-    mask = np.zeros_like(dv, dtype=bool)
-    for k, chip in enumerate(chips.values()):
-        dv[k, : chip.n_observations], mask[k, : chip.n_observations] = chip.values, True
-
-    def predict(phi: np.ndarray) -> np.ndarray:
-        out = np.zeros_like(dv)
-        for k, predictor in enumerate(predictors):
-            out[k, : mask[k].sum()] = predictor({**fix, **dict(zip(names, phi[k]))})
-        return out
-
-    random = tuple(random or names)
-    error_model = residuals_for(observed, error)[next(iter(observed))]
-    model = PopulationModel(tuple(names), random, lognormal_individual(tuple(names), random), predict, error_model)
-    return fit_population(
-        model, PopulationData(list(chips), dv, mask), start, model_name=spec.name, model_version=spec.version
-    )
+    """Replicate chips as a population: iterative two-stage on batched per-chip sensitivities
+    (calibration.estimate.chip_population); every observable, each with its own error model."""
+    check_random(names, random)
+    observables = sorted({o for chip in chips.values() for o in chip.observables})
+    problem = ChipPopulation(list(chips.values()), spec.name, names, fix, residuals_for(observables, error))
+    return fit_chip_population(problem, start, model=spec.name, model_version=spec.version)

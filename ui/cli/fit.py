@@ -23,7 +23,12 @@ def fit(
     individual: Annotated[bool, typer.Option("--individual", help="One fit per subject/chip.")] = False,
     pooled: Annotated[bool, typer.Option("--pooled", help="One parameter set for all subjects/chips.")] = False,
     population: Annotated[
-        bool, typer.Option("--population", help="Mixed effects (FOCE-I); default for NONMEM data.")
+        bool,
+        typer.Option(
+            "--population",
+            help="Between-subject variability (log-normal): FOCE-I for NONMEM data (the default there); "
+            "iterative two-stage over batched per-chip fits for lab data.",
+        ),
     ] = False,
     error: Annotated[
         str, typer.Option("--error", help="add, prop or comb; per observable: drug_medium=prop,oxygen=add.")
