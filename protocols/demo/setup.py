@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -10,11 +12,11 @@ from typing import Any, Callable
 from sqlalchemy import and_, func, or_, select
 
 from calibration.io.record import chip_documents
-from instruments.clock import AcceleratedClock
+from instruments.clock import SharedClock
 from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
-from instruments.sim.scenario import load_scenario
+from instruments.sim.scenario import Scenario, load_scenario
 from protocols.run.bench import SimBench
 from protocols.run.runner import Runner
 from store.engine import make_engine
@@ -26,6 +28,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RIG = EXAMPLES / "rigs" / "liver4.toml"
 SCENARIO = EXAMPLES / "scenarios" / "liver4_truth.toml"
 PROTOCOL = EXAMPLES / "protocols" / "closed_loop_liver.toml"
+DEFAULT_SEED = 7  # the scenario's own seed: `chiptwin demo` without --seed gives the documented numbers
+DEMO_START_UTC_S = 1.8e9  # the simulated run starts at a fixed instant, so two runs store the same times
 PERSON_APPROVES = 'policy = "manual"'  # the protocol's last round waits for a person's signed approval
 POLICY_APPROVES = 'policy = "auto_within_bounds"'
 
@@ -50,12 +54,17 @@ def run_demo(
     protocol_path: Path = PROTOCOL,
     person_approves: bool = False,
     on_alarm: Callable[[str, str, str], None] | None = None,
+    seed: int = DEFAULT_SEED,
 ) -> dict[str, Any]:
     """Run the closed loop on the simulated rig and summarise it. With ``person_approves`` the
     protocol's manual approvals wait for a person (the panel, or `chiptwin proposals approve`);
     without, a policy approves them. ``on_alarm(severity, source, message)`` hears every alarm
-    as it is raised (the waiting-for-approval notice among them)."""
-    wall_start = time.perf_counter()
+    as it is raised (the waiting-for-approval notice among them).
+
+    Reproducible: ``seed`` seeds the rig's sensor noise and the assays, and the rig and runner share
+    a ``SharedClock`` (docs/clock.md) that the loop holds (1x) while it computes, so a fit is charged
+    its real duration, not ``clock_rate`` times it, on a fast or a busy machine."""
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
     text = protocol_path.read_text(encoding="utf-8")
     if not person_approves:
         text = unattended(text)
@@ -63,26 +72,20 @@ def run_demo(
     upgrade(engine)
     rig = load_rig(RIG)
     names = {"chips": [c.name for c in rig.chips], "instruments": [i.name for i in rig.instruments]}
-    scenario = load_scenario(SCENARIO, **names)
-    with SimulatedRig(rig, scenario, AcceleratedClock.starting_now(clock_rate)) as sim:
-        with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
-            runner = Runner.create(
-                text,
-                rig,
-                engine,
-                devices,
-                sim.clock,
-                filename=protocol_path.name,
-                bench=SimBench(sim),
-                progress=progress,
-            )
-            if on_alarm is not None and runner.ctx.recorder.alarm_hook is None:
-                runner.ctx.recorder.alarm_hook = on_alarm
-            state = runner.run()
+    scenario = with_seed(load_scenario(SCENARIO, **names), seed)
+    with tempfile.TemporaryDirectory(prefix="chiptwin-demo-clock-") as folder:
+        clock = SharedClock.create(Path(folder) / "clock", clock_rate, DEMO_START_UTC_S)
+        try:
+            state, runner = _run(text, rig, scenario, engine, clock, protocol_path, progress, on_alarm)
+        finally:
+            clock.close()
     summary = summarise(engine, runner.run_id, {c: scenario.truth_for(c) for c in names["chips"]})
     summary.update(
         state=state,
+        seed=seed,
+        clock_rate=clock_rate,
         wall_time_s=time.perf_counter() - wall_start,
+        cpu_time_s=time.process_time() - cpu_start,
         db=str(db),
         interlock_trips=[
             {"interlock": str(t.interlock), "channel": t.channel, "latency_wall_s": t.latency_wall_s}
@@ -91,6 +94,32 @@ def run_demo(
     )
     engine.dispose()
     return summary
+
+
+def with_seed(scenario: Scenario, seed: int) -> Scenario:
+    """The scenario with its noise (sensors, assays) seeded by ``seed``."""
+    return dataclasses.replace(scenario, spec=scenario.spec.model_copy(update={"seed": int(seed)}))
+
+
+def _run(
+    text: str,
+    rig: Any,
+    scenario: Scenario,
+    engine: Any,
+    clock: SharedClock,
+    protocol_path: Path,
+    progress: Callable[[int, int, str], None] | None,
+    on_alarm: Callable[[str, str, str], None] | None,
+) -> tuple[str, Runner]:
+    """The simulated rig and the runner on one clock: the run's final state, and its runner."""
+    with SimulatedRig(rig, scenario, clock) as sim:
+        with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
+            runner = Runner.create(
+                text, rig, engine, devices, clock, filename=protocol_path.name, bench=SimBench(sim), progress=progress
+            )
+            if on_alarm is not None and runner.ctx.recorder.alarm_hook is None:
+                runner.ctx.recorder.alarm_hook = on_alarm
+            return runner.run(), runner
 
 
 def summarise(engine: Any, run_id: int, truth: dict[str, dict[str, float]]) -> dict[str, Any]:

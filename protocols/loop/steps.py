@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 
 from calibration.errors import CalibrationError
 from calibration.io.record import FitRecord
+from instruments.clock import holding
 from protocols.language.quantities import magnitude
 from protocols.language.rig_view import rig_view_from_rig_file
 from protocols.language.steps import Approve, Calibrate, Dose, Propose, Step
@@ -53,9 +54,10 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
         previous = {c: r.estimates() for c, r in _chip_fits(ctx)[1].items()}
     except CalibrationError:
         pass
-    per_chip, n_rows = loop.calibrate(
-        ctx.recorder.engine, ctx.run_id, ctx.clock.now_s(), step.parameters, chips, step.model, previous
-    )
+    with holding(ctx.clock):  # the fit is charged its real duration, not rate x duration (docs/clock.md)
+        per_chip, n_rows = loop.calibrate(
+            ctx.recorder.engine, ctx.run_id, ctx.clock.now_s(), step.parameters, chips, step.model, previous
+        )
     record = _combined(per_chip)
     estimates = {
         chip: {n: {"estimate": v.estimate, "ci95": v.ci95} for n, v in r.theta.items()} for chip, r in per_chip.items()
@@ -107,6 +109,11 @@ def _chip_fits(ctx: Any) -> tuple[int, dict[str, FitRecord]]:
 
 
 def propose(runner: Any, index: int, step: Propose, started_s: float) -> dict[str, Any]:
+    with holding(runner.ctx.clock):  # a compute step: charged its real duration (docs/clock.md)
+        return _propose(runner, index, step)
+
+
+def _propose(runner: Any, index: int, step: Propose) -> dict[str, Any]:
     ctx = runner.ctx
     engine = ctx.recorder.engine
     if (row := proposals.for_step(engine, ctx.run_id, index)) is not None:

@@ -71,6 +71,7 @@ class Control:
         """Wait until clock time ``deadline_s`` (+ any time stopped); returns the deadline reached."""
         while True:
             deadline_s += self.check()
+            self._advance_until(deadline_s)
             left_s = deadline_s - self.clock.now_s()
             if left_s <= 0:
                 return deadline_s
@@ -81,9 +82,18 @@ class Control:
         """Until ``predicate()`` is truthy (returned) or clock ``deadline_s`` (None); pauses extend it."""
         while True:
             deadline_s += self.check()
+            self._advance_until(deadline_s)
             found = predicate()
             if found:
+                self._advance_until(self.clock.now_s())  # a stepped clock stops here, at 1x
                 return found
             if self.clock.now_s() >= deadline_s:
                 return None
             time.sleep(poll_wall_s)
+
+    def _advance_until(self, deadline_s: float) -> None:
+        """A stepped shared clock (instruments.clock.SharedClock) runs fast only while the steps wait,
+        and lands on the deadline exactly: the same protocol gives the same times on any machine."""
+        advance = getattr(self.clock, "advance_until", None)
+        if advance is not None:
+            advance(deadline_s)

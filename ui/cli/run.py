@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from store.lease import Holder, RigLease
 
 DEFAULT_DEMO_DB = "chiptwin-demo.db"
+PANEL_CLOCK_RATE = 3600.0  # an hour a second: people can watch the panel's plots grow
+NO_PANEL_CLOCK_RATE = 3600.0  # faster starves the poller: at 36000x hold_until sees too few oxygen readings
 TAKE_OVER_HELP = (
     "Take the rig from a holder that is gone (heartbeat expired, or its pid absent on this host); "
     "refused while it is alive; audited. Lease times: $CHIPTWIN_LEASE_EXPIRY_S (30), "
@@ -147,7 +149,17 @@ def demo(
     no_panel: Annotated[bool, typer.Option("--no-panel", help="Do not open the control panel.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
     db: Annotated[str, typer.Option(help="SQLite file for the demo's store.")] = DEFAULT_DEMO_DB,
-    clock_rate: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 3600.0,
+    clock_rate: Annotated[
+        Optional[float],
+        typer.Option(
+            min=1.0,
+            help="Simulated seconds per wall second while the protocol waits (default: 3600 with the panel, "
+            f"{NO_PANEL_CLOCK_RATE:g} with --no-panel: the fastest that gives the same results).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, help="Seed of the simulated rig's noise: the same seed, the same results.")
+    ] = 7,
     port: Annotated[int, typer.Option("--port", help="TCP port of the control panel.")] = 8501,
     person_approves: Annotated[
         Optional[bool],
@@ -186,9 +198,9 @@ def demo(
             def progress(index: int, total: int, kind: str) -> None:
                 bar.update(task, total=total, completed=index, description=f"step {index + 1}/{total}: {kind}")
 
-            summary = run_demo(
-                db, clock_rate, progress, person_approves=person, on_alarm=_approval_hint(bar.console, db, no_panel)
-            )
+            rate = clock_rate or (NO_PANEL_CLOCK_RATE if no_panel else PANEL_CLOCK_RATE)
+            hint = _approval_hint(bar.console, db, no_panel)
+            summary = run_demo(db, rate, progress, person_approves=person, on_alarm=hint, seed=seed)
     except BaseException:
         _stop(panel)
         raise
