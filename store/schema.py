@@ -320,3 +320,26 @@ class QueuedRun(SQLModel, table=True):
     ended_by: str = Field(default="", max_length=64)  # who cancelled it, or the supervisor that started it
     ended_utc_s: Optional[float] = None
     note: str = ""  # why it was cancelled or could not start
+
+
+class LabSupervisor(SQLModel, table=True):
+    """A lab supervisor (`chiptwin lab serve`): one per lab machine, its health as a heartbeat.
+
+    Times are wall-clock. ``health_json`` is its own report (children, restarts) for `chiptwin lab status`.
+    """
+
+    name: str = Field(primary_key=True, max_length=128)
+    host: str = Field(max_length=255)
+    pid: int
+    started_utc_s: float
+    heartbeat_utc_s: float
+    expires_utc_s: float
+    health_json: str = "{}"
+
+
+class RigOwner(SQLModel, table=True):
+    """Which supervisor owns which rig: a rig has one owner, so two supervisors never both start its runs."""
+
+    rig_name: str = Field(primary_key=True, max_length=128)
+    supervisor_name: str = Field(foreign_key="labsupervisor.name", index=True, max_length=128)
+    since_utc_s: float

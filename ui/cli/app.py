@@ -16,12 +16,14 @@ from ui.cli import (
     dose,
     export,
     fit,
+    lab,
     panel,
     patient_twin,
     patients,
     petab,
     proposals,
     protocol,
+    queue,
     report,
     rig,
     rig_status,
@@ -64,6 +66,8 @@ app.add_typer(protocol_app, name="protocol")
 rig.register(app, devices_app)  # devices check, sim-rig
 protocol.register(protocol_app)
 run.register(app)  # run, resume, demo
+queue.register(app)  # queue add, list, cancel
+lab.register(app)  # lab serve, lab status
 
 
 def _print_version(asked: bool) -> None:

@@ -43,8 +43,10 @@ def _fail(exc: Exception) -> None:
 
 
 def run(
-    protocol_path: Annotated[Path, typer.Argument(help="The protocol file (TOML).")],
     rig_path: Annotated[Path, typer.Option("--rig", help="The rig file (TOML).")],
+    protocol_path: Annotated[
+        Optional[Path], typer.Argument(help="The protocol file (TOML); not with --queue-entry.")
+    ] = None,
     db: Annotated[
         Optional[str], typer.Option(help="Store URL or SQLite path (default $CHIPTWIN_DB / ./chiptwin.db).")
     ] = None,
@@ -53,22 +55,57 @@ def run(
     ] = None,
     clock_rate: Annotated[float, typer.Option(help="Clock rate without --endpoints (1 = real time).")] = 1.0,
     take_over: TakeOver = False,
+    queue_entry: Annotated[
+        Optional[int],
+        typer.Option("--queue-entry", help="Run this queue entry's protocol (a lab supervisor starts runs so)."),
+    ] = None,
 ) -> None:
     """Run a protocol on a rig; prints the run id first (for `chiptwin resume RUN`)."""
     from protocols.language.api import load_rig_view, parse_protocol, read_protocol_text
     from protocols.run.runner import Runner
 
+    if (protocol_path is None) == (queue_entry is None):
+        _fail(ValueError("give a PROTOCOL file or --queue-entry ID (one of the two); fix: see `chiptwin run --help`"))
+    text, name = _protocol_of(protocol_path, queue_entry, db, read_protocol_text)
     # a protocol that cannot run is refused before the lease is taken or a port opened
-    text = read_protocol_text(protocol_path)
-    parse_protocol(text, load_rig_view(rig_path), protocol_path.name)
+    parse_protocol(text, load_rig_view(rig_path), name)
 
     def start(rig: Any, engine: Any, devices: Any, clock: Any, lease: RigLease) -> dict:
-        runner = Runner.create(text, rig, engine, devices, clock, filename=protocol_path.name)
+        runner = Runner.create(text, rig, engine, devices, clock, filename=name)
         lease.attach_run(runner.run_id)  # before any step: a later resume knows whose lease this was
+        if queue_entry is not None:
+            _link_queue_entry(engine, queue_entry, runner.run_id)
         typer.echo(f"run {runner.run_id}", err=True)
         return {"run_id": runner.run_id, "state": runner.run()}
 
     _drive(rig_path, db, endpoints, clock_rate, start, command="run", take_over=take_over)
+
+
+def _protocol_of(
+    path: Optional[Path], entry_id: Optional[int], db: Optional[str], read: Callable[[Path], str]
+) -> tuple[str, str]:
+    """The protocol's text and name: from its file, or as it was queued."""
+    if path is not None:
+        return read(path), path.name
+    from store import open_store
+    from store.repositories import queue
+
+    engine = open_store(db)
+    try:
+        assert entry_id is not None
+        return queue.protocol_text(engine, entry_id), queue.get(engine, entry_id).protocol_name or "queued.toml"
+    finally:
+        engine.dispose()
+
+
+def _link_queue_entry(engine: Any, entry_id: int, run_id: int) -> None:
+    """starting → started with its run: the queue entry names the run that runs it."""
+    import time
+
+    from store.repositories import queue
+
+    with engine.begin() as c:
+        queue.mark_started(c, entry_id, run_id=run_id, now_utc_s=time.time())
 
 
 def resume(

@@ -1,0 +1,246 @@
+"""The lab supervisor: one per lab machine, it keeps one runner per active rig it owns.
+
+Each tick it reaps its children (``waitpid``, every ``poll_s``) and, for each rig, decides:
+
+* a live runner (its child, or one it adopted after a restart) → nothing to do;
+* an open run that is ``running``/``created`` with no live runner → `chiptwin resume` at once
+  (the runner's pid is gone on this host, so its lease is taken over without waiting); a run
+  whose runner died ``max_quick_deaths`` times in a row within ``quick_death_s`` is parked with
+  a critical alarm instead;
+* an open run that is parked or paused → it waits for a person; the rig starts nothing new;
+* otherwise the rig's next due queue entry is claimed and started (`chiptwin run --queue-entry`).
+
+Its health (children, restarts) is its heartbeat in the store (store.ownership). SIGTERM/SIGINT
+stop it: children get SIGTERM (runners stay resumable), the rigs are released, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from protocols.lab import registry
+from protocols.lab.children import Child, endpoint_command, runner_command, spawn
+from protocols.lab.lab_file import Lab, LabRig
+from store import ownership
+from store.engine import resolve_url
+from store.lease import holder_of
+from store.repositories import queue
+from store.states import QueueState
+
+log = logging.getLogger("protocols.lab.supervisor")
+QUEUE_CHECK_S = 1.0  # an idle rig looks at its queue this often (wall seconds)
+
+
+@dataclass
+class RigWatch:
+    """What the supervisor knows about one rig between ticks."""
+
+    lab_rig: LabRig
+    child: Child | None = None
+    quick_deaths: dict[int, int] = field(default_factory=dict)  # run id → deaths in a row soon after a start
+    restarts: int = 0
+    next_look_mono_s: float = 0.0
+
+
+@dataclass
+class Supervisor:
+    lab: Lab
+    engine: Engine
+    db: str | None = None  # as the user gave it: the runners resolve it the same way
+    opcua: str | None = None
+    sila: str | None = None
+    log_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.name = self.lab.supervisor.name
+        self.spec = self.lab.supervisor
+        self.rigs = {r.name: RigWatch(r) for r in self.lab.rigs}
+        self.endpoints: dict[str, Child | None] = {
+            k: None for k, v in (("opcua", self.opcua), ("sila", self.sila)) if v
+        }
+        self.endpoint_restarts = 0
+        self.stopping = threading.Event()
+        self.logs = self.log_dir or self.lab.path.parent / "logs"
+        self.expiry_s = max(3 * self.spec.heartbeat_s, 10.0)
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def register(self) -> None:
+        """Own the rigs (OwnershipRefused names a live other owner) and make them known to the queue."""
+        ownership.register(self.engine, self.name, list(self.rigs), expiry_s=self.expiry_s)
+        registry.register_rig_files(self.engine, self.lab)
+
+    def serve(self, max_wall_s: float | None = None) -> None:
+        """Until SIGTERM/SIGINT (or ``max_wall_s``); then stop the children and free the rigs."""
+        self._handle_signals()
+        deadline = None if max_wall_s is None else time.monotonic() + max_wall_s
+        next_beat = 0.0
+        try:
+            while not self.stopping.is_set() and (deadline is None or time.monotonic() < deadline):
+                try:
+                    self.tick()
+                    if time.monotonic() >= next_beat:
+                        self._beat()
+                        next_beat = time.monotonic() + self.spec.heartbeat_s
+                except SQLAlchemyError as exc:  # a store outage: the runners keep going, we look again
+                    log.warning("supervisor %s: store unavailable (%s); retrying", self.name, exc)
+                self.stopping.wait(self.spec.poll_s)
+        finally:
+            self.shutdown()
+
+    def _handle_signals(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+
+    def shutdown(self) -> None:
+        children = [w.child for w in self.rigs.values() if w.child] + [c for c in self.endpoints.values() if c]
+        for child in children:  # SIGTERM to all first, then wait: they stop in parallel
+            _terminate(child)
+        for child in children:
+            child.stop(grace_s=10.0)
+        try:
+            ownership.unregister(self.engine, self.name)
+        except SQLAlchemyError as exc:
+            log.warning(
+                "could not release the rigs of %s (%s); they are free once its heartbeat expires", self.name, exc
+            )
+
+    # -- one pass ----------------------------------------------------------------------------
+    def tick(self) -> None:
+        for watch in self.rigs.values():
+            self._tend(watch)
+        for kind in self.endpoints:
+            self._tend_endpoint(kind)
+
+    def _tend(self, watch: RigWatch) -> None:
+        if watch.child is not None:
+            code = watch.child.exit_code()
+            if code is None:
+                return
+            self._ended(watch, watch.child, code)
+            watch.child = None
+            watch.next_look_mono_s = 0.0  # act at once: a dead runner is resumed now
+        if time.monotonic() < watch.next_look_mono_s:
+            return
+        watch.next_look_mono_s = time.monotonic() + QUEUE_CHECK_S
+        self._decide(watch)
+
+    def _decide(self, watch: RigWatch) -> None:
+        rig = watch.lab_rig.name
+        holder = holder_of(self.engine, rig)
+        if holder is not None and not holder.gone_because(time.time()):
+            watch.child = Child("adopted", holder.holder_pid, rig_name=rig, run_id=holder.run_id)
+            log.info("supervisor %s adopts the runner of rig %s: %s", self.name, rig, holder.who())
+            return
+        open_runs = registry.open_runs(self.engine, rig)
+        resumable = [r for r in open_runs if r.resumable]
+        if resumable:
+            self._resume(watch, resumable[-1].run_id)
+        elif not open_runs:
+            self._start_next(watch, take_over=holder is not None)
+
+    def _resume(self, watch: RigWatch, run_id: int) -> None:
+        deaths = watch.quick_deaths.get(run_id, 0)
+        if deaths >= self.spec.max_quick_deaths:
+            reason = (
+                f"the runner of run {run_id} on rig {watch.lab_rig.name} died {deaths} times in a row within "
+                f"{self.spec.quick_death_s:g} s of its start; parked by supervisor {self.name!r}: see its logs in "
+                f"{self.logs}, then resume it with `chiptwin resume {run_id}`"
+            )
+            registry.park(self.engine, run_id, supervisor=self.name, reason=reason)
+            log.error(reason)
+            return
+        watch.restarts += 1
+        command = runner_command(watch.lab_rig, self.db, "resume", str(run_id))
+        watch.child = spawn(
+            "resume", command, self._log(watch, f"run{run_id}"), rig_name=watch.lab_rig.name, run_id=run_id
+        )
+
+    def _start_next(self, watch: RigWatch, *, take_over: bool) -> None:
+        rig = watch.lab_rig.name
+        entry = queue.next_due(self.engine, rig, time.time())
+        if entry is None:
+            return
+        with self.engine.begin() as c:
+            if not queue.claim(c, entry.id, by=self.name):
+                return  # cancelled meanwhile
+        args = ["run", "--queue-entry", str(entry.id)] + (["--take-over"] if take_over else [])
+        command = runner_command(watch.lab_rig, self.db, *args)
+        watch.child = spawn("run", command, self._log(watch, f"entry{entry.id}"), rig_name=rig, entry_id=entry.id)
+
+    def _ended(self, watch: RigWatch, child: Child, code: int) -> None:
+        """Book a runner's end: a quick death counts toward parking; an entry it never linked has failed."""
+        run_id = child.run_id
+        if child.entry_id is not None:
+            entry = queue.get(self.engine, child.entry_id)
+            run_id = entry.run_id
+            if entry.state == QueueState.STARTING:
+                with self.engine.begin() as c:
+                    queue.mark_failed(
+                        c,
+                        entry.id,
+                        reason=f"its runner exited ({code}) before its run began; see {child.log_path}",
+                        now_utc_s=time.time(),
+                    )
+        if run_id is None or code == 0:
+            return
+        quick = time.monotonic() - child.started_mono_s < self.spec.quick_death_s
+        watch.quick_deaths[run_id] = watch.quick_deaths.get(run_id, 0) + 1 if quick else 0
+        log.warning("runner of rig %s (run %s) ended with %s", watch.lab_rig.name, run_id, code)
+
+    # -- endpoints ----------------------------------------------------------------------------
+    def _tend_endpoint(self, kind: str) -> None:
+        child = self.endpoints[kind]
+        if child is not None and child.exit_code() is None:
+            return
+        if child is not None:
+            self.endpoint_restarts += 1
+            if time.monotonic() - child.started_mono_s < 1.0:
+                return  # it died at once: do not spin; the next tick tries again
+        address = self.opcua if kind == "opcua" else self.sila
+        assert address is not None
+        command = endpoint_command(kind, resolve_url(self.db), address)
+        self.endpoints[kind] = spawn(kind, command, self.logs / f"{self.name}-{kind}.log", die_with_parent=True)
+
+    # -- health ---------------------------------------------------------------------------------
+    def health(self) -> dict[str, object]:
+        rigs = {
+            name: {
+                "runner_pid": w.child.pid if w.child else None,
+                "role": w.child.role if w.child else "idle",
+                "run_id": w.child.run_id if w.child else None,
+                "queue_entry": w.child.entry_id if w.child else None,
+                "restarts": w.restarts,
+            }
+            for name, w in self.rigs.items()
+        }
+        endpoints = {k: {"pid": c.pid if c else None} for k, c in self.endpoints.items()}
+        return {"rigs": rigs, "endpoints": endpoints, "endpoint_restarts": self.endpoint_restarts}
+
+    def _beat(self) -> None:
+        if not ownership.beat(self.engine, self.name, self.health(), expiry_s=self.expiry_s):
+            log.error("supervisor %s: another process took this supervisor's name; stopping", self.name)
+            self.stopping.set()
+
+    def _log(self, watch: RigWatch, what: str) -> Path:
+        return self.logs / f"{watch.lab_rig.name}-{what}.log"
+
+
+def _terminate(child: Child) -> None:
+    try:
+        os.kill(child.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
