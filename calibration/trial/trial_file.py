@@ -15,7 +15,6 @@ one line naming the file, the key and the fix.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration.trial.errors import TrialError
+from twin.toml_lines import TomlDocument, read_toml
 from twin.userfile import read_user_text
 
 MAX_SUBJECTS_PER_ARM = 100_000
@@ -89,7 +89,7 @@ _KEY_FIXES = {
 }
 
 
-def _message(path: Path, error: dict[str, Any]) -> str:
+def _message(where: str, error: Any) -> str:
     key = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
@@ -100,18 +100,26 @@ def _message(path: Path, error: dict[str, Any]) -> str:
         problem = f"{key} = {error.get('input')!r}: {error['msg'][0].lower()}{error['msg'][1:]}"
     fix = _KEY_FIXES.get(key) if kind not in ("extra_forbidden", "missing", "model_type") else None
     fix = fix or _FIXES.get(kind, "correct the value (ranges in docs/trials.md)")
-    return f"{path}: {problem}; fix: {fix}"
+    return f"{where}: {problem}; fix: {fix}"
 
 
-def trial_design_from_dict(data: dict[str, Any], path: Path | str = "<trial>") -> TrialDesign:
+def trial_design_from_dict(
+    data: dict[str, Any], path: Path | str = "<trial>", doc: TomlDocument | None = None
+) -> TrialDesign:
+    """Validate a trial; with ``doc`` (the file it came from) the message names the line."""
+
+    def at(loc: tuple) -> str:
+        return doc.where(loc) if doc is not None else str(path)
+
     try:
         design = TrialDesign.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise TrialError(_message(Path(path), exc.errors()[0])) from None
+        error = exc.errors()[0]
+        raise TrialError(_message(at(tuple(error["loc"])), error)) from None
     draws = design.simulation.n_trials * design.arms.total
     if draws > MAX_SUBJECT_DRAWS:
         raise TrialError(
-            f"{path}: simulation.n_trials × subjects = {draws:,} virtual subjects, above "
+            f"{at(('simulation', 'n_trials'))}: simulation.n_trials × subjects = {draws:,} virtual subjects, above "
             f"{MAX_SUBJECT_DRAWS:,}; fix: fewer trials or smaller arms"
         )
     return design
@@ -120,8 +128,5 @@ def trial_design_from_dict(data: dict[str, Any], path: Path | str = "<trial>") -
 def load_trial_design(path: str | Path) -> TrialDesign:
     """The trial file at ``path``, or one TrialError line naming the file, the problem and the fix."""
     text = read_user_text(path, "trial file", error=TrialError)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TrialError(f"{path}: not valid TOML ({exc}); fix: see examples/trials/ for the format") from None
-    return trial_design_from_dict(data, path)
+    doc = read_toml(text, str(path), error=TrialError)
+    return trial_design_from_dict(doc.data, path, doc)

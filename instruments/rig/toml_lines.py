@@ -1,110 +1,32 @@
-"""TOML with line numbers: values from ``tomllib``, lines from a light scan of the text.
+"""The rig's and scenario's TOML reader: ``twin.toml_lines`` with ``ConfigError`` as the error.
 
-``tomllib`` gives values but no positions, and a rig-file error must say which line to
-fix. ``read_toml(text, filename)`` returns a :class:`TomlDocument`: the parsed data plus
-an index from *paths* (``("instruments", 2, "connection", "port")``) to 1-based line
-numbers, built from ``[table]``, ``[[array.of.tables]]`` and ``key =`` lines.
-``doc.error(path, message, fix)`` makes the project's one error shape::
-
-    rig.toml line 14: instrument 'do2' repeats unit id 1 on tcp://10.0.0.5:502; fix: give it a free unit id
-
-Keys inside inline tables or multi-line arrays map to the line of the key that holds
-them (the lookup falls back to the nearest enclosing path that has a line).
+The line finder itself lives in ``twin.toml_lines`` so every TOML file type (rig,
+scenario, patient, design space, trial) names lines the same way.
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from instruments.errors import ConfigError
-
-Path = tuple[str | int, ...]
-
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
-_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
-_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
-
-
-def _split_dotted(name: str) -> list[str]:
-    parts = re.findall(r'"[^"]*"|\'[^\']*\'|[^.\s]+', name)
-    return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
+from twin import toml_lines
+from twin.toml_lines import Path
 
 
 @dataclass
-class TomlDocument:
-    data: dict[str, Any]
-    filename: str
-    lines: dict[Path, int] = field(default_factory=dict)
+class TomlDocument(toml_lines.TomlDocument):
+    error_type: type[Exception] = ConfigError
 
-    def line(self, path: Path) -> int:
-        """The line of ``path`` or of its nearest enclosing path; 1 if nothing matches."""
-        for end in range(len(path), 0, -1):
-            if (found := self.lines.get(tuple(path[:end]))) is not None:
-                return found
-        return 1
-
-    def where(self, path: Path) -> str:
-        return f"{self.filename} line {self.line(path)}"
-
-    def error(self, path: Path, message: str, fix: str) -> ConfigError:
+    def error(self, path: Sequence[Any], message: str, fix: str) -> ConfigError:
         return ConfigError(f"{self.where(path)}: {message}; fix: {fix}")
-
-
-class _Scanner:
-    """Tracks the current table while walking the text line by line."""
-
-    def __init__(self) -> None:
-        self.lines: dict[Path, int] = {}
-        self.arrays: dict[Path, int] = {}  # resolved array path -> number of elements so far
-        self.table: Path = ()
-        self.depth = 0  # bracket depth of a multi-line value
-
-    def resolve(self, parts: list[str]) -> Path:
-        path: Path = ()
-        for part in parts:
-            path += (part,)
-            if path in self.arrays:
-                path += (self.arrays[path] - 1,)
-        return path
-
-    def header(self, double: bool, name: str, number: int) -> None:
-        parts = _split_dotted(name)
-        if double:
-            parent = self.resolve(parts[:-1]) + (parts[-1],)
-            self.arrays[parent] = self.arrays.get(parent, 0) + 1
-            self.lines.setdefault(parent, number)
-            self.table = parent + (self.arrays[parent] - 1,)
-        else:
-            self.table = self.resolve(parts)
-        self.lines[self.table] = number
-
-    def scan(self, number: int, raw: str) -> None:
-        text = _STRINGS.sub('""', raw).split("#", 1)[0]
-        if self.depth == 0:
-            if (match := _HEADER.match(raw)) is not None and "=" not in raw.split("#", 1)[0]:
-                self.header(match.group(1) == "[[", match.group(2), number)
-                return
-            if (match := _KEY.match(raw)) is not None:
-                self.lines.setdefault(self.table + tuple(_split_dotted(match.group(1))), number)
-        self.depth = max(self.depth + text.count("[") + text.count("{") - text.count("]") - text.count("}"), 0)
 
 
 def read_toml(text: str, filename: str) -> TomlDocument:
     """Parse ``text``; a syntax error becomes ConfigError with its line."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = _TOML_LINE.search(str(exc))
-        line = match.group(1) if match else "?"
-        reason = _TOML_LINE.sub("", str(exc)).strip()
-        raise ConfigError(
-            f"{filename} line {line}: not valid TOML ({reason}); fix: check quotes, brackets and '=' on that line"
-        ) from None
-    scanner = _Scanner()
-    for number, raw in enumerate(text.splitlines(), start=1):
-        scanner.scan(number, raw)
-    return TomlDocument(data, filename, scanner.lines)
+    doc = toml_lines.read_toml(text, filename, error=ConfigError)
+    return TomlDocument(doc.data, doc.filename, doc.lines, ConfigError)
+
+
+__all__ = ["Path", "TomlDocument", "read_toml"]

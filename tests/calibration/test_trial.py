@@ -157,7 +157,7 @@ def test_bad_trial_file_ends_in_one_line_and_exit_2(tmp_path):
     out = runner.invoke(app, ["trial", "simulate", str(path)])
     assert out.exit_code == 2
     lines = out.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: outcome.sd") and "fix:" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path} line 6: outcome.sd") and "fix:" in lines[0]
     assert "Traceback" not in out.output
 
 

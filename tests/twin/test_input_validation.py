@@ -121,7 +121,7 @@ def test_patient_mistakes_are_one_line(tmp_path: Path, case: str) -> None:
 def test_a_patient_id_that_is_a_list_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
     path.write_text(PATIENT.replace('id = "P-1"', 'id = ["P", 1]'))
-    refused(predict(path), "p.toml: id must be text", "['P', 1]")
+    refused(predict(path), "p.toml line 1: id must be text", "['P', 1]")
 
 
 def test_patient_file_not_utf8_directory_and_empty(tmp_path: Path) -> None:
