@@ -120,9 +120,12 @@ def open_pool(plan: ComputePlan, connect_timeout_s: float = CONNECT_TIMEOUT_S) -
         yield Pool(_InlineExecutor(), 1, cf.wait)
         return
     # processes, one thread each: the work is numpy/scipy under the GIL's shadow; no dashboard to bind
-    with distributed.LocalCluster(
-        n_workers=plan.workers, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=plan.workers, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield Pool(client, plan.workers, distributed.wait, {"pure": False})
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from twin.compute import ComputePlan, map_unordered, open_pool
-
 from twin.drugs import Drug
 from twin.errors import InvalidValueError
 from twin.patients.dosing import Target
