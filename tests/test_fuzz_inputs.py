@@ -66,6 +66,7 @@ SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 
 runner = CliRunner()
 COUNTS: dict[str, Counter] = {}
+LAST_ERROR = ""  # the last refusal's first line (scripts/fuzz_counts.py shows those without a line)
 
 
 # -- strategies ------------------------------------------------------------------------------------
@@ -231,6 +232,8 @@ def run_case(kind: str, args: list[str], accepted: Callable[[Any], bool], per_pr
     one = len(lines) == 1 or (per_problem and 1 <= len(lines) <= 20)
     assert one and all(line.startswith("error: ") for line in lines), f"{kind}: not one line:\n{result.stderr}"
     counts["refused"] += 1
+    global LAST_ERROR
+    LAST_ERROR = lines[0]
     if LINE.search(lines[0]):
         counts["with line"] += 1
 

@@ -43,7 +43,11 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
     text = read_user_text(path, "dataset", max_bytes=MAX_DATASET_BYTES, error=DatasetError)
     raw = read_csv_text(text, path, DatasetError)
     raw.index = pd.RangeIndex(2, len(raw) + 2, name="line")
-    return prepare_dataset(raw)  # row errors start "line N:" (scripts match on it)
+    try:
+        return prepare_dataset(raw)  # row errors start "line N:"; the file name goes in front below
+    except DatasetError as exc:  # name the file; a column problem is on the header, line 1
+        message = str(exc)
+        raise DatasetError(f"{path.name} {message if message.startswith('line ') else 'line 1: ' + message}") from None
 
 
 def read_csv_text(text: str, path: Path, error: type[Exception] = DatasetError) -> pd.DataFrame:

@@ -110,7 +110,8 @@ def read_toml(text: str, filename: str, error: type[Exception] = TwinError) -> T
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         match = _TOML_LINE.search(str(exc))
-        line = match.group(1) if match else "?"
+        # "(at end of document)": the error is on the last line
+        line = match.group(1) if match else str(max(len(text.splitlines()), 1))
         reason = _TOML_LINE.sub("", str(exc)).strip()
         raise error(
             f"{filename} line {line}: not valid TOML ({reason}); fix: check quotes, brackets and '=' on that line"
