@@ -8,8 +8,10 @@ plus an index from *paths* (``("pumps", 2, "max_flow")``, the shape of a pydanti
 
     rig.toml line 14: instrument 'do2' repeats unit id 1 on tcp://10.0.0.5:502; fix: give it a free unit id
 
-Keys inside inline tables or multi-line arrays map to the line of the key that holds
-them (the lookup falls back to the nearest enclosing path that has a line). Every file
+Each element of an array value gets the line it starts on (``("faults", 2)`` in
+``faults = [ {…}, {…}, {…} ]`` written one per line); keys inside inline tables map to
+the line of the element or key that holds them (the lookup falls back to the nearest
+enclosing path that has a line). Every file
 type written in TOML (rig, scenario, patient, design space, trial) uses this one finder.
 """
 
@@ -73,6 +75,9 @@ class _Scanner:
         self.arrays: dict[Path, int] = {}  # resolved array path -> number of elements so far
         self.table: Path = ()
         self.depth = 0  # bracket depth of a multi-line value
+        self.value: Path = ()  # the key whose (multi-line) value is being read
+        self.index = 0  # number of the next element of that value's outer array
+        self.expecting = False  # after "[" or ",": the next text starts an element
 
     def resolve(self, parts: list[str]) -> Path:
         path: Path = ()
@@ -99,9 +104,27 @@ class _Scanner:
             if (match := _HEADER.match(raw)) is not None and "=" not in raw.split("#", 1)[0]:
                 self.header(match.group(1) == "[[", match.group(2), number)
                 return
-            if (match := _KEY.match(raw)) is not None:
-                self.lines.setdefault(self.table + tuple(_split_dotted(match.group(1))), number)
-        self.depth = max(self.depth + text.count("[") + text.count("{") - text.count("]") - text.count("}"), 0)
+            if (match := _KEY.match(raw)) is None:
+                return
+            self.value, self.index, self.expecting = self.table + tuple(_split_dotted(match.group(1))), 0, False
+            self.lines.setdefault(self.value, number)
+            text = text.split("=", 1)[1] if "=" in text else ""
+        self.walk(number, text)
+
+    def walk(self, number: int, text: str) -> None:
+        """Follow the brackets of a value; each element of its outer array gets the line it starts on."""
+        for char in text:
+            starts = self.depth == 1 and self.expecting and not char.isspace() and char not in ",]"
+            if starts:
+                self.lines.setdefault(self.value + (self.index,), number)
+                self.index, self.expecting = self.index + 1, False
+            if char in "[{":
+                self.depth += 1
+                self.expecting = self.depth == 1 and char == "["
+            elif char in "]}":
+                self.depth = max(self.depth - 1, 0)
+            elif char == "," and self.depth == 1:
+                self.expecting = True
 
 
 def read_toml(text: str, filename: str, error: type[Exception] = TwinError) -> TomlDocument:

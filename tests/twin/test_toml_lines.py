@@ -47,8 +47,17 @@ def test_lines_of_keys_tables_and_array_items() -> None:
     assert doc.line(("instruments", 1)) == 11
     assert doc.line(("instruments", 1, "name")) == 12
     assert doc.line(("instruments", 1, "limits", "max")) == 13  # inside an inline table: its key's line
-    assert doc.line(("instruments", 1, "at", 0)) == 14  # a multi-line array: the key's line
+    assert doc.line(("instruments", 1, "at")) == 14
+    assert doc.line(("instruments", 1, "at", 0)) == 15  # a multi-line array: each element's own line
     assert doc.where(("pump", "max_flow")) == "f.toml line 4"
+
+
+def test_elements_of_a_multi_line_array_of_inline_tables() -> None:
+    text = 'faults = [\n  { kind = "a", at = [1, 2] },\n  { kind = "b" }, { kind = "c" },\n]\nseed = 7\nxs = [1, [2, 3],\n 4]\n'
+    doc = read_toml(text, "s.toml")
+    assert [doc.line(("faults", i, "kind")) for i in range(3)] == [2, 3, 3]
+    assert doc.line(("seed",)) == 5
+    assert [doc.line(("xs", i)) for i in range(3)] == [6, 6, 7]
 
 
 def test_pydantic_union_branches_are_not_keys() -> None:
