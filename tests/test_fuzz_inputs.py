@@ -1,5 +1,5 @@
-"""Standing fuzz suite (issue #15): generated rig, scenario, patient, dataset and design-space files
-through the real CLI. Every file is either accepted (and usable) or refused with one line
+"""Standing fuzz suite (issue #15): generated protocol, rig, scenario, patient, dataset, design-space
+and trial files through the real CLI. Every file is either accepted (and usable) or refused with one line
 `error: …` and exit 2 — never a traceback, never a hang (each case runs under a time limit).
 
 Files are a valid base document with up to three mutations (a value replaced by something
@@ -7,7 +7,9 @@ nasty — NaN, ±inf, huge, negative, a boolean, a list, "200 kg", "9**9**9 mL" 
 an unknown key added), serialised with tomli_w, then sometimes corrupted at the byte level
 (random bytes inserted, the text truncated, non-UTF-8). The counts per file type (tried /
 refused / accepted) are printed at the end of the module (`pytest -s`) and stored in the
-pytest cache: `pytest --cache-show 'chiptwin/fuzz/*'`. The whole module stays under a minute.
+pytest cache: `pytest --cache-show 'chiptwin/fuzz/*'`. The whole module stays under a minute;
+`CHIPTWIN_FUZZ_LONG=1` runs ten times as many cases. A refusal of a TOML file that decodes is
+expected to name its line ("file line N: …"); those that do are counted as "with line".
 A few cases go through a real subprocess to prove exit 2 and no traceback end to end.
 """
 
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,12 +55,18 @@ SPACE_BASE = {
     "constraints": {"max_concentration_um": 200, "max_volume_removed_ml": 0.1},
     "error": {"drug_medium": {"prop_cv": 0.15}},
 }
+PROTOCOL_BASE = tomllib.loads((REPO / "examples" / "protocols" / "overnight_dosing.toml").read_text())
+TRIAL_BASE = tomllib.loads((REPO / "examples" / "trials" / "procova_chip_study.toml").read_text())
+TRIAL_BASE["simulation"]["n_trials"] = 200  # each accepted case runs the trial: keep it quick
 DATASET_COLUMNS = ("ID", "TIME", "AMT", "EVID", "CMT", "RATE", "II", "ADDL", "SS", "DV", "MDV", "WT")
 CASE_TIME_LIMIT_S = 20  # one file through the CLI; far above the slowest accepted case (~1 s)
-SETTINGS = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+LONG = os.environ.get("CHIPTWIN_FUZZ_LONG") == "1"
+EXAMPLES = 200 if LONG else 20
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 
 runner = CliRunner()
 COUNTS: dict[str, Counter] = {}
+LAST_ERROR = ""  # the last refusal's first line (scripts/fuzz_counts.py shows those without a line)
 
 
 # -- strategies ------------------------------------------------------------------------------------
@@ -179,6 +189,9 @@ def dataset_file(draw) -> bytes:
 
 
 # -- running one case --------------------------------------------------------------------------------
+LINE = re.compile(r"\b(line|row) \d+")  # "rig.toml line 7: …", "line 3: …" (datasets), "row 2"
+
+
 class Hung(Exception):
     """A case ran past CASE_TIME_LIMIT_S."""
 
@@ -197,8 +210,11 @@ def time_limit(seconds: int):
         signal.signal(signal.SIGALRM, previous)
 
 
-def run_case(kind: str, args: list[str], accepted: Callable[[Any], bool]) -> None:
-    """Invoke the CLI; assert accepted-or-one-line-refusal; count the outcome."""
+def run_case(kind: str, args: list[str], accepted: Callable[[Any], bool], per_problem: bool = False) -> None:
+    """Invoke the CLI; assert accepted-or-one-line-refusal; count the outcome.
+
+    ``per_problem``: `protocol check` prints one line per problem it finds, each `error: …`.
+    """
     with time_limit(CASE_TIME_LIMIT_S):
         result = runner.invoke(app, args)
     counts = COUNTS.setdefault(kind, Counter())
@@ -213,8 +229,13 @@ def run_case(kind: str, args: list[str], accepted: Callable[[Any], bool]) -> Non
         return
     assert result.exit_code == 2, f"{kind}: exit {result.exit_code}\n{result.output}"
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"{kind}: not one line:\n{result.stderr}"
+    one = len(lines) == 1 or (per_problem and 1 <= len(lines) <= 20)
+    assert one and all(line.startswith("error: ") for line in lines), f"{kind}: not one line:\n{result.stderr}"
     counts["refused"] += 1
+    global LAST_ERROR
+    LAST_ERROR = lines[0]
+    if LINE.search(lines[0]):
+        counts["with line"] += 1
 
 
 @pytest.fixture(scope="module")
@@ -243,11 +264,10 @@ def workdir(tmp_path_factory, request) -> Path:
     yield path
     summary = {kind: dict(counts) for kind, counts in sorted(COUNTS.items())}
     request.config.cache.set("chiptwin/fuzz/counts", summary)
-    print("\nfuzz counts (tried / refused / accepted):")
+    print("\nfuzz counts (tried / refused / refused with a line / accepted):")
     for kind, counts in summary.items():
-        print(
-            f"  {kind:13s} {counts.get('tried', 0):4d} / {counts.get('refused', 0):4d} / {counts.get('accepted', 0):4d}"
-        )
+        numbers = (counts.get(k, 0) for k in ("tried", "refused", "with line", "accepted"))
+        print(f"  {kind:13s} " + " / ".join(f"{n:4d}" for n in numbers))
 
 
 def _write(workdir: Path, name: str, content: bytes) -> Path:
@@ -309,7 +329,7 @@ def test_dataset_files(workdir: Path, content: bytes) -> None:
     )
 
 
-@settings(SETTINGS, max_examples=15)
+@settings(SETTINGS, max_examples=EXAMPLES * 3 // 4)
 @given(content=toml_file(SPACE_BASE))
 def test_design_space_files(workdir: Path, content: bytes) -> None:
     path = _write(workdir, "space.toml", content)
@@ -320,6 +340,21 @@ def test_design_space_files(workdir: Path, content: bytes) -> None:
     )
 
 
+@settings(SETTINGS, max_examples=EXAMPLES * 3 // 4)
+@given(content=toml_file(PROTOCOL_BASE))
+def test_protocol_files(workdir: Path, content: bytes) -> None:
+    path = _write(workdir, "protocol.toml", content)
+    args = ["protocol", "check", str(path), "--rig", str(EXAMPLE_RIG)]
+    run_case("protocol", args, lambda r: r.exit_code == 0, per_problem=True)
+
+
+@settings(SETTINGS, max_examples=EXAMPLES * 3 // 4)
+@given(content=toml_file(TRIAL_BASE))
+def test_trial_files(workdir: Path, content: bytes) -> None:
+    path = _write(workdir, "trial.toml", content)
+    run_case("trial", ["trial", "simulate", str(path), "--json"], lambda r: r.exit_code == 0)
+
+
 def test_directories_are_refused_for_every_file_type(workdir: Path) -> None:
     for kind, args in {
         "rig": ["devices", "check", "--rig", str(workdir)],
@@ -327,6 +362,8 @@ def test_directories_are_refused_for_every_file_type(workdir: Path) -> None:
         "patient": ["predict", "--patient", str(workdir), "--drug", "midazolam", "--regimen", "1 mg q24h x1 iv"],
         "dataset": ["simulate", str(workdir), "-m", "iv_1cpt"],
         "design space": ["design", str(workdir / "fit.json"), "--space", str(workdir)],
+        "protocol": ["protocol", "check", str(workdir), "--rig", str(EXAMPLE_RIG)],
+        "trial": ["trial", "simulate", str(workdir)],
     }.items():
         run_case(kind, args, lambda r: False)
 

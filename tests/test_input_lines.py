@@ -16,7 +16,7 @@ from calibration.trial.errors import TrialError
 from calibration.trial.trial_file import load_trial_design
 from twin.errors import TwinError
 from twin.patients.patient_file import load_patient
-from twin.toml_lines import line_index, line_of, located
+from twin.toml_lines import read_toml
 
 REPO = Path(__file__).resolve().parents[1]
 CHIPTWIN = Path(sys.executable).with_name("chiptwin")
@@ -37,12 +37,11 @@ def _edit(text: str, old: str, new: str) -> str:
 
 def test_the_line_index_finds_keys_tables_and_array_items() -> None:
     text = 'a = 1\n[t]\nb = 2\n\n[[items]]\nname = "x"\n[[items]]\nname = "y"\nc = { d = 1 }\n'
-    lines = line_index(text)
-    assert lines[("a",)] == 1 and lines[("t", "b")] == 3
-    assert lines[("items", 1)] == 7 and lines[("items", 1, "name")] == 8
-    assert line_of(lines, ("items", 1, "c", "d")) == 9  # inside an inline table: the key that holds it
-    assert line_of(lines, ("nothing",)) is None
-    assert located("f.toml", lines, "t", "b") == "f.toml line 3" and located("f.toml", None, "a") == "f.toml"
+    doc = read_toml(text, "f.toml")
+    assert doc.line(("a",)) == 1 and doc.line(("t", "b")) == 3
+    assert doc.line(("items", 1)) == 7 and doc.line(("items", 1, "name")) == 8
+    assert doc.line(("items", 1, "c", "d")) == 9  # inside an inline table: the key that holds it
+    assert doc.where(("t", "b")) == "f.toml line 3"
 
 
 PATIENT_CASES = [

@@ -43,7 +43,11 @@ def read_dataset(path: str | Path) -> pd.DataFrame:
     text = read_user_text(path, "dataset", max_bytes=MAX_DATASET_BYTES, error=DatasetError)
     raw = read_csv_text(text, path, DatasetError)
     raw.index = pd.RangeIndex(2, len(raw) + 2, name="line")
-    return prepare_dataset(raw)  # row errors start "line N:" (scripts match on it)
+    try:
+        return prepare_dataset(raw)  # row errors start "line N:"; the file name goes in front below
+    except DatasetError as exc:  # name the file; a column problem is on the header, line 1
+        message = str(exc)
+        raise DatasetError(f"{path.name} {message if message.startswith('line ') else 'line 1: ' + message}") from None
 
 
 def read_csv_text(text: str, path: Path, error: type[Exception] = DatasetError) -> pd.DataFrame:
@@ -53,7 +57,7 @@ def read_csv_text(text: str, path: Path, error: type[Exception] = DatasetError) 
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise error(
-            f"{path}: column {', '.join(map(repr, repeated))} appears twice in the header (line 1); "
+            f"{path} line 1: column {', '.join(map(repr, repeated))} appears twice in the header; "
             "fix: keep one column of each name"
         )
     try:
@@ -62,7 +66,7 @@ def read_csv_text(text: str, path: Path, error: type[Exception] = DatasetError) 
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise error(f"{path}: not a readable CSV ({reason}); fix: save it as comma-separated text") from None
     if raw.empty:
-        raise error(f"{path}: the header has no rows under it; fix: add the data rows (one per dose or sample)")
+        raise error(f"{path} line 1: the header has no rows under it; fix: add the data rows (one per dose or sample)")
     return raw
 
 

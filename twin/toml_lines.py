@@ -1,29 +1,70 @@
-"""Line numbers for TOML files: values come from ``tomllib``, lines from a light scan of the text.
+"""TOML with line numbers: values from ``tomllib``, lines from a light scan of the text.
 
-``tomllib`` gives values but no positions, and an error in a file a person wrote must say which
-line to fix. ``line_index(text)`` maps *paths* (``("instruments", 2, "connection", "port")``,
-``("comedication", 0, "drug")``) to 1-based line numbers, built from ``[table]``,
-``[[array.of.tables]]`` and ``key =`` lines; ``line_of(lines, path)`` finds the line of a path or
-of its nearest enclosing path. Keys inside inline tables or multi-line arrays map to the line of
-the key that holds them. Shared by every TOML file type (rig, scenario, protocol, patient, design
-space, trial), so their messages look alike: ``p001.toml line 4: weight must be …``.
+``tomllib`` gives values but no positions, and a file error must say which line to fix.
+``read_toml(text, filename, error=…)`` returns a :class:`TomlDocument`: the parsed data
+plus an index from *paths* (``("pumps", 2, "max_flow")``, the shape of a pydantic error's
+``loc``) to 1-based line numbers, built from ``[table]``, ``[[array.of.tables]]`` and
+``key =`` lines. ``doc.error(path, message, fix)`` makes the project's one error shape::
+
+    rig.toml line 14: instrument 'do2' repeats unit id 1 on tcp://10.0.0.5:502; fix: give it a free unit id
+
+Each element of an array value gets the line it starts on (``("faults", 2)`` in
+``faults = [ {…}, {…}, {…} ]`` written one per line); keys inside inline tables map to
+the line of the element or key that holds them (the lookup falls back to the nearest
+enclosing path that has a line). Every file
+type written in TOML (rig, scenario, patient, design space, trial) uses this one finder.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from twin.errors import TwinError
 
 Path = tuple[str | int, ...]
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\[\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+_TOML_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+# pydantic puts the branch of a union it tried into ``loc`` ("float", "str", …): not a key of the file
+_UNION_BRANCHES = {"str", "int", "float", "bool", "list", "dict"}
 
 
 def _split_dotted(name: str) -> list[str]:
     parts = re.findall(r'"[^"]*"|\'[^\']*\'|[^.\s]+', name)
     return [p[1:-1] if p[:1] in "\"'" else p for p in parts]
+
+
+def file_path(loc: Sequence[Any]) -> Path:
+    """A pydantic error ``loc`` as a path in the file: union branches and validator tags dropped."""
+    return tuple(p for p in loc if isinstance(p, int) or (isinstance(p, str) and p not in _UNION_BRANCHES))
+
+
+@dataclass
+class TomlDocument:
+    data: dict[str, Any]
+    filename: str
+    lines: dict[Path, int] = field(default_factory=dict)
+    error_type: type[Exception] = TwinError
+
+    def line(self, path: Sequence[Any]) -> int:
+        """The line of ``path`` or of its nearest enclosing path; 1 if nothing matches."""
+        path = file_path(path)
+        for end in range(len(path), 0, -1):
+            if (found := self.lines.get(tuple(path[:end]))) is not None:
+                return found
+        return 1
+
+    def where(self, path: Sequence[Any]) -> str:
+        return f"{self.filename} line {self.line(path)}"
+
+    def error(self, path: Sequence[Any], message: str, fix: str) -> Exception:
+        return self.error_type(f"{self.where(path)}: {message}; fix: {fix}")
 
 
 class _Scanner:
@@ -34,6 +75,9 @@ class _Scanner:
         self.arrays: dict[Path, int] = {}  # resolved array path -> number of elements so far
         self.table: Path = ()
         self.depth = 0  # bracket depth of a multi-line value
+        self.value: Path = ()  # the key whose (multi-line) value is being read
+        self.index = 0  # number of the next element of that value's outer array
+        self.expecting = False  # after "[" or ",": the next text starts an element
 
     def resolve(self, parts: list[str]) -> Path:
         path: Path = ()
@@ -60,28 +104,45 @@ class _Scanner:
             if (match := _HEADER.match(raw)) is not None and "=" not in raw.split("#", 1)[0]:
                 self.header(match.group(1) == "[[", match.group(2), number)
                 return
-            if (match := _KEY.match(raw)) is not None:
-                self.lines.setdefault(self.table + tuple(_split_dotted(match.group(1))), number)
-        self.depth = max(self.depth + text.count("[") + text.count("{") - text.count("]") - text.count("}"), 0)
+            if (match := _KEY.match(raw)) is None:
+                return
+            self.value, self.index, self.expecting = self.table + tuple(_split_dotted(match.group(1))), 0, False
+            self.lines.setdefault(self.value, number)
+            text = text.split("=", 1)[1] if "=" in text else ""
+        self.walk(number, text)
+
+    def walk(self, number: int, text: str) -> None:
+        """Follow the brackets of a value; each element of its outer array gets the line it starts on."""
+        for char in text:
+            starts = self.depth == 1 and self.expecting and not char.isspace() and char not in ",]"
+            if starts:
+                self.lines.setdefault(self.value + (self.index,), number)
+                self.index, self.expecting = self.index + 1, False
+            if char in "[{":
+                self.depth += 1
+                self.expecting = self.depth == 1 and char == "["
+            elif char in "]}":
+                self.depth = max(self.depth - 1, 0)
+            elif char == "," and self.depth == 1:
+                self.expecting = True
 
 
-def line_index(text: str) -> dict[Path, int]:
-    """Path → 1-based line of every table, array-of-tables item and key in ``text``."""
+def read_toml(text: str, filename: str, error: type[Exception] = TwinError) -> TomlDocument:
+    """Parse ``text``; a syntax error becomes ``error`` naming the file and the line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOML_LINE.search(str(exc))
+        # "(at end of document)": the error is on the last line
+        line = match.group(1) if match else str(max(len(text.splitlines()), 1))
+        reason = _TOML_LINE.sub("", str(exc)).strip()
+        raise error(
+            f"{filename} line {line}: not valid TOML ({reason}); fix: check quotes, brackets and '=' on that line"
+        ) from None
     scanner = _Scanner()
     for number, raw in enumerate(text.splitlines(), start=1):
         scanner.scan(number, raw)
-    return scanner.lines
+    return TomlDocument(data, filename, scanner.lines, error)
 
 
-def line_of(lines: Mapping[Path, int], path: Path) -> int | None:
-    """The line of ``path`` or of its nearest enclosing path; None if nothing matches."""
-    for end in range(len(path), 0, -1):
-        if (found := lines.get(tuple(path[:end]))) is not None:
-            return found
-    return None
-
-
-def located(where: str, lines: Mapping[Path, int] | None, *path: str | int) -> str:
-    """``where`` with the line of ``path`` when known: "p001.toml line 4" (else just "p001.toml")."""
-    line = None if not lines else line_of(lines, tuple(path))
-    return where if line is None else f"{where} line {line}"
+__all__ = ["Path", "TomlDocument", "file_path", "read_toml"]

@@ -51,8 +51,10 @@ def read_user_text(
     try:
         text = raw.decode("utf-8-sig")  # a BOM from a spreadsheet export is harmless
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
         raise error(
-            f"{path}: the {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+            f"{path} line {line}: the {what} is not UTF-8 text "
+            f"(byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
             "fix: save the file as UTF-8"
         ) from None
     if "\x00" in text:

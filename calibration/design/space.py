@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
@@ -26,8 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from calibration.design.insilico import CHIP_CONSTANTS, Experiment
 from calibration.errors import CalibrationError
 from twin.errors import TwinError
-from twin.toml_lines import Path as KeyPath
-from twin.toml_lines import line_index, located
+from twin.toml_lines import TomlDocument, read_toml
 from twin.units import parse_quantity, to_unit
 from twin.userfile import read_user_text
 
@@ -192,32 +191,32 @@ def _levels(values) -> str:
 def load_space(path: str | Path) -> DesignSpace:
     """Read SPACE.toml (docs/design-space.md); not UTF-8, a directory, empty or over 1 MiB is one line."""
     text = read_user_text(path, "design-space file", error=CalibrationError)
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CalibrationError(
-            f"{path}: not valid TOML ({exc}); fix: check quotes, brackets and '=' on that line"
-        ) from None
-    return space_from_dict(document, str(path), line_index(text))
+    doc = read_toml(text, str(path), error=CalibrationError)
+    return space_from_dict(doc.data, str(path), doc)
 
 
 def space_from_dict(
-    document: Mapping[str, Any], where: str = "design space", lines: Mapping[KeyPath, int] | None = None
+    document: Mapping[str, Any], where: str = "design space", doc: TomlDocument | None = None
 ) -> DesignSpace:
     """Validate a design-space document (types, ranges, references, duplicates) and build the space.
 
-    ``lines`` (the file's key → line index, twin.toml_lines) puts the line in every message."""
-    unknown = sorted(set(document) - set(_SpaceFile.model_fields))
+    With ``doc`` (the file it came from) every message names the line of the key.
+    """
+
+    def at(path: tuple[str | int, ...]) -> str:
+        return doc.where(path) if doc is not None else where
+
+    unknown = sorted(map(str, set(document) - set(_SpaceFile.model_fields)))
     if unknown:
         raise CalibrationError(
-            f"{located(where, lines, unknown[0])}: unknown section {', '.join(map(str, unknown))}; use {', '.join(sorted(_SpaceFile.model_fields))}"
+            f"{at((unknown[0],))}: unknown section {', '.join(map(str, unknown))}; use {', '.join(sorted(_SpaceFile.model_fields))}"
         )
     try:
         spec = _SpaceFile.model_validate(dict(document))
     except pydantic.ValidationError as exc:
-        raise CalibrationError(_shape_message(exc, where, lines)) from None
+        raise CalibrationError(_shape_message(exc, at)) from None
     constants = {**CHIP_CONSTANTS, **spec.chip_constants.model_dump(exclude_none=True)}
-    _check_space(spec, constants, where, lines)
+    _check_space(spec, constants, at)
     space = DesignSpace(
         dose_levels_um=tuple(spec.doses.levels_um),
         schedules={k: tuple(v) for k, v in spec.schedules.items()} or dict(DEFAULT_SCHEDULES),
@@ -228,21 +227,21 @@ def space_from_dict(
             spec.constraints.max_concentration_um,
             "µM",
             "[substance] / [volume]",
-            f"{located(where, lines, 'constraints', 'max_concentration_um')}: constraints.max_concentration_um",
+            f"{at(('constraints', 'max_concentration_um'))}: constraints.max_concentration_um",
             "200 uM",
         ),
         max_volume_removed_ml=_limit(
             spec.constraints.max_volume_removed_ml,
             "mL",
             "[volume]",
-            f"{located(where, lines, 'constraints', 'max_volume_removed_ml')}: constraints.max_volume_removed_ml",
+            f"{at(('constraints', 'max_volume_removed_ml'))}: constraints.max_volume_removed_ml",
             "0.1 mL",
         ),
         removed_ml=dict(spec.chips.removed_ml),
         constants=constants,
         errors={k: v.model_dump(exclude_none=True) for k, v in spec.error.items()},
     )
-    _check_work(space, located(where, lines, "doses", "levels_um"))
+    _check_work(space, at(("doses", "levels_um")))
     return space
 
 
@@ -322,13 +321,11 @@ _ACCEPTED = {
 }
 
 
-def _shape_message(exc: pydantic.ValidationError, where: str, lines: Mapping[KeyPath, int] | None = None) -> str:
+def _shape_message(exc: pydantic.ValidationError, at: Callable[[tuple], str]) -> str:
     # a misspelt key also makes the right one "missing": report the unknown key first
     error = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
-    path = tuple(p for p in error["loc"] if isinstance(p, (str, int)) and p not in ("float", "str", "int"))
-    # a list item's index is not a key with a line of its own: the list's key holds it
-    where = located(where, lines, *(p for p in path if isinstance(p, str)))
-    loc = [str(p) for p in path]
+    where = at(tuple(error["loc"]))
+    loc = [str(p) for p in error["loc"] if isinstance(p, (str, int)) and p not in ("float", "str", "int")]
     key = ".".join(loc)
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key {key}; fix: remove it or check its spelling (docs/design-space.md)"
@@ -342,16 +339,14 @@ def _shape_message(exc: pydantic.ValidationError, where: str, lines: Mapping[Key
     return f"{where}: {key} = {got} is not accepted ({error['msg']}); fix: give {accepted}"
 
 
-def _check_space(
-    spec: _SpaceFile, constants: dict[str, float], file: str, lines: Mapping[KeyPath, int] | None = None
-) -> None:
+def _check_space(spec: _SpaceFile, constants: dict[str, float], at: Callable[[tuple], str]) -> None:
     """What the types cannot say: duplicates, order, references, volumes against the medium."""
-    _unique(spec.doses.levels_um, f"{located(file, lines, 'doses', 'levels_um')}: doses.levels_um")
-    _unique(spec.samples.volumes_ml, f"{located(file, lines, 'samples', 'volumes_ml')}: samples.volumes_ml")
-    _unique(spec.chips.free, f"{located(file, lines, 'chips', 'free')}: chips.free")
-    _unique(spec.observables, f"{located(file, lines, 'observables')}: observables")
+    _unique(spec.doses.levels_um, f"{at(('doses', 'levels_um'))}: doses.levels_um")
+    _unique(spec.samples.volumes_ml, f"{at(('samples', 'volumes_ml'))}: samples.volumes_ml")
+    _unique(spec.chips.free, f"{at(('chips', 'free'))}: chips.free")
+    _unique(spec.observables, f"{at(('observables',))}: observables")
     for name, times in spec.schedules.items():
-        where = located(file, lines, "schedules", name)
+        where = at(("schedules", name))
         if not times:
             raise CalibrationError(f"{where}: schedules.{name} is empty; fix: give at least one sample time (h)")
         if len(times) > MAX_LIST:
@@ -363,16 +358,18 @@ def _check_space(
                     f"{where}: schedules.{name}: sample time {later:g} h is {word} (after "
                     f"{earlier:g} h); fix: list each time once, in increasing order"
                 )
+    where = at(("samples", "volumes_ml"))
     for volume in spec.samples.volumes_ml:
         if volume >= constants["v_medium_ml"]:
             raise CalibrationError(
-                f"{located(file, lines, 'samples', 'volumes_ml')}: samples.volumes_ml: {volume:g} mL is not below the medium volume "
+                f"{where}: samples.volumes_ml: {volume:g} mL is not below the medium volume "
                 f"{constants['v_medium_ml']:g} mL; fix: give a smaller sample volume"
             )
     for chip in spec.chips.removed_ml:
+        where = at(("chips", "removed_ml", chip))
         if chip not in spec.chips.free:
             raise CalibrationError(
-                f"{located(file, lines, 'chips', 'removed_ml', chip)}: chips.removed_ml names chip {chip!r}, which is not in chips.free "
+                f"{where}: chips.removed_ml names chip {chip!r}, which is not in chips.free "
                 f"({', '.join(spec.chips.free)}); fix: use a free chip's name or remove it"
             )
 

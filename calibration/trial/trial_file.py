@@ -15,8 +15,6 @@ one line naming the file, the key and the fix.
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,8 +22,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from calibration.trial.errors import TrialError
-from twin.toml_lines import Path as KeyPath
-from twin.toml_lines import line_index, located
+from twin.toml_lines import TomlDocument, read_toml
 from twin.userfile import read_user_text
 
 MAX_SUBJECTS_PER_ARM = 100_000
@@ -92,9 +89,8 @@ _KEY_FIXES = {
 }
 
 
-def _message(path: Path, error: dict[str, Any], lines: Mapping[KeyPath, int] | None = None) -> str:
+def _message(where: str, error: Any) -> str:
     key = ".".join(str(part) for part in error["loc"])
-    where = located(str(path), lines, *(part for part in error["loc"] if isinstance(part, (str, int))))
     kind = error["type"]
     if kind == "extra_forbidden":
         problem = f"unknown key {key}"
@@ -108,17 +104,22 @@ def _message(path: Path, error: dict[str, Any], lines: Mapping[KeyPath, int] | N
 
 
 def trial_design_from_dict(
-    data: dict[str, Any], path: Path | str = "<trial>", lines: Mapping[KeyPath, int] | None = None
+    data: dict[str, Any], path: Path | str = "<trial>", doc: TomlDocument | None = None
 ) -> TrialDesign:
-    """Validate a parsed trial file; ``lines`` (twin.toml_lines) puts the line in the message."""
+    """Validate a trial; with ``doc`` (the file it came from) the message names the line."""
+
+    def at(loc: tuple) -> str:
+        return doc.where(loc) if doc is not None else str(path)
+
     try:
         design = TrialDesign.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise TrialError(_message(Path(path), exc.errors()[0], lines)) from None
+        error = exc.errors()[0]
+        raise TrialError(_message(at(tuple(error["loc"])), error)) from None
     draws = design.simulation.n_trials * design.arms.total
     if draws > MAX_SUBJECT_DRAWS:
         raise TrialError(
-            f"{located(str(path), lines, 'simulation', 'n_trials')}: simulation.n_trials × subjects = {draws:,} virtual subjects, above "
+            f"{at(('simulation', 'n_trials'))}: simulation.n_trials × subjects = {draws:,} virtual subjects, above "
             f"{MAX_SUBJECT_DRAWS:,}; fix: fewer trials or smaller arms"
         )
     return design
@@ -127,8 +128,5 @@ def trial_design_from_dict(
 def load_trial_design(path: str | Path) -> TrialDesign:
     """The trial file at ``path``, or one TrialError line naming the file, the problem and the fix."""
     text = read_user_text(path, "trial file", error=TrialError)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TrialError(f"{path}: not valid TOML ({exc}); fix: see examples/trials/ for the format") from None
-    return trial_design_from_dict(data, path, line_index(text))
+    doc = read_toml(text, str(path), error=TrialError)
+    return trial_design_from_dict(doc.data, path, doc)

@@ -46,7 +46,7 @@ def test_evid_derived_when_absent(tmp_path: Path) -> None:
     ],
 )
 def test_bad_rows_name_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:
-    with pytest.raises(DatasetError, match=rf"^line {line}: .*{words}"):
+    with pytest.raises(DatasetError, match=rf"^\S+\.csv line {line}: .*{words}"):
         read_dataset(_write(tmp_path, text))
 
 

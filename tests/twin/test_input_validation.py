@@ -53,7 +53,7 @@ def test_the_reader_refuses_each_unusable_file_in_one_line(tmp_path: Path) -> No
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
     with pytest.raises(
-        UserFileError, match=r"binary\.toml: the patient file is not UTF-8 text \(byte 0xff at offset 6\)"
+        UserFileError, match=r"binary\.toml line 1: the patient file is not UTF-8 text \(byte 0xff at offset 6\)"
     ):
         read_user_text(tmp_path / "binary.toml", "patient file")
     for name in ("empty.toml", "blank.toml"):

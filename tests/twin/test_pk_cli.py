@@ -83,4 +83,4 @@ def test_bad_dataset_line_reported(app, tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("ID,TIME,AMT\n1,0,100\n1,1,-4\n")
     result = CliRunner().invoke(app, ["simulate", str(path), "-m", "iv_1cpt"])
-    assert result.exit_code == 2 and result.stderr.startswith("error: line 3: AMT -4 is negative")
+    assert result.exit_code == 2 and result.stderr.startswith("error: bad.csv line 3: AMT -4 is negative")

@@ -19,7 +19,7 @@ Format (quantities are strings with units; bare numbers are in the unit shown)::
     drug = "ketoconazole"             # a library entry with a [ki] table
     unbound_concentration = "0.02 µM"
 
-Errors name the file, the line and the key (``p001.toml line 4: weight must be …``). The shape (types, unknown keys, finite numbers) is a
+Errors name the file, the line (when read from a file), the key and what is accepted. The shape (types, unknown keys, finite numbers) is a
 strict pydantic model: ``id = ["a"]``, ``abundance.CYP3A4 = nan`` or ``true`` as a weight
 are refused, not coerced. Abundances are 0–10,000 pmol/mg; a co-medication's unbound
 concentration is 0–10,000 µM and each drug is listed once.
@@ -27,8 +27,7 @@ concentration is 0–10,000 µM and each drug is listed once.
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,7 @@ from twin.drugs import load_inhibitor
 from twin.errors import TwinError
 from twin.patients.covariates import Comedication, Patient, PatientError
 from twin.patients.genotypes import parse_diplotype
-from twin.toml_lines import Path as KeyPath
-from twin.toml_lines import line_index, located
+from twin.toml_lines import TomlDocument, read_toml
 from twin.units import parse_quantity, to_unit
 from twin.userfile import read_user_text
 
@@ -59,6 +57,10 @@ _ACCEPTED = {
     "comedication": '[[comedication]] entries with drug = "…" and unbound_concentration = "… µM"',
     **{key: f'a quantity such as "{example}"' for key, example in _EXAMPLES.items()},
 }
+
+
+# where a key is: "patient.toml line 7" from a file, the bare label for a dict from elsewhere
+Where = Callable[[tuple[str | int, ...]], str]
 
 
 class _Strict(BaseModel):
@@ -82,28 +84,23 @@ class _PatientDocument(_Strict):
     comedication: list[_ComedicationEntry] = []
 
 
-Lines = Mapping[KeyPath, int] | None  # the file's key → line index (None: a table given in code)
-
-
-def _shape(data: dict[str, Any], where: str, lines: Lines = None) -> _PatientDocument:
+def _shape(data: dict[str, Any], at: Where) -> _PatientDocument:
     unknown = sorted(map(str, set(data) - _KNOWN_KEYS))
     if unknown:
         raise PatientError(
-            f"{located(where, lines, unknown[0])}: unknown key(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(_KNOWN_KEYS))}"
+            f"{at((unknown[0],))}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KNOWN_KEYS))}"
         )
     try:
         return _PatientDocument.model_validate(data)
     except pydantic.ValidationError as exc:
-        raise PatientError(_shape_message(exc.errors()[0], where, lines)) from None
+        raise PatientError(_shape_message(exc.errors()[0], at)) from None
 
 
-def _shape_message(error: dict[str, Any], where: str, lines: Lines = None) -> str:
-    path = tuple(part for part in error["loc"] if isinstance(part, (str, int)))
+def _shape_message(error: Any, at: Where) -> str:
+    loc = [str(part) for part in error["loc"] if isinstance(part, (str, int))]
     # drop pydantic's union branch names ("str", "float") from the location
-    path = tuple(part for part in path if part not in ("str", "int", "float"))
-    where = located(where, lines, *path)
-    loc = [str(part) for part in path]
+    loc = [part for part in loc if part not in ("str", "int", "float")]
+    where = at(tuple(error["loc"]))
     key = ".".join(loc)
     if error["type"] == "extra_forbidden":
         return f"{where}: unknown key {key}; see twin/patients/patient_file.py for the format"
@@ -128,10 +125,9 @@ def _serum_creatinine_mg_per_dl(value: Any, where: str) -> float:
     return to_unit(quantity, "mg/dL", what=where)
 
 
-def _quantity(document: _PatientDocument, key: str, where: str, lines: Lines = None) -> float:
+def _quantity(document: _PatientDocument, key: str, at: Where) -> float:
+    where = at((key,))
     value = getattr(document, key)
-    if value is not None:
-        where = located(where, lines, key)
     if value is None:
         raise PatientError(f'{where}: {key} is missing (e.g. {key} = "{_EXAMPLES[key]}")')
     if key == "serum_creatinine":
@@ -139,14 +135,13 @@ def _quantity(document: _PatientDocument, key: str, where: str, lines: Lines = N
     return _to_unit(value, _REQUIRED[key], f"{where}: {key}", _EXAMPLES[key])
 
 
-def _comedications(entries: list[_ComedicationEntry], where: str, lines: Lines = None) -> tuple[Comedication, ...]:
+def _comedications(entries: list[_ComedicationEntry], at: Where) -> tuple[Comedication, ...]:
     found: list[Comedication] = []
     for i, entry in enumerate(entries):
-        label = f"{located(where, lines, 'comedication', i)}: comedication #{i + 1}"
+        label = f"{at(('comedication', i, 'unbound_concentration'))}: comedication #{i + 1}"
         if entry.drug in (c.drug for c in found):
             raise PatientError(f"{label}: {entry.drug!r} is listed twice; give each co-medication once")
         load_inhibitor(entry.drug)  # fails early, naming the known drugs
-        label = f"{located(where, lines, 'comedication', i, 'unbound_concentration')}: comedication #{i + 1}"
         unbound_um = _to_unit(entry.unbound_concentration, "µM", label, "0.02 µM")
         if not 0 <= unbound_um <= MAX_INHIBITOR_UM:
             raise PatientError(
@@ -158,59 +153,60 @@ def _comedications(entries: list[_ComedicationEntry], where: str, lines: Lines =
     return tuple(found)
 
 
-def _abundance(table: dict[str, float], where: str, lines: Lines = None) -> dict[str, float]:
+def _abundance(table: dict[str, float], at: Where) -> dict[str, float]:
     for enzyme, value in table.items():
         if not 0 <= value <= MAX_ABUNDANCE_PMOL_PER_MG:
             raise PatientError(
-                f"{located(where, lines, 'abundance', enzyme)}: abundance.{enzyme} must be a number of pmol per mg protein, "
+                f"{at(('abundance', enzyme))}: abundance.{enzyme} must be a number of pmol per mg protein, "
                 f"0–{MAX_ABUNDANCE_PMOL_PER_MG:g}; got {value!r}"
             )
     return dict(table)
 
 
-def _genotypes(table: dict[str, str], where: str, lines: Lines = None) -> dict:
-    found = {}
+def _genotypes(table: dict[str, str], at: Where) -> dict:
+    genotypes = {}
     for gene, text in table.items():
         try:
-            found[gene] = parse_diplotype(gene, text)
+            genotypes[gene] = parse_diplotype(gene, text)
         except TwinError as exc:
-            raise type(exc)(f"{located(where, lines, 'genotype', gene)}: {exc}") from None
-    return found
+            raise type(exc)(f"{at(('genotype', gene))}: {exc}") from None
+    return genotypes
 
 
-def patient_from_dict(data: dict[str, Any], where: str = "patient", lines: Lines = None) -> Patient:
-    """A patient from a parsed table; ``lines`` (the file's key → line index) puts lines in messages."""
+def patient_from_dict(data: dict[str, Any], where: str = "patient", doc: TomlDocument | None = None) -> Patient:
+    """Build a patient; with ``doc`` (the file it came from) every message names the line."""
+
+    def at(path: tuple[str | int, ...]) -> str:
+        return doc.where(path) if doc is not None else where
+
     try:
-        document = _shape(data, where, lines)
-        genotypes = _genotypes(document.genotype, where, lines)
-        try:
-            return Patient(
-                id=str(document.id),
-                age_years=_quantity(document, "age", where, lines),
-                sex=document.sex,  # type: ignore[arg-type]
-                weight_kg=_quantity(document, "weight", where, lines),
-                scr_mg_per_dl=_quantity(document, "serum_creatinine", where, lines),
-                genotypes=genotypes,
-                abundance_pmol_per_mg=_abundance(document.abundance, where, lines),
-                comedications=_comedications(document.comedication, where, lines),
-            )
-        except PatientError as exc:  # the covariates' own checks (sex, ranges) name their key first
-            message, key = str(exc), str(exc).split(" ", 1)[0].rstrip(":")
-            if not message.startswith(where) and key in _KNOWN_KEYS | {"age_years", "weight_kg", "scr_mg_per_dl"}:
-                key = {"age_years": "age", "weight_kg": "weight", "scr_mg_per_dl": "serum_creatinine"}.get(key, key)
-                raise PatientError(f"{located(where, lines, key)}: {message}") from None
-            raise
+        document = _shape(data, at)
+        return Patient(
+            id=str(document.id),
+            age_years=_quantity(document, "age", at),
+            sex=document.sex,  # type: ignore[arg-type]
+            weight_kg=_quantity(document, "weight", at),
+            scr_mg_per_dl=_quantity(document, "serum_creatinine", at),
+            genotypes=_genotypes(document.genotype, at),
+            abundance_pmol_per_mg=_abundance(document.abundance, at),
+            comedications=_comedications(document.comedication, at),
+        )
     except TwinError as exc:
         message = str(exc)
-        raise type(exc)(message if message.startswith(where) else f"{where}: {message}") from None
+        raise type(exc)(message if message.startswith(where) else f"{at(_key_of(message))}: {message}") from None
+
+
+def _key_of(message: str) -> tuple[str, ...]:
+    """The key a range check of ``Patient`` complains about (its message starts with the name)."""
+    for name, key in (("serum creatinine", "serum_creatinine"), ("sex", "sex"), ("age", "age"), ("weight", "weight")):
+        if message.startswith(name):
+            return (key,)
+    return ("abundance",)
 
 
 def load_patient(path: str | Path) -> Patient:
     """Read a patient file: not UTF-8, a directory, empty or over 1 MiB is one PatientError."""
     path = Path(path)
     text = read_user_text(path, "patient file", error=PatientError)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PatientError(f"{path.name}: not valid TOML ({exc})") from None
-    return patient_from_dict(data, path.name, line_index(text))
+    doc = read_toml(text, path.name, error=PatientError)
+    return patient_from_dict(doc.data, path.name, doc)

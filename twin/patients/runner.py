@@ -1,7 +1,5 @@
-"""Run a virtual population in chunks on a local process pool or a Dask cluster — one code path.
+"""Run a virtual population in chunks: in this process, a LocalCluster or a Dask scheduler (``twin.compute``).
 
-``ProcessPoolExecutor`` and ``dask.distributed.Client`` share the futures API (``submit``,
-``wait(…, FIRST_COMPLETED)``, ``result``), so ``_Pool`` only hides which ``wait`` to call.
 At most ``2 × workers`` chunks are in flight and each comes back as a fixed-size summary,
 so memory stays bounded however large N is. Merging is exact and order-free (see
 ``summaries``), and patients are seeded by block (see ``population``): the summary is the
@@ -10,13 +8,10 @@ same for any chunk size, worker count or executor.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
-import os
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable
 
+from twin.compute import ComputePlan, map_unordered, open_pool
 from twin.drugs import Drug
 from twin.errors import InvalidValueError
 from twin.patients.dosing import Target
@@ -24,52 +19,6 @@ from twin.patients.population import BLOCK, PopulationAccumulator, PopulationSpe
 from twin.patients.regimen import Regimen
 
 Progress = Callable[[int, int], None]  # (patients done, patients in total)
-
-
-class _InlineExecutor(cf.Executor):
-    """Runs each task at submit time in this process (one worker: no pool to start)."""
-
-    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # handed back through the future, like a pool would
-            future.set_exception(exc)
-        return future
-
-
-@dataclass
-class _Pool:
-    executor: Any  # cf.Executor or distributed.Client
-    workers: int
-    wait: Callable  # cf.wait or distributed.wait: same signature, same (done, not_done) answer
-    submit_options: dict = field(default_factory=dict)
-
-    def submit(self, fn, *args):
-        return self.executor.submit(fn, *args, **self.submit_options)
-
-
-@contextmanager
-def _open_pool(dask: Any, max_workers: int | None) -> Iterator[_Pool]:
-    """``dask`` None → local processes; a Client or a scheduler address → that cluster."""
-    if dask is None:
-        workers = max_workers or os.cpu_count() or 1
-        if workers == 1:
-            yield _Pool(_InlineExecutor(), 1, cf.wait)
-            return
-        # spawn, not fork: forking a process that runs threads (Dask, pytest) can deadlock
-        with cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as executor:
-            yield _Pool(executor, workers, cf.wait)
-        return
-    import distributed
-
-    client = dask if isinstance(dask, distributed.Client) else distributed.Client(dask)
-    try:
-        workers = max(1, sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()))
-        yield _Pool(client, workers, distributed.wait, {"pure": False})  # pure=False: never deduplicate tasks
-    finally:
-        if client is not dask:
-            client.close()
 
 
 @dataclass
@@ -124,8 +73,8 @@ def run_population(
     """Exposure, PTA and toxicity-margin summaries of ``n`` virtual patients.
 
     ``chunk_size`` (patients per task) is rounded up to whole blocks of ``BLOCK``;
-    ``dask`` is a ``distributed.Client`` or a scheduler address (None: local processes,
-    ``max_workers`` of them; 1 runs in this process).
+    ``dask`` is a ``distributed.Client`` or a scheduler address; without it ``max_workers``
+    ≥ 2 starts a LocalCluster of that many processes, and None or 1 runs in this process.
     """
     if n < 1:
         raise InvalidValueError(f"population size must be at least 1; got {n}")
@@ -134,37 +83,14 @@ def run_population(
     spec = spec or PopulationSpec()
     blocks_per_chunk = -(-chunk_size // BLOCK)
     n_blocks = -(-n // BLOCK)
-    starts = iter(range(0, n_blocks, blocks_per_chunk))
+    chunks = (
+        (drug, regimen, spec, target, seed, n, start, min(blocks_per_chunk, n_blocks - start))
+        for start in range(0, n_blocks, blocks_per_chunk)
+    )
     total = PopulationAccumulator()
-    with _open_pool(dask, max_workers) as pool:
-        pending: set = set()
-
-        def submit_next() -> bool:
-            start = next(starts, None)
-            if start is not None:
-                pending.add(
-                    pool.submit(
-                        simulate_chunk,
-                        drug,
-                        regimen,
-                        spec,
-                        target,
-                        seed,
-                        n,
-                        start,
-                        min(blocks_per_chunk, n_blocks - start),
-                    )
-                )
-            return start is not None
-
-        while len(pending) < 2 * pool.workers and submit_next():
-            pass
-        while pending:
-            done, pending = pool.wait(pending, return_when="FIRST_COMPLETED")
-            pending = set(pending)
-            for future in done:
-                total.merge(future.result())
-                if progress is not None:
-                    progress(total.n, n)
-                submit_next()
+    with open_pool(ComputePlan(dask, max_workers)) as pool:
+        for part in map_unordered(pool, simulate_chunk, chunks):
+            total.merge(part)
+            if progress is not None:
+                progress(total.n, n)
     return PopulationSummary(drug.name, str(regimen), seed, total, target)

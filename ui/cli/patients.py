@@ -144,10 +144,15 @@ def population_command(
     dask_scheduler: Annotated[
         Optional[str],
         typer.Option(
-            "--dask-scheduler", help="Run on this Dask scheduler (tcp://host:8786) instead of local processes."
+            "--scheduler",
+            "--dask-scheduler",
+            help="Run on this Dask scheduler (tcp://host:8786; docs/scale-out.md) instead of this machine.",
         ),
     ] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Local processes (default: all cores).")] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option("--workers", help="A LocalCluster of N processes (default: this process only)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Exposure, probability of target attainment and toxicity margin across N virtual patients."""
