@@ -3,6 +3,7 @@ and a bad command line answered in one line with exit 2."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ import pytest
 
 from tests.ui.test_sila_server import REPO, Client, _free_port, _prepared_store
 from ui.endpoints.sila.__main__ import main
+from ui.endpoints.sila.errors import SilaEndpointError
+from ui.endpoints.sila.server import Address, start
 
 
 def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
@@ -63,3 +66,14 @@ def _wait_for(path: Path, timeout_s: float = 120.0) -> Path:
     assert path.exists(), f"the server made no {path.name} in {timeout_s} s"
     time.sleep(0.2)  # written just now: let the write finish
     return path
+
+
+def test_a_taken_port_is_refused_not_shared():
+    """gRPC would bind a port another server holds (SO_REUSEPORT) and split the calls between them."""
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = Address("127.0.0.1", holder.getsockname()[1])
+        with pytest.raises(SilaEndpointError, match=f"cannot listen on 127.0.0.1:{taken.port}: .*fix: choose a free"):
+            start(None, taken, tls=None)  # refused before the server is touched

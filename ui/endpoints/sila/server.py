@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +127,22 @@ def check_mode(address: Address, *, insecure: bool, tls_dir: Path | None) -> Non
         )
 
 
+def _refuse_a_taken_port(address: Address) -> None:
+    """gRPC binds with SO_REUSEPORT, so a second server on a taken port would share it silently; a plain bind cannot."""
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((address.host, address.port))
+        except OSError as exc:
+            raise SilaEndpointError(
+                f"cannot listen on {address.host}:{address.port}: {exc.strerror}; "
+                "fix: choose a free port on an address of this machine"
+            ) from None
+
+
 def start(server: SilaServer, address: Address, *, tls: Tls | None, discovery: bool = False) -> None:
     """Listen on ``address``: TLS with ``tls``, plain text when it is None (check_mode allowed that)."""
+    _refuse_a_taken_port(address)
     try:
         if tls is None:
             server.start_insecure(address.host, address.port, enable_discovery=discovery)
