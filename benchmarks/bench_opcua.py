@@ -159,13 +159,13 @@ def main() -> None:
         server.wait(timeout=60)
     baseline = _baseline_latencies(url, channel_id, arguments.readings, arguments.poll_period_s)
     target_s = arguments.poll_period_s + 0.2
-    print(f"load average (1/5/15 min) at start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores")
+    print(
+        f"load average (1/5/15 min) at start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} cores"
+    )
     print(f"{arguments.readings} readings, store poll period {arguments.poll_period_s * 1e3:.0f} ms")
     print(f"OPC UA endpoint, commit → client notification: {_stats(opcua)}")
     print(f"baseline, commit → plain store poll sees it:   {_stats(baseline)}")
-    print(
-        f"endpoint process CPU {server_cpu_s:.2f} s and client+writer CPU {cpu_s:.2f} s over {wall_s:.1f} s wall"
-    )
+    print(f"endpoint process CPU {server_cpu_s:.2f} s and client+writer CPU {cpu_s:.2f} s over {wall_s:.1f} s wall")
     verdict = "met" if sorted(opcua)[round(0.95 * (len(opcua) - 1))] <= target_s else "NOT met"
     print(f"target p95 ≤ {target_s * 1e3:.0f} ms: {verdict}")
 

@@ -155,7 +155,11 @@ class Endpoint:
         step = await node.add_variable(self._id(f"{base}/CurrentStep"), self._name("CurrentStep"), "")
         for kind in ("Pause", "Resume", "Abort"):
             await node.add_method(
-                self._id(f"{base}/{kind}"), self._name(kind), self._method(rig.id, kind.lower()), [], [ua.VariantType.Int64]
+                self._id(f"{base}/{kind}"),
+                self._name(kind),
+                self._method(rig.id, kind.lower()),
+                [],
+                [ua.VariantType.Int64],
             )
         units = await node.add_folder(self._id(f"{base}/FunctionalUnits"), self._name("FunctionalUnits"))
         events = await self.server.get_event_generator(self._alarm_type, node)
