@@ -74,7 +74,7 @@ async def _endpoint_latencies(url: str, endpoint: str, channel_id: int, n: int) 
 
     class Handler:
         def datachange_notification(self, node, value, data):
-            arrived.put_nowait((time.time(), float(value)))
+            arrived.put_nowait((time.time(), float("nan") if value is None else float(value)))  # None: bad status
 
     async with Client(endpoint, timeout=30) as client:
         ns = await client.get_namespace_index("urn:chiptwin:opcua")
