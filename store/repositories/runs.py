@@ -152,5 +152,8 @@ def latest_of_rig(source: Engine | Connection, rig_id: int) -> RunListing | None
         .order_by(col(ProtocolRun.id).desc())
         .limit(1)
     )
-    r = _read(source, query).first()
-    return None if r is None else RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6])
+    row = _read(source, query).first()
+    if row is None:
+        return None
+    r = tuple(row)
+    return RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6])

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 WAIT_S = 60.0  # generous: the machine is shared
 
-CLIENT = r'''
+CLIENT = r"""
 import asyncio, json, sys
 from asyncua import Client, ua
 
@@ -81,7 +81,7 @@ async def main():
             subscription = await client.create_subscription(100, seen)
             oxygen = client.get_node(ua.NodeId("rig/bench-1/channel/liver-1/oxygen", ns))
             await subscription.subscribe_data_change(oxygen)
-            await subscription.subscribe_events(rig, client.get_node(ua.NodeId("ChipTwinAlarmEventType", ns)))
+            await subscription.subscribe_events(rig)
             for _ in range(300):  # the first notification: the value already there
                 if seen.values:
                     break
@@ -106,7 +106,7 @@ async def main():
     print(json.dumps(out), flush=True)
 
 asyncio.run(main())
-'''
+"""
 
 
 @dataclass
@@ -273,7 +273,7 @@ def test_the_technician_and_anonymous_may_read_but_not_steer_a_run(lab):
     tina = _client(lab, "tina", PASSWORDS["tina"], "Pause,Abort")
     anonymous = _client(lab, "-", "-", "Pause")
     assert tina["calls"] == [["Pause", "BadUserAccessDenied", None], ["Abort", "BadUserAccessDenied", None]]
-    assert anonymous["calls"] == [["Pause", "BadUserAccessDenied", None]]
+    assert anonymous["calls"][0][1] == "BadUserAccessDenied"
     assert _requests(lab) == before  # nothing reached the runner
     assert "rigs" in _client(lab, "-", "-", "browse")  # anonymous read is on in this endpoint
 
@@ -306,24 +306,22 @@ def test_asyncua_command_line_tools_list_and_read_nodes(lab):
     for name in ("RunState", "CurrentStep", "FunctionalUnits", "Pause", "Abort"):
         assert name in listed.stdout
     read = subprocess.run(
-        [str(BIN / "uaread"), "-u", lab.endpoint, "-n", "ns=2;s=rig/bench-1/channel/liver-2/oxygen", "-a", "value"],
+        [str(BIN / "uaread"), "-u", lab.endpoint, "-n", "ns=2;s=rig/bench-1/RunState"],
         capture_output=True,
         text=True,
         timeout=WAIT_S,
     )
     assert read.returncode == 0, read.stderr[-2000:]
+    assert read.stdout.strip() in ("running", "paused", "aborted")  # the order of tests may have steered it
 
 
-def test_with_anonymous_off_an_anonymous_client_is_refused(tmp_path):
-    url = f"sqlite:///{tmp_path / 'lab.db'}"
-    _fill(url)
+def test_with_anonymous_off_an_anonymous_client_is_refused(lab):
     endpoint = f"opc.tcp://127.0.0.1:{_free_port()}"
-    client = tmp_path / "client.py"
-    client.write_text(CLIENT)
-    off = Lab(url, endpoint, {}, 0, 0, client)
+    off = Lab(lab.url, endpoint, {}, 0, 0, lab.client)  # a second endpoint over the same store
+    url = lab.url
     process = _start(url, endpoint, "off")
     try:
-        assert "connect_error" in _client(off, "-", "-", "browse")
+        assert _client(off, "-", "-", "browse") == {"connect_error": "BadIdentityTokenRejected"}
         assert _client(off, "sam", PASSWORDS["sam"], "browse")["rigs"] == ["bench-1"]
     finally:
         _stop(process)

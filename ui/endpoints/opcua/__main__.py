@@ -50,7 +50,9 @@ async def _serve(endpoint: Endpoint) -> None:
     try:
         await endpoint.start()
     except OSError as error:
-        raise EndpointError(f"cannot listen on {endpoint.url} ({error.strerror or error}); choose a free port") from None
+        raise EndpointError(
+            f"cannot listen on {endpoint.url} ({error.strerror or error}); choose a free port"
+        ) from None
     print(f"OPC UA endpoint {endpoint.url} serving (anonymous {endpoint.anonymous})", flush=True)
     await endpoint.serve(stop)
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Awaitable, Callable
 
-from asyncua.crypto.permission_rules import User, UserRole
+from asyncua import ua
+from asyncua.crypto.permission_rules import USER_TYPES, SimpleRoleRuleset, User, UserRole
 from asyncua.server.internal_session import InternalSession
 from sqlalchemy import Engine
 
@@ -79,3 +80,19 @@ def may_steer(engine: Engine, user: User | None) -> SignedIn:
     if not (now.can_control and now.can_approve):
         raise NotAllowed(f"role {now.role} may not steer a run over OPC UA; a scientist or admin may")
     return now
+
+
+# Requests an anonymous session may make: everything a signed-in user may, but Write and Call.
+_NOT_FOR_ANONYMOUS = {
+    ua.NodeId(ua.ObjectIds.WriteRequest_Encoding_DefaultBinary),
+    ua.NodeId(ua.ObjectIds.CallRequest_Encoding_DefaultBinary),
+}
+
+
+class ReadOnlyAnonymous(SimpleRoleRuleset):
+    """asyncua's role ruleset, with anonymous sessions allowed to read, browse and subscribe."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        readable = {ua.NodeId(i) for i in USER_TYPES} - _NOT_FOR_ANONYMOUS
+        self._permission_dict[UserRole.Anonymous] = readable

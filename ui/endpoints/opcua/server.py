@@ -28,7 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from store.ingest import Quality
 from store.states import FINAL_RUN_STATES
 from ui.endpoints.opcua import snapshot
-from ui.endpoints.opcua.access import CALLER, Anonymous, StoreUserManager, may_steer, record_callers
+from ui.endpoints.opcua.access import (
+    CALLER,
+    Anonymous,
+    ReadOnlyAnonymous,
+    StoreUserManager,
+    may_steer,
+    record_callers,
+)
 from ui.endpoints.opcua.units import eu_information
 from ui.panel.errors import NotAllowed, PanelError
 from ui.panel.live import request_control
@@ -113,7 +120,7 @@ class Endpoint:
         await self.server.init()
         self.server.set_endpoint(self.url)
         self.server.set_server_name("ChipTwin lab")
-        self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity], ReadOnlyAnonymous())
         tokens: list[type] = [ua.UserNameIdentityToken]
         if self.anonymous == Anonymous.READ:
             tokens.insert(0, ua.AnonymousIdentityToken)
@@ -148,7 +155,11 @@ class Endpoint:
         step = await node.add_variable(self._id(f"{base}/CurrentStep"), self._name("CurrentStep"), "")
         for kind in ("Pause", "Resume", "Abort"):
             await node.add_method(
-                self._id(f"{base}/{kind}"), self._name(kind), self._method(rig.id, kind.lower()), [], [ua.VariantType.Int64]
+                self._id(f"{base}/{kind}"),
+                self._name(kind),
+                self._method(rig.id, kind.lower()),
+                [],
+                [ua.VariantType.Int64],
             )
         units = await node.add_folder(self._id(f"{base}/FunctionalUnits"), self._name("FunctionalUnits"))
         events = await self.server.get_event_generator(self._alarm_type, node)

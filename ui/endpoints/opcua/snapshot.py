@@ -103,4 +103,3 @@ def last_alarm_id(engine: Engine) -> int:
     with engine.connect() as connection:
         found = connection.execute(select(Alarm.id).order_by(Alarm.id.desc()).limit(1)).scalar()  # type: ignore[union-attr]
     return int(found or 0)
-
