@@ -95,9 +95,8 @@ class RunListing:
     ended_wall_utc_s: float | None = None
 
 
-def listing(source: Engine | Connection, limit: int | None = None) -> list[RunListing]:
-    """Every run, newest first, with its rig's name."""
-    query = (
+def _listing_query() -> Any:  # a Select of the listing columns
+    return (
         select(
             col(ProtocolRun.id),
             col(Rig.name),
@@ -112,10 +111,18 @@ def listing(source: Engine | Connection, limit: int | None = None) -> list[RunLi
         .join(Rig, col(Rig.id) == col(ProtocolRun.rig_id))
         .order_by(col(ProtocolRun.id).desc())
     )
+
+
+def _listing_row(r: tuple[Any, ...]) -> RunListing:
+    return RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7], r[8])
+
+
+def listing(source: Engine | Connection, limit: int | None = None) -> list[RunListing]:
+    """Every run, newest first, with its rig's name."""
+    query = _listing_query()
     if limit is not None:
         query = query.limit(limit)
-    rows = [tuple(r) for r in _read(source, query).all()]
-    return [RunListing(r[0], r[1], r[2], RunState(r[3]), *r[4:]) for r in rows]
+    return [_listing_row(tuple(r)) for r in _read(source, query).all()]
 
 
 def latest_ids(source: Engine | Connection, n: int) -> list[int]:
@@ -137,23 +144,6 @@ def steps(source: Engine | Connection, run_id: int) -> list[Step]:
 
 def latest_of_rig(source: Engine | Connection, rig_id: int) -> RunListing | None:
     """The rig's newest run (None before its first), as the OPC UA endpoint shows it."""
-    query = (
-        select(
-            col(ProtocolRun.id),
-            col(Rig.name),
-            col(ProtocolRun.rig_id),
-            col(ProtocolRun.state),
-            col(ProtocolRun.started_utc_s),
-            col(ProtocolRun.ended_utc_s),
-            col(ProtocolRun.clock_rate),
-        )
-        .join(Rig, col(Rig.id) == col(ProtocolRun.rig_id))
-        .where(col(ProtocolRun.rig_id) == rig_id)
-        .order_by(col(ProtocolRun.id).desc())
-        .limit(1)
-    )
-    row = _read(source, query).first()
-    if row is None:
-        return None
-    r = tuple(row)
-    return RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6])
+    query = _listing_query().where(col(ProtocolRun.rig_id) == rig_id).limit(1)
+    r = _read(source, query).first()
+    return None if r is None else _listing_row(tuple(r))
