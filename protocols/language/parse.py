@@ -148,7 +148,7 @@ def parse_text(text: str, filename: str = "protocol.toml") -> tuple[Protocol | N
         reason = _TOML_LINE.sub("", str(exc)).strip()
         return None, [
             Problem(
-                int(match.group(1)) if match else 0,
+                int(match.group(1)) if match else max(len(text.splitlines()), 1),  # "at end of document"
                 f"not valid TOML ({reason})",
                 "check quotes, brackets and '=' on that line",
             )
