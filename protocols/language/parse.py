@@ -164,6 +164,10 @@ def parse_text(text: str, filename: str = "protocol.toml") -> tuple[Protocol | N
     if not steps:
         parser.problem(("steps",), "the protocol has no steps", "add [[steps]] sections (kind = 'perfuse', ...)")
     if drug is None or "name" not in header or "chips" not in header:
+        if not parser.problems:  # never a refusal without a reason (a missing key a default hid)
+            missing = [f"[protocol] {k}" for k in ("name", "chips") if k not in header]
+            missing += ["[drug] name and molecular_weight"] if drug is None else []
+            parser.problem(("protocol",), f"{', '.join(missing)} missing", "add them (see docs/protocols.md)")
         return None, parser.problems
     try:
         protocol = Protocol(
