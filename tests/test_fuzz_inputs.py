@@ -192,6 +192,13 @@ def dataset_file(draw) -> bytes:
 LINE = re.compile(r"\b(line|row) \d+")  # "rig.toml line 7: …", "line 3: …" (datasets), "row 2"
 
 
+# file types whose every refusal names a line, unless the problem is the whole file
+LINED = {"patient", "design space", "trial", "rig", "scenario"}
+WHOLE_FILE = re.compile(
+    r"is empty|directory|NUL bytes|larger than|too large|not a regular file|does not exist|cannot read", re.I
+)
+
+
 class Hung(Exception):
     """A case ran past CASE_TIME_LIMIT_S."""
 
@@ -236,6 +243,8 @@ def run_case(kind: str, args: list[str], accepted: Callable[[Any], bool], per_pr
     LAST_ERROR = lines[0]
     if LINE.search(lines[0]):
         counts["with line"] += 1
+    elif kind in LINED and not WHOLE_FILE.search(lines[0]):
+        raise AssertionError(f"{kind}: the refusal names no line: {lines[0]}")
 
 
 @pytest.fixture(scope="module")
@@ -388,3 +397,15 @@ def test_through_a_subprocess_exit_2_and_no_traceback(tmp_path: Path) -> None:
         assert process.returncode == 2, (name, stderr)
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in stderr, (name, stderr)
+
+
+def test_a_protocol_without_chips_is_refused_with_a_reason(tmp_path: Path) -> None:
+    # found by this suite: [protocol] without chips was exit 2 with nothing printed
+    base = (REPO / "examples" / "protocols" / "overnight_dosing.toml").read_text()
+    path = tmp_path / "p.toml"
+    path.write_text(base.replace('chips = ["chip1", "chip2", "chip3", "chip4"]\n', "", 1))
+    result = runner.invoke(app, ["protocol", "check", str(path), "--rig", str(EXAMPLE_RIG)])
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip() == "error: p.toml line 5: [protocol] chips missing; fix: add them (see docs/protocols.md)"
+    )

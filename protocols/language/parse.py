@@ -148,7 +148,7 @@ def parse_text(text: str, filename: str = "protocol.toml") -> tuple[Protocol | N
         reason = _TOML_LINE.sub("", str(exc)).strip()
         return None, [
             Problem(
-                int(match.group(1)) if match else 0,
+                int(match.group(1)) if match else max(len(text.splitlines()), 1),  # "at end of document"
                 f"not valid TOML ({reason})",
                 "check quotes, brackets and '=' on that line",
             )
@@ -164,6 +164,10 @@ def parse_text(text: str, filename: str = "protocol.toml") -> tuple[Protocol | N
     if not steps:
         parser.problem(("steps",), "the protocol has no steps", "add [[steps]] sections (kind = 'perfuse', ...)")
     if drug is None or "name" not in header or "chips" not in header:
+        if not parser.problems:  # never a refusal without a reason (a missing key a default hid)
+            missing = [f"[protocol] {k}" for k in ("name", "chips") if k not in header]
+            missing += ["[drug] name and molecular_weight"] if drug is None else []
+            parser.problem(("protocol",), f"{', '.join(missing)} missing", "add them (see docs/protocols.md)")
         return None, parser.problems
     try:
         protocol = Protocol(
