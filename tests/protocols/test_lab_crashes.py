@@ -89,7 +89,11 @@ def test_a_lab_of_four_rigs_survives_runner_and_supervisor_kills(tmp_path, postg
                 s in ("done", "parked") for s in states.values()
             )
 
-        wait_for(all_ended, 600.0 if SOAK else 240.0, 0.5)
+        try:
+            wait_for(all_ended, 600.0 if SOAK else 240.0, 0.5)
+        except AssertionError:
+            listed = [(e.id, e.rig_name, e.state.value, e.run_id, e.note) for e in queue.listing(lab.engine)]
+            raise AssertionError(f"not all ended: queue {listed}, runs {_runs(lab)}") from None
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(60) == 0, "SIGTERM must stop the supervisor cleanly"
         assert all(b <= lab.readings() for b in readings_before), "a committed reading was lost"
