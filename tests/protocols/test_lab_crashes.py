@@ -26,7 +26,7 @@ from tests.protocols.lab_helpers import PUMPS, dosing_protocol, sim_lab, wait_fo
 SOAK = os.environ.get("CHIPTWIN_LAB_SOAK") == "1"
 RUNNER_KILLS, SUPERVISOR_KILLS = (20, 5) if SOAK else (6, 2)
 RUNS_PER_RIG = 4 if SOAK else 2
-DOSES, WAIT_H = 3, 5.0  # ~15 s a run at 3600x: long enough to be killed in
+DOSES, WAIT_H = 3, 6.0  # ~18 s a run at 3600x: long enough to be killed in
 
 
 def _runs(lab) -> dict[int, str]:  # noqa: ANN001
@@ -34,7 +34,7 @@ def _runs(lab) -> dict[int, str]:  # noqa: ANN001
         return dict(c.execute(select(ProtocolRun.id, ProtocolRun.state)).all())
 
 
-def _killable(lab) -> tuple[str, int] | None:  # noqa: ANN001
+def _killable(lab) -> tuple[str, int, int] | None:  # noqa: ANN001
     """A rig whose runner is live and drives a running run (linked to its queue entry)."""
     states = _runs(lab)
     choices = []
@@ -44,16 +44,17 @@ def _killable(lab) -> tuple[str, int] | None:  # noqa: ANN001
 
         lease = holder_of(lab.engine, rig)
         if holder is not None and lease is not None and states.get(lease.run_id or -1) == "running":
-            choices.append((rig, holder))
+            choices.append((rig, holder, lease.run_id))
     return random.choice(choices) if choices else None
 
 
 def _kill_runner(lab) -> float:  # noqa: ANN001
     """SIGKILL a random live runner; the wall seconds until its rig has a new live runner (or the run parked)."""
-    rig, pid = wait_for(lambda: _killable(lab), 180.0, 0.1)
+    rig, pid, run_id = wait_for(lambda: _killable(lab), 180.0, 0.1)
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    wait_for(lambda: lab.runner_pid(rig) not in (None, pid) or "parked" in _runs(lab).values(), 120.0, 0.05)
+    # a new live runner, or the run already ended by its resumed runner (or parked)
+    wait_for(lambda: lab.runner_pid(rig) not in (None, pid) or _runs(lab)[run_id] in ("done", "parked"), 120.0, 0.05)
     return time.monotonic() - killed
 
 
