@@ -17,9 +17,9 @@ from sqlmodel import col
 from protocols.lab.lab_file import Lab
 from store.audit import append_audit
 from store.repositories import runs
-from store.schema import Alarm, ProtocolRun
+from store.schema import Alarm
 from store.schema import Rig as RigRow
-from store.states import FINAL_RUN_STATES, RunState
+from store.states import RunState
 
 RESUMABLE = frozenset({RunState.RUNNING, RunState.CREATED})
 
@@ -56,14 +56,7 @@ def register_rig_files(engine: Engine, lab: Lab) -> None:
 
 def open_runs(engine: Engine, rig_name: str) -> list[OpenRun]:
     """The rig's runs not yet ended, oldest first."""
-    query = (
-        select(col(ProtocolRun.id), col(ProtocolRun.state))
-        .join(RigRow, col(RigRow.id) == col(ProtocolRun.rig_id))
-        .where(col(RigRow.name) == rig_name, col(ProtocolRun.state).not_in(sorted(FINAL_RUN_STATES)))
-        .order_by(col(ProtocolRun.id))
-    )
-    with engine.connect() as c:
-        return [OpenRun(int(i or 0), RunState(s)) for i, s in c.execute(query).all()]
+    return [OpenRun(run_id, state) for run_id, state in runs.open_on_rig(engine, rig_name)]
 
 
 def park(engine: Engine, run_id: int, *, supervisor: str, reason: str) -> None:

@@ -119,3 +119,14 @@ def steps(source: Engine | Connection, run_id: int) -> list[Step]:
     """The steps a run has started, in order (the runner writes one row as each step starts)."""
     query = select(Step).where(col(Step.run_id) == run_id).order_by(col(Step.index))
     return [Step(**r._mapping) for r in _read(source, query).all()]
+
+
+def open_on_rig(source: Engine | Connection, rig_name: str) -> list[tuple[int, RunState]]:
+    """The runs of rig ``rig_name`` not yet ended (id, state), oldest first: a lab supervisor's to resume or leave."""
+    query = (
+        select(col(ProtocolRun.id), col(ProtocolRun.state))
+        .join(Rig, col(Rig.id) == col(ProtocolRun.rig_id))
+        .where(col(Rig.name) == rig_name, col(ProtocolRun.state).not_in(sorted(FINAL_RUN_STATES)))
+        .order_by(col(ProtocolRun.id))
+    )
+    return [(int(i or 0), RunState(s)) for i, s in _read(source, query).all()]
