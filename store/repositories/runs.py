@@ -129,4 +129,5 @@ def open_on_rig(source: Engine | Connection, rig_name: str) -> list[tuple[int, R
         .where(col(Rig.name) == rig_name, col(ProtocolRun.state).not_in(sorted(FINAL_RUN_STATES)))
         .order_by(col(ProtocolRun.id))
     )
-    return [(int(i or 0), RunState(s)) for i, s in _read(source, query).all()]
+    rows: list[Any] = list(_read(source, query).all())
+    return [(int(row[0] or 0), RunState(row[1])) for row in rows]
