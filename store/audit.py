@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from store.audit_anchor import Anchor, anchor_path, key_path, note_append, read_anchors, read_key
@@ -30,6 +31,7 @@ from store.schema import Approval, AuditEntry, Command, DoseEvent, Role, User
 
 GENESIS_HASH = "0" * 64
 _APPEND_ATTEMPTS = 20
+_PG_AUDIT_LOCK = 0x43687454  # pg_advisory_xact_lock key of the audit trail ("ChtT")
 
 
 def entry_hash(
@@ -55,6 +57,8 @@ def append_audit(
     Two writers racing for the same place collide on the primary key; the loser's
     transaction fails and is retried by ``audit`` (or by the caller).
     """
+    if connection.dialect.name == "postgresql":  # several runners on one store: append one at a time
+        connection.execute(sql_text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
     last = connection.execute(
         select(AuditEntry.seq, AuditEntry.entry_hash).order_by(AuditEntry.seq.desc()).limit(1)
     ).first()

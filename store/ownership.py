@@ -160,7 +160,9 @@ def unregister(engine: Engine, name: str) -> None:
     """A clean exit: the rigs and the name are free at once (only when this process still holds them)."""
     with engine.begin() as c:
         mine = c.execute(
-            select(LabSupervisor.name).where(col(LabSupervisor.name) == name, col(LabSupervisor.pid) == os.getpid())
+            select(col(LabSupervisor.name)).where(
+                col(LabSupervisor.name) == name, col(LabSupervisor.pid) == os.getpid()
+            )
         ).first()
         if mine is None:
             return

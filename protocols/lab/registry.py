@@ -17,9 +17,9 @@ from sqlmodel import col
 from protocols.lab.lab_file import Lab
 from store.audit import append_audit
 from store.repositories import runs
-from store.schema import Alarm, ProtocolRun
+from store.schema import Alarm
 from store.schema import Rig as RigRow
-from store.states import FINAL_RUN_STATES, RunState
+from store.states import RunState
 
 RESUMABLE = frozenset({RunState.RUNNING, RunState.CREATED})
 
@@ -40,7 +40,7 @@ def register_rig_files(engine: Engine, lab: Lab) -> None:
     with engine.begin() as c:
         for lab_rig in lab.rigs:
             text = lab_rig.rig_path.read_text(encoding="utf-8")
-            found = c.execute(select(RigRow.id).where(col(RigRow.name) == lab_rig.name)).scalar()
+            found = c.execute(select(col(RigRow.id)).where(col(RigRow.name) == lab_rig.name)).scalar()
             if found is None:
                 c.execute(
                     insert(RigRow).values(
@@ -56,14 +56,7 @@ def register_rig_files(engine: Engine, lab: Lab) -> None:
 
 def open_runs(engine: Engine, rig_name: str) -> list[OpenRun]:
     """The rig's runs not yet ended, oldest first."""
-    query = (
-        select(ProtocolRun.id, ProtocolRun.state)
-        .join(RigRow, col(RigRow.id) == col(ProtocolRun.rig_id))
-        .where(col(RigRow.name) == rig_name, col(ProtocolRun.state).not_in(sorted(FINAL_RUN_STATES)))
-        .order_by(col(ProtocolRun.id))
-    )
-    with engine.connect() as c:
-        return [OpenRun(int(i), RunState(s)) for i, s in c.execute(query).all()]
+    return [OpenRun(run_id, state) for run_id, state in runs.open_on_rig(engine, rig_name)]
 
 
 def park(engine: Engine, run_id: int, *, supervisor: str, reason: str) -> None:
@@ -73,10 +66,12 @@ def park(engine: Engine, run_id: int, *, supervisor: str, reason: str) -> None:
         run = runs.get(c, run_id)
         if not runs.set_state(c, run, RunState.PARKED, now):
             return  # it ended meanwhile: nothing to park
-        alarm_id = c.execute(
+        inserted = c.execute(
             insert(Alarm).values(
                 rig_id=run.rig_id, run_id=run_id, t_utc_s=now, severity="critical", source="supervisor", message=reason
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key
+        assert inserted is not None
+        alarm_id = inserted[0]
         payload = {"run_id": run_id, "reason": reason}
         append_audit(c, supervisor, "run.parked_by_supervisor", entity="alarm", entity_id=alarm_id, payload=payload)

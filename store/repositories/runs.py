@@ -147,3 +147,15 @@ def latest_of_rig(source: Engine | Connection, rig_id: int) -> RunListing | None
     query = _listing_query().where(col(ProtocolRun.rig_id) == rig_id).limit(1)
     r = _read(source, query).first()
     return None if r is None else _listing_row(tuple(r))
+
+
+def open_on_rig(source: Engine | Connection, rig_name: str) -> list[tuple[int, RunState]]:
+    """The runs of rig ``rig_name`` not yet ended (id, state), oldest first: a lab supervisor's to resume or leave."""
+    query = (
+        select(col(ProtocolRun.id), col(ProtocolRun.state))
+        .join(Rig, col(Rig.id) == col(ProtocolRun.rig_id))
+        .where(col(Rig.name) == rig_name, col(ProtocolRun.state).not_in(sorted(FINAL_RUN_STATES)))
+        .order_by(col(ProtocolRun.id))
+    )
+    rows: list[Any] = list(_read(source, query).all())
+    return [(int(row[0] or 0), RunState(row[1])) for row in rows]
