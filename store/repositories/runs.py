@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,15 +47,23 @@ def get(source: Engine | Connection, run_id: int) -> ProtocolRun:
     return ProtocolRun(**row._mapping)
 
 
-def set_state(connection: Connection, run: ProtocolRun, state: RunState, now_utc_s: float) -> bool:
-    """Move ``run`` to ``state``; False (nothing written) once it has ended: a final state is final."""
+def set_state(
+    connection: Connection, run: ProtocolRun, state: RunState, now_utc_s: float, now_wall_utc_s: float | None = None
+) -> bool:
+    """Move ``run`` to ``state``; False (nothing written) once it has ended: a final state is final.
+
+    ``now_utc_s`` is on the run's clock (days ahead on an accelerated rig); the wall-clock
+    start and end are written beside it so a person can read when the run really happened."""
     if run.state in FINAL_RUN_STATES:
         return False
+    wall_s = time.time() if now_wall_utc_s is None else now_wall_utc_s
     values: dict[str, Any] = {"state": RunState(state)}
     if state == RunState.RUNNING:
         values["started_utc_s"] = run.started_utc_s or now_utc_s
+        values["started_wall_utc_s"] = run.started_wall_utc_s or wall_s
     if state in FINAL_RUN_STATES:
         values["ended_utc_s"] = now_utc_s
+        values["ended_wall_utc_s"] = wall_s
     connection.execute(update(ProtocolRun).where(col(ProtocolRun.id) == run.id).values(**values))
     return True
 
@@ -81,6 +90,8 @@ class RunListing:
     started_utc_s: float | None
     ended_utc_s: float | None
     clock_rate: float
+    started_wall_utc_s: float | None = None
+    ended_wall_utc_s: float | None = None
 
 
 def listing(source: Engine | Connection, limit: int | None = None) -> list[RunListing]:
@@ -94,6 +105,8 @@ def listing(source: Engine | Connection, limit: int | None = None) -> list[RunLi
             col(ProtocolRun.started_utc_s),
             col(ProtocolRun.ended_utc_s),
             col(ProtocolRun.clock_rate),
+            col(ProtocolRun.started_wall_utc_s),
+            col(ProtocolRun.ended_wall_utc_s),
         )
         .join(Rig, col(Rig.id) == col(ProtocolRun.rig_id))
         .order_by(col(ProtocolRun.id).desc())
@@ -101,7 +114,7 @@ def listing(source: Engine | Connection, limit: int | None = None) -> list[RunLi
     if limit is not None:
         query = query.limit(limit)
     rows = [tuple(r) for r in _read(source, query).all()]
-    return [RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6]) for r in rows]
+    return [RunListing(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
 
 def latest_ids(source: Engine | Connection, n: int) -> list[int]:

@@ -3,15 +3,15 @@
 chiptwin runs list [--json]          # every run: rig, state, started, ended, clock rate
 chiptwin runs show 1 [--json]        # state, current and next step (from the checkpoint), a timeline of steps
 
-Step times are the run's clock: for an accelerated (simulated) run they are shown as hours since
-the run started, which is what they mean; start and end of a real run are dates (UTC).
+Step times are the run's clock: for an accelerated (simulated) run they are shown as run time
+since the run started, which is what they mean, beside the wall date it started and ended; start
+and end of a real run are dates with the time zone (ui.run_clock).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timezone
 from typing import Annotated, Any, Optional
 
 import typer
@@ -19,17 +19,12 @@ from rich.console import Console
 from rich.table import Table
 
 from ui.cli.store import DbOption, JsonOption
+from ui.run_clock import RunClock, wall_text
 
 runs_app = typer.Typer(
     help="Protocol runs: list them; show one's state, current step and timeline.", no_args_is_help=True
 )
 TIMELINE_STEPS = 40  # the newest steps a table shows (--json has every one)
-
-
-def _utc(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @runs_app.command("list")
@@ -48,6 +43,8 @@ def runs_list(db: DbOption = None, as_json: JsonOption = False) -> None:
                 "started_utc_s": r.started_utc_s,
                 "ended_utc_s": r.ended_utc_s,
                 "clock_rate": r.clock_rate,
+                "started_wall_utc_s": r.started_wall_utc_s,
+                "ended_wall_utc_s": r.ended_wall_utc_s,
             }
             for r in runs.listing(engine)
         ]
@@ -56,16 +53,17 @@ def runs_list(db: DbOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(rows)} runs (times on each run's clock, UTC)")
+    table = Table(title=f"{len(rows)} runs (wall dates; a simulated run's length in run time)")
     for column in ("run", "rig", "state", "started", "ended", "clock rate"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for r in rows:
+        clock = RunClock(r["clock_rate"], r["started_utc_s"], r["started_wall_utc_s"])
         table.add_row(
             str(r["run_id"]),
             r["rig"],
             r["state"],
-            _utc(r["started_utc_s"]),
-            _utc(r["ended_utc_s"]),
+            wall_text(r["started_wall_utc_s"] if clock.simulated else r["started_utc_s"]),
+            clock.ended_text(r["ended_utc_s"], r["ended_wall_utc_s"]),
             f"{r['clock_rate']:g}×",
         )
     Console(width=max(Console().width, 120)).print(table)
@@ -102,6 +100,8 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
         "clock_rate": row.clock_rate,
         "started_utc_s": row.started_utc_s,
         "ended_utc_s": row.ended_utc_s,
+        "started_wall_utc_s": row.started_wall_utc_s,
+        "ended_wall_utc_s": row.ended_wall_utc_s,
         "steps_total": total,
         "current_step": None if finished else {"index": at, "kind": step_name(at)},
         "next_step": None if finished or step_name(at + 1) is None else {"index": at + 1, "kind": step_name(at + 1)},
@@ -146,7 +146,9 @@ def runs_show(
     out.print(
         f"run {run_id}: {view['state']} (clock {view['clock_rate']:g}×, protocol sha256 {view['protocol_sha256'][:12]}…)"
     )
-    out.print(f"started {_utc(view['started_utc_s']) or '—'} · ended {_utc(view['ended_utc_s']) or '—'}")
+    clock = RunClock(view["clock_rate"], view["started_utc_s"], view["started_wall_utc_s"])
+    ended = clock.ended_text(view["ended_utc_s"], view["ended_wall_utc_s"])
+    out.print(f"started {clock.started_text()} · ended {ended or '—'}", highlight=False)
     out.print(
         "current step: "
         + (
@@ -170,17 +172,16 @@ def runs_show(
             highlight=False,
         )
     timeline = view["timeline"][-TIMELINE_STEPS:]
-    table = Table(title=f"steps started: {len(view['timeline'])} (times in hours since the run started)")
-    for column in ("step", "kind", "state", "start (h)", "end (h)"):
+    t0 = view["started_utc_s"]
+    table = Table(title=f"steps started: {len(view['timeline'])} (" + clock.axis_title() + ")")
+    for column in ("step", "kind", "state", "start", "end"):
         table.add_column(column)
+
+    def at(hours: float | None) -> str:
+        return "" if hours is None or t0 is None else clock.text(t0 + hours * 3600.0)
+
     for s in timeline:
-        table.add_row(
-            str(s["index"] + 1),
-            s["kind"],
-            s["state"],
-            "" if s["start_h"] is None else f"{s['start_h']:.2f}",
-            "" if s["end_h"] is None else f"{s['end_h']:.2f}",
-        )
+        table.add_row(str(s["index"] + 1), s["kind"], s["state"], at(s["start_h"]), at(s["end_h"]))
     out.print(table)
 
 

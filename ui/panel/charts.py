@@ -8,17 +8,29 @@ import altair as alt
 import pandas as pd
 
 from ui.panel.live import ChannelWindow
+from ui.run_clock import RunClock
 from ui.unit_text import label, pretty_unit
 
 
-def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180) -> dict:
+def _run_hours(clock: RunClock, seconds: pd.Series) -> pd.Series:
+    return seconds.astype(float).map(clock.hours)
+
+
+def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180, clock: RunClock | None = None) -> dict:
     """Vega-Lite for one channel: mean line over the bucket's min–max band; doses and samples as rules.
 
     Written as a plain spec (for ``st.vega_lite_chart(channel.frame, spec)``) rather than through
     Altair: this is the live page's hot path, and Altair's schema validation costs more than the
-    database query. The readings travel as the chart's Arrow data; the few marks inline.
+    database query. The readings travel as the chart's Arrow data; the few marks inline. A
+    simulated run's axis is run time (its clock's dates lie in the future), a real run's dates.
     """
-    x = {"field": "time", "type": "temporal", "title": None}
+    run_time = clock is not None and clock.simulated
+    field = "run_h" if run_time else "time"
+    x = (
+        {"field": "run_h", "type": "quantitative", "title": "run time (h since start)"}
+        if run_time
+        else {"field": "time", "type": "temporal", "title": None}
+    )
     layers: list[dict] = [
         {
             "mark": {"type": "area", "opacity": 0.25},
@@ -40,16 +52,18 @@ def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180)
                 "y": {"field": "value", "type": "quantitative"},
                 "tooltip": [
                     {"field": f, "type": "temporal" if f == "time" else "quantitative"}
-                    for f in ("time", "value", "min", "max", "n")
+                    for f in (field, "value", "min", "max", "n")
                 ],
             },
         },
     ]
     if not marks.empty:
-        values = [
-            {"time": t.isoformat(), "kind": k, "label": label}
-            for t, k, label in zip(marks["time"], marks["kind"], marks["label"])
-        ]
+        at = (
+            list(_run_hours(clock, marks["t_utc_s"]))
+            if clock is not None and run_time
+            else [t.isoformat() for t in marks["time"]]
+        )
+        values = [{field: t, "kind": k, "label": label} for t, k, label in zip(at, marks["kind"], marks["label"])]
         layers.append(
             {
                 "data": {"values": values},
@@ -69,8 +83,12 @@ def channel_spec(channel: ChannelWindow, marks: pd.DataFrame, height: int = 180)
     return {"title": label(channel.name, channel.unit), "height": height, "layer": layers}
 
 
-def channel_data(channel: ChannelWindow) -> pd.DataFrame:
+def channel_data(channel: ChannelWindow, clock: RunClock | None = None) -> pd.DataFrame:
     """The columns the channel spec plots (what is sent to the browser)."""
+    if clock is not None and clock.simulated:
+        frame = channel.frame[["value", "min", "max", "n"]].copy()
+        frame.insert(0, "run_h", _run_hours(clock, channel.frame["t_utc_s"]))
+        return frame
     return channel.frame[["time", "value", "min", "max", "n"]]
 
 

@@ -45,6 +45,7 @@ class ChipWindows:
 
 def runs(engine: Engine) -> pd.DataFrame:
     columns = ["id", "rig", "rig_id", "state", "started_utc_s", "ended_utc_s", "clock_rate"]
+    columns += ["started_wall_utc_s", "ended_wall_utc_s"]
     listed = [{**r.__dict__, "state": str(r.state)} for r in run_records.listing(engine)]
     return pd.DataFrame(listed, columns=columns)
 

@@ -36,6 +36,8 @@ class RunInfo:
     clock_rate: float
     rig_name: str
     rig_description: str
+    started_wall_utc_s: float | None = None  # on the wall clock (migration 0006)
+    ended_wall_utc_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,8 @@ def _run_info(run, rig) -> RunInfo:
         run.clock_rate,
         rig.name,
         rig.description,
+        run.started_wall_utc_s,
+        run.ended_wall_utc_s,
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ui.report.gather import ChipFit, RunReport
+from ui.run_clock import RunClock
 from ui.unit_text import quantity
 
 FONT, BOLD = "DejaVuSans", "DejaVuSans-Bold"
@@ -24,14 +25,18 @@ def utc(t_utc_s: float | None) -> str:
     return datetime.fromtimestamp(t_utc_s, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def clock_of(report: RunReport) -> Callable[[float | None], str]:
-    """Times as a person should read them: UTC dates for a real run; hours since the start for an
-    accelerated (simulated) run, whose clock runs ahead of any calendar."""
+def run_clock(report: RunReport) -> RunClock:
     run = report.run
-    if run.clock_rate == 1.0 or run.started_utc_s is None:
+    return RunClock(run.clock_rate, run.started_utc_s, run.started_wall_utc_s, timezone.utc)
+
+
+def clock_of(report: RunReport) -> Callable[[float | None], str]:
+    """Times as a person should read them: UTC dates for a real run; run time since the start for
+    an accelerated (simulated) run, whose clock runs ahead of any calendar (ui.run_clock)."""
+    clock = run_clock(report)
+    if not clock.simulated or clock.started_s is None:
         return utc
-    start = run.started_utc_s
-    return lambda t: "—" if t is None else f"{(t - start) / 3600.0:.2f} h after start"
+    return lambda t: "—" if t is None else clock.text(t)
 
 
 def render(report: RunReport, figure_of: Callable[[ChipFit], bytes | None]) -> bytes:
@@ -102,7 +107,8 @@ def _story(report: RunReport, figure_of: Callable[[ChipFit], bytes | None], widt
     para(f"Protocol SHA-256: {run.protocol_sha256} ({hash_note})", small)
     para(f"Rig: {run.rig_name}" + (f" — {run.rig_description}" if run.rig_description else ""))
     para(
-        f"State: {run.state}; started {utc(run.started_utc_s)}; ended {utc(run.ended_utc_s)} (run clock); "
+        f"State: {run.state}; started {run_clock(report).started_text()}; "
+        f"ended {run_clock(report).ended_text(run.ended_utc_s, run.ended_wall_utc_s) or '—'}; "
         f"clock rate {run.clock_rate:g} simulated s per wall s"
     )
     para(f"Report made {utc(report.made_utc_s)}", small)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from ui.panel import charts, fit_view, live, units_view
 from ui.panel.page import attempt, engine, signed_in
+from ui.run_clock import RunClock
 
 FINISHED = ("done", "aborted", "failed")
 REFRESH_S = float(os.environ.get("CHIPTWIN_PANEL_REFRESH_S", "3"))
@@ -22,6 +23,8 @@ if runs.empty:
 labels = {row.id: f"run {row.id} on {row.rig} — {row.state}" for row in runs.itertuples()}
 run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="live_run")
 run = runs.set_index("id").loc[run_id]
+clock = RunClock.of(run)  # a simulated run is read in run time, a real one in dates
+st.caption(f"Run {run_id} started {clock.started_text()}")
 span_name = st.segmented_control("Window", list(live.SPANS_S), default="last 6 h", key="live_span") or "last 6 h"
 auto = st.toggle(f"Refresh every {REFRESH_S:g} s", value=True, key="live_auto")
 every = REFRESH_S if auto else None
@@ -79,7 +82,9 @@ def plots() -> None:
                 columns[i % 2].info(live.why_empty(channel, span_name))
                 continue
             columns[i % 2].vega_lite_chart(
-                charts.channel_data(channel), charts.channel_spec(channel, windows.marks), width="stretch"
+                charts.channel_data(channel, clock),
+                charts.channel_spec(channel, windows.marks, clock=clock),
+                width="stretch",
             )
         twin_forecast(windows.chip, end, forecast_key)
 

@@ -4,8 +4,10 @@ Below, the history: every proposal of every run with its decision, and executed 
 
 import streamlit as st
 
+from store.repositories import runs
 from ui.panel import charts, decisions, history, lab, outcome, units_view
 from ui.panel.page import attempt, engine, flash, show_flash, signed_in
+from ui.run_clock import RunClock
 
 who = signed_in()
 db = engine()
@@ -15,6 +17,7 @@ if not who.can_approve:
     st.info(f"Your role ({who.role}) may look at proposals but not approve or reject them.")
 
 pending = lab.pending_proposals(db)
+clocks = {r.id: RunClock.of(r) for r in runs.listing(db)}  # a proposal's time is on its run's clock
 if pending.empty:
     st.success("No proposal waits for a decision.")
 for proposal in pending.itertuples():
@@ -22,7 +25,8 @@ for proposal in pending.itertuples():
     with st.container(border=True):
         st.subheader(f"Proposal {proposal.id}")
         st.caption(
-            f"run {proposal.run_id} · fit {proposal.fit_id} · created {proposal.created:%Y-%m-%d %H:%M:%S} UTC · "
+            f"run {proposal.run_id} · fit {proposal.fit_id} · "
+            f"created {clocks[int(proposal.run_id)].text(float(proposal.created_utc_s))} · "
             f"expected information gain {'—' if gain is None else f'{gain:.3g}'}"
         )
         bands = outcome.bands(proposal.predicted_json)
