@@ -69,6 +69,14 @@ class RunClock:
     def simulated(self) -> bool:
         return self.clock_rate != 1.0
 
+    def wall_of(self, clock_s: float) -> float | None:
+        """When a time of the run's clock happened on the wall (None when the wall start is unknown)."""
+        if not self.simulated:
+            return clock_s
+        if self.started_s is None or self.started_wall_s is None:
+            return None
+        return self.started_wall_s + (clock_s - self.started_s) / self.clock_rate
+
     def hours(self, clock_s: float) -> float:
         """Hours since the run started, on its clock (a chart's axis for a simulated run)."""
         return max(0.0, clock_s - (self.started_s if self.started_s is not None else clock_s)) / HOUR_S

@@ -15,6 +15,7 @@ from store.migrate import upgrade
 from store.repositories import runs
 from store.schema import Rig
 from store.states import RunState
+from tests.ui.test_panel_support import lab  # noqa: F401 (a fixture)
 from ui.cli.app import app as cli
 from ui.run_clock import RunClock, duration_text, wall_text
 
@@ -93,3 +94,27 @@ def test_runs_list_and_show_print_wall_dates_and_run_time_never_a_future_date(tm
     assert f"started {today}" in shown.output and future not in shown.output
     data = json.loads(runner.invoke(cli, ["runs", "list", "--db", url, "--json"]).output)
     assert data[0]["started_wall_utc_s"] <= time.time() < data[0]["started_utc_s"]
+
+
+def test_the_overview_reads_a_simulated_rigs_readings_in_run_time_with_a_wall_age(lab):  # noqa: F811
+    from sqlalchemy import update
+
+    from store.schema import ProtocolRun
+    from tests.ui.test_panel_support import T0
+    from ui.panel import lab as lab_view
+    from ui.panel import run_times
+
+    engine = make_engine(lab.url)
+    try:
+        started_wall = time.time() - 10.0  # two simulated hours at 3600× took two wall seconds
+        with engine.begin() as c:
+            c.execute(
+                update(ProtocolRun)
+                .where(ProtocolRun.id == lab.run_id)
+                .values(clock_rate=3600.0, started_utc_s=T0, started_wall_utc_s=started_wall)
+            )
+        shown = run_times.readable_readings(engine, lab_view.latest(engine))
+    finally:
+        engine.dispose()
+    assert set(shown["time"]) == {"+1 h 59 min"}  # the newest reading, at T0 + 7190 s on the rig's clock
+    assert all(7.0 <= age <= 60.0 for age in shown["age_s"])  # wall seconds since it was taken, not negative

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from store.lease import lease_rows
-from ui.panel import lab, units_view
+from ui.panel import lab, run_times, units_view
 from ui.panel.page import attempt, engine, flash, show_flash, signed_in
 
 who = signed_in()
@@ -47,7 +47,7 @@ with right:
 
 st.subheader("Latest readings")
 st.dataframe(
-    units_view.readings_with_units(lab.latest(db).drop(columns=["channel_id"])),
+    units_view.readings_with_units(run_times.readable_readings(db, lab.latest(db)).drop(columns=["channel_id"])),
     hide_index=True,
     width="stretch",
     column_config={"age_s": st.column_config.NumberColumn("age (s)", format="%.0f")},
