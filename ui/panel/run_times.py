@@ -22,6 +22,11 @@ def rig_clocks(engine: Engine) -> dict[int, RunClock]:
     return clocks
 
 
+def run_clocks(engine: Engine) -> dict[int, RunClock]:
+    """Run id → its clock."""
+    return {run.id: RunClock.of(run) for run in runs.listing(engine)}
+
+
 def channel_rigs(engine: Engine) -> dict[int, int]:
     with engine.connect() as c:
         return {int(k): int(v) for k, v in c.execute(select(Channel.id, Channel.rig_id)).all()}

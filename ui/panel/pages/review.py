@@ -9,6 +9,7 @@ by itself when this browser session stops asking about it."""
 import os
 import uuid
 
+import pandas as pd
 import streamlit as st
 
 from calibration.uncertainty.profile import CHI2_95
@@ -16,7 +17,9 @@ from ui.panel import charts, fit_charts, fit_view, profile_worker, review, units
 from ui.panel.auth import require
 from ui.panel.page import attempt, engine, signed_in
 from ui.panel.records import export_readings
+from ui.panel.run_times import run_clocks
 from ui.report.build import run_report_pdf
+from ui.run_clock import RunClock
 
 PROFILE_REFRESH_S = float(os.environ.get("CHIPTWIN_PANEL_PROFILE_REFRESH_S", "1"))
 
@@ -28,8 +31,11 @@ fits = review.fits(db)
 if fits.empty:
     st.info("No fit in the store yet; calibration writes one at each calibrate step of a run.")
     st.stop()
+clocks = run_clocks(db)  # a fit's time is on its run's clock: run time for a simulated run
+real = RunClock(1.0, None)
 labels = {
-    f.id: f"fit {f.id} — {f.model} {f.method}, run {f.run_id}, {f.created:%Y-%m-%d %H:%M} UTC"
+    f.id: f"fit {f.id} — {f.model} {f.method}, run {f.run_id}, "
+    + clocks.get(int(f.run_id) if pd.notna(f.run_id) else -1, real).text(float(f.created_utc_s))
     for f in fits.itertuples()
 }
 fit_id = st.selectbox("Fit", list(labels), format_func=labels.get, key="review_fit")
