@@ -31,6 +31,7 @@ pytestmark = pytest.mark.timeout(900)  # the demo's closed loop takes 1–2 min,
 DEMO_WAIT_S = 420.0
 PASSWORD = re.compile(r"sign in as demo-scientist \(scientist\) with password (\S+)")
 URL = re.compile(r"ChipTwin panel on (http://\S+) ")
+ENDED_EARLY = re.compile(r"chiptwin demo: run \d+ (aborted|failed|parked)[^\n]*")  # nothing left to wait for
 
 
 class Output:
@@ -61,6 +62,8 @@ class Output:
         while time.monotonic() < deadline:
             if (match := found.search(self.text())) is not None:
                 return match
+            if (early := ENDED_EARLY.search(self.text())) is not None:
+                raise AssertionError(f"{early.group(0).strip()} before {found.pattern!r}:\n{self.text()}")
             if process.poll() is not None:
                 raise AssertionError(f"the demo exited ({process.returncode}) before {found.pattern!r}:\n{self.text()}")
             time.sleep(0.5)
