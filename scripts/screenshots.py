@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from panel_screenshot import CHROMIUM, CHROMIUM_ARGS, PASSWORD, USER, _free_port, _wait_healthy
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 from store import make_engine
@@ -49,6 +50,20 @@ SHOTS = (
     Shot("Learning patient twin", "panel-tdm.png"),
     Shot("Audit and data", "panel-audit.png"),
 )
+
+
+def _settle(page, timeout_s: float = 60.0) -> None:
+    """Wait until the page has stopped running and its tables have drawn (slow on a busy machine)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').count()
+        skeletons = page.locator('[data-testid="stSkeleton"]').count()
+        grids = page.locator('[data-testid="stDataFrame"]').count()
+        drawn = page.locator('[data-testid="stDataFrame"] canvas').count()
+        if not running and not skeletons and drawn >= grids:
+            break
+        time.sleep(0.5)
+    time.sleep(3.0)  # the last charts' transitions
 
 
 def shoot_all(db: Path, out: Path, width: int, height: int) -> list[Path]:
@@ -86,8 +101,13 @@ def shoot_all(db: Path, out: Path, width: int, height: int) -> list[Path]:
                     page.get_by_role("link", name=shot.link, exact=True).click()
                     page.get_by_role("heading", name=shot.link).first.wait_for()
                     if shot.charts:
-                        page.wait_for_function(f"document.querySelectorAll('.vega-embed').length >= {shot.charts}")
-                    time.sleep(2.0)  # let the last element finish drawing
+                        try:
+                            page.wait_for_function(
+                                f"document.querySelectorAll('.vega-embed').length >= {shot.charts}", timeout=30_000
+                            )
+                        except PlaywrightTimeout:  # a store without them (no proposal waits): shoot what is there
+                            print(f"{shot.link}: fewer than {shot.charts} charts drawn within 30 s")
+                    _settle(page)
                     page.screenshot(path=str(out / shot.file), full_page=True)
                     written.append(out / shot.file)
                     print(f"written {out / shot.file}")
