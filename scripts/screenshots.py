@@ -113,8 +113,12 @@ def shoot_all(db: Path, out: Path, width: int, height: int) -> list[Path]:
                     print(f"written {out / shot.file}")
                 browser.close()
         finally:
-            os.killpg(panel.pid, signal.SIGTERM)
-            panel.wait(timeout=10)
+            os.killpg(panel.pid, signal.SIGTERM)  # the panel and its streamlit: their own group
+            try:
+                panel.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(panel.pid, signal.SIGKILL)
+                panel.wait(timeout=10)
     return written
 
 
