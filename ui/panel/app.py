@@ -29,6 +29,7 @@ def _pages() -> dict[str, list[st.Page]]:
             _page("live.py", "Live run", ":material/monitoring:"),
             _page("proposals.py", "Proposals", ":material/approval:"),
             _page("review.py", "Model review", ":material/query_stats:"),
+            _page("runs.py", "Runs", ":material/playlist_play:"),
         ],
         "Twin": [
             _page("simulator.py", "Body-on-chip simulator", ":material/science:"),
