@@ -13,6 +13,12 @@ import psutil
 import psycopg
 import pytest
 
+# sila2 compiles its protobuf files when first imported; in a process that has already loaded
+# streamlit's protobufs that fails ("duplicate file name SiLAFramework.proto" from upb), while the
+# other order works. The SiLA 2 server never imports streamlit; the test process imports both, so
+# it loads sila2 first, before any test module pulls in the panel.
+import sila2.framework  # noqa: F401, E402  (order matters: see above)
+
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
 PG_ADMIN_DSN = os.environ.get("CHIPTWIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
