@@ -226,6 +226,8 @@ class SharedClock:
     def advance_until(self, target_s: float) -> None:
         """Run at the rate until simulated ``target_s``, then crawl at 1x (a sleep that lands exactly).
         Only a stepped clock lands; a free-running one (``until_s`` infinite) ignores this."""
+        if self.state().until_s == math.inf:  # free-running, and it stays so: no lock, no file opened
+            return
         with self._change() as (state, wall_s):
             if state.until_s != target_s and state.until_s != math.inf:  # free-running: no landing
                 self._write(state, wall_s, until_s=max(target_s, state.now_s(wall_s)), holds=state.holds)

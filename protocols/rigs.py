@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from instruments.clock import AcceleratedClock, Clock, clock_from_dict
+from instruments.clock import AcceleratedClock, Clock, SharedClock, clock_from_dict
 from instruments.connection import RetryPolicy
 from instruments.errors import InstrumentError
 from instruments.rig.factory import RigDevices, endpoints_resolver, open_rig, rig_file_resolver
@@ -71,13 +71,24 @@ def check_devices(rig_path: Path, endpoints: Path | None, timeout_s: float) -> D
     return DevicesCheck(rig, reports)
 
 
-def simulated_rig(rig_path: Path, scenario_path: Path | None, clock_rate: float) -> SimulatedRig:
-    """The simulated rig of a rig file (ptys, Modbus TCP on 127.0.0.1), not started: use it as a context."""
+def simulated_rig(
+    rig_path: Path, scenario_path: Path | None, clock_rate: float, clock_file: Path | None = None
+) -> SimulatedRig:
+    """The simulated rig of a rig file (ptys, Modbus TCP on 127.0.0.1), not started: use it as a context.
+    With ``clock_file`` its clock is a ``SharedClock`` there, which a runner in another process
+    (`chiptwin run --endpoints ...`) holds while it computes (docs/clock.md)."""
     rig = load_rig(rig_path)
     names = {"chips": [c.name for c in rig.chips], "instruments": [i.name for i in rig.instruments]}
     scenario = load_scenario(scenario_path, **names) if scenario_path else Scenario()
     if clock_rate <= 0:
         raise InstrumentError(f"--clock-rate {clock_rate}: must be positive; fix: e.g. 1 (real time) or 3600")
+    if clock_file is not None:
+        try:
+            return SimulatedRig(rig, scenario, SharedClock.create(clock_file, clock_rate))
+        except OSError as exc:
+            raise InstrumentError(
+                f"--clock-file {clock_file}: cannot be written ({exc.strerror}); fix: a path in a writable folder"
+            ) from None
     return SimulatedRig(rig, scenario, AcceleratedClock.starting_now(clock_rate))
 
 

@@ -29,7 +29,6 @@ RIG = EXAMPLES / "rigs" / "liver4.toml"
 SCENARIO = EXAMPLES / "scenarios" / "liver4_truth.toml"
 PROTOCOL = EXAMPLES / "protocols" / "closed_loop_liver.toml"
 DEFAULT_SEED = 7  # the scenario's own seed: `chiptwin demo` without --seed gives the documented numbers
-DEMO_START_UTC_S = 1.8e9  # the simulated run starts at a fixed instant, so two runs store the same times
 PERSON_APPROVES = 'policy = "manual"'  # the protocol's last round waits for a person's signed approval
 POLICY_APPROVES = 'policy = "auto_within_bounds"'
 
@@ -74,7 +73,7 @@ def run_demo(
     names = {"chips": [c.name for c in rig.chips], "instruments": [i.name for i in rig.instruments]}
     scenario = with_seed(load_scenario(SCENARIO, **names), seed)
     with tempfile.TemporaryDirectory(prefix="chiptwin-demo-clock-") as folder:
-        clock = SharedClock.create(Path(folder) / "clock", clock_rate, DEMO_START_UTC_S)
+        clock = SharedClock.create(Path(folder) / "clock", clock_rate)
         try:
             state, runner = _run(text, rig, scenario, engine, clock, protocol_path, progress, on_alarm)
         finally:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +168,33 @@ def test_a_waiter_sees_a_release_at_once(tmp_path):
 def test_a_bad_rate_is_refused(tmp_path):
     with pytest.raises(ValueError, match="must be positive"):
         SharedClock.create(tmp_path / "clock", rate=0.0)
+
+
+def test_sim_rig_shares_its_clock_through_a_file(tmp_path):
+    endpoints, clock_file = tmp_path / "endpoints.json", tmp_path / "clock"
+    command = [sys.executable, "-m", "ui.cli.app", "sim-rig", "--rig", "examples/rigs/liver4.toml"]
+    command += ["--endpoints-file", str(endpoints), "--clock-file", str(clock_file), "--duration-s", "120"]
+    repo = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(command, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) as rig:
+        try:
+            deadline = time.monotonic() + 120
+            while not endpoints.exists() and rig.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            document = json.loads(endpoints.read_text())
+            clock = clock_from_dict(document["clock"])
+            assert isinstance(clock, SharedClock) and clock.rate == 3600.0
+            with clock.held():  # the runner's side: the rig reads the same, held, time
+                assert SharedClock(clock_file).is_held
+        finally:
+            rig.terminate()
+            rig.wait(timeout=60)
+    assert not SharedClock(clock_file).is_held
+
+
+def test_sim_rig_clock_file_in_a_missing_folder_is_one_line(tmp_path):
+    command = [sys.executable, "-m", "ui.cli.app", "sim-rig", "--rig", "examples/rigs/liver4.toml"]
+    command += ["--endpoints-file", str(tmp_path / "e.json"), "--clock-file", str(tmp_path / "no" / "clock")]
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "--clock-file" in done.stderr and "Traceback" not in done.stderr

@@ -111,11 +111,18 @@ def sim_rig(
     duration_s: Annotated[
         Optional[float], typer.Option(help="Stop after this many wall-clock seconds (default: until Ctrl-C / SIGTERM).")
     ] = None,
+    clock_file: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--clock-file",
+            help="Share the clock through this file, so the runner holds it while it computes (docs/clock.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run the simulated rig on its own: ptys for serial devices, a Modbus TCP server on 127.0.0.1."""
     from protocols.rigs import simulated_rig
 
-    simulated = simulated_rig(rig_path, scenario_path, clock_rate)
+    simulated = simulated_rig(rig_path, scenario_path, clock_rate, clock_file)
     console = Console(stderr=True)
     with simulated as sim:
         _write_atomically(endpoints_file, sim.endpoints_document())
