@@ -31,3 +31,14 @@ def write_results(name: str, figures: dict) -> Path:
     }
     path.write_text(json.dumps(figures, indent=2) + "\n")
     return path
+
+
+def timed(work, repeats: int) -> dict:
+    """Median wall and CPU seconds of ``repeats`` runs, and the last result."""
+    walls, cpus, result = [], [], None
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = work()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "repeats": repeats, "result": result}
