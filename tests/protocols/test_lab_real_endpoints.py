@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from store.lease import pid_exists
+from tests.net import free_loopback_port
 from tests.protocols.lab_helpers import wait_for
 from tests.protocols.runner_helpers import REPO, RIG
 
@@ -22,12 +22,6 @@ from sila2.client import SilaClient
 client = SilaClient("127.0.0.1", int(sys.argv[1]), insecure=True)
 print(json.dumps([list(row) for row in client.Channels.ListChannels()[0]]))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _answers(args: list[str], timeout_s: float = 60.0) -> subprocess.CompletedProcess | None:
@@ -47,7 +41,7 @@ def test_the_supervisor_serves_opc_ua_and_sila_to_clients_chiptwin_did_not_write
     engine.dispose()
     (tmp_path / "liver4.toml").write_text(RIG.read_text())
     (tmp_path / "lab.toml").write_text('[supervisor]\nname = "pc1"\npoll_s = 0.2\n\n[[rigs]]\nfile = "liver4.toml"\n')
-    opcua, sila = f"opc.tcp://127.0.0.1:{_free_port()}", _free_port()
+    opcua, sila = f"opc.tcp://127.0.0.1:{free_loopback_port()}", free_loopback_port()
     log = open(tmp_path / "supervisor.log", "ab")
     supervisor = subprocess.Popen(
         [str(BIN / "chiptwin"), "lab", "serve", "--lab", str(tmp_path / "lab.toml"), "--db", sqlite_url]

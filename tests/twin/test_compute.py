@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.net import free_loopback_port
 from twin.compute import ComputeError, ComputePlan, map_unordered, open_pool
 from ui.cli.app import app
 
@@ -28,12 +28,6 @@ POPULATION = ["population", "--drug", "example_chip_compound", "--regimen", "100
 POPULATION += ["--n", "3000", "--seed", "11", "--target-auc", "0.3:1.0", "--json"]
 START_LIMIT_S = 60  # a scheduler and a worker on a busy 2-core machine start in a few seconds
 runner = CliRunner()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -51,7 +45,7 @@ def scheduler(tmp_path_factory) -> Iterator[str]:
     import distributed
 
     logs = tmp_path_factory.mktemp("dask")
-    port = _free_port()
+    port = free_loopback_port()
     address = f"tcp://127.0.0.1:{port}"
     scheduler_log, worker_log = (logs / "scheduler.log").open("w"), (logs / "worker.log").open("w")
     common = {"stdout": subprocess.DEVNULL, "cwd": logs}
@@ -110,7 +104,7 @@ def test_map_unordered_runs_every_chunk_on_the_cluster(scheduler: str) -> None:
 
 
 def test_an_unreachable_scheduler_is_one_line_naming_the_address() -> None:
-    address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
+    address = f"tcp://127.0.0.1:{free_loopback_port()}"  # nothing listens there
     started = time.monotonic()
     with pytest.raises(ComputeError, match=rf"cannot reach the Dask scheduler at {address}.*dask scheduler"):
         with open_pool(ComputePlan(scheduler=address), connect_timeout_s=2):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from store.engine import session
 from store.ingest import Quality, ReadingIn, ingest_readings
 from store.migrate import upgrade
 from store.schema import Alarm, AuditEntry, Channel, Chip, PanelRequest, ProtocolRun, Rig, Step
+from tests.net import free_loopback_port
 from ui.panel.auth import add_user
 
 T0 = time.time() - 600.0
@@ -119,12 +119,6 @@ class Lab:
     client: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _fill(url: str) -> tuple[dict[str, int], int, int]:
     engine = make_engine(url, create=True)
     upgrade(engine)
@@ -191,7 +185,7 @@ def lab(tmp_path_factory):
     folder = tmp_path_factory.mktemp("opcua")
     url = f"sqlite:///{folder / 'lab.db'}"
     ids, rig_id, run_id = _fill(url)
-    endpoint = f"opc.tcp://127.0.0.1:{_free_port()}"
+    endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
     client = folder / "client.py"
     client.write_text(CLIENT)
     process = _start(url, endpoint, "read")
@@ -316,7 +310,7 @@ def test_asyncua_command_line_tools_list_and_read_nodes(lab):
 
 
 def test_with_anonymous_off_an_anonymous_client_is_refused(lab):
-    endpoint = f"opc.tcp://127.0.0.1:{_free_port()}"
+    endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
     off = Lab(lab.url, endpoint, {}, 0, 0, lab.client)  # a second endpoint over the same store
     url = lab.url
     process = _start(url, endpoint, "off")

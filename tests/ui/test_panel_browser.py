@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from sqlalchemy import select
 
 from store import make_engine
 from store.schema import Approval, AuditEntry, PanelRequest
+from tests.net import free_loopback_port
 from tests.ui.test_panel_support import PASSWORDS, _fill
 
 CHROMIUM = "/usr/bin/chromium"
@@ -40,12 +40,6 @@ ARTIFACTS = REPO / "test-artifacts"
 DOCS_IMG = REPO / "docs" / "img"
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_healthy(base: str, process: subprocess.Popen, timeout_s: float = 40.0) -> None:
@@ -84,7 +78,7 @@ def _rows(url: str, query) -> list:
 @pytest.fixture
 def panel(tmp_path):
     lab = _fill(f"sqlite:///{tmp_path / 'lab.db'}")
-    port = _free_port()
+    port = free_loopback_port()
     env = {**os.environ, "CHIPTWIN_PANEL_REFRESH_S": "2"}
     command = [sys.executable, "-m", "ui.cli.app", "panel", "--db", lab.url, "--port", str(port)]
     process = subprocess.Popen(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import queue as queues
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from store.repositories import proposals, queue, runs
 from store.repositories.proposals import NewProposal
 from store.schema import AuditEntry, Rig
 from store.states import ProposalStatus, QueueState
+from tests.net import free_loopback_port
 from tests.protocols.runner_helpers import RIG, Background, protocol_text, sim_runner
 from ui.panel.auth import add_user
 
@@ -35,12 +35,6 @@ CLIENT = Path(__file__).with_name("sila_client.py")
 PASSWORDS = {"sci": "sci-password-1", "tech": "tech-password-1"}
 TWO_WAITS = protocol_text('[[steps]]\nkind = "wait"\nduration = "1 h"\n\n[[steps]]\nkind = "wait"\nduration = "1 h"\n')
 REPLY_TIMEOUT_S = 120.0  # generous: two cores shared with other work (load 20 seen)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prepared_store(url: str) -> None:
@@ -108,7 +102,7 @@ def sila(request, tmp_path):
     """(client, store url): a server on the test's store and a client connected to it."""
     url = request.getfixturevalue(getattr(request, "param", "sqlite_url"))
     _prepared_store(url)
-    port = _free_port()
+    port = free_loopback_port()
     log = tmp_path / "sila_server.log"
     with log.open("w") as log_file:  # a file, not a pipe: a server's log can never block it
         server = subprocess.Popen(
