@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from twin.chip.batch import FAC_MAX, FAC_MIN, FIRST_STEP_H, GAMMA, SAFETY, A, C, M
-from twin.chip.events import Event, event_jump, sensitivity_jump
+from twin.chip.events import Event, Sample, event_jump, sensitivity_jump
 from twin.chip.solve import Tolerances
 from twin.chip.system import ChipSystem
 from twin.errors import InvalidValueError
@@ -196,15 +196,20 @@ class _Schedule:
         return np.minimum(self.times[chips, self.next_out[chips]], self.event_times[chips, self.next_event[chips]])
 
     def apply_due(self, system: ChipSystem, chips, t, x, s) -> np.ndarray:
+        """Apply the events due at ``t``; True where one of them was not a sample. A sample scales the
+        medium's solutes in proportion, so the solution stays as smooth as before and the step size
+        carries on; a dose or a media change starts a new transient."""
         hit = self.event_times[chips, self.next_event[chips]] == t
+        jolted = np.zeros(len(chips), dtype=bool)
         for k in np.flatnonzero(hit):
             i = chips[k]
             while self.next_event[i] < len(self.events[i]) and self.events[i][self.next_event[i]].time_h == t[k]:
                 event = self.events[i][self.next_event[i]]
                 s[k] = sensitivity_jump(s[k], x[k], event, system)
                 x[k] = event_jump(x[k], event, system)[0]
+                jolted[k] |= not isinstance(event, Sample)
                 self.next_event[i] += 1
-        return hit
+        return jolted
 
     def record(self, chips, t, x, s, out_x, out_s) -> None:
         while True:
@@ -281,7 +286,7 @@ def solve_batch_sensitivities(
             xl, sl = x[landed], s[landed]
             hit = book.apply_due(system, chips[landed], t[landed], xl, sl)
             x[landed], s[landed] = xl, sl
-            if hit.any():  # after a jump, a step suited to the new state (a dose: short; a sample: long)
+            if hit.any():  # after a dose or a media change, a step suited to the new state
                 jumped = landed[hit]
                 h[jumped] = np.minimum(h[jumped], aug.starting_step(x[jumped], chips[jumped], tol))
             book.record(chips[landed], t[landed], x[landed], s[landed], out_x, out_s)
