@@ -109,19 +109,27 @@ class ChipsJacobian:
     def predict(self, values: Mapping[str, float]) -> np.ndarray:
         """Predictions alone (no sensitivities): the batched Rodas4 of ``simulate_chips``, all chips at
         the union of their times; for probes that need no Jacobian (the geodesic acceleration)."""
-        runs = [ChipRun(dict(values), chip.events, chip.constants) for chip in self.chips]
+        return self.predict_sets([values])[0]
+
+    def predict_sets(self, parameter_sets: Sequence[Mapping[str, float]]) -> list[np.ndarray]:
+        """``predict`` for several parameter sets in one batched run."""
+        runs = [ChipRun(dict(values), chip.events, chip.constants) for values in parameter_sets for chip in self.chips]
         try:
             out = simulate_chips(
                 runs, self.all_times, self.observables, model=self.model, rtol=self.rtol, atol=self.atol
             )
         except (TwinError, np.linalg.LinAlgError, FloatingPointError):
-            return np.full(self.n_observations, np.nan)
+            return [np.full(self.n_observations, np.nan) for _ in parameter_sets]
+        return [self._plain(out, k * len(self.chips)) for k in range(len(parameter_sets))]
+
+    def _plain(self, out: Mapping[str, np.ndarray], first: int) -> np.ndarray:
+        """One parameter set's predictions at every observation; its chips are rows first, first + 1, …"""
         parts, start = [], 0
         for i, chip in enumerate(self.chips):
             columns = self.where[start : start + len(self.times[i])]
             start += len(self.times[i])
             f = np.empty(chip.n_observations)
             for name, rows in self.rows[i].items():
-                f[rows] = out[name][i, columns[self.index[i][rows]]]
+                f[rows] = out[name][first + i, columns[self.index[i][rows]]]
             parts.append(f)
         return np.concatenate(parts)

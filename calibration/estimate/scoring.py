@@ -20,7 +20,7 @@ The log-scale σ derivatives are analytic (no model run); the prior adds its Gau
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Generator, Sequence
 
 import numpy as np
 
@@ -157,16 +157,46 @@ def fisher_scoring(
     """Minimise −2LL (+ prior) from ``x0``; coordinates flagged in ``held`` stay where they are."""
     evaluator = evaluator or Evaluator(problem)
     runs_before = evaluator.runs
+    steps = scoring_steps(problem, x0, held, max_iterations, decrement_tol)
+    answer = None
+    while True:
+        try:
+            request = steps.send(answer)
+        except StopIteration as stop:
+            result: ScoringResult = stop.value
+            result.runs = evaluator.runs - runs_before
+            return result
+        if request[0] == "jacobian":
+            answer = evaluator.jacobian(request[1], request[2])
+        else:
+            answer = evaluator.predict(request[1], jacobian=request[0] == "predict")
+
+
+# What ``scoring_steps`` asks its driver for: ("predict", x) → f (with the Jacobian, for a trial
+# point), ("probe", x) → f (no Jacobian needed), ("jacobian", x, f) → ∂f/∂log θ at the last trial.
+Request = tuple
+
+
+def scoring_steps(
+    problem: "IndividualProblem",
+    x0: np.ndarray,
+    held: np.ndarray | None = None,
+    max_iterations: int = 100,
+    decrement_tol: float = FIT_DECREMENT_TOL,
+) -> Generator[Request, object, ScoringResult]:
+    """Fisher scoring as a generator of model-run requests, so that one driver can run it alone
+    (``fisher_scoring``) and another many of them in lockstep, batching their runs
+    (``fisher_scoring_many``). Returns the result (``runs`` left to the driver)."""
     low, high = box(problem)
     x = np.clip(np.asarray(x0, dtype=float), low, high)
     held = np.zeros(x.size, dtype=bool) if held is None else np.asarray(held, dtype=bool)
-    f = evaluator.predict(x)
+    f = yield ("predict", x)
     value = objective_from(problem, x, f)
     converged, iterations, hessian, gradient = False, 0, None, None
     if not np.isfinite(value):
-        return ScoringResult(x, np.inf, None, None, 0, False, evaluator.runs - runs_before)
+        return ScoringResult(x, np.inf, None, None, 0, False, 0)
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
-        gradient, hessian, df, weights = derivatives(problem, x, f, evaluator.jacobian(x, f))
+        gradient, hessian, df, weights = derivatives(problem, x, f, (yield ("jacobian", x, f)))
         free = ~held & ~(((x <= low + 1e-9) & (gradient > 0)) | ((x >= high - 1e-9) & (gradient < 0)))
         g, h = gradient[free], hessian[np.ix_(free, free)]
         if g.size == 0 or 0.5 * g @ np.linalg.lstsq(h, g, rcond=None)[0] < decrement_tol:
@@ -187,14 +217,14 @@ def fisher_scoring(
                 break  # the bounds leave no room to move: as stationary as this problem gets
             accel = np.zeros_like(x)
             if np.max(np.abs(v)) > STRAIGHT_STEP:
-                f_h = evaluator.predict(x + GEODESIC_H * v, jacobian=False)
+                f_h = yield ("probe", x + GEODESIC_H * v)
                 f_vv = 2 / GEODESIC_H * ((f_h - f) / GEODESIC_H - df @ v)
                 accel[free] = np.linalg.solve(damped, -2 * (df.T @ (weights * f_vv))[free])
                 if not np.all(np.isfinite(accel)) or np.linalg.norm(accel[free] * scale) > MAX_BEND * length:
                     radius = 0.5 * length  # too curved for this step length
                     continue
             trial = np.clip(x + into_box(x, v + 0.5 * accel, low, high), low, high)
-            f_trial = evaluator.predict(trial)
+            f_trial = yield ("predict", trial)
             value_trial = objective_from(problem, trial, f_trial)
             if value_trial <= value + 1e-9:
                 x, f, value = trial, f_trial, value_trial
@@ -206,7 +236,91 @@ def fisher_scoring(
         if length == 0.0:
             converged = True
             break
-    return ScoringResult(x, value, hessian, gradient, iterations, converged, evaluator.runs - runs_before)
+    return ScoringResult(x, value, hessian, gradient, iterations, converged, 0)
+
+
+def fisher_scoring_many(
+    problem: "IndividualProblem",
+    starts: Sequence[np.ndarray],
+    *,
+    held: np.ndarray | None = None,
+    max_iterations: int = 100,
+    decrement_tol: float = FIT_DECREMENT_TOL,
+    between_rounds: Callable[[int], None] | None = None,
+) -> list[ScoringResult]:
+    """Independent scoring runs from ``starts`` in lockstep: each round, every run's trial point goes
+    into one batched sensitivity run and every geodesic probe into one batched plain run. A batch
+    costs little more than one of its sets (the solver's cost is per step, not per chip), so m
+    runs cost about as much as the slowest one. Needs ``problem.predict_jacobian``.
+
+    ``between_rounds(finished)`` is called before each round with the number of runs done (it may
+    raise to stop). Each result's ``runs`` counts the batched runs its requests took part in."""
+    batch = _Batch(problem)
+    steps = [scoring_steps(problem, x0, held, max_iterations, decrement_tol) for x0 in starts]
+    results: list[ScoringResult | None] = [None] * len(steps)
+    runs = np.zeros(len(steps), dtype=int)
+    pending: dict[int, Request] = {}
+
+    def advance(answers: dict[int, object]) -> None:
+        """Send each run its answer; keep its next request for a model run, or its result."""
+        for k, answer in answers.items():
+            try:
+                request = steps[k].send(answer)
+                while request[0] == "jacobian":  # from the trial run's sensitivities: no new run
+                    request = steps[k].send(batch.jacobian(k, request[1]))
+                pending[k] = request
+            except StopIteration as stop:
+                results[k] = stop.value
+                results[k].runs = int(runs[k])
+                pending.pop(k, None)
+
+    def run(kind: str) -> dict[int, object]:
+        ks = [k for k, request in pending.items() if request[0] == kind]
+        runs[ks] += 1
+        return dict(zip(ks, batch.run(ks, [pending[k][1] for k in ks], jacobian=kind == "predict"))) if ks else {}
+
+    advance(dict.fromkeys(range(len(steps))))
+    while pending:
+        if between_rounds is not None:
+            between_rounds(sum(r is not None for r in results))
+        # a round: the geodesic probes first (a run that answers them may ask for its trial point at
+        # once), until every run waits for a trial point; then all trial points in one run
+        while any(request[0] == "probe" for request in pending.values()):
+            advance(run("probe"))
+        advance(run("predict"))
+    return [r for r in results if r is not None]
+
+
+class _Batch:
+    """The batched runs of ``fisher_scoring_many``: many parameter sets in one solve, the Jacobians kept
+    per run; a failed batch (one bad set fails the whole solve) is retried set by set."""
+
+    def __init__(self, problem: "IndividualProblem") -> None:
+        self.problem = problem
+        self.jacobians: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def run(self, ks: list[int], xs: list[np.ndarray], jacobian: bool) -> list[np.ndarray]:
+        sets = [self.problem.parameters(x) for x in xs]
+        with np.errstate(all="ignore"):
+            if jacobian:
+                out = self.problem.predict_jacobian(sets)
+            else:
+                plain = getattr(self.problem.predict_jacobian, "predict_sets", None)
+                out = plain(sets) if plain is not None else [f for f, _ in self.problem.predict_jacobian(sets)]
+        fs = [o[0] if jacobian else o for o in out]
+        if len(sets) > 1 and not any(np.all(np.isfinite(f)) for f in fs):
+            return [self.run([k], [x], jacobian)[0] for k, x in zip(ks, xs)]
+        if jacobian:
+            for k, x, (_, jac) in zip(ks, xs, out):
+                self.jacobians[k] = (np.array(x, dtype=float), jac)
+        return fs
+
+    def jacobian(self, k: int, x: np.ndarray) -> np.ndarray:
+        at, jac = self.jacobians[k]
+        if not np.array_equal(at, x):  # not the last trial point (never, as scoring asks)
+            self.run([k], [x], jacobian=True)
+            jac = self.jacobians[k][1]
+        return jac
 
 
 def _stationary(g: np.ndarray, h: np.ndarray) -> bool:

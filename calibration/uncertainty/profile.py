@@ -19,7 +19,13 @@ import numpy as np
 from scipy.optimize import minimize
 
 from calibration.estimate.individual import IndividualProblem
-from calibration.estimate.scoring import Evaluator, fisher_scoring, objective_from
+from calibration.estimate.scoring import (
+    Evaluator,
+    derivatives,
+    fisher_scoring,
+    fisher_scoring_many,
+    objective_from,
+)
 from calibration.io.record import FitRecord, ProfileSummary
 
 CHI2_95 = 3.841458820694124  # χ²₁ 95 % quantile
@@ -51,6 +57,11 @@ class _Hook:
     def after(self) -> None:
         self.done += 1
         self._tell()
+
+    def reached(self, done: int) -> None:
+        """Points finish out of order (a batched grid): report each new count once."""
+        while self.done < done:
+            self.after()
 
     def shrink(self, unused: int) -> None:
         if unused:
@@ -319,31 +330,70 @@ def profile_grid(
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Profile:
-    """Δ(−2LL) at given values of θ_name (natural scale), walking outward from the estimate on each
-    side so that each point is warm-started from its neighbour's optimum. ``should_stop`` and
-    ``progress`` as in ``profile_parameter``."""
+    """Δ(−2LL) at given values of θ_name (natural scale). With exact sensitivities all points are
+    fitted together (one batched run per scoring round); otherwise one by one, outward from the
+    estimate, each warm-started from its neighbour's optimum. ``should_stop`` is asked before each
+    round (each point), ``progress(done, total)`` told as points finish."""
     i = problem.names.index(name)
     x_hat = np.asarray(x_hat, dtype=float)
-    exact = _Exact(problem) if problem.predict_jacobian is not None else None
-    f_hat = exact.objective(x_hat) if exact else problem.objective(x_hat)
     logs = np.log(np.asarray(values, dtype=float))
-    delta = np.empty(logs.size)
     hook = _Hook(should_stop, progress, logs.size)
+    if problem.predict_jacobian is not None:
+        f_hat, found = _grid_batched(problem, x_hat, i, logs, hook)
+    else:
+        f_hat, found = _grid_walked(problem, x_hat, i, logs, hook)
+    order = np.argsort(logs)
+    return Profile(name, float(np.exp(x_hat[i])), np.exp(logs[order]), (found - f_hat)[order])
+
+
+def _grid_batched(problem: IndividualProblem, x_hat: np.ndarray, i: int, logs: np.ndarray, hook: _Hook):
+    """Every grid point's restricted fit at once (``fisher_scoring_many``: one batched run per round for
+    all points), each started on the profile's tangent at the optimum, −H_oo⁻¹·H_oi·δ from the
+    expected information there. −2LL at the optimum and at each point."""
+    evaluator = Evaluator(problem)
+    f = evaluator.predict(x_hat)
+    f_hat = objective_from(problem, x_hat, f)
+    hessian = derivatives(problem, x_hat, f, evaluator.jacobian(x_hat, f))[1]
+    others = np.arange(x_hat.size) != i
+    with np.errstate(all="ignore"):
+        move = -np.linalg.lstsq(hessian[np.ix_(others, others)], hessian[others, i], rcond=None)[0]
+    starts = []
+    for value in logs:
+        start = x_hat.copy()
+        start[i] = value
+        shift = move * (value - x_hat[i])
+        if np.all(np.isfinite(shift)) and np.max(np.abs(shift)) < 1.0:  # a sane extrapolation only
+            start[others] += shift
+        starts.append(start)
+    held = ~others
+
+    def between_rounds(finished: int) -> None:
+        hook.reached(finished)
+        hook.before()
+
+    results = fisher_scoring_many(
+        problem, starts, held=held, decrement_tol=PROFILE_DECREMENT_TOL, between_rounds=between_rounds
+    )
+    hook.reached(logs.size)
+    return f_hat, np.array([r.value for r in results])
+
+
+def _grid_walked(problem: IndividualProblem, x_hat: np.ndarray, i: int, logs: np.ndarray, hook: _Hook):
+    """Grid points one by one, outward from the estimate on each side, each warm-started from its
+    neighbour's optimum (L-BFGS-B on the objective: problems without sensitivities)."""
+    f_hat = problem.objective(x_hat)
+    found = np.empty(logs.size)
     for side in (logs < x_hat[i], logs >= x_hat[i]):
         order = np.flatnonzero(side)[np.argsort(np.abs(logs[side] - x_hat[i]))]
         x = x_hat.copy()
         for k in order:
             hook.before()
             x[i] = logs[k]
-            if exact:
-                z, value = exact.restricted_optimum(x, i)
-            else:
-                z, value = _restricted_lbfgs(problem, x, i)
+            z, value = _restricted_lbfgs(problem, x, i)
             x = z if np.isfinite(value) else x
-            delta[k] = value - f_hat
+            found[k] = value
             hook.after()
-    order = np.argsort(logs)
-    return Profile(name, float(np.exp(x_hat[i])), np.exp(logs[order]), delta[order])
+    return f_hat, found
 
 
 def _restricted_lbfgs(problem: IndividualProblem, x: np.ndarray, i: int) -> tuple[np.ndarray, float]:

@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from twin.chip.batch import FAC_MAX, FAC_MIN, FIRST_STEP_H, GAMMA, SAFETY, A, C, M
-from twin.chip.events import Event, event_jump, sensitivity_jump
+from twin.chip.events import Event, Sample, event_jump, sensitivity_jump
 from twin.chip.solve import Tolerances
 from twin.chip.system import ChipSystem
 from twin.errors import InvalidValueError
@@ -56,20 +56,50 @@ class _Augmented:
         self._cached: tuple[np.ndarray, np.ndarray] = (p, c)
         self.complex_safe = free.size > 0 and _complex_safe(system, p[:1], c[:1])
 
-    def pieces(self, y: np.ndarray, ys: np.ndarray, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pieces(
+        self, y: np.ndarray, ys: np.ndarray, chips: np.ndarray, complex_parameters: tuple | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """f(y) and J(y)·ys + ∂f/∂p_free·p_free, by complex steps of the right-hand side alone.
 
         Column k is Im f(y + i·h·ys_k, p + i·h·p_k·e_k)/h: exact to rounding (no difference is
         taken), and one batched call of f on n·P rows replaces the calls of f, J and ∂f/∂p.
+        ``complex_parameters``: ``self.complex_parameters(chips)``, when the caller has them.
         """
         if not self.complex_safe:
             f, jac, fp = self.evaluate(y, chips)
             return f, _apply(jac, ys) + fp
         n, n_s, n_p = ys.shape
         z = y[:, None, :] + 1j * _COMPLEX_STEP * np.swapaxes(ys, 1, 2)  # (n, P, S)
-        pz, cz = self._complex_parameters(chips)
+        pz, cz = complex_parameters or self._complex_parameters(chips)
         out = self.system.rhs(z.reshape(n * n_p, n_s), pz, cz).reshape(n, n_p, n_s)
         return out[:, 0, :].real.copy(), np.swapaxes(out.imag, 1, 2) / _COMPLEX_STEP
+
+    def complex_parameters(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters with the complex step on p_k in row k of each of ``chips``, and constants (uncached)."""
+        n_p = self.free.size
+        pz = np.repeat(self.p[chips][:, None, :].astype(complex), n_p, axis=1)
+        pz[:, np.arange(n_p), self.free] += 1j * _COMPLEX_STEP * self.p_free[chips]
+        cz = np.repeat(self.c[chips][:, None, :], n_p, axis=1)
+        return pz.reshape(len(chips) * n_p, -1), cz.reshape(len(chips) * n_p, -1)
+
+    def directional_matrix(
+        self, x: np.ndarray, s: np.ndarray, chips: np.ndarray, base: np.ndarray, complex_parameters: tuple | None
+    ) -> np.ndarray:
+        """B (n, S·P, S) with B·v = ∂(J·S + F)/∂x · v at (x, S): one real difference per state direction,
+        all in one batched call (``base`` = J·S + F at x). B enters only the method's Newton-like matrix."""
+        n, n_s, n_p = s.shape
+        eps = _DIRECTIONAL_STEP * (1.0 + np.linalg.norm(x, axis=1))  # (n,)
+        shifted = (x[:, None, :] + eps[:, None, None] * np.eye(n_s)[None]).reshape(n * n_s, n_s)
+        repeated = np.repeat(chips, n_s)
+        if complex_parameters is not None:
+            pz, cz = complex_parameters
+            complex_parameters = (
+                np.repeat(pz.reshape(n, n_p, -1), n_s, axis=0).reshape(n * n_s * n_p, -1),
+                np.repeat(cz.reshape(n, n_p, -1), n_s, axis=0).reshape(n * n_s * n_p, -1),
+            )
+        moved = self.pieces(shifted, np.repeat(s, n_s, axis=0), repeated, complex_parameters)[1]
+        moved = moved.reshape(n, n_s, n_s * n_p)  # (chip, direction j, row of J·S + F)
+        return np.swapaxes(moved - base.reshape(n, 1, n_s * n_p), 1, 2) / eps[:, None, None]
 
     def _complex_parameters(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Parameters with the complex step on p_k in row k of each chip, and constants; cached per chip set."""
@@ -105,32 +135,36 @@ def _apply(jac: np.ndarray, s: np.ndarray) -> np.ndarray:
 def rodas4_sensitivity_step(
     aug: _Augmented, x: np.ndarray, s: np.ndarray, chips: np.ndarray, h: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One Rodas4 step of (x, S) for the chips ``chips``; returns (x_new, S_new, err_x, err_S)."""
+    """One Rodas4 step of (x, S) for the chips ``chips``; returns (x_new, S_new, err_x, err_S).
+
+    B is formed once per step at its start (one batched call for all state directions) and applied
+    to each stage's k_x by a product; the stages are stacked so their combinations are products too.
+    """
     n, n_s = x.shape
+    n_p = s.shape[2]
     w_inv = np.linalg.inv(
         np.eye(n_s)[None] / (GAMMA * h)[:, None, None] - aug.system.jac(x, aug.p[chips], aug.c[chips])
     )
-    f0, base = aug.pieces(x, s, chips)  # f and S' at the step's start
-    scale = _DIRECTIONAL_STEP * (1.0 + np.linalg.norm(x, axis=1))
-    kx: list[np.ndarray] = []
-    ks: list[np.ndarray] = []
+    cp = aug.complex_parameters(chips) if aug.complex_safe else None
+    f0, base = aug.pieces(x, s, chips, cp)  # f and S' at the step's start
+    b = aug.directional_matrix(x, s, chips, base, cp)
+    kx, ks = np.empty((6, n, n_s)), np.empty((6, n, n_s, n_p))
+    flat_x, flat_s = kx.reshape(6, -1), ks.reshape(6, -1)
+    over_h = 1.0 / h
     for i in range(6):
         if i:
-            y = x + sum(A[i, j] * kx[j] for j in range(i))
-            ys = s + sum(A[i, j] * ks[j] for j in range(i))
-            rx, rs = aug.pieces(y, ys, chips)
-            rx = rx + sum(C[i, j] * kx[j] for j in range(i)) / h[:, None]
-            rs = rs + sum(C[i, j] * ks[j] for j in range(i)) / h[:, None, None]
+            y = x + (A[i, :i] @ flat_x[:i]).reshape(n, n_s)
+            ys = s + (A[i, :i] @ flat_s[:i]).reshape(n, n_s, n_p)
+            rx, rs = aug.pieces(y, ys, chips, cp)
+            rx += (C[i, :i] @ flat_x[:i]).reshape(n, n_s) * over_h[:, None]
+            rs += (C[i, :i] @ flat_s[:i]).reshape(n, n_s, n_p) * over_h[:, None, None]
         else:
             rx, rs = f0, base
-        k_x = (w_inv @ rx[:, :, None])[:, :, 0]
-        size = np.linalg.norm(k_x, axis=1)
-        eps = scale / np.where(size > 0, size, 1.0)
-        directional = (aug.pieces(x + eps[:, None] * k_x, s, chips)[1] - base) / eps[:, None, None]  # B·k_x
-        kx.append(k_x)
-        ks.append(w_inv @ (rs + directional))
-    x_new = x + sum(M[j] * kx[j] for j in range(6))
-    s_new = s + sum(M[j] * ks[j] for j in range(6))
+        kx[i] = (w_inv @ rx[:, :, None])[:, :, 0]
+        directional = (b @ kx[i][:, :, None]).reshape(n, n_s, n_p)  # B·k_x
+        ks[i] = w_inv @ (rs + directional)
+    x_new = x + (M @ flat_x).reshape(n, n_s)
+    s_new = s + (M @ flat_s).reshape(n, n_s, n_p)
     return x_new, s_new, kx[5], ks[5]
 
 
@@ -162,15 +196,20 @@ class _Schedule:
         return np.minimum(self.times[chips, self.next_out[chips]], self.event_times[chips, self.next_event[chips]])
 
     def apply_due(self, system: ChipSystem, chips, t, x, s) -> np.ndarray:
+        """Apply the events due at ``t``; True where one of them was not a sample. A sample scales the
+        medium's solutes in proportion, so the solution stays as smooth as before and the step size
+        carries on; a dose or a media change starts a new transient."""
         hit = self.event_times[chips, self.next_event[chips]] == t
+        jolted = np.zeros(len(chips), dtype=bool)
         for k in np.flatnonzero(hit):
             i = chips[k]
             while self.next_event[i] < len(self.events[i]) and self.events[i][self.next_event[i]].time_h == t[k]:
                 event = self.events[i][self.next_event[i]]
                 s[k] = sensitivity_jump(s[k], x[k], event, system)
                 x[k] = event_jump(x[k], event, system)[0]
+                jolted[k] |= not isinstance(event, Sample)
                 self.next_event[i] += 1
-        return hit
+        return jolted
 
     def record(self, chips, t, x, s, out_x, out_s) -> None:
         while True:
@@ -247,7 +286,7 @@ def solve_batch_sensitivities(
             xl, sl = x[landed], s[landed]
             hit = book.apply_due(system, chips[landed], t[landed], xl, sl)
             x[landed], s[landed] = xl, sl
-            if hit.any():  # after a jump, a step suited to the new state (a dose: short; a sample: long)
+            if hit.any():  # after a dose or a media change, a step suited to the new state
                 jumped = landed[hit]
                 h[jumped] = np.minimum(h[jumped], aug.starting_step(x[jumped], chips[jumped], tol))
             book.record(chips[landed], t[landed], x[landed], s[landed], out_x, out_s)
