@@ -40,13 +40,19 @@ def individual_derivatives(
     theta: np.ndarray,
     eta: np.ndarray,
     eta_only: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """ψ = log φ and its first and second derivatives in u = (η, log θ): (n, r), (n, r, k), (n, r, k, k).
 
-    ``eta_only``: u = η (the inner problem's derivatives).
+    ``eta_only``: u = η (the inner problem's derivatives). An ``individual`` with a ``derivatives``
+    method (``LognormalIndividual``) gives them exactly: then (r, k) shared by all subjects, and None
+    for the second derivatives (zero).
     """
     n, q = eta.shape
     k = q if eta_only else q + theta.size
+    exact = getattr(individual, "derivatives", None)
+    if exact is not None:  # ψ linear in u (the log-normal model): constant derivatives, no differences
+        first_shared, second_shared = exact(eta_only)
+        return np.log(individual(theta, eta)), first_shared, second_shared
 
     def psi(u: np.ndarray) -> np.ndarray:
         return np.log(individual(theta * np.exp(u[q:]) if k > q else theta, eta + u[:q]))
@@ -102,8 +108,11 @@ def predictor_derivatives(
     return f, jac, hess
 
 
-def chain(jac: np.ndarray, hess: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """∂f/∂u (n, m, k) and ∂²f/∂u² (n, m, k, k) from f's ψ-derivatives and ψ's u-derivatives."""
+def chain(jac: np.ndarray, hess: np.ndarray, d1: np.ndarray, d2: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """∂f/∂u (n, m, k) and ∂²f/∂u² (n, m, k, k) from f's ψ-derivatives and ψ's u-derivatives
+    (``d1`` (r, k) and ``d2`` None: ψ linear in u, the same for every subject)."""
+    if d1.ndim == 2 and d2 is None:
+        return jac @ d1, d1.T @ hess @ d1
     fu = np.einsum("nmr,nrk->nmk", jac, d1)
     fuu = np.einsum("nmrs,nrk,nsl->nmkl", hess, d1, d1) + np.einsum("nmr,nrkl->nmkl", jac, d2)
     return fu, fuu
