@@ -210,7 +210,7 @@ def baseline_fit(case: str, method: str, cap_s: float, project_ofv: float) -> di
         capped_out, success, message, x = True, False, f"stopped at the {cap_s:g} s cap", best["x"]
     seconds = time.perf_counter() - started
     ofv = objective.ofv(x)  # with the modes as the optimiser left them (warm), as the project reports
-    objective.eta[:] = 0.0  # and from η = 0: Foce's warm-started modes can stick in a worse local mode
+    objective.forget()  # and from η = 0: Foce's warm-started modes can stick in a worse local mode
     return {
         "method": method,
         "seconds": seconds,

@@ -132,6 +132,7 @@ def default_sigma(error: ErrorModel | Residuals, data: PopulationData) -> np.nda
 
 NEWTON_SWITCH = 3e-2  # η steps below this: exact Newton (quadratic); above: expected-information steps
 STEP_TOLERANCE = 1e-6  # η: a Newton step this short leaves the OFV within ~1e-6 of its value at the mode
+CLOSE = 1e-2  # log units: within this of the last point its modes are the start, unchecked
 WARM_START_RADIUS = 0.25  # log units (~28 % in any θ): beyond it the modes restart from η = 0
 
 
@@ -166,6 +167,7 @@ class Foce:
         self.eta = np.zeros((len(data.ids), self.n_eta))
         self._eta_x: np.ndarray | None = None  # the outer point the modes in self.eta belong to
         self._psi_cache: tuple[np.ndarray, ...] | None = None  # at those modes, if known
+        self._total = np.inf  # the OFV there
         self.evaluations = 0
         self.gradients = 0
 
@@ -311,18 +313,31 @@ class Foce:
 
     def ofv(self, x: np.ndarray) -> float:
         """OFV without the constant; non-finite values become +inf so optimisers back off."""
+        x = np.asarray(x, dtype=float)
+        if self._eta_x is not None and np.array_equal(x, self._eta_x):
+            return self._total  # the modes in self.eta are this point's
         theta, omega, sigma = self.unpack(x)
         self.evaluations += 1
-        near = self._eta_x is not None and float(np.max(np.abs(x - self._eta_x)[: self.n_theta])) <= WARM_START_RADIUS
+        shift = np.full(x.size, np.inf) if self._eta_x is None else np.abs(x - self._eta_x)
         with np.errstate(all="ignore"):
-            start = self._start(theta, omega, sigma) if near else np.zeros_like(self.eta)
+            if np.max(shift) <= CLOSE:  # difference steps, a converging line search: the last modes, as they are
+                start = self.eta
+            elif np.max(shift[: self.n_theta]) <= WARM_START_RADIUS:
+                start = self._start(theta, omega, sigma)
+            else:
+                start = np.zeros_like(self.eta)
             state = self.conditional_modes(theta, omega, sigma, start)
             total = float(self.subject_ofv(state, omega, sigma).sum())
         if not np.isfinite(total):
             return np.inf
-        self.eta, self._eta_x = state.eta, np.array(x, dtype=float)
+        self.eta, self._eta_x, self._total = state.eta, x.copy(), total
         self._psi_cache = state.psi_derivatives
         return total
+
+    def forget(self) -> None:
+        """Drop the kept modes: the next OFV solves its modes from η = 0."""
+        self.eta = np.zeros_like(self.eta)
+        self._eta_x, self._psi_cache, self._total = None, None, np.inf
 
     def _start(self, theta: np.ndarray, omega: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         """Per subject, the better start of the last modes and η = 0 (by the inner objective).
