@@ -131,7 +131,7 @@ def default_sigma(error: ErrorModel | Residuals, data: PopulationData) -> np.nda
 
 
 NEWTON_SWITCH = 3e-2  # η steps below this: exact Newton (quadratic); above: expected-information steps
-STEP_TOLERANCE = 1e-6  # η: a Newton step this short leaves the OFV within ~1e-6 of its value at the mode
+STEP_TOLERANCE = 1e-4  # η: after an exact Newton step this short the mode is off by ~1e-8 (quadratic convergence)
 CLOSE = 1e-2  # log units: within this of the last point its modes are the start, unchecked
 WARM_START_RADIUS = 0.25  # log units (~28 % in any θ): beyond it the modes restart from η = 0
 
@@ -267,7 +267,8 @@ class Foce:
             except np.linalg.LinAlgError:  # a singular subject (far from the data): least-squares steps
                 step = np.einsum("nij,nj->ni", np.linalg.pinv(hessian), np.where(np.isfinite(grad), grad, 0.0))
             step[~np.all(np.isfinite(step), axis=1)] = 0.0
-            short = np.max(np.abs(step), axis=1) < STEP_TOLERANCE
+            exact_step = definite & near  # quadratic convergence: a short step leaves ~its square
+            short = np.max(np.abs(step), axis=1) < np.where(exact_step, STEP_TOLERANCE, 1e-7)
             if np.all(short | (moved < 1e-8)):  # converged (or stuck)
                 return self._last_step(eta, np.where(short[:, None], -step, 0.0), f, g, gee, psi_derivatives)
             eta, objective, change = self._backtrack(theta, omega_inv, sigma, eta, step, objective)
