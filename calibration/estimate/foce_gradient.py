@@ -40,13 +40,19 @@ def individual_derivatives(
     theta: np.ndarray,
     eta: np.ndarray,
     eta_only: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """ψ = log φ and its first and second derivatives in u = (η, log θ): (n, r), (n, r, k), (n, r, k, k).
 
-    ``eta_only``: u = η (the inner problem's derivatives).
+    ``eta_only``: u = η (the inner problem's derivatives). An ``individual`` with a ``derivatives``
+    method (``LognormalIndividual``) gives them exactly: then (r, k) shared by all subjects, and None
+    for the second derivatives (zero).
     """
     n, q = eta.shape
     k = q if eta_only else q + theta.size
+    exact = getattr(individual, "derivatives", None)
+    if exact is not None:  # ψ linear in u (the log-normal model): constant derivatives, no differences
+        first_shared, second_shared = exact(eta_only)
+        return np.log(individual(theta, eta)), first_shared, second_shared
 
     def psi(u: np.ndarray) -> np.ndarray:
         return np.log(individual(theta * np.exp(u[q:]) if k > q else theta, eta + u[:q]))
@@ -102,8 +108,11 @@ def predictor_derivatives(
     return f, jac, hess
 
 
-def chain(jac: np.ndarray, hess: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """∂f/∂u (n, m, k) and ∂²f/∂u² (n, m, k, k) from f's ψ-derivatives and ψ's u-derivatives."""
+def chain(jac: np.ndarray, hess: np.ndarray, d1: np.ndarray, d2: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """∂f/∂u (n, m, k) and ∂²f/∂u² (n, m, k, k) from f's ψ-derivatives and ψ's u-derivatives
+    (``d1`` (r, k) and ``d2`` None: ψ linear in u, the same for every subject)."""
+    if d1.ndim == 2 and d2 is None:
+        return jac @ d1, d1.T @ hess @ d1
     fu = np.einsum("nmr,nrk->nmk", jac, d1)
     fuu = np.einsum("nmrs,nrk,nsl->nmkl", hess, d1, d1) + np.einsum("nmr,nrkl->nmkl", jac, d2)
     return fu, fuu
@@ -198,3 +207,48 @@ def foce_gradient(
     partial[:, p : p + q] = -(eta**2) * omega_inv + 1.0 + dlogdet_omega
     partial[:, p + q :] = dell_s.sum(axis=1) + dlogdet_sigma
     return partial + np.einsum("ni,nix->nx", s_eta + dlogdet_eta, deta)
+
+
+def expected_hessian(
+    mask: np.ndarray,
+    omega_variances: np.ndarray,
+    sigma: np.ndarray,
+    f: np.ndarray,
+    fu: np.ndarray,
+    variance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    dvariance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """2 × the expected information of the linearised FOCE model, an approximation of the OFV's
+    Hessian in x = (log θ, log ω², log σ) from first derivatives only.
+
+    At the modes, y_i ≈ N(μ_i, C_i) with C_i = G_i Ω G_iᵀ + diag(V_i) and ∂μ_i/∂log θ = f_θ, so
+    I_ab = Σ_i ∂_aμᵀ C⁻¹ ∂_bμ + ½ tr(C⁻¹ ∂_aC C⁻¹ ∂_bC), with ∂C/∂log ω²_k = ω²_k g_k g_kᵀ,
+    ∂C/∂log σ = diag(∂V/∂log σ) and, through the interaction, ∂C/∂log θ = diag(V' f_θ). Fisher
+    scoring's matrix: a start for quasi-Newton methods, not a covariance step.
+    """
+    n, m = mask.shape
+    q = omega_variances.size
+    g, ft = fu[..., :q], fu[..., q:]
+    p = ft.shape[-1]
+    v = np.where(mask, variance(f, sigma), 1.0)
+    dv = np.where(mask, dvariance(f, sigma), 0.0)
+    dv_sigma = []
+    for k in range(sigma.size):
+        up, down = sigma.copy(), sigma.copy()
+        up[k] *= np.exp(SIGMA_STEP)
+        down[k] *= np.exp(-SIGMA_STEP)
+        dv_sigma.append(np.where(mask, (variance(f, up) - variance(f, down)) / (2 * SIGMA_STEP), 0.0))
+    c = np.einsum("nmi,i,nli->nml", g, omega_variances, g)
+    c[:, np.arange(m), np.arange(m)] += v
+    c_inv = np.linalg.inv(c)
+    n_x = p + q + sigma.size
+    dc = np.zeros((n, n_x, m, m))
+    diagonal = np.arange(m)
+    dc[:, :p, diagonal, diagonal] = np.moveaxis(dv[..., None] * ft, -1, 1)
+    dc[:, p : p + q] = np.einsum("nmk,k,nlk->nkml", g, omega_variances, g)
+    for k, values in enumerate(dv_sigma):
+        dc[:, p + q + k, diagonal, diagonal] = values
+    products = c_inv[:, None] @ dc
+    information = 0.5 * np.einsum("nakl,nblk->ab", products, products)
+    information[:p, :p] += np.einsum("nmt,nml,nlu->tu", ft, c_inv, ft)
+    return 2 * information

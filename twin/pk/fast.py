@@ -64,6 +64,7 @@ class Superposition:
         self._fallback_schedule = _subset(schedule, fallback) if fallback.size else None
         self._fallback_outputs = np.isin(self.terms.output_subject, fallback)
         self._bounds = schedule.bounds()
+        self._shift_cache: dict[tuple[int, float], tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def fallback_subjects(self) -> np.ndarray:
@@ -119,21 +120,14 @@ class Superposition:
         """
         if self.spec.name not in ("iv_1cpt", "oral_1cpt") or self._fallback_schedule is not None:
             return None
-        base = {name: np.asarray(value, dtype=float) for name, value in structural.items()}
         n, r = self.schedule.n_subjects, len(names)
-        # the shifted parameter sets, all in one batch: centre, ±a, then (±a, ±b) for b < a
-        shifts = [np.zeros(r)]
-        for a in range(r):
-            shifts += [step * np.eye(r)[a], -step * np.eye(r)[a]]
-        for a in range(r):
-            for b in range(a):
-                shifts += [
-                    step * (sa * np.eye(r)[a] + sb * np.eye(r)[b]) for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1))
-                ]
-        shifts = np.array(shifts)
-        batch = {name: np.tile(np.broadcast_to(value, (n,)), len(shifts)) for name, value in base.items()}
+        shifts, factors = self._shifts(r, step)
+        batch = {
+            name: np.tile(np.broadcast_to(np.asarray(value, dtype=float), (n,)), len(shifts))
+            for name, value in structural.items()
+        }
         for k, name in enumerate(names):
-            batch[name] = batch[name] * np.exp(np.repeat(shifts[:, k], n))
+            batch[name] = batch[name] * factors[:, k]
         lam, coef, unsolved, invalid = decompose(
             self.spec.name, batch, observation_weights(self.spec, self.observable, batch)
         )
@@ -161,6 +155,22 @@ class Superposition:
             d1[self._inverse].reshape(*shape, r),
             d2[self._inverse].reshape(*shape, r, r),
         )
+
+    def _shifts(self, r: int, step: float) -> tuple[np.ndarray, np.ndarray]:
+        """The shifted parameter sets in ψ, all in one batch: centre, ±a, then (±a, ±b) for b < a;
+        and their factors e^shift per (set, subject) row. Cached: the same for every call."""
+        key = (r, step)
+        if key not in self._shift_cache:
+            eye = np.eye(r)
+            shifts = [np.zeros(r)]
+            for a in range(r):
+                shifts += [step * eye[a], -step * eye[a]]
+            for a in range(r):
+                for b in range(a):
+                    shifts += [step * (sa * eye[a] + sb * eye[b]) for sa, sb in ((1, 1), (1, -1), (-1, 1), (-1, -1))]
+            array = np.array(shifts)
+            self._shift_cache[key] = (array, np.exp(np.repeat(array, self.schedule.n_subjects, axis=0)))
+        return self._shift_cache[key]
 
     def _superpose_derivatives(self, lam, coef, dlam, dcoef, d2lam, d2coef):
         """``_superpose`` with ∂/∂ψ and ∂²/∂ψ², for real eigenvalues.
