@@ -31,10 +31,15 @@ def _timed(runner: Any, index: int, step: Step, started_s: float) -> dict:
 
 def _hold_until(runner: Any, index: int, step: HoldUntil, started_s: float) -> dict:
     watch = runner.monitor.hold(step.condition)
+    landings = runner.control.landings
+    if landings is not None:  # a stepped clock lands on the watched channels' slots (protocols.run.landings)
+        landings.extra = set(watch.units)
     try:
         met = runner.control.wait_for(watch.all_held, started_s + magnitude(step.timeout, "time") * HOURS, 0.02)
     finally:
         runner.monitor.release(watch)
+        if landings is not None:
+            landings.extra = set()
     if met:
         return {"met": True}
     ctx = runner.ctx
