@@ -21,7 +21,8 @@ import time
 from typing import Any, Collection
 
 SETTLE_WALL_S = 10.0  # a landing waits at most this long for its poll (a device's timeouts and retries)
-PACE_PERIODS = 2.0  # an interlock's channel may lag the clock by this many poll periods (grace: 5)
+PACE_PERIODS = 3.5  # an interlock's channel may lag the clock by this many poll periods: a gap of at most
+# 4.5 periods, inside its blind grace of five (protocols.run.interlocks.grace_s)
 FIT_MEASUREMENT_PREFIX = "teer."  # the readings the calibrate step fits (viability from TEER)
 
 
