@@ -65,6 +65,11 @@ class Landings:
             return True
         return bool(self.poller.wait_delivered(max(deadline - time.monotonic(), 0.0)))
 
+    def catch_up(self, t_s: float) -> bool:
+        """Until every exact slot due by ``t_s`` is read and everything polled so far is delivered."""
+        settled = self.settle(t_s)
+        return bool(self.poller.wait_delivered(SETTLE_WALL_S)) and settled
+
 
 def fit_channels(rig: Any) -> set[str]:
     """The rig's channels whose readings the calibrate step fits, and that are polled on a schedule."""

@@ -31,11 +31,12 @@ from store.schema import DoseEvent, Sample
 RATE = 36000.0
 COMPUTE_CHARGE_MAX_S = 600.0  # clock seconds two runs' held compute steps may differ by (wall seconds at 1x)
 
-# the demo's protocol, one round: the same steps, kinds and policies as examples/protocols/closed_loop_liver.toml
+# the demo's protocol, one round on two chips: the same steps, kinds and policies as
+# examples/protocols/closed_loop_liver.toml
 SHORT_LOOP = """
 [protocol]
 name = "closed-loop liver, one round"
-chips = ["chip1", "chip2", "chip3", "chip4"]
+chips = ["chip1", "chip2"]                # two of the rig's four: half the fitting
 
 [drug]
 name = "acetaminophen"
@@ -145,15 +146,15 @@ def test_the_same_seed_gives_the_same_loop_on_a_quiet_and_a_busy_machine(tmp_pat
     }
     assert not differ, f"estimates differ beyond 3 significant digits: {differ}"
 
-    assert [d[0] for d in quiet["doses"]] == [d[0] for d in busy["doses"]] and len(quiet["doses"]) == 8
+    assert [d[0] for d in quiet["doses"]] == [d[0] for d in busy["doses"]] and len(quiet["doses"]) == 4
     assert np.allclose([d[2] for d in quiet["doses"]], [d[2] for d in busy["doses"]], rtol=1e-9)
-    assert [s[0] for s in quiet["samples"]] == [s[0] for s in busy["samples"]] and len(quiet["samples"]) == 24
-    first = 12  # the first dose's samples: before any compute step, so only the crawl at 1x between landings
+    assert [s[0] for s in quiet["samples"]] == [s[0] for s in busy["samples"]] and len(quiet["samples"]) == 12
+    first = 6  # the first dose's samples: before any compute step, so only the crawl at 1x between landings
     lag = [abs(a[1] - b[1]) for a, b in zip(quiet["samples"], busy["samples"])]
     assert max(lag[:first]) < 5.0, f"sample times before the first fit differ by {max(lag[:first]):.1f} s"
     assert max(lag) < COMPUTE_CHARGE_MAX_S, f"sample times differ by {max(lag):.0f} s"
     dose_lag = [abs(a[1] - b[1]) for a, b in zip(quiet["doses"], busy["doses"])]
-    assert max(dose_lag[:4]) < 5.0 and max(dose_lag) < COMPUTE_CHARGE_MAX_S, dose_lag
+    assert max(dose_lag[:2]) < 5.0 and max(dose_lag) < COMPUTE_CHARGE_MAX_S, dose_lag
 
 
 def _scenario():
