@@ -8,6 +8,9 @@ Each run is a fresh process (``python -m ui.cli.run demo --no-panel --json``) on
 file, the checkout first on PYTHONPATH; wall time is measured around the process, CPU time is
 the child's user + system time (``resource.getrusage``). Reported: medians, the machine's load
 average beside them, the run's state and its last round's estimates (to compare seeds and runs).
+The "after" side's last run has two more processes spinning on the CPU beside it (``--no-busy``:
+not), and ``after.same_estimates_3sf`` says whether every run's last-round estimates agree to 3
+significant digits (within half a unit of the third digit): the demo's reproducibility under load.
 Not part of the default test suite: the figures depend on the machine.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -37,6 +41,29 @@ class DemoRun:
     state: str
     load_1min: float
     estimates: dict
+
+
+def run_busy(checkout: Path, seed: int | None, timeout_s: float) -> DemoRun:
+    """``run_once`` beside two processes that keep both cores busy."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        return run_once(checkout, seed, timeout_s)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def same_estimates(runs: list[DemoRun]) -> bool:
+    """Every run's last-round estimates agree with the first's to 3 significant digits."""
+    first = runs[0].estimates
+
+    def close(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(
+            math.isclose(a[c][n]["estimate"], b[c][n]["estimate"], rel_tol=5e-4) for c in a for n in a[c]
+        )
+
+    return bool(first) and all(close(first, r.estimates) for r in runs[1:])
 
 
 def run_once(checkout: Path, seed: int | None, timeout_s: float) -> DemoRun:
@@ -67,14 +94,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout-s", type=float, default=900.0)
+    parser.add_argument("--no-busy", action="store_true", help="no CPU hogs beside the after side's last run")
     args = parser.parse_args()
     sides = {"after": (HERE, args.seed)}
     if args.before is not None:
         sides = {"before": (args.before, None), **sides}  # the old demo has no --seed
     results = {}
     for side, (checkout, seed) in sides.items():
-        runs = [run_once(checkout, seed, args.timeout_s) for _ in range(args.repeats)]
+        busy_last = side == "after" and not args.no_busy and args.repeats > 1
+        runs = [
+            (run_busy if busy_last and k == args.repeats - 1 else run_once)(checkout, seed, args.timeout_s)
+            for k in range(args.repeats)
+        ]
         results[side] = {
+            "last_run_busy": busy_last,
+            "same_estimates_3sf": same_estimates(runs),
             "median_wall_s": statistics.median(r.wall_s for r in runs),
             "median_cpu_s": statistics.median(r.cpu_s for r in runs),
             "states": [r.state for r in runs],
@@ -83,7 +117,8 @@ def main() -> None:
         }
         print(
             f"{side}: wall {results[side]['median_wall_s']:.1f} s, CPU {results[side]['median_cpu_s']:.1f} s "
-            f"(medians of {args.repeats}); states {results[side]['states']}; load {results[side]['load_1min']}"
+            f"(medians of {args.repeats}); states {results[side]['states']}; load {results[side]['load_1min']}; "
+            f"same estimates to 3 s.f.: {results[side]['same_estimates_3sf']}"
         )
     write_results("demo", results)
 

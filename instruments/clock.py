@@ -168,6 +168,11 @@ class SharedClock:
         return self.state().rate
 
     @property
+    def stepped(self) -> bool:
+        """Simulated time runs only inside ``advance_until`` (a free-running clock runs by itself)."""
+        return self.state().until_s != math.inf
+
+    @property
     def is_held(self) -> bool:
         return self.state().holds > 0
 

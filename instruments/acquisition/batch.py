@@ -30,6 +30,8 @@ class Batcher:
         self.sink, self.max_readings, self.max_age_s = sink, max_readings, max_age_s
         self.stats = SinkStats()
         self._pending: deque[Reading] = deque()
+        self.added = 0  # readings ever added (delivered catches up with it)
+        self._hurry = False  # wait_delivered asks for the pending readings now
         self._oldest_at_s = 0.0
         self._retry_at_s = 0.0
         self._stopping = False
@@ -47,6 +49,7 @@ class Batcher:
             if not self._pending:
                 self._oldest_at_s = time.monotonic()
             self._pending.extend(readings)
+            self.added += len(readings)
             if len(self._pending) >= self.max_readings:
                 self._condition.notify()
 
@@ -60,6 +63,19 @@ class Batcher:
             if self._thread.is_alive():
                 raise RuntimeError(f"the acquisition sink did not return within {timeout_s} s of stop()")
             self._thread = None
+
+    def wait_delivered(self, count: int, timeout_s: float) -> bool:
+        """Until the sink has taken the first ``count`` readings ever added (True), or ``timeout_s`` wall."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._condition:
+                if self.stats.delivered >= count:
+                    return True
+                self._hurry = True  # hand them over now, not after max_age_s
+                self._condition.notify()
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
 
     def undelivered(self) -> list[Reading]:
         """Readings the sink refused even at the final flush (empty after a clean stop)."""
@@ -75,7 +91,11 @@ class Batcher:
     def _due(self) -> bool:
         if not self._pending or time.monotonic() < self._retry_at_s:
             return False
-        return len(self._pending) >= self.max_readings or time.monotonic() - self._oldest_at_s >= self.max_age_s
+        return (
+            self._hurry
+            or len(self._pending) >= self.max_readings
+            or time.monotonic() - self._oldest_at_s >= self.max_age_s
+        )
 
     def _wait_s(self) -> float:
         if not self._pending:
@@ -97,6 +117,7 @@ class Batcher:
     def _take(self) -> list[Reading]:
         size = min(len(self._pending), self.max_readings)
         batch = [self._pending.popleft() for _ in range(size)]
+        self._hurry = bool(self._pending) and self._hurry
         self._oldest_at_s = time.monotonic()  # the rest waited less; restart their clock
         return batch
 

@@ -24,9 +24,10 @@ The instruments layer does not know the store: the runner adapts the sink, e.g.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict
-from typing import Hashable, Iterable
+from typing import Collection, Hashable, Iterable
 
 from instruments.acquisition.batch import Batcher
 from instruments.acquisition.check import check_sequences
@@ -135,6 +136,29 @@ class Poller:
         """A snapshot (copies) of every channel's counters and the sink's."""
         channels = {name: ChannelStats(**vars(state.stats)) for name, state in self._states.items()}
         return PollerStats(channels, self._batcher.snapshot(), len(self._workers))
+
+    # -- a stepped clock stops at poll slots (docs/clock.md, "Landing on poll slots") ----------
+    def _groups_of(self, channels: Collection[str]) -> list[PollGroup]:
+        return [g for w in self._workers for g in w.groups if any(s.channel.name in channels for s in g.states)]
+
+    def next_due_s(self, channels: Collection[str], after_s: float = -math.inf, late_periods: float = 0.0) -> float:
+        """The clock time of the next slot not yet polled of any of ``channels`` (plus ``late_periods`` of
+        its period: how late it may be), later than ``after_s`` (inf: none)."""
+        groups = self._groups_of(channels)
+        return min((d for g in groups if (d := g.due_s() + late_periods * g.period_s) > after_s), default=math.inf)
+
+    def polled_through(self, channels: Collection[str], t_s: float, late_periods: float = 0.0) -> bool:
+        """Every slot of ``channels`` due at or before clock ``t_s`` (less ``late_periods`` of its period)
+        is read and its readings emitted."""
+        for group in self._groups_of(channels):
+            # due first: in_poll is set before the slot is claimed
+            if group.due_s() + late_periods * group.period_s <= t_s or group.in_poll:
+                return False
+        return True
+
+    def wait_delivered(self, timeout_s: float) -> bool:
+        """Until the sink has taken every reading emitted so far (True), or ``timeout_s`` of wall time."""
+        return self._batcher.wait_delivered(self._batcher.added, timeout_s)
 
     def undelivered(self) -> list[Reading]:
         return self._batcher.undelivered()

@@ -114,6 +114,7 @@ class PollGroup:
     period_s: float
     start_s: float
     next_slot: int = 0
+    in_poll: bool = False  # set before a slot is claimed, cleared after its readings are emitted
 
     @property
     def sensor(self):  # noqa: ANN201 - a Sensor
@@ -165,6 +166,13 @@ class BusWorker:
 
     def poll(self, group: PollGroup) -> None:
         """Read the group's sensor once and hand one reading per channel to ``emit``."""
+        group.in_poll = True  # before the claim: see Poller.polled_through
+        try:
+            self._poll(group)
+        finally:
+            group.in_poll = False
+
+    def _poll(self, group: PollGroup) -> None:
         slot = group.claim_slot(self.clock.now_s())
         t_utc_s = self.clock.now_s()
         by_quantity: dict[str, Measurement] | None = None

@@ -73,7 +73,7 @@ def run_demo(
     names = {"chips": [c.name for c in rig.chips], "instruments": [i.name for i in rig.instruments]}
     scenario = with_seed(load_scenario(SCENARIO, **names), seed)
     with tempfile.TemporaryDirectory(prefix="chiptwin-demo-clock-") as folder:
-        clock = SharedClock.create(Path(folder) / "clock", clock_rate)
+        clock = SharedClock.create(Path(folder) / "clock", clock_rate, stepped=True)
         try:
             state, runner = _run(text, rig, scenario, engine, clock, protocol_path, progress, on_alarm)
         finally:

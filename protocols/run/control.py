@@ -5,10 +5,16 @@ wall-clock slices, stops at once while the run is paused or parked (and extends 
 deadline by the time spent stopped, so a resumed step continues where it was), and raises
 ``Aborted`` when an abort arrives. A pause or park puts every instrument in its safe state
 *before* it returns, from whichever thread asked.
+
+On a stepped clock (``SharedClock.create(..., stepped=True)``, the demo's) simulated time runs
+only inside these waits: the clock runs at its rate to the next stop — the deadline, or a poll
+slot of ``landings`` (protocols.run.landings) — and lands there exactly, so sample times,
+readings the loop uses and hold_until's outcome are the same on a fast or a busy machine.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Callable
@@ -16,6 +22,7 @@ from typing import Any, Callable
 from protocols.errors import ProtocolError
 
 SLICE_WALL_S = 0.02
+STEP_SLICE_WALL_S = 0.002  # a stepped clock's waits re-read the stops this often (a paced poll moves them)
 
 
 class Aborted(ProtocolError, RuntimeError):
@@ -30,6 +37,7 @@ class Control:
         self.safe_state_log: list[tuple[float, str]] = []  # (clock time, why)
         self.decisions: dict[int, dict] = {}  # proposal id -> {"decision", "actor", "reason"}
         self._changed = threading.Condition()
+        self.landings: Any = None  # protocols.run.landings.Landings, set once the poller runs
 
     # -- requests (any thread) ----------------------------------------------------------
     def stop(self, state: str, why: str) -> dict:
@@ -69,9 +77,10 @@ class Control:
 
     def sleep_until(self, deadline_s: float) -> float:
         """Wait until clock time ``deadline_s`` (+ any time stopped); returns the deadline reached."""
+        if self.stepped:
+            return self._stepped_wait(deadline_s, None, SLICE_WALL_S)
         while True:
             deadline_s += self.check()
-            self._advance_until(deadline_s)
             left_s = deadline_s - self.clock.now_s()
             if left_s <= 0:
                 return deadline_s
@@ -80,20 +89,59 @@ class Control:
 
     def wait_for(self, predicate: Callable[[], Any], deadline_s: float, poll_wall_s: float = 0.1) -> Any:
         """Until ``predicate()`` is truthy (returned) or clock ``deadline_s`` (None); pauses extend it."""
+        if self.stepped:
+            return self._stepped_wait(deadline_s, predicate, poll_wall_s)
         while True:
             deadline_s += self.check()
-            self._advance_until(deadline_s)
             found = predicate()
             if found:
-                self._advance_until(self.clock.now_s())  # a stepped clock stops here, at 1x
                 return found
             if self.clock.now_s() >= deadline_s:
                 return None
             time.sleep(poll_wall_s)
 
-    def _advance_until(self, deadline_s: float) -> None:
-        """A stepped shared clock (instruments.clock.SharedClock) runs fast only while the steps wait,
-        and lands on the deadline exactly: the same protocol gives the same times on any machine."""
-        advance = getattr(self.clock, "advance_until", None)
-        if advance is not None:
-            advance(deadline_s)
+    def elapse_until(self, t_s: float) -> None:
+        """Let a stepped clock run to ``t_s`` (a pump's dispense); no pause or abort is taken here, so a
+        dose in flight finishes first. A no-op on any other clock: there the time passes by itself."""
+        if self.stepped:
+            self._stepped_wait(t_s, None, SLICE_WALL_S, checked=False)
+
+    @property
+    def stepped(self) -> bool:
+        return bool(getattr(self.clock, "stepped", False))
+
+    def _stepped_wait(
+        self, deadline_s: float, predicate: Callable[[], Any] | None, poll_wall_s: float, *, checked: bool = True
+    ) -> Any:
+        """Run the clock stop by stop (a landing slot or the deadline); after each landing its readings
+        are in (``Landings.settle``) before ``predicate`` is asked. A predicate is also asked while the
+        clock runs, so a person's decision is heard at once; one fed by landing readings only changes
+        at the stops, so its outcome lands on the same clock time on every machine."""
+        asked_wall_s = 0.0
+        while True:
+            deadline_s += self.check() if checked else 0.0
+            stop_s = self._next_stop(deadline_s)
+            self.clock.advance_until(stop_s)
+            while (now_s := self.clock.now_s()) < stop_s:
+                if predicate is not None and time.monotonic() - asked_wall_s >= poll_wall_s:
+                    asked_wall_s = time.monotonic()
+                    if found := predicate():
+                        self.clock.advance_until(self.clock.now_s())  # stop here, at 1x
+                        return found
+                with self._changed:
+                    self._changed.wait(min((stop_s - now_s) / self.clock.rate, STEP_SLICE_WALL_S))
+                if checked and (stopped_s := self.check()) > 0:
+                    deadline_s += stopped_s
+                if (later_s := self._next_stop(deadline_s)) != stop_s:  # a paced poll came: run on
+                    stop_s = later_s
+                    self.clock.advance_until(stop_s)
+            if self.landings is not None and self.landings.next_s() <= stop_s:
+                self.landings.settle(stop_s)
+            if predicate is not None and (found := predicate()):
+                return found
+            if stop_s >= deadline_s:
+                return deadline_s if predicate is None else None
+
+    def _next_stop(self, deadline_s: float) -> float:
+        landing_s = self.landings.next_s() if self.landings is not None else math.inf
+        return min(deadline_s, max(landing_s, self.clock.now_s()))

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import insert, select, update
 
@@ -36,6 +36,7 @@ from twin.units import Q_
 KILL_AFTER_SEND_ENV = "CHIPTWIN_TEST_KILL_AFTER_SEND"  # test hook: SIGKILL self after the Nth send
 MAX_ATTEMPTS = 3
 DOSE_RATE_UL_MIN = 100.0
+DISPENSE_MARGIN_S = 1.0  # clock seconds past a dispense's nominal end (the pump's last tick)
 SETTLE_WALL_S = 20.0  # how long to wait for a pump to finish before deciding it is stuck
 _sends = 0
 UNDECIDED = "needs a person: "  # error prefix of an intent that reconciliation could not decide
@@ -83,8 +84,16 @@ def quantisation_ul(before: float, after: float) -> float:
 
 
 class IntentLog:
-    def __init__(self, recorder: Recorder, devices: Any, clock: Any, instrument_ids: dict[str, int]) -> None:
+    def __init__(
+        self,
+        recorder: Recorder,
+        devices: Any,
+        clock: Any,
+        instrument_ids: dict[str, int],
+        elapse: Callable[[float], None] | None = None,
+    ) -> None:
         self.recorder, self.devices, self.clock, self.instrument_ids = recorder, devices, clock, instrument_ids
+        self.elapse = elapse  # lets a stepped clock run through a dispense (Control.elapse_until)
         self.busy = threading.Lock()  # held while a dose is in flight (pause waits for it)
 
     # -- dosing -------------------------------------------------------------------------
@@ -153,6 +162,8 @@ class IntentLog:
             self._set(command_id, "sent", error=f"send raised: {exc}")
         else:
             self._set(command_id, "sent")
+            if self.elapse is not None:  # a stepped clock: the dispense's clock time passes, landing on its end
+                self.elapse(now + commanded_ul / DOSE_RATE_UL_MIN * 60.0 + DISPENSE_MARGIN_S)
         _maybe_kill_after_send()
         if self._reconcile_row(self._row(command_id)) == "confirmed":
             return self._ledger_ul(command_id)

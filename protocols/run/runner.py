@@ -41,6 +41,7 @@ from protocols.run.control import Aborted, Control
 from protocols.run.health import InstrumentStates
 from protocols.run.intents import IntentLog, NeedsPerson
 from protocols.run.interlocks import Monitor
+from protocols.run.landings import Landings, fit_channels
 from protocols.run.notify import Notifier
 from protocols.run.record import FINAL_STATES, Recorder
 from protocols.run.requests import RequestWatcher
@@ -79,8 +80,10 @@ class Runner:
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         self.steps = expand(ctx.protocol.steps)
-        self.intents = IntentLog(ctx.recorder, ctx.devices, ctx.clock, ctx.ids["instruments"])
         self.control = Control(ctx.clock, ctx.devices.safe_state)
+        self.intents = IntentLog(
+            ctx.recorder, ctx.devices, ctx.clock, ctx.ids["instruments"], elapse=self.control.elapse_until
+        )
         self.monitor = Monitor(
             rig_view_from_rig_file(ctx.rig.spec),
             ctx.protocol.interlocks,
@@ -271,6 +274,8 @@ class Runner:
     def _start_threads(self) -> None:
         self.instrument_states.observe()  # every instrument's state as the run starts (lost: no driver)
         self.poller, skipped = start_poller(self.ctx.rig, self.ctx.devices, self.sink, self.ctx.clock)
+        # a stepped clock lands on the fit's readings and never outruns an interlock's (protocols.run.landings)
+        self.control.landings = Landings(self.poller, fit_channels(self.ctx.rig), paced=self.monitor.grace_s)
         for why in skipped:
             self.ctx.recorder.alarm(self.ctx.rig_id, self.ctx.run_id, "warning", "acquisition", f"not polled: {why}")
         self.watcher.start()
@@ -280,6 +285,7 @@ class Runner:
         self.monitor.stop_watchdog()
         self.watcher.stop()
         if self.poller is not None:
+            self.control.landings = None
             self.poller.stop()
             self.poller = None
         if self.ctx.notifier is not None:

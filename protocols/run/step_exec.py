@@ -30,11 +30,17 @@ def _timed(runner: Any, index: int, step: Step, started_s: float) -> dict:
 
 
 def _hold_until(runner: Any, index: int, step: HoldUntil, started_s: float) -> dict:
+    landings = runner.control.landings if runner.control.stepped else None
+    if landings is not None:  # a stepped clock lands on the watched channels' slots (protocols.run.landings)
+        landings.extra = set(runner.monitor.watch(step.condition).units)
+        landings.catch_up(runner.ctx.clock.now_s())  # a late poll is in before the watch starts: it sees slots only
     watch = runner.monitor.hold(step.condition)
     try:
         met = runner.control.wait_for(watch.all_held, started_s + magnitude(step.timeout, "time") * HOURS, 0.02)
     finally:
         runner.monitor.release(watch)
+        if landings is not None:
+            landings.extra = set()
     if met:
         return {"met": True}
     ctx = runner.ctx

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from instruments.clock import AcceleratedClock
+from instruments.clock import AcceleratedClock, SharedClock
 from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
@@ -41,14 +41,18 @@ def protocol_text(steps: str, interlocks: str = "") -> str:
 
 @contextmanager
 def sim_runner(
-    tmp_path: Path, protocol: str, scenario: str = "seed = 1\n", rate: float = 3600.0
+    tmp_path: Path, protocol: str, scenario: str = "seed = 1\n", rate: float = 3600.0, *, stepped: bool = False
 ) -> Iterator[tuple[Runner, SimulatedRig]]:
+    """``stepped``: the demo's clock (docs/clock.md), time runs only while a step waits and lands on its deadline."""
     engine = make_engine(str(tmp_path / "lab.db"), create=True)
     upgrade(engine)
     rig = load_rig(RIG)
     (tmp_path / "scenario.toml").write_text(scenario)
     names = {"chips": [c.name for c in rig.chips], "instruments": [i.name for i in rig.instruments]}
-    sim = SimulatedRig(rig, load_scenario(tmp_path / "scenario.toml", **names), AcceleratedClock.starting_now(rate))
+    clock = (
+        SharedClock.create(tmp_path / "clock", rate, stepped=True) if stepped else AcceleratedClock.starting_now(rate)
+    )
+    sim = SimulatedRig(rig, load_scenario(tmp_path / "scenario.toml", **names), clock)
     sim.start()
     try:
         with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:

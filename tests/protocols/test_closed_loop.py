@@ -47,7 +47,11 @@ kind = "execute"
 
 @pytest.fixture(scope="module")
 def round_one(tmp_path_factory):
-    with sim_runner(tmp_path_factory.mktemp("loop"), protocol_text(STEPS), rate=3600.0) as (runner, _sim):
+    # the demo's stepped clock: the round's 20-odd hours of waiting pass at 36000x, landing on each deadline
+    with sim_runner(tmp_path_factory.mktemp("loop"), protocol_text(STEPS), rate=36000.0, stepped=True) as (
+        runner,
+        _sim,
+    ):
         background = Background(runner)
         wait_until(lambda: background.state is not None, 150.0)
         state = background.result(10.0) or runner.control.state
