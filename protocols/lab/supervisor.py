@@ -3,6 +3,9 @@
 Each tick it reaps its children (``waitpid``, every ``poll_s``) and, for each rig, decides:
 
 * a live runner (its child, or one it adopted after a restart) → nothing to do;
+* first after start-up: entries of the rig left ``starting`` (a supervisor killed between its claim
+  and its runner creating the run) go back on the queue: an entry is linked to its run in the
+  commit that creates the run, so a ``starting`` one never ran (``registry.requeue_orphans``);
 * an open run that is ``running``/``created`` with no live runner → `chiptwin resume` at once
   (the runner's pid is gone on this host, so its lease is taken over without waiting); a run
   whose runner died ``max_quick_deaths`` times in a row within ``quick_death_s`` is parked with
@@ -38,6 +41,7 @@ from store.repositories import queue
 from store.states import QueueState
 
 log = logging.getLogger("protocols.lab.supervisor")
+KILL_AFTER_CLAIM_ENV = "CHIPTWIN_LAB_KILL_AFTER_CLAIM"  # tests: SIGKILL the supervisor right after a claim
 QUEUE_CHECK_S = 1.0  # an idle rig looks at its queue this often (wall seconds)
 
 
@@ -50,6 +54,7 @@ class RigWatch:
     quick_deaths: dict[int, int] = field(default_factory=dict)  # run id → deaths in a row soon after a start
     restarts: int = 0
     next_look_mono_s: float = 0.0
+    recover_claims: bool = True  # look for entries a previous supervisor claimed but never started
 
 
 @dataclass
@@ -145,6 +150,12 @@ class Supervisor:
             watch.child = Child("adopted", holder.holder_pid, rig_name=rig, run_id=holder.run_id)
             log.info("supervisor %s adopts the runner of rig %s: %s", self.name, rig, holder.who())
             return
+        if watch.recover_claims:  # once per rig after start-up (and after a runner that never linked its entry)
+            for entry_id in registry.requeue_orphans(self.engine, rig, supervisor=self.name):
+                log.warning(
+                    "supervisor %s re-queued entry %s of rig %s: claimed, never started", self.name, entry_id, rig
+                )
+            watch.recover_claims = False
         open_runs = registry.open_runs(self.engine, rig)
         resumable = [r for r in open_runs if r.resumable]
         if resumable:
@@ -177,6 +188,8 @@ class Supervisor:
         with self.engine.begin() as c:
             if not queue.claim(c, entry.id, by=self.name):
                 return  # cancelled meanwhile
+        if os.environ.get(KILL_AFTER_CLAIM_ENV) == "1":  # fault injection (tests): die holding the claim
+            os.kill(os.getpid(), signal.SIGKILL)
         args = ["run", "--queue-entry", str(entry.id)] + (["--take-over"] if take_over else [])
         command = runner_command(watch.lab_rig, self.db, *args)
         watch.child = spawn("run", command, self._log(watch, f"entry{entry.id}"), rig_name=rig, entry_id=entry.id)

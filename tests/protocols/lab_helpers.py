@@ -56,15 +56,15 @@ class SimLab:
     supervisors: list[subprocess.Popen] = field(default_factory=list)
     before_ul: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def serve(self) -> subprocess.Popen:
-        """A new `chiptwin lab serve`, returned once it has registered its rigs."""
+    def serve(self, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """A new `chiptwin lab serve` (``env`` added to its environment), returned once it has registered its rigs."""
         log = open(self.tmp / f"supervisor{len(self.supervisors)}.log", "ab")
         child = subprocess.Popen(
             [sys.executable, "-m", "ui.cli.app", "lab", "serve", "--lab", str(self.lab_file), "--db", self.url],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         log.close()
         self.supervisors.append(child)
