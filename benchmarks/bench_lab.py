@@ -35,8 +35,8 @@ from sqlalchemy import func, select
 
 from benchmarks.common import write_results
 from instruments.rig.factory import endpoints_resolver, open_rig
-from protocols.run.acquire import poll_channels
 from protocols.lab.queueing import enqueue
+from protocols.run.acquire import poll_channels
 from store.schema import Channel, Reading
 from store.schema import Rig as RigRow
 from tests.protocols.lab_helpers import SimLab, dosing_protocol, sim_lab, wait_for
