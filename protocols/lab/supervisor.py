@@ -47,8 +47,8 @@ from store.states import QueueState
 
 log = logging.getLogger("protocols.lab.supervisor")
 KILL_AFTER_CLAIM_ENV = "CHIPTWIN_LAB_KILL_AFTER_CLAIM"  # tests: SIGKILL the supervisor right after a claim
-QUEUE_CHECK_S = 1.0
-SPARE_DELAY_S = 2.0  # a new spare runner waits this long after one was used: the new runner gets the CPU first  # an idle rig looks at its queue this often (wall seconds)
+QUEUE_CHECK_S = 1.0  # an idle rig looks at its queue this often (wall seconds)
+SPARE_DELAY_S = 2.0  # a new spare runner waits this long after one was used: the new runner gets the CPU first
 
 
 @dataclass
