@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from instruments.clock import AcceleratedClock, Clock, SharedClock, clock_from_dict
 from instruments.connection import RetryPolicy
@@ -17,8 +17,9 @@ from instruments.errors import InstrumentError
 from instruments.rig.factory import RigDevices, endpoints_resolver, open_rig, rig_file_resolver
 from instruments.rig.health import DeviceReport, check_rig
 from instruments.rig.model import Rig, load_rig
-from instruments.sim.rig import SimulatedRig
-from instruments.sim.scenario import Scenario, load_scenario
+
+if TYPE_CHECKING:  # the simulator (twin.chip, scipy) is imported when a rig is simulated, not by every runner
+    from instruments.sim.rig import SimulatedRig
 
 __all__ = [
     "AcceleratedClock",
@@ -43,6 +44,14 @@ class DevicesCheck:
     @property
     def all_ok(self) -> bool:
         return all(r.ok for r in self.reports)
+
+
+def __getattr__(name: str) -> Any:  # `from protocols.rigs import SimulatedRig`, without its import cost here
+    if name == "SimulatedRig":
+        from instruments.sim.rig import SimulatedRig
+
+        return SimulatedRig
+    raise AttributeError(name)
 
 
 def read_endpoints(path: Path) -> dict[str, Any]:
@@ -77,6 +86,9 @@ def simulated_rig(
     """The simulated rig of a rig file (ptys, Modbus TCP on 127.0.0.1), not started: use it as a context.
     With ``clock_file`` its clock is a ``SharedClock`` there, which a runner in another process
     (`chiptwin run --endpoints ...`) holds while it computes (docs/clock.md)."""
+    from instruments.sim.rig import SimulatedRig
+    from instruments.sim.scenario import Scenario, load_scenario
+
     rig = load_rig(rig_path)
     names = {"chips": [c.name for c in rig.chips], "instruments": [i.name for i in rig.instruments]}
     scenario = load_scenario(scenario_path, **names) if scenario_path else Scenario()

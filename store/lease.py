@@ -181,8 +181,8 @@ def _first(engine: Engine | Connection, query: Any) -> Holder | None:
 
 def lease_rows(engine: Engine, rig_names: Iterable[str] = (), now_utc_s: float | None = None) -> list[dict[str, Any]]:
     """Each rig's holder for the panel and ``chiptwin rig status``; ``rig_names`` adds free rigs."""
-    now = time.time() if now_utc_s is None else now_utc_s
     held = {h.rig_name: h for h in holders(engine)}
+    now = time.time() if now_utc_s is None else now_utc_s  # after the read: a heartbeat is never in the future
     rows = []
     for name in sorted(set(rig_names) | set(held)):
         h = held.get(name)

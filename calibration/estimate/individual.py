@@ -21,6 +21,7 @@ from scipy.optimize import minimize
 
 from calibration.errors import FitFailedError, NoObservationsError, UnidentifiableError
 from calibration.estimate.error_models import ErrorModel, Residuals, minus2ll_terms
+from calibration.estimate.multistart import best_of_starts
 from calibration.estimate.scoring import fisher_scoring, observed_information
 from calibration.io.record import FitRecord
 from calibration.uncertainty.information import from_hessian, natural_scale, numerical_hessian
@@ -115,24 +116,31 @@ def fit_individual(
     started = time.perf_counter()
     if problem.predict_jacobian is not None:
         return _fit_scoring(problem, initial, n_starts, seed, progress, method, started)
-    best = None
-    for k, x0 in enumerate(start_points(problem, initial, n_starts, np.random.default_rng(seed))):
-        if np.isfinite(problem.objective(x0)):
-            result = minimize(
-                problem.objective,
-                x0,
-                method="L-BFGS-B",
-                jac="3-point",
-                bounds=problem.log_bounds(),
-                options={"maxiter": 500, "ftol": 1e-10, "gtol": 1e-5},
-            )
-            if best is None or result.fun < best.fun:
-                best = result
-        if progress:
-            progress(k + 1, n_starts)
+    starts = start_points(problem, initial, n_starts, np.random.default_rng(seed))
+    best = best_of_starts(_lbfgs_start, problem, starts, progress)  # here, or on Dask: calibration.estimate.multistart
     if best is None:
         raise FitFailedError("the model cannot be evaluated at any start; check the initial values and the data")
     return _record(problem, best, method, time.perf_counter() - started)
+
+
+def _lbfgs_start(problem: IndividualProblem, x0: np.ndarray) -> tuple[float, object]:
+    """One bounded quasi-Newton run from ``x0``: (its objective, its result); skipped (inf) where x0 cannot be evaluated."""
+    if not np.isfinite(problem.objective(x0)):
+        return np.inf, None
+    result = minimize(
+        problem.objective,
+        x0,
+        method="L-BFGS-B",
+        jac="3-point",
+        bounds=problem.log_bounds(),
+        options={"maxiter": 500, "ftol": 1e-10, "gtol": 1e-5},
+    )
+    return float(result.fun), result
+
+
+def _scoring_start(problem: IndividualProblem, x0: np.ndarray) -> tuple[float, object]:
+    result = fisher_scoring(problem, x0)
+    return float(result.value), result
 
 
 def _fit_scoring(
@@ -146,13 +154,8 @@ def _fit_scoring(
 ) -> FitRecord:
     """Best of ``n_starts`` Fisher-scoring runs on exact sensitivities, then the observed information."""
 
-    best = None
-    for k, x0 in enumerate(start_points(problem, initial, n_starts, np.random.default_rng(seed))):
-        result = fisher_scoring(problem, x0)
-        if np.isfinite(result.value) and (best is None or result.value < best.value):
-            best = result
-        if progress:
-            progress(k + 1, n_starts)
+    starts = start_points(problem, initial, n_starts, np.random.default_rng(seed))
+    best = best_of_starts(_scoring_start, problem, starts, progress)
     if best is None:
         raise FitFailedError("the model cannot be evaluated at any start; check the initial values and the data")
     outcome = _Outcome(best.x, best.value, best.converged, f"no improving step after {best.iterations} iterations")

@@ -9,6 +9,7 @@ bind their ports again. Runners do not: a runner outlives its supervisor and is 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -80,6 +81,35 @@ def spawn(role: str, command: list[str], log_path: Path, *, die_with_parent: boo
             start_new_session=not die_with_parent,  # a Ctrl-C in the supervisor's terminal is the supervisor's
         )
     return Child(role, popen.pid, popen, log_path=log_path, **fields)  # type: ignore[arg-type]
+
+
+def start_spare(log_path: Path) -> subprocess.Popen[bytes]:
+    """A spare runner (ui.cli.spare_runner) importing ahead of need; ``use_spare`` gives it its command."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ui.cli.spare_runner"],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # like any runner: it outlives the supervisor once it runs
+        )
+
+
+def use_spare(
+    spare: subprocess.Popen[bytes], role: str, command: list[str], log_path: Path, **fields: object
+) -> Child | None:
+    """Hand ``command`` (a runner_command) to ``spare``: the runner Child, or None when the spare is gone."""
+    if spare.poll() is not None or spare.stdin is None:
+        return None
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    request = {"args": command[3:], "log": str(log_path)}  # after `python -m ui.cli.run`
+    try:
+        spare.stdin.write((json.dumps(request) + "\n").encode())
+        spare.stdin.close()
+    except (BrokenPipeError, ValueError):
+        return None
+    return Child(role, spare.pid, spare, log_path=log_path, **fields)  # type: ignore[arg-type]
 
 
 def runner_command(lab_rig: LabRig, db: str | None, *args: str) -> list[str]:

@@ -44,6 +44,7 @@ class SupervisorSpec(_Strict):
     heartbeat_s: float = Field(default=2.0, gt=0, le=60)
     max_quick_deaths: int = Field(default=3, ge=1, le=100)  # a runner that dies this often in a row is parked
     quick_death_s: float = Field(default=30.0, gt=0)  # "quick": dead within this long of its start
+    spare_runner: bool = True  # keep one runner process with its imports done: restarts skip them
 
 
 class EndpointsSpec(_Strict):

@@ -16,10 +16,10 @@ from sqlmodel import col
 
 from protocols.lab.lab_file import Lab
 from store.audit import append_audit
-from store.repositories import runs
+from store.repositories import queue, runs
 from store.schema import Alarm
 from store.schema import Rig as RigRow
-from store.states import RunState
+from store.states import QueueState, RunState
 
 RESUMABLE = frozenset({RunState.RUNNING, RunState.CREATED})
 
@@ -75,3 +75,27 @@ def park(engine: Engine, run_id: int, *, supervisor: str, reason: str) -> None:
         alarm_id = inserted[0]
         payload = {"run_id": run_id, "reason": reason}
         append_audit(c, supervisor, "run.parked_by_supervisor", entity="alarm", entity_id=alarm_id, payload=payload)
+
+
+def requeue_orphans(engine: Engine, rig_name: str, *, supervisor: str) -> list[int]:
+    """Put back on the queue the rig's entries left ``starting`` by a supervisor that died between claiming
+    them and its runner creating their run; their ids (audited).
+
+    An entry is linked to its run in the commit that creates the run (``queue.link_run``), so one still
+    ``starting`` has no run: nothing of it ran, and starting it again cannot dose twice. The caller calls
+    this only when no live runner holds the rig; a late runner of the entry is refused by ``link_run``.
+    """
+    now = time.time()
+    requeued = []
+    for entry in queue.listing(engine, rig_name=rig_name, open_only=True):
+        if entry.state is not QueueState.STARTING:
+            continue
+        with engine.begin() as c:
+            if not queue.release(c, entry.id):
+                continue  # its runner linked it meanwhile
+            payload = {"claimed_by": entry.ended_by, "reason": "claimed, but its runner never created its run"}
+            append_audit(
+                c, supervisor, "queue.requeued", entity="queuedrun", entity_id=entry.id, payload=payload, t_utc_s=now
+            )
+        requeued.append(entry.id)
+    return requeued

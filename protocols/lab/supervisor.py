@@ -3,12 +3,19 @@
 Each tick it reaps its children (``waitpid``, every ``poll_s``) and, for each rig, decides:
 
 * a live runner (its child, or one it adopted after a restart) → nothing to do;
+* first after start-up: entries of the rig left ``starting`` (a supervisor killed between its claim
+  and its runner creating the run) go back on the queue: an entry is linked to its run in the
+  commit that creates the run, so a ``starting`` one never ran (``registry.requeue_orphans``);
 * an open run that is ``running``/``created`` with no live runner → `chiptwin resume` at once
   (the runner's pid is gone on this host, so its lease is taken over without waiting); a run
   whose runner died ``max_quick_deaths`` times in a row within ``quick_death_s`` is parked with
   a critical alarm instead;
 * an open run that is parked or paused → it waits for a person; the rig starts nothing new;
 * otherwise the rig's next due queue entry is claimed and started (`chiptwin run --queue-entry`).
+
+A runner is started in a *spare runner*: a process started ahead of need that has done a runner's
+imports and waits for its command line (ui.cli.spare_runner), so a restart does not wait for them;
+a new spare is started ``SPARE_DELAY_S`` later (``spare_runner = false`` in the lab file: none).
 
 Its health (children, restarts) is its heartbeat in the store (store.ownership). SIGTERM/SIGINT
 stop it: children get SIGTERM (runners stay resumable), the rigs are released, exit 0.
@@ -19,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,7 +37,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from protocols.lab import registry
-from protocols.lab.children import Child, endpoint_command, runner_command, spawn
+from protocols.lab.children import Child, endpoint_command, runner_command, spawn, start_spare, use_spare
 from protocols.lab.lab_file import Lab, LabRig
 from store import ownership
 from store.engine import resolve_url
@@ -38,7 +46,9 @@ from store.repositories import queue
 from store.states import QueueState
 
 log = logging.getLogger("protocols.lab.supervisor")
+KILL_AFTER_CLAIM_ENV = "CHIPTWIN_LAB_KILL_AFTER_CLAIM"  # tests: SIGKILL the supervisor right after a claim
 QUEUE_CHECK_S = 1.0  # an idle rig looks at its queue this often (wall seconds)
+SPARE_DELAY_S = 2.0  # a new spare runner waits this long after one was used: the new runner gets the CPU first
 
 
 @dataclass
@@ -50,6 +60,7 @@ class RigWatch:
     quick_deaths: dict[int, int] = field(default_factory=dict)  # run id → deaths in a row soon after a start
     restarts: int = 0
     next_look_mono_s: float = 0.0
+    recover_claims: bool = True  # look for entries a previous supervisor claimed but never started
 
 
 @dataclass
@@ -72,6 +83,8 @@ class Supervisor:
         self.stopping = threading.Event()
         self.logs = self.log_dir or self.lab.path.parent / "logs"
         self.expiry_s = max(3 * self.spec.heartbeat_s, 10.0)
+        self.spare: subprocess.Popen[bytes] | None = None  # a runner that has done its imports (ui.cli.spare_runner)
+        self.spare_after_mono_s = 0.0
 
     # -- life cycle ---------------------------------------------------------------------------
     def register(self) -> None:
@@ -106,6 +119,9 @@ class Supervisor:
             signal.signal(signal.SIGINT, stop)
 
     def shutdown(self) -> None:
+        if self.spare is not None and self.spare.poll() is None:
+            self.spare.kill()  # it has run nothing yet
+            self.spare.wait(30)
         children = [w.child for w in self.rigs.values() if w.child] + [c for c in self.endpoints.values() if c]
         for child in children:  # SIGTERM to all first, then wait: they stop in parallel
             _terminate(child)
@@ -124,6 +140,21 @@ class Supervisor:
             self._tend(watch)
         for kind in self.endpoints:
             self._tend_endpoint(kind)
+        self._keep_spare()
+
+    def _keep_spare(self) -> None:
+        if not self.spec.spare_runner:
+            return
+        if self.spare is not None and self.spare.poll() is not None:  # died unused: try again later
+            self.spare, self.spare_after_mono_s = None, time.monotonic() + SPARE_DELAY_S
+        if self.spare is None and time.monotonic() >= self.spare_after_mono_s:
+            self.spare = start_spare(self.logs / f"{self.name}-spare.log")
+
+    def _runner(self, role: str, command: list[str], log_path: Path, **fields: object) -> Child:
+        """A runner for ``command``: the spare runner if there is one (its imports done), else a new process."""
+        child = use_spare(self.spare, role, command, log_path, **fields) if self.spare is not None else None
+        self.spare, self.spare_after_mono_s = None, time.monotonic() + SPARE_DELAY_S
+        return child or spawn(role, command, log_path, **fields)  # type: ignore[arg-type]
 
     def _tend(self, watch: RigWatch) -> None:
         if watch.child is not None:
@@ -145,6 +176,12 @@ class Supervisor:
             watch.child = Child("adopted", holder.holder_pid, rig_name=rig, run_id=holder.run_id)
             log.info("supervisor %s adopts the runner of rig %s: %s", self.name, rig, holder.who())
             return
+        if watch.recover_claims:  # once per rig after start-up (and after a runner that never linked its entry)
+            for entry_id in registry.requeue_orphans(self.engine, rig, supervisor=self.name):
+                log.warning(
+                    "supervisor %s re-queued entry %s of rig %s: claimed, never started", self.name, entry_id, rig
+                )
+            watch.recover_claims = False
         open_runs = registry.open_runs(self.engine, rig)
         resumable = [r for r in open_runs if r.resumable]
         if resumable:
@@ -165,7 +202,7 @@ class Supervisor:
             return
         watch.restarts += 1
         command = runner_command(watch.lab_rig, self.db, "resume", str(run_id))
-        watch.child = spawn(
+        watch.child = self._runner(
             "resume", command, self._log(watch, f"run{run_id}"), rig_name=watch.lab_rig.name, run_id=run_id
         )
 
@@ -177,9 +214,13 @@ class Supervisor:
         with self.engine.begin() as c:
             if not queue.claim(c, entry.id, by=self.name):
                 return  # cancelled meanwhile
+        if os.environ.get(KILL_AFTER_CLAIM_ENV) == "1":  # fault injection (tests): die holding the claim
+            os.kill(os.getpid(), signal.SIGKILL)
         args = ["run", "--queue-entry", str(entry.id)] + (["--take-over"] if take_over else [])
         command = runner_command(watch.lab_rig, self.db, *args)
-        watch.child = spawn("run", command, self._log(watch, f"entry{entry.id}"), rig_name=rig, entry_id=entry.id)
+        watch.child = self._runner(
+            "run", command, self._log(watch, f"entry{entry.id}"), rig_name=rig, entry_id=entry.id
+        )
 
     def _ended(self, watch: RigWatch, child: Child, code: int) -> None:
         """Book a runner's end: a quick death counts toward parking; an entry it never linked has failed."""
@@ -228,7 +269,8 @@ class Supervisor:
             for name, w in self.rigs.items()
         }
         endpoints = {k: {"pid": c.pid if c else None} for k, c in self.endpoints.items()}
-        return {"rigs": rigs, "endpoints": endpoints, "endpoint_restarts": self.endpoint_restarts}
+        spare = self.spare.pid if self.spare is not None else None
+        return {"rigs": rigs, "endpoints": endpoints, "endpoint_restarts": self.endpoint_restarts, "spare_pid": spare}
 
     def _beat(self) -> None:
         if not ownership.beat(self.engine, self.name, self.health(), expiry_s=self.expiry_s):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -24,14 +24,26 @@ from instruments.clock import holding
 from protocols.language.quantities import magnitude
 from protocols.language.rig_view import rig_view_from_rig_file
 from protocols.language.steps import Approve, Calibrate, Dose, Propose, Step
-from protocols.loop import decide as loop
-from protocols.loop.decide import ChipDesign
 from protocols.run.actions import HOURS, StepAction, chips_of, dose_chips, sample_exists, take_sample
 from store.repositories import fits, proposals
 from store.repositories.fits import NewFit
 from store.repositories.proposals import NewProposal
 from store.schema import AssayResult, Sample
 from store.states import ProposalStatus
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from protocols.loop.decide import ChipDesign
+
+
+def _loop() -> ModuleType:
+    """The loop's decisions (fits, designs), imported on first use: they pull in scipy, pandas and emcee,
+    seconds of start-up a runner of a protocol without loop steps (and every resumed runner) would wait for."""
+    from protocols.loop import decide
+
+    return decide
+
 
 DEFAULT_APPROVAL_TIMEOUT_H = 12.0
 
@@ -55,7 +67,7 @@ def calibrate(runner: Any, index: int, step: Calibrate, started_s: float) -> dic
     except CalibrationError:
         pass
     with holding(ctx.clock):  # the fit is charged its real duration, not rate x duration (docs/clock.md)
-        per_chip, n_rows = loop.calibrate(
+        per_chip, n_rows = _loop().calibrate(
             ctx.recorder.engine, ctx.run_id, ctx.clock.now_s(), step.parameters, chips, step.model, previous
         )
     record = _combined(per_chip)
@@ -132,14 +144,14 @@ def _propose(runner: Any, index: int, step: Propose) -> dict[str, Any]:
             "kla_per_h": spec.kla_per_h or 5.0,
         }
         try:
-            designs[chip] = loop.propose(
-                chip_fits[chip], loop.design_space(chip, doses, schedules, sample_ml, constants)
+            designs[chip] = _loop().propose(
+                chip_fits[chip], _loop().design_space(chip, doses, schedules, sample_ml, constants)
             )
         except CalibrationError as exc:
-            designs[chip] = loop.fallback_design(chip, doses, schedules, sample_ml, str(exc))
+            designs[chip] = _loop().fallback_design(chip, doses, schedules, sample_ml, str(exc))
     view = rig_view_from_rig_file(ctx.rig.spec)
     predicted = {chip: {"observables": d.predicted, "parameters": d.expected} for chip, d in designs.items()}
-    checks = [check for chip, d in designs.items() for check in loop.safety_checks(view.chips[chip], d)]
+    checks = [check for chip, d in designs.items() for check in _loop().safety_checks(view.chips[chip], d)]
     with ctx.recorder.tx() as c:
         pid = proposals.add(
             c,
@@ -153,14 +165,14 @@ def _propose(runner: Any, index: int, step: Propose) -> dict[str, Any]:
                 created_utc_s=ctx.clock.now_s(),
             ),
         )
-        ctx.recorder.audit(c, "proposal.created", "proposal", pid, {"step": index, "designer": loop.DESIGNER})
-    return {"proposal_id": pid, "designer": loop.DESIGNER}
+        ctx.recorder.audit(c, "proposal.created", "proposal", pid, {"step": index, "designer": _loop().DESIGNER})
+    return {"proposal_id": pid, "designer": _loop().DESIGNER}
 
 
 def _designs(proposal: Any) -> dict[str, ChipDesign]:
     """The proposal's typed designs, from the row's JSON (the store's edge)."""
     return {
-        chip: ChipDesign.from_document({"chip": chip, **d})
+        chip: _loop().ChipDesign.from_document({"chip": chip, **d})
         for chip, d in json.loads(proposal.design_json)["chips"].items()
     }
 
@@ -197,7 +209,7 @@ def approve(runner: Any, index: int, step: Approve, started_s: float) -> dict[st
     sampled = max(d.sampled_ml for d in designs)
     max_dose = magnitude(step.max_dose, "concentration") if step.max_dose is not None else None
     max_ml = magnitude(step.max_sampled_volume_per_chip, "volume") if step.max_sampled_volume_per_chip else None
-    if step.policy == "auto_within_bounds" and loop.within_bounds(dose, sampled, max_dose, max_ml):
+    if step.policy == "auto_within_bounds" and _loop().within_bounds(dose, sampled, max_dose, max_ml):
         why = f"dose {dose:g} uM <= {max_dose:g} uM; sampled {sampled * 1000:g} uL <= {max_ml * 1000:g} uL per chip"
         _decide(ctx, proposal.id, ProposalStatus.APPROVED, f"policy:{step.policy}", why)
         return {"proposal_id": proposal.id, "decision": "approved", "by": f"policy:{step.policy}"}

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from instruments.rig.model import Rig
 from store.audit import append_audit, seal_row
-from store.repositories import runs
+from store.repositories import queue, runs
 from store.schema import Alarm, Channel, Chip, Instrument, ProtocolRun, Step
 from store.schema import Rig as RigRow
 from store.states import FINAL_RUN_STATES, RunState
@@ -124,9 +124,12 @@ class Recorder:
         return {"rig": {rig.name: rig_id}, "chips": chips, "instruments": instruments, "channels": channels}
 
     # -- the run --------------------------------------------------------------------------
-    def create_run(self, rig_id: int, protocol_text: str, clock_rate: float) -> int:
+    def create_run(self, rig_id: int, protocol_text: str, clock_rate: float, queue_entry: int | None = None) -> int:
+        """A new run; with ``queue_entry``, that entry is marked started in the same transaction."""
         with self.tx() as c:
             run_id, sha = runs.create(c, rig_id, protocol_text, clock_rate)
+            if queue_entry is not None:
+                queue.link_run(c, queue_entry, run_id=run_id, now_utc_s=time.time())  # wall clock, like the queue
             self.audit(c, "run.created", "protocolrun", run_id, {"sha256": sha})
         return run_id
 

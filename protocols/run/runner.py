@@ -118,12 +118,15 @@ class Runner:
         clock: Any,
         *,
         filename: str = "protocol.toml",
+        queue_entry: int | None = None,
         **extra: Any,
     ) -> Runner:
+        """A new run (state ``created``); with ``queue_entry``, that queue entry names it from the same commit."""
         protocol = parse_protocol(protocol_text, rig_view_from_rig_file(rig.spec), filename)
         recorder = Recorder(engine, clock.now_s)
         ids = recorder.sync_rig(rig)
-        run_id = recorder.create_run(next(iter(ids["rig"].values())), protocol_text, float(clock.rate))
+        rig_id = next(iter(ids["rig"].values()))
+        run_id = recorder.create_run(rig_id, protocol_text, float(clock.rate), queue_entry)
         return cls(RunContext(protocol, rig, recorder, ids, run_id, clock, devices, **extra))
 
     @classmethod

@@ -25,6 +25,10 @@ class UnknownQueueEntry(StoreError, LookupError):
     """A queue entry id that is not in this store."""
 
 
+class QueueEntryNotStarting(StoreError):
+    """A runner came to start a queue entry that is no longer claimed (a restarted supervisor re-queued it)."""
+
+
 @dataclass(frozen=True)
 class QueueEntry:
     """One queued protocol as people and supervisors read it."""
@@ -158,6 +162,17 @@ def mark_started(connection: Connection, entry_id: int, *, run_id: int, now_utc_
     return _move(
         connection, entry_id, QueueState.STARTING, state=QueueState.STARTED, run_id=run_id, ended_utc_s=now_utc_s
     )
+
+
+def link_run(connection: Connection, entry_id: int, *, run_id: int, now_utc_s: float) -> None:
+    """starting → started, in the transaction that creates ``run_id`` (so an entry still ``starting`` never
+    has a run); QueueEntryNotStarting (rolling that run back) when the entry is no longer claimed."""
+    if not mark_started(connection, entry_id, run_id=run_id, now_utc_s=now_utc_s):
+        state = connection.execute(select(col(QueuedRun.state)).where(col(QueuedRun.id) == entry_id)).scalar()
+        raise QueueEntryNotStarting(
+            f"queue entry {entry_id} is {state or 'not in this store'}, not starting: a supervisor re-queued or "
+            "ended it meanwhile; nothing was started (the lab supervisor starts queue entries: `chiptwin lab serve`)"
+        )
 
 
 def mark_failed(connection: Connection, entry_id: int, *, reason: str, now_utc_s: float) -> bool:

@@ -56,15 +56,15 @@ class SimLab:
     supervisors: list[subprocess.Popen] = field(default_factory=list)
     before_ul: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def serve(self) -> subprocess.Popen:
-        """A new `chiptwin lab serve`, returned once it has registered its rigs."""
+    def serve(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> subprocess.Popen:
+        """A new `chiptwin lab serve` (``env`` added to its environment), returned once it has registered its rigs."""
         log = open(self.tmp / f"supervisor{len(self.supervisors)}.log", "ab")
         child = subprocess.Popen(
-            [sys.executable, "-m", "ui.cli.app", "lab", "serve", "--lab", str(self.lab_file), "--db", self.url],
+            [sys.executable, "-m", "ui.cli.app", "lab", "serve", "--lab", str(self.lab_file), "--db", self.url, *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=REPO,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         log.close()
         self.supervisors.append(child)
@@ -95,10 +95,14 @@ class SimLab:
 
 
 @contextmanager
-def sim_lab(tmp: Path, url: str, n_rigs: int, rate: float, **supervisor: object) -> Iterator[SimLab]:
+def sim_lab(
+    tmp: Path, url: str, n_rigs: int, rate: float, rig_file: Path = RIG, **supervisor: object
+) -> Iterator[SimLab]:
+    """N renamed copies of ``rig_file`` (liver1, liver2, …), each simulated at ``rate``, under one lab file."""
     engine = make_engine(url, create=True)
     upgrade(engine)
-    text = RIG.read_text(encoding="utf-8")
+    text = rig_file.read_text(encoding="utf-8")
+    own_name = load_rig(rig_file).name
     settings = "".join(f"{k} = {json.dumps(v)}\n" for k, v in supervisor.items())
     lab_text = f'[supervisor]\nname = "bench-pc-1"\npoll_s = 0.1\nheartbeat_s = 1.0\n{settings}'
     rigs: dict[str, Rig] = {}
@@ -107,7 +111,7 @@ def sim_lab(tmp: Path, url: str, n_rigs: int, rate: float, **supervisor: object)
     try:
         for i in range(n_rigs):
             name = f"liver{i + 1}"
-            (tmp / f"{name}.toml").write_text(text.replace('name = "liver4"', f'name = "{name}"', 1))
+            (tmp / f"{name}.toml").write_text(text.replace(f'name = "{own_name}"', f'name = "{name}"', 1))
             rigs[name] = load_rig(tmp / f"{name}.toml")
             sims[name] = SimulatedRig(rigs[name], None, AcceleratedClock.starting_now(rate)).start()
             (tmp / f"{name}.json").write_text(json.dumps(sims[name].endpoints_document()))

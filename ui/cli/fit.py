@@ -46,12 +46,21 @@ def fit(
     profile: Annotated[bool, typer.Option("--profile", help="Profile likelihood of flagged parameters.")] = False,
     mcmc: Annotated[int, typer.Option("--mcmc", help="Also sample the posterior with N emcee steps.")] = 0,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Save fit and profile plots (PNG) here.")] = None,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option(help="Run the --starts on this Dask scheduler (tcp://host:8786; docs/scale-out.md)."),
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option(help="Run the --starts on a LocalCluster of N processes (default: here).")
+    ] = None,
 ) -> None:
     """Fit a model to data; warnings are printed, never buried."""
     from calibration.errors import CalibrationError
     from calibration.estimate.lab_fit import fit_lab
+    from calibration.estimate.multistart import compute_on
     from calibration.estimate.nonmem_fit import fit_nonmem
     from calibration.io.datasets import detect_format
+    from twin.compute import ComputePlan
 
     chosen = [
         name for name, flag in (("individual", individual), ("pooled", pooled), ("population", population)) if flag
@@ -67,7 +76,8 @@ def fit(
     if method == "population" and plot and lab:
         raise CalibrationError("--plot of a population fit (VPC, η, observed vs predicted) needs NONMEM-style data")
     console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=as_json) as bar:
+    plan = ComputePlan(scheduler, workers) if scheduler or workers else None
+    with compute_on(plan), Progress(console=console, transient=True, disable=as_json) as bar:
         task = bar.add_task(f"fitting {model} ({method})", total=None)
         common = dict(
             estimate=parse_names(estimate),

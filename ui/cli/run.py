@@ -73,10 +73,10 @@ def run(
     parse_protocol(text, load_rig_view(rig_path), name)
 
     def start(rig: Any, engine: Any, devices: Any, clock: Any, lease: RigLease) -> dict:
-        runner = Runner.create(text, rig, engine, devices, clock, filename=name)
+        # the queue entry is linked in the run's own commit: a supervisor restarted after a crash
+        # re-queues an entry still "starting" (it has no run), and a late runner of it is refused
+        runner = Runner.create(text, rig, engine, devices, clock, filename=name, queue_entry=queue_entry)
         lease.attach_run(runner.run_id)  # before any step: a later resume knows whose lease this was
-        if queue_entry is not None:
-            _link_queue_entry(engine, queue_entry, runner.run_id)
         typer.echo(f"run {runner.run_id}", err=True)
         return {"run_id": runner.run_id, "state": runner.run()}
 
@@ -98,16 +98,6 @@ def _protocol_of(
         return queue.protocol_text(engine, entry_id), queue.get(engine, entry_id).protocol_name or "queued.toml"
     finally:
         engine.dispose()
-
-
-def _link_queue_entry(engine: Any, entry_id: int, run_id: int) -> None:
-    """starting → started with its run: the queue entry names the run that runs it."""
-    import time
-
-    from store.repositories import queue
-
-    with engine.begin() as c:
-        queue.mark_started(c, entry_id, run_id=run_id, now_utc_s=time.time())
 
 
 def resume(
