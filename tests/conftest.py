@@ -21,6 +21,41 @@ import sila2.framework  # noqa: F401, E402  (order matters: see above)
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference"
+# The longest modules (pytest --durations, about 30–150 s each on a quiet machine). They are
+# collected first, so that xdist hands them out at the start, alternately to its two workers,
+# and the short modules fill in behind them (a long module handed out last would run alone).
+# Only the order changes; a module missing from this list just runs in its usual place.
+LONGEST_MODULES = (
+    "tests/ui/test_demo_browser.py",
+    "tests/ui/test_report.py",
+    "tests/protocols/test_lab_crashes.py",
+    "tests/protocols/test_rig_lease.py",
+    "tests/protocols/test_resume_crash.py",
+    "tests/ui/test_sila_server.py",
+    "tests/ui/test_panel_pages.py",
+    "tests/ui/test_panel_trust.py",
+    "tests/protocols/test_faults_rig_and_store.py",
+    "tests/calibration/test_chip_fits.py",
+    "tests/test_fuzz_inputs.py",
+    "tests/protocols/test_lab_inputs.py",
+    "tests/ui/test_opcua_endpoint.py",
+    "tests/test_readme_tour.py",
+    "tests/calibration/test_profile_tangent.py",
+    "tests/ui/test_panel_browser.py",
+    "tests/ui/test_panel_profile.py",
+    "tests/ui/test_panel_units.py",
+    "tests/protocols/test_protocol_inputs.py",
+    "tests/store/test_audit.py",
+    "tests/ui/test_panel_browser_runner.py",
+    "tests/protocols/test_lab_supervisor.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: k for k, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(Path(str(item.path)).relative_to(REPO).as_posix(), len(rank)))
+
+
 PG_ADMIN_DSN = os.environ.get("CHIPTWIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

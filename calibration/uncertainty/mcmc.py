@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import emcee
 import numpy as np
 
 from calibration.errors import CalibrationError
@@ -111,6 +110,8 @@ def run_mcmc(
     rng = np.random.default_rng(seed)
     log_prob = log_posterior(problem)
     start = _initial_ball(x_map, covariance, n_walkers, rng, log_prob)
+    import emcee  # here, not at the top: emcee loads scipy.stats (~1 s), and every fit command imports this module
+
     sampler = emcee.EnsembleSampler(n_walkers, ndim, log_prob)
     sampler.random_state = np.random.RandomState(seed).get_state()  # reproducible stretch moves
     for k, _ in enumerate(sampler.sample(start, iterations=n_steps), start=1):
@@ -162,6 +163,8 @@ def _initial_ball(x_map, covariance, n_walkers, rng, log_prob) -> np.ndarray:
 
 
 def _autocorr(chain: np.ndarray) -> tuple[np.ndarray | None, bool]:
+    import emcee
+
     try:
         return emcee.autocorr.integrated_time(chain, c=5, tol=MIN_CHAIN_TAUS, quiet=False), True
     except emcee.autocorr.AutocorrError:

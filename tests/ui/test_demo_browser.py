@@ -23,7 +23,8 @@ from sqlalchemy import select
 
 from store import make_engine
 from store.schema import Approval, Fit, ProtocolRun
-from tests.ui.test_panel_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
+from tests.net import free_loopback_port
+from tests.ui.test_panel_browser import CHROMIUM, CHROMIUM_ARGS
 from twin.catalogue import get_model
 from ui.unit_text import pretty_unit
 
@@ -101,7 +102,7 @@ def _stored_estimates(url: str) -> tuple[str, dict[str, float]]:
 
 @pytest.fixture
 def demo(tmp_path):
-    port = _free_port()
+    port = free_loopback_port()
     env = {**os.environ, "COLUMNS": "200", "CHIPTWIN_PANEL_REFRESH_S": "2"}  # no wrapped lines to parse
     exe = str(Path(sys.executable).with_name("chiptwin"))
     process = subprocess.Popen(

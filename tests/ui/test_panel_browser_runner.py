@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from store import make_engine
 from store.schema import DoseEvent, PanelRequest, Sample
+from tests.net import free_loopback_port
 from tests.protocols.runner_helpers import Background, protocol_text, sim_runner, wait_until
-from tests.ui.test_panel_browser import CHROMIUM, CHROMIUM_ARGS, _eventually, _free_port, _go, _shot, _wait_healthy
+from tests.ui.test_panel_browser import CHROMIUM, CHROMIUM_ARGS, _eventually, _go, _shot, _wait_healthy
 from ui.panel.auth import add_user
 
 pytestmark = pytest.mark.timeout(90)
@@ -50,7 +51,7 @@ def _count(url: str, table) -> int:  # noqa: ANN001
 
 
 def _panel(url: str, cwd: Path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_loopback_port()
     env = {**os.environ, "CHIPTWIN_PANEL_REFRESH_S": "1"}
     command = [sys.executable, "-m", "ui.cli.app", "panel", "--db", url, "--port", str(port)]
     process = subprocess.Popen(

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.test_sila_server import REPO, Client, _free_port, _prepared_store
+from tests.net import free_loopback_port
+from tests.ui.test_sila_server import REPO, Client, _prepared_store
 from ui.endpoints.sila.__main__ import main
 from ui.endpoints.sila.errors import SilaEndpointError
 from ui.endpoints.sila.server import Address, start
@@ -38,7 +39,7 @@ def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys
 
 def test_a_client_that_trusts_the_made_certificate_talks_tls(sqlite_url, tmp_path):
     _prepared_store(sqlite_url)
-    tls_dir, port = tmp_path / "tls", _free_port()
+    tls_dir, port = tmp_path / "tls", free_loopback_port()
     log = tmp_path / "server.log"
     args = ["--db", sqlite_url, "--address", f"127.0.0.1:{port}", "--tls-dir", str(tls_dir)]
     with log.open("w") as log_file:
