@@ -191,16 +191,20 @@ class Runner:
         ctx = self.ctx
         why = (str(exc.orig or exc).strip().splitlines() or ["connection lost"])[0]
         lost_at, limit_s = time.monotonic(), outage_limit_s()
-        if wait_for_store(ctx.recorder.engine, limit_s):
-            ctx.recorder.alarm(
-                ctx.rig_id,
-                ctx.run_id,
-                "warning",
-                "store",
-                f"run {ctx.run_id}: the store connection was lost ({why}) and answered again after "
-                f"{time.monotonic() - lost_at:.1f} s; the step was re-entered from its checkpoint",
-            )
-            return
+        while wait_for_store(ctx.recorder.engine, max(limit_s - (time.monotonic() - lost_at), 0.0)):
+            try:
+                ctx.recorder.alarm(
+                    ctx.rig_id,
+                    ctx.run_id,
+                    "warning",
+                    "store",
+                    f"run {ctx.run_id}: the store connection was lost ({why}) and answered again after "
+                    f"{time.monotonic() - lost_at:.1f} s; the step was re-entered from its checkpoint",
+                )
+                return
+            except DBAPIError as again:  # lost again while recording that it came back: the same outage
+                if not is_store_outage(again):
+                    raise
         errors = ctx.devices.safe_state()
         message = (
             f"run {ctx.run_id}: the store was unreachable for more than {limit_s:g} s ({why}); the rig is in "

@@ -102,10 +102,13 @@ def test_each_channel_keeps_its_rate_without_drift() -> None:
         # a busy machine may start a slot late: any missed slot shows as a gap and is counted
         missed = stats.channels[name].missed_slots
         assert missed <= 3 and readings[-1].slot - len(readings) + 1 == missed, (name, missed)
-        # drift-free: reading k is taken near start + k·period, never accumulating lateness
+        # drift-free: reading k is taken near start + k·period, never accumulating lateness.
+        # Drift makes every late reading later; one slow wake-up (a busy machine) makes one
+        # reading late: the median of the last five readings tells the two apart.
         start_s = readings[0].t_utc_s
         lateness_s = [r.t_utc_s - (start_s + r.slot * period_s) for r in readings]
-        assert max(lateness_s) < 0.4 * period_s + 0.2, (name, max(lateness_s))
+        last_five = sorted(lateness_s[-5:])[2]
+        assert last_five < 0.4 * period_s + 0.2, (name, last_five, lateness_s)
     assert sensor.calls <= len(sink.of("a")) + len(sink.of("b"))  # one read serves a group
     assert check_sequences(sink.readings, stats).ok
 
@@ -209,7 +212,9 @@ def test_stop_flushes_everything_pending() -> None:
     sink, clock = Collect(), AcceleratedClock.starting_now(100.0, T0)
     channel = Channel("x", FakeSensor("s", {"x": 1.0}), "x", "percent", 1.0)
     poller = Poller([channel], sink, clock, batch_readings=10**6, batch_interval_s=3600).start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30.0  # ~0.3 s quiet; a busy machine starts the poller's thread late
+    while poller.stats().produced < 25 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert sink.batches == []
     stats = poller.stop()
     assert len(sink.batches) == 1 and len(sink.readings) == stats.produced >= 25

@@ -59,7 +59,9 @@ def test_dead_device_on_one_bus_does_not_slow_another_bus() -> None:
         stats = poller.stats()
     assert stats.workers == 2
     good_o2 = [r for r in received if r.channel == "good/o2"]
-    assert abs(len(good_o2) - 25) <= 2 and stats.channels["good/o2"].missed_slots == 0
+    # every slot of the good bus read, none skipped (a busy machine may add slots after the 2 s)
+    assert len(good_o2) >= 23 and stats.channels["good/o2"].missed_slots == 0
+    assert [r.slot for r in good_o2] == list(range(len(good_o2)))
     assert all(r.quality == ReadingQuality.OK and r.value == 80.0 for r in good_o2)
     assert stats.channels["dead/o2"].readings == 0  # never answered: no value to repeat
     assert stats.channels["dead/o2"].errors == stats.channels["dead/o2"].errors_without_value > 0
