@@ -113,21 +113,53 @@ class ChipsJacobian:
 
     def predict_sets(self, parameter_sets: Sequence[Mapping[str, float]]) -> list[np.ndarray]:
         """``predict`` for several parameter sets in one batched run."""
-        runs = [ChipRun(dict(values), chip.events, chip.constants) for values in parameter_sets for chip in self.chips]
-        try:
-            out = simulate_chips(
-                runs, self.all_times, self.observables, model=self.model, rtol=self.rtol, atol=self.atol
-            )
-        except (TwinError, np.linalg.LinAlgError, FloatingPointError):
-            return [np.full(self.n_observations, np.nan) for _ in parameter_sets]
-        return [self._plain(out, k * len(self.chips)) for k in range(len(parameter_sets))]
+        return ChipsJacobian.joint([(self, values) for values in parameter_sets], jacobian=False)
 
-    def _plain(self, out: Mapping[str, np.ndarray], first: int) -> np.ndarray:
-        """One parameter set's predictions at every observation; its chips are rows first, first + 1, …"""
-        parts, start = [], 0
+    @staticmethod
+    def joint(
+        requests: Sequence[tuple["ChipsJacobian", Mapping[str, float]]], jacobian: bool = True, tight: bool = False
+    ) -> list:
+        """Several problems' parameter sets (problems of one model and one set of estimated names, e.g.
+        chips fitted each alone) in one batched run: ``[(f, ∂f/∂log θ)]``, or ``[f]`` without the
+        Jacobian (a plain run at the union of all times); ``tight`` as in ``__call__``."""
+        first = requests[0][0]
+        rtol, atol = (TIGHT_RTOL, TIGHT_ATOL) if tight else (first.rtol, first.atol)
+        runs = [ChipRun(dict(values), chip.events, chip.constants) for pj, values in requests for chip in pj.chips]
+        observables = sorted({o for pj, _ in requests for o in pj.observables})
+        try:
+            if jacobian:
+                first.solves += 1
+                results = chips_sensitivities(
+                    runs,
+                    [t for pj, _ in requests for t in pj.times],
+                    first.names,
+                    observables,
+                    model=first.model,
+                    rtol=rtol,
+                    atol=atol,
+                )
+            else:
+                all_times = np.unique(np.concatenate([pj.all_times for pj, _ in requests]))
+                out = simulate_chips(runs, all_times, observables, model=first.model, rtol=rtol, atol=atol)
+        except (TwinError, np.linalg.LinAlgError, FloatingPointError):
+            n, p = (pj.n_observations for pj, _ in requests), len(first.names)
+            return [(np.full(k, np.nan), np.full((k, p), np.nan)) if jacobian else np.full(k, np.nan) for k in n]
+        answers, row = [], 0
+        for pj, _ in requests:
+            if jacobian:
+                parts = [pj._observed(i, results[row + i]) for i in range(len(pj.chips))]
+                answers.append((np.concatenate([f for f, _ in parts]), np.concatenate([j for _, j in parts])))
+            else:
+                answers.append(pj._plain(out, row, all_times))
+            row += len(pj.chips)
+        return answers
+
+    def _plain(self, out: Mapping[str, np.ndarray], first: int, all_times: np.ndarray) -> np.ndarray:
+        """One parameter set's predictions at every observation, from a plain run at ``all_times`` whose
+        rows first, first + 1, … are this problem's chips."""
+        parts = []
         for i, chip in enumerate(self.chips):
-            columns = self.where[start : start + len(self.times[i])]
-            start += len(self.times[i])
+            columns = np.searchsorted(all_times, self.times[i])
             f = np.empty(chip.n_observations)
             for name, rows in self.rows[i].items():
                 f[rows] = out[name][first + i, columns[self.index[i][rows]]]

@@ -14,6 +14,7 @@ from calibration.estimate.chip_population import ChipPopulation, check_random, f
 from calibration.estimate.error_models import ErrorModel, Residuals
 from calibration.estimate.failures import numerical_failures
 from calibration.estimate.individual import IndividualProblem, fit_individual
+from calibration.estimate.together import fit_together
 from calibration.io.lab import ChipData, LabData, read_lab_dataset
 from calibration.io.record import Estimate, FitRecord
 from calibration.uncertainty.requested import requested_uncertainty
@@ -165,10 +166,13 @@ def _each(
     prior=None,
     exact=True,
 ) -> FitRecord:
+    problems = {name: chip_problem(chip, spec, names, fix, bounds, error, prior, exact) for name, chip in chips.items()}
+    together = exact and n_starts == 1 and len(problems) > 1  # all chips' fits in lockstep, batched
+    fitted = dict(zip(problems, fit_together(list(problems.values()), start))) if together else {}
     records = {}
-    for k, (name, chip) in enumerate(chips.items()):
-        problem = chip_problem(chip, spec, names, fix, bounds, error, prior, exact)
-        records[name] = post(problem, fit_individual(problem, start, n_starts=n_starts), name)
+    for k, (name, problem) in enumerate(problems.items()):
+        record = fitted[name] if together else fit_individual(problem, start, n_starts=n_starts)
+        records[name] = post(problem, record, name)
         if progress:
             progress(k + 1, len(chips))
     if len(records) == 1:

@@ -195,6 +195,7 @@ def scoring_steps(
     converged, iterations, hessian, gradient = False, 0, None, None
     if not np.isfinite(value):
         return ScoringResult(x, np.inf, None, None, 0, False, 0)
+    x, value = sigma_given_predictions(problem, x, f, value, held)
     for iterations in range(1, max_iterations + 1):  # noqa: B007 (the count is returned)
         gradient, hessian, df, weights = derivatives(problem, x, f, (yield ("jacobian", x, f)))
         free = ~held & ~(((x <= low + 1e-9) & (gradient > 0)) | ((x >= high - 1e-9) & (gradient < 0)))
@@ -227,7 +228,8 @@ def scoring_steps(
             f_trial = yield ("predict", trial)
             value_trial = objective_from(problem, trial, f_trial)
             if value_trial <= value + 1e-9:
-                x, f, value = trial, f_trial, value_trial
+                x, f = trial, f_trial
+                x, value = sigma_given_predictions(problem, x, f, value_trial, held)
                 break
             radius = 0.5 * length
         else:
@@ -239,8 +241,32 @@ def scoring_steps(
     return ScoringResult(x, value, hessian, gradient, iterations, converged, 0)
 
 
+def sigma_given_predictions(
+    problem: "IndividualProblem", x: np.ndarray, f: np.ndarray, value: float, held: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """x with every one-parameter residual SD (additive or proportional) at its maximum-likelihood
+    value given the predictions f — mean (y − f)² or mean ((y − f)/f)² over its group, no model run —
+    and the objective there. A residual SD far from its optimum otherwise costs many scoring steps
+    (its information is large, so its steps are short while the model parameters are off)."""
+    z = np.array(x, dtype=float)
+    start = problem.n_model
+    r = problem.dv - f
+    for group, model in problem.error.models.items():
+        size = len(model.parameter_names)
+        rows = problem.error.groups == group
+        if size == 1 and not held[start] and rows.any():
+            scaled = r[rows] if model.kind == "add" else r[rows] / f[rows]
+            with np.errstate(all="ignore"):
+                best = 0.5 * np.log(np.mean(scaled**2))
+            if np.isfinite(best):
+                z[start] = best
+        start += size
+    new_value = objective_from(problem, z, f)
+    return (z, new_value) if new_value < value else (x, value)
+
+
 def fisher_scoring_many(
-    problem: "IndividualProblem",
+    problems: "IndividualProblem | Sequence[IndividualProblem]",
     starts: Sequence[np.ndarray],
     *,
     held: np.ndarray | None = None,
@@ -251,12 +277,15 @@ def fisher_scoring_many(
     """Independent scoring runs from ``starts`` in lockstep: each round, every run's trial point goes
     into one batched sensitivity run and every geodesic probe into one batched plain run. A batch
     costs little more than one of its sets (the solver's cost is per step, not per chip), so m
-    runs cost about as much as the slowest one. Needs ``problem.predict_jacobian``.
+    runs cost about as much as the slowest one. ``problems``: one problem for every start, or one
+    per start (e.g. chips fitted each alone: batched together when their ``predict_jacobian`` has
+    a ``joint`` runner, as ``ChipsJacobian`` does). Needs ``predict_jacobian``.
 
     ``between_rounds(finished)`` is called before each round with the number of runs done (it may
     raise to stop). Each result's ``runs`` counts the batched runs its requests took part in."""
-    batch = _Batch(problem)
-    steps = [scoring_steps(problem, x0, held, max_iterations, decrement_tol) for x0 in starts]
+    each = [problems] * len(starts) if not isinstance(problems, Sequence) else list(problems)
+    batch = _Batch(each)
+    steps = [scoring_steps(problem, x0, held, max_iterations, decrement_tol) for problem, x0 in zip(each, starts)]
     results: list[ScoringResult | None] = [None] * len(steps)
     runs = np.zeros(len(steps), dtype=int)
     pending: dict[int, Request] = {}
@@ -295,25 +324,36 @@ class _Batch:
     """The batched runs of ``fisher_scoring_many``: many parameter sets in one solve, the Jacobians kept
     per run; a failed batch (one bad set fails the whole solve) is retried set by set."""
 
-    def __init__(self, problem: "IndividualProblem") -> None:
-        self.problem = problem
+    def __init__(self, problems: "list[IndividualProblem]") -> None:
+        self.problems = problems
         self.jacobians: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def run(self, ks: list[int], xs: list[np.ndarray], jacobian: bool) -> list[np.ndarray]:
-        sets = [self.problem.parameters(x) for x in xs]
         with np.errstate(all="ignore"):
-            if jacobian:
-                out = self.problem.predict_jacobian(sets)
-            else:
-                plain = getattr(self.problem.predict_jacobian, "predict_sets", None)
-                out = plain(sets) if plain is not None else [f for f, _ in self.problem.predict_jacobian(sets)]
+            out = self._solve(ks, xs, jacobian)
         fs = [o[0] if jacobian else o for o in out]
-        if len(sets) > 1 and not any(np.all(np.isfinite(f)) for f in fs):
-            return [self.run([k], [x], jacobian)[0] for k, x in zip(ks, xs)]
+        if len(ks) > 1 and not any(np.all(np.isfinite(f)) for f in fs):
+            half = len(ks) // 2  # find the bad set(s) by halves
+            return self.run(ks[:half], xs[:half], jacobian) + self.run(ks[half:], xs[half:], jacobian)
         if jacobian:
             for k, x, (_, jac) in zip(ks, xs, out):
                 self.jacobians[k] = (np.array(x, dtype=float), jac)
         return fs
+
+    def _solve(self, ks: list[int], xs: list[np.ndarray], jacobian: bool) -> list:
+        problems = [self.problems[k] for k in ks]
+        sets = [problem.parameters(x) for problem, x in zip(problems, xs)]
+        if all(problem is problems[0] for problem in problems):
+            runner = problems[0].predict_jacobian
+            plain = getattr(runner, "predict_sets", None)
+            if jacobian or plain is None:
+                out = runner(sets)
+                return out if jacobian else [f for f, _ in out]
+            return plain(sets)
+        joint = getattr(problems[0].predict_jacobian, "joint", None)
+        if joint is not None:
+            return joint([(problem.predict_jacobian, values) for problem, values in zip(problems, sets)], jacobian)
+        return [answer for k, x in zip(ks, xs) for answer in self._solve([k], [x], jacobian)]
 
     def jacobian(self, k: int, x: np.ndarray) -> np.ndarray:
         at, jac = self.jacobians[k]
@@ -364,15 +404,49 @@ def observed_information(problem: "IndividualProblem", x: np.ndarray, rel_step: 
     All 2·n_model perturbed parameter sets go through one batched sensitivity run; the σ
     columns need no run (the gradient is analytic in log σ given f).
     """
-    n_model, n_x = problem.n_model, x.size
-    shifted = []
-    for k in range(n_model):
+    return observed_information_many([problem], [x], rel_step)[0]
+
+
+def observed_information_many(
+    problems: "Sequence[IndividualProblem]", xs: Sequence[np.ndarray], rel_step: float = 1e-3
+) -> list[np.ndarray]:
+    """``observed_information`` of several problems, all their perturbed sets in one batched run when
+    the problems' ``predict_jacobian`` has a ``joint`` runner (one run per problem otherwise)."""
+    shifted = [_shifted(problem, x, rel_step) for problem, x in zip(problems, xs)]
+    joint = getattr(problems[0].predict_jacobian, "joint", None)
+    with np.errstate(all="ignore"):
+        if len(problems) > 1 and joint is not None:
+            flat = joint(
+                [
+                    (problem.predict_jacobian, problem.parameters(z))
+                    for problem, zs in zip(problems, shifted)
+                    for z in zs
+                ],
+                tight=True,
+            )
+            runs = [flat[k * len(zs) : (k + 1) * len(zs)] for k, zs in enumerate(shifted)]
+        else:
+            runs = [
+                problem.predict_jacobian([problem.parameters(z) for z in zs], tight=True)
+                for problem, zs in zip(problems, shifted)
+            ]
+    return [_hessian(problem, zs, run, rel_step) for problem, zs, run in zip(problems, shifted, runs)]
+
+
+def _shifted(problem: "IndividualProblem", x: np.ndarray, rel_step: float) -> list[np.ndarray]:
+    """x, then x ± rel_step along each model coordinate."""
+    points = [np.array(x, dtype=float)]
+    for k in range(problem.n_model):
         for sign in (1, -1):
             z = np.array(x, dtype=float)
             z[k] += sign * rel_step
-            shifted.append(z)
-    with np.errstate(all="ignore"):
-        runs = problem.predict_jacobian([problem.parameters(z) for z in [x, *shifted]], tight=True)
+            points.append(z)
+    return points
+
+
+def _hessian(problem: "IndividualProblem", points: list[np.ndarray], runs: list, rel_step: float) -> np.ndarray:
+    x, shifted = points[0], points[1:]
+    n_model, n_x = problem.n_model, x.size
     f0, df0 = runs[0]
     hessian = np.zeros((n_x, n_x))
     for k in range(n_model):

@@ -31,13 +31,32 @@ def test_individual_chip_intervals_cover_the_truth_at_the_nominal_rate(tmp_path)
     """50 simulated chips, each fitted alone: the 95 % intervals must hold the truth ~95 % of the time."""
     rng = np.random.default_rng(42)
     experiment = Experiment(60.0, (0.5, 1, 2, 4, 8, 12, 24, 36, 48))
-    hits, n = np.zeros(2), 50
-    for k in range(n):
-        path = write_lab_dataset(lab_rows(f"chip{k}", experiment, TRUTH, 0.1, rng), tmp_path / f"c{k}.csv")
-        record = fit_lab(path, method="individual", estimate=["vmax", "km"], fix={"ps": 0.5, "kon": 0.05, "koff": 0.02})
-        hits += [record.theta[name].ci95[0] < TRUTH[name] < record.theta[name].ci95[1] for name in ("vmax", "km")]
+    n = 50
+    rows = [row for k in range(n) for row in lab_rows(f"chip{k}", experiment, TRUTH, 0.1, rng)]
+    # one dataset, method "individual": every chip its own fit (run in lockstep, batched)
+    path = write_lab_dataset(rows, tmp_path / "chips.csv")
+    record = fit_lab(path, method="individual", estimate=["vmax", "km"], fix={"ps": 0.5, "kon": 0.05, "koff": 0.02})
+    assert len(record.chips) == n and all(chip.n_subjects == 1 and chip.converged for chip in record.chips.values())
+    hits = np.zeros(2)
+    for chip in record.chips.values():
+        hits += [chip.theta[name].ci95[0] < TRUTH[name] < chip.theta[name].ci95[1] for name in ("vmax", "km")]
     coverage = hits / n
     assert np.all(coverage >= 0.86), coverage  # binomial SD at n = 50 is 3.1 %: 3 SD below 95 %
+
+
+def test_chips_fitted_together_equal_the_same_chips_fitted_one_at_a_time(tmp_path):
+    rng = np.random.default_rng(5)
+    rows = []
+    for k in range(3):  # the coverage test's design (finite intervals)
+        rows += lab_rows(f"chip{k}", Experiment(60.0, (0.5, 1, 2, 4, 8, 12, 24, 36, 48)), TRUTH, 0.1, rng)
+    options = {"method": "individual", "estimate": ["vmax", "km"], "fix": {"ps": 0.5, "kon": 0.05, "koff": 0.02}}
+    together = fit_lab(write_lab_dataset(rows, tmp_path / "all.csv"), **options).chips
+    for name, chip in together.items():
+        alone = fit_lab(write_lab_dataset([r for r in rows if r["chip"] == name], tmp_path / f"{name}.csv"), **options)
+        assert chip.minus2ll == pytest.approx(alone.minus2ll, abs=1e-8)
+        for parameter in ("vmax", "km"):
+            assert chip.theta[parameter].estimate == pytest.approx(alone.theta[parameter].estimate, rel=1e-8)
+            assert chip.theta[parameter].ci95 == pytest.approx(alone.theta[parameter].ci95, rel=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Profiles started on the tangent with a looser stop give the same Δ(−2LL) as full restricted fits."""
+"""Profiles on exact sensitivities: all grid points fitted together (lockstep scoring from tangent
+starts, a looser stop) give the same Δ(−2LL) as full restricted fits; lockstep = one at a time."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import pytest
 
 from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 from calibration.estimate.lab_fit import fit_lab
+from calibration.estimate.scoring import fisher_scoring, fisher_scoring_many
 from calibration.uncertainty import profile as profiles
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)  # 77 s of CPU measured under load 20–30; wall several times that
-def test_tangent_started_profile_matches_the_full_restricted_fits(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def pooled(tmp_path_factory):
+    """A pooled two-chip fit of vmax and km, its problem and optimum."""
     rng = np.random.default_rng(7)
     rows = []
     for chip, dose_um in (("low", 5.0), ("high", 100.0)):
@@ -22,19 +24,41 @@ def test_tangent_started_profile_matches_the_full_restricted_fits(tmp_path, monk
         rows += lab_rows(chip, experiment, TRUTH, 0.1, rng)
     problems: dict = {}
     record = fit_lab(
-        write_lab_dataset(rows, tmp_path / "lab.csv"),
+        write_lab_dataset(rows, tmp_path_factory.mktemp("tangent") / "lab.csv"),
         method="pooled",
         estimate=["vmax", "km"],
         fix={"ps": 0.5, "kon": 0.05, "koff": 0.02},
         problems=problems,
     )
     problem, _ = problems["pooled"]
-    x_hat = profiles.optimum(problem, record)
-    grid = record.theta["km"].estimate * np.exp(np.array([-0.8, -0.4, 0.4, 0.8]))
+    return problem, record, profiles.optimum(problem, record)
+
+
+def test_the_batched_profile_matches_full_restricted_fits(pooled):
+    problem, record, x_hat = pooled
+    grid = record.theta["km"].estimate * np.exp(np.array([-0.4, -0.2, 0.2, 0.4]))
     fast = profiles.profile_grid(problem, x_hat, "km", grid)
-    # the method before: every point a full restricted fit from its neighbour's optimum
-    monkeypatch.setattr(profiles._Exact, "_along_tangent", lambda self, x, i: x)
-    monkeypatch.setattr(profiles, "PROFILE_DECREMENT_TOL", 1e-6)
-    full = profiles.profile_grid(problem, x_hat, "km", grid)
+    # the reference: every point a full restricted fit (stop at 1e-6), started with only km moved (run
+    # in lockstep too, which is the same as one at a time: the next test)
+    i = problem.names.index("km")
+    starts = [np.where(np.arange(x_hat.size) == i, np.log(value), x_hat) for value in grid]
+    held = np.arange(x_hat.size) == i
+    full = fisher_scoring_many(problem, starts, held=held, decrement_tol=1e-6)
+    f_hat = profiles._Exact(problem).objective(x_hat)
+    reference = np.array([r.value for r in full]) - f_hat
+    assert all(r.converged for r in full)
     assert np.all(np.isfinite(fast.delta)) and fast.delta.max() > 3.84  # the grid reaches past the 95 % threshold
-    np.testing.assert_allclose(fast.delta, full.delta, atol=2e-3)
+    np.testing.assert_allclose(fast.delta, reference, atol=2e-3)
+    np.testing.assert_allclose(fast.values, grid)
+
+
+def test_lockstep_scoring_equals_one_run_at_a_time(pooled):
+    problem, _, x_hat = pooled
+    starts = [x_hat + shift for shift in ([0.4, -0.3, 0.1, 0.0], [-0.3, 0.4, 0.0, 0.2])]
+    together = fisher_scoring_many(problem, starts)
+    for start, batched in zip(starts, together):
+        alone = fisher_scoring(problem, start)
+        assert batched.converged and alone.converged
+        assert batched.iterations == alone.iterations
+        np.testing.assert_allclose(batched.x, alone.x, rtol=0, atol=1e-8)
+        assert batched.value == pytest.approx(alone.value, abs=1e-8)
