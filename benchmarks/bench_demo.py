@@ -74,10 +74,14 @@ def run_once(checkout: Path, seed: int | None, timeout_s: float) -> DemoRun:
         env = {**os.environ, "PYTHONPATH": str(checkout)}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout_s)
+        try:
+            done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=timeout_s)
+            stdout, state = done.stdout, f"exit {done.returncode}"
+        except subprocess.TimeoutExpired:  # recorded as such (a hung run is a result too), not a crash
+            stdout, state = "", f"timeout after {timeout_s:g} s"
         wall_s = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    summary = json.loads(done.stdout) if done.stdout.strip() else {"state": f"exit {done.returncode}"}
+    summary = json.loads(stdout) if stdout.strip() else {"state": state}
     last = summary.get("per_round") or [{}]
     return DemoRun(
         wall_s,

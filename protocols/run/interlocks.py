@@ -38,6 +38,13 @@ def grace_s(poll_period_s: float) -> float:
     return max(BLIND_GRACE_POLLS * poll_period_s, BLIND_GRACE_MIN_S)
 
 
+def _jitter_s(for_s: float) -> float:
+    """How much shorter than its duration a condition may have held and still count: a reading is
+    taken a little after its slot (a thread wakes, a stepped clock crawls at 1x after landing), so
+    two readings exactly ``for_s`` apart in slots may be a few milliseconds less apart in time."""
+    return min(1.0, 0.01 * for_s)
+
+
 @dataclass
 class Watch:
     condition: Condition
@@ -56,7 +63,7 @@ class Watch:
         start = self.since_s.get(channel)
         if start is None:
             start = self.since_s[channel] = t_s
-        if t_s - start >= self.condition.for_s and channel not in self.latched:
+        if t_s - start >= self.condition.for_s - _jitter_s(self.condition.for_s) and channel not in self.latched:
             self.latched.add(channel)
             return True
         return False
