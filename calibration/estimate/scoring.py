@@ -74,7 +74,8 @@ class Evaluator:
     def jacobian(self, x: np.ndarray, f: np.ndarray) -> np.ndarray:
         """∂f/∂log θ (N, n_model): from the last run's sensitivities, or by forward differences."""
         if self.exact:
-            if self._cache is None or not np.array_equal(self._cache[0], x):
+            n = self.problem.n_model  # f and ∂f do not depend on the residual SDs
+            if self._cache is None or not np.array_equal(self._cache[0][:n], x[:n]):
                 self.predict(x)
             return self._cache[2]
         n = self.problem.n_model
@@ -357,7 +358,8 @@ class _Batch:
 
     def jacobian(self, k: int, x: np.ndarray) -> np.ndarray:
         at, jac = self.jacobians[k]
-        if not np.array_equal(at, x):  # not the last trial point (never, as scoring asks)
+        n = self.problems[k].n_model  # f and ∂f do not depend on the residual SDs
+        if not np.array_equal(at[:n], x[:n]):  # not the last trial point (never, as scoring asks)
             self.run([k], [x], jacobian=True)
             jac = self.jacobians[k][1]
         return jac
