@@ -21,8 +21,8 @@ import time
 from typing import Any, Collection
 
 SETTLE_WALL_S = 10.0  # a landing waits at most this long for its poll (a device's timeouts and retries)
-PACE_PERIODS = 3.5  # an interlock's channel may lag the clock by this many poll periods: a gap of at most
-# 4.5 periods, inside its blind grace of five (protocols.run.interlocks.grace_s)
+PACE_PERIODS = 2.0  # an interlock's channel may lag the clock by this many poll periods: its blind grace
+# is five (protocols.run.interlocks.grace_s), and a reading reaches the watchdog a batch (50 ms wall) late
 FIT_MEASUREMENT_PREFIX = "teer."  # the readings the calibrate step fits (viability from TEER)
 
 
@@ -53,7 +53,6 @@ class Landings:
         """Until the slots stopping the clock at ``t_s`` are read and delivered (True), or SETTLE_WALL_S."""
         deadline = time.monotonic() + SETTLE_WALL_S
         exact = self._exact()
-        landed_exact = bool(exact) and self.poller.next_due_s(exact, after_s=self.given_up_s) <= t_s
         while not (
             self.poller.polled_through(exact, t_s) and self.poller.polled_through(self.paced, t_s, PACE_PERIODS)
         ):
@@ -61,8 +60,7 @@ class Landings:
                 self.given_up_s = t_s
                 return False
             time.sleep(0.001)
-        if not landed_exact:  # a paced stop: the poll is what counted, not when its readings are stored
-            return True
+        # a paced stop too: the watchdog counts delivered readings, and the clock must not run past them
         return bool(self.poller.wait_delivered(max(deadline - time.monotonic(), 0.0)))
 
     def catch_up(self, t_s: float) -> bool:
