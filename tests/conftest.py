@@ -28,6 +28,7 @@ REFERENCE = REPO.parent / "shared" / "reference"
 LONGEST_MODULES = (
     "tests/ui/test_demo_browser.py",
     "tests/ui/test_report.py",
+    "tests/protocols/test_demo_determinism.py",
     "tests/protocols/test_lab_crashes.py",
     "tests/protocols/test_rig_lease.py",
     "tests/protocols/test_resume_crash.py",
@@ -35,12 +36,10 @@ LONGEST_MODULES = (
     "tests/ui/test_panel_pages.py",
     "tests/ui/test_panel_trust.py",
     "tests/protocols/test_faults_rig_and_store.py",
-    "tests/calibration/test_chip_fits.py",
     "tests/test_fuzz_inputs.py",
     "tests/protocols/test_lab_inputs.py",
     "tests/ui/test_opcua_endpoint.py",
     "tests/test_readme_tour.py",
-    "tests/calibration/test_profile_tangent.py",
     "tests/ui/test_panel_browser.py",
     "tests/ui/test_panel_profile.py",
     "tests/ui/test_panel_units.py",
@@ -48,6 +47,8 @@ LONGEST_MODULES = (
     "tests/store/test_audit.py",
     "tests/ui/test_panel_browser_runner.py",
     "tests/protocols/test_lab_supervisor.py",
+    "tests/twin/test_batch_sensitivity.py",
+    "tests/calibration/test_multistart.py",
 )
 
 
