@@ -25,6 +25,7 @@ from twin.chip import simulate_chip
 DEFAULT_ERRORS = {"drug_medium": "prop", "metabolite_medium": "prop", "oxygen": "add", "viability": "add"}
 SOLVER = {"method": "odeint", "rtol": 1e-8, "atol": 1e-10}
 ENGINES = ("sensitivities", "differences")
+DEFAULT_ESTIMATE = ("ps", "vmax", "km", "kon", "koff")
 
 
 class ChipPredictor:
@@ -94,7 +95,7 @@ def fit_lab(
     post = partial(requested_uncertainty, profile=profile, mcmc=mcmc, problems=problems)
     spec = get_model(model)
     fix = dict(fix or {})
-    names = tuple(estimate or ("ps", "vmax", "km", "kon", "koff"))
+    names = tuple(estimate or DEFAULT_ESTIMATE)
     unknown = sorted((set(names) | set(fix) | set(init or {})) - set(spec.parameter_names))
     if unknown:
         raise CalibrationError(
@@ -116,6 +117,40 @@ def fit_lab(
     if method == "individual":
         return _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior, exact)
     raise CalibrationError(f"unknown method {method!r}; use individual, pooled or population")
+
+
+@numerical_failures
+def fit_each_chip(
+    dataset: LabData,
+    chips: Sequence[str],
+    model: str = "liver_chip",
+    *,
+    estimate: Sequence[str] | None = None,
+    starts: Mapping[str, Mapping[str, float]] | None = None,
+    prior: Mapping[str, tuple[float, float]] | None = None,
+    observables: Sequence[str] | None = None,
+) -> dict[str, FitRecord]:
+    """Each chip fitted alone, each from its own start: what ``fit_lab({chip: dataset[chip]}, model,
+    "individual", init=starts[chip])`` gives chip by chip, but all chips in one lockstep batch (one
+    batched sensitivity run per round for all of them: the closed loop's calibrate step)."""
+    spec = get_model(model)
+    names = tuple(estimate or DEFAULT_ESTIMATE)
+    bounds = {n: (spec.parameter(n).lower, spec.parameter(n).upper) for n in names}
+    problems, initial = [], []
+    for chip in chips:
+        data = keep_observables(dataset[chip], observables) if chip in dataset else None
+        if data is None or not data.n_observations:
+            raise CalibrationError(f"the dataset: no observations of {', '.join(observables or [])} to fit")
+        problems.append(chip_problem(data, spec, names, {}, bounds, None, prior))
+        own = (starts or {}).get(chip, {})
+        initial.append({n: own.get(n, spec.parameter(n).default) for n in names})
+    if len(problems) == 1:
+        records = [fit_individual(problems[0], initial[0])]
+    else:
+        records = fit_together(problems, initial)
+    for chip, record in zip(chips, records):
+        record.individual = {chip: {n: v.estimate for n, v in record.theta.items()}}
+    return dict(zip(chips, records))
 
 
 def keep_observables(chip: ChipData, observables: Sequence[str] | None) -> ChipData:

@@ -20,11 +20,17 @@ from calibration.io.record import FitRecord
 
 
 def fit_together(
-    problems: Sequence[IndividualProblem], initial: Mapping[str, float], method: str = "individual"
+    problems: Sequence[IndividualProblem],
+    initial: Mapping[str, float] | Sequence[Mapping[str, float]],
+    method: str = "individual",
 ) -> list[FitRecord]:
-    """One record per problem, as ``fit_individual(problem, initial)`` (one start) would give it."""
+    """One record per problem, as ``fit_individual(problem, initial)`` (one start) would give it;
+    ``initial`` is every problem's start, or a sequence of one start per problem."""
     started = time.perf_counter()
-    starts = [start_points(problem, dict(initial), 1, np.random.default_rng(0))[0] for problem in problems]
+    initials = [initial] * len(problems) if isinstance(initial, Mapping) else list(initial)
+    starts = [
+        start_points(problem, dict(init), 1, np.random.default_rng(0))[0] for problem, init in zip(problems, initials)
+    ]
     results = fisher_scoring_many(list(problems), starts)
     for result in results:
         if not np.isfinite(result.value):

@@ -22,7 +22,7 @@ import pint
 
 from calibration.design.rank import Designer
 from calibration.design.space import DesignSpace
-from calibration.estimate.lab_fit import fit_lab
+from calibration.estimate.lab_fit import fit_each_chip
 from calibration.io.record import FitRecord
 from protocols.language.quantities import magnitude
 from protocols.language.rig_view import ChipView
@@ -50,18 +50,15 @@ def calibrate(
     each chip warm-started from its previous estimates (inside the bounds), so later rounds cost a
     few iterations."""
     dataset, n_rows = run_dataset(engine, run_id, now_utc_s, list(chips))
-    per_chip: dict[str, FitRecord] = {}
-    for chip in chips:
-        init = _inside((previous or {}).get(chip, {}), model)
-        per_chip[chip] = fit_lab(
-            {chip: dataset[chip]} if chip in dataset else {},
-            model,
-            method="individual",
-            estimate=list(parameters) or None,
-            init=init,
-            prior=weak_prior(parameters, model),
-            observables=_informative(parameters),
-        )
+    per_chip = fit_each_chip(
+        dataset,
+        list(chips),
+        model,
+        estimate=list(parameters) or None,
+        starts={chip: _inside((previous or {}).get(chip, {}), model) for chip in chips},
+        prior=weak_prior(parameters, model),
+        observables=_informative(parameters),
+    )
     return per_chip, n_rows
 
 

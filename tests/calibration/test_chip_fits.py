@@ -7,7 +7,8 @@ import pytest
 
 from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
 from calibration.errors import CalibrationError
-from calibration.estimate.lab_fit import fit_lab
+from calibration.estimate.lab_fit import fit_each_chip, fit_lab
+from calibration.io.lab import read_lab_dataset
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
 
@@ -57,6 +58,27 @@ def test_chips_fitted_together_equal_the_same_chips_fitted_one_at_a_time(tmp_pat
         for parameter in ("vmax", "km"):
             assert chip.theta[parameter].estimate == pytest.approx(alone.theta[parameter].estimate, rel=1e-8)
             assert chip.theta[parameter].ci95 == pytest.approx(alone.theta[parameter].ci95, rel=1e-6)
+
+
+def test_each_chip_from_its_own_start_in_one_batch_equals_fit_lab_chip_by_chip(tmp_path):
+    """The closed loop's calibrate: every chip warm-started from its own last estimates, MAP with a prior."""
+    rng = np.random.default_rng(11)
+    rows = []
+    for k in range(3):
+        rows += lab_rows(f"chip{k}", Experiment(60.0, (0.5, 1, 2, 4, 8, 12, 24)), TRUTH, 0.1, rng)
+    dataset = read_lab_dataset(write_lab_dataset(rows, tmp_path / "all.csv"))
+    starts = {"chip0": {"vmax": 1.0}, "chip1": {"vmax": 3.0, "km": 5.0}, "chip2": {}}
+    prior = {"vmax": (2.0, 1.0), "km": (10.0, 1.0)}
+    batch = fit_each_chip(dataset, list(starts), estimate=["vmax", "km"], starts=starts, prior=prior)
+    assert list(batch) == list(starts)
+    for name, record in batch.items():
+        alone = fit_lab({name: dataset[name]}, estimate=["vmax", "km"], init=starts[name], prior=prior)
+        assert record.converged and record.minus2ll == pytest.approx(alone.minus2ll, abs=1e-6)
+        assert record.individual == {name: {n: v.estimate for n, v in record.theta.items()}}
+        for parameter in ("vmax", "km"):
+            assert record.theta[parameter].estimate == pytest.approx(alone.theta[parameter].estimate, rel=1e-6)
+    with pytest.raises(CalibrationError, match="no observations"):
+        fit_each_chip(dataset, ["chip0", "chip9"], estimate=["vmax"])
 
 
 @pytest.mark.parametrize(
