@@ -25,6 +25,7 @@ REFERENCE = REPO.parent / "shared" / "reference"
 # collected first, so that xdist hands them out at the start, alternately to its two workers,
 # and the short modules fill in behind them (a long module handed out last would run alone).
 # Only the order changes; a module missing from this list just runs in its usual place.
+# (pyproject's --no-loadscope-reorder keeps xdist from re-sorting modules by their number of tests.)
 LONGEST_MODULES = (
     "tests/ui/test_demo_browser.py",
     "tests/ui/test_report.py",
