@@ -75,7 +75,7 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="chiptwin-demo-clock-") as folder:
         clock = SharedClock.create(Path(folder) / "clock", clock_rate, stepped=True)
         try:
-            state, runner = _run(text, rig, scenario, engine, clock, protocol_path, progress, on_alarm)
+            state, runner = _run(text, rig, scenario, engine, clock, protocol_path, progress, on_alarm, person_approves)
         finally:
             clock.close()
     summary = summarise(engine, runner.run_id, {c: scenario.truth_for(c) for c in names["chips"]})
@@ -109,13 +109,16 @@ def _run(
     protocol_path: Path,
     progress: Callable[[int, int, str], None] | None,
     on_alarm: Callable[[str, str, str], None] | None,
+    person_approves: bool = False,
 ) -> tuple[str, Runner]:
-    """The simulated rig and the runner on one clock: the run's final state, and its runner."""
+    """The simulated rig and the runner on one clock: the run's final state, and its runner. Without
+    a person (no panel) a parked run ends the demo, parked, rather than wait for a resume nobody can give."""
     with SimulatedRig(rig, scenario, clock) as sim:
         with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
             runner = Runner.create(
                 text, rig, engine, devices, clock, filename=protocol_path.name, bench=SimBench(sim), progress=progress
             )
+            runner.control.parked_ends_run = not person_approves
             if on_alarm is not None and runner.ctx.recorder.alarm_hook is None:
                 runner.ctx.recorder.alarm_hook = on_alarm
             return runner.run(), runner

@@ -29,6 +29,10 @@ class Aborted(ProtocolError, RuntimeError):
     """The run was aborted (request, interlock or hold timeout); instruments are in their safe state."""
 
 
+class ParkedUnattended(ProtocolError, RuntimeError):
+    """The run was parked where no person can resume it (``Control.parked_ends_run``): it ends parked."""
+
+
 class Control:
     def __init__(self, clock: Any, safe_state: Callable[[], dict]) -> None:
         self.clock, self._safe_state = clock, safe_state
@@ -38,6 +42,8 @@ class Control:
         self.decisions: dict[int, dict] = {}  # proposal id -> {"decision", "actor", "reason"}
         self._changed = threading.Condition()
         self.landings: Any = None  # protocols.run.landings.Landings, set once the poller runs
+        # True where nobody can resume a parked run (`chiptwin demo --no-panel`): parking ends the run
+        self.parked_ends_run = False
 
     # -- requests (any thread) ----------------------------------------------------------
     def stop(self, state: str, why: str) -> dict:
@@ -69,6 +75,8 @@ class Control:
         stopped_at = None
         with self._changed:
             while self.state in ("paused", "parked"):
+                if self.state == "parked" and self.parked_ends_run:
+                    raise ParkedUnattended(self.why or "parked")
                 stopped_at = stopped_at or self.clock.now_s()
                 self._changed.wait(0.05)
             if self.state == "aborted":

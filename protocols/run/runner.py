@@ -37,7 +37,7 @@ from protocols.run import notify
 from protocols.run.acquire import StoreSink, start_poller
 from protocols.run.actions import StepAction
 from protocols.run.bench import Bench
-from protocols.run.control import Aborted, Control
+from protocols.run.control import Aborted, Control, ParkedUnattended
 from protocols.run.health import InstrumentStates
 from protocols.run.intents import IntentLog, NeedsPerson
 from protocols.run.interlocks import Monitor
@@ -184,6 +184,8 @@ class Runner:
             return "aborted"
         except NeedsPerson as exc:
             return self.park(str(exc))
+        except ParkedUnattended:  # parked by an interlock, recorded there (safe state, alarm, state)
+            return "parked"
 
     def _ride_out_store_outage(self, exc: DBAPIError) -> None:
         """Wait (bounded) for the store; back: a warning alarm, and the caller re-enters the

@@ -63,6 +63,17 @@ def test_interlock_trip_puts_the_rig_in_safe_state_within_one_poll_period(tmp_pa
             assert background.result() == "aborted"
 
 
+def test_a_run_nobody_can_resume_ends_parked_when_an_interlock_parks_it(tmp_path) -> None:
+    """`chiptwin demo --no-panel`: no person can resume a parked run, so parking ends it (not a hang)."""
+    scenario = "seed = 1\n[sensors.pressure]\nnoise_sd = 0.05\nvalues = { inlet_pressure = 30.0 }\n"
+    text = protocol_text(LONG_WAIT, '"pressure > 250 mbar for 10 s -> safe_state, alarm"')
+    with sim_runner(tmp_path, text, scenario, rate=600.0) as (runner, _sim):
+        runner.control.parked_ends_run = True
+        background = Background(runner)
+        assert background.result() == "parked"  # bounded: Background's own time limit
+        assert runner.monitor.trips and _state(runner) == "parked"
+
+
 def test_pause_resume_abort_from_request_rows(tmp_path) -> None:
     with sim_runner(tmp_path, protocol_text(LONG_WAIT), rate=3600.0) as (runner, _sim):
         background = Background(runner)
