@@ -1,7 +1,9 @@
-"""Screenshot every page of the control panel on a demo store (the README's pictures, docs/img/).
+"""Screenshot the pages of the control panel on a demo store (the README's pictures, docs/img/).
 
     .venv/bin/chiptwin demo --no-panel                    # writes ./chiptwin-demo.db
-    .venv/bin/python scripts/screenshots.py chiptwin-demo.db
+    .venv/bin/python scripts/screenshots.py chiptwin-demo.db                  # every page
+    .venv/bin/python scripts/screenshots.py chiptwin-demo.db --page "Model review" --charts 2 \
+        --out docs/img/panel-review.png                                       # one page
 
 Works on a copy of the store (it adds a scientist to sign in with), serves it with `chiptwin panel`
 on a free loopback port and drives Debian's Chromium with Playwright (never a downloaded browser);
@@ -14,14 +16,17 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from panel_screenshot import CHROMIUM, CHROMIUM_ARGS, PASSWORD, USER, _free_port, _wait_healthy
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
@@ -29,6 +34,18 @@ from store import make_engine
 from ui.panel.auth import add_user
 
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+CHROMIUM = "/usr/bin/chromium"  # Debian's: never a downloaded browser
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+USER, PASSWORD = "docs", "screenshot-only-1"
 
 
 @dataclass(frozen=True)
@@ -66,8 +83,26 @@ def _settle(page, timeout_s: float = 60.0) -> None:
     time.sleep(3.0)  # the last charts' transitions
 
 
-def shoot_all(db: Path, out: Path, width: int, height: int) -> list[Path]:
-    written = []
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(base: str, timeout_s: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"the panel did not answer at {base} within {timeout_s:.0f} s")
+
+
+@contextmanager
+def signed_in_panel(db: Path, width: int, height: int) -> Iterator:
+    """A browser page signed in as a scientist to `chiptwin panel` serving a copy of `db`."""
     with tempfile.TemporaryDirectory() as folder:
         copy = Path(folder) / "panel.db"
         shutil.copyfile(db, copy)
@@ -96,21 +131,7 @@ def shoot_all(db: Path, out: Path, width: int, height: int) -> list[Path]:
                 page.get_by_role("textbox", name="Password").fill(PASSWORD)
                 page.get_by_role("button", name="Sign in").click()
                 page.get_by_role("heading", name="Overview").first.wait_for()
-                out.mkdir(parents=True, exist_ok=True)
-                for shot in SHOTS:
-                    page.get_by_role("link", name=shot.link, exact=True).click()
-                    page.get_by_role("heading", name=shot.link).first.wait_for()
-                    if shot.charts:
-                        try:
-                            page.wait_for_function(
-                                f"document.querySelectorAll('.vega-embed').length >= {shot.charts}", timeout=30_000
-                            )
-                        except PlaywrightTimeout:  # a store without them (no proposal waits): shoot what is there
-                            print(f"{shot.link}: fewer than {shot.charts} charts drawn within 30 s")
-                    _settle(page)
-                    page.screenshot(path=str(out / shot.file), full_page=True)
-                    written.append(out / shot.file)
-                    print(f"written {out / shot.file}")
+                yield page
                 browser.close()
         finally:
             os.killpg(panel.pid, signal.SIGTERM)  # the panel and its streamlit: their own group
@@ -119,17 +140,43 @@ def shoot_all(db: Path, out: Path, width: int, height: int) -> list[Path]:
             except subprocess.TimeoutExpired:
                 os.killpg(panel.pid, signal.SIGKILL)
                 panel.wait(timeout=10)
-    return written
+
+
+def shoot(page, shot: Shot, out: Path) -> Path:
+    """Open one page from the sidebar, wait for its charts and tables, and save it."""
+    page.get_by_role("link", name=shot.link, exact=True).click()
+    page.get_by_role("heading", name=shot.link).first.wait_for()
+    if shot.charts:
+        try:
+            page.wait_for_function(f"document.querySelectorAll('.vega-embed').length >= {shot.charts}", timeout=30_000)
+        except PlaywrightTimeout:  # a store without them (no proposal waits): shoot what is there
+            print(f"{shot.link}: fewer than {shot.charts} charts drawn within 30 s")
+    _settle(page)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(out), full_page=True)
+    print(f"written {out}")
+    return out
+
+
+def shoot_all(db: Path, shots: tuple[Shot, ...], out: Path, width: int, height: int) -> list[Path]:
+    with signed_in_panel(db, width, height) as page:
+        return [shoot(page, shot, out / shot.file) for shot in shots]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("db", type=Path, help="a SQLite store, e.g. chiptwin-demo.db")
-    parser.add_argument("--out", type=Path, default=DOCS_IMG)
+    parser.add_argument("--page", help='only this page, its link as the sidebar shows it, e.g. "Model review"')
+    parser.add_argument("--charts", type=int, default=1, help="with --page: wait until this many charts are drawn")
+    parser.add_argument("--out", type=Path, default=DOCS_IMG, help="the folder; with --page, the PNG file")
     parser.add_argument("--width", type=int, default=1440)
-    parser.add_argument("--height", type=int, default=1600)
+    parser.add_argument("--height", type=int, default=1600, help="the panel scrolls inside the page: a tall window")
     args = parser.parse_args()
-    shoot_all(args.db, args.out, args.width, args.height)
+    if args.page:
+        with signed_in_panel(args.db, args.width, args.height) as page:
+            shoot(page, Shot(args.page, args.out.name, args.charts), args.out)
+    else:
+        shoot_all(args.db, SHOTS, args.out, args.width, args.height)
 
 
 if __name__ == "__main__":

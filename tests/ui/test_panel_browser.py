@@ -2,7 +2,7 @@
 
 Sign in → live plots → Pause (a PanelRequest row appears) → approve a proposal with a signature
 (Approval row + audit entry) → model review → the body-on-chip simulator draws → sign out.
-Screenshots go to test-artifacts/ (the README's come from real runs: test_panel_browser_runner, scripts/panel_screenshot.py).
+Screenshots go to test-artifacts/ (the README's come from real runs: test_panel_browser_runner, scripts/screenshots.py --page).
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def test_the_panel_in_a_real_browser(panel):
 
             _go(page, "Model review", "Model review")
             _eventually(lambda: page.locator(".vega-embed").count() >= 2, "the review plots")
-            _shot(page, "panel-review")  # docs/img/panel-review.png: a real run (scripts/panel_screenshot.py)
+            _shot(page, "panel-review")  # docs/img/panel-review.png: a real run (scripts/screenshots.py --page)
 
             _go(page, "Body-on-chip simulator", "Body-on-chip simulator")
             page.get_by_role("button", name="Simulate").click()
