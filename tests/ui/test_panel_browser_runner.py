@@ -21,7 +21,7 @@ from tests.protocols.runner_helpers import Background, protocol_text, sim_runner
 from tests.ui.test_panel_browser import CHROMIUM, CHROMIUM_ARGS, _eventually, _go, _shot, _wait_healthy
 from ui.panel.auth import add_user
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(240)  # a hang guard: ~30 s quiet, over 90 s at load 16+
 PASSWORD = "technician-pw-1"
 STEPS = """
 [[steps]]
@@ -92,7 +92,7 @@ def test_pause_and_resume_acknowledged_by_a_real_runner(tmp_path):
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
                 try:
                     page = browser.new_page(viewport={"width": 1440, "height": 1000})
-                    page.set_default_timeout(20_000)
+                    page.set_default_timeout(45_000)  # a busy machine draws slowly
                     page.goto(base)
                     page.get_by_label("Username").fill("tina")
                     page.get_by_role("textbox", name="Password").fill(PASSWORD)
