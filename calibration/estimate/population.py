@@ -27,6 +27,8 @@ The parts, one module each: the model and data records (``population_model``), t
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from calibration.estimate.foce import Foce
@@ -50,6 +52,7 @@ from calibration.estimate.population_model import (
     dvariance_df,
     lognormal_individual,
 )
+from calibration.estimate.population_starts import StartProblem, best_start, population_starts
 from calibration.io.record import FitRecord
 
 
@@ -63,6 +66,9 @@ def fit_population(
     model_version: str = "",
     covariance: bool = True,
     gradient: str = "auto",
+    n_starts: int = 1,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FitRecord:
     """FOCE-I fit with a covariance step; returns the fit record.
 
@@ -71,6 +77,10 @@ def fit_population(
     expected-information modes, central differences of the OFV, a Hessian of second differences
     of the OFV), or "auto" (the default): analytic where the predictions are exact to rounding
     (linear NonmemProblem models, or a model with ``predict_derivatives``), else differences.
+
+    ``n_starts``: the outer minimisation from θ0 and ``n_starts − 1`` perturbations of it drawn from
+    ``seed`` (``calibration.estimate.population_starts``), as Dask tasks where ``compute_on`` says;
+    the lowest OFV wins, ties to the earliest start. ``progress(done, n_starts)`` after each start.
     """
     import time
 
@@ -79,11 +89,11 @@ def fit_population(
     started = time.perf_counter()
     objective = Foce(model, data)
     gradient = resolve_gradient(objective, gradient)
-    objective.newton = "exact" if gradient == "analytic" else "expected"
     theta = np.array([theta0[name] for name in model.theta_names], dtype=float)
     omega = np.array([(omega0 or {}).get(name, 0.1) for name in model.eta_names], dtype=float)
     sigma = default_sigma(model.error, data) if sigma0 is None else np.asarray(sigma0, float)
-    estimate = estimate_foce(objective, objective.pack(theta, omega, sigma), gradient=gradient)
+    starts = population_starts(objective.pack(theta, omega, sigma), len(theta), n_starts, seed)
+    estimate, objective = best_start(StartProblem(model, data, gradient), starts, progress)
     names = [*model.theta_names, *(f"omega2_{n}" for n in model.eta_names), *model.error.parameter_names]
     uncertainty = covariance_step(objective, estimate.x, names, gradient) if covariance else None
     objective.ofv(estimate.x)  # modes back at the optimum after the Hessian's excursions
