@@ -21,8 +21,9 @@ PCA) each keep their own error model: ``error`` is then a ``Residuals`` over the
 
 The parts, one module each: the model and data records (``population_model``), the inner modes
 (``foce_modes``), the outer objective (``foce_objective``), the analytic-gradient bookkeeping
-(``foce``: ``Foce``), the outer minimisation (``foce_estimate``) and the covariance step
-(``foce_covariance``). This module fits: ``fit_population``; the public names stay importable here.
+(``foce``: ``Foce``), the outer minimisation (``foce_estimate``), its many starts, here or on Dask
+(``population_starts``), and the covariance step (``foce_covariance``). This module fits:
+``fit_population``; the public names stay importable here.
 """
 
 from __future__ import annotations
