@@ -62,7 +62,15 @@ def fit_nonmem(
                 f"random effects on {', '.join(stray)}, which are not estimated; add them to --estimate"
             )
         pop = PopulationModel(names, random, lognormal_individual(names, random), problem.predict, error_model)
-        record = fit_population(pop, problem.population_data(), start, model_name=spec.name, model_version=spec.version)
+        record = fit_population(
+            pop,
+            problem.population_data(),
+            start,
+            model_name=spec.name,
+            model_version=spec.version,
+            n_starts=n_starts,
+            progress=progress,
+        )
         if problems is not None:  # for the population plots (VPC, η, observed vs predicted)
             problems["population"] = (problem, record)
     elif method == "pooled":

@@ -8,47 +8,27 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from calibration.estimate.error_models import ErrorModel
 from calibration.estimate.nonmem_fit import fit_nonmem
 from calibration.estimate.population import PopulationModel, fit_population
 from calibration.io.nonmem import NonmemProblem
-from twin.dataset import read_dataset
-
-PK = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "pk"
+from calibration.io.reference_pk import ReferenceCase, ReferenceDataMissing, acop_csv, phenobarbital
 
 
-def _require(name: str) -> Path:
-    path = PK / name
-    if not path.exists():
-        pytest.skip(f"!!! reference data {path} missing: NONMEM comparison SKIPPED !!!")
-    return path
+def _require(load, *args):  # noqa: ANN001, ANN202
+    try:
+        return load(*args)
+    except ReferenceDataMissing as exc:
+        pytest.skip(f"!!! {exc}: NONMEM comparison SKIPPED !!!")
 
 
 def test_phenobarbital_matches_nonmem_foce_i():
     """Pharmpy's pheno_real.mod: TVCL = θ1·WGT, TVV = θ2·WGT·(1 + θ3·[APGR < 5]), proportional error."""
-    data = read_dataset(_require("pheno_sd.csv"))
-    problem = NonmemProblem(data, "iv_1cpt", ("cl", "v"))
-    first = data.groupby("ID", sort=False).first()
-    weight, apgar = first["WT"].to_numpy(), first["APGR"].to_numpy()
-
-    def individual(theta, eta):
-        cl = theta[0] * weight * np.exp(eta[:, 0])
-        v = theta[1] * weight * (1 + theta[2] * (apgar < 5)) * np.exp(eta[:, 1])
-        return np.stack([cl, v], axis=1)
-
-    model = PopulationModel(
-        ("theta1", "theta2", "theta3"),
-        ("cl", "v"),
-        individual,
-        problem.predict,
-        ErrorModel("prop"),
-        phi_names=("cl", "v"),
-    )
+    case: ReferenceCase = _require(phenobarbital)
     record = fit_population(
-        model, problem.population_data(), {"theta1": 0.005, "theta2": 1.0, "theta3": 0.1}, sigma0=np.array([0.1])
+        case.model(case.problem.predict), case.problem.population_data(), case.theta0, sigma0=case.sigma0
     )
     assert record.converged
     assert record.minus2ll == pytest.approx(586.27606, abs=0.5)
@@ -61,14 +41,7 @@ def test_phenobarbital_matches_nonmem_foce_i():
 
 
 def _acop(tmp_path: Path, name: str, single_dose: bool) -> Path:
-    frame = pd.read_csv(_require(name))
-    frame = frame[frame["SD"] == (1 if single_dose else 0)].copy()
-    # SS = 99 marks "not a steady-state record" in these files (NONMEM accepts only 0/1/2):
-    # the single-dose rows carry it throughout, and the repeated doses before each SS=1 dose.
-    frame.loc[frame["SS"] == 99, "SS"] = 0
-    path = tmp_path / name
-    frame.to_csv(path, index=False)
-    return path
+    return _require(acop_csv, name, single_dose, tmp_path)
 
 
 def test_acop_bolus_single_dose_matches_nonmem(tmp_path):

@@ -39,7 +39,12 @@ def fit(
     estimate: Annotated[Optional[str], typer.Option(help="Parameters to estimate, e.g. ps,vmax,km.")] = None,
     fix: Annotated[Optional[list[str]], typer.Option(help="Fixed values, e.g. --fix kla=5 (repeatable).")] = None,
     init: Annotated[Optional[list[str]], typer.Option(help="Initial values, e.g. --init cl=4.")] = None,
-    starts: Annotated[int, typer.Option(help="Optimiser starts (individual and pooled fits).")] = 1,
+    starts: Annotated[
+        int,
+        typer.Option(
+            help="Optimiser starts: the initial values, then seeded perturbations of them; the lowest objective wins."
+        ),
+    ] = 1,
     scale: Annotated[float, typer.Option(help="Multiply predictions to match DV units.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit record as JSON.")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Also write the fit record (JSON) here.")] = None,
@@ -71,6 +76,8 @@ def fit(
     lab = detect_format(data) == "lab"
     if not chosen:
         method = "individual" if lab else "population"
+    if starts < 1:
+        raise CalibrationError(f"--starts {starts}: give at least 1 (1 = the initial values alone)")
     if method == "population" and (profile or mcmc):
         raise CalibrationError("--profile and --mcmc work with --individual or --pooled fits")
     if method == "population" and plot and lab:
