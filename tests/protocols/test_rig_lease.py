@@ -35,6 +35,7 @@ from instruments.transport.serial_link import PortBusy, SerialLink
 from store.engine import make_engine
 from store.lease import EXPIRY_ENV, HEARTBEAT_ENV, HOST_ENV, LeaseTiming, acquire, holder_of, run_holder, this_host
 from store.migrate import upgrade
+from store.repositories import polls
 from store.schema import AuditEntry, Command, DoseEvent, ProtocolRun
 from tests.protocols.runner_helpers import RIG, protocol_text
 from tests.ui.test_panel_support import app_signed_in, lab, texts  # noqa: F401 (lab is a fixture)
@@ -216,6 +217,7 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         held = {r["rig"]: r for r in json.loads(status.stdout)}["liver4"]
         assert f"pid {runner.pid} (run 1, `chiptwin run`)" in held["holder"] and held["expired"] is False
         assert 0 <= held["heartbeat_age_s"] < expiry_s
+        assert held["latest_run"] == 1 and held["poll_slots"]["stored"] > 0 and held["poll_slots"]["lost"] == 0
 
         refused = _cli(bench, "resume", "1", env=lease_env)
         _, err = refused.communicate(timeout=CLI_TIMEOUT_S)
@@ -239,8 +241,14 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         resumed = _cli(bench, "resume", "1", env=lease_env)
         out, err = resumed.communicate(timeout=CLI_TIMEOUT_S)
         assert resumed.returncode == 0, err[-1500:]
-        assert json.loads(out.splitlines()[-1])["state"] == "done" and _run_state(engine, 1) == "done"
+        outcome = json.loads(out.splitlines()[-1])
+        assert outcome["state"] == "done" and _run_state(engine, 1) == "done"
         assert "took rig liver4 over from" in err
+        # every poll slot accounted for: the dead runner's time counts as down, nothing stored was lost
+        slots = polls.ledger(engine, 1)
+        assert slots.sessions == 2 and outcome["poll_slots"] == slots.total.to_dict()
+        assert slots.total.lost == 0 and slots.total.down > 0 and slots.total.stored > 0
+        assert slots.total.expected == slots.total.stored + slots.total.skipped + slots.total.down
         take_over = _last_take_over(engine)
         assert take_over["previous"]["holder_pid"] == runner.pid and take_over["explicit_take_over"] is False
         assert ("heartbeat expired" if other else f"pid {runner.pid} no longer exists") in take_over["why_gone"]

@@ -1,7 +1,8 @@
 """`chiptwin runs …`: the protocol runs in the lab record, and where each one is.
 
 chiptwin runs list [--json]          # every run: rig, state, started, ended, clock rate
-chiptwin runs show 1 [--json]        # state, current and next step (from the checkpoint), a timeline of steps
+chiptwin runs show 1 [--json]        # state, current and next step (from the checkpoint), a timeline of steps,
+                                     # and its poll slots: stored, skipped, down, lost (store.repositories.polls)
 
 Start and end are wall-clock dates (UTC): when the run really started and ended. Step times are on
 the run's clock, shown as hours since the run started — for an accelerated (simulated) run that is
@@ -88,7 +89,7 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
     from protocols.errors import ProtocolError
     from protocols.language.api import expand, parse_protocol
     from protocols.run.settle import undecided_doses
-    from store.repositories import proposals, runs
+    from store.repositories import polls, proposals, runs
     from store.states import ProposalStatus
 
     row = runs.get(engine, run_id)
@@ -124,6 +125,8 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
             {"key": d.idempotency_key, "requested_ul": d.requested_amount, "why": d.error}
             for d in undecided_doses(engine, run_id)
         ],  # what a parked dose step waits for
+        # every poll slot of the run's channels: stored, skipped (and why), down (no runner), lost
+        "poll_slots": polls.ledger(engine, run_id).to_dict(),
         "timeline": [
             {
                 "index": s.index,
@@ -188,6 +191,16 @@ def runs_show(
             f"dose {dose['key']} ({dose['requested_ul']:g} µL asked) waits for a person: {dose['why']}. "
             f"Check the chip and the syringe, then: chiptwin runs settle {run_id} {dose['key']} "
             '--dispensed-ul X (or --not-dosed) --reason "..." --user NAME',
+            highlight=False,
+        )
+    slots = view["poll_slots"]
+    if slots["sessions"]:
+        total_slots = slots["total"]
+        out.print(
+            f"poll slots ({len(slots['channels'])} channels, {slots['sessions']} runner sessions): "
+            f"{total_slots['stored']} of {total_slots['expected']} slots stored, {total_slots['skipped']} skipped "
+            f"{total_slots['skipped_by_reason'] or ''}, {total_slots['down']} down (no runner), "
+            f"{total_slots['pending']} pending, {total_slots['lost']} lost",
             highlight=False,
         )
     timeline = view["timeline"][-TIMELINE_STEPS:]
