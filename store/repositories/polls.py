@@ -229,6 +229,8 @@ def _count(
     if accounted_hi > lo:
         due = grid.first_s + lo * grid.period_s
         until = grid.first_s + accounted_hi * grid.period_s
+        if grid.end_s is not None:  # a dead session's last slot may reach into the next session's time
+            until = min(until, grid.end_s)
         where: list[ColumnElement[bool]] = [
             col(Reading.channel_id) == channel_id,
             col(Reading.t_utc_s) >= due,

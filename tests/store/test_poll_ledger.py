@@ -110,3 +110,13 @@ def test_a_gap_needs_a_known_reason(engine, channels, run_id):
     sid = _session(engine, run_id, 1000.0, {channels["o2"]: 1000.0})
     with pytest.raises(ValueError, match="reason"), engine.begin() as c:
         polls.add_gaps(c, sid, [polls.GapRow(channels["o2"], 0, 1, "tired")])
+
+
+def test_a_reading_of_the_next_session_is_not_counted_in_the_dead_sessions_last_slot(engine, channels, run_id):
+    o2 = channels["o2"]
+    _session(engine, run_id, 1000.0, {o2: 1000.0})
+    _read(engine, o2, 1000.0, [0])  # slot 0: [1000, 1010); the runner dies at once
+    _session(engine, run_id, 1004.0, {o2: 1005.0})  # resumed within that period
+    _read(engine, o2, 1005.0, [0])  # at 1008.7: the new session's slot 0, inside the dead slot's interval
+    counts = polls.ledger(engine, run_id).channels["o2"]
+    assert (counts.expected, counts.stored, counts.down, counts.lost) == (2, 2, 0, 0)
