@@ -10,7 +10,8 @@ expected slot of a window is exactly one of:
 * **stored**: a reading of the channel lies in its interval;
 * **skipped**: a gap row covers it (the poller said so, with why);
 * **down**: after the last slot a session accounted for, in a session that ended — the runner
-  died (its grid runs until the next session's first slot) or stopped;
+  died (its grid runs until the channel's next session's first slot: the resumed runner's, or the
+  rig's next run's), stopped, or its run ended;
 * **pending**: the same, in the newest session while it still polls (not yet written);
 * **lost**: none of these, before the session's last accounted slot — a reading the poller
   produced that never reached the store. It must be 0.
@@ -20,6 +21,7 @@ expected slot of a window is exactly one of:
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, NamedTuple
@@ -27,6 +29,7 @@ from typing import Any, Iterable, NamedTuple
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 from sqlmodel import col
 
+from store.repositories import runs
 from store.repositories.reading import new_id
 from store.repositories.reading import read as _read
 from store.schema import Channel, PollGap, PollSchedule, PollSession, Reading
@@ -185,20 +188,31 @@ def ledger(
     gaps: dict[tuple[int, int], list[tuple[int, int, str]]] = {}
     for g in _read(source, select(PollGap).where(col(PollGap.session_id).in_(order))).all():
         gaps.setdefault((g.session_id, g.channel_id), []).append((g.first_slot, g.slots, g.reason))
+    run_ended = runs.get(source, run_id).ended_utc_s if sessions else None
     channels: dict[str, SlotCounts] = {}
     for (channel_id, name), grids_of in by_channel.items():
-        mine = [sid for sid in order if sid in grids_of]
+        starts = _session_starts(source, channel_id)
         counts = SlotCounts()
-        for index, sid in enumerate(mine):
+        for sid in (sid for sid in order if sid in grids_of):
             first, period = grids_of[sid]
             if period <= 0:
                 continue  # back-to-back polling has no slots to account
-            later = grids_of[mine[index + 1]][0] if index + 1 < len(mine) else None
-            end = later if later is not None else stopped[sid]
-            grid = _Grid(sid, first, period, end, later is not None or stopped[sid] is not None)
+            later = (
+                starts[bisect.bisect_right(starts, first)] if bisect.bisect_right(starts, first) < len(starts) else None
+            )
+            ends = [t for t in (later, stopped[sid], run_ended) if t is not None]
+            grid = _Grid(sid, first, period, min(ends) if ends else None, bool(ends))
             counts.add(_count(source, channel_id, grid, gaps.get((sid, channel_id), []), from_utc_s, to_utc_s))
         channels[name] = counts
     return RunLedger(run_id, len(sessions), channels)
+
+
+def _session_starts(source: Engine | Connection, channel_id: int) -> list[float]:
+    """Every session's first slot of the channel, of any run, in order: a session's grid (and the
+    readings it may claim) ends where the channel's next session begins — the run's own resumed
+    runner, or the rig's next run."""
+    query = select(col(PollSchedule.first_due_utc_s)).where(col(PollSchedule.channel_id) == channel_id)
+    return sorted(float(t) for t in _read(source, query).scalars())
 
 
 def _count(

@@ -37,7 +37,7 @@ from store.lease import EXPIRY_ENV, HEARTBEAT_ENV, HOST_ENV, LeaseTiming, acquir
 from store.migrate import upgrade
 from store.repositories import polls
 from store.schema import AuditEntry, Command, DoseEvent, ProtocolRun
-from tests.protocols.runner_helpers import RIG, protocol_text
+from tests.protocols.runner_helpers import RIG, protocol_text, wait_for
 from tests.ui.test_panel_support import app_signed_in, lab, texts  # noqa: F401 (lab is a fixture)
 
 PUMPS = {"pump1": "chip1", "pump2": "chip2"}
@@ -114,15 +114,6 @@ def _client_pids(sim: SimulatedRig) -> set[int]:
     """Every process whose bytes reached a device of the simulated rig."""
     logs = [s.clients for s in sim.serial_sims.values()] + [s.clients for s in sim.modbus_servers.values()]
     return set().union(*(log.pids() for log in logs))
-
-
-def _wait_for(predicate, timeout_s: float = 120.0, poll_s: float = 0.1):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if found := predicate():
-            return found
-        time.sleep(poll_s)
-    raise AssertionError(f"not within {timeout_s} s")
 
 
 def _assert_ledger_exact(bench: dict, run_id: int, dose_steps: int) -> None:
@@ -204,8 +195,8 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         engine = bench["engine"]
         runner = _cli(bench, "run", bench["protocol"], env=runner_env)
         # running: its lease names run 1, and the first dose is confirmed (the run is in its long wait next)
-        _wait_for(lambda: (h := run_holder(engine, 1)) is not None and h.holder_pid == runner.pid)
-        _wait_for(lambda: _count_confirmed(engine) >= 2)
+        wait_for(lambda: (h := run_holder(engine, 1)) is not None and h.holder_pid == runner.pid)
+        wait_for(lambda: _count_confirmed(engine) >= 2)
 
         status = subprocess.run(
             [sys.executable, "-m", "ui.cli.app", "rig", "status", "--db", bench["url"], "--json"],
@@ -236,7 +227,7 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
             _, err = early.communicate(timeout=CLI_TIMEOUT_S)
             if time.time() < lease_at_kill.expires_utc_s:  # (a machine too busy to start it in 20 s proves nothing)
                 assert early.returncode == 2 and "still being driven" in err, err
-            _wait_for(lambda: time.time() > lease_at_kill.expires_utc_s + 0.5, timeout_s=expiry_s + 10)
+            wait_for(lambda: time.time() > lease_at_kill.expires_utc_s + 0.5, timeout_s=expiry_s + 10)
 
         resumed = _cli(bench, "resume", "1", env=lease_env)
         out, err = resumed.communicate(timeout=CLI_TIMEOUT_S)
@@ -267,10 +258,10 @@ def test_a_new_run_on_a_rig_left_by_a_crashed_run_needs_take_over(tmp_path, sqli
         engine = bench["engine"]
         env = {EXPIRY_ENV: "2", HEARTBEAT_ENV: "0.5"}
         crashed = _cli(bench, "run", bench["protocol"], env={**env, HOST_ENV: "bench-pc-2"})
-        _wait_for(lambda: run_holder(engine, 1) is not None)
+        wait_for(lambda: run_holder(engine, 1) is not None)
         crashed.send_signal(signal.SIGKILL)
         crashed.communicate(timeout=30)
-        _wait_for(lambda: time.time() > holder_of(engine, "liver4").expires_utc_s)  # its heartbeat expired
+        wait_for(lambda: time.time() > holder_of(engine, "liver4").expires_utc_s)  # its heartbeat expired
         plain = _cli(bench, "run", bench["protocol"], env=env)
         _, err = plain.communicate(timeout=CLI_TIMEOUT_S)
         assert plain.returncode == 2 and "is gone (its heartbeat expired" in err, err

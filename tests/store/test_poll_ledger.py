@@ -120,3 +120,22 @@ def test_a_reading_of_the_next_session_is_not_counted_in_the_dead_sessions_last_
     _read(engine, o2, 1005.0, [0])  # at 1008.7: the new session's slot 0, inside the dead slot's interval
     counts = polls.ledger(engine, run_id).channels["o2"]
     assert (counts.expected, counts.stored, counts.down, counts.lost) == (2, 2, 0, 0)
+
+
+def test_a_run_killed_after_it_ended_does_not_claim_the_rigs_next_run(engine, channels, run_id):
+    """A runner SIGKILLed between its run's end and its poller's stop leaves its session open: the
+    run's end and the rig's next run bound it, so the next run's readings are not this run's."""
+    o2 = channels["o2"]
+    _session(engine, run_id, 1000.0, {o2: 1000.0})  # never closed
+    _read(engine, o2, 1000.0, [0, 1, 2, 3])
+    with engine.begin() as c:
+        runs.set_state(c, runs.get(c, run_id), "running", 1000.0)
+        runs.set_state(c, runs.get(c, run_id), "done", 1036.0)  # ended during slot 3
+        next_run = runs.create(c, runs.get(c, run_id).rig_id, "[protocol]\n", 60.0)[0]
+    _session(engine, next_run, 1052.0, {o2: 1052.5})  # the rig's next run, another phase
+    _read(engine, o2, 1052.5, list(range(10)))
+
+    mine = polls.ledger(engine, run_id).channels["o2"]
+    assert (mine.expected, mine.stored, mine.down, mine.pending, mine.lost) == (4, 4, 0, 0, 0)
+    theirs = polls.ledger(engine, next_run).channels["o2"]
+    assert (theirs.expected, theirs.stored, theirs.lost) == (10, 10, 0)
