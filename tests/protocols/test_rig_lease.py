@@ -163,7 +163,9 @@ def test_of_two_runs_started_together_one_runs_the_other_is_refused_before_any_b
         assert lines[0].startswith("error: rig liver4 is held by host ") and f" pid {winner} " in lines[0]
         assert "UTC" in lines[0] and "--take-over" in lines[0]
         (out, _), _ = outcomes[winner]
-        assert json.loads(out.splitlines()[-1]) == {"run_id": 1, "state": "done"}
+        outcome = json.loads(out.splitlines()[-1])
+        assert (outcome["run_id"], outcome["state"]) == (1, "done")
+        assert outcome["poll_slots"]["stored"] > 0 and outcome["poll_slots"]["lost"] == 0
         with bench["engine"].connect() as c:
             assert c.execute(select(ProtocolRun.id)).scalars().all() == [1]  # the loser created no run
         clients = _client_pids(bench["sim"])
