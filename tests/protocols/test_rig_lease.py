@@ -242,6 +242,16 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         assert slots.sessions == 2 and outcome["poll_slots"] == slots.total.to_dict()
         assert slots.total.lost == 0 and slots.total.down > 0 and slots.total.stored > 0
         assert slots.total.expected == slots.total.stored + slots.total.skipped + slots.total.down
+        shown = subprocess.run(
+            [sys.executable, "-m", "ui.cli.app", "runs", "show", "1", "--db", bench["url"]],
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            cwd=Path(RIG).parents[2],
+        ).stdout
+        line = " ".join(shown.split())  # rich wraps long lines
+        assert f"2 runner sessions): {slots.total.stored} of {slots.total.expected} slots stored" in line
+        assert f"{slots.total.down} down (no runner), 0 pending, 0 lost" in line
         take_over = _last_take_over(engine)
         assert take_over["previous"]["holder_pid"] == runner.pid and take_over["explicit_take_over"] is False
         assert ("heartbeat expired" if other else f"pid {runner.pid} no longer exists") in take_over["why_gone"]

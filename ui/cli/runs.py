@@ -140,6 +140,17 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
     }
 
 
+def _slots_line(slots: dict[str, Any]) -> str:
+    """The run's poll slots in one line, in slots (store.repositories.polls)."""
+    t = slots["total"]
+    why = ", ".join(f"{reason} {n}" for reason, n in t["skipped_by_reason"].items())
+    return (
+        f"poll slots ({len(slots['channels'])} channels, {slots['sessions']} runner sessions): "
+        f"{t['stored']} of {t['expected']} slots stored, {t['skipped']} skipped{f' ({why})' if why else ''}, "
+        f"{t['down']} down (no runner), {t['pending']} pending, {t['lost']} lost"
+    )
+
+
 @runs_app.command("show")
 def runs_show(
     run_id: Annotated[int, typer.Argument(help="The run (see `chiptwin runs list`).")],
@@ -193,16 +204,8 @@ def runs_show(
             '--dispensed-ul X (or --not-dosed) --reason "..." --user NAME',
             highlight=False,
         )
-    slots = view["poll_slots"]
-    if slots["sessions"]:
-        total_slots = slots["total"]
-        out.print(
-            f"poll slots ({len(slots['channels'])} channels, {slots['sessions']} runner sessions): "
-            f"{total_slots['stored']} of {total_slots['expected']} slots stored, {total_slots['skipped']} skipped "
-            f"{total_slots['skipped_by_reason'] or ''}, {total_slots['down']} down (no runner), "
-            f"{total_slots['pending']} pending, {total_slots['lost']} lost",
-            highlight=False,
-        )
+    if view["poll_slots"]["sessions"]:
+        out.print(_slots_line(view["poll_slots"]), highlight=False)
     timeline = view["timeline"][-TIMELINE_STEPS:]
     table = Table(title=f"steps started: {len(view['timeline'])} (times in hours since the run started)")
     for column in ("step", "kind", "state", "start (h)", "end (h)"):
