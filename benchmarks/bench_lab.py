@@ -7,14 +7,17 @@ Measures, with the machine's load average beside the figures (results: benchmark
 * readings/s stored over a window of ``--seconds`` wall seconds (counted by the readings' own
   times, so a runner's start-up before the window does not count against it), beside the rate
   the rig files ask for (the channels the runners poll, over their poll periods × the clock rate);
-* **loss**: per channel, every poll slot of the window has its stored reading — a gap between two
-  stored readings longer than 1.5 poll periods is a slot without a reading. Zero means nothing
-  was lost between the poller and the store, and no poll was skipped;
+* **every poll slot of the window, accounted for** by the store's poll ledger
+  (store.repositories.polls): expected = stored + skipped (the poller's own record: late, or the
+  device had no value yet) + down (no runner) + pending (not yet written when counted) + **lost**.
+  Lost is a reading the poller produced that never reached the store: it must be 0, and the run
+  exits 1 when it is not;
 * CPU per runner and of the supervisor (user + system seconds from /proc, psutil) per wall second;
 * OPC UA subscription latency: a client subscribed to one channel (its poll period is 1 wall s
   at 60×) notes each notification's arrival against the wall time its reading was taken;
 * restart: SIGKILL of a runner → the first reading its resumed runner stores (median of ``--kills``,
-  15 s apart: the supervisor's spare runner, docs/lab.md, is ready again by then).
+  15 s apart: the supervisor's spare runner, docs/lab.md, is ready again by then); and the ledger
+  of the whole runs after the kills (the dead runners' time is down, never lost).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from benchmarks.common import write_results
 from instruments.rig.factory import endpoints_resolver, open_rig
 from protocols.lab.queueing import enqueue
 from protocols.run.acquire import poll_channels
+from store.repositories import polls, runs
 from store.schema import Channel, Reading
 from store.schema import Rig as RigRow
 from tests.protocols.lab_helpers import SimLab, dosing_protocol, sim_lab, wait_for
@@ -60,22 +64,6 @@ def _rig_readings(lab: SimLab, rig: str) -> int:
         return int(c.execute(query).scalar() or 0)
 
 
-def _times(lab: SimLab, rig: str, from_s: float, to_s: float) -> dict[str, list[float]]:
-    """Each channel's stored reading times (the rig's clock) in [from_s, to_s]."""
-    query = (
-        select(Channel.name, Reading.t_utc_s)
-        .join(Channel, Channel.id == Reading.channel_id)
-        .join(RigRow, RigRow.id == Channel.rig_id)
-        .where(RigRow.name == rig, Reading.t_utc_s >= from_s, Reading.t_utc_s <= to_s)
-        .order_by(Reading.t_utc_s)
-    )
-    found: dict[str, list[float]] = defaultdict(list)
-    with lab.engine.connect() as c:
-        for name, t in c.execute(query).all():
-            found[name].append(float(t))
-    return found
-
-
 def polled_periods(lab: SimLab, rig: str) -> dict[str, float]:
     """The poll period of each channel the runner's poller reads, chosen as the runner chooses them.
 
@@ -88,18 +76,46 @@ def polled_periods(lab: SimLab, rig: str) -> dict[str, float]:
     return {ch.name: ch.period_s for ch in channels}
 
 
-def _window(periods: dict[str, float], lab: SimLab, rig: str, from_s: float, to_s: float) -> tuple[int, int, int]:
-    """(readings stored in the window, slots without a reading, channels without any reading)."""
-    times = _times(lab, rig, from_s - 1.5 * max(periods.values()), to_s)
-    stored = sum(1 for ts in times.values() for t in ts if t >= from_s)
-    missing = 0
-    for name, period in periods.items():
-        ts = [t for t in times.get(name, []) if t >= from_s - 1.5 * period]
-        missing += sum(max(0, round((b - a) / period) - 1) for a, b in zip(ts, ts[1:]))
-        if ts and to_s - ts[-1] > 1.5 * period:  # the window's tail: slots after the last reading
-            missing += int((to_s - ts[-1]) / period - 0.5)
-    silent = sum(1 for name in periods if not times.get(name))
-    return stored, missing, silent
+def _run_ids(lab: SimLab) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = defaultdict(list)
+    for run in runs.listing(lab.engine):
+        found[run.rig].append(run.id)
+    return found
+
+
+def _slots(lab: SimLab, window: dict[str, tuple[float, float]] | None = None) -> polls.SlotCounts:
+    """Every rig's runs' poll slots (in each rig's clock window, or all of each run), summed."""
+    total = polls.SlotCounts()
+    for rig, ids in _run_ids(lab).items():
+        for run_id in ids:
+            bounds = window[rig] if window else (None, None)
+            total.add(polls.ledger(lab.engine, run_id, *bounds).total)
+    return total
+
+
+def _window_slots(lab: SimLab, window: dict[str, tuple[float, float]], wait_s: float) -> polls.SlotCounts:
+    """The window's slots once the runners have written them (pending 0), or after ``wait_s`` wall seconds."""
+    deadline = time.monotonic() + wait_s
+    while (counts := _slots(lab, window)).pending and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return counts
+
+
+def _silent(lab: SimLab, periods: dict[str, dict[str, float]], window: dict[str, tuple[float, float]]) -> int:
+    """Polled channels without any reading in the window."""
+    silent = 0
+    for rig, (from_s, to_s) in window.items():
+        query = (
+            select(Channel.name)
+            .join(Reading, Reading.channel_id == Channel.id)
+            .join(RigRow, RigRow.id == Channel.rig_id)
+            .where(RigRow.name == rig, Reading.t_utc_s >= from_s, Reading.t_utc_s < to_s)
+            .distinct()
+        )
+        with lab.engine.connect() as c:
+            heard = set(c.execute(query).scalars())
+        silent += len(set(periods[rig]) - heard)
+    return silent
 
 
 def _asked_per_s(periods: dict[str, dict[str, float]], rate: float) -> float:
@@ -221,8 +237,9 @@ def main() -> None:
             sim1 = {r: sim.clock.now_s() for r, sim in lab.sims.items()}
             cpu1 = {r: _cpu_s(p) for r, p in pids.items()} | {"supervisor": _cpu_s(supervisor.pid)}
             subscriber.stop()
-            windows = {r: _window(periods[r], lab, r, sim0[r], sim1[r]) for r in lab.rigs}
-            stored = sum(w[0] for w in windows.values()) / wall
+            window = {r: (sim0[r], sim1[r]) for r in lab.rigs}
+            slots = _window_slots(lab, window, wait_s=60.0)
+            stored = slots.stored / wall
             asked = _asked_per_s(periods, args.rate)
             runner_cpu = [(cpu1[r] - cpu0[r]) / wall for r in lab.rigs]
             delays = sorted(subscriber.delays_s)
@@ -232,8 +249,8 @@ def main() -> None:
                 "readings_per_s_stored": round(stored, 2),
                 "readings_per_s_asked": round(asked, 2),
                 "polled_channels_per_rig": len(periods[next(iter(lab.rigs))]),
-                "slots_without_reading": sum(w[1] for w in windows.values()),
-                "channels_without_reading": sum(w[2] for w in windows.values()),
+                "poll_slots_in_window": {"unit": "poll slots", **slots.to_dict()},
+                "channels_without_reading": _silent(lab, periods, window),
                 "cpu_per_runner_core_fraction": {
                     "median": round(statistics.median(runner_cpu), 4),
                     "max": round(max(runner_cpu), 4),
@@ -258,15 +275,24 @@ def main() -> None:
                 "target_s": 10.0,
                 "load_average_1min": round(os.getloadavg()[0], 2),
             }
+            time.sleep(5.0)  # the last resumed runner writes a few batches: its session has a stored tail
+            figures["poll_slots_whole_runs"] = {"unit": "poll slots", **_slots(lab).to_dict()}
     path = write_results("lab", figures)
     _print(figures, path)
+    if figures["poll_slots_in_window"]["lost"] or figures["poll_slots_whole_runs"]["lost"]:
+        raise SystemExit("LOST poll slots: a reading the poller produced never reached the store (a bug)")
 
 
 def _print(f: dict, path: Path) -> None:
     print(f"machine: {f['cores']} cores, load average {f['load_average_1min']} (1 min, start/end of the window)")
     print(f"{f['rigs']} rigs ({f['rig_file']}) at {f['rate']:g}x, {f['window_s']:g} s wall, store {f['store']}: "
           f"{f['readings_per_s_stored']} readings/s stored, {f['readings_per_s_asked']} asked for; "
-          f"slots without a reading {f['slots_without_reading']}, silent channels {f['channels_without_reading']}")  # fmt: skip
+          f"silent channels {f['channels_without_reading']}")  # fmt: skip
+    for name in ("poll_slots_in_window", "poll_slots_whole_runs"):
+        c = f.get(name)
+        if c:
+            print(f"{name}: expected {c['expected']} = stored {c['stored']} + skipped {c['skipped']} "
+                  f"{c['skipped_by_reason']} + down {c['down']} + pending {c['pending']} + LOST {c['lost']} slots")  # fmt: skip
     print(
         f"CPU per runner {f['cpu_per_runner_core_fraction']} of a core; supervisor {f['cpu_supervisor_core_fraction']}"
     )

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from enum import IntFlag
 from itertools import islice
-from typing import Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import pint
 from sqlalchemy import Connection, Engine, select
@@ -55,9 +55,16 @@ class IngestReport:
 
 
 def ingest_readings(
-    engine: Engine, readings: Iterable[ReadingIn | tuple], batch_size: int = DEFAULT_BATCH_SIZE
+    engine: Engine,
+    readings: Iterable[ReadingIn | tuple],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    with_first_batch: Callable[[Connection], object] | None = None,
 ) -> IngestReport:
-    """Store readings in batches of ``batch_size``, each batch in one transaction."""
+    """Store readings in batches of ``batch_size``, each batch in one transaction.
+
+    ``with_first_batch`` writes more in the first batch's transaction (the poll ledger's gaps
+    commit with the readings they follow: both or neither)."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     channels = _ChannelUnits(engine)
@@ -67,6 +74,8 @@ def ingest_readings(
         rows = channels.validated_rows(batch, report.received)
         with engine.begin() as connection:
             report.stored += _execute_many(connection, insert_sql, rows)
+            if with_first_batch is not None and report.batches == 0:
+                with_first_batch(connection)
         report.received += len(rows)
         report.batches += 1
     return report

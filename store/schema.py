@@ -343,3 +343,37 @@ class RigOwner(SQLModel, table=True):
     rig_name: str = Field(primary_key=True, max_length=128)
     supervisor_name: str = Field(foreign_key="labsupervisor.name", index=True, max_length=128)
     since_utc_s: float
+
+
+class PollSession(SQLModel, table=True):
+    """One runner process's acquisition poller on a run: from its start to its clean stop (None: it died,
+    or is still polling). Times are on the run's clock. The poll ledger (store.repositories.polls)
+    counts each channel's slots against the sessions' schedules."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="protocolrun.id", index=True)
+    pid: int
+    started_utc_s: float
+    stopped_utc_s: Optional[float] = None
+
+
+class PollSchedule(SQLModel, table=True):
+    """A channel's slots in one session: slot k is due at ``first_due_utc_s + k·period_s`` (run clock)."""
+
+    session_id: int = Field(foreign_key="pollsession.id", primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", primary_key=True)
+    first_due_utc_s: float = Field(sa_column=Column(Float(precision=53), nullable=False))
+    period_s: float
+
+
+class PollGap(SQLModel, table=True):
+    """Slots of a session the poller served without a reading, and why: ``late`` (the whole period passed
+    before the poller could poll: skipped), ``no_value`` (polled, but the device failed before it ever
+    gave a value). Slots ``first_slot`` … ``first_slot + slots − 1`` of the channel's schedule."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="pollsession.id", index=True)
+    channel_id: int = Field(foreign_key="channel.id")
+    first_slot: int
+    slots: int
+    reason: str = Field(max_length=16)

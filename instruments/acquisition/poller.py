@@ -27,13 +27,14 @@ from __future__ import annotations
 import math
 import threading
 from collections import defaultdict
-from typing import Collection, Hashable, Iterable
+from typing import Callable, Collection, Hashable, Iterable
 
 from instruments.acquisition.batch import Batcher
 from instruments.acquisition.check import check_sequences
 from instruments.acquisition.types import (
     Channel,
     ChannelStats,
+    GapHook,
     HealthHook,
     PollerStats,
     Reading,
@@ -48,7 +49,17 @@ from instruments.errors import ConfigError
 
 STAGGER = True
 
-__all__ = ["Channel", "HealthHook", "Poller", "PollerStats", "Reading", "ReadingQuality", "Sink", "check_sequences"]
+__all__ = [
+    "Channel",
+    "GapHook",
+    "HealthHook",
+    "Poller",
+    "PollerStats",
+    "Reading",
+    "ReadingQuality",
+    "Sink",
+    "check_sequences",
+]
 
 
 class Poller:
@@ -64,6 +75,7 @@ class Poller:
         join_timeout_s: float = 10.0,
         stagger: bool = STAGGER,
         on_health: HealthHook | None = None,
+        on_gap: GapHook | None = None,
     ) -> None:
         """``batch_interval_s`` is real (wall) time; ``start_utc_s`` (clock time) anchors slot 0.
 
@@ -76,6 +88,7 @@ class Poller:
         self.clock, self.join_timeout_s, self._start_utc_s = clock, join_timeout_s, start_utc_s
         self.stagger = stagger
         self.on_health = on_health  # called after every poll of a channel: see HealthHook
+        self.on_gap = on_gap  # slots served without a reading: see GapHook
         self._batcher = Batcher(sink, batch_readings, batch_interval_s)
         self._states = {channel.name: ChannelState(channel) for channel in self.channels}
         self._stop = threading.Event()
@@ -87,7 +100,7 @@ class Poller:
             raise RuntimeError("this poller was already started; make a new one")
         start_s = self.clock.now_s() if self._start_utc_s is None else self._start_utc_s
         self._workers = [
-            BusWorker(name, groups, self.clock, self._stop, self._batcher.add, self.on_health)
+            BusWorker(name, groups, self.clock, self._stop, self._batcher.add, self.on_health, self._gap_hook())
             for name, groups in self._plan(start_s).items()
         ]
         self._batcher.start()
@@ -136,6 +149,19 @@ class Poller:
         """A snapshot (copies) of every channel's counters and the sink's."""
         channels = {name: ChannelStats(**vars(state.stats)) for name, state in self._states.items()}
         return PollerStats(channels, self._batcher.snapshot(), len(self._workers))
+
+    def _gap_hook(self) -> Callable[[str, int, int, str], None] | None:
+        """The workers' gap hook: ``on_gap`` with the count of readings handed over before the gap."""
+        on_gap = self.on_gap
+        if on_gap is None:
+            return None
+        batcher = self._batcher
+        return lambda channel, first, slots, reason: on_gap(channel, first, slots, reason, batcher.added)
+
+    def schedule(self) -> dict[str, tuple[float, float]]:
+        """Each channel's (slot 0 due time on the clock, period in clock seconds), once started:
+        slot k is due at ``first + k·period``."""
+        return {s.channel.name: (g.start_s, g.period_s) for w in self._workers for g in w.groups for s in g.states}
 
     # -- a stepped clock stops at poll slots (docs/clock.md, "Landing on poll slots") ----------
     def _groups_of(self, channels: Collection[str]) -> list[PollGroup]:

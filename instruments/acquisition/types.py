@@ -53,6 +53,12 @@ Sink = Callable[[list[Reading]], None]
 # Called even when a failed read yields no reading (no good value yet), so a device that
 # never answered is as visible as one that stopped answering.
 HealthHook = Callable[[str, str], None]
+# (channel name, first slot, number of slots, reason, readings before) for slots served without
+# a reading: "late" (the whole period passed before a poll: skipped) or "no_value" (the read failed
+# before any good value). With the readings' slots they account for every slot of the schedule.
+# "readings before": how many readings the poller had handed to its batcher when the gap was
+# seen, so a sink can store a gap only once the readings before it are stored (never ahead of them).
+GapHook = Callable[[str, int, int, str, int], None]
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,7 +11,9 @@ A failed read (any InstrumentError, or any other exception from a driver — a d
 must not kill the worker) yields, for each channel of the group, a reading flagged
 DEVICE_ERROR|STALE carrying the channel's last good value and the error text; before the
 first good value there is nothing honest to report, so no reading is produced and
-``errors_without_value`` counts it. Values are never NaN: a non-finite value or a missing
+``errors_without_value`` counts it. Both kinds of slot without a reading (skipped: ``late``;
+failed before a value: ``no_value``) go to the gap hook, so the store can account for every
+slot (store.repositories.polls). Values are never NaN: a non-finite value or a missing
 quantity counts as a device error.
 """
 
@@ -127,6 +129,11 @@ class PollGroup:
         """The slot to poll now; slots whose whole period already passed are counted missed."""
         if self.period_s:
             current = int((now_s - self.start_s) // self.period_s)
+            # as due_s() computes due times: the claimed slot's interval [due, due + period) holds now_s
+            while current > 0 and self.start_s + current * self.period_s > now_s:
+                current -= 1
+            while self.start_s + (current + 1) * self.period_s <= now_s:
+                current += 1
             if current > self.next_slot:
                 for state in self.states:
                     state.stats.missed_slots += current - self.next_slot
@@ -146,9 +153,10 @@ class BusWorker:
         stop: threading.Event,
         emit: Callable[[list[Reading]], None],
         on_health: HealthHook | None = None,
+        on_gap: Callable[[str, int, int, str], None] | None = None,
     ) -> None:
         self.name, self.groups, self.clock, self._stop, self._emit = name, groups, clock, stop, emit
-        self._on_health = on_health
+        self._on_health, self._on_gap = on_health, on_gap
         self._order = itertools.count()
         self.thread = threading.Thread(target=self._run, name=f"poll {name}", daemon=True)
 
@@ -173,8 +181,13 @@ class BusWorker:
             group.in_poll = False
 
     def _poll(self, group: PollGroup) -> None:
-        slot = group.claim_slot(self.clock.now_s())
+        # one clock reading for the claim and the reading's time: slot k's reading lies in
+        # [due_k, due_k + period), so the store can tell which slot a stored reading served
         t_utc_s = self.clock.now_s()
+        first_free = group.next_slot
+        slot = group.claim_slot(t_utc_s)
+        if slot > first_free:
+            self._gap(group.states, first_free, slot - first_free, "late")
         by_quantity: dict[str, Measurement] | None = None
         error = ""
         try:
@@ -182,6 +195,7 @@ class BusWorker:
         except Exception as exc:  # noqa: BLE001 - InstrumentError expected; a driver bug must not kill the worker
             error = f"{type(exc).__name__}: {exc}"
         readings = [state.reading(slot, t_utc_s, by_quantity, error) for state in group.states]
+        self._gap([s for s, r in zip(group.states, readings) if r is None], slot, 1, "no_value")
         self._emit([r for r in readings if r is not None])
         if self._on_health is not None:
             for state in group.states:
@@ -189,3 +203,12 @@ class BusWorker:
                     self._on_health(state.channel.name, state.poll_error)
                 except Exception:  # noqa: BLE001 - a watcher's failure must not stop acquisition
                     log.exception("health hook failed for %s", state.channel.name)
+
+    def _gap(self, states: list[ChannelState], first_slot: int, slots: int, reason: str) -> None:
+        if self._on_gap is None:
+            return
+        for state in states:
+            try:
+                self._on_gap(state.channel.name, first_slot, slots, reason)
+            except Exception:  # noqa: BLE001 - a watcher's failure must not stop acquisition
+                log.exception("gap hook failed for %s", state.channel.name)

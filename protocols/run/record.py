@@ -9,6 +9,7 @@ action commits together with its audit entry.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from instruments.rig.model import Rig
 from store.audit import append_audit, seal_row
-from store.repositories import queue, runs
+from store.repositories import polls, queue, runs
 from store.schema import Alarm, Channel, Chip, Instrument, ProtocolRun, Step
 from store.schema import Rig as RigRow
 from store.states import FINAL_RUN_STATES, RunState
@@ -171,6 +172,25 @@ class Recorder:
             values["detail_json"] = json.dumps(detail, default=str)
         with self.tx() as c:
             c.execute(update(Step).where(Step.run_id == run_id, Step.index == index).values(**values))
+
+    # -- the poll ledger (store.repositories.polls) --------------------------------------------
+    def open_poll_session(self, run_id: int) -> int:
+        """This process's poller on the run (store.repositories.polls)."""
+        with self.tx() as c:
+            return polls.open_session(c, run_id, os.getpid(), self.now_s())
+
+    def poll_schedule(self, session_id: int, schedule: dict[int, tuple[float, float]]) -> None:
+        """Each channel id's (slot 0 due time, period) in the session, on the run's clock."""
+        with self.tx() as c:
+            polls.add_schedule(c, session_id, schedule)
+
+    def poll_gaps(self, session_id: int, gaps: list[polls.GapRow]) -> None:
+        with self.tx() as c:
+            polls.add_gaps(c, session_id, gaps)
+
+    def close_poll_session(self, session_id: int) -> None:
+        with self.tx() as c:
+            polls.close_session(c, session_id, self.now_s())
 
     def instrument_states(self, states: dict[int, str]) -> None:
         """Instrument id → its connection state (ok / degraded / reconnecting / lost), as the drivers report it."""

@@ -15,6 +15,7 @@ step without doing anything twice.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from protocols.run.store_outage import MAX_RECOVERIES, StoreLost, is_store_outag
 STEPS: dict[str, StepAction] = {**RIG_STEPS, **LOOP_STEPS}  # every step kind of the language, and what it does
 
 Progress = Callable[[int, int, str], None]
+log = logging.getLogger(__name__)
 
 
 class RunEnded(ProtocolError):
@@ -282,7 +284,12 @@ class Runner:
 
     def _start_threads(self) -> None:
         self.instrument_states.observe()  # every instrument's state as the run starts (lost: no driver)
+        # the poll session first: the poller's gaps are stored in it from its first batch on
+        self.sink.session_id = self.ctx.recorder.open_poll_session(self.ctx.run_id)
         self.poller, skipped = start_poller(self.ctx.rig, self.ctx.devices, self.sink, self.ctx.clock)
+        ids = self.ctx.ids["channels"]
+        schedule = {ids[name]: grid for name, grid in self.poller.schedule().items()}
+        self.ctx.recorder.poll_schedule(self.sink.session_id, schedule)
         # a stepped clock lands on the fit's readings and never outruns an interlock's (protocols.run.landings)
         self.control.landings = Landings(self.poller, fit_channels(self.ctx.rig), paced=self.monitor.grace_s)
         for why in skipped:
@@ -297,8 +304,21 @@ class Runner:
             self.control.landings = None
             self.poller.stop()
             self.poller = None
+            self._close_poll_session()
         if self.ctx.notifier is not None:
             self.ctx.notifier.flush(10.0)  # bounded: a dead mail server never holds the run's end
+
+    def _close_poll_session(self) -> None:
+        """The poller's last gaps and its clean stop to the store; a store that is away keeps neither
+        (the ledger then counts the session's unwritten tail as down, never as lost)."""
+        if self.sink.session_id is None:
+            return
+        try:
+            self.sink.store_gaps()
+            self.ctx.recorder.close_poll_session(self.sink.session_id)
+        except DBAPIError as exc:
+            log.warning("run %s: the poll session's end was not stored: %s", self.ctx.run_id, exc)
+        self.sink.session_id = None
 
     # -- convenience --------------------------------------------------------------------
     @property

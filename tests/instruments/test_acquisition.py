@@ -262,3 +262,31 @@ def test_configuration_errors_are_reported_before_starting() -> None:
         Poller([channel, channel], Collect(), AcceleratedClock.starting_now(10.0))
     with pytest.raises(ValueError):
         Batcher(Collect(), max_readings=0)
+
+
+def test_every_slot_is_a_reading_or_a_reported_gap() -> None:
+    """The gap hook (the store's poll ledger) with the readings covers each slot once, and each
+    reading lies in its slot's interval of the poller's schedule."""
+    slow = FakeSensor("slow", {"x": 1.0}, delay_s=0.025)  # misses about two slots a read
+    mute = FakeSensor("mute", {"temperature": 37.0}, unit="degC")  # never has a pH
+    gaps: list[tuple[str, int, int, str, int]] = []
+    sink, clock = Collect(), AcceleratedClock.starting_now(100.0, T0)
+    channels = [Channel("x", slow, "x", "percent", 1.0), Channel("ph", mute, "pH", "dimensionless", 1.0)]
+    poller = Poller(channels, sink, clock, on_gap=lambda *gap: gaps.append(gap)).start()
+    schedule = poller.schedule()
+    time.sleep(0.5)
+    stats = poller.stop()
+
+    readings = sink.of("x")
+    late = [(first, n) for channel, first, n, reason, _ in gaps if channel == "x" and reason == "late"]
+    assert sum(n for _, n in late) == stats.channels["x"].missed_slots > 0
+    covered = sorted([r.slot for r in readings] + [first + k for first, n in late for k in range(n)])
+    assert covered == list(range(len(covered)))  # each slot once: read, or reported skipped
+    first_due, period = schedule["x"]
+    assert all(first_due + r.slot * period <= r.t_utc_s < first_due + (r.slot + 1) * period for r in readings)
+    for channel, first, _n, _reason, before in gaps:  # every reading of an earlier slot was handed over before it
+        assert before >= sum(1 for r in sink.readings if r.channel == channel and r.slot < first)
+    no_value = sum(n for channel, _, n, reason, _ in gaps if channel == "ph" and reason == "no_value")
+    ph_late = sum(n for channel, _, n, reason, _ in gaps if channel == "ph" and reason == "late")
+    assert no_value == stats.channels["ph"].errors_without_value > 0 and sink.of("ph") == []
+    assert ph_late == stats.channels["ph"].missed_slots  # a busy machine may skip some of its slots too

@@ -26,7 +26,7 @@ from store.engine import make_engine
 from store.lease import holder_of
 from store.migrate import upgrade
 from store.schema import Command, Reading
-from tests.protocols.runner_helpers import REPO, RIG
+from tests.protocols.runner_helpers import REPO, RIG, wait_for
 
 PUMPS = {"pump1": "chip1", "pump2": "chip2"}
 
@@ -131,12 +131,3 @@ def sim_lab(
         for sim in sims.values():
             sim.stop()
         engine.dispose()
-
-
-def wait_for(predicate, timeout_s: float = 120.0, poll_s: float = 0.05):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if found := predicate():
-            return found
-        time.sleep(poll_s)
-    raise AssertionError(f"not within {timeout_s} s")

@@ -79,9 +79,17 @@ class Background:
 
 
 def wait_until(predicate, timeout_s: float = 10.0, poll_s: float = 0.02):  # noqa: ANN001, ANN201
+    """``predicate()``'s first true value, polled every ``poll_s`` wall seconds; None after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if found := predicate():
             return found
         time.sleep(poll_s)
     return None
+
+
+def wait_for(predicate, timeout_s: float = 120.0, poll_s: float = 0.05):  # noqa: ANN001, ANN201
+    """As ``wait_until``, but a timeout is a failure (AssertionError naming it)."""
+    if found := wait_until(predicate, timeout_s, poll_s):
+        return found
+    raise AssertionError(f"not within {timeout_s} s")

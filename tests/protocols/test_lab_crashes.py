@@ -3,7 +3,8 @@ supervisor killed (SIGKILL) while queued runs go on.
 
 Checked: each rig's queued runs start in queue order, one after the other; every run ends done or
 parked with an alarm; each chip's dose ledger is its protocol's (each dose exactly once) and each
-pump moved exactly what the ledger says; no committed reading is lost across a kill. The default
+pump moved exactly what the ledger says; no committed reading is lost across a kill, and every
+poll slot is stored, skipped or down (no runner), none lost (store.repositories.polls). The default
 run kills 4 runners and the supervisor once; ``CHIPTWIN_LAB_SOAK=1`` does the issue's 20 and 5.
 """
 
@@ -18,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from protocols.lab.queueing import enqueue
-from store.repositories import queue
+from store.repositories import polls, queue
 from store.schema import Alarm, ProtocolRun
 from store.states import QueueState
 from tests.protocols.lab_helpers import PUMPS, dosing_protocol, sim_lab, wait_for
@@ -108,6 +109,9 @@ def test_a_lab_of_four_rigs_survives_runner_and_supervisor_kills(tmp_path, postg
         assert all(b <= lab.readings() for b in readings_before), "a committed reading was lost"
 
         states = _runs(lab)
+        for run_id in states:  # every poll slot stored, skipped (said so) or down (no runner): none lost
+            slots = polls.ledger(lab.engine, run_id)
+            assert slots.sessions >= 1 and slots.total.lost == 0, f"run {run_id}: {slots.total.text()}"
         with lab.engine.connect() as c:
             alarmed = set(c.execute(select(Alarm.run_id).where(Alarm.severity == "critical")).scalars())
             walls = dict(

@@ -5,7 +5,8 @@ runner); the runner is a subprocess killed with SIGKILL — at random times, or 
 hook right after a dose was sent and before it was confirmed — and ``resume`` continues it.
 Checked at the end: every dose of the protocol has exactly one confirmed intent and one
 DoseEvent, each pump's own counter moved by exactly the ledger's volume (nothing dosed
-twice, nothing skipped), and no reading committed before a kill was lost.
+twice, nothing skipped), no reading committed before a kill was lost, and every poll slot
+of the run is stored, skipped or down (no runner): none lost.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from instruments.sim.rig import SimulatedRig
 from protocols.run.intents import KILL_AFTER_SEND_ENV
 from store.engine import make_engine
 from store.migrate import upgrade
+from store.repositories import polls
 from store.schema import Command, DoseEvent, ProtocolRun, Reading
 from tests.protocols.runner_helpers import RIG, protocol_text
 
@@ -101,6 +103,9 @@ def test_kill_9_at_random_moments_then_resume_never_doses_twice(tmp_path) -> Non
                 break
         assert state == "done", f"run ended {state}: {err.decode()[-800:]}"
         assert crashes >= CRASH_POINTS // 2
+        slots = polls.ledger(engine, 1)  # each runner's poll slots: stored, skipped or down, none lost
+        assert slots.sessions >= 2 and slots.total.lost == 0, slots.total.text()  # (some die before polling)
+        assert slots.total.down > 0 and slots.total.pending == 0
         with engine.connect() as c:
             confirmed = c.execute(select(Command).where(Command.state == "confirmed")).all()
             doses = c.execute(select(DoseEvent)).all()

@@ -35,8 +35,9 @@ from instruments.transport.serial_link import PortBusy, SerialLink
 from store.engine import make_engine
 from store.lease import EXPIRY_ENV, HEARTBEAT_ENV, HOST_ENV, LeaseTiming, acquire, holder_of, run_holder, this_host
 from store.migrate import upgrade
+from store.repositories import polls
 from store.schema import AuditEntry, Command, DoseEvent, ProtocolRun
-from tests.protocols.runner_helpers import RIG, protocol_text
+from tests.protocols.runner_helpers import RIG, protocol_text, wait_for
 from tests.ui.test_panel_support import app_signed_in, lab, texts  # noqa: F401 (lab is a fixture)
 
 PUMPS = {"pump1": "chip1", "pump2": "chip2"}
@@ -115,15 +116,6 @@ def _client_pids(sim: SimulatedRig) -> set[int]:
     return set().union(*(log.pids() for log in logs))
 
 
-def _wait_for(predicate, timeout_s: float = 120.0, poll_s: float = 0.1):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if found := predicate():
-            return found
-        time.sleep(poll_s)
-    raise AssertionError(f"not within {timeout_s} s")
-
-
 def _assert_ledger_exact(bench: dict, run_id: int, dose_steps: int) -> None:
     """Every dose of the protocol exactly once, and each pump moved exactly what the ledger says."""
     with bench["engine"].connect() as c:
@@ -171,7 +163,9 @@ def test_of_two_runs_started_together_one_runs_the_other_is_refused_before_any_b
         assert lines[0].startswith("error: rig liver4 is held by host ") and f" pid {winner} " in lines[0]
         assert "UTC" in lines[0] and "--take-over" in lines[0]
         (out, _), _ = outcomes[winner]
-        assert json.loads(out.splitlines()[-1]) == {"run_id": 1, "state": "done"}
+        outcome = json.loads(out.splitlines()[-1])
+        assert (outcome["run_id"], outcome["state"]) == (1, "done")
+        assert outcome["poll_slots"]["stored"] > 0 and outcome["poll_slots"]["lost"] == 0
         with bench["engine"].connect() as c:
             assert c.execute(select(ProtocolRun.id)).scalars().all() == [1]  # the loser created no run
         clients = _client_pids(bench["sim"])
@@ -203,8 +197,8 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         engine = bench["engine"]
         runner = _cli(bench, "run", bench["protocol"], env=runner_env)
         # running: its lease names run 1, and the first dose is confirmed (the run is in its long wait next)
-        _wait_for(lambda: (h := run_holder(engine, 1)) is not None and h.holder_pid == runner.pid)
-        _wait_for(lambda: _count_confirmed(engine) >= 2)
+        wait_for(lambda: (h := run_holder(engine, 1)) is not None and h.holder_pid == runner.pid)
+        wait_for(lambda: _count_confirmed(engine) >= 2)
 
         status = subprocess.run(
             [sys.executable, "-m", "ui.cli.app", "rig", "status", "--db", bench["url"], "--json"],
@@ -216,6 +210,7 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         held = {r["rig"]: r for r in json.loads(status.stdout)}["liver4"]
         assert f"pid {runner.pid} (run 1, `chiptwin run`)" in held["holder"] and held["expired"] is False
         assert 0 <= held["heartbeat_age_s"] < expiry_s
+        assert held["latest_run"] == 1 and held["poll_slots"]["stored"] > 0 and held["poll_slots"]["lost"] == 0
 
         refused = _cli(bench, "resume", "1", env=lease_env)
         _, err = refused.communicate(timeout=CLI_TIMEOUT_S)
@@ -234,13 +229,29 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
             _, err = early.communicate(timeout=CLI_TIMEOUT_S)
             if time.time() < lease_at_kill.expires_utc_s:  # (a machine too busy to start it in 20 s proves nothing)
                 assert early.returncode == 2 and "still being driven" in err, err
-            _wait_for(lambda: time.time() > lease_at_kill.expires_utc_s + 0.5, timeout_s=expiry_s + 10)
+            wait_for(lambda: time.time() > lease_at_kill.expires_utc_s + 0.5, timeout_s=expiry_s + 10)
 
         resumed = _cli(bench, "resume", "1", env=lease_env)
         out, err = resumed.communicate(timeout=CLI_TIMEOUT_S)
         assert resumed.returncode == 0, err[-1500:]
-        assert json.loads(out.splitlines()[-1])["state"] == "done" and _run_state(engine, 1) == "done"
+        outcome = json.loads(out.splitlines()[-1])
+        assert outcome["state"] == "done" and _run_state(engine, 1) == "done"
         assert "took rig liver4 over from" in err
+        # every poll slot accounted for: the dead runner's time counts as down, nothing stored was lost
+        slots = polls.ledger(engine, 1)
+        assert slots.sessions == 2 and outcome["poll_slots"] == slots.total.to_dict()
+        assert slots.total.lost == 0 and slots.total.down > 0 and slots.total.stored > 0
+        assert slots.total.expected == slots.total.stored + slots.total.skipped + slots.total.down
+        shown = subprocess.run(
+            [sys.executable, "-m", "ui.cli.app", "runs", "show", "1", "--db", bench["url"]],
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            cwd=Path(RIG).parents[2],
+        ).stdout
+        line = " ".join(shown.split())  # rich wraps long lines
+        assert f"2 runner sessions): {slots.total.stored} of {slots.total.expected} slots stored" in line
+        assert f"{slots.total.down} down (no runner), 0 pending, 0 lost" in line
         take_over = _last_take_over(engine)
         assert take_over["previous"]["holder_pid"] == runner.pid and take_over["explicit_take_over"] is False
         assert ("heartbeat expired" if other else f"pid {runner.pid} no longer exists") in take_over["why_gone"]
@@ -259,10 +270,10 @@ def test_a_new_run_on_a_rig_left_by_a_crashed_run_needs_take_over(tmp_path, sqli
         engine = bench["engine"]
         env = {EXPIRY_ENV: "2", HEARTBEAT_ENV: "0.5"}
         crashed = _cli(bench, "run", bench["protocol"], env={**env, HOST_ENV: "bench-pc-2"})
-        _wait_for(lambda: run_holder(engine, 1) is not None)
+        wait_for(lambda: run_holder(engine, 1) is not None)
         crashed.send_signal(signal.SIGKILL)
         crashed.communicate(timeout=30)
-        _wait_for(lambda: time.time() > holder_of(engine, "liver4").expires_utc_s)  # its heartbeat expired
+        wait_for(lambda: time.time() > holder_of(engine, "liver4").expires_utc_s)  # its heartbeat expired
         plain = _cli(bench, "run", bench["protocol"], env=env)
         _, err = plain.communicate(timeout=CLI_TIMEOUT_S)
         assert plain.returncode == 2 and "is gone (its heartbeat expired" in err, err

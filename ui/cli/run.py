@@ -78,7 +78,8 @@ def run(
         runner = Runner.create(text, rig, engine, devices, clock, filename=name, queue_entry=queue_entry)
         lease.attach_run(runner.run_id)  # before any step: a later resume knows whose lease this was
         typer.echo(f"run {runner.run_id}", err=True)
-        return {"run_id": runner.run_id, "state": runner.run()}
+        state = runner.run()
+        return {"run_id": runner.run_id, "state": state, "poll_slots": _poll_slots(engine, runner.run_id)}
 
     _drive(rig_path, db, endpoints, clock_rate, start, command="run", take_over=take_over)
 
@@ -115,9 +116,16 @@ def resume(
 
     def go_on(rig: Any, engine: Any, devices: Any, clock: Any, lease: RigLease) -> dict:
         outcomes, state = Runner.attach(run_id, rig, engine, devices, clock).resume()
-        return {"run_id": run_id, "state": state, "reconciled": outcomes}
+        return {"run_id": run_id, "state": state, "reconciled": outcomes, "poll_slots": _poll_slots(engine, run_id)}
 
     _drive(rig_path, db, endpoints, clock_rate, go_on, command="resume", take_over=take_over, run_id=run_id)
+
+
+def _poll_slots(engine: Any, run_id: int) -> dict:
+    """The run's poll slots so far, in slots: stored, skipped, down (no runner), lost (store.repositories.polls)."""
+    from store.repositories import polls
+
+    return polls.ledger(engine, run_id).total.to_dict()
 
 
 def _drive(

@@ -1,7 +1,8 @@
 """`chiptwin runs …`: the protocol runs in the lab record, and where each one is.
 
 chiptwin runs list [--json]          # every run: rig, state, started, ended, clock rate
-chiptwin runs show 1 [--json]        # state, current and next step (from the checkpoint), a timeline of steps
+chiptwin runs show 1 [--json]        # state, current and next step (from the checkpoint), a timeline of steps,
+                                     # and its poll slots: stored, skipped, down, lost (store.repositories.polls)
 
 Start and end are wall-clock dates (UTC): when the run really started and ended. Step times are on
 the run's clock, shown as hours since the run started — for an accelerated (simulated) run that is
@@ -88,7 +89,7 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
     from protocols.errors import ProtocolError
     from protocols.language.api import expand, parse_protocol
     from protocols.run.settle import undecided_doses
-    from store.repositories import proposals, runs
+    from store.repositories import polls, proposals, runs
     from store.states import ProposalStatus
 
     row = runs.get(engine, run_id)
@@ -124,6 +125,8 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
             {"key": d.idempotency_key, "requested_ul": d.requested_amount, "why": d.error}
             for d in undecided_doses(engine, run_id)
         ],  # what a parked dose step waits for
+        # every poll slot of the run's channels: stored, skipped (and why), down (no runner), lost
+        "poll_slots": polls.ledger(engine, run_id).to_dict(),
         "timeline": [
             {
                 "index": s.index,
@@ -135,6 +138,17 @@ def run_view(engine: Any, run_id: int) -> dict[str, Any]:
             for s in steps
         ],
     }
+
+
+def _slots_line(slots: dict[str, Any]) -> str:
+    """The run's poll slots in one line, in slots (store.repositories.polls)."""
+    t = slots["total"]
+    why = ", ".join(f"{reason} {n}" for reason, n in t["skipped_by_reason"].items())
+    return (
+        f"poll slots ({len(slots['channels'])} channels, {slots['sessions']} runner sessions): "
+        f"{t['stored']} of {t['expected']} slots stored, {t['skipped']} skipped{f' ({why})' if why else ''}, "
+        f"{t['down']} down (no runner), {t['pending']} pending, {t['lost']} lost"
+    )
 
 
 @runs_app.command("show")
@@ -190,6 +204,8 @@ def runs_show(
             '--dispensed-ul X (or --not-dosed) --reason "..." --user NAME',
             highlight=False,
         )
+    if view["poll_slots"]["sessions"]:
+        out.print(_slots_line(view["poll_slots"]), highlight=False)
     timeline = view["timeline"][-TIMELINE_STEPS:]
     table = Table(title=f"steps started: {len(view['timeline'])} (times in hours since the run started)")
     for column in ("step", "kind", "state", "start (h)", "end (h)"):
