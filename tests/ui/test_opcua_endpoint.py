@@ -21,7 +21,8 @@ from store.ingest import Quality, ReadingIn, ingest_readings
 from store.migrate import upgrade
 from store.schema import Alarm, AuditEntry, Channel, Chip, PanelRequest, ProtocolRun, Rig, Step
 from tests.net import free_loopback_port
-from ui.panel.auth import add_user
+from ui.panel.auth import add_user, sign_in
+from ui.panel.lab import acknowledge_alarm
 
 T0 = time.time() - 600.0
 PASSWORDS = {"sam": "scientist-pw-1", "tina": "technician-pw-1"}
@@ -44,6 +45,76 @@ class Seen:
         self.values.append((value, data.monitored_item.Value.SourceTimestamp.timestamp()))
     def event_notification(self, event):
         self.events.append((str(event.Message.Text), int(event.Severity)))
+
+ACK = ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge)
+
+def fields(event):
+    got = event.get_event_props_as_fields_dict()
+    return {
+        "message": str(got["Message"].Value.Text), "severity": int(got["Severity"].Value),
+        "active": got["ActiveState/Id"].Value, "acked": got["AckedState/Id"].Value,
+        "retain": got["Retain"].Value, "condition": got["NodeId"].Value.to_string(),
+        "comment": got["Comment"].Value.Text, "user": got["ClientUserId"].Value,
+        "event_id": got["EventId"].Value,
+    }
+
+async def ack(client, condition, event_id, comment):
+    try:
+        await client.get_node(condition).call_method(ACK, ua.Variant(event_id, ua.VariantType.ByteString),
+                                                     ua.LocalizedText(comment))
+        return "Good"
+    except ua.UaStatusCodeError as error:
+        return type(error).__name__
+
+async def alarm(client, url, ns, rig):
+    seen = Seen()
+    seen.event_notification = lambda event: seen.events.append(fields(event))
+    subscription = await client.create_subscription(100, seen)
+    await subscription.subscribe_events(rig, ua.ObjectIds.AlarmConditionType)
+    print("subscribed", flush=True)
+    sys.stdin.readline()  # the test raises an alarm, then writes a line
+    for _ in range(300):
+        if seen.events:
+            break
+        await asyncio.sleep(0.1)
+    raised = seen.events[0]
+    condition = ua.NodeId.from_string(raised["condition"])
+    anonymous = Client(url, timeout=30)
+    async with anonymous:
+        refused = {"anonymous": await ack(anonymous, condition, raised["event_id"], "not me")}
+    refused["no comment"] = await ack(client, condition, raised["event_id"], "")
+    refused["unknown event"] = await ack(client, condition, b"no such event", "flushed")
+    done = await ack(client, condition, raised["event_id"], "flushed the oxygen line")
+    for _ in range(300):
+        if len(seen.events) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    again = await ack(client, condition, raised["event_id"], "twice")
+    for event in seen.events:
+        event.pop("event_id")
+    return {"events": seen.events, "refused": refused, "ack": done, "again": again}
+
+async def refresh(client):
+    seen = Seen()
+    seen.event_notification = lambda event: seen.events.append(fields(event))
+    subscription = await client.create_subscription(100, seen)
+    await subscription.subscribe_events(client.nodes.server, ua.ObjectIds.AlarmConditionType)
+    await client.get_node(ua.ObjectIds.ConditionType).call_method(
+        ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),
+        ua.Variant(subscription.subscription_id, ua.VariantType.UInt32))
+    for _ in range(300):
+        if seen.events:
+            break
+        await asyncio.sleep(0.1)
+    print("subscribed", flush=True)
+    sys.stdin.readline()  # the test acknowledges the alarm in the panel's way, then writes a line
+    for _ in range(300):
+        if any(e["acked"] for e in seen.events):
+            break
+        await asyncio.sleep(0.1)
+    for event in seen.events:
+        event.pop("event_id")
+    return {"events": seen.events}
 
 async def main():
     client = Client(url, timeout=30)
@@ -93,6 +164,10 @@ async def main():
                     break
                 await asyncio.sleep(0.1)
             out["values"], out["events"] = seen.values, seen.events
+        elif action == "alarm":  # see an alarm condition, try to acknowledge it anonymously, then as `user`
+            out = await alarm(client, url, ns, rig)
+        elif action == "refresh":  # the open alarms by ConditionRefresh, then their acknowledgement
+            out = await refresh(client)
         else:  # call: the methods named in `action`, e.g. "Pause,Abort"
             out["calls"] = []
             for kind in action.split(","):
@@ -334,3 +409,108 @@ def test_a_bad_endpoint_url_is_one_line_and_exit_2(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "opc.tcp://HOST:PORT" in done.stderr
+
+
+@pytest.mark.parametrize("user", ["tina", "sam"])
+def test_an_alarm_condition_is_acknowledged_over_opcua_and_audited_like_the_panel(lab, user):
+    process = subprocess.Popen(
+        [sys.executable, str(lab.client), lab.endpoint, user, PASSWORDS[user], "alarm"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout and process.stdin
+        assert process.stdout.readline().strip() == "subscribed"
+        engine = make_engine(lab.url)
+        with session(engine) as s:
+            raised = Alarm(rig_id=lab.rig_id, t_utc_s=time.time(), severity="warning", source="o2", message=user)
+            s.add(raised)
+            s.commit()
+            alarm_id = raised.id
+        before = time.time()
+        out, err = process.communicate("go\n", timeout=WAIT_S)
+        after = time.time()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    seen = json.loads(out.strip().splitlines()[-1])
+    condition = f"ns=2;s=alarm/{alarm_id}"
+    first, last = seen["events"][0], seen["events"][-1]
+    assert first == {
+        "message": f"warning: {user}",
+        "severity": 500,
+        "active": True,
+        "acked": False,
+        "retain": True,
+        "condition": condition,
+        "comment": "",
+        "user": "",
+    }, err[-2000:]
+    assert seen["refused"] == {
+        "anonymous": "BadUserAccessDenied",
+        "no comment": "BadInvalidArgument",  # the panel's rule: say what was done
+        "unknown event": "BadEventIdUnknown",
+    }
+    assert seen["ack"] == "Good"
+    assert (last["acked"], last["active"], last["retain"]) == (True, False, False)
+    assert (last["user"], last["comment"], last["condition"]) == (user, "flushed the oxygen line", condition)
+    assert seen["again"] == "BadNodeIdInvalid"  # the closed condition is gone; the store keeps one acknowledgement
+    engine = make_engine(lab.url)
+    with engine.connect() as c:
+        row = c.execute(
+            select(Alarm.acknowledged_by, Alarm.acknowledged_utc_s, Alarm.ack_comment).where(Alarm.id == alarm_id)
+        ).one()
+        audit = c.execute(
+            select(AuditEntry.actor, AuditEntry.t_utc_s).where(
+                AuditEntry.action == "alarm.acknowledge", AuditEntry.entity_id == str(alarm_id)
+            )
+        ).all()
+    engine.dispose()
+    assert (row.acknowledged_by, row.ack_comment) == (user, "flushed the oxygen line")
+    assert before <= row.acknowledged_utc_s <= after  # wall clock, when it was acknowledged
+    assert [tuple(a) for a in audit] == [(user, row.acknowledged_utc_s)]
+
+
+def _uals(lab: Lab, node: str) -> str:
+    listed = subprocess.run(
+        [str(BIN / "uals"), "-u", lab.endpoint, "-n", node, "-l", "1"], capture_output=True, text=True, timeout=WAIT_S
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    return listed.stdout
+
+
+def test_an_open_alarm_shows_on_condition_refresh_and_its_panel_acknowledgement_is_an_event(lab):
+    engine = make_engine(lab.url)
+    with session(engine) as s:
+        raised = Alarm(rig_id=lab.rig_id, t_utc_s=time.time(), severity="critical", source="pump", message="stall")
+        s.add(raised)
+        s.commit()
+        alarm_id = raised.id
+    condition = f"ns=2;s=alarm/{alarm_id}"
+    deadline = time.monotonic() + WAIT_S
+    while f"alarm {alarm_id}" not in _uals(lab, "ns=2;s=Alarms"):  # raised before the client subscribes
+        assert time.monotonic() < deadline, "the endpoint never showed the alarm as a condition"
+    process = subprocess.Popen(
+        [sys.executable, str(lab.client), lab.endpoint, "sam", PASSWORDS["sam"], "refresh"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout and process.stdin
+        assert process.stdout.readline().strip() == "subscribed"
+        tina = sign_in(engine, "tina", PASSWORDS["tina"])
+        acknowledge_alarm(engine, tina, alarm_id, "restarted the pump")  # as the panel's Overview does
+        out, err = process.communicate("go\n", timeout=WAIT_S)
+    finally:
+        engine.dispose()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    events = [e for e in json.loads(out.strip().splitlines()[-1])["events"] if e["condition"] == condition]
+    assert [(e["active"], e["acked"], e["retain"]) for e in events] == [(True, False, True), (False, True, False)]
+    assert (events[-1]["user"], events[-1]["comment"]) == ("tina", "restarted the pump"), err[-2000:]

@@ -6,7 +6,8 @@
         FunctionalUnits/<chip>                 a chip (LADS FunctionalUnit)
             <channel>                          Double, EngineeringUnits (EUInformation), quality as StatusCode
         Channels/<channel>                     channels that belong to no chip
-    alarms: ChipTwinAlarmEventType events emitted by the rig object (and the Server object)
+    Objects/Alarms/alarm <id>                  an open alarm as an AlarmConditionType condition (alarms.py)
+    alarms: AlarmConditionType events emitted by the rig object and the Server object
 
 Node ids are strings in the endpoint's namespace (``urn:chiptwin:opcua``), stable across restarts:
 ``rig/<rig>``, ``rig/<rig>/RunState``, ``rig/<rig>/channel/<channel>``.
@@ -36,13 +37,14 @@ from ui.endpoints.opcua.access import (
     may_steer,
     record_callers,
 )
+from ui.endpoints.opcua.alarms import Conditions, utc
 from ui.endpoints.opcua.units import eu_information
 from ui.panel.errors import NotAllowed, PanelError
 from ui.panel.live import request_control
 
 NAMESPACE_URI = "urn:chiptwin:opcua"
 DEFAULT_POLL_PERIOD_S = 0.5
-SEVERITY = {"info": 100, "warning": 500, "critical": 900}  # OPC UA severity 1..1000
+OPEN_ALARMS_SHOWN = 500  # open alarms older than the newest 500 at start are not conditions here
 log = logging.getLogger(__name__)
 
 
@@ -61,10 +63,6 @@ def status_of(value: snapshot.ChannelValue) -> ua.StatusCode:
     return ua.StatusCode(ua.StatusCodes.Good)
 
 
-def utc(t_utc_s: float) -> datetime:
-    return datetime.fromtimestamp(t_utc_s, tz=timezone.utc)
-
-
 @dataclass
 class _Rig:
     node: Node
@@ -72,7 +70,6 @@ class _Rig:
     run_state: Node
     current_step: Node
     units: Node
-    events: Any  # asyncua EventGenerator emitting from the rig
     chips: dict[int, Node] = field(default_factory=dict)
     shown: snapshot.RunView | None = None
 
@@ -84,16 +81,18 @@ class _Read:
     rigs: list[snapshot.RigView]
     values: list[snapshot.ChannelValue]
     runs: dict[int, snapshot.RunView]
-    alarms: list[snapshot.AlarmView]
+    alarms: list[snapshot.AlarmView]  # new since the last poll
+    acknowledged: list[snapshot.AlarmView]  # of the open ones shown
 
 
-def _read(engine: Engine, after_alarm_id: int) -> _Read:
+def _read(engine: Engine, after_alarm_id: int, open_alarm_ids: list[int]) -> _Read:
     rigs = snapshot.topology(engine)
     return _Read(
         rigs,
         snapshot.values(engine),
         {r.id: snapshot.run_of(engine, r.id) for r in rigs},
         snapshot.alarms_after(engine, after_alarm_id),
+        snapshot.acknowledged_among(engine, open_alarm_ids),
     )
 
 
@@ -110,13 +109,13 @@ class Endpoint:
         self._channels: dict[int, Node] = {}
         self._shown_t: dict[int, float | None] = {}
         self._last_alarm_id = 0
-        self._alarm_type: Node | None = None
-        self._server_events: Any = None
+        self.conditions = Conditions(self.server, engine, 0)
         self._store_ok = True
 
     # -- start ----------------------------------------------------------------------------
     async def start(self) -> None:
         record_callers()
+        self.server.iserver.bind_condition_methods = True  # ConditionRefresh re-sends the open alarms
         await self.server.init()
         self.server.set_endpoint(self.url)
         self.server.set_server_name("ChipTwin lab")
@@ -127,15 +126,14 @@ class Endpoint:
         self.server.set_identity_tokens(tokens)
         self.ns = await self.server.register_namespace(NAMESPACE_URI)
         self._devices = await self.server.nodes.objects.add_folder(self._id("Devices"), self._name("Devices"))
-        self._alarm_type = await self.server.create_custom_event_type(
-            self.ns,
-            "ChipTwinAlarmEventType",
-            ua.ObjectIds.BaseEventType,
-            [("AlarmId", ua.VariantType.Int64), ("RigName", ua.VariantType.String)],
-        )
-        self._server_events = await self.server.get_event_generator(self._alarm_type, ua.ObjectIds.Server)
+        self.conditions.ns = self.ns
+        await self.conditions.start()
         self._last_alarm_id = await asyncio.to_thread(snapshot.last_alarm_id, self.engine)
         await self.poll_once()
+        opened = await asyncio.to_thread(snapshot.open_alarms, self.engine, OPEN_ALARMS_SHOWN)
+        for alarm in opened:  # alarms still open at start are conditions, not replayed as news
+            if alarm.id <= self._last_alarm_id:
+                await self.conditions.raise_(alarm, self._rig_node(alarm.rig_id))
         await self.server.start()
 
     def _id(self, path: str) -> ua.NodeId:
@@ -162,8 +160,11 @@ class Endpoint:
                 [ua.VariantType.Int64],
             )
         units = await node.add_folder(self._id(f"{base}/FunctionalUnits"), self._name("FunctionalUnits"))
-        events = await self.server.get_event_generator(self._alarm_type, node)
-        return _Rig(node, run_id, state, step, units, events)
+        return _Rig(node, run_id, state, step, units)
+
+    def _rig_node(self, rig_id: int | None) -> ua.NodeId | None:
+        shown = self._rigs.get(rig_id) if rig_id is not None else None
+        return shown.node.nodeid if shown else None
 
     async def _add_channel(self, rig: snapshot.RigView, shown: _Rig, channel: snapshot.ChannelView) -> None:
         parent = shown.node
@@ -198,7 +199,7 @@ class Endpoint:
     # -- the poll ------------------------------------------------------------------------
     async def poll_once(self) -> None:
         try:
-            read = await asyncio.to_thread(_read, self.engine, self._last_alarm_id)
+            read = await asyncio.to_thread(_read, self.engine, self._last_alarm_id, self.conditions.open_ids())
         except SQLAlchemyError as error:
             if self._store_ok:
                 log.warning("the store does not answer (%s); values keep their last state", error)
@@ -211,10 +212,13 @@ class Endpoint:
             await self._show_value(value, now)
         for rig_id, run in read.runs.items():
             await self._show_run(self._rigs[rig_id], run)
-        names = {r.id: r.name for r in read.rigs}
         for alarm in read.alarms:
-            await self._raise(alarm, names.get(alarm.rig_id or -1, ""))
+            await self.conditions.raise_(alarm, self._rig_node(alarm.rig_id))
+            if alarm.acknowledged_utc_s is not None:  # acknowledged before this poll saw it
+                await self.conditions.close(alarm)
             self._last_alarm_id = alarm.id
+        for alarm in read.acknowledged:
+            await self.conditions.close(alarm)
 
     async def _show_value(self, value: snapshot.ChannelValue, now: datetime) -> None:
         if value.channel_id not in self._channels or self._shown_t.get(value.channel_id) == value.t_utc_s:
@@ -235,17 +239,6 @@ class Endpoint:
         await rig.run_id.write_value(ua.Variant(-1 if run.run_id is None else run.run_id, ua.VariantType.Int64))
         await rig.run_state.write_value(run.state)
         await rig.current_step.write_value(run.current_step)
-
-    async def _raise(self, alarm: snapshot.AlarmView, rig_name: str) -> None:
-        targets = [self._server_events]
-        if alarm.rig_id in self._rigs:
-            targets.append(self._rigs[alarm.rig_id].events)
-        for generator in targets:
-            generator.event.Severity = SEVERITY.get(alarm.severity, 500)
-            generator.event.SourceName = alarm.source
-            generator.event.AlarmId = alarm.id
-            generator.event.RigName = rig_name
-            await generator.trigger(time_attr=utc(alarm.t_utc_s), message=f"{alarm.severity}: {alarm.message}")
 
     # -- methods -------------------------------------------------------------------------
     def _method(self, rig_id: int, kind: str):

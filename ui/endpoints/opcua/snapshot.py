@@ -51,6 +51,9 @@ class AlarmView:
     severity: str
     source: str
     message: str
+    acknowledged_by: str | None = None  # None: open
+    acknowledged_utc_s: float | None = None  # wall-clock time of the acknowledgement
+    ack_comment: str = ""
 
 
 def topology(engine: Engine) -> list[RigView]:
@@ -87,15 +90,53 @@ def run_of(engine: Engine, rig_id: int) -> RunView:
     return RunView(run.id, str(run.state), step)
 
 
+_ALARM_COLUMNS = (
+    Alarm.id,
+    Alarm.rig_id,
+    Alarm.t_utc_s,
+    Alarm.severity,
+    Alarm.source,
+    Alarm.message,
+    Alarm.acknowledged_by,
+    Alarm.acknowledged_utc_s,
+    Alarm.ack_comment,
+)
+
+
+def _alarm_views(rows) -> list[AlarmView]:
+    return [AlarmView(*r[:6], r.acknowledged_by, r.acknowledged_utc_s, r.ack_comment or "") for r in rows]
+
+
 def alarms_after(engine: Engine, alarm_id: int) -> list[AlarmView]:
     """Alarms newer than ``alarm_id``, oldest first."""
     with engine.connect() as connection:
+        rows = connection.execute(select(*_ALARM_COLUMNS).where(Alarm.id > alarm_id).order_by(Alarm.id)).all()
+    return _alarm_views(rows)
+
+
+def open_alarms(engine: Engine, limit: int) -> list[AlarmView]:
+    """The newest ``limit`` alarms nobody has acknowledged yet, oldest first."""
+    with engine.connect() as connection:
         rows = connection.execute(
-            select(Alarm.id, Alarm.rig_id, Alarm.t_utc_s, Alarm.severity, Alarm.source, Alarm.message)
-            .where(Alarm.id > alarm_id)
+            select(*_ALARM_COLUMNS)
+            .where(Alarm.acknowledged_utc_s.is_(None))  # type: ignore[union-attr]
+            .order_by(Alarm.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ).all()
+    return _alarm_views(reversed(rows))
+
+
+def acknowledged_among(engine: Engine, alarm_ids: list[int]) -> list[AlarmView]:
+    """Those of ``alarm_ids`` acknowledged by now (from the panel or over OPC UA), oldest first."""
+    if not alarm_ids:
+        return []
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(*_ALARM_COLUMNS)
+            .where(Alarm.id.in_(alarm_ids), Alarm.acknowledged_utc_s.is_not(None))  # type: ignore[union-attr]
             .order_by(Alarm.id)
         ).all()
-    return [AlarmView(r.id, r.rig_id, r.t_utc_s, r.severity, r.source, r.message) for r in rows]
+    return _alarm_views(rows)
 
 
 def last_alarm_id(engine: Engine) -> int:
