@@ -4,8 +4,10 @@ SQLite store, clients in separate processes (an asyncua client script, asyncua's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import select
 
 from store import make_engine
@@ -192,6 +196,7 @@ class Lab:
     rig_id: int
     run_id: int
     client: Path
+    pki: Path  # the endpoint's certificate folder
 
 
 def _fill(url: str) -> tuple[dict[str, int], int, int]:
@@ -230,9 +235,10 @@ def _fill(url: str) -> tuple[dict[str, int], int, int]:
     return ids, rig_id, run_id
 
 
-def _start(url: str, endpoint: str, anonymous: str) -> subprocess.Popen:
+def _start(url: str, endpoint: str, anonymous: str, pki: Path, security: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", endpoint, "--anonymous", anonymous],
+        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", endpoint, "--anonymous", anonymous]
+        + ["--certificate-dir", str(pki), "--security", security],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -263,8 +269,8 @@ def lab(tmp_path_factory):
     endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
     client = folder / "client.py"
     client.write_text(CLIENT)
-    process = _start(url, endpoint, "read")
-    yield Lab(url, endpoint, ids, rig_id, run_id, client)
+    process = _start(url, endpoint, "read", folder / "pki", "sign-encrypt,sign,none")  # none: plain clients too
+    yield Lab(url, endpoint, ids, rig_id, run_id, client, folder / "pki")
     _stop(process)
 
 
@@ -386,9 +392,8 @@ def test_asyncua_command_line_tools_list_and_read_nodes(lab):
 
 def test_with_anonymous_off_an_anonymous_client_is_refused(lab):
     endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
-    off = Lab(lab.url, endpoint, {}, 0, 0, lab.client)  # a second endpoint over the same store
-    url = lab.url
-    process = _start(url, endpoint, "off")
+    off = Lab(lab.url, endpoint, {}, 0, 0, lab.client, lab.pki)  # a second endpoint over the same store
+    process = _start(lab.url, endpoint, "off", lab.pki, "none")
     try:
         assert _client(off, "-", "-", "browse") == {"connect_error": "BadIdentityTokenRejected"}
         assert _client(off, "sam", PASSWORDS["sam"], "browse")["rigs"] == ["bench-1"]
@@ -396,11 +401,19 @@ def test_with_anonymous_off_an_anonymous_client_is_refused(lab):
         _stop(process)
 
 
-def test_a_bad_endpoint_url_is_one_line_and_exit_2(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        (["--endpoint", "http://127.0.0.1:1"], "opc.tcp://HOST:PORT"),
+        (["--endpoint", "opc.tcp://127.0.0.1:1", "--security", "plain"], "sign-encrypt, sign, none"),
+        (["--endpoint", "opc.tcp://127.0.0.1:1", "--certificate", "/nowhere/lab.der"], "give both, or neither"),
+    ],
+)
+def test_a_bad_option_is_one_line_and_exit_2(tmp_path, options, names):
     url = f"sqlite:///{tmp_path / 'lab.db'}"
     make_engine(url, create=True).dispose()
     done = subprocess.run(
-        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", "http://127.0.0.1:1"],
+        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--certificate-dir", str(tmp_path / "pki"), *options],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -408,7 +421,7 @@ def test_a_bad_endpoint_url_is_one_line_and_exit_2(tmp_path):
         env={**os.environ},
     )
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "opc.tcp://HOST:PORT" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and names in done.stderr
 
 
 @pytest.mark.parametrize("user", ["tina", "sam"])
@@ -514,3 +527,55 @@ def test_an_open_alarm_shows_on_condition_refresh_and_its_panel_acknowledgement_
     events = [e for e in json.loads(out.strip().splitlines()[-1])["events"] if e["condition"] == condition]
     assert [(e["active"], e["acked"], e["retain"]) for e in events] == [(True, False, True), (False, True, False)]
     assert (events[-1]["user"], events[-1]["comment"]) == ("tina", "restarted the pump"), err[-2000:]
+
+
+def _client_certificate(folder: Path) -> tuple[Path, Path]:
+    """A client certificate as uaread presents it (asyncua's client application URI)."""
+    cert, key = folder / "client-cert.der", folder / "client-key.pem"
+    asyncio.run(
+        setup_self_signed_certificate(
+            key,
+            cert,
+            "urn:example.org:FreeOpcUa:opcua-asyncio",
+            socket.gethostname(),
+            [ExtendedKeyUsageOID.CLIENT_AUTH],
+            {"commonName": "test client"},
+        )
+    )
+    return cert, key
+
+
+def _uaread(endpoint: str, node: str, *security: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "uaread"), "-u", endpoint, "-n", node, "--user", "sam", "--password", PASSWORDS["sam"], *security],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+
+
+def test_a_client_reads_a_channel_over_sign_and_encrypt_and_none_is_off_unless_configured(lab, tmp_path):
+    pki = tmp_path / "pki"
+    endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
+    cert, key = _client_certificate(tmp_path)
+    process = _start(lab.url, endpoint, "read", pki, "sign-encrypt,sign")  # the default policies
+    try:
+        server_cert = pki / "server-cert.der"  # made on first start
+        assert server_cert.is_file() and (pki / "server-key.pem").stat().st_mode & 0o077 == 0
+        node = "ns=2;s=rig/bench-1/channel/liver-1/oxygen"
+        encrypted = f"Basic256Sha256,SignAndEncrypt,{cert},{key},{server_cert}"
+        untrusted = _uaread(endpoint, node, "--security", encrypted)
+        assert untrusted.returncode != 0 and "BadCertificateUntrusted" in untrusted.stderr + untrusted.stdout
+        (rejected,) = (pki / "rejected").iterdir()  # where a lab finds the certificate to trust
+        rejected.rename(pki / "trusted" / rejected.name)
+        read = _uaread(endpoint, node, "--security", encrypted)
+        assert read.returncode == 0, read.stderr[-2000:]
+        assert float(read.stdout.strip()) in (18.5, 17.25)  # the oxygen channel (a later test may have written)
+        plain = _uaread(endpoint, node)
+        assert plain.returncode != 0 and "No matching endpoints" in plain.stderr  # None only if configured
+    finally:
+        _stop(process)
+    fingerprint = server_cert.read_bytes()
+    process = _start(lab.url, endpoint, "read", pki, "sign-encrypt")
+    _stop(process)
+    assert server_cert.read_bytes() == fingerprint  # the certificate is kept across restarts

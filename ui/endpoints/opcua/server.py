@@ -38,6 +38,8 @@ from ui.endpoints.opcua.access import (
     record_callers,
 )
 from ui.endpoints.opcua.alarms import Conditions, utc
+from ui.endpoints.opcua.security import Security
+from ui.endpoints.opcua.security import apply as apply_security
 from ui.endpoints.opcua.units import eu_information
 from ui.panel.errors import NotAllowed, PanelError
 from ui.panel.live import request_control
@@ -100,9 +102,15 @@ class Endpoint:
     """An asyncua server over one store; ``serve`` until ``stop`` is set."""
 
     def __init__(
-        self, engine: Engine, url: str, anonymous: Anonymous, poll_period_s: float = DEFAULT_POLL_PERIOD_S
+        self,
+        engine: Engine,
+        url: str,
+        anonymous: Anonymous,
+        poll_period_s: float = DEFAULT_POLL_PERIOD_S,
+        security: Security = Security(),
     ) -> None:
         self.engine, self.url, self.anonymous, self.poll_period_s = engine, url, anonymous, poll_period_s
+        self.security = security
         self.server = Server(user_manager=StoreUserManager(engine, anonymous))
         self.ns = 0
         self._rigs: dict[int, _Rig] = {}
@@ -119,7 +127,7 @@ class Endpoint:
         await self.server.init()
         self.server.set_endpoint(self.url)
         self.server.set_server_name("ChipTwin lab")
-        self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity], ReadOnlyAnonymous())
+        await apply_security(self.server, self.security, ReadOnlyAnonymous())
         tokens: list[type] = [ua.UserNameIdentityToken]
         if self.anonymous == Anonymous.READ:
             tokens.insert(0, ua.AnonymousIdentityToken)
