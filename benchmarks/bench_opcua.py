@@ -141,7 +141,7 @@ def main() -> None:
     endpoint = f"opc.tcp://127.0.0.1:{_port()}"
     server = subprocess.Popen(
         [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", endpoint]
-        + ["--poll-period-s", str(arguments.poll_period_s)],
+        + ["--poll-period-s", str(arguments.poll_period_s), "--security", "none"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

@@ -579,3 +579,21 @@ def test_a_client_reads_a_channel_over_sign_and_encrypt_and_none_is_off_unless_c
     process = _start(lab.url, endpoint, "read", pki, "sign-encrypt")
     _stop(process)
     assert server_cert.read_bytes() == fingerprint  # the certificate is kept across restarts
+
+
+def test_the_endpoint_serves_a_lab_whose_store_is_postgresql(postgres_url, tmp_path):
+    ids, rig_id, run_id = _fill(postgres_url)
+    client = tmp_path / "client.py"
+    client.write_text(CLIENT)
+    endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
+    pg = Lab(postgres_url, endpoint, ids, rig_id, run_id, client, tmp_path / "pki")
+    process = _start(postgres_url, endpoint, "read", pg.pki, "none")
+    try:
+        seen = _client(pg, "sam", PASSWORDS["sam"], "browse")
+        steered = _client(pg, "sam", PASSWORDS["sam"], "Pause")
+    finally:
+        _stop(process)
+    assert seen["rigs"] == ["bench-1"] and seen["channels"] == ["liver-1/oxygen", "liver-1/teer"]
+    assert seen["oxygen"][:2] == [18.5, "Good"] and seen["teer_status"] == "BadDeviceFailure"
+    assert steered["calls"][0][:2] == ["Pause", "Good"]
+    assert _requests(pg) == [("pause", "sam")] and _audit(pg, "opcua.sign_in") == ["sam", "sam"]
