@@ -140,7 +140,20 @@ async def main():
             units = await rig.get_child([f"{ns}:FunctionalUnits"])
             out["chips"] = sorted([(await n.read_browse_name()).Name for n in await units.get_children()])
             chip = await units.get_child([f"{ns}:liver-1"])
-            out["channels"] = sorted([(await n.read_browse_name()).Name for n in await chip.get_children()])
+            names = [await n.read_browse_name() for n in await chip.get_children()]
+            out["channels"] = sorted(n.Name for n in names if n.NamespaceIndex == ns)
+            uris = await client.get_namespace_array()
+            async def type_of(node):
+                type_node = client.get_node(await node.read_type_definition())
+                return [uris[type_node.nodeid.NamespaceIndex], (await type_node.read_browse_name()).Name]
+            out["rig_type"], out["chip_type"] = await type_of(rig), await type_of(chip)
+            lads = uris.index("http://opcfoundation.org/UA/LADS/")
+            di = uris.index("http://opcfoundation.org/UA/DI/")
+            device_set = await client.nodes.objects.get_child([f"{di}:DeviceSet"])
+            out["device_set"] = [(await n.read_browse_name()).Name for n in await device_set.get_children()]
+            unit_set = await rig.get_child([f"{lads}:FunctionalUnitSet"])
+            in_set = [await n.read_browse_name() for n in await unit_set.get_children()]
+            out["unit_set"] = sorted(n.Name for n in in_set if n.NamespaceIndex == ns)
             oxygen = client.get_node(ua.NodeId("rig/bench-1/channel/liver-1/oxygen", ns))
             value = await oxygen.read_data_value()
             eu = await (await oxygen.get_child(["0:EngineeringUnits"])).read_value()
@@ -290,6 +303,9 @@ def test_a_client_browses_devices_chips_and_channels_and_reads_a_value_with_its_
     assert seen["rigs"] == ["bench-1"]
     assert seen["chips"] == ["liver-1", "liver-2"]
     assert seen["channels"] == ["liver-1/oxygen", "liver-1/teer"]
+    lads = "http://opcfoundation.org/UA/LADS/"
+    assert seen["rig_type"] == [lads, "LADSDeviceType"] and seen["chip_type"] == [lads, "FunctionalUnitType"]
+    assert "bench-1" in seen["device_set"] and seen["unit_set"] == ["liver-1", "liver-2"]
     value, status, source_t = seen["oxygen"]
     assert (value, status) == (18.5, "Good")
     assert source_t == pytest.approx(T0 + 1.0, abs=1e-3)  # the reading's own time, not the poll's

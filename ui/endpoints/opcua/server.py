@@ -1,9 +1,9 @@
 """The address space after LADS (OPC 30500) and the loop that keeps it equal to the store.
 
-    Objects/Devices/<rig>                      a rig (LADS Device)
+    Objects/Devices/<rig>                      a rig: LADSDeviceType, also in DI's DeviceSet (lads.py)
         RunId, RunState, CurrentStep           the rig's newest run
         Pause(), Resume(), Abort() -> RequestId   write the panel's run request (access.may_steer)
-        FunctionalUnits/<chip>                 a chip (LADS FunctionalUnit)
+        FunctionalUnitSet/<chip>               a chip: LADS FunctionalUnitType (FunctionalUnits/ organizes it too)
             <channel>                          Double, EngineeringUnits (EUInformation), quality as StatusCode
         Channels/<channel>                     channels that belong to no chip
     Objects/Alarms/alarm <id>                  an open alarm as an AlarmConditionType condition (alarms.py)
@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from store.ingest import Quality
 from store.states import FINAL_RUN_STATES
-from ui.endpoints.opcua import snapshot
+from ui.endpoints.opcua import lads, snapshot
 from ui.endpoints.opcua.access import (
     CALLER,
     Anonymous,
@@ -71,7 +71,8 @@ class _Rig:
     run_id: Node
     run_state: Node
     current_step: Node
-    units: Node
+    units: Node  # the FunctionalUnits folder (organizes the chips too)
+    unit_set: Node  # LADS FunctionalUnitSet
     chips: dict[int, Node] = field(default_factory=dict)
     shown: snapshot.RunView | None = None
 
@@ -132,7 +133,8 @@ class Endpoint:
         if self.anonymous == Anonymous.READ:
             tokens.insert(0, ua.AnonymousIdentityToken)
         self.server.set_identity_tokens(tokens)
-        self.ns = await self.server.register_namespace(NAMESPACE_URI)
+        self.ns = await self.server.register_namespace(NAMESPACE_URI)  # first: it stays ns=2
+        self.lads = await lads.load(self.server)
         self._devices = await self.server.nodes.objects.add_folder(self._id("Devices"), self._name("Devices"))
         self.conditions.ns = self.ns
         await self.conditions.start()
@@ -153,7 +155,11 @@ class Endpoint:
     # -- the address space ---------------------------------------------------------------
     async def _add_rig(self, rig: snapshot.RigView) -> _Rig:
         base = f"rig/{rig.name}"
-        node = await self._devices.add_object(self._id(base), self._name(rig.name))
+        node = await self._devices.add_object(
+            self._id(base), self._name(rig.name), objecttype=self.lads.device_type, instantiate_optional=False
+        )
+        device_set = self.server.get_node(self.lads.device_set)
+        await device_set.add_reference(node.nodeid, ua.ObjectIds.Organizes)  # where LADS clients look
         await node.set_event_notifier([ua.EventNotifier.SubscribeToEvents])
         await self.server.get_node(ua.ObjectIds.Server).add_reference(node.nodeid, ua.ObjectIds.HasNotifier)
         run_id = await node.add_variable(self._id(f"{base}/RunId"), self._name("RunId"), -1, ua.VariantType.Int64)
@@ -168,7 +174,8 @@ class Endpoint:
                 [ua.VariantType.Int64],
             )
         units = await node.add_folder(self._id(f"{base}/FunctionalUnits"), self._name("FunctionalUnits"))
-        return _Rig(node, run_id, state, step, units)
+        unit_set = await node.get_child([self.lads.functional_unit_set])
+        return _Rig(node, run_id, state, step, units, unit_set)
 
     def _rig_node(self, rig_id: int | None) -> ua.NodeId | None:
         shown = self._rigs.get(rig_id) if rig_id is not None else None
@@ -179,9 +186,14 @@ class Endpoint:
         if channel.chip_id is not None:
             if channel.chip_id not in shown.chips:
                 chip = rig.chips[channel.chip_id]
-                shown.chips[channel.chip_id] = await shown.units.add_object(
-                    self._id(f"rig/{rig.name}/chip/{chip}"), self._name(chip)
+                unit = await shown.unit_set.add_object(
+                    self._id(f"rig/{rig.name}/chip/{chip}"),
+                    self._name(chip),
+                    objecttype=self.lads.functional_unit_type,
+                    instantiate_optional=False,
                 )
+                await shown.units.add_reference(unit.nodeid, ua.ObjectIds.Organizes)
+                shown.chips[channel.chip_id] = unit
             parent = shown.chips[channel.chip_id]
         base = f"rig/{rig.name}/channel/{channel.name}"
         node = await parent.add_variable(self._id(base), self._name(channel.name), 0.0, ua.VariantType.Double)
