@@ -613,3 +613,27 @@ def test_the_endpoint_serves_a_lab_whose_store_is_postgresql(postgres_url, tmp_p
     assert seen["oxygen"][:2] == [18.5, "Good"] and seen["teer_status"] == "BadDeviceFailure"
     assert steered["calls"][0][:2] == ["Pause", "Good"]
     assert _requests(pg) == [("pause", "sam")] and _audit(pg, "opcua.sign_in") == ["sam", "sam"]
+
+
+def test_a_channel_added_while_the_endpoint_serves_appears_with_its_reading(lab):
+    engine = make_engine(lab.url)
+    with session(engine) as s:
+        chip_id = s.execute(select(Chip.id).where(Chip.name == "liver-2")).scalar_one()
+        channel = Channel(rig_id=lab.rig_id, chip_id=chip_id, name="liver-2/ph", quantity="ph", unit="dimensionless")
+        s.add(channel)
+        s.commit()
+        channel_id = channel.id
+    ingest_readings(engine, [ReadingIn(channel_id, time.time(), 7.25)])
+    engine.dispose()
+    deadline = time.monotonic() + WAIT_S
+    while True:  # the endpoint polls every 0.5 s; the machine may be busy
+        read = subprocess.run(
+            [str(BIN / "uaread"), "-u", lab.endpoint, "-n", "ns=2;s=rig/bench-1/channel/liver-2/ph"],
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+        )
+        if read.returncode == 0 or time.monotonic() > deadline:
+            break
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert float(read.stdout.strip()) == 7.25

@@ -81,19 +81,22 @@ class _Rig:
 class _Read:
     """One poll's reading of the store (made in a worker thread)."""
 
-    rigs: list[snapshot.RigView]
+    mark: tuple[int, ...]  # snapshot.topology_mark
+    rigs: list[snapshot.RigView] | None  # None: the topology has not changed since the last poll
     values: list[snapshot.ChannelValue]
     runs: dict[int, snapshot.RunView]
     alarms: list[snapshot.AlarmView]  # new since the last poll
     acknowledged: list[snapshot.AlarmView]  # of the open ones shown
 
 
-def _read(engine: Engine, after_alarm_id: int, open_alarm_ids: list[int]) -> _Read:
-    rigs = snapshot.topology(engine)
+def _read(engine: Engine, mark: tuple[int, ...], after_alarm_id: int, open_alarm_ids: list[int]) -> _Read:
+    """The store as the endpoint shows it; rigs, chips and channels only when ``mark`` says they changed."""
+    now_mark = snapshot.topology_mark(engine)
     return _Read(
-        rigs,
+        now_mark,
+        snapshot.topology(engine) if now_mark != mark else None,
         snapshot.values(engine),
-        {r.id: snapshot.run_of(engine, r.id) for r in rigs},
+        snapshot.runs(engine),
         snapshot.alarms_after(engine, after_alarm_id),
         snapshot.acknowledged_among(engine, open_alarm_ids),
     )
@@ -118,6 +121,7 @@ class Endpoint:
         self._channels: dict[int, Node] = {}
         self._shown_t: dict[int, float | None] = {}
         self._last_alarm_id = 0
+        self._mark: tuple[int, ...] = ()
         self.conditions = Conditions(self.server, engine, 0)
         self._store_ok = True
 
@@ -219,19 +223,23 @@ class Endpoint:
     # -- the poll ------------------------------------------------------------------------
     async def poll_once(self) -> None:
         try:
-            read = await asyncio.to_thread(_read, self.engine, self._last_alarm_id, self.conditions.open_ids())
+            read = await asyncio.to_thread(
+                _read, self.engine, self._mark, self._last_alarm_id, self.conditions.open_ids()
+            )
         except SQLAlchemyError as error:
             if self._store_ok:
                 log.warning("the store does not answer (%s); values keep their last state", error)
             self._store_ok = False
             return
         self._store_ok = True
-        await self._ensure(read.rigs)
+        if read.rigs is not None:
+            await self._ensure(read.rigs)
+            self._mark = read.mark
         now = datetime.now(timezone.utc)
         for value in read.values:
             await self._show_value(value, now)
-        for rig_id, run in read.runs.items():
-            await self._show_run(self._rigs[rig_id], run)
+        for rig_id, shown in self._rigs.items():
+            await self._show_run(shown, read.runs.get(rig_id, snapshot.IDLE))
         for alarm in read.alarms:
             await self.conditions.raise_(alarm, self._rig_node(alarm.rig_id))
             if alarm.acknowledged_utc_s is not None:  # acknowledged before this poll saw it
