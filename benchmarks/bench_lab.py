@@ -221,6 +221,8 @@ def main() -> None:
         with sim_lab(Path(folder), url, args.rigs, args.rate, rig_file=args.rig) as lab:
             periods = {r: polled_periods(lab, r) for r in lab.rigs}
             endpoint = f"opc.tcp://127.0.0.1:{_free_port()}"
+            with open(Path(folder) / "lab.toml", "a", encoding="utf-8") as lab_file:  # a plain subscriber: no keys
+                lab_file.write('\n[opcua]\nsecurity = ["none"]\n')
             supervisor = lab.serve(args=("--opcua", endpoint))
             hours = 24.0  # 24 min wall at 60x: outlasts a slow start-up, the window and the kills
             for rig in lab.rigs:

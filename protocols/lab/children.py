@@ -125,10 +125,11 @@ def runner_command(lab_rig: LabRig, db: str | None, *args: str) -> list[str]:
 OPCUA_MODULE_ENV, SILA_MODULE_ENV = "CHIPTWIN_LAB_OPCUA_MODULE", "CHIPTWIN_LAB_SILA_MODULE"
 
 
-def endpoint_command(kind: str, db_url: str, address: str) -> list[str]:
-    """The OPC UA or SiLA 2 server of this lab (the module can be replaced by tests: see docs/lab.md)."""
+def endpoint_command(kind: str, db_url: str, address: str, options: list[str] | None = None) -> list[str]:
+    """The OPC UA or SiLA 2 server of this lab (the module can be replaced by tests: see docs/lab.md);
+    ``options``: the lab file's settings for it (``Lab.opcua_arguments``)."""
     if kind == "opcua":
         module = os.environ.get(OPCUA_MODULE_ENV) or "ui.endpoints.opcua"
-        return [sys.executable, "-m", module, "--db", db_url, "--endpoint", address]
+        return [sys.executable, "-m", module, "--db", db_url, "--endpoint", address, *(options or [])]
     module = os.environ.get(SILA_MODULE_ENV) or "ui.endpoints.sila"
     return [sys.executable, "-m", module, "--db", db_url, "--address", address, "--insecure"]

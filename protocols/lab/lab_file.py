@@ -7,6 +7,14 @@
     opcua = "opc.tcp://0.0.0.0:4840"
     sila = "0.0.0.0:50052"
 
+    [opcua]                        # optional: the OPC UA endpoint's security (docs/opcua.md)
+    security = ["sign-encrypt", "sign"]   # add "none" to allow unencrypted sessions
+    certificate_dir = "opcua-pki"  # relative to the lab file: server certificate, trusted/, rejected/
+    certificate = "pki/lab.der"    # optional, with private_key: the lab's own certificate
+    private_key = "pki/lab.pem"
+    trust_clients = "listed"       # or "all"
+    anonymous = "read"             # or "off"
+
     [[rigs]]
     file = "rigs/liver4.toml"      # relative to the lab file
     endpoints = "sim/liver4.json"  # optional: the endpoints file of `chiptwin sim-rig`
@@ -17,8 +25,9 @@ A mistake is one LabFileError naming the file and line, like the rig file's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +61,24 @@ class EndpointsSpec(_Strict):
     sila: str | None = Field(default=None, pattern=r"^[^:/]+:\d+$")
 
 
+OpcUaPolicy = Literal["sign-encrypt", "sign", "none"]
+
+
+def _secure_policies() -> list[OpcUaPolicy]:
+    return ["sign-encrypt", "sign"]
+
+
+class OpcUaSpec(_Strict):
+    """The OPC UA endpoint's security; the endpoint's defaults (ui/endpoints/opcua/security.py)."""
+
+    security: list[OpcUaPolicy] = Field(default_factory=_secure_policies, min_length=1)
+    certificate_dir: str = Field(default="opcua-pki", min_length=1)
+    certificate: str | None = None
+    private_key: str | None = None
+    trust_clients: Literal["listed", "all"] = "listed"
+    anonymous: Literal["read", "off"] = "read"
+
+
 class RigEntry(_Strict):
     file: str = Field(min_length=1)
     endpoints: str | None = None
@@ -61,6 +88,7 @@ class RigEntry(_Strict):
 class LabFileModel(_Strict):
     supervisor: SupervisorSpec
     endpoints: EndpointsSpec = EndpointsSpec()
+    opcua: OpcUaSpec = OpcUaSpec()
     rigs: list[RigEntry] = Field(min_length=1)
 
 
@@ -81,9 +109,19 @@ class Lab:
     supervisor: SupervisorSpec
     endpoints: EndpointsSpec
     rigs: tuple[LabRig, ...]
+    opcua: OpcUaSpec = field(default_factory=OpcUaSpec)
 
     def rig(self, name: str) -> LabRig:
         return next(r for r in self.rigs if r.name == name)
+
+    def opcua_arguments(self) -> list[str]:
+        """The ``[opcua]`` table as ``python -m ui.endpoints.opcua`` options, paths from the lab file's folder."""
+        spec, here = self.opcua, self.path.parent
+        arguments = ["--security", ",".join(spec.security), "--certificate-dir", str(here / spec.certificate_dir)]
+        for option, path in (("--certificate", spec.certificate), ("--private-key", spec.private_key)):
+            if path is not None:
+                arguments += [option, str(here / path)]
+        return arguments + ["--trust-clients", spec.trust_clients, "--anonymous", spec.anonymous]
 
 
 def load_lab(path: str | Path) -> Lab:
@@ -104,7 +142,11 @@ def parse_lab(doc: TomlDocument, path: Path) -> Lab:
     rigs: list[LabRig] = []
     for index, entry in enumerate(model.rigs):
         rigs.append(_lab_rig(doc, path, index, entry, rigs))
-    return Lab(path, model.supervisor, model.endpoints, tuple(rigs))
+    if (model.opcua.certificate is None) != (model.opcua.private_key is None):
+        raise LabFileError(
+            f"{doc.where(('opcua',))}: opcua.certificate and opcua.private_key go together; fix: give both or neither"
+        )
+    return Lab(path, model.supervisor, model.endpoints, tuple(rigs), model.opcua)
 
 
 def _lab_rig(doc: TomlDocument, path: Path, index: int, entry: RigEntry, before: list[LabRig]) -> LabRig:

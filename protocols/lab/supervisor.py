@@ -253,7 +253,8 @@ class Supervisor:
                 return  # it died at once: do not spin; the next tick tries again
         address = self.opcua if kind == "opcua" else self.sila
         assert address is not None
-        command = endpoint_command(kind, resolve_url(self.db), address)
+        options = self.lab.opcua_arguments() if kind == "opcua" else None
+        command = endpoint_command(kind, resolve_url(self.db), address, options)
         self.endpoints[kind] = spawn(kind, command, self.logs / f"{self.name}-{kind}.log", die_with_parent=True)
 
     # -- health ---------------------------------------------------------------------------------

@@ -44,6 +44,29 @@ def test_a_good_lab_file_names_its_supervisor_rigs_and_endpoints(tmp_path):
     assert lab.rigs[0].endpoints == tmp_path / "a.json" and lab.rigs[1].clock_rate == 60.0
 
 
+def test_the_opcua_table_becomes_the_endpoints_options_with_paths_from_the_lab_files_folder(tmp_path):
+    default = load_lab(_lab(tmp_path, '\n[[rigs]]\nfile = "liverA.toml"\n'))
+    assert default.opcua_arguments()[:2] == ["--security", "sign-encrypt,sign"]  # None only if configured
+    body = (
+        '\n[opcua]\nsecurity = ["sign-encrypt", "none"]\ncertificate = "pki/lab.der"\nprivate_key = "pki/lab.pem"\n'
+        'trust_clients = "all"\nanonymous = "off"\n\n[[rigs]]\nfile = "liverA.toml"\n'
+    )
+    assert load_lab(_lab(tmp_path, body)).opcua_arguments() == [
+        "--security",
+        "sign-encrypt,none",
+        "--certificate-dir",
+        str(tmp_path / "opcua-pki"),
+        "--certificate",
+        str(tmp_path / "pki/lab.der"),
+        "--private-key",
+        str(tmp_path / "pki/lab.pem"),
+        "--trust-clients",
+        "all",
+        "--anonymous",
+        "off",
+    ]
+
+
 def test_a_lab_file_naming_a_rig_twice_is_refused_with_its_line(tmp_path):
     body = '\n[[rigs]]\nfile = "liverA.toml"\n\n[[rigs]]\nfile = "liverB.toml"\n\n[[rigs]]\nfile = "./liverA.toml"\n'
     with pytest.raises(
@@ -59,6 +82,14 @@ def test_a_lab_file_naming_a_rig_twice_is_refused_with_its_line(tmp_path):
         ("\n[[rigs]]\nfile = 3\n", r"lab.toml line 5: rigs.0.file: Input should be a valid string"),
         ('\n[[rigs]]\nfile = "nope.toml"\n', r"lab.toml line 5: rig file nope.toml: .*nope.toml"),
         ("", r"lab.toml line 1: rigs is missing"),
+        (
+            '\n[opcua]\nsecurity = ["plain"]\n\n[[rigs]]\nfile = "liverA.toml"\n',
+            r"lab.toml line 5: opcua.security.0: Input should be .sign-encrypt.",
+        ),
+        (
+            '\n[opcua]\ncertificate = "lab.der"\n\n[[rigs]]\nfile = "liverA.toml"\n',
+            r"lab.toml line 4: opcua.certificate and opcua.private_key go together",
+        ),
     ],
 )
 def test_a_lab_file_mistake_is_one_line_with_file_line_and_fix(tmp_path, body, message):

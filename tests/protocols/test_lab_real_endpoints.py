@@ -40,7 +40,10 @@ def test_the_supervisor_serves_opc_ua_and_sila_to_clients_chiptwin_did_not_write
     upgrade(engine)
     engine.dispose()
     (tmp_path / "liver4.toml").write_text(RIG.read_text())
-    (tmp_path / "lab.toml").write_text('[supervisor]\nname = "pc1"\npoll_s = 0.2\n\n[[rigs]]\nfile = "liver4.toml"\n')
+    (tmp_path / "lab.toml").write_text(
+        '[supervisor]\nname = "pc1"\npoll_s = 0.2\n\n[opcua]\nsecurity = ["sign-encrypt", "none"]\n\n'
+        '[[rigs]]\nfile = "liver4.toml"\n'
+    )
     opcua, sila = f"opc.tcp://127.0.0.1:{free_loopback_port()}", free_loopback_port()
     log = open(tmp_path / "supervisor.log", "ab")
     supervisor = subprocess.Popen(
@@ -56,6 +59,7 @@ def test_the_supervisor_serves_opc_ua_and_sila_to_clients_chiptwin_did_not_write
             lambda: _answers([str(BIN / "uals"), "-u", opcua, "-n", "ns=2;s=rig/liver4", "-l", "1"]), 240, 1.0
         )
         assert "RunState" in listed.stdout, listed.stdout  # the rig is a device with its run state
+        assert (tmp_path / "opcua-pki" / "server-cert.der").is_file()  # the lab file's [opcua] reached the endpoint
         channels = wait_for(lambda: _answers([sys.executable, "-c", SILA_CALL, str(sila)]), 240, 1.0)
         # a real SiLA round trip; no runner has run on this rig yet, so it has no channels to list
         assert json.loads(channels.stdout) == []

@@ -54,7 +54,9 @@ def test_failed_starts_crash_loops_and_endpoint_children(tmp_path, sqlite_url):
     supervisor = _serve(tmp_path, sqlite_url, ["--opcua", "opc.tcp://127.0.0.1:4999"], env)
     try:
         first = wait_for(lambda: list(standins.glob("*.json")), 120)[0]
-        assert json.loads(first.read_text()) == ["--db", sqlite_url, "--endpoint", "opc.tcp://127.0.0.1:4999"]
+        arguments = json.loads(first.read_text())
+        assert arguments[:4] == ["--db", sqlite_url, "--endpoint", "opc.tcp://127.0.0.1:4999"]
+        assert arguments[4:6] == ["--security", "sign-encrypt,sign"]  # the lab file's [opcua] defaults
         os.kill(int(first.stem), signal.SIGKILL)  # the endpoint server dies: restarted
         wait_for(lambda: len(list(standins.glob("*.json"))) == 2, 120)
 

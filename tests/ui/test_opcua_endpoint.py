@@ -4,8 +4,10 @@ SQLite store, clients in separate processes (an asyncua client script, asyncua's
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import select
 
 from store import make_engine
@@ -21,7 +25,8 @@ from store.ingest import Quality, ReadingIn, ingest_readings
 from store.migrate import upgrade
 from store.schema import Alarm, AuditEntry, Channel, Chip, PanelRequest, ProtocolRun, Rig, Step
 from tests.net import free_loopback_port
-from ui.panel.auth import add_user
+from ui.panel.auth import add_user, sign_in
+from ui.panel.lab import acknowledge_alarm
 
 T0 = time.time() - 600.0
 PASSWORDS = {"sam": "scientist-pw-1", "tina": "technician-pw-1"}
@@ -45,6 +50,76 @@ class Seen:
     def event_notification(self, event):
         self.events.append((str(event.Message.Text), int(event.Severity)))
 
+ACK = ua.NodeId(ua.ObjectIds.AcknowledgeableConditionType_Acknowledge)
+
+def fields(event):
+    got = event.get_event_props_as_fields_dict()
+    return {
+        "message": str(got["Message"].Value.Text), "severity": int(got["Severity"].Value),
+        "active": got["ActiveState/Id"].Value, "acked": got["AckedState/Id"].Value,
+        "retain": got["Retain"].Value, "condition": got["NodeId"].Value.to_string(),
+        "comment": got["Comment"].Value.Text, "user": got["ClientUserId"].Value,
+        "event_id": got["EventId"].Value,
+    }
+
+async def ack(client, condition, event_id, comment):
+    try:
+        await client.get_node(condition).call_method(ACK, ua.Variant(event_id, ua.VariantType.ByteString),
+                                                     ua.LocalizedText(comment))
+        return "Good"
+    except ua.UaStatusCodeError as error:
+        return type(error).__name__
+
+async def alarm(client, url, ns, rig):
+    seen = Seen()
+    seen.event_notification = lambda event: seen.events.append(fields(event))
+    subscription = await client.create_subscription(100, seen)
+    await subscription.subscribe_events(rig, ua.ObjectIds.AlarmConditionType)
+    print("subscribed", flush=True)
+    sys.stdin.readline()  # the test raises an alarm, then writes a line
+    for _ in range(300):
+        if seen.events:
+            break
+        await asyncio.sleep(0.1)
+    raised = seen.events[0]
+    condition = ua.NodeId.from_string(raised["condition"])
+    anonymous = Client(url, timeout=30)
+    async with anonymous:
+        refused = {"anonymous": await ack(anonymous, condition, raised["event_id"], "not me")}
+    refused["no comment"] = await ack(client, condition, raised["event_id"], "")
+    refused["unknown event"] = await ack(client, condition, b"no such event", "flushed")
+    done = await ack(client, condition, raised["event_id"], "flushed the oxygen line")
+    for _ in range(300):
+        if len(seen.events) >= 2:
+            break
+        await asyncio.sleep(0.1)
+    again = await ack(client, condition, raised["event_id"], "twice")
+    for event in seen.events:
+        event.pop("event_id")
+    return {"events": seen.events, "refused": refused, "ack": done, "again": again}
+
+async def refresh(client):
+    seen = Seen()
+    seen.event_notification = lambda event: seen.events.append(fields(event))
+    subscription = await client.create_subscription(100, seen)
+    await subscription.subscribe_events(client.nodes.server, ua.ObjectIds.AlarmConditionType)
+    await client.get_node(ua.ObjectIds.ConditionType).call_method(
+        ua.NodeId(ua.ObjectIds.ConditionType_ConditionRefresh),
+        ua.Variant(subscription.subscription_id, ua.VariantType.UInt32))
+    for _ in range(300):
+        if seen.events:
+            break
+        await asyncio.sleep(0.1)
+    print("subscribed", flush=True)
+    sys.stdin.readline()  # the test acknowledges the alarm in the panel's way, then writes a line
+    for _ in range(300):
+        if any(e["acked"] for e in seen.events):
+            break
+        await asyncio.sleep(0.1)
+    for event in seen.events:
+        event.pop("event_id")
+    return {"events": seen.events}
+
 async def main():
     client = Client(url, timeout=30)
     if user != "-":
@@ -65,7 +140,20 @@ async def main():
             units = await rig.get_child([f"{ns}:FunctionalUnits"])
             out["chips"] = sorted([(await n.read_browse_name()).Name for n in await units.get_children()])
             chip = await units.get_child([f"{ns}:liver-1"])
-            out["channels"] = sorted([(await n.read_browse_name()).Name for n in await chip.get_children()])
+            names = [await n.read_browse_name() for n in await chip.get_children()]
+            out["channels"] = sorted(n.Name for n in names if n.NamespaceIndex == ns)
+            uris = await client.get_namespace_array()
+            async def type_of(node):
+                type_node = client.get_node(await node.read_type_definition())
+                return [uris[type_node.nodeid.NamespaceIndex], (await type_node.read_browse_name()).Name]
+            out["rig_type"], out["chip_type"] = await type_of(rig), await type_of(chip)
+            lads = uris.index("http://opcfoundation.org/UA/LADS/")
+            di = uris.index("http://opcfoundation.org/UA/DI/")
+            device_set = await client.nodes.objects.get_child([f"{di}:DeviceSet"])
+            out["device_set"] = [(await n.read_browse_name()).Name for n in await device_set.get_children()]
+            unit_set = await rig.get_child([f"{lads}:FunctionalUnitSet"])
+            in_set = [await n.read_browse_name() for n in await unit_set.get_children()]
+            out["unit_set"] = sorted(n.Name for n in in_set if n.NamespaceIndex == ns)
             oxygen = client.get_node(ua.NodeId("rig/bench-1/channel/liver-1/oxygen", ns))
             value = await oxygen.read_data_value()
             eu = await (await oxygen.get_child(["0:EngineeringUnits"])).read_value()
@@ -93,6 +181,10 @@ async def main():
                     break
                 await asyncio.sleep(0.1)
             out["values"], out["events"] = seen.values, seen.events
+        elif action == "alarm":  # see an alarm condition, try to acknowledge it anonymously, then as `user`
+            out = await alarm(client, url, ns, rig)
+        elif action == "refresh":  # the open alarms by ConditionRefresh, then their acknowledgement
+            out = await refresh(client)
         else:  # call: the methods named in `action`, e.g. "Pause,Abort"
             out["calls"] = []
             for kind in action.split(","):
@@ -117,6 +209,7 @@ class Lab:
     rig_id: int
     run_id: int
     client: Path
+    pki: Path  # the endpoint's certificate folder
 
 
 def _fill(url: str) -> tuple[dict[str, int], int, int]:
@@ -155,9 +248,10 @@ def _fill(url: str) -> tuple[dict[str, int], int, int]:
     return ids, rig_id, run_id
 
 
-def _start(url: str, endpoint: str, anonymous: str) -> subprocess.Popen:
+def _start(url: str, endpoint: str, anonymous: str, pki: Path, security: str) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", endpoint, "--anonymous", anonymous],
+        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", endpoint, "--anonymous", anonymous]
+        + ["--certificate-dir", str(pki), "--security", security],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -188,8 +282,8 @@ def lab(tmp_path_factory):
     endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
     client = folder / "client.py"
     client.write_text(CLIENT)
-    process = _start(url, endpoint, "read")
-    yield Lab(url, endpoint, ids, rig_id, run_id, client)
+    process = _start(url, endpoint, "read", folder / "pki", "sign-encrypt,sign,none")  # none: plain clients too
+    yield Lab(url, endpoint, ids, rig_id, run_id, client, folder / "pki")
     _stop(process)
 
 
@@ -209,6 +303,9 @@ def test_a_client_browses_devices_chips_and_channels_and_reads_a_value_with_its_
     assert seen["rigs"] == ["bench-1"]
     assert seen["chips"] == ["liver-1", "liver-2"]
     assert seen["channels"] == ["liver-1/oxygen", "liver-1/teer"]
+    lads = "http://opcfoundation.org/UA/LADS/"
+    assert seen["rig_type"] == [lads, "LADSDeviceType"] and seen["chip_type"] == [lads, "FunctionalUnitType"]
+    assert "bench-1" in seen["device_set"] and seen["unit_set"] == ["liver-1", "liver-2"]
     value, status, source_t = seen["oxygen"]
     assert (value, status) == (18.5, "Good")
     assert source_t == pytest.approx(T0 + 1.0, abs=1e-3)  # the reading's own time, not the poll's
@@ -311,9 +408,8 @@ def test_asyncua_command_line_tools_list_and_read_nodes(lab):
 
 def test_with_anonymous_off_an_anonymous_client_is_refused(lab):
     endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
-    off = Lab(lab.url, endpoint, {}, 0, 0, lab.client)  # a second endpoint over the same store
-    url = lab.url
-    process = _start(url, endpoint, "off")
+    off = Lab(lab.url, endpoint, {}, 0, 0, lab.client, lab.pki)  # a second endpoint over the same store
+    process = _start(lab.url, endpoint, "off", lab.pki, "none")
     try:
         assert _client(off, "-", "-", "browse") == {"connect_error": "BadIdentityTokenRejected"}
         assert _client(off, "sam", PASSWORDS["sam"], "browse")["rigs"] == ["bench-1"]
@@ -321,11 +417,19 @@ def test_with_anonymous_off_an_anonymous_client_is_refused(lab):
         _stop(process)
 
 
-def test_a_bad_endpoint_url_is_one_line_and_exit_2(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        (["--endpoint", "http://127.0.0.1:1"], "opc.tcp://HOST:PORT"),
+        (["--endpoint", "opc.tcp://127.0.0.1:1", "--security", "plain"], "sign-encrypt, sign, none"),
+        (["--endpoint", "opc.tcp://127.0.0.1:1", "--certificate", "/nowhere/lab.der"], "give both, or neither"),
+    ],
+)
+def test_a_bad_option_is_one_line_and_exit_2(tmp_path, options, names):
     url = f"sqlite:///{tmp_path / 'lab.db'}"
     make_engine(url, create=True).dispose()
     done = subprocess.run(
-        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--endpoint", "http://127.0.0.1:1"],
+        [sys.executable, "-m", "ui.endpoints.opcua", "--db", url, "--certificate-dir", str(tmp_path / "pki"), *options],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -333,4 +437,203 @@ def test_a_bad_endpoint_url_is_one_line_and_exit_2(tmp_path):
         env={**os.environ},
     )
     assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "opc.tcp://HOST:PORT" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and names in done.stderr
+
+
+@pytest.mark.parametrize("user", ["tina", "sam"])
+def test_an_alarm_condition_is_acknowledged_over_opcua_and_audited_like_the_panel(lab, user):
+    process = subprocess.Popen(
+        [sys.executable, str(lab.client), lab.endpoint, user, PASSWORDS[user], "alarm"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout and process.stdin
+        assert process.stdout.readline().strip() == "subscribed"
+        engine = make_engine(lab.url)
+        with session(engine) as s:
+            raised = Alarm(rig_id=lab.rig_id, t_utc_s=time.time(), severity="warning", source="o2", message=user)
+            s.add(raised)
+            s.commit()
+            alarm_id = raised.id
+        before = time.time()
+        out, err = process.communicate("go\n", timeout=WAIT_S)
+        after = time.time()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    seen = json.loads(out.strip().splitlines()[-1])
+    condition = f"ns=2;s=alarm/{alarm_id}"
+    first, last = seen["events"][0], seen["events"][-1]
+    assert first == {
+        "message": f"warning: {user}",
+        "severity": 500,
+        "active": True,
+        "acked": False,
+        "retain": True,
+        "condition": condition,
+        "comment": "",
+        "user": "",
+    }, err[-2000:]
+    assert seen["refused"] == {
+        "anonymous": "BadUserAccessDenied",
+        "no comment": "BadInvalidArgument",  # the panel's rule: say what was done
+        "unknown event": "BadEventIdUnknown",
+    }
+    assert seen["ack"] == "Good"
+    assert (last["acked"], last["active"], last["retain"]) == (True, False, False)
+    assert (last["user"], last["comment"], last["condition"]) == (user, "flushed the oxygen line", condition)
+    assert seen["again"] == "BadNodeIdInvalid"  # the closed condition is gone; the store keeps one acknowledgement
+    engine = make_engine(lab.url)
+    with engine.connect() as c:
+        row = c.execute(
+            select(Alarm.acknowledged_by, Alarm.acknowledged_utc_s, Alarm.ack_comment).where(Alarm.id == alarm_id)
+        ).one()
+        audit = c.execute(
+            select(AuditEntry.actor, AuditEntry.t_utc_s).where(
+                AuditEntry.action == "alarm.acknowledge", AuditEntry.entity_id == str(alarm_id)
+            )
+        ).all()
+    engine.dispose()
+    assert (row.acknowledged_by, row.ack_comment) == (user, "flushed the oxygen line")
+    assert before <= row.acknowledged_utc_s <= after  # wall clock, when it was acknowledged
+    assert [tuple(a) for a in audit] == [(user, row.acknowledged_utc_s)]
+
+
+def _uals(lab: Lab, node: str) -> str:
+    listed = subprocess.run(
+        [str(BIN / "uals"), "-u", lab.endpoint, "-n", node, "-l", "1"], capture_output=True, text=True, timeout=WAIT_S
+    )
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    return listed.stdout
+
+
+def test_an_open_alarm_shows_on_condition_refresh_and_its_panel_acknowledgement_is_an_event(lab):
+    engine = make_engine(lab.url)
+    with session(engine) as s:
+        raised = Alarm(rig_id=lab.rig_id, t_utc_s=time.time(), severity="critical", source="pump", message="stall")
+        s.add(raised)
+        s.commit()
+        alarm_id = raised.id
+    condition = f"ns=2;s=alarm/{alarm_id}"
+    deadline = time.monotonic() + WAIT_S
+    while f"alarm {alarm_id}" not in _uals(lab, "ns=2;s=Alarms"):  # raised before the client subscribes
+        assert time.monotonic() < deadline, "the endpoint never showed the alarm as a condition"
+    process = subprocess.Popen(
+        [sys.executable, str(lab.client), lab.endpoint, "sam", PASSWORDS["sam"], "refresh"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout and process.stdin
+        assert process.stdout.readline().strip() == "subscribed"
+        tina = sign_in(engine, "tina", PASSWORDS["tina"])
+        acknowledge_alarm(engine, tina, alarm_id, "restarted the pump")  # as the panel's Overview does
+        out, err = process.communicate("go\n", timeout=WAIT_S)
+    finally:
+        engine.dispose()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    events = [e for e in json.loads(out.strip().splitlines()[-1])["events"] if e["condition"] == condition]
+    assert [(e["active"], e["acked"], e["retain"]) for e in events] == [(True, False, True), (False, True, False)]
+    assert (events[-1]["user"], events[-1]["comment"]) == ("tina", "restarted the pump"), err[-2000:]
+
+
+def _client_certificate(folder: Path) -> tuple[Path, Path]:
+    """A client certificate as uaread presents it (asyncua's client application URI)."""
+    cert, key = folder / "client-cert.der", folder / "client-key.pem"
+    asyncio.run(
+        setup_self_signed_certificate(
+            key,
+            cert,
+            "urn:example.org:FreeOpcUa:opcua-asyncio",
+            socket.gethostname(),
+            [ExtendedKeyUsageOID.CLIENT_AUTH],
+            {"commonName": "test client"},
+        )
+    )
+    return cert, key
+
+
+def _uaread(endpoint: str, node: str, *security: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "uaread"), "-u", endpoint, "-n", node, "--user", "sam", "--password", PASSWORDS["sam"], *security],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+
+
+def test_a_client_reads_a_channel_over_sign_and_encrypt_and_none_is_off_unless_configured(lab, tmp_path):
+    pki = tmp_path / "pki"
+    endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
+    cert, key = _client_certificate(tmp_path)
+    process = _start(lab.url, endpoint, "read", pki, "sign-encrypt,sign")  # the default policies
+    try:
+        server_cert = pki / "server-cert.der"  # made on first start
+        assert server_cert.is_file() and (pki / "server-key.pem").stat().st_mode & 0o077 == 0
+        node = "ns=2;s=rig/bench-1/channel/liver-1/oxygen"
+        encrypted = f"Basic256Sha256,SignAndEncrypt,{cert},{key},{server_cert}"
+        untrusted = _uaread(endpoint, node, "--security", encrypted)
+        assert untrusted.returncode != 0 and "BadCertificateUntrusted" in untrusted.stderr + untrusted.stdout
+        (rejected,) = (pki / "rejected").iterdir()  # where a lab finds the certificate to trust
+        rejected.rename(pki / "trusted" / rejected.name)
+        read = _uaread(endpoint, node, "--security", encrypted)
+        assert read.returncode == 0, read.stderr[-2000:]
+        assert float(read.stdout.strip()) in (18.5, 17.25)  # the oxygen channel (a later test may have written)
+        plain = _uaread(endpoint, node)
+        assert plain.returncode != 0 and "No matching endpoints" in plain.stderr  # None only if configured
+    finally:
+        _stop(process)
+    fingerprint = server_cert.read_bytes()
+    process = _start(lab.url, endpoint, "read", pki, "sign-encrypt")
+    _stop(process)
+    assert server_cert.read_bytes() == fingerprint  # the certificate is kept across restarts
+
+
+def test_the_endpoint_serves_a_lab_whose_store_is_postgresql(postgres_url, tmp_path):
+    ids, rig_id, run_id = _fill(postgres_url)
+    client = tmp_path / "client.py"
+    client.write_text(CLIENT)
+    endpoint = f"opc.tcp://127.0.0.1:{free_loopback_port()}"
+    pg = Lab(postgres_url, endpoint, ids, rig_id, run_id, client, tmp_path / "pki")
+    process = _start(postgres_url, endpoint, "read", pg.pki, "none")
+    try:
+        seen = _client(pg, "sam", PASSWORDS["sam"], "browse")
+        steered = _client(pg, "sam", PASSWORDS["sam"], "Pause")
+    finally:
+        _stop(process)
+    assert seen["rigs"] == ["bench-1"] and seen["channels"] == ["liver-1/oxygen", "liver-1/teer"]
+    assert seen["oxygen"][:2] == [18.5, "Good"] and seen["teer_status"] == "BadDeviceFailure"
+    assert steered["calls"][0][:2] == ["Pause", "Good"]
+    assert _requests(pg) == [("pause", "sam")] and _audit(pg, "opcua.sign_in") == ["sam", "sam"]
+
+
+def test_a_channel_added_while_the_endpoint_serves_appears_with_its_reading(lab):
+    engine = make_engine(lab.url)
+    with session(engine) as s:
+        chip_id = s.execute(select(Chip.id).where(Chip.name == "liver-2")).scalar_one()
+        channel = Channel(rig_id=lab.rig_id, chip_id=chip_id, name="liver-2/ph", quantity="ph", unit="dimensionless")
+        s.add(channel)
+        s.commit()
+        channel_id = channel.id
+    ingest_readings(engine, [ReadingIn(channel_id, time.time(), 7.25)])
+    engine.dispose()
+    deadline = time.monotonic() + WAIT_S
+    while True:  # the endpoint polls every 0.5 s; the machine may be busy
+        read = subprocess.run(
+            [str(BIN / "uaread"), "-u", lab.endpoint, "-n", "ns=2;s=rig/bench-1/channel/liver-2/ph"],
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S,
+        )
+        if read.returncode == 0 or time.monotonic() > deadline:
+            break
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert float(read.stdout.strip()) == 7.25

@@ -1,4 +1,6 @@
-"""``python -m ui.endpoints.opcua --db URL --endpoint opc.tcp://HOST:PORT [--anonymous read|off]``.
+"""``python -m ui.endpoints.opcua --db URL --endpoint opc.tcp://HOST:PORT [--anonymous read|off]
+[--security sign-encrypt,sign[,none]] [--certificate-dir DIR] [--certificate FILE --private-key FILE]
+[--trust-clients listed|all]``.
 
 The lab supervisor starts this as its own process; it serves until SIGTERM or SIGINT. A user error
 (bad URL, unreachable store, port taken) is one line on stderr and exit 2.
@@ -11,12 +13,14 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from store import make_engine
 from twin.errors import ChipTwinError
 from ui.endpoints.opcua.access import Anonymous
 from ui.endpoints.opcua.errors import EndpointError
+from ui.endpoints.opcua.security import DEFAULT_POLICIES, Security, TrustClients, describe, parse_policies
 from ui.endpoints.opcua.server import DEFAULT_POLL_PERIOD_S, Endpoint
 from ui.errors import EXIT_USER_ERROR
 
@@ -39,6 +43,17 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--endpoint", required=True, help="opc.tcp://HOST:PORT to listen on")
     parser.add_argument("--anonymous", choices=[a.value for a in Anonymous], default=Anonymous.READ.value)
     parser.add_argument("--poll-period-s", type=float, default=DEFAULT_POLL_PERIOD_S, help="store poll period, s")
+    parser.add_argument(
+        "--security",
+        default=",".join(p.value for p in DEFAULT_POLICIES),
+        help="policies offered, comma-separated: sign-encrypt, sign, none (none only if you list it)",
+    )
+    parser.add_argument(
+        "--certificate-dir", type=Path, default=Path("opcua-pki"), help="server certificate, trusted/ and rejected/"
+    )
+    parser.add_argument("--certificate", type=Path, help="the lab's own server certificate (DER or PEM)")
+    parser.add_argument("--private-key", type=Path, help="the private key of --certificate (PEM)")
+    parser.add_argument("--trust-clients", choices=[t.value for t in TrustClients], default=TrustClients.LISTED.value)
     return parser.parse_args(argv)
 
 
@@ -53,7 +68,10 @@ async def _serve(endpoint: Endpoint) -> None:
         raise EndpointError(
             f"cannot listen on {endpoint.url} ({error.strerror or error}); choose a free port"
         ) from None
-    print(f"OPC UA endpoint {endpoint.url} serving (anonymous {endpoint.anonymous})", flush=True)
+    print(
+        f"OPC UA endpoint {endpoint.url} serving (anonymous {endpoint.anonymous}; security {describe(endpoint.security)})",
+        flush=True,
+    )
     await endpoint.serve(stop)
 
 
@@ -64,8 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         if not arguments.poll_period_s > 0:
             raise EndpointError("--poll-period-s must be above 0 s; the default is 0.5 s")
         url = endpoint_url(arguments.endpoint)
+        security = Security(
+            parse_policies(arguments.security),
+            arguments.certificate_dir,
+            arguments.certificate,
+            arguments.private_key,
+            TrustClients(arguments.trust_clients),
+        )
         engine = make_engine(arguments.db)
-        asyncio.run(_serve(Endpoint(engine, url, Anonymous(arguments.anonymous), arguments.poll_period_s)))
+        endpoint = Endpoint(engine, url, Anonymous(arguments.anonymous), arguments.poll_period_s, security)
+        asyncio.run(_serve(endpoint))
     except ChipTwinError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -1,12 +1,13 @@
 """The address space after LADS (OPC 30500) and the loop that keeps it equal to the store.
 
-    Objects/Devices/<rig>                      a rig (LADS Device)
+    Objects/Devices/<rig>                      a rig: LADSDeviceType, also in DI's DeviceSet (lads.py)
         RunId, RunState, CurrentStep           the rig's newest run
         Pause(), Resume(), Abort() -> RequestId   write the panel's run request (access.may_steer)
-        FunctionalUnits/<chip>                 a chip (LADS FunctionalUnit)
+        FunctionalUnitSet/<chip>               a chip: LADS FunctionalUnitType (FunctionalUnits/ organizes it too)
             <channel>                          Double, EngineeringUnits (EUInformation), quality as StatusCode
         Channels/<channel>                     channels that belong to no chip
-    alarms: ChipTwinAlarmEventType events emitted by the rig object (and the Server object)
+    Objects/Alarms/alarm <id>                  an open alarm as an AlarmConditionType condition (alarms.py)
+    alarms: AlarmConditionType events emitted by the rig object and the Server object
 
 Node ids are strings in the endpoint's namespace (``urn:chiptwin:opcua``), stable across restarts:
 ``rig/<rig>``, ``rig/<rig>/RunState``, ``rig/<rig>/channel/<channel>``.
@@ -27,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from store.ingest import Quality
 from store.states import FINAL_RUN_STATES
-from ui.endpoints.opcua import snapshot
+from ui.endpoints.opcua import lads, snapshot
 from ui.endpoints.opcua.access import (
     CALLER,
     Anonymous,
@@ -36,13 +37,16 @@ from ui.endpoints.opcua.access import (
     may_steer,
     record_callers,
 )
+from ui.endpoints.opcua.alarms import Conditions, utc
+from ui.endpoints.opcua.security import Security
+from ui.endpoints.opcua.security import apply as apply_security
 from ui.endpoints.opcua.units import eu_information
 from ui.panel.errors import NotAllowed, PanelError
 from ui.panel.live import request_control
 
 NAMESPACE_URI = "urn:chiptwin:opcua"
 DEFAULT_POLL_PERIOD_S = 0.5
-SEVERITY = {"info": 100, "warning": 500, "critical": 900}  # OPC UA severity 1..1000
+OPEN_ALARMS_SHOWN = 500  # open alarms older than the newest 500 at start are not conditions here
 log = logging.getLogger(__name__)
 
 
@@ -61,18 +65,14 @@ def status_of(value: snapshot.ChannelValue) -> ua.StatusCode:
     return ua.StatusCode(ua.StatusCodes.Good)
 
 
-def utc(t_utc_s: float) -> datetime:
-    return datetime.fromtimestamp(t_utc_s, tz=timezone.utc)
-
-
 @dataclass
 class _Rig:
     node: Node
     run_id: Node
     run_state: Node
     current_step: Node
-    units: Node
-    events: Any  # asyncua EventGenerator emitting from the rig
+    units: Node  # the FunctionalUnits folder (organizes the chips too)
+    unit_set: Node  # LADS FunctionalUnitSet
     chips: dict[int, Node] = field(default_factory=dict)
     shown: snapshot.RunView | None = None
 
@@ -81,19 +81,24 @@ class _Rig:
 class _Read:
     """One poll's reading of the store (made in a worker thread)."""
 
-    rigs: list[snapshot.RigView]
+    mark: tuple[int, ...]  # snapshot.topology_mark
+    rigs: list[snapshot.RigView] | None  # None: the topology has not changed since the last poll
     values: list[snapshot.ChannelValue]
     runs: dict[int, snapshot.RunView]
-    alarms: list[snapshot.AlarmView]
+    alarms: list[snapshot.AlarmView]  # new since the last poll
+    acknowledged: list[snapshot.AlarmView]  # of the open ones shown
 
 
-def _read(engine: Engine, after_alarm_id: int) -> _Read:
-    rigs = snapshot.topology(engine)
+def _read(engine: Engine, mark: tuple[int, ...], after_alarm_id: int, open_alarm_ids: list[int]) -> _Read:
+    """The store as the endpoint shows it; rigs, chips and channels only when ``mark`` says they changed."""
+    now_mark = snapshot.topology_mark(engine)
     return _Read(
-        rigs,
+        now_mark,
+        snapshot.topology(engine) if now_mark != mark else None,
         snapshot.values(engine),
-        {r.id: snapshot.run_of(engine, r.id) for r in rigs},
+        snapshot.runs(engine),
         snapshot.alarms_after(engine, after_alarm_id),
+        snapshot.acknowledged_among(engine, open_alarm_ids),
     )
 
 
@@ -101,41 +106,48 @@ class Endpoint:
     """An asyncua server over one store; ``serve`` until ``stop`` is set."""
 
     def __init__(
-        self, engine: Engine, url: str, anonymous: Anonymous, poll_period_s: float = DEFAULT_POLL_PERIOD_S
+        self,
+        engine: Engine,
+        url: str,
+        anonymous: Anonymous,
+        poll_period_s: float = DEFAULT_POLL_PERIOD_S,
+        security: Security = Security(),
     ) -> None:
         self.engine, self.url, self.anonymous, self.poll_period_s = engine, url, anonymous, poll_period_s
+        self.security = security
         self.server = Server(user_manager=StoreUserManager(engine, anonymous))
         self.ns = 0
         self._rigs: dict[int, _Rig] = {}
         self._channels: dict[int, Node] = {}
         self._shown_t: dict[int, float | None] = {}
         self._last_alarm_id = 0
-        self._alarm_type: Node | None = None
-        self._server_events: Any = None
+        self._mark: tuple[int, ...] = ()
+        self.conditions = Conditions(self.server, engine, 0)
         self._store_ok = True
 
     # -- start ----------------------------------------------------------------------------
     async def start(self) -> None:
         record_callers()
+        self.server.iserver.bind_condition_methods = True  # ConditionRefresh re-sends the open alarms
         await self.server.init()
         self.server.set_endpoint(self.url)
         self.server.set_server_name("ChipTwin lab")
-        self.server.set_security_policy([ua.SecurityPolicyType.NoSecurity], ReadOnlyAnonymous())
+        await apply_security(self.server, self.security, ReadOnlyAnonymous())
         tokens: list[type] = [ua.UserNameIdentityToken]
         if self.anonymous == Anonymous.READ:
             tokens.insert(0, ua.AnonymousIdentityToken)
         self.server.set_identity_tokens(tokens)
-        self.ns = await self.server.register_namespace(NAMESPACE_URI)
+        self.ns = await self.server.register_namespace(NAMESPACE_URI)  # first: it stays ns=2
+        self.lads = await lads.load(self.server)
         self._devices = await self.server.nodes.objects.add_folder(self._id("Devices"), self._name("Devices"))
-        self._alarm_type = await self.server.create_custom_event_type(
-            self.ns,
-            "ChipTwinAlarmEventType",
-            ua.ObjectIds.BaseEventType,
-            [("AlarmId", ua.VariantType.Int64), ("RigName", ua.VariantType.String)],
-        )
-        self._server_events = await self.server.get_event_generator(self._alarm_type, ua.ObjectIds.Server)
+        self.conditions.ns = self.ns
+        await self.conditions.start()
         self._last_alarm_id = await asyncio.to_thread(snapshot.last_alarm_id, self.engine)
         await self.poll_once()
+        opened = await asyncio.to_thread(snapshot.open_alarms, self.engine, OPEN_ALARMS_SHOWN)
+        for alarm in opened:  # alarms still open at start are conditions, not replayed as news
+            if alarm.id <= self._last_alarm_id:
+                await self.conditions.raise_(alarm, self._rig_node(alarm.rig_id))
         await self.server.start()
 
     def _id(self, path: str) -> ua.NodeId:
@@ -147,7 +159,11 @@ class Endpoint:
     # -- the address space ---------------------------------------------------------------
     async def _add_rig(self, rig: snapshot.RigView) -> _Rig:
         base = f"rig/{rig.name}"
-        node = await self._devices.add_object(self._id(base), self._name(rig.name))
+        node = await self._devices.add_object(
+            self._id(base), self._name(rig.name), objecttype=self.lads.device_type, instantiate_optional=False
+        )
+        device_set = self.server.get_node(self.lads.device_set)
+        await device_set.add_reference(node.nodeid, ua.ObjectIds.Organizes)  # where LADS clients look
         await node.set_event_notifier([ua.EventNotifier.SubscribeToEvents])
         await self.server.get_node(ua.ObjectIds.Server).add_reference(node.nodeid, ua.ObjectIds.HasNotifier)
         run_id = await node.add_variable(self._id(f"{base}/RunId"), self._name("RunId"), -1, ua.VariantType.Int64)
@@ -162,17 +178,26 @@ class Endpoint:
                 [ua.VariantType.Int64],
             )
         units = await node.add_folder(self._id(f"{base}/FunctionalUnits"), self._name("FunctionalUnits"))
-        events = await self.server.get_event_generator(self._alarm_type, node)
-        return _Rig(node, run_id, state, step, units, events)
+        unit_set = await node.get_child([self.lads.functional_unit_set])
+        return _Rig(node, run_id, state, step, units, unit_set)
+
+    def _rig_node(self, rig_id: int | None) -> ua.NodeId | None:
+        shown = self._rigs.get(rig_id) if rig_id is not None else None
+        return shown.node.nodeid if shown else None
 
     async def _add_channel(self, rig: snapshot.RigView, shown: _Rig, channel: snapshot.ChannelView) -> None:
         parent = shown.node
         if channel.chip_id is not None:
             if channel.chip_id not in shown.chips:
                 chip = rig.chips[channel.chip_id]
-                shown.chips[channel.chip_id] = await shown.units.add_object(
-                    self._id(f"rig/{rig.name}/chip/{chip}"), self._name(chip)
+                unit = await shown.unit_set.add_object(
+                    self._id(f"rig/{rig.name}/chip/{chip}"),
+                    self._name(chip),
+                    objecttype=self.lads.functional_unit_type,
+                    instantiate_optional=False,
                 )
+                await shown.units.add_reference(unit.nodeid, ua.ObjectIds.Organizes)
+                shown.chips[channel.chip_id] = unit
             parent = shown.chips[channel.chip_id]
         base = f"rig/{rig.name}/channel/{channel.name}"
         node = await parent.add_variable(self._id(base), self._name(channel.name), 0.0, ua.VariantType.Double)
@@ -198,23 +223,30 @@ class Endpoint:
     # -- the poll ------------------------------------------------------------------------
     async def poll_once(self) -> None:
         try:
-            read = await asyncio.to_thread(_read, self.engine, self._last_alarm_id)
+            read = await asyncio.to_thread(
+                _read, self.engine, self._mark, self._last_alarm_id, self.conditions.open_ids()
+            )
         except SQLAlchemyError as error:
             if self._store_ok:
                 log.warning("the store does not answer (%s); values keep their last state", error)
             self._store_ok = False
             return
         self._store_ok = True
-        await self._ensure(read.rigs)
+        if read.rigs is not None:
+            await self._ensure(read.rigs)
+            self._mark = read.mark
         now = datetime.now(timezone.utc)
         for value in read.values:
             await self._show_value(value, now)
-        for rig_id, run in read.runs.items():
-            await self._show_run(self._rigs[rig_id], run)
-        names = {r.id: r.name for r in read.rigs}
+        for rig_id, shown in self._rigs.items():
+            await self._show_run(shown, read.runs.get(rig_id, snapshot.IDLE))
         for alarm in read.alarms:
-            await self._raise(alarm, names.get(alarm.rig_id or -1, ""))
+            await self.conditions.raise_(alarm, self._rig_node(alarm.rig_id))
+            if alarm.acknowledged_utc_s is not None:  # acknowledged before this poll saw it
+                await self.conditions.close(alarm)
             self._last_alarm_id = alarm.id
+        for alarm in read.acknowledged:
+            await self.conditions.close(alarm)
 
     async def _show_value(self, value: snapshot.ChannelValue, now: datetime) -> None:
         if value.channel_id not in self._channels or self._shown_t.get(value.channel_id) == value.t_utc_s:
@@ -235,17 +267,6 @@ class Endpoint:
         await rig.run_id.write_value(ua.Variant(-1 if run.run_id is None else run.run_id, ua.VariantType.Int64))
         await rig.run_state.write_value(run.state)
         await rig.current_step.write_value(run.current_step)
-
-    async def _raise(self, alarm: snapshot.AlarmView, rig_name: str) -> None:
-        targets = [self._server_events]
-        if alarm.rig_id in self._rigs:
-            targets.append(self._rigs[alarm.rig_id].events)
-        for generator in targets:
-            generator.event.Severity = SEVERITY.get(alarm.severity, 500)
-            generator.event.SourceName = alarm.source
-            generator.event.AlarmId = alarm.id
-            generator.event.RigName = rig_name
-            await generator.trigger(time_attr=utc(alarm.t_utc_s), message=f"{alarm.severity}: {alarm.message}")
 
     # -- methods -------------------------------------------------------------------------
     def _method(self, rig_id: int, kind: str):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, func, select
 
-from store.queries import latest_readings
-from store.repositories import runs as run_records
-from store.schema import Alarm, Channel, Chip, Rig
+from store.schema import Alarm, Channel, Chip, ProtocolRun, Reading, Rig, Step
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,9 @@ class RunView:
     current_step: str  # "3 dose (running)", "" when no step has started
 
 
+IDLE = RunView(None, "idle", "")
+
+
 @dataclass(frozen=True)
 class RigView:
     id: int
@@ -51,6 +52,9 @@ class AlarmView:
     severity: str
     source: str
     message: str
+    acknowledged_by: str | None = None  # None: open
+    acknowledged_utc_s: float | None = None  # wall-clock time of the acknowledgement
+    ack_comment: str = ""
 
 
 def topology(engine: Engine) -> list[RigView]:
@@ -71,31 +75,115 @@ def topology(engine: Engine) -> list[RigView]:
     return list(views.values())
 
 
+def topology_mark(engine: Engine) -> tuple[int, ...]:
+    """Counts and newest ids of rigs, chips and channels: when it changes, read ``topology`` again."""
+    query = select(
+        select(func.count()).select_from(Rig).scalar_subquery(),
+        select(func.max(Rig.id)).scalar_subquery(),
+        select(func.count()).select_from(Chip).scalar_subquery(),
+        select(func.max(Chip.id)).scalar_subquery(),
+        select(func.count()).select_from(Channel).scalar_subquery(),
+        select(func.max(Channel.id)).scalar_subquery(),
+    )
+    with engine.connect() as connection:
+        row = connection.execute(query).one()
+    return tuple(int(v or 0) for v in row)
+
+
 def values(engine: Engine) -> list[ChannelValue]:
-    return [
-        ChannelValue(r.channel_id, r.t_utc_s, r.value, int(r.quality or 0))
-        for r in latest_readings(engine)  # one index seek per channel
-    ]
+    """The newest reading of every channel in one statement (an index seek per channel inside the
+    database, not one round trip per channel as ``store.queries.latest_readings``)."""
+    newest = (
+        select(func.max(Reading.t_utc_s))  # type: ignore[arg-type]
+        .where(Reading.channel_id == Channel.id)
+        .correlate(Channel)
+        .scalar_subquery()
+    )
+    query = (
+        select(Channel.id, Reading.t_utc_s, Reading.value, Reading.quality)  # type: ignore[call-overload]
+        .select_from(Channel)
+        .outerjoin(Reading, and_(Reading.channel_id == Channel.id, Reading.t_utc_s == newest))
+        .order_by(Channel.id)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [ChannelValue(r[0], r[1], r[2], int(r[3] or 0)) for r in rows]
+
+
+def runs(engine: Engine) -> dict[int, RunView]:
+    """Every rig's newest run and its newest started step, in two statements; rigs without a run are absent."""
+    newest = select(func.max(ProtocolRun.id)).group_by(ProtocolRun.rig_id)  # type: ignore[arg-type]
+    with engine.connect() as connection:
+        latest = connection.execute(
+            select(ProtocolRun.rig_id, ProtocolRun.id, ProtocolRun.state).where(ProtocolRun.id.in_(newest))  # type: ignore[union-attr]
+        ).all()
+        run_ids = [r.id for r in latest]
+        last = (
+            select(Step.run_id, func.max(Step.index).label("index"))
+            .where(Step.run_id.in_(run_ids))  # type: ignore[attr-defined]
+            .group_by(Step.run_id)
+            .subquery()
+        )
+        steps = connection.execute(
+            select(Step.run_id, Step.index, Step.kind, Step.state).join(
+                last, and_(Step.run_id == last.c.run_id, Step.index == last.c.index)
+            )
+        ).all()
+    step_of = {s.run_id: f"{s.index} {s.kind} ({s.state})" for s in steps}
+    return {r.rig_id: RunView(r.id, str(r.state), step_of.get(r.id, "")) for r in latest}
 
 
 def run_of(engine: Engine, rig_id: int) -> RunView:
-    run = run_records.latest_of_rig(engine, rig_id)
-    if run is None:
-        return RunView(None, "idle", "")
-    steps = run_records.steps(engine, run.id)
-    step = f"{steps[-1].index} {steps[-1].kind} ({steps[-1].state})" if steps else ""
-    return RunView(run.id, str(run.state), step)
+    return runs(engine).get(rig_id, IDLE)
+
+
+_ALARM_COLUMNS = (
+    Alarm.id,
+    Alarm.rig_id,
+    Alarm.t_utc_s,
+    Alarm.severity,
+    Alarm.source,
+    Alarm.message,
+    Alarm.acknowledged_by,
+    Alarm.acknowledged_utc_s,
+    Alarm.ack_comment,
+)
+
+
+def _alarm_views(rows) -> list[AlarmView]:
+    return [AlarmView(*r[:6], r.acknowledged_by, r.acknowledged_utc_s, r.ack_comment or "") for r in rows]
 
 
 def alarms_after(engine: Engine, alarm_id: int) -> list[AlarmView]:
     """Alarms newer than ``alarm_id``, oldest first."""
     with engine.connect() as connection:
+        rows = connection.execute(select(*_ALARM_COLUMNS).where(Alarm.id > alarm_id).order_by(Alarm.id)).all()
+    return _alarm_views(rows)
+
+
+def open_alarms(engine: Engine, limit: int) -> list[AlarmView]:
+    """The newest ``limit`` alarms nobody has acknowledged yet, oldest first."""
+    with engine.connect() as connection:
         rows = connection.execute(
-            select(Alarm.id, Alarm.rig_id, Alarm.t_utc_s, Alarm.severity, Alarm.source, Alarm.message)
-            .where(Alarm.id > alarm_id)
+            select(*_ALARM_COLUMNS)
+            .where(Alarm.acknowledged_utc_s.is_(None))  # type: ignore[union-attr]
+            .order_by(Alarm.id.desc())  # type: ignore[union-attr]
+            .limit(limit)
+        ).all()
+    return _alarm_views(reversed(rows))
+
+
+def acknowledged_among(engine: Engine, alarm_ids: list[int]) -> list[AlarmView]:
+    """Those of ``alarm_ids`` acknowledged by now (from the panel or over OPC UA), oldest first."""
+    if not alarm_ids:
+        return []
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(*_ALARM_COLUMNS)
+            .where(Alarm.id.in_(alarm_ids), Alarm.acknowledged_utc_s.is_not(None))  # type: ignore[union-attr]
             .order_by(Alarm.id)
         ).all()
-    return [AlarmView(r.id, r.rig_id, r.t_utc_s, r.severity, r.source, r.message) for r in rows]
+    return _alarm_views(rows)
 
 
 def last_alarm_id(engine: Engine) -> int:
