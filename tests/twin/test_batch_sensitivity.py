@@ -120,3 +120,32 @@ def test_unknown_parameter_and_unsorted_times_are_refused():
         chips_sensitivities(LIVER_RUNS[:1], LIVER_TIMES[:1], ["vmx"])
     with pytest.raises(InvalidValueError, match="increasing order"):
         chips_sensitivities(LIVER_RUNS[:1], [np.array([2.0, 1.0])], ["vmax"])
+
+
+def test_chips_in_lockstep_take_the_same_steps_and_the_same_answers(monkeypatch):
+    """Copies of a chip at nearby parameters, in one lockstep group, share every step (the covariance
+    step differences them); a chip outside the group keeps its own steps; the values stay those of
+    solving each chip alone."""
+    from twin.chip import batch_sensitivity
+
+    steps: list[tuple[np.ndarray, np.ndarray]] = []
+    original = batch_sensitivity.rodas4_sensitivity_step
+
+    def recording(aug, x, s, chips, h):
+        steps.append((chips.copy(), h.copy()))
+        return original(aug, x, s, chips, h)
+
+    monkeypatch.setattr(batch_sensitivity, "rodas4_sensitivity_step", recording)
+    run, other = LIVER_RUNS
+    copies = [ChipRun(run.params | {"vmax": run.params["vmax"] * factor}, run.events) for factor in (1.0, 1.3, 0.7)]
+    times = [LIVER_TIMES[0]] * 3 + [LIVER_TIMES[1]]
+    together = chips_sensitivities([*copies, other], times, ["vmax", "km"], rtol=1e-6, atol=1e-9, lockstep=[0, 0, 0, 1])
+    shared = [h[np.isin(chips, [0, 1, 2])] for chips, h in steps if np.isin(chips, [0, 1, 2]).any()]
+    assert all(np.all(h == h[0]) for h in shared) and len(shared) > 20
+    assert any(not np.all(h[np.isin(chips, [0, 1, 2])] == h[chips == 3]) for chips, h in steps if 3 in chips)
+    steps.clear()
+    alone = chips_sensitivities(copies[1:2], times[:1], ["vmax", "km"], rtol=1e-6, atol=1e-9)[0]
+    for name, values in alone.values.items():
+        np.testing.assert_allclose(together[1].values[name], values, rtol=1e-5, atol=1e-9)
+    with pytest.raises(InvalidValueError, match="lockstep must share"):
+        chips_sensitivities([run, other], LIVER_TIMES, ["vmax"], lockstep=[0, 0])
