@@ -29,6 +29,7 @@ def chips_sensitivities(
     rtol: float = 1e-7,
     atol: float = 1e-10,
     lockstep: Sequence[int] | None = None,
+    control_sensitivities: bool = True,
 ) -> list[Sensitivities]:
     """Each chip's observables at its own (sorted) times and ∂/∂log p for the ``free`` parameters.
 
@@ -51,7 +52,9 @@ def chips_sensitivities(
     schedules = [validate_schedule(run.events, system, x0[i]) for i, run in enumerate(runs)]
     times = [check_times(t) for t in times_by_chip]
     index = [names.index(name) for name in free]
-    states, dstates = solve_batch_sensitivities(system, p, c, index, schedules, times, Tolerances(rtol, atol), lockstep)
+    states, dstates = solve_batch_sensitivities(
+        system, p, c, index, schedules, times, Tolerances(rtol, atol), lockstep, control_sensitivities
+    )
     keep = observable_names(system, observables)
     out = []
     for i in range(len(runs)):
