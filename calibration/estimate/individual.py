@@ -22,7 +22,7 @@ from scipy.optimize import minimize
 from calibration.errors import FitFailedError, NoObservationsError, UnidentifiableError
 from calibration.estimate.error_models import ErrorModel, Residuals, minus2ll_terms
 from calibration.estimate.multistart import best_of_starts
-from calibration.estimate.scoring import fisher_scoring, observed_information
+from calibration.estimate.scoring import HANDOVER_DECREMENT, fisher_scoring, scoring_with_information
 from calibration.io.record import FitRecord
 from calibration.uncertainty.information import from_hessian, natural_scale, numerical_hessian
 
@@ -139,7 +139,7 @@ def _lbfgs_start(problem: IndividualProblem, x0: np.ndarray) -> tuple[float, obj
 
 
 def _scoring_start(problem: IndividualProblem, x0: np.ndarray) -> tuple[float, object]:
-    result = fisher_scoring(problem, x0)
+    result = fisher_scoring(problem, x0, decrement_tol=HANDOVER_DECREMENT)  # finished with the covariance step
     return float(result.value), result
 
 
@@ -152,16 +152,16 @@ def _fit_scoring(
     method: str,
     started: float,
 ) -> FitRecord:
-    """Best of ``n_starts`` Fisher-scoring runs on exact sensitivities, then the observed information."""
+    """Best of ``n_starts`` Fisher-scoring runs on exact sensitivities, then the observed information
+    (whose run also checks the best run's last step: ``scoring_with_information``)."""
 
     starts = start_points(problem, initial, n_starts, np.random.default_rng(seed))
     best = best_of_starts(_scoring_start, problem, starts, progress)
     if best is None:
         raise FitFailedError("the model cannot be evaluated at any start; check the initial values and the data")
+    best, hessian = scoring_with_information([problem], [best])[0]
     outcome = _Outcome(best.x, best.value, best.converged, f"no improving step after {best.iterations} iterations")
-    return _record(
-        problem, outcome, method, time.perf_counter() - started, hessian=observed_information(problem, best.x)
-    )
+    return _record(problem, outcome, method, time.perf_counter() - started, hessian=hessian)
 
 
 @dataclass

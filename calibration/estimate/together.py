@@ -2,7 +2,8 @@
 
 Chips fitted each alone (``fit_lab(method="individual")``) are independent problems of one model;
 their scoring runs advance together (``fisher_scoring_many``), every round's trial points of all
-chips in one batched sensitivity solve, and their covariance steps share one tight solve. A batch
+chips in one batched sensitivity solve, and their covariance steps share one solve (which also checks
+every chip's last scoring step: ``scoring_with_information``). A batch
 costs little more than one chip (the solver's cost is per step), so 50 chips cost a few fits.
 """
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from calibration.errors import FitFailedError
 from calibration.estimate.individual import IndividualProblem, _Outcome, _record, start_points
-from calibration.estimate.scoring import fisher_scoring_many, observed_information_many
+from calibration.estimate.scoring import HANDOVER_DECREMENT, fisher_scoring_many, scoring_with_information
 from calibration.io.record import FitRecord
 
 
@@ -31,11 +32,12 @@ def fit_together(
     starts = [
         start_points(problem, dict(init), 1, np.random.default_rng(0))[0] for problem, init in zip(problems, initials)
     ]
-    results = fisher_scoring_many(list(problems), starts)
+    results = fisher_scoring_many(list(problems), starts, decrement_tol=HANDOVER_DECREMENT)
     for result in results:
         if not np.isfinite(result.value):
             raise FitFailedError("the model cannot be evaluated at any start; check the initial values and the data")
-    hessians = observed_information_many(list(problems), [result.x for result in results])
+    finished = scoring_with_information(list(problems), results)  # the last steps checked by the covariance run
+    results, hessians = [r for r, _ in finished], [h for _, h in finished]
     share = (time.perf_counter() - started) / len(problems)  # the wall time, split evenly
     return [
         _record(

@@ -135,11 +135,16 @@ def profile_parameter(
     for direction, bound in ((-1, low), (1, high)):
         sides[direction] = _walk(problem, x_hat, i, f_hat, direction, step, bound, threshold, max_steps, hook)
         hook.shrink(max_steps - len(sides[direction][0]))  # the points this side did not need
-    points = sorted([*sides[-1][0], (x_hat[i], 0.0), *sides[1][0]])
+    return _assemble(name, x_hat[i], sides, threshold, (low, high))
+
+
+def _assemble(name: str, estimate_log: float, sides: dict, threshold: float, bounds: tuple) -> Profile:
+    """The profile from each side's points (log value, Δ) and why its walk stopped: ends, notes."""
+    points = sorted([*sides[-1][0], (estimate_log, 0.0), *sides[1][0]])
     values, delta = np.exp([p[0] for p in points]), np.array([p[1] for p in points])
-    prof = Profile(name, float(np.exp(x_hat[i])), values, delta)
-    prof.lower, note_low = _end(points[::-1], x_hat[i], threshold, sides[-1][1], "lower", low)
-    prof.upper, note_high = _end(points, x_hat[i], threshold, sides[1][1], "upper", high)
+    prof = Profile(name, float(np.exp(estimate_log)), values, delta)
+    prof.lower, note_low = _end(points[::-1], estimate_log, threshold, sides[-1][1], "lower", bounds[0])
+    prof.upper, note_high = _end(points, estimate_log, threshold, sides[1][1], "upper", bounds[1])
     prof.notes += [n for n in (note_low, note_high) if n]
     if delta.min() < -0.1:
         better = values[int(np.argmin(delta))]
@@ -148,6 +153,86 @@ def profile_parameter(
             "the fit had not reached the optimum; refit with more starts (--starts)"
         )
     return prof
+
+
+FIRST_ROUND = (1, 2, 3, 4, 5, 6, 8, 10)  # a side's first points, in first steps (≈ SE/3): past 3 SE
+NEXT_ROUND = 4  # points a side that has not crossed adds per further round
+
+
+def profile_lockstep(
+    problem: IndividualProblem,
+    x_hat: np.ndarray,
+    name: str,
+    *,
+    threshold: float = CHI2_95,
+    max_steps: int = MAX_STEPS,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Profile:
+    """``profile_parameter``'s profile (its first step, bounds, span, ends and notes) on a planned set of
+    points whose rounds are fitted together in lockstep (``fisher_scoring_many``: one batched run per
+    scoring round for all of them), each from the profile's tangent at the optimum.
+
+    A first round takes ``FIRST_ROUND`` points each side; a side that has not crossed ``threshold``
+    (nor reached its bound or span) gets ``NEXT_ROUND`` more, striding out ×1.6 (at most 1 in log),
+    up to ``max_steps``. ``should_stop`` is asked before each scoring round (True:
+    ``ProfileCancelled``); ``progress(done, total)`` told as points finish, ``total`` the most points
+    still possible. A problem without sensitivities is walked (``profile_parameter``)."""
+    if problem.predict_jacobian is None:
+        return profile_parameter(
+            problem, x_hat, name, threshold=threshold, max_steps=max_steps, should_stop=should_stop, progress=progress
+        )
+    i = problem.names.index(name)
+    x_hat = np.asarray(x_hat, dtype=float)
+    hook = _Hook(should_stop, progress, 2 * max_steps)
+    hook.before()
+    f_hat, move, curvature = _tangent(problem, x_hat, i)
+    # the walk's first step (about a third of the SE with the others held), from the expected information
+    step = float(np.clip(np.sqrt(2 / curvature) / 3, 0.02, 0.5)) if curvature > 0 else 0.5
+    low, high = problem.log_bounds()[i]
+    plans = {d: _planned(x_hat[i], d, step, bound, max_steps) for d, bound in ((-1, low), (1, high))}
+    hook.shrink(2 * max_steps - sum(len(plan) for plan, _ in plans.values()))
+    sides: dict[int, tuple[list, str | None]] = {-1: ([], None), 1: ([], None)}
+    while any(why is None for _, why in sides.values()):
+        batch = []
+        for d, (points, why) in sides.items():
+            if why is None:
+                size = len(FIRST_ROUND) if not points else NEXT_ROUND
+                batch += [(d, value) for value in plans[d][0][len(points) : len(points) + size]]
+        found = _fit_points(problem, x_hat, i, np.array([v for _, v in batch]), move, hook)
+        for (d, value), f in zip(batch, found):
+            sides[d][0].append((float(value), float(f - f_hat) if np.isfinite(f) else float("inf")))
+        for d, (points, why) in list(sides.items()):
+            if why is None:
+                sides[d] = points, _stopped(points, len(plans[d][0]), plans[d][1], threshold)
+                if sides[d][1] is not None:
+                    hook.shrink(len(plans[d][0]) - len(points))
+    return _assemble(name, x_hat[i], sides, threshold, (low, high))
+
+
+def _planned(start: float, direction: int, step: float, bound: float | None, max_steps: int) -> tuple[list, str]:
+    """A side's log values, outward (``FIRST_ROUND`` steps, then strides ×1.6 up to 1 in log), the last one
+    at the bound or the span when it comes first; and what the last one is: 'bound', 'span' or 'steps'."""
+    limit = bound if bound is not None else start + direction * MAX_LOG_SPAN
+    offsets = [step * k for k in FIRST_ROUND[:max_steps]]
+    while len(offsets) < max_steps:
+        offsets.append(offsets[-1] + min((offsets[-1] - offsets[-2]) * 1.6, 1.0))
+    values = []
+    for offset in offsets:
+        value = start + direction * offset
+        if direction * (value - limit) >= 0:
+            return [*values, limit], "bound" if bound is not None else "span"
+        values.append(value)
+    return values, "steps"
+
+
+def _stopped(points: list, planned: int, last: str, threshold: float) -> str | None:
+    """Why a side is finished ('crossed', 'bound', 'span'), or None while it needs more points."""
+    if any(delta > threshold for _, delta in points):
+        return "crossed"
+    if len(points) >= planned:
+        return "span" if last == "steps" else last
+    return None
 
 
 def _first_step(problem: IndividualProblem, x_hat: np.ndarray, i: int, f_hat: float) -> float:
@@ -347,9 +432,16 @@ def profile_grid(
 
 
 def _grid_batched(problem: IndividualProblem, x_hat: np.ndarray, i: int, logs: np.ndarray, hook: _Hook):
-    """Every grid point's restricted fit at once (``fisher_scoring_many``: one batched run per round for
-    all points), each started on the profile's tangent at the optimum, −H_oo⁻¹·H_oi·δ from the
-    expected information there. −2LL at the optimum and at each point."""
+    """Every grid point's restricted fit at once (``_fit_points``). −2LL at the optimum and at each point."""
+    f_hat, move, _ = _tangent(problem, x_hat, i)
+    found = _fit_points(problem, x_hat, i, logs, move, hook)
+    hook.reached(logs.size)
+    return f_hat, found
+
+
+def _tangent(problem: IndividualProblem, x_hat: np.ndarray, i: int) -> tuple[float, np.ndarray, float]:
+    """−2LL at the optimum, the profile's tangent there, −H_oo⁻¹·H_oi (expected information: how the
+    other coordinates follow θ_i), and the curvature H_ii along θ_i."""
     evaluator = Evaluator(problem)
     f = evaluator.predict(x_hat)
     f_hat = objective_from(problem, x_hat, f)
@@ -357,6 +449,16 @@ def _grid_batched(problem: IndividualProblem, x_hat: np.ndarray, i: int, logs: n
     others = np.arange(x_hat.size) != i
     with np.errstate(all="ignore"):
         move = -np.linalg.lstsq(hessian[np.ix_(others, others)], hessian[others, i], rcond=None)[0]
+    return f_hat, move, float(hessian[i, i])
+
+
+def _fit_points(
+    problem: IndividualProblem, x_hat: np.ndarray, i: int, logs: np.ndarray, move: np.ndarray, hook: _Hook
+) -> np.ndarray:
+    """The restricted fits (θ_i held at each of ``logs``) all at once: ``fisher_scoring_many``, one batched
+    run per round for all points, each started on the tangent. ``hook`` is asked before each round and
+    told as points finish (counted on from its ``done``)."""
+    others = np.arange(x_hat.size) != i
     starts = []
     for value in logs:
         start = x_hat.copy()
@@ -365,17 +467,17 @@ def _grid_batched(problem: IndividualProblem, x_hat: np.ndarray, i: int, logs: n
         if np.all(np.isfinite(shift)) and np.max(np.abs(shift)) < 1.0:  # a sane extrapolation only
             start[others] += shift
         starts.append(start)
-    held = ~others
+    done_before = hook.done
 
     def between_rounds(finished: int) -> None:
-        hook.reached(finished)
+        hook.reached(done_before + finished)
         hook.before()
 
     results = fisher_scoring_many(
-        problem, starts, held=held, decrement_tol=PROFILE_DECREMENT_TOL, between_rounds=between_rounds
+        problem, starts, held=~others, decrement_tol=PROFILE_DECREMENT_TOL, between_rounds=between_rounds
     )
-    hook.reached(logs.size)
-    return f_hat, np.array([r.value for r in results])
+    hook.reached(done_before + logs.size)
+    return np.array([r.value for r in results])
 
 
 def _grid_walked(problem: IndividualProblem, x_hat: np.ndarray, i: int, logs: np.ndarray, hook: _Hook):

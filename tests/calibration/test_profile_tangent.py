@@ -62,3 +62,29 @@ def test_lockstep_scoring_equals_one_run_at_a_time(pooled):
         assert batched.iterations == alone.iterations
         np.testing.assert_allclose(batched.x, alone.x, rtol=0, atol=1e-8)
         assert batched.value == pytest.approx(alone.value, abs=1e-8)
+
+
+def test_the_lockstep_profile_finds_the_walk_s_interval(pooled):
+    """``profile_lockstep`` (the panel's: planned points, each round fitted together) gives the interval of
+    the point-by-point walk ``profile_parameter``; progress only rises, its total only falls."""
+    problem, _, x_hat = pooled
+    seen: list[tuple[int, int]] = []
+    fast = profiles.profile_lockstep(problem, x_hat, "km", progress=lambda done, total: seen.append((done, total)))
+    walked = profiles.profile_parameter(problem, x_hat, "km")
+    assert fast.lower is not None and fast.upper is not None and not fast.notes
+    assert fast.lower == pytest.approx(walked.lower, rel=5e-3) and fast.upper == pytest.approx(walked.upper, rel=5e-3)
+    assert fast.delta.max() > profiles.CHI2_95 and np.all(np.diff(fast.values) > 0)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert all(t2 <= t1 for (_, t1), (_, t2) in zip(seen, seen[1:]))
+    assert seen[-1] == (len(fast.values) - 1, len(fast.values) - 1)
+
+
+def test_the_lockstep_profile_is_asked_before_every_scoring_round_and_stops(pooled):
+    problem, _, x_hat = pooled
+    asked: list[int] = []
+    solves = problem.predict_jacobian.solves
+    with pytest.raises(profiles.ProfileCancelled):
+        profiles.profile_lockstep(problem, x_hat, "km", should_stop=lambda: asked.append(1) or len(asked) > 3)
+    assert len(asked) == 4
+    # the optimum's run, then one sensitivity run per scoring round asked about (the probes are plain runs)
+    assert problem.predict_jacobian.solves - solves <= 1 + 3

@@ -34,7 +34,10 @@ def test_the_rebuilt_problem_is_the_fitted_one(fitted):
         [record.theta[n].estimate for n in problem.names] + [record.sigma[s] for s in problem.error.parameter_names]
     )
     assert problem.fixed == FIX and problem.names == ("vmax", "km")
-    assert problem.objective(x_hat) == pytest.approx(record.minus2ll, abs=1e-6)
+    # the record's −2LL is from the fit's solver (rtol 1e-5, steps controlled on the states), the rebuilt
+    # problem's from odeint at rtol 1e-8: they differ by the integrator's error (~4e-5 here); a problem
+    # rebuilt with another fixed value, error model or observation would be off by far more
+    assert problem.objective(x_hat) == pytest.approx(record.minus2ll, abs=2e-4)
 
 
 def test_view_has_data_prediction_band_and_standard_residuals(fitted):

@@ -148,3 +148,24 @@ def test_multi_organ_batched_agrees_with_per_chip():
     single = simulate_chip({"vmax_liver": 3.0}, events, np.array([0.0, 4.0, 12.0]), model="multi_organ")
     batched = simulate_chips([ChipRun({"vmax_liver": 3.0}, events)], np.array([0.0, 4.0, 12.0]), model="multi_organ")
     np.testing.assert_allclose(batched["drug_reservoir"][0], single["drug_reservoir"], rtol=2e-6, atol=1e-10)
+
+
+def test_samples_keep_the_batched_step_size_and_the_answers(monkeypatch):
+    """A sample scales the medium's solutes in proportion, so the batched Rodas4 carries its step size on
+    (a dose or a media change restarts it small): hourly samples cost few extra steps, and the chip
+    still agrees with a tight reference."""
+    from twin.chip import batch
+
+    steps = []
+    original = batch.rodas4_step
+    monkeypatch.setattr(batch, "rodas4_step", lambda *a: steps.append(1) or original(*a))
+    times = np.arange(0.0, 49.0, 1.0)
+    sampled = [Dose(0.0, 60.0, 0.05), *[Sample(float(t), 0.005) for t in times[1:]]]
+    plain = [Dose(0.0, 60.0, 0.05)]
+    result = simulate_chips([ChipRun(None, sampled)], times, rtol=1e-6, atol=1e-9)
+    with_samples, steps[:] = len(steps), []
+    simulate_chips([ChipRun(None, plain)], times, rtol=1e-6, atol=1e-9)
+    assert with_samples <= len(steps) + 10  # 48 restarts would cost ~3 steps each
+    reference = simulate_chip(None, sampled, times, rtol=1e-12, atol=1e-14, method="LSODA")
+    for name in ("drug_medium", "metabolite_medium"):
+        np.testing.assert_allclose(result[name][0], reference[name], rtol=2e-5, atol=1e-9)

@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from twin.chip.events import Event, event_jump, ledger_keys
+from twin.chip.events import Event, Sample, event_jump, ledger_keys
 from twin.chip.solve import Tolerances
 from twin.chip.system import ChipSystem
 from twin.errors import InvalidValueError
@@ -106,16 +106,21 @@ class _Chips:
         return self.event_times[chips, self.next_event[chips]]
 
     def apply_due(self, chips: np.ndarray, t: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Apply every event due at each chip's time t; returns the mask of chips that had one."""
+        """Apply every event due at each chip's time t; returns the mask of chips that had one other than
+        a sample. A sample scales the medium's solutes in proportion, so the solution stays as smooth
+        as before and the step size carries on; a dose or a media change starts a new transient."""
         hit = self.event_time(chips) == t
+        jolted = np.zeros(len(chips), dtype=bool)
         for k in np.flatnonzero(hit):
             i = chips[k]
             while self.next_event[i] < len(self.events[i]) and self.events[i][self.next_event[i]].time_h == t[k]:
-                x[k], entries = event_jump(x[k], self.events[i][self.next_event[i]], self.system)
+                event = self.events[i][self.next_event[i]]
+                x[k], entries = event_jump(x[k], event, self.system)
                 for key, value in entries.items():
                     self.ledger[i, self.keys.index(key)] += value
+                jolted[k] |= not isinstance(event, Sample)
                 self.next_event[i] += 1
-        return hit
+        return jolted
 
     def record(self, chips: np.ndarray, t: np.ndarray, x: np.ndarray, out: np.ndarray, led: np.ndarray) -> None:
         """Write outputs for chips standing exactly on their next output time."""
@@ -181,5 +186,5 @@ def solve_batch(
             x_landed = x[idx]
             hit = book.apply_due(chips[idx], t[idx], x_landed)
             x[idx] = x_landed
-            h[idx[hit]] = np.minimum(h[idx[hit]], FIRST_STEP_H)  # restart small after a jump
+            h[idx[hit]] = np.minimum(h[idx[hit]], FIRST_STEP_H)  # restart small after a dose or media change
             book.record(chips[idx], t[idx], x[idx], out, led)

@@ -52,8 +52,7 @@ class _Augmented:
     def __init__(self, system: ChipSystem, p: np.ndarray, c: np.ndarray, free: np.ndarray) -> None:
         self.system, self.p, self.c, self.free = system, p, c, free
         self.p_free = p[:, free]
-        self._cached_chips: np.ndarray | None = None
-        self._cached: tuple[np.ndarray, np.ndarray] = (p, c)
+        self._cache: dict[tuple[bytes, int], tuple[np.ndarray, np.ndarray]] = {}
         self.complex_safe = free.size > 0 and _complex_safe(system, p[:1], c[:1])
 
     def pieces(
@@ -70,17 +69,28 @@ class _Augmented:
             return f, _apply(jac, ys) + fp
         n, n_s, n_p = ys.shape
         z = y[:, None, :] + 1j * _COMPLEX_STEP * np.swapaxes(ys, 1, 2)  # (n, P, S)
-        pz, cz = complex_parameters or self._complex_parameters(chips)
+        pz, cz = complex_parameters or self.complex_parameters(chips)
         out = self.system.rhs(z.reshape(n * n_p, n_s), pz, cz).reshape(n, n_p, n_s)
         return out[:, 0, :].real.copy(), np.swapaxes(out.imag, 1, 2) / _COMPLEX_STEP
 
-    def complex_parameters(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Parameters with the complex step on p_k in row k of each of ``chips``, and constants (uncached)."""
-        n_p = self.free.size
-        pz = np.repeat(self.p[chips][:, None, :].astype(complex), n_p, axis=1)
-        pz[:, np.arange(n_p), self.free] += 1j * _COMPLEX_STEP * self.p_free[chips]
-        cz = np.repeat(self.c[chips][:, None, :], n_p, axis=1)
-        return pz.reshape(len(chips) * n_p, -1), cz.reshape(len(chips) * n_p, -1)
+    def complex_parameters(self, chips: np.ndarray, repeat: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Parameters with the complex step on p_k in row k of each of ``chips`` (each chip's rows
+        repeated ``repeat`` times), and constants; cached per chip set (it changes only as chips finish)."""
+        key = (chips.tobytes(), repeat)
+        cached = self._cache.get(key)
+        if cached is None:
+            if len(self._cache) > 16:
+                self._cache.clear()
+            n, n_p = len(chips), self.free.size
+            pz = np.repeat(self.p[chips][:, None, :].astype(complex), n_p, axis=1)
+            pz[:, np.arange(n_p), self.free] += 1j * _COMPLEX_STEP * self.p_free[chips]
+            cz = np.repeat(self.c[chips][:, None, :], n_p, axis=1)
+            cached = (
+                np.repeat(pz, repeat, axis=0).reshape(n * repeat * n_p, -1),
+                np.repeat(cz, repeat, axis=0).reshape(n * repeat * n_p, -1),
+            )
+            self._cache[key] = cached
+        return cached
 
     def directional_matrix(
         self, x: np.ndarray, s: np.ndarray, chips: np.ndarray, base: np.ndarray, complex_parameters: tuple | None
@@ -92,25 +102,10 @@ class _Augmented:
         shifted = (x[:, None, :] + eps[:, None, None] * np.eye(n_s)[None]).reshape(n * n_s, n_s)
         repeated = np.repeat(chips, n_s)
         if complex_parameters is not None:
-            pz, cz = complex_parameters
-            complex_parameters = (
-                np.repeat(pz.reshape(n, n_p, -1), n_s, axis=0).reshape(n * n_s * n_p, -1),
-                np.repeat(cz.reshape(n, n_p, -1), n_s, axis=0).reshape(n * n_s * n_p, -1),
-            )
+            complex_parameters = self.complex_parameters(chips, n_s)
         moved = self.pieces(shifted, np.repeat(s, n_s, axis=0), repeated, complex_parameters)[1]
         moved = moved.reshape(n, n_s, n_s * n_p)  # (chip, direction j, row of J·S + F)
         return np.swapaxes(moved - base.reshape(n, 1, n_s * n_p), 1, 2) / eps[:, None, None]
-
-    def _complex_parameters(self, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Parameters with the complex step on p_k in row k of each chip, and constants; cached per chip set."""
-        if self._cached_chips is None or not np.array_equal(self._cached_chips, chips):
-            n_p = self.free.size
-            pz = np.repeat(self.p[chips][:, None, :].astype(complex), n_p, axis=1)
-            pz[:, np.arange(n_p), self.free] += 1j * _COMPLEX_STEP * self.p_free[chips]
-            cz = np.repeat(self.c[chips][:, None, :], n_p, axis=1)
-            self._cached_chips = chips.copy()
-            self._cached = (pz.reshape(len(chips) * n_p, -1), cz.reshape(len(chips) * n_p, -1))
-        return self._cached
 
     def evaluate(self, y: np.ndarray, chips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(f, J, F) at states ``y`` of ``chips`` (rows may repeat a chip): F = ∂f/∂p_free · p_free."""
@@ -222,6 +217,43 @@ class _Schedule:
             self.next_out[chips[due]] += 1
 
 
+class _Lockstep:
+    """Step sizes and error norms shared within groups of chips (``solve_batch_sensitivities``)."""
+
+    def __init__(self, labels: Sequence[int] | None, n: int, book: _Schedule) -> None:
+        self.group: np.ndarray | None = None
+        if labels is None:
+            return
+        group = np.unique(np.asarray(labels), return_inverse=True)[1].reshape(n)
+        for g in range(group.max(initial=-1) + 1):
+            members = np.flatnonzero(group == g)
+            first = members[0]
+            same = all(
+                np.array_equal(book.times[i], book.times[first])
+                and np.array_equal(book.event_times[i], book.event_times[first])
+                for i in members[1:]
+            )
+            if not same:
+                raise InvalidValueError("chips stepped in lockstep must share their event and output times")
+        self.group = group
+
+    def shortest(self, chips: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Each chip's h replaced by the smallest in its group (among ``chips``)."""
+        return self._reduce(chips, h, np.minimum, np.inf)
+
+    def largest(self, chips: np.ndarray, norm: np.ndarray) -> np.ndarray:
+        """Each chip's error norm replaced by the largest in its group (nan, a failed step, wins)."""
+        return self._reduce(chips, np.where(np.isnan(norm), np.inf, norm), np.maximum, -np.inf)
+
+    def _reduce(self, chips: np.ndarray, values: np.ndarray, ufunc: np.ufunc, identity: float) -> np.ndarray:
+        if self.group is None:
+            return values
+        labels = self.group[chips]
+        out = np.full(self.group.max() + 1, identity)
+        ufunc.at(out, labels, values)
+        return out[labels]
+
+
 def solve_batch_sensitivities(
     system: ChipSystem,
     p: np.ndarray,
@@ -230,16 +262,23 @@ def solve_batch_sensitivities(
     schedules: Sequence[Sequence[Event]],
     times_h: Sequence[np.ndarray],
     tol: Tolerances = Tolerances(1e-7, 1e-10),
+    lockstep: Sequence[int] | None = None,
+    control_sensitivities: bool = True,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """States (T_i, S) and ∂x/∂log p_free (T_i, S, P) of n chips, each at its own sorted times.
 
     ``p`` (n, n_params) and ``c`` (n, n_constants) in spec order; ``free`` indexes the
-    parameters to differentiate by; schedules already validated.
+    parameters to differentiate by; schedules already validated. ``lockstep``: a group label per
+    chip; chips of one group (copies of one chip at nearby parameters, with the same schedule and
+    times) take the same steps — each the shortest any member asks for, rejected if any member's
+    is — so the integration error is one smooth function of the parameters and differences
+    across the group (a covariance step's) are free of step-size jitter.
     """
     free = np.asarray(free, dtype=int)
     n = p.shape[0]
     times_h = [np.asarray(t, dtype=float) for t in times_h]
     book = _Schedule(schedules, times_h)
+    group = _Lockstep(lockstep, n, book)
     aug = _Augmented(system, p, c, free)
     x = system.initial(p, c).astype(float)
     s = system.dinitial_dp(p, c)[:, :, free] * p[:, None, free]
@@ -248,7 +287,7 @@ def solve_batch_sensitivities(
     chips, t = np.arange(n), np.zeros(n)
     book.apply_due(system, chips, t, x, s)
     book.record(chips, t, x, s, out_x, out_s)
-    h = aug.starting_step(x, chips, tol)
+    h = group.shortest(chips, aug.starting_step(x, chips, tol))
     while True:
         live = book.next_out[chips] < book.n_times[chips]
         chips, t, x, s, h = chips[live], t[live], x[live], s[live], h[live]
@@ -267,7 +306,11 @@ def solve_batch_sensitivities(
         if rest.any():
             xr, sr, err, err_s = rodas4_sensitivity_step(aug, x[rest], s[rest], chips[rest], step[rest])
             x_new[rest], s_new[rest] = xr, sr
-            norm[rest] = _error_norm(x[rest], xr, err, s[rest], sr, err_s, tol)
+            if control_sensitivities:
+                norm[rest] = _error_norm(x[rest], xr, err, s[rest], sr, err_s, tol)
+            else:
+                norm[rest] = _error_norm(x[rest], xr, err, s[rest, :, :0], sr[:, :, :0], err_s[:, :, :0], tol)
+        norm = group.largest(chips, norm)
         ok = np.isfinite(norm) & (norm <= 1.0)
         factor = SAFETY * np.where(norm > 0, norm, 1e-10) ** -0.25
         factor = np.where(np.isfinite(factor), factor, FAC_MIN)
@@ -289,6 +332,7 @@ def solve_batch_sensitivities(
             if hit.any():  # after a dose or a media change, a step suited to the new state
                 jumped = landed[hit]
                 h[jumped] = np.minimum(h[jumped], aug.starting_step(x[jumped], chips[jumped], tol))
+                h = group.shortest(chips, h)
             book.record(chips[landed], t[landed], x[landed], s[landed], out_x, out_s)
 
 

@@ -28,10 +28,14 @@ def chips_sensitivities(
     model: Model = "liver_chip",
     rtol: float = 1e-7,
     atol: float = 1e-10,
+    lockstep: Sequence[int] | None = None,
+    control_sensitivities: bool = True,
 ) -> list[Sensitivities]:
     """Each chip's observables at its own (sorted) times and ∂/∂log p for the ``free`` parameters.
 
     One batched solve for all chips (Rodas4 on the model plus its sensitivity equations).
+    ``lockstep``: a group label per run; runs of one group (one chip's schedule at nearby
+    parameters) take the same steps, for differences across them (``solve_batch_sensitivities``).
     """
     system = system_for(model)
     names = system.spec.parameter_names
@@ -48,7 +52,9 @@ def chips_sensitivities(
     schedules = [validate_schedule(run.events, system, x0[i]) for i, run in enumerate(runs)]
     times = [check_times(t) for t in times_by_chip]
     index = [names.index(name) for name in free]
-    states, dstates = solve_batch_sensitivities(system, p, c, index, schedules, times, Tolerances(rtol, atol))
+    states, dstates = solve_batch_sensitivities(
+        system, p, c, index, schedules, times, Tolerances(rtol, atol), lockstep, control_sensitivities
+    )
     keep = observable_names(system, observables)
     out = []
     for i in range(len(runs)):

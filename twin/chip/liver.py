@@ -117,16 +117,22 @@ def _terms(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]
 
 
 def rhs(x: np.ndarray, p: np.ndarray, c: np.ndarray) -> np.ndarray:
-    t = _terms(x, p, c)
-    flux = t["ps"] * (t["cm"] - t["cc"])
-    v = t["vmax"] * x[:, PHI] * t["sat"]
-    dx = np.zeros_like(x)
-    dx[:, AM] = -flux - t["kon"] * x[:, AM] + t["koff"] * x[:, AP]
+    """The right-hand side, batched; lean (the hot loop of every solver calls it on complex steps too)."""
+    ps, vmax, km, kon, koff, kmax, ec50, hill, ocr = p.T
+    a_m, a_c, a_p, phi, o2 = x[:, AM], x[:, AC], x[:, AP], x[:, PHI], x[:, O2]
+    cc = a_c / c[:, 1]
+    flux = ps * (a_m / x[:, VM] - cc)
+    v = vmax * phi * cc / (km + cc)
+    hn = np.maximum(cc, 0.0) ** hill  # see the clipping note in _terms
+    uptake = kon * a_m - koff * a_p
+    dx = np.empty_like(x)
+    dx[:, AM] = -flux - uptake
     dx[:, AC] = flux - v
-    dx[:, AP] = t["kon"] * x[:, AM] - t["koff"] * x[:, AP]
+    dx[:, AP] = uptake
     dx[:, MM] = v
-    dx[:, PHI] = -t["kmax"] * t["frac"] * x[:, PHI]
-    dx[:, O2] = c[:, 4] * (c[:, 3] - x[:, O2]) - t["ocr"] * x[:, PHI]
+    dx[:, PHI] = -kmax * hn / (ec50**hill + hn) * phi
+    dx[:, O2] = c[:, 4] * (c[:, 3] - o2) - ocr * phi
+    dx[:, VM] = 0.0
     return dx
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from calibration.errors import CalibrationError
 from calibration.io.lab import ChipData
 from calibration.io.record import FitRecord, chip_documents
-from calibration.uncertainty.profile import Profile, optimum, profile_parameter
+from calibration.uncertainty.profile import Profile, optimum, profile_lockstep
 from calibration.uncertainty.review import FitView, record_problem, review_chip_fit
 from protocols.loop.lab_data import run_dataset
 from store.repositories import fits, runs
@@ -55,7 +55,8 @@ ProfileTask = Callable[[Callable[[], bool] | None, Callable[[int, int], None] | 
 def profile_task(engine: Engine, row, chip: str, document: dict, name: str) -> ProfileTask:
     """The profile likelihood of ``name`` as a task ``(should_stop, progress) -> Profile``: the data
     are read and the problem built here (errors at once, in the caller's thread); the task only
-    computes, so it may run in a worker thread (``ui.panel.profile_worker``) and stop between points."""
+    computes, so it may run in a worker thread (``ui.panel.profile_worker``) and stop between scoring
+    rounds. A chip fit's points are fitted together in lockstep (``profile_lockstep``)."""
     data = _data(engine, row, chip)
     try:
         record = FitRecord.from_dict(document)
@@ -70,7 +71,7 @@ def profile_task(engine: Engine, row, chip: str, document: dict, name: str) -> P
         should_stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None
     ) -> Profile:
         try:
-            return profile_parameter(problem, x_hat, name, should_stop=should_stop, progress=progress)
+            return profile_lockstep(problem, x_hat, name, should_stop=should_stop, progress=progress)
         except CalibrationError as exc:
             raise PanelError(str(exc)) from None
 

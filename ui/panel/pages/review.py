@@ -96,7 +96,7 @@ if right.button(
     "Compute profile",
     key="review_profile_go",
     disabled=busy or not who.can_control,
-    help="Runs in the background: each point re-fits the other parameters"
+    help="Runs in the background: each point re-fits the other parameters (a chip's points together)"
     + ("" if who.can_control else f" (your role, {who.role}, may not compute)"),
 ):
 
@@ -123,7 +123,7 @@ def profile_progress() -> None:
             )
             if st.button("Cancel", key="review_profile_cancel", icon=":material/stop:"):
                 job.cancel()
-            st.caption("Cancel stops after the point being computed.")
+            st.caption("Cancel stops after the scoring round being computed.")
             continue
         profile_worker.WORKERS.forget(job.key)
         if status.state == "done":
