@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 from sqlmodel import col
 
 from store.errors import StoreError
@@ -159,3 +159,37 @@ def open_on_rig(source: Engine | Connection, rig_name: str) -> list[tuple[int, R
     )
     rows: list[Any] = list(_read(source, query).all())
     return [(int(row[0] or 0), RunState(row[1])) for row in rows]
+
+
+@dataclass(frozen=True)
+class NewestRun:
+    """A rig's newest run and the newest step it has started (step fields None before its first step)."""
+
+    rig_id: int
+    run_id: int
+    state: str
+    step_index: int | None
+    step_kind: str | None
+    step_state: str | None
+
+
+def newest_per_rig(engine: Engine) -> list[NewestRun]:
+    """Every rig's newest run with its newest started step, in two statements (rigs without a run absent)."""
+    newest = select(func.max(ProtocolRun.id)).group_by(ProtocolRun.rig_id)  # type: ignore[arg-type]
+    with engine.connect() as connection:
+        latest = connection.execute(
+            select(ProtocolRun.rig_id, ProtocolRun.id, ProtocolRun.state).where(col(ProtocolRun.id).in_(newest))  # type: ignore[call-overload]
+        ).all()
+        last = (
+            select(Step.run_id, func.max(Step.index).label("index"))  # type: ignore[call-overload]
+            .where(col(Step.run_id).in_([r.id for r in latest]))
+            .group_by(Step.run_id)
+            .subquery()
+        )
+        steps = connection.execute(
+            select(Step.run_id, Step.index, Step.kind, Step.state).join(  # type: ignore[call-overload]
+                last, and_(Step.run_id == last.c.run_id, Step.index == last.c.index)
+            )
+        ).all()
+    step_of = {run_id: (int(index), str(kind), str(state)) for run_id, index, kind, state in steps}  # .index is tuple's
+    return [NewestRun(r.rig_id, r.id, str(r.state), *step_of.get(r.id, (None, None, None))) for r in latest]

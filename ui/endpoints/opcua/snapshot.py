@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, and_, func, select
 
-from store.schema import Alarm, Channel, Chip, ProtocolRun, Reading, Rig, Step
+from store.repositories import runs as store_runs
+from store.schema import Alarm, Channel, Chip, Reading, Rig
 
 
 @dataclass(frozen=True)
@@ -112,25 +113,11 @@ def values(engine: Engine) -> list[ChannelValue]:
 
 def runs(engine: Engine) -> dict[int, RunView]:
     """Every rig's newest run and its newest started step, in two statements; rigs without a run are absent."""
-    newest = select(func.max(ProtocolRun.id)).group_by(ProtocolRun.rig_id)  # type: ignore[arg-type]
-    with engine.connect() as connection:
-        latest = connection.execute(
-            select(ProtocolRun.rig_id, ProtocolRun.id, ProtocolRun.state).where(ProtocolRun.id.in_(newest))  # type: ignore[union-attr]
-        ).all()
-        run_ids = [r.id for r in latest]
-        last = (
-            select(Step.run_id, func.max(Step.index).label("index"))
-            .where(Step.run_id.in_(run_ids))  # type: ignore[attr-defined]
-            .group_by(Step.run_id)
-            .subquery()
-        )
-        steps = connection.execute(
-            select(Step.run_id, Step.index, Step.kind, Step.state).join(
-                last, and_(Step.run_id == last.c.run_id, Step.index == last.c.index)
-            )
-        ).all()
-    step_of = {s.run_id: f"{s.index} {s.kind} ({s.state})" for s in steps}
-    return {r.rig_id: RunView(r.id, str(r.state), step_of.get(r.id, "")) for r in latest}
+    newest = store_runs.newest_per_rig(engine)
+    return {
+        n.rig_id: RunView(n.run_id, n.state, f"{n.step_index} {n.step_kind} ({n.step_state})" if n.step_kind else "")
+        for n in newest
+    }
 
 
 def run_of(engine: Engine, rig_id: int) -> RunView:
