@@ -88,6 +88,7 @@ def test_all_observations_below_lloq_is_a_clear_error(dataset, tmp_path):
         (["--individual", "--pooled"], "choose one of"),
         (["--fix", "v=lots"], "write name=number"),
         (["--error", "huge"], "unknown error model"),
+        (["--workers", "2"], "there is one start; fix: add --starts N"),
     ],
 )
 def test_bad_requests_name_the_fix(dataset, args, message):
@@ -112,3 +113,15 @@ def test_a_lab_dataset_is_detected_and_fitted_per_chip(tmp_path):
     record = json.loads(result.stdout)
     assert record["method"] == "individual" and "chip-A" in record["individual"]
     assert record["theta"]["vmax"]["ci95"][0] < 2.0 < record["theta"]["vmax"]["ci95"][1]
+
+
+def test_a_chip_population_fit_refuses_starts_it_would_ignore(tmp_path):
+    from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
+
+    truth = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
+    rng = np.random.default_rng(5)
+    rows = [r for chip in ("chip-A", "chip-B") for r in lab_rows(chip, Experiment(60.0, (1, 4, 24)), truth, 0.05, rng)]
+    path = write_lab_dataset(rows, tmp_path / "lab.csv")
+    result = runner.invoke(app, ["fit", str(path), "-m", "liver_chip", "--population", "--starts", "3"])
+    assert result.exit_code == 2, result.output
+    assert "has no start loop; fix: drop --starts" in result.output and "Traceback" not in result.output

@@ -78,6 +78,16 @@ def fit(
         method = "individual" if lab else "population"
     if starts < 1:
         raise CalibrationError(f"--starts {starts}: give at least 1 (1 = the initial values alone)")
+    if starts > 1 and lab and method == "population":
+        raise CalibrationError(
+            f"--starts {starts}: a chip population fit (iterative two-stage) starts every chip from the "
+            "population mean and has no start loop; fix: drop --starts, or use --pooled or --individual with --starts"
+        )
+    if (scheduler or workers) and starts == 1:
+        where = f"--scheduler {scheduler}" if scheduler else f"--workers {workers}"
+        raise CalibrationError(
+            f"{where} runs the --starts elsewhere, and there is one start; fix: add --starts N (N > 1)"
+        )
     if method == "population" and (profile or mcmc):
         raise CalibrationError("--profile and --mcmc work with --individual or --pooled fits")
     if method == "population" and plot and lab:
