@@ -32,11 +32,11 @@ PROTOCOL = EXAMPLES / "protocols" / "closed_loop_liver.toml"
 DEFAULT_SEED = 7  # the scenario's own seed: `chiptwin demo` without --seed gives the documented numbers
 PERSON_APPROVES = 'policy = "manual"'  # the protocol's last round waits for a person's signed approval
 POLICY_APPROVES = 'policy = "auto_within_bounds"'
-# A device is declared lost after four failed polls (of three attempts), not 8 failures (the third poll): a
-# lost device is probed again only every 30 s of *wall* time (RetryPolicy.backoff_max_s), which on the
-# stepped clock is a 30 s stall of the demo (the clock waits for an interlock's channel that fails,
-# protocols.run.landings); the scenario's 10-minute O2 dropout is polled three times (docs/clock.md).
-SIM_RETRY_POLICY = RetryPolicy(failures_until_lost=4 * (RetryPolicy().retries + 1))
+# The simulated rig's drivers: a device is declared lost after four failed polls (of three attempts), not
+# after 8 failures (the third poll), and a lost device is probed again after 2 s of wall time, not 30 s: on
+# the stepped clock a failing interlock channel holds the clock (protocols.run.landings), and the
+# scenario's 10-minute O2 dropout (clock time) is polled three times at the demo's stops (docs/clock.md).
+SIM_RETRY_POLICY = RetryPolicy(failures_until_lost=4 * (RetryPolicy().retries + 1), backoff_max_s=2.0)
 
 
 def unattended(protocol_text: str) -> str:

@@ -9,16 +9,17 @@ Two more kinds of stop:
   ``hold_until`` watches while it waits;
 * *paced* channels: an interlock must see however fast the clock runs, so the clock never runs
   more than ``PACE_PERIODS`` poll periods past a paced channel's last *good reading delivered to
-  the interlocks* (what their blind watchdog counts; its grace is five periods). At such a stop
-  every paced channel due is read and delivered before the clock runs on.
+  the interlocks* (what their blind watchdog counts; its grace is five periods). At such a stop the
+  clock waits until the channel's next good reading is delivered.
 
 A paced channel whose device fails is retried at each of its slots, and the clock waits for each
-poll (its timeouts and retries take wall seconds). One whose driver declared the device lost (it is
-probed again only after a back-off of wall seconds) is approached at 1x for the last
-``PACE_WAIT_WALL_S`` before each of its slots, so the probe can come due. Past ``PACE_PERIODS`` the
-clock waits for a good reading at most ``PACE_WAIT_WALL_S`` (plus one poll); then the channel is given
-up (not waited for until it reads well again) and the clock runs on: a sensor dead for good makes its
-interlock blind, which acts, after a bounded wall time.
+poll (its timeouts and retries take wall seconds). Once its driver has declared the device lost (it
+is probed again only after a back-off of wall seconds), or its retries have used its slots up to
+``PACE_PERIODS``, each of its next slots is approached at 1x for the last ``PACE_WAIT_WALL_S``, so
+that the device has that long to answer before it is polled again. A sensor dead for good thus costs
+``PACE_WAIT_WALL_S`` a slot until its interlock's grace has passed on the clock: the interlock goes
+blind and acts after a bounded wall time. A stop whose poll never comes (a stuck worker) gives the
+channel up after ``PACE_WAIT_WALL_S`` plus one poll (not waited for until it reads well again).
 
 A landing waits at most ``SETTLE_WALL_S`` of wall time for its poll, then gives that slot up.
 """
@@ -32,11 +33,11 @@ from typing import Any, Callable, Collection, Mapping
 SETTLE_WALL_S = 10.0  # a landing waits at most this long for its poll (a device's timeouts and retries)
 PACE_PERIODS = 4.0  # an interlock's channel may lag the clock by this many poll periods from its last good
 # delivered reading: its blind grace is five, so one period of 1x crawl is left for a stop's waits
-PACE_WAIT_WALL_S = 32.0  # a lost device's back-off: it is probed again every 30 s of wall time
-# (instruments.connection.RetryPolicy.backoff_max_s)
+PACE_WAIT_WALL_S = 5.0  # a failing channel past its pacing gets this long (at 1x) before each next poll;
+# a stepped clock is the simulated rig's, whose drivers probe a lost device after 2 s (protocols.demo.setup)
 POLL_WALL_S = 5.0  # one poll with its retries (three attempts with 1 s timeouts, and back-off between them)
 LOST_ERROR_PREFIX = "DeviceLost"  # a poll's error when the driver backs off a lost device (instruments.errors)
-PACE_SLICE_WALL_S = 0.002
+PACE_SLICE_WALL_S = 0.001
 FIT_MEASUREMENT_PREFIX = "teer."  # the readings the calibrate step fits (viability from TEER)
 
 LastGood = Callable[[str], "float | None"]  # channel -> clock time of its last good delivered reading
@@ -89,11 +90,15 @@ class Landings:
         return bound
 
     def _bound_s(self, channel: str, period_s: float, good_s: float, error: str) -> float:
-        """``PACE_PERIODS`` past the last good reading; for a lost device, also ``pace_wait_wall_s`` (at 1x)
-        before its next slot, so that its driver's back-off can end before it is polled again."""
+        """``PACE_PERIODS`` past the last good reading. A failing channel whose next slot is past that (its
+        retries used the slots before), or whose device is lost (probed again only after a wall-time
+        back-off), is approached at 1x for ``pace_wait_wall_s`` before its next slot instead, so that the
+        device gets that long to answer before it is polled again."""
         bound_s = good_s + PACE_PERIODS * period_s
-        if error.startswith(LOST_ERROR_PREFIX):
-            bound_s = min(bound_s, self.poller.next_due_s([channel]) - self.pace_wait_wall_s)
+        if error:
+            due_s = self.poller.next_due_s([channel])
+            if error.startswith(LOST_ERROR_PREFIX) or due_s > bound_s:
+                return due_s - self.pace_wait_wall_s
         return bound_s
 
     def settle(self, t_s: float) -> bool:
@@ -114,15 +119,14 @@ class Landings:
         return True
 
     def _settle_paced(self, t_s: float) -> bool:
-        """Every paced channel due by ``t_s`` read and delivered, and every one the clock may not pass yet
-        has a good reading; a channel still without one after ``pace_wait_wall_s`` is given up."""
+        """Until every paced channel the clock may not pass yet has a good reading delivered; one still
+        without after ``pace_wait_wall_s`` (and a poll) is given up. The others' polls due now are not
+        waited for: they are read as the clock runs on (a simulated O2 read advances its chip's model)."""
         deadline = time.monotonic() + self.pace_wait_wall_s + POLL_WALL_S
         while True:
-            active = [c for c in self.paced if c not in self.given_up]
             # hurry the batch: the interlocks see a reading when it is delivered, not when it is polled
-            if self.poller.wait_delivered(0.0) and self.poller.polled_through(active, t_s):
-                if self.paced_until_s() > t_s:
-                    return True
+            if self.poller.wait_delivered(0.0) and self.paced_until_s() > t_s:
+                return True
             if time.monotonic() >= deadline:
                 for channel in self._behind(t_s):
                     self.given_up[channel] = self.last_good_s(channel)

@@ -31,9 +31,10 @@ STALL_WALL_S = 12.0  # three failed polls (three 1 s attempts each, with back-of
 BACKOFF_MAX_S = 2.0  # a lost device is probed again after this many wall seconds
 O2_UNIT = 1  # chip1's O2 sensor (do1) on the rig's Modbus TCP gateway
 CHANNEL = "chip1_o2"
-PACE_WAIT_WALL_S = 3.0  # how long a failing channel may hold the clock in these tests
-STEPS = '[[steps]]\nkind = "wait"\nduration = "48 h"\n'
-INTERLOCK = '"oxygen < 20 % for 30 min -> safe_state, alarm"'
+STEPS = '[[steps]]\nkind = "wait"\nduration = "24 h"\n'
+# as the demo: the O2 sensors share the Modbus gateway with the pressure sensor (read every minute; this
+# scenario's inlet pressure is higher than the demo's, above its 250 mbar)
+INTERLOCK = '"pressure > 900 mbar for 10 s -> safe_state, alarm", "oxygen < 20 % for 30 min -> safe_state, alarm"'
 
 
 def stall_unit(sim, unit_id: int) -> threading.Event:  # noqa: ANN001
@@ -74,7 +75,6 @@ def blind_alarms(runner) -> list[str]:  # noqa: ANN001
 @pytest.fixture
 def sensitive_watchdog(monkeypatch):  # noqa: ANN201
     monkeypatch.setattr(interlocks, "BLIND_MIN_WALL_S", 0.5)
-    monkeypatch.setattr(landings, "PACE_WAIT_WALL_S", PACE_WAIT_WALL_S)
 
 
 def test_a_sensor_that_stalls_for_seconds_holds_the_stepped_clock(tmp_path, sensitive_watchdog) -> None:
@@ -102,7 +102,7 @@ def test_a_sensor_that_stalls_for_seconds_holds_the_stepped_clock(tmp_path, sens
         times = good_times(runner, CHANNEL)
         grace_s = runner.monitor.grace_s[CHANNEL]
         gaps = [b - a for a, b in zip(times, times[1:])]
-        assert times[-1] - times[0] > 40 * 3600  # read to the end of the wait
+        assert times[-1] - times[0] > 20 * 3600  # read to the end of the wait
         assert max(gaps) <= grace_s, f"{max(gaps):.0f} clock s without a good reading (grace {grace_s:.0f} s)"
         assert failed_polls(runner, CHANNEL) >= 3  # the stall was seen: polls failed (and were waited for)
 
@@ -127,5 +127,5 @@ def test_a_sensor_dead_for_good_still_parks_the_run_within_a_bounded_wall_time(t
             background.result(10.0)
         alarms = blind_alarms(runner)
         assert alarms and all(CHANNEL in a for a in alarms), alarms
-        assert parked_after_s >= PACE_WAIT_WALL_S  # the clock waited for the sensor first
+        assert parked_after_s >= landings.PACE_WAIT_WALL_S  # the clock waited for the sensor first
         assert len(good_times(runner, "chip2_o2")) >= 2  # the other chip's sensor kept reading
