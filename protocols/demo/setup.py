@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, or_, select
 
 from calibration.io.record import chip_documents
 from instruments.clock import SharedClock
+from instruments.connection import RetryPolicy
 from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
@@ -31,6 +32,11 @@ PROTOCOL = EXAMPLES / "protocols" / "closed_loop_liver.toml"
 DEFAULT_SEED = 7  # the scenario's own seed: `chiptwin demo` without --seed gives the documented numbers
 PERSON_APPROVES = 'policy = "manual"'  # the protocol's last round waits for a person's signed approval
 POLICY_APPROVES = 'policy = "auto_within_bounds"'
+# The simulated rig's drivers: a device is declared lost after four failed polls (of three attempts), not
+# after 8 failures (the third poll), and a lost device is probed again after 2 s of wall time, not 30 s: on
+# the stepped clock a failing interlock channel holds the clock (protocols.run.landings), and the
+# scenario's 10-minute O2 dropout (clock time) is polled three times at the demo's stops (docs/clock.md).
+SIM_RETRY_POLICY = RetryPolicy(failures_until_lost=4 * (RetryPolicy().retries + 1), backoff_max_s=2.0)
 
 
 def unattended(protocol_text: str) -> str:
@@ -114,7 +120,7 @@ def _run(
     """The simulated rig and the runner on one clock: the run's final state, and its runner. Without
     a person (no panel) a parked run ends the demo, parked, rather than wait for a resume nobody can give."""
     with SimulatedRig(rig, scenario, clock) as sim:
-        with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
+        with open_rig(rig, endpoints_resolver(sim.endpoints_document()), SIM_RETRY_POLICY) as devices:
             runner = Runner.create(
                 text, rig, engine, devices, clock, filename=protocol_path.name, bench=SimBench(sim), progress=progress
             )

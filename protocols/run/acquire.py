@@ -51,6 +51,7 @@ class StoreSink:
         self.alarm = alarm
         self.states = states  # after every poll: instruments' connection states to the store when they change
         self.failing: set[str] = set()
+        self.errors: dict[str, str] = {}  # channel -> its last poll's error, while it fails (the clock's pacing)
         self._failing_lock = threading.Lock()  # one worker thread per bus calls health()
         self.stored = 0
         self.session_id: int | None = None  # the run's poll session, once recorded: gaps wait for it
@@ -122,8 +123,18 @@ class StoreSink:
                             del self._gaps[i]
                         break
 
+    def failing_now(self) -> dict[str, str]:
+        """The channels whose last poll failed, with its error (a copy: the poll workers change it)."""
+        with self._failing_lock:
+            return dict(self.errors)
+
     def health(self, channel: str, error: str) -> None:
         """After every poll of ``channel``: ``error`` is "" when the read succeeded."""
+        with self._failing_lock:
+            if error:
+                self.errors[channel] = error
+            else:
+                self.errors.pop(channel, None)
         if self.states is not None:
             self.states()
         if self.alarm is None:

@@ -136,6 +136,11 @@ class Monitor:
                 if r.channel in watch.units:
                     watch.feed(r.channel, r.t_utc_s, r.value, r.quality)
 
+    def last_good_s(self, channel: str) -> float | None:
+        """Clock time of ``channel``'s last good reading delivered here (or of the watchdog's start)."""
+        good = self._last_good.get(channel)
+        return None if good is None else good[0]
+
     def _trip(self, interlock: Interlock, channel: str, condition_t_s: float) -> None:
         now_s = self.clock.now_s()  # the safe-state command is issued now, first thing in on_trip
         self.on_trip(interlock, channel, condition_t_s)

@@ -291,7 +291,9 @@ class Runner:
         schedule = {ids[name]: grid for name, grid in self.poller.schedule().items()}
         self.ctx.recorder.poll_schedule(self.sink.session_id, schedule)
         # a stepped clock lands on the fit's readings and never outruns an interlock's (protocols.run.landings)
-        self.control.landings = Landings(self.poller, fit_channels(self.ctx.rig), paced=self.monitor.grace_s)
+        paced = {c.name: c.poll_period_s for c in self.ctx.rig.channels if c.name in self.monitor.grace_s}
+        self.control.landings = Landings(self.poller, fit_channels(self.ctx.rig), paced, self.monitor.last_good_s)
+        self.control.landings.failing = self.sink.failing_now
         for why in skipped:
             self.ctx.recorder.alarm(self.ctx.rig_id, self.ctx.run_id, "warning", "acquisition", f"not polled: {why}")
         self.watcher.start()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Iterator
 
 from instruments.clock import AcceleratedClock, SharedClock
+from instruments.connection import RetryPolicy
 from instruments.rig.factory import endpoints_resolver, open_rig
 from instruments.rig.model import load_rig
 from instruments.sim.rig import SimulatedRig
@@ -41,9 +42,16 @@ def protocol_text(steps: str, interlocks: str = "") -> str:
 
 @contextmanager
 def sim_runner(
-    tmp_path: Path, protocol: str, scenario: str = "seed = 1\n", rate: float = 3600.0, *, stepped: bool = False
+    tmp_path: Path,
+    protocol: str,
+    scenario: str = "seed = 1\n",
+    rate: float = 3600.0,
+    *,
+    stepped: bool = False,
+    policy: RetryPolicy | None = None,
 ) -> Iterator[tuple[Runner, SimulatedRig]]:
-    """``stepped``: the demo's clock (docs/clock.md), time runs only while a step waits and lands on its deadline."""
+    """``stepped``: the demo's clock (docs/clock.md), time runs only while a step waits and lands on its deadline;
+    ``policy``: the drivers' retries and back-off (default ``RetryPolicy()``)."""
     engine = make_engine(str(tmp_path / "lab.db"), create=True)
     upgrade(engine)
     rig = load_rig(RIG)
@@ -55,7 +63,7 @@ def sim_runner(
     sim = SimulatedRig(rig, load_scenario(tmp_path / "scenario.toml", **names), clock)
     sim.start()
     try:
-        with open_rig(rig, endpoints_resolver(sim.endpoints_document())) as devices:
+        with open_rig(rig, endpoints_resolver(sim.endpoints_document()), policy) as devices:
             yield Runner.create(protocol, rig, engine, devices, sim.clock, bench=SimBench(sim)), sim
     finally:
         sim.stop()
