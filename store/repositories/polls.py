@@ -7,7 +7,8 @@ runner process writes a *session* (``pollsession``) with each channel's slot gri
 its readings, before them. A reading of slot k lies in ``[due_k, due_k + period)``, so each
 expected slot of a window is exactly one of:
 
-* **stored**: a reading of the channel lies in its interval;
+* **stored**: a reading of the channel lies in its interval (even after the run's end or a window's: a
+  slot due before it may be polled late; only the channel's next session's first slot cuts it short);
 * **skipped**: a gap row covers it (the poller said so, with why);
 * **down**: after the last slot a session accounted for, in a session that ended — the runner
   died (its grid runs until the channel's next session's first slot: the resumed runner's, or the
@@ -139,6 +140,7 @@ class _Grid(NamedTuple):
     period_s: float
     end_s: float | None  # slots due before it belong to this grid; None: the open, newest session
     closed: bool
+    next_s: float | None = None  # the channel's next session's first slot: its readings are not this grid's
 
 
 def _slot_at_or_after(grid: _Grid, t_s: float) -> int:
@@ -201,7 +203,7 @@ def ledger(
                 starts[bisect.bisect_right(starts, first)] if bisect.bisect_right(starts, first) < len(starts) else None
             )
             ends = [t for t in (later, stopped[sid], run_ended) if t is not None]
-            grid = _Grid(sid, first, period, min(ends) if ends else None, bool(ends))
+            grid = _Grid(sid, first, period, min(ends) if ends else None, bool(ends), later)
             counts.add(_count(source, channel_id, grid, gaps.get((sid, channel_id), []), from_utc_s, to_utc_s))
         channels[name] = counts
     return RunLedger(run_id, len(sessions), channels)
@@ -226,16 +228,23 @@ def _count(
     """One channel's slots of one session's grid in the window."""
     lo = 0 if from_utc_s is None else _slot_at_or_after(grid, from_utc_s)
     bounds = [t for t in (grid.end_s, to_utc_s) if t is not None]
+    hi_bound = _slot_at_or_after(grid, min(bounds)) if bounds else None  # slots lo … hi − 1, when bounded
+    # A slot's reading lies in [due_k, due_k+1), which may end after the grid's end (a run that ends, or
+    # a window, during a slot polled late): it is still that slot's. Only the channel's next session's
+    # first slot cuts the interval short (its readings are that session's).
+    reads_until = [t for t in (grid.next_s,) if t is not None]
+    if hi_bound is not None:
+        reads_until.append(grid.first_s + hi_bound * grid.period_s)
     in_session: list[ColumnElement[bool]] = [
         col(Reading.channel_id) == channel_id,
         col(Reading.t_utc_s) >= grid.first_s,
     ]
-    if grid.end_s is not None:
-        in_session.append(col(Reading.t_utc_s) < grid.end_s)
+    if reads_until:
+        in_session.append(col(Reading.t_utc_s) < min(reads_until))
     last_t = _read(source, select(func.max(Reading.t_utc_s)).where(*in_session)).scalar()
     stored_last = [_slot_of(grid, float(last_t))] if last_t is not None else []
     last = max(stored_last + [a + n - 1 for a, n, _ in gaps], default=-1)  # the last slot accounted for
-    hi = _slot_at_or_after(grid, min(bounds)) if bounds else last + 1  # slots lo … hi − 1
+    hi = hi_bound if hi_bound is not None else last + 1
     if hi <= lo:
         return SlotCounts()
     accounted_hi = min(hi, last + 1)
@@ -243,8 +252,8 @@ def _count(
     if accounted_hi > lo:
         due = grid.first_s + lo * grid.period_s
         until = grid.first_s + accounted_hi * grid.period_s
-        if grid.end_s is not None:  # a dead session's last slot may reach into the next session's time
-            until = min(until, grid.end_s)
+        if grid.next_s is not None:  # a dead session's last slot may reach into the next session's time
+            until = min(until, grid.next_s)
         where: list[ColumnElement[bool]] = [
             col(Reading.channel_id) == channel_id,
             col(Reading.t_utc_s) >= due,

@@ -139,3 +139,23 @@ def test_a_run_killed_after_it_ended_does_not_claim_the_rigs_next_run(engine, ch
     assert (mine.expected, mine.stored, mine.down, mine.pending, mine.lost) == (4, 4, 0, 0, 0)
     theirs = polls.ledger(engine, next_run).channels["o2"]
     assert (theirs.expected, theirs.stored, theirs.lost) == (10, 10, 0)
+
+
+def test_a_slot_due_before_the_runs_end_and_read_after_it_is_stored(engine, channels, run_id):
+    """The lab soak's one "lost" slot: the run ends while a slot is polled late; the poller, stopping,
+    stores that reading (after the end, within its slot) and a later slot's gap. The slot is stored."""
+    o2 = channels["o2"]
+    sid = _session(engine, run_id, 1000.0, {o2: 1000.0})
+    _read(engine, o2, 1000.0, [0, 1, 2])
+    _read(engine, o2, 1000.0, [3], late_s=8.7)  # slot 3 (due 1030) read at 1038.7
+    _gap(engine, sid, o2, 4, 2)  # slots 4 and 5 (due after the end) missed before the poller stopped
+    with engine.begin() as c:
+        runs.set_state(c, runs.get(c, run_id), "running", 1000.0)
+        runs.set_state(c, runs.get(c, run_id), "done", 1036.0)  # ended during slot 3, before its reading
+        polls.close_session(c, sid, 1061.0)
+
+    counts = polls.ledger(engine, run_id).channels["o2"]
+    assert (counts.expected, counts.stored, counts.skipped, counts.down, counts.lost) == (4, 4, 0, 0, 0)
+    # a window ending during slot 3 counts it, with its reading, the same way
+    window = polls.ledger(engine, run_id, 1000.0, 1036.0).channels["o2"]
+    assert (window.expected, window.stored, window.lost) == (4, 4, 0)
