@@ -111,7 +111,9 @@ def test_a_lab_of_four_rigs_survives_runner_and_supervisor_kills(tmp_path, postg
         states = _runs(lab)
         for run_id in states:  # every poll slot stored, skipped (said so) or down (no runner): none lost
             slots = polls.ledger(lab.engine, run_id)
-            assert slots.sessions >= 1 and slots.total.lost == 0, f"run {run_id}: {slots.total.text()}"
+            assert slots.sessions >= 1 and slots.total.lost == 0, f"run {run_id}: {slots.total.text()}" + _lost_detail(
+                lab.engine, run_id, slots
+            )
         with lab.engine.connect() as c:
             alarmed = set(c.execute(select(Alarm.run_id).where(Alarm.severity == "critical")).scalars())
             walls = dict(
@@ -150,6 +152,56 @@ def test_a_lab_of_four_rigs_survives_runner_and_supervisor_kills(tmp_path, postg
                 moved = after[pump] - lab.before_ul[rig][pump]
                 assert abs(moved - ledger) < 0.05, f"{rig} {pump} moved {moved} uL, the ledger says {ledger} uL"
         print(f"\nrunner restarts (kill → new live runner), wall s: {sorted(round(s, 2) for s in restarts_s)}")
+
+
+def _lost_detail(engine, run_id: int, slots: polls.RunLedger) -> str:  # noqa: ANN001
+    """For a failure message: each channel with lost slots, its sessions' grids and the unaccounted slots' times."""
+    from store.schema import Channel, PollGap, PollSchedule, PollSession, Reading
+
+    lines = []
+    with engine.connect() as c:
+        sessions = c.execute(select(PollSession).where(PollSession.run_id == run_id).order_by(PollSession.id)).all()
+        run = c.execute(select(ProtocolRun).where(ProtocolRun.id == run_id)).one()
+        lines.append(
+            f"run ended {run.ended_utc_s}; sessions (id, pid, started, stopped): "
+            f"{[(s.id, s.pid, s.started_utc_s, s.stopped_utc_s) for s in sessions]}"
+        )
+        for name, counts in slots.channels.items():
+            if not counts.lost:
+                continue
+            cid = c.execute(select(Channel.id).where(Channel.name == name)).scalar()
+            lines.append(f"{name} (id {cid}): {counts}")
+            grids = c.execute(
+                select(PollSchedule).where(PollSchedule.channel_id == cid).order_by(PollSchedule.first_due_utc_s)
+            ).all()
+            lines.append(
+                f"  every session's grid of the channel (session, first, period): "
+                f"{[(g.session_id, g.first_due_utc_s, g.period_s) for g in grids]}"
+            )
+            ids = [s.id for s in sessions]
+            gaps = c.execute(select(PollGap).where(PollGap.channel_id == cid, PollGap.session_id.in_(ids))).all()
+            lines.append(
+                f"  gaps (session, first, slots, reason): "
+                f"{[(g.session_id, g.first_slot, g.slots, g.reason) for g in gaps]}"
+            )
+            for g in grids:
+                if g.session_id not in ids:
+                    continue
+                times = sorted(
+                    c.execute(
+                        select(Reading.t_utc_s).where(Reading.channel_id == cid, Reading.t_utc_s >= g.first_due_utc_s)
+                    ).scalars()
+                )
+                got = sorted({int((t - g.first_due_utc_s) // g.period_s) for t in times})
+                gap_slots = {g2.first_slot + i for g2 in gaps if g2.session_id == g.session_id for i in range(g2.slots)}
+                top = max(got + list(gap_slots), default=-1)
+                missing = [k for k in range(top + 1) if k not in got and k not in gap_slots]
+                lines.append(
+                    f"  session {g.session_id}: slots with a reading at/after its first (any session) "
+                    f"{got[:3]}…{got[-5:]}, missing {missing[:20]} due at "
+                    f"{[g.first_due_utc_s + k * g.period_s for k in missing[:5]]}"
+                )
+    return "\n" + "\n".join(lines)
 
 
 def _rig_of(lab, run_id: int) -> str:  # noqa: ANN001
