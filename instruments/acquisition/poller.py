@@ -95,7 +95,9 @@ class Poller:
         self._workers: list[BusWorker] = []
         self._running = False
 
-    def start(self) -> Poller:
+    def start(self, on_schedule: Callable[[dict[str, tuple[float, float]]], None] | None = None) -> Poller:
+        """Plan the slots, hand them to ``on_schedule`` (before any poll: the store keeps the schedule
+        before the first reading), then start polling."""
         if self._running or self._workers:
             raise RuntimeError("this poller was already started; make a new one")
         start_s = self.clock.now_s() if self._start_utc_s is None else self._start_utc_s
@@ -103,6 +105,8 @@ class Poller:
             BusWorker(name, groups, self.clock, self._stop, self._batcher.add, self.on_health, self._gap_hook())
             for name, groups in self._plan(start_s).items()
         ]
+        if on_schedule is not None:
+            on_schedule(self.schedule())
         self._batcher.start()
         for worker in self._workers:
             worker.thread.start()

@@ -171,7 +171,9 @@ def poll_channels(rig: Rig, devices: Any) -> tuple[list[PollChannel], list[str]]
     return channels, skipped
 
 
-def start_poller(rig: Rig, devices: Any, sink: StoreSink, clock: Any) -> tuple[Poller, list[str]]:
+def start_poller(
+    rig: Rig, devices: Any, sink: StoreSink, clock: Any, on_schedule: Callable[[dict[str, Any]], None] | None = None
+) -> tuple[Poller, list[str]]:
     channels, skipped = poll_channels(rig, devices)
     poller = Poller(
         channels,
@@ -182,4 +184,4 @@ def start_poller(rig: Rig, devices: Any, sink: StoreSink, clock: Any) -> tuple[P
         on_health=sink.health,
         on_gap=sink.gap,
     )
-    return poller.start(), skipped
+    return poller.start(on_schedule), skipped

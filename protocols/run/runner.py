@@ -285,11 +285,14 @@ class Runner:
     def _start_threads(self) -> None:
         self.instrument_states.observe()  # every instrument's state as the run starts (lost: no driver)
         # the poll session first: the poller's gaps are stored in it from its first batch on
-        self.sink.session_id = self.ctx.recorder.open_poll_session(self.ctx.run_id)
-        self.poller, skipped = start_poller(self.ctx.rig, self.ctx.devices, self.sink, self.ctx.clock)
+        session_id = self.sink.session_id = self.ctx.recorder.open_poll_session(self.ctx.run_id)
+        # and its slot grid before the first poll: a kill right after the first batch must find the grid
         ids = self.ctx.ids["channels"]
-        schedule = {ids[name]: grid for name, grid in self.poller.schedule().items()}
-        self.ctx.recorder.poll_schedule(self.sink.session_id, schedule)
+
+        def keep_schedule(grid: dict[str, Any]) -> None:
+            self.ctx.recorder.poll_schedule(session_id, {ids[name]: g for name, g in grid.items()})
+
+        self.poller, skipped = start_poller(self.ctx.rig, self.ctx.devices, self.sink, self.ctx.clock, keep_schedule)
         # a stepped clock lands on the fit's readings and never outruns an interlock's (protocols.run.landings)
         paced = {c.name: c.poll_period_s for c in self.ctx.rig.channels if c.name in self.monitor.grace_s}
         self.control.landings = Landings(self.poller, fit_channels(self.ctx.rig), paced, self.monitor.last_good_s)

@@ -185,7 +185,9 @@ def test_a_dead_device_delays_only_itself() -> None:
     good = FakeSensor("good", {"y": 2.0})
     channels = [Channel("dead", dead, "x", "percent", 0.5), Channel("good", good, "y", "percent", 0.5)]
     sink, stats = run(channels, 1.5, rate=20.0)  # 30 clock s = 60 slots; a dead read = 4 clock s
-    assert abs(len(sink.of("good")) - 60) <= 3 and stats.channels["good"].missed_slots <= 1
+    # on one worker the dead reads would cost the good channel half its slots (> 30); a busy machine
+    # may cost it a few wake-ups of its own (a slot is 25 ms of wall time here)
+    assert 50 <= len(sink.of("good")) <= 63 and stats.channels["good"].missed_slots <= 10
     assert stats.channels["dead"].errors >= 3 and stats.channels["dead"].missed_slots > 30
     assert all(r.quality == ReadingQuality.DEVICE_ERROR | ReadingQuality.STALE for r in sink.of("dead")[1:])
     assert stats.workers == 2
@@ -290,3 +292,23 @@ def test_every_slot_is_a_reading_or_a_reported_gap() -> None:
     ph_late = sum(n for channel, _, n, reason, _ in gaps if channel == "ph" and reason == "late")
     assert no_value == stats.channels["ph"].errors_without_value > 0 and sink.of("ph") == []
     assert ph_late == stats.channels["ph"].missed_slots  # a busy machine may skip some of its slots too
+
+
+def test_the_schedule_is_handed_over_before_the_first_poll() -> None:
+    """The runner stores a session's slot grid from ``on_schedule``: it must come before any poll
+    (a runner killed right after its first batch must leave a grid for the ledger to count by)."""
+    sink, clock = Collect(), AcceleratedClock.starting_now(100.0, T0)
+    polled_before: list[int] = []
+    channel = Channel("x", FakeSensor("s", {"x": 1.0}), "x", "percent", 1.0)
+
+    def on_schedule(grid: dict[str, tuple[float, float]]) -> None:
+        time.sleep(0.2)  # a slow store: the workers must still wait for it
+        polled_before.append(len(sink.readings))
+        assert set(grid) == {"x"}
+
+    poller = Poller([channel], sink, clock, batch_interval_s=0.01).start(on_schedule)
+    deadline = time.monotonic() + 10.0
+    while not sink.readings and time.monotonic() < deadline:
+        time.sleep(0.01)
+    poller.stop()
+    assert polled_before == [0] and sink.readings  # handed over once, before any reading; polling went on
