@@ -118,6 +118,26 @@ def chain(jac: np.ndarray, hess: np.ndarray, d1: np.ndarray, d2: np.ndarray | No
     return fu, fuu
 
 
+def sigma_differences(values: Callable[[np.ndarray], np.ndarray], sigma: np.ndarray) -> np.ndarray:
+    """∂values/∂log σ_k by central differences (step ``SIGMA_STEP``), the k on a new last axis."""
+    if not sigma.size:
+        return np.zeros((*np.shape(values(sigma)), 0))
+    up, down = np.exp(SIGMA_STEP * np.eye(sigma.size)), np.exp(-SIGMA_STEP * np.eye(sigma.size))
+    differences = [(values(sigma * u) - values(sigma * d)) / (2 * SIGMA_STEP) for u, d in zip(up, down)]
+    return np.stack(differences, axis=-1)
+
+
+def masked_variances(
+    mask: np.ndarray,
+    f: np.ndarray,
+    sigma: np.ndarray,
+    variance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    dvariance: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """V and V' = ∂V/∂f per observation; on padding V = 1 (the floor's V² underflows) and V' = 0."""
+    return np.where(mask, variance(f, sigma), 1.0), np.where(mask, dvariance(f, sigma), 0.0)
+
+
 def loss_derivatives(
     y: np.ndarray,
     mask: np.ndarray,
@@ -128,8 +148,7 @@ def loss_derivatives(
 ) -> tuple[np.ndarray, ...]:
     """Per observation: ∂ℓ/∂f, ∂²ℓ/∂f², the information weight w and ∂w/∂f (zero on padding)."""
     on = mask.astype(float)
-    v = np.where(mask, variance(f, sigma), 1.0)  # padding: V = 1 (the floor's V² underflows)
-    dv = np.where(mask, dvariance(f, sigma), 0.0)
+    v, dv = masked_variances(mask, f, sigma, variance, dvariance)
     step = 1e-6 * np.maximum(np.abs(f), 1e-12)
     ddv = np.where(mask, (dvariance(f + step, sigma) - dvariance(f - step, sigma)) / (2 * step), 0.0)
     res = y - f
@@ -161,25 +180,18 @@ def foce_gradient(
     g, ft = fu[..., :q], fu[..., q:]
     gee, get = fuu[..., :q, :q], fuu[..., :q, q:]
 
-    def safe(values: np.ndarray, pad: float) -> np.ndarray:  # padding: V = 1 (the floor's V² underflows)
-        return np.where(mask, values, pad)
-
     a, b, w, dw = loss_derivatives(y, mask, f, sigma, variance, dvariance)
     res = y - f
 
     # log σ: differences of the elementwise terms ℓ, ∂ℓ/∂f, w
-    def terms(s: np.ndarray):
-        vs, dvs = safe(variance(f, s), 1.0), safe(dvariance(f, s), 0.0)
+    def terms(s: np.ndarray) -> np.ndarray:
+        vs, dvs = masked_variances(mask, f, s, variance, dvariance)
         ell = np.log(vs) + res**2 / vs
-        return on * ell, on * (dvs / vs - 2 * res / vs - res**2 * dvs / vs**2), on / vs + 0.5 * on * (dvs / vs) ** 2
+        return np.stack(
+            (on * ell, on * (dvs / vs - 2 * res / vs - res**2 * dvs / vs**2), on / vs + 0.5 * on * (dvs / vs) ** 2)
+        )
 
-    dell_s, da_s, dw_s = (np.zeros((*f.shape, n_sigma)) for _ in range(3))
-    for k in range(n_sigma):
-        up, down = sigma.copy(), sigma.copy()
-        up[k] *= np.exp(SIGMA_STEP)
-        down[k] *= np.exp(-SIGMA_STEP)
-        for out, hi, lo in zip((dell_s, da_s, dw_s), terms(up), terms(down)):
-            out[..., k] = (hi - lo) / (2 * SIGMA_STEP)
+    dell_s, da_s, dw_s = sigma_differences(terms, sigma)
 
     omega_inv = 1.0 / omega_variances
     # inner gradient and exact Hessian of L in η
@@ -230,14 +242,8 @@ def expected_hessian(
     q = omega_variances.size
     g, ft = fu[..., :q], fu[..., q:]
     p = ft.shape[-1]
-    v = np.where(mask, variance(f, sigma), 1.0)
-    dv = np.where(mask, dvariance(f, sigma), 0.0)
-    dv_sigma = []
-    for k in range(sigma.size):
-        up, down = sigma.copy(), sigma.copy()
-        up[k] *= np.exp(SIGMA_STEP)
-        down[k] *= np.exp(-SIGMA_STEP)
-        dv_sigma.append(np.where(mask, (variance(f, up) - variance(f, down)) / (2 * SIGMA_STEP), 0.0))
+    v, dv = masked_variances(mask, f, sigma, variance, dvariance)
+    dv_sigma = np.where(mask[..., None], sigma_differences(lambda s: variance(f, s), sigma), 0.0)
     c = np.einsum("nmi,i,nli->nml", g, omega_variances, g)
     c[:, np.arange(m), np.arange(m)] += v
     c_inv = np.linalg.inv(c)
@@ -246,8 +252,7 @@ def expected_hessian(
     diagonal = np.arange(m)
     dc[:, :p, diagonal, diagonal] = np.moveaxis(dv[..., None] * ft, -1, 1)
     dc[:, p : p + q] = np.einsum("nmk,k,nlk->nkml", g, omega_variances, g)
-    for k, values in enumerate(dv_sigma):
-        dc[:, p + q + k, diagonal, diagonal] = values
+    dc[:, p + q :, diagonal, diagonal] = np.moveaxis(dv_sigma, -1, 1)
     products = c_inv[:, None] @ dc
     information = 0.5 * np.einsum("nakl,nblk->ab", products, products)
     information[:p, :p] += np.einsum("nmt,nml,nlu->tu", ft, c_inv, ft)

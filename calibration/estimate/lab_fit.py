@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -71,7 +71,7 @@ def fit_lab(
     error: str | Mapping[str, str] | None = None,
     estimate: Sequence[str] | None = None,
     fix: Mapping[str, float] | None = None,
-    init: Mapping[str, float] | None = None,
+    init: Mapping[str, float] | Mapping[str, Mapping[str, float]] | None = None,
     random: Sequence[str] | None = None,
     n_starts: int = 1,
     progress: Callable[[int, int], None] | None = None,
@@ -87,6 +87,8 @@ def fit_lab(
     collects ``key -> (problem, record)`` (individual and pooled fits; see calibration.uncertainty.profile).
     ``prior`` (name → (median, log-scale SD)) makes it a MAP fit; ``observables`` keeps only
     those observations (e.g. leave viability out when no PD parameter is estimated).
+    ``init``: one start for all chips (name → value), or (individual fits) a start per chip
+    (chip → {name: value}); every chip it names must have observations to fit.
     ``engine``: "sensitivities" (Fisher scoring on batched forward sensitivities, the default) or
     "differences" (L-BFGS-B on finite differences of single-chip solves, the path before issue #11)."""
     if engine not in ENGINES:
@@ -96,30 +98,37 @@ def fit_lab(
     spec = get_model(model)
     fix = dict(fix or {})
     names = tuple(estimate or DEFAULT_ESTIMATE)
-    unknown = sorted((set(names) | set(fix) | set(init or {})) - set(spec.parameter_names))
+    per_chip = _per_chip(init)
+    given = per_chip.values() if per_chip is not None else [init or {}]
+    unknown = sorted((set(names) | set(fix) | {n for one in given for n in one}) - set(spec.parameter_names))
     if unknown:
         raise CalibrationError(
             f"model {model!r} has no parameter {', '.join(unknown)}; "
             f"its parameters are {', '.join(spec.parameter_names)}"
         )
+    if per_chip is not None and method != "individual":
+        raise CalibrationError(f"a start per chip is for individual fits; give a {method} fit one init for all chips")
     dataset = data if isinstance(data, Mapping) else read_lab_dataset(data)
     chips = {name: keep_observables(chip, observables) for name, chip in dataset.items()}
     chips = {name: chip for name, chip in chips.items() if chip.n_observations}
-    if not chips:
+    missing = sorted(set(per_chip or {}) - set(chips))  # chips given a start but nothing to fit
+    if missing or not chips:
         where = "the dataset" if isinstance(data, Mapping) else str(data)
-        raise CalibrationError(f"{where}: no observations of {', '.join(observables or [])} to fit")
-    start = {n: (init or {}).get(n, spec.parameter(n).default) for n in names}
+        whose = f" of chip {', '.join(missing)}" if missing else ""
+        raise CalibrationError(f"{where}: no observations{whose} of {', '.join(observables or [])} to fit")
+    own = per_chip if per_chip is not None else dict.fromkeys(chips, cast(Mapping[str, float], init or {}))
+    starts = {c: {n: own.get(c, {}).get(n, spec.parameter(n).default) for n in names} for c in chips}
+    start = starts[next(iter(chips))]  # pooled and population fits: one start for all chips
     bounds = {n: (spec.parameter(n).lower, spec.parameter(n).upper) for n in names}
     if method == "population":
         return _population(chips, spec, names, fix, start, error, random)
     if method == "pooled":
         return _pooled(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior, exact)
     if method == "individual":
-        return _each(chips, spec, names, fix, start, bounds, error, n_starts, progress, post, prior, exact)
+        return _each(chips, spec, names, fix, starts, bounds, error, n_starts, progress, post, prior, exact)
     raise CalibrationError(f"unknown method {method!r}; use individual, pooled or population")
 
 
-@numerical_failures
 def fit_each_chip(
     dataset: LabData,
     chips: Sequence[str],
@@ -130,27 +139,24 @@ def fit_each_chip(
     prior: Mapping[str, tuple[float, float]] | None = None,
     observables: Sequence[str] | None = None,
 ) -> dict[str, FitRecord]:
-    """Each chip fitted alone, each from its own start: what ``fit_lab({chip: dataset[chip]}, model,
-    "individual", init=starts[chip])`` gives chip by chip, but all chips in one lockstep batch (one
-    batched sensitivity run per round for all of them: the closed loop's calibrate step)."""
-    spec = get_model(model)
-    names = tuple(estimate or DEFAULT_ESTIMATE)
-    bounds = {n: (spec.parameter(n).lower, spec.parameter(n).upper) for n in names}
-    problems, initial = [], []
-    for chip in chips:
-        data = keep_observables(dataset[chip], observables) if chip in dataset else None
-        if data is None or not data.n_observations:
-            raise CalibrationError(f"the dataset: no observations of {', '.join(observables or [])} to fit")
-        problems.append(chip_problem(data, spec, names, {}, bounds, None, prior))
-        own = (starts or {}).get(chip, {})
-        initial.append({n: own.get(n, spec.parameter(n).default) for n in names})
-    if len(problems) == 1:
-        records = [fit_individual(problems[0], initial[0])]
-    else:
-        records = fit_together(problems, initial)
-    for chip, record in zip(chips, records):
-        record.individual = {chip: {n: v.estimate for n, v in record.theta.items()}}
-    return dict(zip(chips, records))
+    """Each chip fitted alone, each from its own start: ``fit_lab(..., "individual", init=starts)``
+    (all chips in one lockstep batch: the closed loop's calibrate step), as chip → its own record."""
+    init = {chip: (starts or {}).get(chip, {}) for chip in chips}  # every chip named: each must have data
+    wanted = {chip: dataset[chip] for chip in chips if chip in dataset}
+    record = fit_lab(wanted, model, "individual", estimate=estimate, init=init, prior=prior, observables=observables)
+    records = record.chips or {chips[0]: record}
+    for chip, own in records.items():
+        own.individual = {chip: {n: v.estimate for n, v in own.theta.items()}}
+    return records
+
+
+def _per_chip(
+    init: Mapping[str, float] | Mapping[str, Mapping[str, float]] | None,
+) -> dict[str, Mapping[str, float]] | None:
+    """``init`` as chip → start when it gives a start per chip; None when it is one start for all."""
+    if init and all(isinstance(value, Mapping) for value in init.values()):
+        return {chip: cast(Mapping[str, float], value) for chip, value in init.items()}
+    return None
 
 
 def keep_observables(chip: ChipData, observables: Sequence[str] | None) -> ChipData:
@@ -192,7 +198,7 @@ def _each(
     spec,
     names,
     fix,
-    start,
+    starts,
     bounds,
     error,
     n_starts,
@@ -201,12 +207,14 @@ def _each(
     prior=None,
     exact=True,
 ) -> FitRecord:
+    """Each chip alone, each from its own start (``starts``: chip → start)."""
     problems = {name: chip_problem(chip, spec, names, fix, bounds, error, prior, exact) for name, chip in chips.items()}
     together = exact and n_starts == 1 and len(problems) > 1  # all chips' fits in lockstep, batched
-    fitted = dict(zip(problems, fit_together(list(problems.values()), start))) if together else {}
+    initial = [starts[name] for name in problems]
+    fitted = dict(zip(problems, fit_together(list(problems.values()), initial))) if together else {}
     records = {}
     for k, (name, problem) in enumerate(problems.items()):
-        record = fitted[name] if together else fit_individual(problem, start, n_starts=n_starts)
+        record = fitted[name] if together else fit_individual(problem, starts[name], n_starts=n_starts)
         records[name] = post(problem, record, name)
         if progress:
             progress(k + 1, len(chips))

@@ -81,6 +81,15 @@ def test_each_chip_from_its_own_start_in_one_batch_equals_fit_lab_chip_by_chip(t
         fit_each_chip(dataset, ["chip0", "chip9"], estimate=["vmax"])
 
 
+def test_a_start_per_chip_is_refused_for_a_pooled_fit_and_for_a_chip_without_data(tmp_path):
+    rows = lab_rows("chip0", Experiment(60.0, (1, 4, 12)), TRUTH, 0.1, np.random.default_rng(3))
+    dataset = read_lab_dataset(write_lab_dataset(rows, tmp_path / "one.csv"))
+    with pytest.raises(CalibrationError, match="a start per chip is for individual fits"):
+        fit_lab(dataset, method="pooled", estimate=["vmax"], init={"chip0": {"vmax": 1.0}})
+    with pytest.raises(CalibrationError, match="no observations of chip chip9"):
+        fit_lab(dataset, estimate=["vmax"], init={"chip0": {"vmax": 1.0}, "chip9": {}})
+
+
 @pytest.mark.parametrize(
     "row, message",
     [

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from instruments.clock import AcceleratedClock, SharedClock
 from instruments.connection import RetryPolicy
@@ -24,7 +25,7 @@ RIG = REPO / "examples" / "rigs" / "liver4.toml"
 
 HEADER = """
 [protocol]
-name = "test"
+name = "{name}"
 chips = ["chip1", "chip2"]
 
 [drug]
@@ -36,8 +37,42 @@ interlocks = [{interlocks}]
 """
 
 
-def protocol_text(steps: str, interlocks: str = "") -> str:
-    return HEADER.replace("{interlocks}", interlocks) + steps
+def protocol_text(steps: str, interlocks: str = "", name: str = "test") -> str:
+    """A protocol on chip1 and chip2 (acetaminophen): ``steps`` (TOML, e.g. from ``step``) under
+    ``interlocks`` (the TOML array's items)."""
+    return HEADER.replace("{name}", name).replace("{interlocks}", interlocks) + steps
+
+
+def step(kind: str, **fields: object) -> str:
+    """One ``[[steps]]`` table of ``kind`` with ``fields`` (strings, lists of them: JSON's form is TOML's)."""
+    return "\n[[steps]]\n" + "".join(
+        f"{key} = {json.dumps(value)}\n" for key, value in {"kind": kind, **fields}.items()
+    )
+
+
+def dose_sample_calibrate(at: Sequence[str], parameters: Sequence[str]) -> str:
+    """Dose 5 uM, sample 20 uL for LC-MS ``at`` each time, fit ``parameters`` of liver_chip."""
+    return (
+        step("dose", concentration="5 uM")
+        + step("sample", volume="20 uL", assay="lcms", at=list(at))
+        + step("calibrate", model="liver_chip", parameters=list(parameters))
+    )
+
+
+def propose_approve_execute(doses: Sequence[str], schedules: Sequence[Sequence[str]], **propose: str) -> str:
+    """The loop's second half: propose from ``doses`` × ``schedules`` (20 uL samples; ``propose``: more
+    of its fields), approve automatically within 50 uM and 200 uL per chip, execute."""
+    return (
+        step(
+            "propose",
+            doses=list(doses),
+            schedules=[list(times) for times in schedules],
+            sample_volume="20 uL",
+            **propose,
+        )
+        + step("approve", policy="auto_within_bounds", max_dose="50 uM", max_sampled_volume_per_chip="200 uL")
+        + step("execute")
+    )
 
 
 @contextmanager

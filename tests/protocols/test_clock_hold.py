@@ -21,27 +21,12 @@ from protocols.run.bench import SimBench
 from protocols.run.runner import Runner
 from store.engine import make_engine
 from store.migrate import upgrade
-from tests.protocols.runner_helpers import RIG, protocol_text
+from tests.protocols.runner_helpers import RIG, dose_sample_calibrate, protocol_text
 
 RATE = 36000.0
 FIT_WALL_S = 0.5  # the compute step's known real duration
 
-STEPS = """
-[[steps]]
-kind = "dose"
-concentration = "5 uM"
-
-[[steps]]
-kind = "sample"
-volume = "20 uL"
-assay = "lcms"
-at = ["0.5 h", "1 h"]
-
-[[steps]]
-kind = "calibrate"
-model = "liver_chip"
-parameters = ["vmax"]
-"""
+STEPS = dose_sample_calibrate(["0.5 h", "1 h"], ["vmax"])
 
 
 @pytest.fixture

@@ -10,39 +10,18 @@ import pytest
 from sqlalchemy import select
 
 from store.schema import Approval, DoseEvent, Fit, Proposal
-from tests.protocols.runner_helpers import Background, protocol_text, sim_runner, wait_until
+from tests.protocols.runner_helpers import (
+    Background,
+    dose_sample_calibrate,
+    propose_approve_execute,
+    protocol_text,
+    sim_runner,
+    wait_until,
+)
 
-STEPS = """
-[[steps]]
-kind = "dose"
-concentration = "5 uM"
-
-[[steps]]
-kind = "sample"
-volume = "20 uL"
-assay = "lcms"
-at = ["0.5 h", "2 h", "6 h"]
-
-[[steps]]
-kind = "calibrate"
-model = "liver_chip"
-parameters = ["vmax", "km"]
-
-[[steps]]
-kind = "propose"
-doses = ["5 uM", "50 uM"]
-schedules = [["0.5 h", "2 h", "8 h"], ["0.25 h", "1 h", "4 h", "12 h"]]
-sample_volume = "20 uL"
-
-[[steps]]
-kind = "approve"
-policy = "auto_within_bounds"
-max_dose = "50 uM"
-max_sampled_volume_per_chip = "200 uL"
-
-[[steps]]
-kind = "execute"
-"""
+STEPS = dose_sample_calibrate(["0.5 h", "2 h", "6 h"], ["vmax", "km"]) + propose_approve_execute(
+    ["5 uM", "50 uM"], [["0.5 h", "2 h", "8 h"], ["0.25 h", "1 h", "4 h", "12 h"]]
+)
 
 
 @pytest.fixture(scope="module")

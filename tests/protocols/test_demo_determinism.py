@@ -27,71 +27,22 @@ from protocols.run.bench import SimBench
 from store.engine import make_engine
 from store.repositories import runs
 from store.schema import DoseEvent, Sample
+from tests.protocols.runner_helpers import dose_sample_calibrate, propose_approve_execute, protocol_text, step
 
 RATE = 36000.0
 COMPUTE_CHARGE_MAX_S = 600.0  # clock seconds two runs' held compute steps may differ by (wall seconds at 1x)
 
-# the demo's protocol, one round on two chips: the same steps, kinds and policies as
-# examples/protocols/closed_loop_liver.toml
-SHORT_LOOP = """
-[protocol]
-name = "closed-loop liver, one round"
-chips = ["chip1", "chip2"]                # two of the rig's four: half the fitting
-
-[drug]
-name = "acetaminophen"
-molecular_weight = "151.16 g/mol"
-
-[safety]
-interlocks = ["oxygen < 20 % for 30 min -> safe_state, alarm"]
-
-[[steps]]
-kind = "perfuse"
-flow = "5 uL/min"
-duration = "0.5 h"
-
-[[steps]]
-kind = "hold_until"
-condition = "oxygen > 60 % for 10 min"
-timeout = "1 h"
-on_timeout = "abort"
-
-[[steps]]
-kind = "dose"
-concentration = "5 uM"
-
-[[steps]]
-kind = "sample"
-volume = "20 uL"
-assay = "lcms"
-at = ["0.5 h", "2 h", "6 h"]
-
-[[steps]]
-kind = "calibrate"
-model = "liver_chip"
-parameters = ["vmax", "km"]
-
-[[steps]]
-kind = "propose"
-doses = ["5 uM", "20 uM", "50 uM"]
-schedules = [["0.5 h", "2 h", "8 h"]]
-sample_volume = "20 uL"
-objective = "information_gain"
-
-[[steps]]
-kind = "approve"
-policy = "auto_within_bounds"
-max_dose = "50 uM"
-max_sampled_volume_per_chip = "200 uL"
-
-[[steps]]
-kind = "execute"
-
-[[steps]]
-kind = "calibrate"
-model = "liver_chip"
-parameters = ["vmax", "km"]
-"""
+# the demo's protocol, one round on two chips (two of the rig's four: half the fitting): the same
+# steps, kinds and policies as examples/protocols/closed_loop_liver.toml
+SHORT_LOOP = protocol_text(
+    step("perfuse", flow="5 uL/min", duration="0.5 h")
+    + step("hold_until", condition="oxygen > 60 % for 10 min", timeout="1 h", on_timeout="abort")
+    + dose_sample_calibrate(["0.5 h", "2 h", "6 h"], ["vmax", "km"])
+    + propose_approve_execute(["5 uM", "20 uM", "50 uM"], [["0.5 h", "2 h", "8 h"]], objective="information_gain")
+    + step("calibrate", model="liver_chip", parameters=["vmax", "km"]),
+    '"oxygen < 20 % for 30 min -> safe_state, alarm"',
+    name="closed-loop liver, one round",
+)
 
 
 def _record(db: str, summary: dict) -> dict:

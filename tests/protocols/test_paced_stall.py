@@ -24,14 +24,14 @@ from instruments.connection import RetryPolicy
 from instruments.sim.modbus_devices import SimReply
 from protocols.run import interlocks, landings
 from store.schema import Alarm, Reading
-from tests.protocols.runner_helpers import Background, protocol_text, sim_runner, wait_until
+from tests.protocols.runner_helpers import Background, protocol_text, sim_runner, step, wait_until
 
 RATE = 36000.0
 STALL_WALL_S = 12.0  # three failed polls (three 1 s attempts each, with back-off): the device is lost
 BACKOFF_MAX_S = 2.0  # a lost device is probed again after this many wall seconds
 O2_UNIT = 1  # chip1's O2 sensor (do1) on the rig's Modbus TCP gateway
 CHANNEL = "chip1_o2"
-STEPS = '[[steps]]\nkind = "wait"\nduration = "24 h"\n'
+STEPS = step("wait", duration="24 h")
 # as the demo: the O2 sensors share the Modbus gateway with the pressure sensor (read every minute; this
 # scenario's inlet pressure is higher than the demo's, above its 250 mbar)
 INTERLOCK = '"pressure > 900 mbar for 10 s -> safe_state, alarm", "oxygen < 20 % for 30 min -> safe_state, alarm"'
