@@ -191,9 +191,9 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
     expiry_s = 8.0  # beyond a resume's start-up (~1.5 s quiet): one started right after the kill meets a fresh lease
     lease_env = {EXPIRY_ENV: str(expiry_s), HEARTBEAT_ENV: "0.5"}
     runner_env = {**lease_env, **({HOST_ENV: "bench-pc-2"} if other else {})}
-    # the run must outlive `rig status` and the refused resume (two CLI start-ups) in its 20 h (20 s) wait;
-    # after the kill its resume finishes what is left of it
-    with _bench(tmp_path, store_url, [0.5, 20.0]) as bench:
+    # the run must outlive `rig status` and the refused resume (two CLI start-ups, over 10 s each at load 15)
+    # in its 40 h (40 s) wait; after the kill its resume finishes what is left of it
+    with _bench(tmp_path, store_url, [0.5, 40.0]) as bench:
         engine = bench["engine"]
         runner = _cli(bench, "run", bench["protocol"], env=runner_env)
         # running: its lease names run 1, and the first dose is confirmed (the run is in its long wait next)
@@ -220,6 +220,7 @@ def test_resume_refuses_a_live_run_and_continues_it_once_its_holder_is_gone(tmp_
         with engine.connect() as c:  # refused before it reconciled anything
             assert not c.execute(select(AuditEntry).where(AuditEntry.action == "run.reconciled")).first()
 
+        assert _run_state(engine, 1) == "running", "the run ended before the kill: the machine is too slow for its wait"
         runner.send_signal(signal.SIGKILL)
         runner.communicate(timeout=30)
         lease_at_kill = holder_of(engine, "liver4")
