@@ -734,3 +734,25 @@ def test_the_chips_lads_state_machine_follows_the_run_through_pause_park_done_an
         ["Aborted", "Aborted", *inactive],
         ["Aborted", "Aborted", *inactive],
     ], err[-2000:]
+
+
+def test_a_channel_is_a_lads_sensor_function_whose_sensor_value_uaread_reads_with_its_unit(lab):
+    sensor = "ns=2;s=rig/bench-1/sensor/liver-1/oxygen"
+    read = subprocess.run(
+        [str(BIN / "uaread"), "-u", lab.endpoint, "-n", f"{sensor}.SensorValue"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert float(read.stdout.strip()) == 18.5  # the channel's newest reading, as on the channel variable
+    unit = subprocess.run(
+        [str(BIN / "uaread"), "-u", lab.endpoint, "-n", f"{sensor}.SensorValue.EngineeringUnits"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert unit.returncode == 0, unit.stderr[-2000:]
+    assert "'%'" in unit.stdout and "cefact" in unit.stdout  # EUInformation: symbol % and the UNECE namespace
+    listed = _uals(lab, "ns=2;s=rig/bench-1/chip/liver-1.FunctionSet")
+    assert "liver-1/oxygen" in listed and "liver-1/teer" in listed and "liver-2" not in listed

@@ -35,6 +35,7 @@ class Lads:
     device_set: ua.NodeId  # DI DeviceSet, where LADS clients look for devices
     functional_unit_set: ua.QualifiedName  # the device's FunctionalUnitSet component
     namespace: int  # the LADS model's namespace index on this server
+    di_namespace: int  # DI's
 
 
 def server_xml(name: str) -> str:
@@ -69,4 +70,5 @@ async def load(server: Server) -> Lads:
         ua.NodeId(_DEVICE_SET, di),
         ua.QualifiedName("FunctionalUnitSet", lads),
         lads,
+        di,
     )

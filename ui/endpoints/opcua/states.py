@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from asyncua import Node, ua
-from asyncua.common.instantiate_util import instantiate
 
 from store.states import RunState
+from ui.endpoints.opcua import nodes
 
 # State objects in the LADS model (ns=LADS), read from the vendored Opc.Ua.LADS.NodeSet2.xml.
 FUNCTIONAL_STATES = {"Stopped": 5085, "Running": 5099, "Stopping": 5100, "Aborting": 5159, "Aborted": 5160}
@@ -61,54 +61,21 @@ class StateVariable:
 
 
 async def state_variable(machine: Node) -> StateVariable:
-    """``machine``'s CurrentState and its Id, added (a FiniteStateVariableType and a NodeId property)
-    where asyncua's instantiation left them out: it makes neither for FunctionalUnitState, and no Id
-    for a RunningStateMachine."""
-    current = await _child(machine, "CurrentState")
+    """``machine``'s CurrentState and its Id; the Id added where asyncua's instantiation left it out."""
+    current = await child(machine, "CurrentState")
     if current is None:
-        current = await machine.add_variable(
-            _beside(machine, "CurrentState"),
-            ua.QualifiedName("CurrentState", 0),
-            ua.LocalizedText(""),
-            varianttype=ua.VariantType.LocalizedText,
-            datatype=ua.NodeId(ua.ObjectIds.LocalizedText),
-        )
-        await current.add_reference(  # type it as the spec does (add_variable made it a BaseDataVariable)
-            ua.NodeId(ua.ObjectIds.FiniteStateVariableType), ua.ObjectIds.HasTypeDefinition, forward=True
-        )
-        await current.delete_reference(ua.NodeId(ua.ObjectIds.BaseDataVariableType), ua.ObjectIds.HasTypeDefinition)
-    ident = await _child(current, "Id")
-    if ident is None:
-        ident = await current.add_property(_beside(current, "Id"), ua.QualifiedName("Id", 0), ua.NodeId())
-    return StateVariable(current, ident)
+        await nodes.add(machine.session, nodes.state_items(machine.nodeid))
+        return _state_of(machine, machine.nodeid)
+    if await child(current, "Id") is None:
+        await nodes.add(machine.session, nodes.state_items(machine.nodeid)[1:])
+    return _state_of(machine, machine.nodeid)
 
 
-async def _child(node: Node, name: str) -> Node | None:
+async def child(node: Node, name: str) -> Node | None:
     try:
         return await node.get_child([ua.QualifiedName(name, 0)])
     except ua.UaStatusCodeError:
         return None
-
-
-def _beside(parent: Node, name: str) -> ua.NodeId:
-    """A child's node id as asyncua's instantiation makes them: ``<parent's string id>.<name>``."""
-    return ua.NodeId(f"{parent.nodeid.Identifier}.{name}", parent.nodeid.NamespaceIndex)
-
-
-async def running_state_machine(machine: Node, lads_ns: int) -> StateVariable:
-    """The optional RunningStateMachine of a FunctionalUnitState, made here (asyncua leaves it out)."""
-    name = ua.QualifiedName("RunningStateMachine", lads_ns)
-    machine_type = Node(machine.session, ua.NodeId(RUNNING_STATE_MACHINE_TYPE, lads_ns))
-    made = await instantiate(
-        machine,
-        machine_type,
-        nodeid=_beside(machine, name.Name),
-        bname=name,
-        dname=ua.LocalizedText(name.Name),
-        instantiate_optional=False,
-    )
-    sub = made[0]
-    return await state_variable(sub)
 
 
 @dataclass(frozen=True)
@@ -125,9 +92,25 @@ class UnitState:
 
 
 async def unit_state(unit: Node, lads_ns: int) -> UnitState:
-    """The state machines of a chip's functional unit, completed where asyncua left parts out."""
-    machine = await unit.get_child([ua.QualifiedName("FunctionalUnitState", lads_ns)])
-    return UnitState(await state_variable(machine), await running_state_machine(machine, lads_ns))
+    """A chip's FunctionalUnitState completed where asyncua's instantiation left parts out: its
+    CurrentState and Id, and the optional RunningStateMachine with its own (one AddNodes call)."""
+    machine = (await unit.get_child([ua.QualifiedName("FunctionalUnitState", lads_ns)])).nodeid
+    running = nodes.child_id(machine, "RunningStateMachine")
+    name = ua.QualifiedName("RunningStateMachine", lads_ns)
+    await nodes.add(
+        unit.session,
+        [
+            *nodes.state_items(machine),
+            nodes.object_item(machine, running, name, ua.NodeId(RUNNING_STATE_MACHINE_TYPE, lads_ns)),
+            *nodes.state_items(running),
+        ],
+    )
+    return UnitState(_state_of(unit, machine), _state_of(unit, running))
+
+
+def _state_of(any_node: Node, machine: ua.NodeId) -> StateVariable:
+    current = nodes.child_id(machine, "CurrentState")
+    return StateVariable(Node(any_node.session, current), Node(any_node.session, nodes.child_id(current, "Id")))
 
 
 async def device_state(device: Node, lads_ns: int) -> StateVariable:
