@@ -120,6 +120,48 @@ async def refresh(client):
         event.pop("event_id")
     return {"events": seen.events}
 
+class States:  # the latest value of each subscribed node, by node id
+    def __init__(self):
+        self.latest = {}
+    def datachange_notification(self, node, value, data):
+        self.latest[node.nodeid.to_string()] = data.monitored_item.Value
+
+async def states(client, ns):
+    # On each line of stdin (the state the test just stored, as JSON [top, sub]) wait until the chip's
+    # LADS state machines show it; answer the state texts, their Ids' browse names, the sub-state's status.
+    base = "rig/bench-1/chip/liver-1.FunctionalUnitState"
+    ids = [f"{base}.CurrentState", f"{base}.CurrentState.Id",
+           f"{base}.RunningStateMachine.CurrentState", f"{base}.RunningStateMachine.CurrentState.Id"]
+    nodes = [client.get_node(ua.NodeId(i, ns)) for i in ids]
+    seen = States()
+    subscription = await client.create_subscription(50, seen)
+    await subscription.subscribe_data_change(nodes)
+    device = client.get_node(ua.NodeId("rig/bench-1.DeviceState.CurrentState", ns))
+    device_id = await (await device.get_child(["0:Id"])).read_value()
+    out = {"device": [(await device.read_value()).Text, (await client.get_node(device_id).read_browse_name()).Name],
+           "states": []}
+    async def shown():
+        values = [seen.latest.get(n.nodeid.to_string()) for n in nodes]
+        if None in values:
+            return None
+        top, top_id, sub, sub_id = values
+        async def name(v):
+            return (await client.get_node(v.Value.Value).read_browse_name()).Name if v.StatusCode.is_good() else None
+        return [top.Value.Value.Text, await name(top_id), sub.Value.Value.Text if sub.StatusCode.is_good() else None,
+                await name(sub_id), sub.StatusCode.name]
+    print("subscribed", flush=True)
+    for line in sys.stdin:
+        want = json.loads(line)
+        got = None
+        for _ in range(600):  # 60 s: the endpoint polls every 0.5 s on a busy machine
+            got = await shown()
+            if got and got[0] == want[0] and got[2] == want[1]:
+                break
+            await asyncio.sleep(0.1)
+        out["states"].append(got)
+        print("seen", flush=True)
+    return out
+
 async def main():
     client = Client(url, timeout=30)
     if user != "-":
@@ -183,6 +225,8 @@ async def main():
             out["values"], out["events"] = seen.values, seen.events
         elif action == "alarm":  # see an alarm condition, try to acknowledge it anonymously, then as `user`
             out = await alarm(client, url, ns, rig)
+        elif action == "states":  # the LADS state machines follow the run state the test stores
+            out = await states(client, ns)
         elif action == "refresh":  # the open alarms by ConditionRefresh, then their acknowledgement
             out = await refresh(client)
         else:  # call: the methods named in `action`, e.g. "Pause,Abort"
@@ -637,3 +681,79 @@ def test_a_channel_added_while_the_endpoint_serves_appears_with_its_reading(lab)
             break
     assert read.returncode == 0, read.stderr[-2000:]
     assert float(read.stdout.strip()) == 7.25
+
+
+def _set_run_state(lab: Lab, state: str) -> None:
+    engine = make_engine(lab.url)
+    with session(engine) as s:
+        s.get(ProtocolRun, lab.run_id).state = state
+        s.commit()
+    engine.dispose()
+
+
+def test_the_chips_lads_state_machine_follows_the_run_through_pause_park_done_and_abort(lab):
+    process = subprocess.Popen(
+        [sys.executable, str(lab.client), lab.endpoint, "-", "-", "states"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    steps = [
+        ("running", ["Running", "Execute"]),
+        ("paused", ["Running", "Held"]),
+        ("parked", ["Running", "Suspended"]),
+        ("running", ["Running", "Execute"]),
+        ("done", ["Stopped", None]),
+        ("aborted", ["Aborted", None]),
+        ("failed", ["Aborted", None]),
+    ]
+    try:
+        assert process.stdout and process.stdin
+        assert process.stdout.readline().strip() == "subscribed", process.stderr.read() if process.stderr else ""
+        for state, want in steps:
+            _set_run_state(lab, state)
+            process.stdin.write(json.dumps(want) + "\n")
+            process.stdin.flush()
+            assert process.stdout.readline().strip() == "seen"
+        out, err = process.communicate(timeout=WAIT_S)
+    finally:
+        _set_run_state(lab, "running")  # other tests steer this run
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    seen = json.loads(out.strip().splitlines()[-1])
+    assert seen["device"] == ["Operate", "Operate"], err[-2000:]
+    inactive = [None, None, "BadStateNotActive"]
+    assert seen["states"] == [
+        ["Running", "Running", "Execute", "Execute", "Good"],
+        ["Running", "Running", "Held", "Held", "Good"],
+        ["Running", "Running", "Suspended", "Suspended", "Good"],
+        ["Running", "Running", "Execute", "Execute", "Good"],
+        ["Stopped", "Stopped", *inactive],
+        ["Aborted", "Aborted", *inactive],
+        ["Aborted", "Aborted", *inactive],
+    ], err[-2000:]
+
+
+def test_a_channel_is_a_lads_sensor_function_whose_sensor_value_uaread_reads_with_its_unit(lab):
+    sensor = "ns=2;s=rig/bench-1/sensor/liver-1/oxygen"
+    channel, value = (
+        subprocess.run(
+            [str(BIN / "uaread"), "-u", lab.endpoint, "-n", node], capture_output=True, text=True, timeout=WAIT_S
+        )
+        for node in ("ns=2;s=rig/bench-1/channel/liver-1/oxygen", f"{sensor}.SensorValue")
+    )
+    assert channel.returncode == 0 and value.returncode == 0, value.stderr[-2000:]
+    # the channel's newest reading (18.5 from the fill, 17.25 once the subscriber test has written one)
+    assert float(value.stdout.strip()) == float(channel.stdout.strip()) in (18.5, 17.25)
+    unit = subprocess.run(
+        [str(BIN / "uaread"), "-u", lab.endpoint, "-n", f"{sensor}.SensorValue.EngineeringUnits"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
+    assert unit.returncode == 0, unit.stderr[-2000:]
+    assert "'%'" in unit.stdout and "cefact" in unit.stdout  # EUInformation: symbol % and the UNECE namespace
+    listed = _uals(lab, "ns=2;s=rig/bench-1/chip/liver-1.FunctionSet")
+    assert "liver-1/oxygen" in listed and "liver-1/teer" in listed and "liver-2" not in listed

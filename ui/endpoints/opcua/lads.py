@@ -34,6 +34,8 @@ class Lads:
     functional_unit_type: ua.NodeId  # LADS FunctionalUnitType
     device_set: ua.NodeId  # DI DeviceSet, where LADS clients look for devices
     functional_unit_set: ua.QualifiedName  # the device's FunctionalUnitSet component
+    namespace: int  # the LADS model's namespace index on this server
+    di_namespace: int  # DI's
 
 
 def server_xml(name: str) -> str:
@@ -67,4 +69,6 @@ async def load(server: Server) -> Lads:
         ua.NodeId(_FUNCTIONAL_UNIT_TYPE, lads),
         ua.NodeId(_DEVICE_SET, di),
         ua.QualifiedName("FunctionalUnitSet", lads),
+        lads,
+        di,
     )

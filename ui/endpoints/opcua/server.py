@@ -3,7 +3,10 @@
     Objects/Devices/<rig>                      a rig: LADSDeviceType, also in DI's DeviceSet (lads.py)
         RunId, RunState, CurrentStep           the rig's newest run
         Pause(), Resume(), Abort() -> RequestId   write the panel's run request (access.may_steer)
+        DeviceState/CurrentState               LADS device state: Operate (states.py)
         FunctionalUnitSet/<chip>               a chip: LADS FunctionalUnitType (FunctionalUnits/ organizes it too)
+            FunctionalUnitState/CurrentState   the run state as LADS's (states.py), and its RunningStateMachine
+            FunctionSet/<channel>              LADS AnalogScalarSensorFunction; SensorValue = the channel (sensors.py)
             <channel>                          Double, EngineeringUnits (EUInformation), quality as StatusCode
         Channels/<channel>                     channels that belong to no chip
     Objects/Alarms/alarm <id>                  an open alarm as an AlarmConditionType condition (alarms.py)
@@ -28,7 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from store.ingest import Quality
 from store.states import FINAL_RUN_STATES
-from ui.endpoints.opcua import lads, snapshot
+from ui.endpoints.opcua import lads, sensors, snapshot, states
 from ui.endpoints.opcua.access import (
     CALLER,
     Anonymous,
@@ -73,7 +76,10 @@ class _Rig:
     current_step: Node
     units: Node  # the FunctionalUnits folder (organizes the chips too)
     unit_set: Node  # LADS FunctionalUnitSet
+    device_state: states.StateVariable  # LADS DeviceState
     chips: dict[int, Node] = field(default_factory=dict)
+    chip_states: dict[int, states.UnitState] = field(default_factory=dict)  # their FunctionalUnitState
+    function_sets: dict[int, Node] = field(default_factory=dict)  # their LADS FunctionSet
     shown: snapshot.RunView | None = None
 
 
@@ -119,6 +125,7 @@ class Endpoint:
         self.ns = 0
         self._rigs: dict[int, _Rig] = {}
         self._channels: dict[int, Node] = {}
+        self._sensor_values: dict[int, Node] = {}  # a chip's channel's LADS SensorValue
         self._shown_t: dict[int, float | None] = {}
         self._last_alarm_id = 0
         self._mark: tuple[int, ...] = ()
@@ -179,7 +186,8 @@ class Endpoint:
             )
         units = await node.add_folder(self._id(f"{base}/FunctionalUnits"), self._name("FunctionalUnits"))
         unit_set = await node.get_child([self.lads.functional_unit_set])
-        return _Rig(node, run_id, state, step, units, unit_set)
+        device_state = await states.device_state(node, self.lads.namespace)
+        return _Rig(node, run_id, state, step, units, unit_set, device_state)
 
     def _rig_node(self, rig_id: int | None) -> ua.NodeId | None:
         shown = self._rigs.get(rig_id) if rig_id is not None else None
@@ -198,15 +206,27 @@ class Endpoint:
                 )
                 await shown.units.add_reference(unit.nodeid, ua.ObjectIds.Organizes)
                 shown.chips[channel.chip_id] = unit
+                shown.chip_states[channel.chip_id] = await states.unit_state(unit, self.lads.namespace)
+                await shown.chip_states[channel.chip_id].show((shown.shown or snapshot.IDLE).state, self.lads.namespace)
+                shown.function_sets[channel.chip_id] = await sensors.function_set(unit, self.lads)
             parent = shown.chips[channel.chip_id]
         base = f"rig/{rig.name}/channel/{channel.name}"
         node = await parent.add_variable(self._id(base), self._name(channel.name), 0.0, ua.VariantType.Double)
+        eu = eu_information(channel.unit)
         await node.add_property(
             self._id(f"{base}/EngineeringUnits"),
             ua.QualifiedName("EngineeringUnits", 0),
-            ua.Variant(eu_information(channel.unit), ua.VariantType.ExtensionObject),
+            ua.Variant(eu, ua.VariantType.ExtensionObject),
             datatype=ua.NodeId(ua.ObjectIds.EUInformation),
         )
+        if channel.chip_id is not None:
+            self._sensor_values[channel.id] = await sensors.sensor_value(
+                shown.function_sets[channel.chip_id],
+                self._id(f"rig/{rig.name}/sensor/{channel.name}"),
+                channel.name,
+                eu,
+                self.lads,
+            )
         await node.add_property(self._id(f"{base}/Quantity"), self._name("Quantity"), channel.quantity)
         self._channels[channel.id] = node
         self._shown_t[channel.id] = -1.0  # nothing shown yet: the first poll writes it
@@ -259,6 +279,8 @@ class Endpoint:
             ServerTimestamp=now,
         )
         await self.server.write_attribute_value(self._channels[value.channel_id].nodeid, data)
+        if value.channel_id in self._sensor_values:
+            await self.server.write_attribute_value(self._sensor_values[value.channel_id].nodeid, data)
 
     async def _show_run(self, rig: _Rig, run: snapshot.RunView) -> None:
         if rig.shown == run:
@@ -267,6 +289,8 @@ class Endpoint:
         await rig.run_id.write_value(ua.Variant(-1 if run.run_id is None else run.run_id, ua.VariantType.Int64))
         await rig.run_state.write_value(run.state)
         await rig.current_step.write_value(run.current_step)
+        for unit_state in rig.chip_states.values():
+            await unit_state.show(run.state, self.lads.namespace)
 
     # -- methods -------------------------------------------------------------------------
     def _method(self, rig_id: int, kind: str):
