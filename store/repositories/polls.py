@@ -30,6 +30,7 @@ from typing import Any, Iterable, NamedTuple
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 from sqlmodel import col
 
+from store.audit import _snapshot as snapshot
 from store.repositories import runs
 from store.repositories.reading import new_id
 from store.repositories.reading import read as _read
@@ -163,7 +164,18 @@ def ledger(
     source: Engine | Connection, run_id: int, from_utc_s: float | None = None, to_utc_s: float | None = None
 ) -> RunLedger:
     """Every polled channel's slots due in [from_utc_s, to_utc_s) of the run's clock (all of the run by
-    default; without ``to_utc_s`` the newest session counts up to its last accounted slot)."""
+    default; without ``to_utc_s`` the newest session counts up to its last accounted slot).
+
+    On an engine, every query reads one snapshot: a live runner commits a batch of readings with the
+    gaps before them, and a gap read before that commit with a reading read after it would count the
+    gap's slots lost (issue #13). On a connection, the caller's transaction is the snapshot."""
+    if isinstance(source, Engine):
+        with snapshot(source) as connection:
+            return _ledger(connection, run_id, from_utc_s, to_utc_s)
+    return _ledger(source, run_id, from_utc_s, to_utc_s)
+
+
+def _ledger(source: Connection, run_id: int, from_utc_s: float | None, to_utc_s: float | None) -> RunLedger:
     sessions = _read(
         source,
         select(PollSession)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, delete
+from sqlalchemy import Engine, delete, event
 
 from store.ingest import ReadingIn, ingest_readings
 from store.repositories import polls, runs
@@ -159,3 +159,32 @@ def test_a_slot_due_before_the_runs_end_and_read_after_it_is_stored(engine, chan
     # a window ending during slot 3 counts it, with its reading, the same way
     window = polls.ledger(engine, run_id, 1000.0, 1036.0).channels["o2"]
     assert (window.expected, window.stored, window.lost) == (4, 4, 0)
+
+
+def test_a_batch_committed_while_the_ledger_reads_is_seen_whole_or_not_at_all(engine, channels, run_id):
+    """Issue #13: `rig status` on a live run counted 28 slots lost. The runner commits a batch of readings
+    with the gaps before them; a ledger that read the gaps before that commit and the readings after it
+    counted the gaps' slots lost. Here the batch commits between those reads: one snapshot sees none of it."""
+    o2 = channels["o2"]
+    sid = _session(engine, run_id, 1000.0, {o2: 1000.0})
+    _read(engine, o2, 1000.0, [0, 1, 2, 3, 4])
+    committed = []
+
+    def commit_a_batch(_conn, _cursor, statement: str, *_args) -> None:
+        if committed or "max(reading.t_utc_s)" not in statement.lower():
+            return
+        committed.append(True)  # before the writes: their own statements pass through here too
+        # slots 5 and 6 skipped, slot 7 read: the gap commits with the reading after it, as StoreSink does
+        batch = [ReadingIn(o2, 1000.0 + 7 * PERIOD_S + 3.7, 27.0)]
+        gap = polls.GapRow(o2, 5, 2, "late")
+        ingest_readings(engine, batch, with_first_batch=lambda c: polls.add_gaps(c, sid, [gap]))
+
+    event.listen(engine, "before_cursor_execute", commit_a_batch)
+    try:
+        during = polls.ledger(engine, run_id).channels["o2"]
+    finally:
+        event.remove(engine, "before_cursor_execute", commit_a_batch)
+    assert committed, "the ledger never read the channel's last reading"
+    assert (during.expected, during.stored, during.skipped, during.lost) == (5, 5, 0, 0)
+    after = polls.ledger(engine, run_id).channels["o2"]
+    assert (after.expected, after.stored, after.skipped, after.lost) == (8, 6, 2, 0)
