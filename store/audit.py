@@ -264,7 +264,7 @@ def verify_audit(engine: Engine) -> AuditReport:
     """The chain from the start, the head against its anchors, every regulated row against its seal."""
     path = anchor_path(engine.url)
     anchors, problems = _anchors(path) if path.exists() else ([], [])
-    with _snapshot(engine) as connection:
+    with read_snapshot(engine) as connection:
         walk = _walk_chain(connection, {a.seq: a for a in anchors})
         row_problems, rows = _row_problems(connection, walk.seals)
     problems += _anchor_problems(walk, anchors)
@@ -282,7 +282,7 @@ def verify_audit(engine: Engine) -> AuditReport:
 
 
 @contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
     """One read snapshot for the chain and the rows: a row and its seal committed while verification
     runs are either both seen or neither (else the row would look unsealed)."""
     with engine.connect() as connection:

@@ -30,7 +30,7 @@ from typing import Any, Iterable, NamedTuple
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 from sqlmodel import col
 
-from store.audit import _snapshot as snapshot
+from store.audit import read_snapshot as snapshot
 from store.repositories import runs
 from store.repositories.reading import new_id
 from store.repositories.reading import read as _read
