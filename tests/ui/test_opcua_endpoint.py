@@ -342,6 +342,17 @@ def _client(lab: Lab, user: str, password: str, action: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _client_process(lab: Lab, user: str, password: str, action: str) -> subprocess.Popen:
+    """The client in its own process, talking over its pipes (subscriptions: it prints, then waits for input)."""
+    return subprocess.Popen(
+        [sys.executable, str(lab.client), lab.endpoint, user, password, action],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_a_client_browses_devices_chips_and_channels_and_reads_a_value_with_its_unit(lab):
     seen = _client(lab, "sam", PASSWORDS["sam"], "browse")
     assert seen["rigs"] == ["bench-1"]
@@ -359,13 +370,7 @@ def test_a_client_browses_devices_chips_and_channels_and_reads_a_value_with_its_
 
 
 def test_a_subscriber_sees_a_new_reading_and_an_alarm_event(lab):
-    process = subprocess.Popen(
-        [sys.executable, str(lab.client), lab.endpoint, "sam", PASSWORDS["sam"], "subscribe"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _client_process(lab, "sam", PASSWORDS["sam"], "subscribe")
     try:
         assert process.stdout and process.stdin
         assert process.stdout.readline().strip() == "subscribed"
@@ -486,13 +491,7 @@ def test_a_bad_option_is_one_line_and_exit_2(tmp_path, options, names):
 
 @pytest.mark.parametrize("user", ["tina", "sam"])
 def test_an_alarm_condition_is_acknowledged_over_opcua_and_audited_like_the_panel(lab, user):
-    process = subprocess.Popen(
-        [sys.executable, str(lab.client), lab.endpoint, user, PASSWORDS[user], "alarm"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _client_process(lab, user, PASSWORDS[user], "alarm")
     try:
         assert process.stdout and process.stdin
         assert process.stdout.readline().strip() == "subscribed"
@@ -566,13 +565,7 @@ def test_an_open_alarm_shows_on_condition_refresh_and_its_panel_acknowledgement_
     deadline = time.monotonic() + WAIT_S
     while f"alarm {alarm_id}" not in _uals(lab, "ns=2;s=Alarms"):  # raised before the client subscribes
         assert time.monotonic() < deadline, "the endpoint never showed the alarm as a condition"
-    process = subprocess.Popen(
-        [sys.executable, str(lab.client), lab.endpoint, "sam", PASSWORDS["sam"], "refresh"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _client_process(lab, "sam", PASSWORDS["sam"], "refresh")
     try:
         assert process.stdout and process.stdin
         assert process.stdout.readline().strip() == "subscribed"
@@ -692,13 +685,7 @@ def _set_run_state(lab: Lab, state: str) -> None:
 
 
 def test_the_chips_lads_state_machine_follows_the_run_through_pause_park_done_and_abort(lab):
-    process = subprocess.Popen(
-        [sys.executable, str(lab.client), lab.endpoint, "-", "-", "states"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _client_process(lab, "-", "-", "states")
     steps = [
         ("running", ["Running", "Execute"]),
         ("paused", ["Running", "Held"]),
