@@ -20,9 +20,10 @@ import numpy as np
 from scipy.optimize import minimize
 
 from calibration.errors import FitFailedError, NoObservationsError, UnidentifiableError
+from calibration.estimate.covariance_step import HANDOVER_DECREMENT, scoring_with_information
 from calibration.estimate.error_models import ErrorModel, Residuals, minus2ll_terms
 from calibration.estimate.multistart import best_of_starts
-from calibration.estimate.scoring import HANDOVER_DECREMENT, fisher_scoring, scoring_with_information
+from calibration.estimate.scoring import fisher_scoring
 from calibration.io.record import FitRecord
 from calibration.uncertainty.information import from_hessian, natural_scale, numerical_hessian
 

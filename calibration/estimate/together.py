@@ -15,8 +15,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from calibration.errors import FitFailedError
+from calibration.estimate.covariance_step import HANDOVER_DECREMENT, scoring_with_information
 from calibration.estimate.individual import IndividualProblem, _Outcome, _record, start_points
-from calibration.estimate.scoring import HANDOVER_DECREMENT, fisher_scoring_many, scoring_with_information
+from calibration.estimate.scoring import fisher_scoring_many
 from calibration.io.record import FitRecord
 
 

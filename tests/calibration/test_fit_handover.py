@@ -10,16 +10,9 @@ import pytest
 
 import calibration.estimate.chip_jacobian as chip_jacobian
 from calibration.design.insilico import Experiment, lab_rows, write_lab_dataset
+from calibration.estimate.covariance_step import FINISHED_DECREMENT, observed_information, scoring_with_information
 from calibration.estimate.lab_fit import fit_lab
-from calibration.estimate.scoring import (
-    FINISHED_DECREMENT,
-    ScoringResult,
-    derivatives,
-    fisher_scoring,
-    objective_from,
-    observed_information,
-    scoring_with_information,
-)
+from calibration.estimate.scoring import ScoringResult, derivatives, fisher_scoring, objective_from
 from calibration.uncertainty import profile as profiles
 
 TRUTH = {"ps": 0.5, "vmax": 2.0, "km": 10.0, "kon": 0.05, "koff": 0.02}
